@@ -1,0 +1,43 @@
+"""polyop: polyhedral loop optimization in Python.
+
+Write a loop nest once as plain Python, get an exact polyhedral model of it
+(isl iteration domains and access relations), and compile it through isl's AST
+generator and LLVM to fast CPU code.
+
+Example::
+
+    import numpy as np
+    import polyop
+
+    @polyop.kernel
+    def axpy(n: int, a: "f64", x: "f64[n]", y: "f64[n]"):
+        for i in range(n):
+            y[i] += a * x[i]
+
+    x, y = np.ones(8), np.zeros(8)
+    axpy(8, 2.0, x, y)          # y == 2.0 everywhere
+    print(axpy.program)         # domains and access relations in isl notation
+    print(polyop.lower(axpy))   # the generated loop nest, C-like
+
+Glossary (isl's vocabulary, used throughout):
+
+- *iteration domain*: the set of integer points (statement instances) a
+  statement executes, e.g. ``[N] -> { S0[i, j] : 0 <= i < N and 0 <= j < i }``;
+- *access relation*: a map from statement instances to the array elements they
+  read or write, e.g. ``{ S0[i, j] -> A[i, j + 1] }``;
+- *dependence*: a pair of instances touching the same element, at least one
+  writing: RAW (flow), WAR (anti), WAW (output);
+- *schedule tree*: isl's tree of domain, band (loops), sequence and filter nodes
+  giving the execution order; a *band* member is *coincident* when it carries
+  no dependence.
+"""
+
+from .errors import ArgumentError, BoundsError, FrontendError, PolyopError
+from .kernel import Kernel, kernel
+from .types import f32, f64, i32, i64
+
+__all__ = [
+    "ArgumentError", "BoundsError", "FrontendError", "PolyopError",
+    "Kernel", "kernel", "f32", "f64", "i32", "i64",
+]
+__version__ = "0.1.0"

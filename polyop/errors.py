@@ -1,0 +1,31 @@
+"""User-facing errors. Internal invariants use ``assert``; these are for bad input."""
+
+from __future__ import annotations
+
+
+class PolyopError(Exception):
+    """Base class of every error polyop raises for bad input."""
+
+
+class FrontendError(PolyopError):
+    """Source code outside the kernel language; the message names file, line, column."""
+
+    def __init__(self, msg: str, filename: str = "<unknown>", line: int = 0, col: int = 0):
+        self.filename, self.line, self.col, self.reason = filename, line, col, msg
+        super().__init__(f"{filename}:{line}:{col}: line {line}: {msg}")
+
+
+class BoundsError(PolyopError):
+    """An access that can leave its array's shape, found at compile time."""
+
+    def __init__(self, msg: str, stmt: str, array: str, instance: str):
+        self.stmt, self.array, self.instance = stmt, array, instance
+        super().__init__(msg)
+
+
+class ArgumentError(PolyopError, TypeError):
+    """A call argument that does not match the kernel's signature."""
+
+    def __init__(self, msg: str, argument: str):
+        self.argument = argument
+        super().__init__(msg)

@@ -1,0 +1,227 @@
+"""The small IR shared by statement bodies and generated loop nests.
+
+Expressions (all carry a ``dtype``):
+
+- ``Const``: a numeric literal;
+- ``Var``: a loop iterator, a size parameter or a scalar argument;
+- ``Load``: an array element read, ``A[i, j]`` (0-d temporaries have ``index=()``);
+- ``Bin``: arithmetic ``add sub mul div fdiv mod min max pow`` (``div`` is true
+  division, ``fdiv``/``mod`` floor like Python's ``//`` and ``%``);
+- ``Cmp`` / ``Logic`` / ``Not``: comparisons and boolean connectives (dtype ``bool``);
+- ``Neg``, ``Call`` (``sqrt exp log sin cos tanh abs``), ``Select`` (``a if c else b``),
+  ``Cast``.
+
+Loop-nest statements:
+
+- ``Store``: ``A[index] = value``;
+- ``For``: ``for (var = start; var < stop; var += step)``; ``kind`` is
+  ``serial``, ``parallel``, ``vector`` or ``unrolled``;
+- ``If``, ``Block``.
+
+A ``Function`` is a whole lowered kernel: its parameters, its 0-d temporaries
+and the body. All nodes are immutable; passes build new trees.
+
+Example::
+
+    >>> from polyop.ir import Var, Const, Bin, Load, Store
+    >>> from polyop.types import f64, i64
+    >>> i = Var("i", i64)
+    >>> Store("A", (i,), Bin("add", Load("A", (i,), f64), Const(1.0, f64), f64))
+    Store(array='A', index=(Var(name='i', dtype=i64),), value=...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Union
+
+from .types import INDEX, DType
+
+BOOL = DType("bool")
+
+ARITH_OPS = ("add", "sub", "mul", "div", "fdiv", "mod", "min", "max", "pow")
+CMP_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
+MATH_FUNCS = ("sqrt", "exp", "log", "sin", "cos", "tanh", "abs")
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int | float
+    dtype: DType = INDEX
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    dtype: DType = INDEX
+
+
+@dataclass(frozen=True)
+class Load:
+    array: str
+    index: tuple[Expr, ...]
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Bin:
+    op: str
+    a: Expr
+    b: Expr
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Cmp:
+    op: str
+    a: Expr
+    b: Expr
+    dtype: DType = BOOL
+
+
+@dataclass(frozen=True)
+class Logic:
+    op: str  # "and" | "or"
+    a: Expr
+    b: Expr
+    dtype: DType = BOOL
+
+
+@dataclass(frozen=True)
+class Not:
+    a: Expr
+    dtype: DType = BOOL
+
+
+@dataclass(frozen=True)
+class Neg:
+    a: Expr
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    args: tuple[Expr, ...]
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Select:
+    cond: Expr
+    a: Expr
+    b: Expr
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Cast:
+    a: Expr
+    dtype: DType
+
+
+Expr = Union[Const, Var, Load, Bin, Cmp, Logic, Not, Neg, Call, Select, Cast]
+
+
+@dataclass(frozen=True)
+class Store:
+    array: str
+    index: tuple[Expr, ...]
+    value: Expr
+
+
+@dataclass(frozen=True)
+class For:
+    var: str
+    start: Expr
+    stop: Expr
+    step: int
+    body: Stmt
+    kind: str = "serial"
+
+
+@dataclass(frozen=True)
+class If:
+    cond: Expr
+    then: Stmt
+    else_: Stmt | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    stmts: tuple[Stmt, ...]
+
+
+Stmt = Union[Store, For, If, Block]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A kernel parameter: ``kind`` is ``size``, ``scalar`` or ``array``.
+
+    For arrays, ``shape`` holds one expression per dimension over the size
+    parameters; element ``A[i, j]`` lives at ``i * shape[1] + j`` (row major).
+    """
+
+    name: str
+    kind: str
+    dtype: DType
+    shape: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    params: tuple[Param, ...]
+    temps: tuple[tuple[str, DType], ...]
+    body: Stmt
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+# -- generic traversal --------------------------------------------------------
+
+_NODE_TYPES = (Const, Var, Load, Bin, Cmp, Logic, Not, Neg, Call, Select, Cast,
+               Store, For, If, Block)
+
+
+def map_children(node, fn: Callable):
+    """Return ``node`` with ``fn`` applied to each direct child node (identity
+    preserved when nothing changed, so unchanged subtrees stay shared)."""
+    changes = {}
+    for f in fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, _NODE_TYPES):
+            nv = fn(v)
+        elif isinstance(v, tuple) and v and isinstance(v[0], _NODE_TYPES):
+            nv = tuple(fn(x) for x in v)
+            if all(a is b for a, b in zip(nv, v)):
+                nv = v
+        else:
+            continue
+        if nv is not v:
+            changes[f.name] = nv
+    return replace(node, **changes) if changes else node
+
+
+def substitute(node, env: dict[str, Expr]):
+    """Replace every ``Var`` whose name is in ``env`` by its expression."""
+
+    def go(n):
+        if isinstance(n, Var):
+            return env.get(n.name, n)
+        return map_children(n, go)
+
+    return go(node)
+
+
+def walk(node):
+    """Yield ``node`` and every node below it (pre-order)."""
+    yield node
+    for f in fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, _NODE_TYPES):
+            yield from walk(v)
+        elif isinstance(v, tuple):
+            for x in v:
+                if isinstance(x, _NODE_TYPES):
+                    yield from walk(x)
