@@ -1,0 +1,349 @@
+"""Python loop nest → ``Program``: statements with exact isl domains and accesses.
+
+The parser walks the function body once, keeping the *context*: the loop
+iterators in scope and an ``isl.Set`` over them that holds every loop bound
+and ``if`` condition met on the way down. Each assignment becomes a statement
+``S<k>`` whose iteration domain is that context; its subscripts become access
+relations. The nesting (loops and statements in textual order) is kept as a
+small tree from which ``schedule.textual_schedule`` builds the isl schedule tree.
+
+Example::
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def k(n: int, A: "f64[n]"):
+    ...     for i in range(1, n, 2):
+    ...         A[i] = A[i - 1]
+    >>> print(k.program.statements[0].domain)
+    [n] -> { S0[i] : (-1 + i) mod 2 = 0 and 0 < i < n }
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import textwrap
+from dataclasses import dataclass, field
+from typing import Callable
+
+import islpy as isl
+
+from .. import ir
+from ..errors import FrontendError
+from ..program import Access, Argument, Array, Program, Statement
+from ..types import INDEX, ArrayType, DType, SizeType, parse_annotation
+from .affine import AffineConverter
+from .exprs import ExprConverter
+
+
+@dataclass
+class LoopNode:
+    """A loop of the textual nest: iterator, depth and what it encloses."""
+
+    var: str
+    depth: int
+    children: list = field(default_factory=list)
+
+
+_AUG = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+
+
+class KernelParser:
+    """Parse one decorated function; ``parse()`` returns its ``Program``."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.filename = inspect.getsourcefile(fn) or "<unknown>"
+        try:
+            lines, first = inspect.getsourcelines(fn)
+        except (OSError, TypeError):
+            raise FrontendError(f"the source of {fn.__name__} is not available: define "
+                                "kernels in a file or a notebook cell",
+                                self.filename) from None
+        self.source = textwrap.dedent("".join(lines))
+        self.line_offset = first - 1
+        mod = ast.parse(self.source)
+        self.tree = next(n for n in mod.body
+                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        self.globals = fn.__globals__
+        self.arrays: dict[str, Array] = {}
+        self.values: dict[str, ir.Expr] = {}
+        self.statements: list[Statement] = []
+
+    # -- errors and name resolution ----------------------------------------------------
+    def error(self, node: ast.AST, msg: str) -> FrontendError:
+        line = getattr(node, "lineno", 1) + self.line_offset
+        return FrontendError(msg, self.filename, line, getattr(node, "col_offset", 0) + 1)
+
+    def resolve(self, node: ast.AST) -> object:
+        """The Python object a function expression names (``math.sqrt``, ``min``)."""
+        if isinstance(node, ast.Name):
+            if node.id in self.values or node.id in self.arrays:
+                return None
+            if node.id in self.globals:
+                return self.globals[node.id]
+            return getattr(builtins, node.id, None)
+        if isinstance(node, ast.Attribute):
+            base = self.resolve(node.value)
+            return getattr(base, node.attr, None) if base is not None else None
+        return None
+
+    # -- signature ---------------------------------------------------------------------------
+    def _signature(self) -> tuple[list[str], list[Argument]]:
+        a = self.tree.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+            raise self.error(self.tree, "kernel arguments must be plain positional arguments")
+        params, args, arrays = [], [], []
+        for arg in a.args:
+            t = self._annotation(arg)
+            if isinstance(t, SizeType):
+                params.append(arg.arg)
+                args.append(Argument(arg.arg, "size", ir.Var(arg.arg).dtype))
+                self.values[arg.arg] = ir.Var(arg.arg)
+            elif isinstance(t, DType):
+                args.append(Argument(arg.arg, "scalar", t))
+                self.values[arg.arg] = ir.Var(arg.arg, t)
+            else:
+                args.append(Argument(arg.arg, "array", t.dtype))
+                arrays.append((arg, t))
+        self.param_space = isl.Space.create_from_names(isl.DEFAULT_CONTEXT, set=[],
+                                                       params=params)
+        conv = AffineConverter(self.param_space, self.error, self.resolve)
+        ext = ExprConverter(self.values, {}, self.resolve, self.error)
+        for arg, t in arrays:
+            nodes = []
+            for s in t.shape:
+                try:
+                    nodes.append(ast.parse(s, mode="eval").body)
+                except SyntaxError:
+                    raise self.error(arg, f"array {arg.arg}: extent {s!r} is not an "
+                                          "expression") from None
+            for n in nodes:
+                ast.copy_location(n, arg)
+                for sub in ast.walk(n):
+                    ast.copy_location(sub, arg)
+            for s, n in zip(t.shape, nodes):
+                conv.pwaff(n)  # proves the extent affine in the size parameters
+            extents = tuple(ext.convert(n) for n in nodes)
+            self.arrays[arg.arg] = Array(arg.arg, t.dtype, t.shape, extents)
+        return params, args
+
+    def _annotation(self, arg: ast.arg) -> SizeType | DType | ArrayType:
+        ann = self.fn.__annotations__.get(arg.arg, inspect.Parameter.empty)
+        t = parse_annotation(ann)
+        if t is None and isinstance(ann, str):
+            try:
+                t = parse_annotation(eval(ann, self.globals))  # noqa: S307 - user's own annotation
+            except Exception:
+                t = None
+        if t is None:
+            raise self.error(arg, f"argument {arg.arg!r} needs an annotation: int (size), "
+                                  "\"f64\" (scalar) or \"f64[N, M]\" (array); got "
+                                  f"{ann if ann is not inspect.Parameter.empty else 'none'}")
+        return t
+
+    # -- body --------------------------------------------------------------------------------
+    def parse(self) -> Program:
+        from ..schedule.textual import textual_schedule
+
+        params, args = self._signature()
+        ctx = isl.Set.universe(self.param_space)
+        body = list(self.tree.body)
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]  # docstring
+        if body and isinstance(body[-1], ast.Return) and body[-1].value is None:
+            body = body[:-1]
+        nest = self._block(body, ctx, ())
+        context = self._context()
+        schedule = textual_schedule(nest, self.param_space)
+        prog = Program(self.tree.name, tuple(params), tuple(args), dict(self.arrays),
+                       tuple(self.statements), schedule, context, self.filename)
+        return prog
+
+    def _context(self) -> isl.Set:
+        """Parameter values for which every array extent is non-negative."""
+        conv = AffineConverter(self.param_space, self.error, self.resolve)
+        ctx = isl.Set.universe(self.param_space)
+        for a in self.arrays.values():
+            for s in a.shape:
+                pa = conv.pwaff(ast.parse(s, mode="eval").body)
+                ctx = ctx.intersect(pa.ge_set(conv.affs[0]))
+        return ctx.coalesce()
+
+    def _block(self, stmts: list[ast.stmt], ctx: isl.Set, iters: tuple[str, ...]) -> list:
+        items: list = []
+        for node in stmts:
+            if isinstance(node, ast.For):
+                items.append(self._for(node, ctx, iters))
+            elif isinstance(node, ast.If):
+                cond = AffineConverter(ctx.space, self._cond_error, self.resolve)
+                c = cond.condition(node.test)
+                items += self._block(node.body, ctx.intersect(c), iters)
+                if node.orelse:
+                    items += self._block(node.orelse, ctx.subtract(c), iters)
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                items.append(self._assign(node, ctx, iters))
+            elif isinstance(node, ast.Pass):
+                continue
+            else:
+                raise self.error(node, f"{_stmt_kind(node)} is not supported in a kernel "
+                                       "(only for-range loops, if/elif/else and assignments)")
+        return items
+
+    def _cond_error(self, node: ast.AST, msg: str) -> FrontendError:
+        return self.error(node, f"condition '{ast.unparse(node)}' is not affine ({msg}); "
+                                "only affine conditions on loop iterators and size parameters "
+                                "may guard statements (use 'a if cond else b' for data)")
+
+    def _for(self, node: ast.For, ctx: isl.Set, iters: tuple[str, ...]) -> LoopNode:
+        if node.orelse:
+            raise self.error(node, "for-else is not supported")
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node.target, "loop target must be a single name")
+        v = node.target.id
+        if v in iters or v in self.values or v in self.arrays:
+            raise self.error(node.target, f"loop iterator {v!r} shadows an enclosing loop, "
+                                          "argument or local scalar")
+        it = node.iter
+        if not (isinstance(it, ast.Call) and self.resolve(it.func) is builtins.range
+                and 1 <= len(it.args) <= 3 and not it.keywords):
+            raise self.error(it, f"loop over '{ast.unparse(it)}': only range(hi), "
+                                 "range(lo, hi) and range(lo, hi, step) are supported")
+        for sub in ast.walk(it):
+            if isinstance(sub, ast.Name) and sub.id == v:
+                raise self.error(sub, f"bound of loop {v} refers to {v} itself")
+        lo = it.args[0] if len(it.args) > 1 else ast.Constant(0)
+        hi = it.args[1] if len(it.args) > 1 else it.args[0]
+        step = 1
+        if len(it.args) == 3:
+            s = it.args[2]
+            if not (isinstance(s, ast.Constant) and type(s.value) is int and s.value > 0):
+                raise self.error(s, f"step of loop {v} must be a positive integer constant")
+            step = s.value
+        n = len(iters)
+        inner = ctx.add_dims(isl.dim_type.set, 1).set_dim_name(isl.dim_type.set, n, v)
+        conv = AffineConverter(inner.space, self._bound_error(v), self.resolve)
+        lo_pa, hi_pa = conv.pwaff(lo), conv.pwaff(hi)
+        var = conv.affs[v]
+        inner = inner.intersect(lo_pa.le_set(var)).intersect(var.lt_set(hi_pa))
+        if step > 1:
+            inner = inner.intersect((var - lo_pa).mod_val(isl.Val(step)).eq_set(conv.affs[0]))
+        loop = LoopNode(v, n)
+        self.values[v] = ir.Var(v)
+        try:
+            loop.children = self._block(node.body, inner.coalesce(), iters + (v,))
+        finally:
+            del self.values[v]
+        return loop
+
+    def _bound_error(self, v: str):
+        def make(node: ast.AST, msg: str) -> FrontendError:
+            return self.error(node, f"bound '{ast.unparse(node)}' of loop {v} is not affine "
+                                    f"({msg})")
+        return make
+
+    # -- statements ---------------------------------------------------------------------------
+    def _assign(self, node, ctx: isl.Set, iters: tuple[str, ...]) -> Statement:
+        if isinstance(node, ast.Assign):
+            if len(node.targets) != 1:
+                raise self.error(node, "chained assignment a = b = c is not supported")
+            target, value = node.targets[0], node.value
+        else:
+            target, value = node.target, node.value
+            if value is None:
+                raise self.error(node, "declaration without a value is not supported")
+        kinds = {k: (a.dtype, a.ndim) for k, a in self.arrays.items()}
+        conv = ExprConverter(self.values, kinds, self.resolve, self.error)
+        rhs = conv.convert(value)
+        if isinstance(target, ast.Subscript):
+            name, index_nodes = conv.subscript(target)
+            index = tuple(conv.convert(i) for i in index_nodes)
+        elif isinstance(target, ast.Name):
+            name, index_nodes, index = target.id, (), ()
+            if name in self.values:
+                raise self.error(target, f"cannot assign to {name!r}: it is a loop iterator "
+                                         "or a scalar argument (read-only)")
+            arr = self.arrays.get(name)
+            if arr is not None and arr.ndim:
+                raise self.error(target, f"assignment to array {name} needs a subscript")
+            if arr is None:
+                if isinstance(node, ast.AugAssign):
+                    raise self.error(target, f"local scalar {name!r} is updated before it "
+                                             "is assigned")
+                dtype = rhs.dtype
+                if isinstance(node, ast.AnnAssign):
+                    dtype = parse_annotation(node.annotation.value) if isinstance(
+                        node.annotation, ast.Constant) else None
+                    if not isinstance(dtype, DType):
+                        raise self.error(node.annotation, "local scalar annotation must be "
+                                                          "\"f32\", \"f64\", \"i32\" or \"i64\"")
+                if dtype == ir.BOOL:
+                    dtype = INDEX
+                self.arrays[name] = Array(name, dtype, (), (), temporary=True)
+        else:
+            raise self.error(target, "assignment target must be A[i, ...] or a local scalar")
+        dtype = self.arrays[name].dtype
+        if isinstance(node, ast.AugAssign):
+            op = _AUG.get(type(node.op))
+            if op is None:
+                raise self.error(node, f"augmented assignment {type(node.op).__name__} is "
+                                       "not supported (only +=, -=, *=, /=)")
+            rhs = conv.arith(op, ir.Load(name, index, dtype), rhs, node)
+            conv.reads.append((name, index_nodes, target))
+        if rhs.dtype.is_float and not dtype.is_float:
+            raise self.error(node, f"float value stored into integer array {name}: "
+                                   "convert explicitly with int(...)")
+        sname = f"S{len(self.statements)}"
+        domain = ctx.set_tuple_name(sname).coalesce()
+        acc = AffineConverter(ctx.space, lambda n, m: FrontendError(m), self.resolve)
+        write = self._access(acc, domain, name, index_nodes, index, target)
+        reads = tuple(self._access(acc, domain, n, idx, None, where)
+                      for n, idx, where in conv.reads)
+        text = ast.get_source_segment(self.source, node) or ast.unparse(node)
+        stmt = Statement(sname, iters, domain, reads, (write,),
+                         ir.Store(name, index, rhs), node.lineno + self.line_offset,
+                         " ".join(text.split()))
+        self.statements.append(stmt)
+        return stmt
+
+    def _access(self, conv: AffineConverter, domain: isl.Set, array: str,
+                index_nodes: tuple[ast.AST, ...], index, where: ast.AST) -> Access:
+        text = ast.unparse(where)
+        if not index_nodes:
+            rng = isl.Set.universe(self.param_space).set_tuple_name(array)
+            rel = isl.Map.from_domain_and_range(domain, rng)
+        else:
+            rel = None
+            for n in index_nodes:
+                try:
+                    pa = conv.pwaff(n)
+                except FrontendError as e:
+                    names = ", ".join(conv.names()[len(self.param_space.get_var_names(
+                        isl.dim_type.param)):]) or "no loop iterators"
+                    raise self.error(where, f"subscript {text} is not affine in ({names}): "
+                                            f"{e.reason}") from None
+                m = isl.Map.from_pw_aff(pa)
+                rel = m if rel is None else rel.flat_range_product(m)
+            rel = rel.set_tuple_name(isl.dim_type.in_, domain.get_tuple_name())
+            rel = rel.set_tuple_name(isl.dim_type.out, array).intersect_domain(domain)
+        return Access(array, rel.coalesce(), index or (), text)
+
+
+def _stmt_kind(node: ast.stmt) -> str:
+    names = {ast.While: "while loop", ast.Return: "return with a value",
+             ast.FunctionDef: "nested function", ast.Expr: "expression statement",
+             ast.With: "with statement", ast.Try: "try statement",
+             ast.Break: "break", ast.Continue: "continue", ast.Import: "import",
+             ast.ImportFrom: "import", ast.Global: "global", ast.Nonlocal: "nonlocal",
+             ast.Delete: "del", ast.Raise: "raise", ast.Assert: "assert"}
+    for cls, desc in names.items():
+        if isinstance(node, cls):
+            return desc
+    return type(node).__name__
+
+
+def parse_kernel(fn: Callable) -> Program:
+    """Build the ``Program`` of a Python loop nest (see ``KernelParser``)."""
+    return KernelParser(fn).parse()

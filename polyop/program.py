@@ -1,0 +1,152 @@
+"""The polyhedral model of a kernel: parameters, arrays and statements.
+
+A ``Program`` is what every front-end produces and every later stage consumes.
+Each ``Statement`` is exact: its iteration domain is an ``isl.Set`` and its
+reads and writes are ``isl.Map`` access relations from statement instances to
+array elements. ``Program.schedule`` is the original (textual) execution order
+as an isl schedule tree.
+
+Example::
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def tri(n: int, A: "f64[n, n]"):
+    ...     for i in range(n):
+    ...         for j in range(i):
+    ...             A[i, j] = A[j, i]
+    >>> s = tri.program.statements[0]
+    >>> print(s.domain)
+    [n] -> { S0[i, j] : i < n and 0 <= j < i }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import islpy as isl
+
+from . import ir
+from .types import DType
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array: a kernel argument or a 0-d temporary (a local scalar).
+
+    ``shape`` holds each extent as an isl affine expression over the size
+    parameters (``"N + 1"``); ``extents`` holds the same as loop-IR expressions.
+    """
+
+    name: str
+    dtype: DType
+    shape: tuple[str, ...]
+    extents: tuple[ir.Expr, ...]
+    temporary: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Access:
+    """One array access of a statement: its access relation and index expressions."""
+
+    array: str
+    relation: isl.Map
+    index: tuple[ir.Expr, ...]
+    text: str
+
+    def __str__(self) -> str:
+        return str(self.relation)
+
+
+@dataclass(frozen=True, eq=False)
+class Statement:
+    """A statement ``S<k>``: domain, accesses, body and where it came from."""
+
+    name: str
+    iterators: tuple[str, ...]
+    domain: isl.Set
+    reads: tuple[Access, ...]
+    writes: tuple[Access, ...]
+    body: ir.Store
+    line: int
+    source: str
+
+    def __str__(self) -> str:
+        lines = [f"{self.name} (line {self.line}): {self.source}",
+                 f"  domain: {self.domain}"]
+        lines += [f"  write:  {a}" for a in self.writes]
+        lines += [f"  read:   {a}" for a in self.reads]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A kernel argument in signature order: ``kind`` is size, scalar or array."""
+
+    name: str
+    kind: str
+    dtype: DType
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A kernel's polyhedral model (see the module docstring)."""
+
+    name: str
+    params: tuple[str, ...]
+    arguments: tuple[Argument, ...]
+    arrays: dict[str, Array]
+    statements: tuple[Statement, ...]
+    schedule: isl.Schedule
+    context: isl.Set
+    filename: str = "<unknown>"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def domain(self) -> isl.UnionSet:
+        """The union of all statement domains."""
+        return _union(isl.UnionSet.from_set(s.domain) for s in self.statements)
+
+    def reads(self, array: str | None = None) -> isl.UnionMap:
+        """All read access relations (of one array, if named)."""
+        return _accesses(self, "reads", array)
+
+    def writes(self, array: str | None = None) -> isl.UnionMap:
+        """All write access relations (of one array, if named)."""
+        return _accesses(self, "writes", array)
+
+    def statement(self, name: str) -> Statement:
+        for s in self.statements:
+            if s.name == name:
+                return s
+        raise KeyError(f"no statement {name!r} in {self.name} "
+                       f"(statements: {', '.join(s.name for s in self.statements)})")
+
+    def __str__(self) -> str:
+        params = ", ".join(self.params)
+        out = [f"program {self.name}  [params: {params}]"]
+        for a in self.arrays.values():
+            shape = ", ".join(a.shape)
+            kind = "temporary" if a.temporary else "argument"
+            out.append(f"  array {a.name}: {a.dtype}[{shape}]  ({kind})")
+        out += [str(s) for s in self.statements]
+        return "\n".join(out)
+
+
+def _union(items) -> isl.UnionSet | isl.UnionMap:
+    result = None
+    for x in items:
+        result = x if result is None else result.union(x)
+    return result
+
+
+def _accesses(prog: Program, kind: str, array: str | None) -> isl.UnionMap:
+    result = isl.UnionMap.empty(prog.context.get_space())
+    for s in prog.statements:
+        for a in getattr(s, kind):
+            if array is None or a.array == array:
+                result = result.union(isl.UnionMap.from_map(a.relation))
+    return result
