@@ -32,12 +32,16 @@ Glossary (isl's vocabulary, used throughout):
   no dependence.
 """
 
+from .deps import Dependences, dependences
 from .errors import ArgumentError, BoundsError, FrontendError, PolyopError
 from .kernel import Kernel, kernel
+from .pipeline import lower
+from .program import Program, Statement
 from .types import f32, f64, i32, i64
 
 __all__ = [
     "ArgumentError", "BoundsError", "FrontendError", "PolyopError",
-    "Kernel", "kernel", "f32", "f64", "i32", "i64",
+    "Dependences", "dependences", "Kernel", "kernel", "lower", "Program", "Statement",
+    "f32", "f64", "i32", "i64",
 ]
 __version__ = "0.1.0"

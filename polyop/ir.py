@@ -123,15 +123,22 @@ class Cast:
 Expr = Union[Const, Var, Load, Bin, Cmp, Logic, Not, Neg, Call, Select, Cast]
 
 
+class _PrintableStmt:
+    def __str__(self) -> str:
+        from .printer import to_c
+
+        return to_c(self)
+
+
 @dataclass(frozen=True)
-class Store:
+class Store(_PrintableStmt):
     array: str
     index: tuple[Expr, ...]
     value: Expr
 
 
 @dataclass(frozen=True)
-class For:
+class For(_PrintableStmt):
     var: str
     start: Expr
     stop: Expr
@@ -141,14 +148,14 @@ class For:
 
 
 @dataclass(frozen=True)
-class If:
+class If(_PrintableStmt):
     cond: Expr
     then: Stmt
     else_: Stmt | None = None
 
 
 @dataclass(frozen=True)
-class Block:
+class Block(_PrintableStmt):
     stmts: tuple[Stmt, ...]
 
 
@@ -176,6 +183,11 @@ class Function:
     temps: tuple[tuple[str, DType], ...]
     body: Stmt
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __str__(self) -> str:
+        from .printer import function_to_c
+
+        return function_to_c(self)
 
 
 # -- generic traversal --------------------------------------------------------

@@ -170,7 +170,7 @@ class KernelParser:
             for s in a.shape:
                 pa = conv.pwaff(ast.parse(s, mode="eval").body)
                 ctx = ctx.intersect(pa.ge_set(conv.affs[0]))
-        return ctx.coalesce()
+        return ctx.params().coalesce()
 
     def _block(self, stmts: list[ast.stmt], ctx: isl.Set, iters: tuple[str, ...]) -> list:
         items: list = []

@@ -1,0 +1,166 @@
+"""Schedule tree → isl AST → polyop loop IR.
+
+``build_ast`` runs isl's AST generator on a schedule tree; ``ast_to_ir``
+translates the resulting AST into the loop IR of ``polyop.ir``: ``for`` nodes
+become ``For`` (the condition ``c <= ub`` turned into an exclusive stop),
+``if`` nodes ``If``, blocks ``Block``, and each user node (a statement
+instance ``S3(c0, c1 + 1)``) the statement's ``Store`` with its iterators
+replaced by the AST's expressions. A generated loop takes the name of the
+source iterator it runs over when that is unambiguous (``i`` rather than ``c0``).
+
+isl expression semantics kept exactly: ``fdiv_q``/``pdiv_q`` floor, ``pdiv_r``
+and ``zdiv_r`` are remainders (the IR's floored ``mod`` agrees where isl uses
+them), ``min``/``max`` are n-ary.
+
+Example::
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def k(n: int, A: "f64[n]"):
+    ...     for i in range(n):
+    ...         A[i] = 1.0
+    >>> print(ast_to_ir(build_ast(k.program), k.program))  # doctest: +NORMALIZE_WHITESPACE
+    for (i = 0; i < n; i += 1)
+      A[i] = 1.0;
+"""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from . import ir
+from .program import Program
+from .types import INDEX
+
+isl.DEFAULT_CONTEXT.set_ast_build_detect_min_max(1)
+
+_OP = isl.ast_expr_op_type
+_BIN = {_OP.add: "add", _OP.sub: "sub", _OP.mul: "mul", _OP.div: "fdiv",
+        _OP.fdiv_q: "fdiv", _OP.pdiv_q: "fdiv", _OP.pdiv_r: "mod", _OP.zdiv_r: "mod",
+        _OP.min: "min", _OP.max: "max"}
+_CMP = {_OP.eq: "eq", _OP.le: "le", _OP.lt: "lt", _OP.ge: "ge", _OP.gt: "gt"}
+_LOGIC = {_OP.and_: "and", _OP.and_then: "and", _OP.or_: "or", _OP.or_else: "or"}
+
+
+def build_ast(program: Program, schedule: isl.Schedule | None = None) -> isl.AstNode:
+    """isl's AST for ``schedule`` (default: the program's textual schedule)."""
+    build = isl.AstBuild.from_context(program.context)
+    return build.node_from_schedule(schedule or program.schedule)
+
+
+def expr_to_ir(e: isl.AstExpr) -> ir.Expr:
+    """Translate one isl AST expression (integer valued or boolean)."""
+    t = e.get_type()
+    if t == isl.ast_expr_type.id:
+        return ir.Var(e.get_id().get_name(), INDEX)
+    if t == isl.ast_expr_type.int:
+        return ir.Const(e.get_val().to_python(), INDEX)
+    op = e.get_op_type()
+    args = [expr_to_ir(e.get_op_arg(i)) for i in range(e.get_op_n_arg())]
+    if op in _BIN:
+        out = args[0]
+        for b in args[1:]:
+            out = ir.Bin(_BIN[op], out, b, INDEX)
+        return out
+    if op == _OP.minus:
+        return ir.Neg(args[0], INDEX)
+    if op in _CMP:
+        return ir.Cmp(_CMP[op], args[0], args[1])
+    if op in _LOGIC:
+        return ir.Logic(_LOGIC[op], args[0], args[1])
+    if op in (_OP.cond, _OP.select):
+        return ir.Select(args[0], args[1], args[2], args[1].dtype)
+    raise AssertionError(f"unexpected isl AST expression {e.to_C_str()}")
+
+
+class _Translator:
+    def __init__(self, program: Program):
+        self.stmts = {s.name: s for s in program.statements}
+        self.reserved = set(program.params) | set(program.arrays) | {
+            a.name for a in program.arguments}
+
+    def node(self, n: isl.AstNode, scope: frozenset) -> tuple[ir.Stmt, dict]:
+        """IR for ``n`` and, per AST iterator, the source iterator names it stands for."""
+        t = n.get_type()
+        if t == isl.ast_node_type.block:
+            kids = n.block_get_children()
+            parts, uses = [], {}
+            for i in range(kids.n_ast_node()):
+                s, u = self.node(kids.get_at(i), scope)
+                parts.append(s)
+                _merge(uses, u)
+            return ir.Block(tuple(parts)), uses
+        if t == isl.ast_node_type.for_:
+            return self.loop(n, scope)
+        if t == isl.ast_node_type.if_:
+            cond = expr_to_ir(n.if_get_cond())
+            then, uses = self.node(n.if_get_then_node(), scope)
+            other = None
+            if n.if_has_else_node():
+                other, u = self.node(n.if_get_else_node(), scope)
+                _merge(uses, u)
+            return ir.If(cond, then, other), uses
+        if t == isl.ast_node_type.user:
+            return self.user(n.user_get_expr())
+        if t == isl.ast_node_type.mark:
+            return self.node(n.mark_get_node(), scope)
+        raise AssertionError(f"unexpected isl AST node type {t}")
+
+    def loop(self, n: isl.AstNode, scope: frozenset) -> tuple[ir.Stmt, dict]:
+        var = n.for_get_iterator().get_id().get_name()
+        start = expr_to_ir(n.for_get_init())
+        cond = n.for_get_cond()
+        assert cond.get_op_type() in (_OP.le, _OP.lt) and \
+            cond.get_op_arg(0).get_type() == isl.ast_expr_type.id and \
+            cond.get_op_arg(0).get_id().get_name() == var, \
+            f"unexpected loop condition {cond.to_C_str()}"
+        stop = expr_to_ir(cond.get_op_arg(1))
+        if cond.get_op_type() == _OP.le:
+            stop = _plus_one(stop)
+        step = n.for_get_inc().get_val().to_python()
+        body, uses = self.node(n.for_get_body(), scope | {var})
+        names = uses.pop(var, set())
+        if len(names) == 1:
+            (name,) = names
+            if name not in scope and name not in self.reserved and \
+                    not any(name in v for v in uses.values()):
+                body = ir.substitute(body, {var: ir.Var(name, INDEX)})
+                var = name
+        uses.setdefault("", set()).add(var)  # names bound below, never reused above
+        return ir.For(var, start, stop, step, body), uses
+
+    def user(self, e: isl.AstExpr) -> tuple[ir.Stmt, dict]:
+        name = e.get_op_arg(0).get_id().get_name()
+        stmt = self.stmts[name]
+        env, uses = {}, {}
+        for k, it in enumerate(stmt.iterators):
+            arg = e.get_op_arg(k + 1)
+            env[it] = expr_to_ir(arg)
+            if arg.get_type() == isl.ast_expr_type.id:
+                uses.setdefault(arg.get_id().get_name(), set()).add(it)
+            else:
+                for sub in ir.walk(env[it]):
+                    if isinstance(sub, ir.Var):  # used in an expression: keep the AST name
+                        uses.setdefault(sub.name, set()).update({it, "?"})
+        return ir.substitute(stmt.body, env), uses
+
+
+def _merge(into: dict, other: dict) -> None:
+    for k, v in other.items():
+        into.setdefault(k, set()).update(v)
+
+
+def _plus_one(e: ir.Expr) -> ir.Expr:
+    if isinstance(e, ir.Const):
+        return ir.Const(e.value + 1, INDEX)
+    if isinstance(e, ir.Bin) and e.op == "add" and isinstance(e.b, ir.Const):
+        return ir.Bin("add", e.a, ir.Const(e.b.value + 1), INDEX)
+    if isinstance(e, ir.Bin) and e.op == "sub" and isinstance(e.b, ir.Const) and e.b.value == 1:
+        return e.a
+    return ir.Bin("add", e, ir.Const(1, INDEX), INDEX)
+
+
+def ast_to_ir(node: isl.AstNode, program: Program) -> ir.Stmt:
+    """Translate an isl AST of ``program``'s statements into loop IR."""
+    stmt, _ = _Translator(program).node(node, frozenset())
+    return stmt

@@ -1,0 +1,19 @@
+"""CPU code generation: polyop loop IR → LLVM IR → optimised native code.
+
+- ``polyop.codegen.llvm``: loop IR → llvmlite ``ir.Module`` (functions, loops);
+- ``polyop.codegen.llvm_expr``: expressions, conversions, Python-exact arithmetic;
+- ``polyop.codegen.jit``: host target machine, O3 pipeline, MCJIT, ctypes entry.
+
+Example::
+
+    >>> from polyop.codegen import compile_function
+    >>> from polyop.ir import Function, Block
+    >>> compile_function(Function("nop", (), (), Block(())))()
+"""
+
+from .jit import CompiledFunction, compile_function, host_target_machine
+from .llvm import build_module, symbol_name
+from .llvm_expr import CodegenError
+
+__all__ = ["CodegenError", "CompiledFunction", "build_module", "compile_function",
+           "host_target_machine", "symbol_name"]

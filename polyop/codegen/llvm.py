@@ -1,0 +1,235 @@
+"""polyop loop IR → an LLVM module (llvmlite ``ir.Module``).
+
+Contract: in, a ``polyop.ir.Function`` whose loops are ``serial``, ``vector``
+or ``unrolled`` (``parallel`` loops are compiled by the thread runtime); out,
+one ``void`` function ``polyop_<name>`` with one argument per parameter, in
+order: size → ``i64``, scalar → its type, array → ``noalias captures(none)``
+pointer to its element type.
+
+Shape of the generated code:
+
+- the entry block computes each array's row-major strides once (``d1*d2``,
+  ``d2``, ...) and allocates one stack slot per 0-d temporary (promoted to
+  registers by SROA/mem2reg);
+- each ``For`` is emitted rotated, the shape LLVM's loop passes expect:
+  bounds evaluated once in the preheader, a guard ``start < stop``, a header
+  with the induction ``phi``, and a latch ``iv + step`` (``nsw``) followed by
+  the exit test; ``vector`` and ``unrolled`` loops carry ``llvm.loop``
+  metadata on the back edge;
+- expressions are emitted by ``polyop.codegen.llvm_expr``.
+
+Example::
+
+    >>> from polyop.ir import Function, Param, For, Store, Var, Const
+    >>> from polyop.types import f64, i64
+    >>> from polyop.codegen.llvm import build_module
+    >>> fn = Function("fill", (Param("n", "size", i64), Param("x", "array", f64, (Var("n"),))),
+    ...               (), For("i", Const(0), Var("n"), 1, Store("x", (Var("i"),), Const(1.0, f64))))
+    >>> module, name = build_module(fn)
+    >>> name
+    'polyop_fill'
+"""
+
+from __future__ import annotations
+
+import re
+
+from llvmlite import ir
+
+from ..ir import Block, For, Function, If, Stmt, Store
+from ..types import INDEX, DType
+from .llvm_expr import ArrayRef, CodegenError, ExprLowering, is_bool, ll_type
+
+LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
+
+
+def symbol_name(fn_name: str) -> str:
+    """The native symbol of kernel ``fn_name``: ``polyop_`` + the name with
+    every character outside ``[A-Za-z0-9_]`` replaced by ``_``.
+
+    Example::
+
+        >>> symbol_name("my-kernel.v2")
+        'polyop_my_kernel_v2'
+    """
+    return "polyop_" + re.sub(r"[^A-Za-z0-9_]", "_", fn_name)
+
+
+class _LoopID(ir.values.MDValue):
+    """A ``distinct`` self-referential ``llvm.loop`` node (llvmlite's
+    ``add_metadata`` can build neither)."""
+
+    def __init__(self, module: ir.Module, props: list[ir.values.MDValue]):
+        super().__init__(module, [], name=str(len(module.metadata)))
+        self.operands = (self, *props)
+
+    def descr(self, buf):
+        ops = ", ".join(op.get_reference() for op in self.operands)
+        buf += ("distinct !{{ {0} }}".format(ops), "\n")
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self is other
+
+
+class _FunctionBuilder(ExprLowering):
+    """Builds the LLVM function of one ``polyop.ir.Function``."""
+
+    def __init__(self, fn: Function, module: ir.Module):
+        self.fn = fn
+        self.module = module
+        self.values: dict[str, tuple[ir.Value, DType]] = {}
+        self.arrays: dict[str, ArrayRef] = {}
+
+    def build(self) -> ir.Function:
+        fn = self.fn
+        arg_types = []
+        for p in fn.params:
+            if p.kind == "array":
+                arg_types.append(ll_type(p.dtype).as_pointer())
+            elif p.kind == "size":
+                arg_types.append(ll_type(INDEX))
+            elif p.kind == "scalar":
+                arg_types.append(ll_type(p.dtype))
+            else:
+                raise CodegenError(f"parameter {p.name!r} has unknown kind {p.kind!r}")
+        func = ir.Function(self.module, ir.FunctionType(ir.VoidType(), arg_types),
+                           symbol_name(fn.name))
+        func.attributes.add("nounwind")
+        self.builder = ir.IRBuilder(func.append_basic_block("entry"))
+
+        arrays = []
+        for p, arg in zip(fn.params, func.args):
+            arg.name = p.name
+            if p.name in self.values or p.name in self.arrays:
+                raise CodegenError(f"duplicate parameter {p.name!r}")
+            if p.kind == "array":
+                arg.add_attribute("noalias")
+                arg.add_attribute("captures(none)")
+                arg.add_attribute("nonnull")
+                arrays.append((p, arg))
+                self.arrays[p.name] = ArrayRef(arg, p.dtype, None)
+            else:
+                self.values[p.name] = (arg, INDEX if p.kind == "size" else p.dtype)
+
+        # strides, computed once: stride_k = d_{k+1} * ... * d_{n-1}
+        for p, arg in arrays:
+            if not p.shape:
+                continue
+            dims = [self.emit_as(d, INDEX, index=True) for d in p.shape[1:]]
+            strides: list[ir.Value | None] = [None]
+            acc = None
+            for d in reversed(dims):
+                acc = d if acc is None else self.builder.mul(acc, d, flags=["nsw"])
+                strides.append(acc)
+            self.arrays[p.name] = ArrayRef(arg, p.dtype, tuple(reversed(strides)))
+
+        for name, dt in fn.temps:
+            if name in self.arrays or name in self.values:
+                raise CodegenError(f"temporary {name!r} clashes with a parameter")
+            slot = self.builder.alloca(ll_type(dt), name=name)
+            self.arrays[name] = ArrayRef(slot, dt, None)
+
+        self.stmt(fn.body)
+        self.builder.ret_void()
+        return func
+
+    # -- statements --------------------------------------------------------------
+
+    def stmt(self, s: Stmt) -> None:
+        if isinstance(s, Store):
+            ptr, dt = self.address(s.array, s.index, s)
+            v = self.emit_as(s.value, dt)
+            self.builder.store(v, ptr, align=1 if is_bool(dt) else dt.bits // 8)
+        elif isinstance(s, Block):
+            for x in s.stmts:
+                self.stmt(x)
+        elif isinstance(s, If):
+            self._if(s)
+        elif isinstance(s, For):
+            self._for(s)
+        else:
+            raise CodegenError(f"cannot emit statement {s!r}")
+
+    def _if(self, s: If) -> None:
+        b = self.builder
+        cond = self.emit_bool(s.cond)
+        then_bb = b.append_basic_block("if.then")
+        end_bb = b.append_basic_block("if.end")
+        else_bb = b.append_basic_block("if.else") if s.else_ is not None else end_bb
+        b.cbranch(cond, then_bb, else_bb)
+        b.position_at_end(then_bb)
+        self.stmt(s.then)
+        b.branch(end_bb)
+        if s.else_ is not None:
+            b.position_at_end(else_bb)
+            self.stmt(s.else_)
+            b.branch(end_bb)
+        b.position_at_end(end_bb)
+
+    def _for(self, s: For) -> None:
+        if s.kind not in LOOP_KINDS:
+            raise CodegenError(f"loop {s.var!r} has unknown kind {s.kind!r}")
+        if s.kind == "parallel":
+            raise NotImplementedError("parallel loops are compiled by the thread runtime")
+        if not isinstance(s.step, int) or s.step <= 0:
+            raise CodegenError(f"loop {s.var!r} needs a positive constant step, got {s.step!r}")
+        if s.var in self.values or s.var in self.arrays:
+            raise CodegenError(f"loop variable {s.var!r} shadows another name")
+        b = self.builder
+        start = self.emit_as(s.start, INDEX, index=True)
+        stop = self.emit_as(s.stop, INDEX, index=True)
+        body_bb = b.append_basic_block(f"{s.var}.body")
+        exit_bb = b.append_basic_block(f"{s.var}.exit")
+        b.cbranch(b.icmp_signed("<", start, stop), body_bb, exit_bb)
+        pre_bb = b.block
+
+        b.position_at_end(body_bb)
+        iv = b.phi(ll_type(INDEX), name=s.var)
+        self.values[s.var] = (iv, INDEX)
+        self.stmt(s.body)
+        nxt = b.add(iv, ir.Constant(ll_type(INDEX), s.step), name=f"{s.var}.next", flags=["nsw"])
+        latch = b.cbranch(b.icmp_signed("<", nxt, stop), body_bb, exit_bb)
+        iv.add_incoming(start, pre_bb)
+        iv.add_incoming(nxt, b.block)
+        del self.values[s.var]
+
+        md = self._loop_metadata(s)
+        if md is not None:
+            latch.set_metadata("llvm.loop", md)
+        b.position_at_end(exit_bb)
+
+    def _loop_metadata(self, s: For):
+        m = self.module
+
+        def prop(name: str, value=None):
+            ops = [ir.MetaDataString(m, name)]
+            if value is not None:
+                ops.append(value)
+            return m.add_metadata(ops)
+
+        if s.kind == "vector":
+            return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 1))])
+        if s.kind == "unrolled":
+            return _LoopID(m, [prop("llvm.loop.unroll.full")])
+        return None
+
+
+def build_module(fn: Function) -> tuple[ir.Module, str]:
+    """Translate ``fn`` to a fresh llvmlite module; returns the module and the
+    symbol of the kernel function in it (see ``symbol_name``).
+
+    Raises ``NotImplementedError`` for ``parallel`` loops and
+    ``CodegenError`` for malformed IR.
+
+    Example::
+
+        >>> from polyop.ir import Function, Block
+        >>> module, name = build_module(Function("nop", (), (), Block(())))
+        >>> "define void @\\"polyop_nop\\"()" in str(module)
+        True
+    """
+    module = ir.Module(name=symbol_name(fn.name))
+    func = _FunctionBuilder(fn, module).build()
+    return module, func.name

@@ -1,0 +1,106 @@
+"""Dependences between statement instances, from isl's dataflow analysis.
+
+Memory-based dependences, per kind and per array:
+
+- RAW (flow): a write, then a later read of the same element;
+- WAR (anti): a read, then a later write of the same element;
+- WAW (output): a write, then a later write of the same element.
+
+They are computed with ``isl.UnionAccessInfo.compute_flow`` using the earlier
+accesses as *may* sources, so no access kills another and every ordered pair
+of conflicting instances is kept: exactly what a legality check must respect.
+
+Example::
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def prefix(n: int, A: "f64[n]"):
+    ...     for i in range(1, n):
+    ...         A[i] += A[i - 1]
+    >>> print(polyop.dependences(prefix).raw)
+    [n] -> { S0[i] -> S0[1 + i] : 0 < i <= -2 + n }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from .program import Program
+
+KINDS = ("RAW", "WAR", "WAW")
+
+
+@dataclass(frozen=True, eq=False)
+class Dependences:
+    """Dependence relations of a program: ``by_array[kind][array]`` → ``isl.UnionMap``."""
+
+    program: Program
+    by_array: dict[str, dict[str, isl.UnionMap]]
+
+    def of_kind(self, kind: str) -> isl.UnionMap:
+        """All dependences of one kind (``"RAW"``, ``"WAR"`` or ``"WAW"``)."""
+        out = isl.UnionMap.empty(self.program.context.get_space())
+        for m in self.by_array[kind].values():
+            out = out.union(m)
+        return out
+
+    @property
+    def raw(self) -> isl.UnionMap:
+        return self.of_kind("RAW")
+
+    @property
+    def war(self) -> isl.UnionMap:
+        return self.of_kind("WAR")
+
+    @property
+    def waw(self) -> isl.UnionMap:
+        return self.of_kind("WAW")
+
+    @property
+    def all(self) -> isl.UnionMap:
+        """Every dependence, whatever its kind or array."""
+        return self.raw.union(self.war).union(self.waw)
+
+    def items(self):
+        """``(kind, array, relation)`` for every non-empty relation."""
+        for kind in KINDS:
+            for array, rel in self.by_array[kind].items():
+                yield kind, array, rel
+
+    def __str__(self) -> str:
+        lines = [f"{kind} on {array}: {rel}" for kind, array, rel in self.items()]
+        return "\n".join(lines) or "no dependences"
+
+
+def _flow(sink: isl.UnionMap, source: isl.UnionMap, schedule: isl.Schedule) -> isl.UnionMap:
+    info = isl.UnionAccessInfo.from_sink(sink).set_may_source(source).set_schedule(schedule)
+    return info.compute_flow().get_may_dependence().coalesce()
+
+
+def compute_dependences(program: Program) -> Dependences:
+    """Memory-based RAW/WAR/WAW dependences of ``program`` in its original order."""
+    by_array: dict[str, dict[str, isl.UnionMap]] = {k: {} for k in KINDS}
+    sched = program.schedule
+    for name in program.arrays:
+        reads, writes = program.reads(name), program.writes(name)
+        if writes.is_empty():
+            continue
+        pairs = {"RAW": (reads, writes), "WAR": (writes, reads), "WAW": (writes, writes)}
+        for kind, (sink, source) in pairs.items():
+            if sink.is_empty() or source.is_empty():
+                continue
+            dep = _flow(sink, source, sched)
+            if not dep.is_empty():
+                by_array[kind][name] = dep
+    return Dependences(program, by_array)
+
+
+def dependences(obj) -> Dependences:
+    """Dependences of a kernel or program (see the module docstring)."""
+    program = getattr(obj, "program", obj)
+    cached = program.meta.get("dependences")
+    if cached is None:
+        cached = program.meta["dependences"] = compute_dependences(program)
+    return cached

@@ -1,0 +1,84 @@
+"""The compilation pipeline, top to bottom, in one place.
+
+    Python loop nest ──parse──► Program (isl domains, accesses, textual schedule)
+        ──check_bounds──► (every access proven inside its array)
+        ──build_ast──► isl AST ──ast_to_ir──► loop IR (``ir.Function``)
+        ──compile_function──► LLVM IR ─O3─► native code (MCJIT) ──► CompiledKernel
+
+Set ``POLYOP_DUMP`` to a comma-separated list of stages to print them as they
+are produced: ``model``, ``ast``, ``ir``, ``llvm``, ``asm`` (or ``all``).
+
+Example::
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def fill(n: int, A: "f64[n]"):
+    ...     for i in range(n):
+    ...         A[i] = 1.0
+    >>> print(polyop.lower(fill))
+    void fill(int64_t n, double A[n]) {
+      for (i = 0; i < n; i += 1)
+        A[i] = 1.0;
+    }
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import islpy as isl
+
+from . import ir
+from .astgen import ast_to_ir, build_ast
+from .bounds import check_bounds
+from .program import Program
+
+
+def _dump(stage: str, text) -> None:
+    wanted = {s.strip() for s in os.environ.get("POLYOP_DUMP", "").split(",")}
+    if stage in wanted or "all" in wanted:
+        print(f"// ---- polyop {stage} ----\n{text}", file=sys.stderr)
+
+
+def as_program(obj) -> Program:
+    """The ``Program`` of a kernel (or the program itself)."""
+    if isinstance(obj, Program):
+        return obj
+    program = getattr(obj, "program", None)
+    if isinstance(program, Program):
+        return program
+    raise TypeError(f"expected a polyop kernel or Program, got {type(obj).__name__}")
+
+
+def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
+    """Lower a kernel (optionally under another schedule tree) to loop IR.
+
+    The result prints as C-like code: ``print(polyop.lower(k))``.
+    """
+    program = as_program(obj)
+    _dump("model", program)
+    check_bounds(program)
+    ast = build_ast(program, schedule)
+    _dump("ast", ast.to_C_str())
+    body = ast_to_ir(ast, program)
+    params = []
+    for a in program.arguments:
+        shape = program.arrays[a.name].extents if a.kind == "array" else ()
+        params.append(ir.Param(a.name, a.kind, a.dtype, shape))
+    temps = tuple((a.name, a.dtype) for a in program.arrays.values() if a.temporary)
+    fn = ir.Function(program.name, tuple(params), temps, body)
+    _dump("ir", fn)
+    return fn
+
+
+def compile_program(program: Program, schedule: isl.Schedule | None = None):
+    """Lower and JIT-compile ``program``; returns a callable ``CompiledKernel``."""
+    from .codegen import compile_function
+    from .runtime import CompiledKernel
+
+    fn = lower(program, schedule)
+    compiled = compile_function(fn)
+    _dump("llvm", compiled.llvm_ir)
+    _dump("asm", compiled.asm)
+    return CompiledKernel(program, fn, compiled)
