@@ -58,9 +58,6 @@ class AffineConverter:
         except NotAffine as e:
             raise self.error(e.node, e.why) from None
 
-    def names(self) -> tuple[str, ...]:
-        return tuple(k for k in self.affs if isinstance(k, str))
-
     # -- affine expressions ----------------------------------------------------------
     def _const(self, v: int) -> isl.PwAff:
         return self.affs[0] + v

@@ -152,6 +152,11 @@ class ExprConverter:
         fn = self.resolve(node.func)
         if node.keywords:
             raise self.error(node, "keyword arguments are not supported in kernel calls")
+        known = (*_MATH, math.pow, np.power, builtins.abs, builtins.min, builtins.max,
+                 builtins.float, builtins.int)
+        if not any(fn is f for f in known):
+            raise self.error(node, f"call to {_describe(node.func)} is not supported "
+                                   f"(supported: {SUPPORTED_CALLS})")
         args = [self.convert(a) for a in node.args]
         n = len(args)
         if fn in _MATH and n == 1:

@@ -66,7 +66,7 @@ class KernelParser:
         mod = ast.parse(self.source)
         self.tree = next(n for n in mod.body
                          if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
-        self.globals = fn.__globals__
+        self.globals = {**fn.__globals__, **inspect.getclosurevars(fn).nonlocals}
         self.arrays: dict[str, Array] = {}
         self.values: dict[str, ir.Expr] = {}
         self.statements: list[Statement] = []
@@ -178,7 +178,7 @@ class KernelParser:
             if isinstance(node, ast.For):
                 items.append(self._for(node, ctx, iters))
             elif isinstance(node, ast.If):
-                cond = AffineConverter(ctx.space, self._cond_error, self.resolve)
+                cond = AffineConverter(ctx.space, self._cond_error(node.test), self.resolve)
                 c = cond.condition(node.test)
                 items += self._block(node.body, ctx.intersect(c), iters)
                 if node.orelse:
@@ -192,10 +192,13 @@ class KernelParser:
                                        "(only for-range loops, if/elif/else and assignments)")
         return items
 
-    def _cond_error(self, node: ast.AST, msg: str) -> FrontendError:
-        return self.error(node, f"condition '{ast.unparse(node)}' is not affine ({msg}); "
-                                "only affine conditions on loop iterators and size parameters "
-                                "may guard statements (use 'a if cond else b' for data)")
+    def _cond_error(self, test: ast.AST):
+        def make(node: ast.AST, msg: str) -> FrontendError:
+            return self.error(node, f"condition '{ast.unparse(test)}' is not affine "
+                                    f"('{ast.unparse(node)}': {msg}); only affine conditions "
+                                    "on loop iterators and size parameters may guard "
+                                    "statements (use 'a if cond else b' for data)")
+        return make
 
     def _for(self, node: ast.For, ctx: isl.Set, iters: tuple[str, ...]) -> LoopNode:
         if node.orelse:
@@ -320,8 +323,8 @@ class KernelParser:
                 try:
                     pa = conv.pwaff(n)
                 except FrontendError as e:
-                    names = ", ".join(conv.names()[len(self.param_space.get_var_names(
-                        isl.dim_type.param)):]) or "no loop iterators"
+                    names = ", ".join(conv.space.get_var_names(isl.dim_type.set)) \
+                        or "no loop iterators"
                     raise self.error(where, f"subscript {text} is not affine in ({names}): "
                                             f"{e.reason}") from None
                 m = isl.Map.from_pw_aff(pa)

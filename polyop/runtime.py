@@ -1,0 +1,188 @@
+"""Calling compiled kernels: argument binding and validation.
+
+Before native code runs, every argument is checked against the kernel's
+signature, and any mismatch raises ``ArgumentError`` naming the argument:
+
+- size parameters are integers (a size left out is inferred from an array
+  whose extent is exactly that parameter);
+- scalars are real numbers (integers for integer scalars);
+- arrays are numpy arrays of the exact dtype and rank, C-contiguous, with the
+  shape the size parameters imply; arrays the kernel writes are writeable; no
+  two array arguments overlap in memory (the generated code assumes no aliasing).
+
+Example::
+
+    >>> import numpy as np, polyop
+    >>> @polyop.kernel
+    ... def scale(n: int, x: "f64[n]"):
+    ...     for i in range(n):
+    ...         x[i] *= 2.0
+    >>> scale(3, np.ones(4))
+    Traceback (most recent call last):
+    ...
+    polyop.errors.ArgumentError: argument x: shape (4,) does not match [n] = (3,)
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import ir
+from .errors import ArgumentError
+from .program import Program
+
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def eval_index(e: ir.Expr, env: dict[str, int]) -> int:
+    """Evaluate an integer expression over size parameters (array extents)."""
+    if isinstance(e, ir.Const):
+        return int(e.value)
+    if isinstance(e, ir.Var):
+        return env[e.name]
+    if isinstance(e, ir.Neg):
+        return -eval_index(e.a, env)
+    if isinstance(e, ir.Bin):
+        a, b = eval_index(e.a, env), eval_index(e.b, env)
+        ops = {"add": a + b, "sub": a - b, "mul": a * b, "min": min(a, b), "max": max(a, b)}
+        if e.op in ops:
+            return ops[e.op]
+        if e.op == "fdiv":
+            return a // b
+        if e.op == "mod":
+            return a % b
+    raise AssertionError(f"extent expression {e!r} is not integer affine")
+
+
+class CompiledKernel:
+    """A kernel compiled for the host CPU: call it like the Python function.
+
+    ``.function`` is the loop IR; ``.llvm_ir``, ``.llvm_ir_unoptimized`` and
+    ``.asm`` are the generated code; ``.compile_seconds`` the time spent in LLVM.
+    """
+
+    def __init__(self, program: Program, function: ir.Function, compiled):
+        self.program, self.function, self.native = program, function, compiled
+        self.names = tuple(a.name for a in program.arguments)
+        self.kinds = {a.name: a for a in program.arguments}
+        self.written = {n for n in program.arrays if not program.writes(n).is_empty()}
+        self.arrays = [a.name for a in program.arguments if a.kind == "array"]
+        # a size left out of a call is read from the first array dimension equal to it
+        self.inferable: dict[str, tuple[str, int]] = {}
+        for name in self.arrays:
+            for d, ext in enumerate(program.arrays[name].extents):
+                if isinstance(ext, ir.Var):
+                    self.inferable.setdefault(ext.name, (name, d))
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.native.llvm_ir
+
+    @property
+    def llvm_ir_unoptimized(self) -> str:
+        return self.native.llvm_ir_unoptimized
+
+    @property
+    def asm(self) -> str:
+        return self.native.asm
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.native.compile_seconds
+
+    def bind(self, args: tuple, kwargs: dict) -> dict:
+        """Match positional and keyword arguments to the signature's names."""
+        if len(args) > len(self.names):
+            raise ArgumentError(f"{self.program.name}() takes {len(self.names)} arguments "
+                                f"but {len(args)} were given", "*")
+        bound = dict(zip(self.names, args))
+        for k, v in kwargs.items():
+            if k not in self.kinds:
+                raise ArgumentError(f"{self.program.name}() got an unexpected argument {k!r}", k)
+            if k in bound:
+                raise ArgumentError(f"{self.program.name}() got multiple values for "
+                                    f"argument {k!r}", k)
+            bound[k] = v
+        for name in self.names:
+            if name in bound:
+                continue
+            if name in self.inferable and self.inferable[name][0] in bound:
+                arr, d = self.inferable[name]
+                shape = getattr(bound[arr], "shape", None)
+                if shape is not None and len(shape) > d:
+                    bound[name] = shape[d]
+                    continue
+            raise ArgumentError(f"{self.program.name}() missing argument {name!r}", name)
+        return bound
+
+    def validate(self, bound: dict) -> list:
+        """Check every argument; return them in native-call order."""
+        sizes: dict[str, int] = {}
+        out = []
+        for name in self.names:
+            arg, v = self.kinds[name], bound[name]
+            if arg.kind == "size":
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                    raise ArgumentError(f"argument {name}: size parameter must be an int, "
+                                        f"got {type(v).__name__}", name)
+                v = int(v)
+                if not _I64[0] <= v <= _I64[1]:
+                    raise ArgumentError(f"argument {name}: {v} does not fit in int64", name)
+                sizes[name] = v
+            elif arg.kind == "scalar":
+                v = self._scalar(name, arg.dtype, v)
+            out.append(v)
+        for name in self.arrays:
+            self._array(name, bound[name], sizes)
+        self._no_aliasing(bound)
+        return out
+
+    def _scalar(self, name: str, dtype, v):
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v[()]
+        if dtype.is_float:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ArgumentError(f"argument {name}: expected a real number ({dtype}), "
+                                    f"got {type(v).__name__}", name)
+            return float(v)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ArgumentError(f"argument {name}: expected an integer ({dtype}), "
+                                f"got {type(v).__name__}", name)
+        return int(v)
+
+    def _array(self, name: str, a, sizes: dict[str, int]) -> None:
+        spec = self.program.arrays[name]
+        if not isinstance(a, np.ndarray):
+            raise ArgumentError(f"argument {name}: expected a numpy array "
+                                f"({spec.dtype}[{', '.join(spec.shape)}]), got "
+                                f"{type(a).__name__}", name)
+        if a.dtype != spec.dtype.numpy:
+            raise ArgumentError(f"argument {name}: dtype {a.dtype} does not match "
+                                f"{spec.dtype} ({spec.dtype.numpy})", name)
+        if a.ndim != spec.ndim:
+            raise ArgumentError(f"argument {name}: expected {spec.ndim} dimensions "
+                                f"({spec.dtype}[{', '.join(spec.shape)}]), got {a.ndim}", name)
+        expected = tuple(eval_index(e, sizes) for e in spec.extents)
+        if a.shape != expected:
+            raise ArgumentError(f"argument {name}: shape {a.shape} does not match "
+                                f"[{', '.join(spec.shape)}] = {expected}", name)
+        if not a.flags.c_contiguous:
+            raise ArgumentError(f"argument {name}: array must be C-contiguous "
+                                "(use np.ascontiguousarray)", name)
+        if name in self.written and not a.flags.writeable:
+            raise ArgumentError(f"argument {name}: the kernel writes {name} but the array "
+                                "is read-only", name)
+
+    def _no_aliasing(self, bound: dict) -> None:
+        arrays = [(n, bound[n]) for n in self.arrays]
+        for i, (na, a) in enumerate(arrays):
+            for nb, b in arrays[i + 1:]:
+                if a.size and b.size and np.may_share_memory(a, b):
+                    raise ArgumentError(f"arguments {na} and {nb} overlap in memory; "
+                                        "array arguments must not alias", nb)
+
+    def __call__(self, *args, **kwargs) -> None:
+        values = self.validate(self.bind(args, kwargs))
+        self.native(*values)
