@@ -30,16 +30,21 @@ import threading
 import time
 
 import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
 
 from ..ir import Function
 from ..types import INDEX, DType
 from .llvm import build_module
+from .llvm_expr import ll_type
 
 __all__ = ["CompiledFunction", "compile_function", "host_target_machine"]
 
 _lock = threading.Lock()
+_compile_lock = threading.RLock()
 _target_machine: llvm.TargetMachine | None = None
 _host: tuple | None = None  # (Target, cpu name, feature string)
+_ndarray_offset: int | None = None
 
 _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double,
            "i32": ctypes.c_int32, "i64": ctypes.c_int64}
@@ -76,6 +81,13 @@ def host_target_machine() -> llvm.TargetMachine:
     return _target_machine
 
 
+def _data_offset() -> int:
+    global _ndarray_offset
+    if _ndarray_offset is None:
+        _ndarray_offset = _ndarray_data_offset()
+    return _ndarray_offset
+
+
 def _new_target_machine() -> llvm.TargetMachine:
     global _host
     if _host is None:
@@ -87,7 +99,15 @@ def _new_target_machine() -> llvm.TargetMachine:
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """Run LLVM's O3 module pipeline (loop and SLP vectorisation on) in place."""
+    """Run LLVM's O3 module pipeline (loop and SLP vectorisation on) in place.
+
+    Example::
+
+        >>> mod = llvm.parse_assembly("define i32 @f() { ret i32 add (i32 1, i32 2) }")
+        >>> optimize(mod, host_target_machine())
+        >>> "ret i32 3" in str(mod)
+        True
+    """
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
@@ -98,18 +118,65 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     mpm.run(module, pb)
 
 
-def _array_ptr(a) -> int:
-    return a.__array_interface__["data"][0]
+def _ndarray_data_offset() -> int:
+    """Byte offset of the ``data`` pointer inside a numpy array object
+    (``PyArrayObject_fields.data``, right after the object header: 16 on
+    64-bit CPython), found by probing two live arrays."""
+    probes = [np.empty(3), np.empty((2, 2), np.float32)]
+    for off in range(8, 64, 8):
+        if all(ctypes.c_void_p.from_address(id(a) + off).value
+               == a.__array_interface__["data"][0] for a in probes):
+            return off
+    raise RuntimeError("cannot locate the data pointer in numpy's array object")
+
+
+def _python_entry(fn: Function, symbol: str, data_offset: int, tm) -> llvm.ModuleRef:
+    """A module with ``<symbol>__py``: same arguments as the kernel except
+    that arrays come as ``PyObject*`` (numpy arrays); it loads each array's
+    data pointer and tail-calls the kernel. This lets ctypes pass arrays as
+    ``py_object`` (~0.1 µs each) instead of a Python-side pointer lookup."""
+    m = ir.Module(name=symbol + "__py")
+    m.triple = tm.triple
+    m.data_layout = str(tm.target_data)
+    kernel_args, entry_args = [], []
+    i8p = ir.IntType(8).as_pointer()
+    for p in fn.params:
+        if p.kind == "array":
+            kernel_args.append(ll_type(p.dtype).as_pointer())
+            entry_args.append(i8p)
+        else:
+            t = ll_type(INDEX if p.kind == "size" else p.dtype)
+            kernel_args.append(t)
+            entry_args.append(t)
+    kernel = ir.Function(m, ir.FunctionType(ir.VoidType(), kernel_args), symbol)
+    entry = ir.Function(m, ir.FunctionType(ir.VoidType(), entry_args), symbol + "__py")
+    entry.attributes.add("nounwind")
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    args = []
+    for p, a, kt in zip(fn.params, entry.args, kernel_args, strict=True):
+        if p.kind == "array":
+            slot = b.bitcast(b.gep(a, [ir.Constant(ir.IntType(64), data_offset)]),
+                             kt.as_pointer())
+            a = b.load(slot, align=8)
+        args.append(a)
+    b.call(kernel, args, tail=True)
+    b.ret_void()
+    mod = llvm.parse_assembly(str(m))
+    mod.verify()
+    return mod
 
 
 class CompiledFunction:
     """A JIT-compiled kernel. Call it with the arguments in ``fn.params``
     order: sizes as ``int``, scalars as numbers, arrays as C-contiguous numpy
-    arrays of the right dtype (not checked here: the caller validates).
+    arrays of the right dtype (not checked here: the caller validates; an
+    array argument that is not a numpy array is undefined behaviour).
 
     Attributes: ``llvm_ir`` (optimised), ``llvm_ir_unoptimized``, ``asm``
     (host assembly, produced on first access), ``compile_seconds``,
-    ``symbol`` (native function name), ``function`` (the IR).
+    ``symbol`` (native function name), ``address`` (its address: a C
+    function with one argument per parameter, arrays as data pointers),
+    ``function`` (the IR).
     """
 
     def __init__(self, fn: Function, symbol: str, engine: llvm.ExecutionEngine,
@@ -119,35 +186,34 @@ class CompiledFunction:
         self.llvm_ir_unoptimized = llvm_ir_unoptimized
         self.llvm_ir = llvm_ir
         self.compile_seconds = compile_seconds
-        self._engine = engine  # owns the module and the machine code
+        self._engine = engine  # owns the modules and the machine code
         self._asm: str | None = None
         self.address = engine.get_function_address(symbol)
         argtypes = []
-        convs = []
         for p in fn.params:
             if p.kind == "array":
-                argtypes.append(ctypes.c_void_p)
-                convs.append(_array_ptr)
+                argtypes.append(ctypes.py_object)
             else:
                 dt: DType = INDEX if p.kind == "size" else p.dtype
                 argtypes.append(_CTYPES[dt.name])
-                convs.append(float if dt.is_float else int)
-        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(self.address)
-        self._convs = tuple(convs)
-        self._nargs = len(convs)
+        entry = engine.get_function_address(symbol + "__py")
+        # CFUNCTYPE (not PYFUNCTYPE): the GIL is released while the kernel runs
+        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(entry)
+        self._nargs = len(argtypes)
 
     def __call__(self, *args) -> None:
         if len(args) != self._nargs:
             raise TypeError(f"{self.function.name}() takes {self._nargs} arguments, "
                             f"got {len(args)}")
-        self._cfunc(*[c(a) for c, a in zip(self._convs, args)])
+        self._cfunc(*args)
 
     @property
     def asm(self) -> str:
         """Host assembly of the optimised module (generated on first access)."""
         if self._asm is None:
-            mod = llvm.parse_assembly(self.llvm_ir)
-            self._asm = host_target_machine().emit_assembly(mod)
+            tm = host_target_machine()
+            with _compile_lock:
+                self._asm = tm.emit_assembly(llvm.parse_assembly(self.llvm_ir))
         return self._asm
 
     def __repr__(self) -> str:
@@ -172,15 +238,17 @@ def compile_function(fn: Function) -> CompiledFunction:
     module, symbol = build_module(fn)
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
-    mod = llvm.parse_assembly(str(module))
-    mod.verify()
-    unoptimized = str(mod)
-    optimize(mod, tm)
-    optimized = str(mod)
-    # MCJIT takes ownership of (and frees) its target machine: give each
-    # engine its own, identical to the shared one (creating one costs ~0.2 ms)
-    engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
-    engine.finalize_object()
+    with _compile_lock:  # LLVM's global context and the shared machine
+        mod = llvm.parse_assembly(str(module))
+        mod.verify()
+        unoptimized = str(mod)
+        optimize(mod, tm)
+        optimized = str(mod)
+        # MCJIT takes ownership of (and frees) its target machine: give each
+        # engine its own, identical to the shared one (creating one costs ~0.2 ms)
+        engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
+        engine.add_module(_python_entry(fn, symbol, _data_offset(), tm))
+        engine.finalize_object()
     cf = CompiledFunction(fn, symbol, engine, unoptimized, optimized, 0.0)
     cf.compile_seconds = time.perf_counter() - t0
     return cf

@@ -38,7 +38,7 @@ from llvmlite import ir
 
 from ..ir import Block, For, Function, If, Stmt, Store
 from ..types import INDEX, DType
-from .llvm_expr import ArrayRef, CodegenError, ExprLowering, is_bool, ll_type
+from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 
 LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
 
@@ -65,7 +65,7 @@ class _LoopID(ir.values.MDValue):
 
     def descr(self, buf):
         ops = ", ".join(op.get_reference() for op in self.operands)
-        buf += ("distinct !{{ {0} }}".format(ops), "\n")
+        buf += (f"distinct !{{ {ops} }}", "\n")
 
     __hash__ = object.__hash__
 
@@ -100,7 +100,7 @@ class _FunctionBuilder(ExprLowering):
         self.builder = ir.IRBuilder(func.append_basic_block("entry"))
 
         arrays = []
-        for p, arg in zip(fn.params, func.args):
+        for p, arg in zip(fn.params, func.args, strict=True):
             arg.name = p.name
             if p.name in self.values or p.name in self.arrays:
                 raise CodegenError(f"duplicate parameter {p.name!r}")
@@ -141,7 +141,7 @@ class _FunctionBuilder(ExprLowering):
         if isinstance(s, Store):
             ptr, dt = self.address(s.array, s.index, s)
             v = self.emit_as(s.value, dt)
-            self.builder.store(v, ptr, align=1 if is_bool(dt) else dt.bits // 8)
+            self.builder.store(v, ptr, align=alignment(dt))
         elif isinstance(s, Block):
             for x in s.stmts:
                 self.stmt(x)

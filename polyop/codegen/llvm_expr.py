@@ -82,12 +82,38 @@ def ll_type(dt: DType) -> ir.Type:
 
 
 def is_bool(dt: DType) -> bool:
+    """True for the IR's ``bool`` type (results of comparisons).
+
+    Example::
+
+        >>> is_bool(BOOL), is_bool(f64)
+        (True, False)
+    """
     return dt.name == "bool"
+
+
+def alignment(dt: DType) -> int:
+    """Alignment assumed for an element of type ``dt``: its size (numpy
+    arrays are aligned to their element size), 1 for ``bool``.
+
+    Example::
+
+        >>> alignment(f64)
+        8
+    """
+    return 1 if is_bool(dt) else dt.bits // 8
 
 
 def promote_cmp(a: DType, b: DType) -> DType:
     """The common type two comparison operands are converted to (``bool``
-    ranks below every number)."""
+    ranks below every number).
+
+    Example::
+
+        >>> from polyop.types import i32
+        >>> promote_cmp(i32, f64), promote_cmp(BOOL, i32)
+        (f64, i32)
+    """
     if a == b:
         return a
     if is_bool(a):
@@ -101,7 +127,15 @@ def promote_cmp(a: DType, b: DType) -> DType:
 
 def speculatable(e) -> bool:
     """True when evaluating ``e`` can neither trap nor read memory out of
-    bounds, so it may be computed even when Python would not evaluate it."""
+    bounds, so it may be computed even when Python would not evaluate it.
+
+    Example::
+
+        >>> speculatable(Bin("add", Var("i"), Const(1), INDEX))
+        True
+        >>> speculatable(Load("A", (Var("i"),), f64))
+        False
+    """
     for n in walk(e):
         if isinstance(n, Load) and n.index:
             return False
@@ -247,7 +281,7 @@ class ExprLowering:
                                f"indexed with {len(index)} in {what!r}")
         b = self.builder
         linear = None
-        for sub, stride in zip(index, ref.strides):
+        for sub, stride in zip(index, ref.strides, strict=True):
             term = self.emit_as(sub, INDEX, index=True)
             if stride is not None:
                 term = b.mul(term, stride, flags=["nsw"])
@@ -256,7 +290,7 @@ class ExprLowering:
 
     def _emit_Load(self, e: Load, index: bool) -> ir.Value:
         ptr, dt = self.address(e.array, e.index, e)
-        v = self.builder.load(ptr, align=max(dt.bits // 8, 1) if not is_bool(dt) else 1)
+        v = self.builder.load(ptr, align=alignment(dt))
         return self.convert(v, dt, e.dtype)
 
     def _emit_Neg(self, e: Neg, index: bool) -> ir.Value:
