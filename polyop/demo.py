@@ -50,14 +50,16 @@ def _jacobi_numpy(tsteps, n, A, B):
                                + B[2:, 1:-1] + B[:-2, 1:-1])
 
 
-def _median_time(fn, make_args, repeat: int) -> float:
-    times = []
+def _median_times(fns: dict, make_args, repeat: int) -> dict[str, float]:
+    """Median run time of each function, runs interleaved so drift hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        args = make_args()
-        t0 = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            args = make_args()
+            t0 = time.perf_counter()
+            fn(*args)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _cases(rng: np.random.Generator):
@@ -93,16 +95,15 @@ def run_demo(repeat: int = 5) -> int:
         status |= not ok
         print(f"\ncompile: {compile_s * 1e3:.0f} ms; max |polyop - numpy| = {err:.2e} "
               f"({'OK' if ok else 'MISMATCH'})")
-        rows = [("polyop", _median_time(compiled, make_args, repeat)),
-                ("numpy", _median_time(reference, make_args, repeat))]
+        fns = {"polyop": compiled, "numpy": reference}
         if numba is not None:
-            jitted = numba.njit(kern.py_func)
-            jitted(*make_args())
-            rows.append(("numba", _median_time(jitted, make_args, repeat)))
+            fns["numba"] = numba.njit(kern.py_func)
+            fns["numba"](*make_args())
         else:
             print("(numba is not installed: no numba column)")
-        base = rows[0][1]
-        for name, t in rows:
+        rows = _median_times(fns, make_args, repeat)
+        base = rows["polyop"]
+        for name, t in rows.items():
             print(f"  {name:7s} {t * 1e3:9.2f} ms   polyop speed-up {t / base:5.2f}x")
         print()
     print("all checks passed" if status == 0 else "SOME CHECKS FAILED")

@@ -32,8 +32,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable, Union
 
 from .types import INDEX, DType
 
@@ -120,7 +120,7 @@ class Cast:
     dtype: DType
 
 
-Expr = Union[Const, Var, Load, Bin, Cmp, Logic, Not, Neg, Call, Select, Cast]
+Expr = Const | Var | Load | Bin | Cmp | Logic | Not | Neg | Call | Select | Cast
 
 
 class _PrintableStmt:
@@ -159,7 +159,7 @@ class Block(_PrintableStmt):
     stmts: tuple[Stmt, ...]
 
 
-Stmt = Union[Store, For, If, Block]
+Stmt = Store | For | If | Block
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from polyop import ArgumentError, BoundsError, FrontendError
 
 def parse_error(fn) -> FrontendError:
     with pytest.raises(FrontendError) as info:
-        polyop.kernel(fn).program
+        _ = polyop.kernel(fn).program
     err = info.value
     assert err.filename.endswith("test_frontend_errors.py")
     return err
@@ -79,7 +79,7 @@ def test_unsupported_constructs(body, needle, tmp_path):
     ns = {"__file__": str(path)}
     exec(compile(src, str(path), "exec"), ns)
     with pytest.raises(FrontendError) as info:
-        ns["k"].program
+        _ = ns["k"].program
     assert needle in str(info.value)
     assert info.value.line == 5
     assert "kern.py:5:" in str(info.value)

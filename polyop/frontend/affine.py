@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import builtins
-from typing import Callable
+from collections.abc import Callable
 
 import islpy as isl
 

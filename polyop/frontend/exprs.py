@@ -21,11 +21,11 @@ from __future__ import annotations
 import ast
 import builtins
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from ..ir import BOOL, Bin, Call, Cast, Cmp, Const, Expr, Load, Logic, Neg, Not, Select, Var
+from ..ir import BOOL, Bin, Call, Cast, Cmp, Const, Expr, Load, Logic, Neg, Not, Select
 from ..types import DType, f64, i64, promote
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",

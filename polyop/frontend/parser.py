@@ -24,8 +24,8 @@ import ast
 import builtins
 import inspect
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import islpy as isl
 
@@ -123,7 +123,7 @@ class KernelParser:
                 ast.copy_location(n, arg)
                 for sub in ast.walk(n):
                     ast.copy_location(sub, arg)
-            for s, n in zip(t.shape, nodes):
+            for n in nodes:
                 conv.pwaff(n)  # proves the extent affine in the size parameters
             extents = tuple(ext.convert(n) for n in nodes)
             self.arrays[arg.arg] = Array(arg.arg, t.dtype, t.shape, extents)
