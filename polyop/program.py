@@ -103,6 +103,8 @@ class Program:
     schedule: isl.Schedule
     context: isl.Set
     filename: str = "<unknown>"
+    #: top-level ``assert`` conditions on the size parameters (Python source text)
+    assumptions: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
 
     @property
@@ -128,6 +130,7 @@ class Program:
     def __str__(self) -> str:
         params = ", ".join(self.params)
         out = [f"program {self.name}  [params: {params}]"]
+        out += [f"  assume {a}" for a in self.assumptions]
         for a in self.arrays.values():
             shape = ", ".join(a.shape)
             kind = "temporary" if a.temporary else "argument"

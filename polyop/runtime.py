@@ -69,6 +69,8 @@ class CompiledKernel:
         self.kinds = {a.name: a for a in program.arguments}
         self.written = {n for n in program.arrays if not program.writes(n).is_empty()}
         self.arrays = [a.name for a in program.arguments if a.kind == "array"]
+        self.assumptions = [(t, compile(t, f"<assert {t}>", "eval"))
+                            for t in program.assumptions]
         # a size left out of a call is read from the first array dimension equal to it
         self.inferable: dict[str, tuple[str, int]] = {}
         for name in self.arrays:
@@ -134,6 +136,10 @@ class CompiledKernel:
             elif arg.kind == "scalar":
                 v = self._scalar(name, arg.dtype, v)
             out.append(v)
+        for text, test in self.assumptions:
+            if not eval(test, {"min": min, "max": max}, sizes):  # noqa: S307 - kernel's own assert
+                raise ArgumentError(f"sizes {sizes} violate the kernel's assumption "
+                                    f"'assert {text}'", text)
         for name in self.arrays:
             self._array(name, bound[name], sizes)
         self._no_aliasing(bound)

@@ -199,3 +199,29 @@ def test_keywords_and_inferred_sizes():
     np.testing.assert_array_equal(y, 2.0 * x)
     axpy(5, 1.0, y=y, x=x)
     np.testing.assert_array_equal(y, 3.0 * x)
+
+
+def test_assert_states_assumption_for_bounds_proof_and_calls():
+    def unguarded(n: int, A: "f64[n]"):
+        A[n - 1] = 1.0
+
+    def guarded(n: int, A: "f64[n]"):
+        assert n >= 1
+        A[n - 1] = 1.0
+
+    with pytest.raises(BoundsError):
+        polyop.kernel(unguarded).compile()
+    k = polyop.kernel(guarded)
+    assert k.program.assumptions == ("n >= 1",)
+    a = np.zeros(3)
+    k(3, a)
+    assert a[2] == 1.0
+    with pytest.raises(ArgumentError, match="violate the kernel's assumption 'assert n >= 1'"):
+        k(0, np.zeros(0))
+
+
+def test_assert_on_data_is_rejected():
+    def k(n: int, A: "f64[n]"):
+        assert A[0] > 0
+
+    assert "affine assumptions on size parameters" in str(parse_error(k))

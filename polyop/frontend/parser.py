@@ -70,6 +70,7 @@ class KernelParser:
         self.arrays: dict[str, Array] = {}
         self.values: dict[str, ir.Expr] = {}
         self.statements: list[Statement] = []
+        self.assumptions: list[str] = []
 
     # -- errors and name resolution ----------------------------------------------------
     def error(self, node: ast.AST, msg: str) -> FrontendError:
@@ -149,6 +150,7 @@ class KernelParser:
 
         params, args = self._signature()
         ctx = isl.Set.universe(self.param_space)
+        self.assumed = ctx.params()
         body = list(self.tree.body)
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
@@ -159,7 +161,8 @@ class KernelParser:
         context = self._context()
         schedule = textual_schedule(nest, self.param_space)
         prog = Program(self.tree.name, tuple(params), tuple(args), dict(self.arrays),
-                       tuple(self.statements), schedule, context, self.filename)
+                       tuple(self.statements), schedule, context, self.filename,
+                       assumptions=tuple(self.assumptions))
         return prog
 
     def _context(self) -> isl.Set:
@@ -170,7 +173,7 @@ class KernelParser:
             for s in a.shape:
                 pa = conv.pwaff(ast.parse(s, mode="eval").body)
                 ctx = ctx.intersect(pa.ge_set(conv.affs[0]))
-        return ctx.params().coalesce()
+        return ctx.params().intersect(self.assumed).coalesce()
 
     def _block(self, stmts: list[ast.stmt], ctx: isl.Set, iters: tuple[str, ...]) -> list:
         items: list = []
@@ -187,10 +190,25 @@ class KernelParser:
                 items.append(self._assign(node, ctx, iters))
             elif isinstance(node, ast.Pass):
                 continue
+            elif isinstance(node, ast.Assert) and not iters:
+                ctx = ctx.intersect(self._assumption(node, ctx))
             else:
                 raise self.error(node, f"{_stmt_kind(node)} is not supported in a kernel "
                                        "(only for-range loops, if/elif/else and assignments)")
         return items
+
+    def _assumption(self, node: ast.Assert, ctx: isl.Set) -> isl.Set:
+        """``assert n >= 1`` at the top level: an assumption on the size parameters,
+        used by the bounds proof and checked at every call."""
+        if any(isinstance(x, ast.Name) and x.id not in self.param_space.get_var_names(
+                isl.dim_type.param) and x.id not in ("min", "max") for x in ast.walk(node.test)):
+            raise self.error(node, "an assert may only state affine assumptions on size "
+                                   f"parameters; '{ast.unparse(node.test)}' uses other names")
+        conv = AffineConverter(ctx.space, self._cond_error(node.test), self.resolve)
+        cond = conv.condition(node.test)
+        self.assumptions.append(ast.unparse(node.test))
+        self.assumed = self.assumed.intersect(cond.params())
+        return cond
 
     def _cond_error(self, test: ast.AST):
         def make(node: ast.AST, msg: str) -> FrontendError:
