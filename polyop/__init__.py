@@ -33,15 +33,18 @@ Glossary (isl's vocabulary, used throughout):
 """
 
 from .deps import Dependences, dependences
-from .errors import ArgumentError, BoundsError, FrontendError, PolyopError
+from .errors import (ArgumentError, BoundsError, FrontendError, IllegalScheduleError,
+                     PolyopError, ScheduleError)
 from .kernel import Kernel, kernel
-from .pipeline import lower
+from .pipeline import build, lower
 from .program import Program, Statement
+from .schedule import Loop, Schedule, Violation
 from .types import f32, f64, i32, i64
 
 __all__ = [
-    "ArgumentError", "BoundsError", "FrontendError", "PolyopError",
-    "Dependences", "dependences", "Kernel", "kernel", "lower", "Program", "Statement",
+    "ArgumentError", "BoundsError", "FrontendError", "IllegalScheduleError", "PolyopError",
+    "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "build", "lower",
+    "Loop", "Program", "Schedule", "Statement", "Violation",
     "f32", "f64", "i32", "i64",
 ]
 __version__ = "0.1.0"

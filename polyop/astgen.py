@@ -73,8 +73,12 @@ def expr_to_ir(e: isl.AstExpr) -> ir.Expr:
     raise AssertionError(f"unexpected isl AST expression {e.to_C_str()}")
 
 
+_KINDS = {"parallel": "parallel", "vector": "vector", "serial": "serial", "unroll": "unrolled"}
+
+
 class _Translator:
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, loops: dict[str, tuple[str, str]]):
+        self.loops = loops
         self.stmts = {s.name: s for s in program.statements}
         self.reserved = set(program.params) | set(program.arrays) | {
             a.name for a in program.arguments}
@@ -103,10 +107,15 @@ class _Translator:
         if t == isl.ast_node_type.user:
             return self.user(n.user_get_expr())
         if t == isl.ast_node_type.mark:
-            return self.node(n.mark_get_node(), scope)
+            info = self.loops.get(n.mark_get_id().get_name())
+            child = n.mark_get_node()
+            if info is not None and child.get_type() == isl.ast_node_type.for_:
+                return self.loop(child, scope, info)
+            return self.node(child, scope)
         raise AssertionError(f"unexpected isl AST node type {t}")
 
-    def loop(self, n: isl.AstNode, scope: frozenset) -> tuple[ir.Stmt, dict]:
+    def loop(self, n: isl.AstNode, scope: frozenset,
+             info: tuple[str, str] | None = None) -> tuple[ir.Stmt, dict]:
         var = n.for_get_iterator().get_id().get_name()
         start = expr_to_ir(n.for_get_init())
         cond = n.for_get_cond()
@@ -120,6 +129,8 @@ class _Translator:
         step = n.for_get_inc().get_val().to_python()
         body, uses = self.node(n.for_get_body(), scope | {var})
         names = uses.pop(var, set())
+        if info is not None:  # a schedule's loop handle names it
+            names = {info[0]}
         if len(names) == 1:
             (name,) = names
             if name not in scope and name not in self.reserved and \
@@ -127,7 +138,8 @@ class _Translator:
                 body = ir.substitute(body, {var: ir.Var(name, INDEX)})
                 var = name
         uses.setdefault("", set()).add(var)  # names bound below, never reused above
-        return ir.For(var, start, stop, step, body), uses
+        kind = _KINDS[info[1]] if info is not None else "serial"
+        return ir.For(var, start, stop, step, body, kind), uses
 
     def user(self, e: isl.AstExpr) -> tuple[ir.Stmt, dict]:
         name = e.get_op_arg(0).get_id().get_name()
@@ -160,7 +172,11 @@ def _plus_one(e: ir.Expr) -> ir.Expr:
     return ir.Bin("add", e, ir.Const(1, INDEX), INDEX)
 
 
-def ast_to_ir(node: isl.AstNode, program: Program) -> ir.Stmt:
-    """Translate an isl AST of ``program``'s statements into loop IR."""
-    stmt, _ = _Translator(program).node(node, frozenset())
+def ast_to_ir(node: isl.AstNode, program: Program,
+              loops: dict[str, tuple[str, str]] | None = None) -> ir.Stmt:
+    """Translate an isl AST of ``program``'s statements into loop IR.
+
+    ``loops`` maps schedule mark ids to (loop name, kind) (see ``Schedule``).
+    """
+    stmt, _ = _Translator(program, loops or {}).node(node, frozenset())
     return stmt

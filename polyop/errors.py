@@ -29,3 +29,23 @@ class ArgumentError(PolyopError, TypeError):
     def __init__(self, msg: str, argument: str):
         self.argument = argument
         super().__init__(msg)
+
+
+class ScheduleError(PolyopError):
+    """A schedule primitive used wrongly (unknown or stale loop, bad arguments)."""
+
+
+class IllegalScheduleError(ScheduleError):
+    """A primitive that would break a dependence; the schedule is left unchanged.
+
+    ``kind`` (RAW/WAR/WAW), ``array``, ``source`` and ``sink`` (instances such as
+    ``S0[i=1, j=2]``, sampled by isl from the violated dependence), ``loop`` (the
+    loop whose order or parallelism breaks it) and ``violations`` (all of them).
+    """
+
+    def __init__(self, msg: str, violations: list):
+        first = violations[0]
+        self.kind, self.array = first.kind, first.array
+        self.source, self.sink, self.loop = first.source, first.sink, first.loop
+        self.violations = violations
+        super().__init__(msg)

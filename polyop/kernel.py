@@ -47,6 +47,12 @@ class Kernel:
             self._compiled = compile_program(self.program)
         return self._compiled
 
+    def schedule(self, check: bool = True):
+        """A new ``polyop.Schedule`` over this kernel."""
+        from .schedule import Schedule
+
+        return Schedule(self, check=check)
+
     def __call__(self, *args, **kwargs):
         return self.compile()(*args, **kwargs)
 

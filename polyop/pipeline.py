@@ -45,23 +45,33 @@ def as_program(obj) -> Program:
     """The ``Program`` of a kernel (or the program itself)."""
     if isinstance(obj, Program):
         return obj
-    program = getattr(obj, "program", None)
+    program = getattr(obj, "program", None)  # a Kernel or a Schedule
     if isinstance(program, Program):
         return program
     raise TypeError(f"expected a polyop kernel or Program, got {type(obj).__name__}")
 
 
-def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
-    """Lower a kernel (optionally under another schedule tree) to loop IR.
+def _schedule_tree(sched) -> tuple[isl.Schedule, dict]:
+    """The tree of a ``Schedule`` ready for AST generation, and its loop names/kinds."""
+    from .schedule.schedule import mark_unrolled
 
-    The result prints as C-like code: ``print(polyop.lower(k))``.
+    loops = sched.loop_info()
+    return mark_unrolled(sched.tree, loops), loops
+
+
+def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
+    """Lower a kernel or a ``Schedule`` (or a kernel under a raw isl schedule
+    tree) to loop IR. The result prints as C-like code: ``print(polyop.lower(k))``.
     """
+    loops: dict = {}
+    if hasattr(obj, "loop_info"):
+        schedule, loops = _schedule_tree(obj)
     program = as_program(obj)
     _dump("model", program)
     check_bounds(program)
     ast = build_ast(program, schedule)
     _dump("ast", ast.to_C_str())
-    body = ast_to_ir(ast, program)
+    body = ast_to_ir(ast, program, loops)
     params = []
     for a in program.arguments:
         shape = program.arrays[a.name].extents if a.kind == "array" else ()
@@ -72,12 +82,22 @@ def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     return fn
 
 
-def compile_program(program: Program, schedule: isl.Schedule | None = None):
-    """Lower and JIT-compile ``program``; returns a callable ``CompiledKernel``."""
+def build(obj, schedule: isl.Schedule | None = None):
+    """Lower and JIT-compile a kernel, program or ``Schedule``; returns a callable
+    ``CompiledKernel`` with the kernel's argument checks.
+
+    Example: ``f = polyop.build(sch); f(n, A, B)``.
+    """
+    return compile_program(obj, schedule)
+
+
+def compile_program(obj, schedule: isl.Schedule | None = None):
+    """Lower and JIT-compile; returns a callable ``CompiledKernel``."""
     from .codegen import compile_function
     from .runtime import CompiledKernel
 
-    fn = lower(program, schedule)
+    program = as_program(obj)
+    fn = lower(obj, schedule)
     compiled = compile_function(fn)
     _dump("llvm", compiled.llvm_ir)
     _dump("asm", compiled.asm)

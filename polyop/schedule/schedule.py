@@ -1,0 +1,446 @@
+"""``polyop.Schedule``: legality-checked loop transformations on an isl schedule tree.
+
+Every loop of the tree is a one-member band with an isl *mark* node above it;
+the mark's id (``L0``, ``L1``, …) is the identity behind a ``Loop`` handle, so
+handles survive transformations of other loops. Each primitive rewrites the
+tree (``band_tile`` for split, partial-schedule rewrites for reorder, skew,
+reverse and shift, loop kinds for parallel/vector/unroll), then checks the
+result against the program's exact dependences; an illegal result raises
+``IllegalScheduleError`` and the schedule stays as it was.
+
+Example::
+
+    >>> sch = polyop.Schedule(gemm)                      # doctest: +SKIP
+    >>> i, k, j = sch.get_loops("S1")                    # doctest: +SKIP
+    >>> io, ii = sch.split(i, 32)                        # doctest: +SKIP
+    >>> sch.reorder(k, j)                                # doctest: +SKIP
+    >>> print(polyop.lower(sch))                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from ..deps import dependences
+from ..errors import IllegalScheduleError, ScheduleError
+from .legality import Violation, carried_violations, order_violations
+
+isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
+isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
+
+_T = isl.schedule_node_type
+
+
+@dataclass
+class LoopInfo:
+    name: str
+    kind: str = "serial"  # serial | parallel | vector | unroll
+
+
+class Loop:
+    """A handle on one loop (band member) of a ``Schedule``."""
+
+    def __init__(self, schedule: Schedule, ident: str):
+        self._schedule, self.id = schedule, ident
+
+    @property
+    def name(self) -> str:
+        return self._schedule._loops[self.id].name
+
+    @property
+    def depth(self) -> int:
+        return self._schedule._depth(self)
+
+    def __repr__(self) -> str:
+        if self.id not in self._schedule._loops:
+            return f"Loop({self.id}, stale)"
+        return f"Loop({self.name}, depth={self.depth})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Loop) and other.id == self.id and \
+            other._schedule is self._schedule
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+class Schedule:
+    """A mutable schedule over a kernel's statements (see the module docstring).
+
+    ``check=False`` admits illegal schedules (for experiments); ``check()``
+    then reports every violated dependence.
+    """
+
+    def __init__(self, kernel, check: bool = True):
+        from ..pipeline import as_program
+
+        self.program = as_program(kernel)
+        self.deps = dependences(self.program)
+        self.checking = check
+        self._loops: dict[str, LoopInfo] = {}
+        self._gone: dict[str, str] = {}
+        self._trace: list[str] = []
+        self._tree = self._with_marks(self.program.schedule)
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def stmts(self) -> list[str]:
+        return [s.name for s in self.program.statements]
+
+    @property
+    def tree(self) -> isl.Schedule:
+        """The current isl schedule tree (loops are bands under ``L<k>`` marks)."""
+        return self._tree
+
+    def get_loops(self, stmt: str) -> list[Loop]:
+        """The loops around statement ``stmt``, outermost first."""
+        if stmt not in self.stmts:
+            raise ScheduleError(f"unknown statement {stmt!r} (statements: "
+                                f"{', '.join(self.stmts)})")
+        return [Loop(self, m.mark_get_id().get_name()) for m in self._marks_above(stmt)]
+
+    def loop_info(self) -> dict[str, tuple[str, str]]:
+        """Mark id → (loop name, kind), for code generation."""
+        return {k: (v.name, v.kind) for k, v in self._loops.items()}
+
+    def check(self) -> list[Violation]:
+        """Every dependence the current schedule violates (empty when legal)."""
+        return self._violations(self._tree)
+
+    def __str__(self) -> str:
+        lines = [f"schedule of {self.program.name}:"]
+        lines += [f"  {t}" for t in self._trace] or ["  (original order)"]
+        return "\n".join(lines)
+
+    # -- primitives: loop structure ------------------------------------------------------
+    def split(self, loop: Loop, factor: int) -> tuple[Loop, Loop]:
+        """Strip-mine ``loop`` by ``factor``: ``v = outer * factor + inner``,
+        ``0 <= inner < factor``; a partial last strip is handled.
+
+        Always legal (the order of instances is unchanged).
+        """
+        mark = self._mark(loop)
+        factor = _positive(factor, "split factor")
+        name = self._loops[loop.id].name
+        outer, inner = self._new_id(f"{name}_outer"), self._new_id(f"{name}_inner")
+        node = mark.delete()
+        mv = isl.MultiVal.zero(node.band_get_space()).set_val(0, isl.Val(factor))
+        node = node.band_tile(mv).child(0).insert_mark(isl.Id(inner.id))
+        node = node.parent().insert_mark(isl.Id(outer.id))
+        self._commit(f"split({name}, {factor})", node.get_schedule(),
+                     gone={loop.id: f"split into {outer.name}, {inner.name}"})
+        return outer, inner
+
+    def tile(self, a: Loop, b: Loop, fa: int, fb: int) -> tuple[Loop, Loop, Loop, Loop]:
+        """Tile the perfect nest ``a`` ⊃ ``b`` by ``fa`` × ``fb``:
+        returns ``(a_outer, b_outer, a_inner, b_inner)`` in loop order."""
+        saved = self._save()
+        checking, self.checking = self.checking, False
+        try:  # the intermediate steps are not checked; the whole tiling is
+            ao, ai = self.split(a, fa)
+            bo, bi = self.split(b, fb)
+            self.reorder(ao, bo, ai, bi)
+            tree = self._tree
+        finally:
+            self.checking = checking
+            self._restore(saved)
+        self._commit(f"tile({a.name}, {b.name}, {fa}, {fb})", tree,
+                     gone={a.id: "tiled", b.id: "tiled"})
+        return ao, bo, ai, bi
+
+    def reorder(self, *loops: Loop) -> None:
+        """Put ``loops`` (all in one perfect nest) in the given order; loops of
+        the nest that are not named keep their place."""
+        self._reorder(loops, f"reorder({', '.join(lp.name for lp in loops)})")
+
+    def _reorder(self, loops: tuple[Loop, ...], what: str) -> None:
+        if len(set(loops)) != len(loops):
+            raise ScheduleError("reorder: a loop is named twice")
+        chain = self._chain(loops)
+        ids = [m.mark_get_id().get_name() for m, _ in chain]
+        wanted = [lp.id for lp in loops]
+        slots = iter(wanted)
+        order = [next(slots) if i in wanted else i for i in ids]
+        parts = {m.mark_get_id().get_name(): b.band_get_partial_schedule() for m, b in chain}
+        node = chain[0][0]
+        for _ in chain:
+            node = node.delete().delete()
+        for ident in reversed(order):
+            node = node.insert_partial_schedule(parts[ident]).insert_mark(isl.Id(ident))
+        self._commit(what, node.get_schedule())
+
+    def interchange(self, a: Loop, b: Loop) -> None:
+        """Swap two loops of one perfect nest."""
+        self._check_loop(a)
+        self._check_loop(b)
+        outer, inner = (a, b) if a.depth < b.depth else (b, a)
+        self._reorder((inner, outer), f"interchange({a.name}, {b.name})")
+
+    def skew(self, outer: Loop, inner: Loop, factor: int) -> None:
+        """``inner ← inner + factor · outer`` (``outer`` must enclose ``inner``)."""
+        om, im = self._mark(outer), self._mark(inner)
+        if not self._encloses(om, im):
+            raise ScheduleError(f"skew: {outer.name} does not enclose {inner.name}")
+        if not isinstance(factor, int):
+            raise ScheduleError("skew factor must be an integer")
+        o_part = om.child(0).band_get_partial_schedule()
+        i_part = im.child(0).band_get_partial_schedule()
+        new = i_part.add(o_part.intersect_domain(i_part.domain()).scale_val(isl.Val(factor)))
+        self._replace_band(im, new, f"skew({outer.name}, {inner.name}, {factor})")
+
+    def reverse(self, loop: Loop) -> None:
+        """Run ``loop`` backwards."""
+        m = self._mark(loop)
+        self._replace_band(m, m.child(0).band_get_partial_schedule().neg(),
+                           f"reverse({loop.name})")
+
+    def shift(self, stmt: str, loop: Loop, offset: int) -> None:
+        """Move statement ``stmt``'s iterations of ``loop`` by ``offset``."""
+        m = self._mark(loop)
+        if stmt not in [s for s in self.stmts if loop in self.get_loops(s)]:
+            raise ScheduleError(f"shift: statement {stmt} is not inside loop {loop.name}")
+        dom = self.program.statement(stmt).domain
+        ls = isl.LocalSpace.from_space(dom.get_space())
+        off = isl.UnionPwAff.from_pw_aff(isl.PwAff.from_aff(
+            isl.Aff.zero_on_domain(ls).set_constant_val(isl.Val(offset))))
+        part = m.child(0).band_get_partial_schedule()
+        upa = part.get_union_pw_aff(0).union_add(off)
+        self._replace_band(m, part.set_union_pw_aff(0, upa),
+                           f"shift({stmt}, {loop.name}, {offset})")
+
+    # -- primitives: loop kinds ------------------------------------------------------------
+    def parallel(self, loop: Loop) -> None:
+        """Run the iterations of ``loop`` on all cores (``POLYOP_NUM_THREADS``).
+
+        Requires: ``loop`` carries no dependence (local scalars written and read
+        within one iteration are privatised).
+        """
+        self._set_kind(loop, "parallel")
+
+    def vectorize(self, loop: Loop) -> None:
+        """Vectorise the innermost ``loop`` (it must carry no dependence)."""
+        m = self._mark(loop)
+        if m.child(0).child(0).get_type() != _T.leaf:
+            raise ScheduleError(f"vectorize: {loop.name} is not an innermost loop")
+        self._set_kind(loop, "vector")
+
+    def unroll(self, loop: Loop, factor: int | None = None) -> Loop | None:
+        """Unroll ``loop`` fully, or by ``factor`` (split, then unroll the inner loop,
+        which is returned). Full unrolling needs a constant trip count."""
+        if factor is not None:
+            _, inner = self.split(loop, factor)
+            self.unroll(inner)
+            return inner
+        values = self._mark(loop).child(0).band_get_partial_schedule_union_map().range()
+        if not _bounded(isl.Set.from_union_set(values)):
+            raise ScheduleError(f"unroll: loop {loop.name} has no constant trip count; "
+                                "use unroll(loop, factor)")
+        self._set_kind(loop, "unroll")
+        return None
+
+    # -- internals -----------------------------------------------------------------------------
+    def _with_marks(self, tree: isl.Schedule) -> isl.Schedule:
+        def visit(node: isl.ScheduleNode) -> isl.ScheduleNode:
+            """Mark every band below ``node``; returns the node at ``node``'s position."""
+            band = node.get_type() == _T.band
+            if band:
+                name = self._source_name(node)
+                node = node.insert_mark(isl.Id(self._new_id(name).id)).child(0)
+            for k in range(node.n_children()):
+                node = visit(node.child(k)).parent()
+            return node.parent() if band else node
+
+        return visit(tree.get_root()).get_schedule()
+
+    def _source_name(self, band: isl.ScheduleNode) -> str:
+        """The source iterator a textual band runs over (``i``), if unambiguous."""
+        umap = band.band_get_partial_schedule_union_map()
+        names = set()
+        for s in self.program.statements:
+            part = umap.intersect_domain(isl.UnionSet.from_set(s.domain))
+            if part.is_empty():
+                continue
+            for k, it in enumerate(s.iterators):
+                pa = isl.PwAff.var_on_domain(
+                    isl.LocalSpace.from_space(s.domain.get_space()), isl.dim_type.set, k)
+                var = isl.Map.from_pw_aff(pa).intersect_domain(s.domain)
+                if part.is_equal(isl.UnionMap.from_map(var)):
+                    names.add(it)
+        return names.pop() if len(names) == 1 else f"c{len(self._loops)}"
+
+    def _new_id(self, name: str) -> Loop:
+        ident = f"L{len(self._loops) + len(self._gone)}"
+        while ident in self._loops or ident in self._gone:
+            ident = f"L{int(ident[1:]) + 1}"
+        self._loops[ident] = LoopInfo(name)
+        return Loop(self, ident)
+
+    def _check_loop(self, loop: Loop) -> None:
+        if not isinstance(loop, Loop) or loop._schedule is not self:
+            raise ScheduleError(f"{loop!r} is not a loop of this schedule")
+        if loop.id in self._gone:
+            raise ScheduleError(f"loop handle {loop.id} is stale: it was "
+                                f"{self._gone[loop.id]}")
+
+    def _mark(self, loop: Loop) -> isl.ScheduleNode:
+        self._check_loop(loop)
+        found = _find_mark(self._tree.get_root(), loop.id)
+        if found is None:
+            raise ScheduleError(f"loop {loop.name} ({loop.id}) is no longer in the schedule")
+        return found
+
+    def _marks_above(self, stmt: str) -> list[isl.ScheduleNode]:
+        out, node = [], self._tree.get_root()
+        while node.get_type() != _T.leaf:
+            if node.get_type() == _T.mark:
+                out.append(node)
+            kids = [node.child(k) for k in range(node.n_children())]
+            node = next(c for c in kids if _reaches(c, stmt))
+        return out
+
+    def _depth(self, loop: Loop) -> int:
+        m, depth = self._mark(loop).parent(), 0
+        while m.has_parent():
+            depth += m.get_type() == _T.mark
+            m = m.parent()
+        return depth
+
+    def _encloses(self, outer: isl.ScheduleNode, inner: isl.ScheduleNode) -> bool:
+        node = inner
+        oid = outer.mark_get_id().get_name()
+        while node.has_parent():
+            node = node.parent()
+            if node.get_type() == _T.mark and node.mark_get_id().get_name() == oid:
+                return True
+        return False
+
+    def _chain(self, loops: tuple[Loop, ...]) -> list[tuple[isl.ScheduleNode, isl.ScheduleNode]]:
+        marks = sorted((self._mark(lp) for lp in loops), key=lambda m: m.get_tree_depth())
+        wanted = {lp.id for lp in loops}
+        chain, node = [], marks[0]
+        while wanted:
+            if node.get_type() != _T.mark:
+                missing = ", ".join(self._loops[i].name for i in wanted)
+                raise ScheduleError(f"loops {missing} are not perfectly nested inside "
+                                    f"{loops[0].name}: a statement sequence or leaf comes "
+                                    "between them")
+            ident = node.mark_get_id().get_name()
+            wanted.discard(ident)
+            chain.append((node, node.child(0)))
+            node = node.child(0).child(0)
+        return chain
+
+    def _replace_band(self, mark: isl.ScheduleNode, part: isl.MultiUnionPwAff, what: str):
+        node = mark.child(0).delete().insert_partial_schedule(part)
+        self._commit(what, node.get_schedule())
+
+    def _set_kind(self, loop: Loop, kind: str) -> None:
+        self._mark(loop)
+        info = self._loops[loop.id]
+        old = info.kind
+        info.kind = kind
+        try:
+            self._commit(f"{'unroll' if kind == 'unroll' else kind}({info.name})", self._tree)
+        except IllegalScheduleError:
+            info.kind = old
+            raise
+
+    def _save(self):
+        return self._tree, dict(self._gone), list(self._trace)
+
+    def _restore(self, saved) -> None:
+        tree, gone, trace = saved
+        self._tree, self._gone, self._trace = tree, gone, trace
+
+    def _commit(self, what: str, tree: isl.Schedule, gone: dict | None = None) -> None:
+        if self.checking:
+            violations = self._violations(tree)
+            if violations:
+                msg = violations[0].describe(what)
+                if len(violations) > 1:
+                    msg += f" (and {len(violations) - 1} more violated dependences)"
+                raise IllegalScheduleError(msg, violations)
+        for k, why in (gone or {}).items():
+            self._gone[k] = why
+        self._tree = tree
+        self._trace.append(what)
+
+    def _violations(self, tree: isl.Schedule) -> list[Violation]:
+        out = order_violations(self.program, self.deps, tree, self._loop_of_dim(tree))
+        for ident, info in self._loops.items():
+            if info.kind in ("parallel", "vector"):
+                mark = _find_mark(tree.get_root(), ident)
+                if mark is not None:
+                    out += carried_violations(self.program, self.deps, mark.child(0),
+                                              info.name)
+        return out
+
+    def _loop_of_dim(self, tree: isl.Schedule):
+        def loop_of(stmt: str, dim: int) -> str | None:
+            node, k, last_mark = tree.get_root(), 0, None
+            while node.get_type() != _T.leaf:
+                t = node.get_type()
+                if t == _T.mark:
+                    last_mark = node.mark_get_id().get_name()
+                elif t == _T.band:
+                    if k == dim:
+                        return self._loops[last_mark].name if last_mark in self._loops \
+                            else None
+                    k += node.band_n_member()
+                elif t in (_T.sequence, _T.set):
+                    if k == dim:
+                        return None
+                    k += 1
+                kids = [node.child(j) for j in range(node.n_children())]
+                node = next(c for c in kids if _reaches(c, stmt))
+            return None
+
+        return loop_of
+
+
+def mark_unrolled(tree: isl.Schedule, loops: dict[str, tuple[str, str]]) -> isl.Schedule:
+    """Set isl's ``unroll`` AST loop type on the bands of loops marked for unrolling."""
+    for ident, (_, kind) in loops.items():
+        if kind == "unroll":
+            mark = _find_mark(tree.get_root(), ident)
+            if mark is not None:
+                band = mark.child(0).band_member_set_ast_loop_type(0, isl.ast_loop_type.unroll)
+                tree = band.get_schedule()
+    return tree
+
+
+def _find_mark(node: isl.ScheduleNode, ident: str) -> isl.ScheduleNode | None:
+    if node.get_type() == _T.mark and node.mark_get_id().get_name() == ident:
+        return node
+    for k in range(node.n_children()):
+        found = _find_mark(node.child(k), ident)
+        if found is not None:
+            return found
+    return None
+
+
+def _reaches(node: isl.ScheduleNode, stmt: str) -> bool:
+    """Whether instances of ``stmt`` pass through ``node``."""
+    if node.get_type() == _T.filter:
+        return _contains(node.filter_get_filter(), stmt)
+    return _contains(node.get_domain(), stmt)
+
+
+def _contains(domain: isl.UnionSet, stmt: str) -> bool:
+    found = []
+    domain.foreach_set(lambda s: found.append(s.get_tuple_name() == stmt))
+    return any(found)
+
+
+def _positive(v, what: str) -> int:
+    if not isinstance(v, int) or v <= 0:
+        raise ScheduleError(f"{what} must be a positive integer, got {v!r}")
+    return v
+
+
+def _bounded(values: isl.Set) -> bool:
+    lo, hi = values.dim_min(0), values.dim_max(0)
+    span = hi.sub(lo)
+    return span.is_cst()
