@@ -33,8 +33,14 @@ Glossary (isl's vocabulary, used throughout):
 """
 
 from .deps import Dependences, dependences
-from .errors import (ArgumentError, BoundsError, FrontendError, IllegalScheduleError,
-                     PolyopError, ScheduleError)
+from .errors import (
+                     ArgumentError,
+                     BoundsError,
+                     FrontendError,
+                     IllegalScheduleError,
+                     PolyopError,
+                     ScheduleError,
+)
 from .kernel import Kernel, kernel
 from .pipeline import build, lower
 from .program import Program, Statement
