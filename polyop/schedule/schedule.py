@@ -233,7 +233,9 @@ class Schedule:
             _, inner = self.split(loop, factor)
             self.unroll(inner)
             return inner
-        values = self._mark(loop).child(0).band_get_partial_schedule_union_map().range()
+        band = self._mark(loop).child(0)
+        values = band.band_get_partial_schedule_union_map().intersect_domain(
+            band.get_domain()).range()
         if not _bounded(isl.Set.from_union_set(values)):
             raise ScheduleError(f"unroll: loop {loop.name} has no constant trip count; "
                                 "use unroll(loop, factor)")
@@ -441,6 +443,9 @@ def _positive(v, what: str) -> int:
 
 
 def _bounded(values: isl.Set) -> bool:
-    lo, hi = values.dim_min(0), values.dim_max(0)
-    span = hi.sub(lo)
-    return span.is_cst()
+    """Whether a loop's values span a constant-bounded range for every size."""
+    try:
+        span = values.dim_max(0).sub(values.dim_min(0)).max_val()
+    except isl.Error:
+        return False
+    return span.is_int()

@@ -1,0 +1,150 @@
+"""Schedule primitives: classic legal and illegal cases, explained violations."""
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop import IllegalScheduleError, ScheduleError
+from tests.polybench import BENCHES
+
+
+@polyop.kernel
+def recurrence(n: int, A: "f64[n, n]"):
+    for i in range(1, n):
+        for j in range(1, n - 1):
+            A[i, j] = A[i - 1, j + 1] + A[i, j - 1]
+
+
+@polyop.kernel
+def gemm(ni: int, nj: int, nk: int, C: "f64[ni, nj]", A: "f64[ni, nk]", B: "f64[nk, nj]"):
+    for i in range(ni):
+        for k in range(nk):
+            for j in range(nj):
+                C[i, j] += A[i, k] * B[k, j]
+
+
+def run_both(sch, kernel, args):
+    """Build the schedule, run it and CPython on copies; assert equal results."""
+    f = polyop.build(sch)
+    a = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    b = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    f(**a)
+    kernel.py_func(**b)
+    for k, v in a.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_allclose(v, b[k], rtol=1e-12, err_msg=k)
+
+
+def gemm_args(ni=13, nj=11, nk=9):
+    rng = np.random.default_rng(0)
+    return dict(ni=ni, nj=nj, nk=nk, C=rng.random((ni, nj)), A=rng.random((ni, nk)),
+                B=rng.random((nk, nj)))
+
+
+def test_handles_and_statements():
+    sch = polyop.Schedule(gemm)
+    assert sch.stmts == ["S0"]
+    i, k, j = sch.get_loops("S0")
+    assert (i.name, k.name, j.name) == ("i", "k", "j")
+    assert repr(k) == "Loop(k, depth=1)"
+    with pytest.raises(ScheduleError, match="unknown statement 'S9'"):
+        sch.get_loops("S9")
+
+
+def test_interchange_of_2d_recurrence_is_illegal_with_real_instances():
+    sch = polyop.Schedule(recurrence)
+    i, j = sch.get_loops("S0")
+    before = sch.tree
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.interchange(i, j)
+    e = info.value
+    assert (e.kind, e.array) == ("RAW", "A")
+    assert e.source.startswith("S0[i=") and e.sink.startswith("S0[i=")
+    assert str(e).startswith("interchange(i, j) would run S0[")
+    assert "RAW dependence on A reversed" in str(e)
+    # the pair is a real dependence of the program
+    deps = polyop.dependences(recurrence).raw
+    assert not deps.is_empty()
+    assert sch.tree is before and str(sch).endswith("(original order)")
+
+
+def test_skew_makes_interchange_legal():
+    sch = polyop.Schedule(recurrence)
+    i, j = sch.get_loops("S0")
+    sch.skew(i, j, 2)
+    sch.interchange(i, j)
+    n = 9
+    run_both(sch, recurrence, dict(n=n, A=np.random.default_rng(1).random((n, n))))
+
+
+def test_parallel_inner_loop_of_recurrence_is_illegal():
+    sch = polyop.Schedule(recurrence)
+    i, j = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError, match=r"parallel\(j\): loop j carries a RAW"):
+        sch.parallel(j)
+    assert sch.check() == []
+
+
+def test_gemm_tiling_and_interchange_are_legal():
+    sch = polyop.Schedule(gemm)
+    i, k, j = sch.get_loops("S0")
+    io, jo, ii, ji = sch.tile(i, j, 4, 3)
+    # named loops take the slots the split loops occupied; k keeps its place
+    assert [lp.name for lp in sch.get_loops("S0")] == ["i_outer", "j_outer", "k",
+                                                       "i_inner", "j_inner"]
+    sch.interchange(k, jo)
+    run_both(sch, gemm, gemm_args())
+    with pytest.raises(ScheduleError, match="stale"):
+        sch.split(i, 2)
+
+
+def test_split_reverse_and_unroll_keep_results():
+    sch = polyop.Schedule(gemm)
+    i, k, j = sch.get_loops("S0")
+    jo, ji = sch.split(j, 4)
+    sch.unroll(ji)
+    sch.reverse(i)
+    run_both(sch, gemm, gemm_args())
+    with pytest.raises(ScheduleError, match="no constant trip count"):
+        sch.unroll(k)
+
+
+def test_reversing_a_carried_loop_is_illegal():
+    sch = polyop.Schedule(recurrence)
+    i, _ = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError, match=r"reverse\(i\) would run"):
+        sch.reverse(i)
+
+
+def test_parallel_k_of_gemm_is_illegal_but_i_is_legal():
+    sch = polyop.Schedule(gemm)
+    i, k, j = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.parallel(k)
+    assert info.value.kind in ("RAW", "WAR", "WAW") and info.value.array == "C"
+    sch.vectorize(j)
+    assert "vector" in str(polyop.lower(sch))
+
+
+def test_check_false_admits_and_reports():
+    sch = polyop.Schedule(recurrence, check=False)
+    i, j = sch.get_loops("S0")
+    sch.interchange(i, j)
+    report = sch.check()
+    assert report and {v.kind for v in report} == {"RAW"}
+
+
+@pytest.mark.parametrize("name", ["jacobi-1d", "jacobi-2d"])
+def test_time_tiling_of_jacobi_needs_skew(name):
+    bench = BENCHES[name]
+    sch = polyop.Schedule(bench.kernel)
+    t, i = sch.get_loops("S0")[:2]
+    with pytest.raises((IllegalScheduleError, ScheduleError)):
+        sch.interchange(t, i)
+
+
+def test_shift_of_one_statement_breaking_order_is_illegal():
+    sch = polyop.Schedule(BENCHES["jacobi-1d"].kernel)
+    t, i = sch.get_loops("S1")
+    with pytest.raises(IllegalScheduleError):
+        sch.shift("S1", t, -1)
