@@ -510,9 +510,9 @@ def test_unrolled_loop_with_symbolic_bound():
     np.testing.assert_array_equal(ys, np.ones(13))
 
 
-def test_parallel_loop_not_implemented():
-    with pytest.raises(NotImplementedError, match="thread runtime"):
-        compile_function(saxpy("parallel"))
+def test_parallel_loop_calls_thread_runtime():
+    cf = compile_function(saxpy("parallel"))
+    assert "polyop_rt_parallel_for" in cf.llvm_ir
 
 
 def test_native_signature():

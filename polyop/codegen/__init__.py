@@ -2,7 +2,10 @@
 
 - ``polyop.codegen.llvm``: loop IR → llvmlite ``ir.Module`` (functions, loops);
 - ``polyop.codegen.llvm_expr``: expressions, conversions, Python-exact arithmetic;
-- ``polyop.codegen.jit``: host target machine, O3 pipeline, MCJIT, ctypes entry.
+- ``polyop.codegen.jit``: host target machine, O3 pipeline, MCJIT, ctypes entry;
+- ``polyop.codegen.parallel``: ``parallel`` loops (outlined chunk functions)
+  and the thread count; ``polyop.codegen.threadpool``: the native thread pool
+  (LLVM IR, pthreads + futex).
 
 Example::
 
@@ -14,6 +17,8 @@ Example::
 from .jit import CompiledFunction, compile_function, host_target_machine
 from .llvm import build_module, symbol_name
 from .llvm_expr import CodegenError
+from .parallel import get_num_threads, set_num_threads, shutdown_threads
 
 __all__ = ["CodegenError", "CompiledFunction", "build_module", "compile_function",
-           "host_target_machine", "symbol_name"]
+           "get_num_threads", "host_target_machine", "set_num_threads", "shutdown_threads",
+           "symbol_name"]

@@ -37,6 +37,8 @@ from ..ir import Function
 from ..types import INDEX, DType
 from .llvm import build_module
 from .llvm_expr import ll_type
+from .parallel import ensure_runtime
+from .threadpool import ENTRY as _PARALLEL_ENTRY
 
 __all__ = ["CompiledFunction", "compile_function", "host_target_machine"]
 
@@ -223,7 +225,8 @@ class CompiledFunction:
 def compile_function(fn: Function) -> CompiledFunction:
     """Compile a loop-IR ``Function`` to native code for the host CPU.
 
-    Raises ``NotImplementedError`` for ``parallel`` loops.
+    A kernel with ``parallel`` loops links against the thread runtime
+    (``polyop.codegen.parallel``), compiled on first need.
 
     Example::
 
@@ -236,6 +239,8 @@ def compile_function(fn: Function) -> CompiledFunction:
     t0 = time.perf_counter()
     tm = host_target_machine()
     module, symbol = build_module(fn)
+    if _PARALLEL_ENTRY in module.globals:
+        ensure_runtime()  # defines the symbol before MCJIT resolves it
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
     with _compile_lock:  # LLVM's global context and the shared machine

@@ -1,10 +1,10 @@
 """polyop loop IR → an LLVM module (llvmlite ``ir.Module``).
 
-Contract: in, a ``polyop.ir.Function`` whose loops are ``serial``, ``vector``
-or ``unrolled`` (``parallel`` loops are compiled by the thread runtime); out,
-one ``void`` function ``polyop_<name>`` with one argument per parameter, in
-order: size → ``i64``, scalar → its type, array → ``noalias captures(none)``
-pointer to its element type.
+Contract: in, a ``polyop.ir.Function`` whose loops are ``serial``,
+``parallel``, ``vector`` or ``unrolled``; out, one ``void`` function
+``polyop_<name>`` with one argument per parameter, in order: size → ``i64``,
+scalar → its type, array → ``noalias`` pointer to its element type (also
+``captures(none)`` when the kernel has no parallel loop).
 
 Shape of the generated code:
 
@@ -16,6 +16,10 @@ Shape of the generated code:
   with the induction ``phi``, and a latch ``iv + step`` (``nsw``) followed by
   the exit test; ``vector`` and ``unrolled`` loops carry ``llvm.loop``
   metadata on the back edge;
+- a ``parallel`` loop is outlined into an internal function that runs a
+  chunk of its iterations and handed to the thread runtime, see
+  ``polyop.codegen.parallel``; a parallel loop nested in another one runs
+  serially inside the worker;
 - expressions are emitted by ``polyop.codegen.llvm_expr``.
 
 Example::
@@ -36,9 +40,10 @@ import re
 
 from llvmlite import ir
 
-from ..ir import Block, For, Function, If, Stmt, Store
+from ..ir import Block, For, Function, If, Stmt, Store, walk
 from ..types import INDEX, DType
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
+from .parallel import emit_parallel_for
 
 LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
 
@@ -76,11 +81,15 @@ class _LoopID(ir.values.MDValue):
 class _FunctionBuilder(ExprLowering):
     """Builds the LLVM function of one ``polyop.ir.Function``."""
 
-    def __init__(self, fn: Function, module: ir.Module):
+    def __init__(self, fn: Function, module: ir.Module, in_parallel: bool = False):
         self.fn = fn
         self.module = module
         self.values: dict[str, tuple[ir.Value, DType]] = {}
         self.arrays: dict[str, ArrayRef] = {}
+        self.temp_names = frozenset(name for name, _ in fn.temps)
+        # inside an outlined parallel body: nested parallel loops run serially
+        self.in_parallel = in_parallel
+        self.func: ir.Function | None = None
 
     def build(self) -> ir.Function:
         fn = self.fn
@@ -97,7 +106,11 @@ class _FunctionBuilder(ExprLowering):
         func = ir.Function(self.module, ir.FunctionType(ir.VoidType(), arg_types),
                            symbol_name(fn.name))
         func.attributes.add("nounwind")
+        self.func = func
         self.builder = ir.IRBuilder(func.append_basic_block("entry"))
+        # array pointers are handed to the thread runtime inside an environment
+        # struct when the kernel has a parallel loop: they are captured then
+        has_parallel = any(isinstance(x, For) and x.kind == "parallel" for x in walk(fn.body))
 
         arrays = []
         for p, arg in zip(fn.params, func.args, strict=True):
@@ -106,7 +119,8 @@ class _FunctionBuilder(ExprLowering):
                 raise CodegenError(f"duplicate parameter {p.name!r}")
             if p.kind == "array":
                 arg.add_attribute("noalias")
-                arg.add_attribute("captures(none)")
+                if not has_parallel:
+                    arg.add_attribute("captures(none)")
                 arg.add_attribute("nonnull")
                 arrays.append((p, arg))
                 self.arrays[p.name] = ArrayRef(arg, p.dtype, None)
@@ -171,15 +185,21 @@ class _FunctionBuilder(ExprLowering):
     def _for(self, s: For) -> None:
         if s.kind not in LOOP_KINDS:
             raise CodegenError(f"loop {s.var!r} has unknown kind {s.kind!r}")
-        if s.kind == "parallel":
-            raise NotImplementedError("parallel loops are compiled by the thread runtime")
         if not isinstance(s.step, int) or s.step <= 0:
             raise CodegenError(f"loop {s.var!r} needs a positive constant step, got {s.step!r}")
         if s.var in self.values or s.var in self.arrays:
             raise CodegenError(f"loop variable {s.var!r} shadows another name")
-        b = self.builder
+        if s.kind == "parallel" and not self.in_parallel:
+            emit_parallel_for(self, s)
+            return
         start = self.emit_as(s.start, INDEX, index=True)
         stop = self.emit_as(s.stop, INDEX, index=True)
+        self.emit_loop(s, start, stop)
+
+    def emit_loop(self, s: For, start: ir.Value, stop: ir.Value) -> None:
+        """Emit ``for (s.var = start; s.var < stop; s.var += s.step) s.body``,
+        rotated, with bounds already computed as ``i64`` values."""
+        b = self.builder
         body_bb = b.append_basic_block(f"{s.var}.body")
         exit_bb = b.append_basic_block(f"{s.var}.exit")
         b.cbranch(b.icmp_signed("<", start, stop), body_bb, exit_bb)
@@ -199,6 +219,12 @@ class _FunctionBuilder(ExprLowering):
         if md is not None:
             latch.set_metadata("llvm.loop", md)
         b.position_at_end(exit_bb)
+
+    def entry_alloca(self, ty: ir.Type, name: str = "") -> ir.AllocaInstr:
+        """A stack slot allocated in the function's entry block (once per
+        call, wherever the builder currently is)."""
+        with self.builder.goto_entry_block():
+            return self.builder.alloca(ty, name=name)
 
     def _loop_metadata(self, s: For):
         m = self.module
@@ -220,8 +246,9 @@ def build_module(fn: Function) -> tuple[ir.Module, str]:
     """Translate ``fn`` to a fresh llvmlite module; returns the module and the
     symbol of the kernel function in it (see ``symbol_name``).
 
-    Raises ``NotImplementedError`` for ``parallel`` loops and
-    ``CodegenError`` for malformed IR.
+    Raises ``CodegenError`` for malformed IR. A module with a ``parallel``
+    loop calls the thread runtime's ``polyop_rt_parallel_for`` (declared
+    here, defined by ``polyop.codegen.parallel.ensure_runtime()``).
 
     Example::
 

@@ -1,0 +1,523 @@
+"""Parallel loops: outlined chunk functions on the native thread pool.
+
+Kernels are built by hand in the loop IR (as in ``test_codegen_llvm.py``) and
+checked against numpy or a plain-Python reference, with several thread
+counts: the results must be identical whatever the count. No timing here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop.codegen import (
+    build_module,
+    compile_function,
+    get_num_threads,
+    set_num_threads,
+    shutdown_threads,
+)
+from polyop.codegen.parallel import MAX_THREADS, pool_size
+from polyop.ir import BOOL, Bin, Block, Cmp, Const, For, Function, If, Load, Param, Store, Var
+from polyop.types import INDEX, DType, f32, f64, i32, i64
+
+THREADS = (1, 2, 3, 7)
+REPO = Path(polyop.__file__).resolve().parent.parent
+
+
+# -- tiny IR construction helpers ----------------------------------------------
+
+
+def V(name: str, dt: DType = INDEX) -> Var:
+    return Var(name, dt)
+
+
+def C(value, dt: DType = INDEX) -> Const:
+    return Const(value, dt)
+
+
+def L(array: str, *index, dt: DType = f64) -> Load:
+    return Load(array, tuple(index), dt)
+
+
+def B(op: str, a, b, dt: DType | None = None) -> Bin:
+    return Bin(op, a, b, dt if dt is not None else a.dtype)
+
+
+def S(array: str, *index_and_value) -> Store:
+    *index, value = index_and_value
+    return Store(array, tuple(index), value)
+
+
+def loop(var: str, start, stop, *body, step: int = 1, kind: str = "serial") -> For:
+    return For(var, start, stop, step, body[0] if len(body) == 1 else Block(tuple(body)), kind)
+
+
+def size(name: str) -> Param:
+    return Param(name, "size", i64)
+
+
+def scalar(name: str, dt: DType) -> Param:
+    return Param(name, "scalar", dt)
+
+
+def array(name: str, dt: DType, *shape) -> Param:
+    def dim(s):
+        return V(s) if isinstance(s, str) else C(s) if isinstance(s, int) else s
+
+    return Param(name, "array", dt, tuple(dim(s) for s in shape))
+
+
+i, j, k, n, t = V("i"), V("j"), V("k"), V("n"), V("t")
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = get_num_threads()
+    yield
+    set_num_threads(before)
+
+
+def for_each_thread_count(run):
+    """``run()`` (returning a list of arrays) with every count in THREADS;
+    asserts bit-identical results and returns them."""
+    results = []
+    for nt in THREADS:
+        set_num_threads(nt)
+        results.append(run())
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+    return results[0]
+
+
+def function_ir(llvm_ir: str, head: str) -> str:
+    """The text of the function whose ``define`` line contains ``head``."""
+    m = re.search(r"^define [^\n]*" + re.escape(head) + r".*?^}", llvm_ir, re.M | re.S)
+    assert m is not None, head
+    return m.group(0)
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+# -- kernels ------------------------------------------------------------------------
+
+
+def gemm_parallel_i(dt: DType = f64) -> Function:
+    """C[i, j] += alpha * A[i, k] * B[k, j]; loops i (parallel), k, j."""
+    M, N, K = V("M"), V("N"), V("K")
+    body = S("C", i, j, B("add", L("C", i, j, dt=dt),
+                          B("mul", B("mul", V("alpha", dt), L("A", i, k, dt=dt)),
+                            L("B", k, j, dt=dt))))
+    return Function("pgemm", (size("M"), size("N"), size("K"), scalar("alpha", dt),
+                              array("A", dt, "M", "K"), array("B", dt, "K", "N"),
+                              array("C", dt, "M", "N")), (),
+                    loop("i", C(0), M, loop("k", C(0), K, loop("j", C(0), N, body)),
+                         kind="parallel"))
+
+
+def jacobi_1d() -> Function:
+    """for t < T: (parallel i in 1..n-2) B[i] = (A[i-1] + A[i] + A[i+1]) / 3;
+    (parallel i) A[i] = (B[i-1] + B[i] + B[i+1]) / 3."""
+    def avg(X):
+        s = B("add", B("add", L(X, B("sub", i, C(1))), L(X, i)), L(X, B("add", i, C(1))))
+        return B("mul", C(0.33333, f64), s)
+
+    inner = (loop("i", C(1), B("sub", n, C(1)), S("B", i, avg("A")), kind="parallel"),
+             loop("i", C(1), B("sub", n, C(1)), S("A", i, avg("B")), kind="parallel"))
+    return Function("jacobi1d", (size("T"), size("n"), array("A", f64, "n"),
+                                 array("B", f64, "n")), (),
+                    loop("t", C(0), V("T"), *inner))
+
+
+def jacobi_reference(T: int, A: np.ndarray, B: np.ndarray) -> None:
+    a, b = A.tolist(), B.tolist()
+    m = len(a)
+    for _ in range(T):
+        for ii in range(1, m - 1):
+            b[ii] = 0.33333 * (a[ii - 1] + a[ii] + a[ii + 1])
+        for ii in range(1, m - 1):
+            a[ii] = 0.33333 * (b[ii - 1] + b[ii] + b[ii + 1])
+    A[:] = a
+    B[:] = b
+
+
+# -- results ------------------------------------------------------------------------
+
+
+def test_parallel_gemm_matches_numpy_and_serial():
+    rng = np.random.default_rng(0)
+    M, N, K = 37, 29, 41
+    A, Bm = rng.standard_normal((M, K)), rng.standard_normal((K, N))
+    C0 = rng.standard_normal((M, N))
+    cf = compile_function(gemm_parallel_i())
+
+    def run():
+        Cm = C0.copy()
+        cf(M, N, K, 1.5, A, Bm, Cm)
+        return [Cm]
+
+    (Cm,) = for_each_thread_count(run)
+    np.testing.assert_allclose(Cm, C0 + 1.5 * A @ Bm, rtol=1e-12, atol=1e-12)
+    # same operations in the same order as the serial loop nest
+    par = gemm_parallel_i()
+    serial = replace(par, name="sgemm", body=replace(par.body, kind="serial"))
+    Cs = C0.copy()
+    compile_function(serial)(M, N, K, 1.5, A, Bm, Cs)
+    np.testing.assert_array_equal(Cm, Cs)
+
+
+def test_parallel_gemm_f32_more_threads_than_rows():
+    rng = np.random.default_rng(1)
+    M, N, K = 3, 70, 5
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    Bm = rng.standard_normal((K, N)).astype(np.float32)
+    cf = compile_function(gemm_parallel_i(f32))
+
+    def run():
+        Cm = np.zeros((M, N), np.float32)
+        cf(M, N, K, 1.0, A, Bm, Cm)
+        return [Cm]
+
+    (Cm,) = for_each_thread_count(run)
+    np.testing.assert_allclose(Cm, A @ Bm, rtol=1e-5, atol=1e-5)
+
+
+def test_parallel_loops_inside_serial_time_loop():
+    cf = compile_function(jacobi_1d())
+    rng = np.random.default_rng(2)
+    A0 = rng.standard_normal(203)
+    B0 = np.zeros(203)
+
+    def run():
+        A, Bv = A0.copy(), B0.copy()
+        cf(25, 203, A, Bv)
+        return [A, Bv]
+
+    A, Bv = for_each_thread_count(run)
+    Ar, Br = A0.copy(), B0.copy()
+    jacobi_reference(25, Ar, Br)
+    np.testing.assert_array_equal(A, Ar)
+    np.testing.assert_array_equal(Bv, Br)
+
+
+def test_enclosing_loop_variable_and_scalars_are_captured():
+    # for t < T: parallel i in [lo, n): X[t, i] = t * 100 + i + s (i32 scalar, f32 out)
+    fn = Function("capture", (size("T"), size("n"), size("lo"), scalar("s", i32),
+                              array("X", f32, "T", "n")), (),
+                  loop("t", C(0), V("T"),
+                       loop("i", V("lo"), n,
+                            S("X", t, i, B("add", B("add", B("mul", t, C(100)), i),
+                                           V("s", i32), f32)),
+                            kind="parallel")))
+    cf = compile_function(fn)
+
+    def run():
+        X = np.full((6, 17), -1.0, np.float32)
+        cf(6, 17, 4, np.int32(7), X)
+        return [X]
+
+    (X,) = for_each_thread_count(run)
+    ref = np.full((6, 17), -1.0, np.float32)
+    for tt in range(6):
+        for ii in range(4, 17):
+            ref[tt, ii] = tt * 100 + ii + 7
+    np.testing.assert_array_equal(X, ref)
+
+
+@pytest.mark.parametrize("count", [-3, 0, 1, 2, 3, 6, 7, 8, 50])
+def test_step_three_nonzero_start_any_trip_count(count):
+    # parallel i = s; i < s + 3*count - 1 (trip count max(count, 0)); i += 3
+    first = 5
+    stop = B("sub", B("add", V("s"), B("mul", C(3), V("c"))), C(1))
+    fn = Function("strided", (size("s"), size("c"), size("m"), array("x", i64, "m")), (),
+                  loop("i", V("s"), stop, S("x", i, B("add", B("mul", i, C(2)), C(1))),
+                       step=3, kind="parallel"))
+    cf = compile_function(fn)
+    m = first + 3 * 50 + 3
+
+    def run():
+        x = np.full(m, -7, np.int64)
+        cf(first, count, m, x)
+        return [x]
+
+    (x,) = for_each_thread_count(run)
+    ref = np.full(m, -7, np.int64)
+    for ii in range(first, first + 3 * count - 1, 3):
+        ref[ii] = 2 * ii + 1
+    np.testing.assert_array_equal(x, ref)
+
+
+def test_private_temporary_accumulator_per_row():
+    # parallel i: acc = 0; for j: acc += A[i, j] * x[j]; y[i] = acc
+    fn = Function("rowdot", (size("m"), size("n"), array("A", f64, "m", "n"),
+                             array("x", f64, "n"), array("y", f64, "m")), (("acc", f64),),
+                  loop("i", C(0), V("m"),
+                       S("acc", C(0.0, f64)),
+                       loop("j", C(0), n, S("acc", B("add", L("acc"),
+                                                     B("mul", L("A", i, j), L("x", j))))),
+                       S("y", i, L("acc")),
+                       kind="parallel"))
+    rng = np.random.default_rng(4)
+    A, x = rng.standard_normal((53, 301)), rng.standard_normal(301)
+    cf = compile_function(fn)
+    assert "alloca" not in function_ir(cf.llvm_ir, "polyop_rowdot.i.par(")  # in registers
+
+    def run():
+        y = np.zeros(53)
+        cf(53, 301, A, x, y)
+        return [y]
+
+    (y,) = for_each_thread_count(run)
+    ref = []
+    for row in A.tolist():
+        acc = 0.0
+        for p, q in zip(row, x.tolist(), strict=True):
+            acc = acc + p * q
+        ref.append(acc)
+    np.testing.assert_array_equal(y, ref)
+    np.testing.assert_allclose(y, A @ x, rtol=1e-12, atol=1e-12)
+
+
+def test_temporaries_are_first_private():
+    # base = 2.5 (outside); parallel i: cnt = base; if x[i] > 0: cnt = cnt + x[i]; y[i] = cnt
+    body = Block((S("cnt", L("base")),
+                  If(Cmp("gt", L("x", i), C(0.0, f64)),
+                     S("cnt", B("add", L("cnt"), L("x", i)))),
+                  S("y", i, L("cnt"))))
+    fn = Function("firstpriv", (size("n"), array("x", f64, "n"), array("y", f64, "n")),
+                  (("base", f64), ("cnt", f64), ("flag", BOOL)),
+                  Block((S("base", C(2.5, f64)), loop("i", C(0), n, body, kind="parallel"))))
+    xs = np.linspace(-2, 2, 41)
+    cf = compile_function(fn)
+
+    def run():
+        y = np.zeros(41)
+        cf(41, xs, y)
+        return [y]
+
+    (y,) = for_each_thread_count(run)
+    np.testing.assert_array_equal(y, [2.5 + v if v > 0 else 2.5 for v in xs.tolist()])
+
+
+def test_nested_parallel_loops_run_serially_inside_the_team():
+    # parallel i: parallel j: Z[i, j] = i * 1000 + j
+    fn = Function("nested", (size("m"), size("n"), array("Z", i64, "m", "n")), (),
+                  loop("i", C(0), V("m"),
+                       loop("j", C(0), n, S("Z", i, j, B("add", B("mul", i, C(1000)), j)),
+                            kind="parallel"),
+                       kind="parallel"))
+    module, _ = build_module(fn)
+    assert str(module).count('call void @"polyop_rt_parallel_for"') == 1
+    cf = compile_function(fn)
+
+    def run():
+        Z = np.zeros((9, 13), np.int64)
+        cf(9, 13, Z)
+        return [Z]
+
+    (Z,) = for_each_thread_count(run)
+    np.testing.assert_array_equal(Z, np.arange(9)[:, None] * 1000 + np.arange(13)[None, :])
+
+
+def test_inner_parallel_loop_inside_serial_loop_of_a_parallel_region():
+    # parallel i: for k < 2: parallel j: W[i, j] += k + 1   (inner j runs in the worker)
+    fn = Function("nested2", (size("m"), size("n"), array("W", f64, "m", "n")), (),
+                  loop("i", C(0), V("m"),
+                       loop("k", C(0), C(2),
+                            loop("j", C(0), n,
+                                 S("W", i, j, B("add", L("W", i, j),
+                                                Bin("add", k, C(1), f64))),
+                                 kind="parallel")),
+                       kind="parallel"))
+    cf = compile_function(fn)
+
+    def run():
+        W = np.zeros((5, 8))
+        cf(5, 8, W)
+        return [W]
+
+    (W,) = for_each_thread_count(run)
+    np.testing.assert_array_equal(W, np.full((5, 8), 3.0))
+
+
+def test_outlined_elementwise_body_vectorises():
+    fn = Function("paxpy", (size("n"), scalar("a", f64), array("x", f64, "n"),
+                            array("y", f64, "n")), (),
+                  loop("i", C(0), n, S("y", i, B("add", B("mul", V("a", f64), L("x", i)),
+                                                L("y", i))), kind="parallel"))
+    cf = compile_function(fn)
+    assert "<4 x double>" in cf.llvm_ir
+    assert "polyop_rt_parallel_for" in cf.llvm_ir
+    x = np.linspace(0, 1, 1003)
+
+    def run():
+        y = np.ones(1003)
+        cf(1003, 0.5, x, y)
+        return [y]
+
+    (y,) = for_each_thread_count(run)
+    np.testing.assert_array_equal(y, [0.5 * v + 1.0 for v in x.tolist()])
+
+
+def test_concurrent_calls_from_python_threads():
+    # a second caller while a team is busy runs its region inline
+    cf = compile_function(gemm_parallel_i())
+    rng = np.random.default_rng(5)
+    A, Bm = rng.standard_normal((64, 64)), rng.standard_normal((64, 64))
+    ref = A @ Bm
+    set_num_threads(2)
+    errors = []
+
+    def work():
+        for _ in range(20):
+            Cm = np.zeros((64, 64))
+            cf(64, 64, 64, 1.0, A, Bm, Cm)
+            if not np.allclose(Cm, ref):
+                errors.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+
+
+def test_every_iteration_runs_once_while_the_team_grows_and_shrinks():
+    # x[i] += 1 inside a time loop: a chunk run twice (or skipped) shows up
+    cf = compile_function(jacobi_like_increment())
+    shutdown_threads()
+    for nt in (*range(2, 10), 3, 1, 9, 2):
+        set_num_threads(nt)
+        for m in (1, nt - 1, nt, nt + 1, 5 * nt + 3):
+            x = np.zeros(max(m, 1))
+            cf(7, m, x)
+            if m:
+                np.testing.assert_array_equal(x, np.full(m, 7.0))
+
+
+def jacobi_like_increment() -> Function:
+    body = S("x", i, B("add", L("x", i), C(1.0, f64)))
+    return Function("inc", (size("T"), size("n"), array("x", f64, "n")), (),
+                    loop("t", C(0), V("T"), loop("i", C(0), n, body, kind="parallel")))
+
+
+def test_shutdown_and_restart_pool():
+    cf = compile_function(jacobi_1d())
+    set_num_threads(3)
+    A = np.arange(10.0)
+    cf(1, 10, A, np.zeros(10))
+    assert pool_size() >= 2
+    assert shutdown_threads()
+    assert pool_size() == 0
+    A1, B1 = np.arange(10.0), np.zeros(10)
+    cf(3, 10, A1, B1)
+    assert pool_size() >= 2
+    A2, B2 = np.arange(10.0), np.zeros(10)
+    jacobi_reference(3, A2, B2)
+    np.testing.assert_array_equal(A1, A2)
+
+
+def test_set_num_threads_validates():
+    for bad in (0, -1, MAX_THREADS + 1, 2.0, True, "2"):
+        with pytest.raises(ValueError):
+            set_num_threads(bad)
+    set_num_threads(5)
+    assert get_num_threads() == 5
+
+
+# -- processes --------------------------------------------------------------------------
+
+_SCRIPT_PRELUDE = """
+    import numpy as np
+    from polyop.codegen import compile_function, get_num_threads, set_num_threads
+    from polyop.codegen.parallel import pool_size
+    from polyop.ir import Block, Bin, Const, For, Function, Load, Param, Store, Var
+    from polyop.types import f64, i64
+    i, n = Var("i", i64), Var("n", i64)
+    body = Store("x", (i,), Bin("add", Load("x", (i,), f64), Const(1.0, f64), f64))
+    fn = Function("inc", (Param("T", "size", i64), Param("n", "size", i64),
+                          Param("x", "array", f64, (n,))), (),
+                  For("t", Const(0), Var("T", i64), 1, For("i", Const(0), n, 1, body, "parallel")))
+    cf = compile_function(fn)
+"""
+
+
+def test_process_exits_cleanly_after_using_the_pool():
+    # the last region returns while the workers still spin: exit must not hang or crash
+    res = run_python(_SCRIPT_PRELUDE + """
+    set_num_threads(4)
+    x = np.zeros(1000)
+    cf(100, 1000, x)
+    assert (x == 100).all()
+    assert pool_size() == 3
+    print("ok")
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
+
+
+def test_process_exits_cleanly_without_atexit_shutdown():
+    # workers are left running (no atexit hooks when the interpreter exits via os._exit)
+    res = run_python(_SCRIPT_PRELUDE + """
+    import os, sys
+    set_num_threads(3)
+    x = np.zeros(100)
+    cf(10, 100, x)
+    sys.stdout.write("ok\\n"); sys.stdout.flush()
+    os._exit(0)
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
+
+
+def test_env_var_thread_count_and_one_thread_runs_inline():
+    res = run_python(_SCRIPT_PRELUDE + """
+    assert get_num_threads() == 1, get_num_threads()
+    x = np.zeros(64)
+    cf(5, 64, x)
+    assert (x == 5).all()
+    assert pool_size() == 0  # no thread was created
+    print("ok")
+    """, POLYOP_NUM_THREADS="1")
+    assert res.returncode == 0, res.stderr
+    res = run_python("from polyop.codegen import get_num_threads; print(get_num_threads())",
+                     POLYOP_NUM_THREADS="3")
+    assert res.stdout.strip() == "3", res.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_after_using_the_pool():
+    res = run_python(_SCRIPT_PRELUDE + """
+    import os
+    set_num_threads(2)
+    x = np.zeros(100)
+    cf(3, 100, x)
+    pid = os.fork()
+    if pid == 0:
+        y = np.zeros(100)
+        cf(4, 100, y)
+        os._exit(0 if (y == 4).all() and pool_size() == 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    cf(2, 100, x)
+    assert (x == 5).all()
+    print("ok")
+    """)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
