@@ -25,7 +25,10 @@ import islpy as isl
 
 from ..deps import dependences
 from ..errors import IllegalScheduleError, ScheduleError
+from . import structure
 from .legality import Violation, carried_violations, order_violations
+from .inline import inline_statement
+from .tree import Leaf, from_isl, marks, restrict, to_isl
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
 isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
@@ -210,6 +213,87 @@ class Schedule:
         self._replace_band(m, part.set_union_pw_aff(0, upa),
                            f"shift({stmt}, {loop.name}, {offset})")
 
+    def fuse(self, a: Loop, b: Loop) -> Loop:
+        """Fuse two loops into one, which is returned.
+
+        - ``a`` directly enclosing ``b`` (TVM's fuse): one loop over the pairs
+          ``(a, b)`` in their original order, ``a · extent(b) + b``. ``b`` needs a
+          constant trip count (as after ``split``).
+        - ``a`` and ``b`` adjacent siblings (loop fusion): one loop running
+          ``a``'s body then ``b``'s at each iteration; legal when no dependence
+          goes from a later iteration of ``a`` to an earlier one of ``b``.
+        """
+        ma, mb = self._mark(a), self._mark(b)
+        what = f"fuse({a.name}, {b.name})"
+        domain, root = from_isl(self._tree)
+        inner = ma.child(0).child(0)
+        if inner.get_type() == _T.mark and inner.mark_get_id().get_name() == b.id:
+            low, stride = self._constant_range(mb.child(0), what)
+            new = self._new_id(f"{a.name}_{b.name}_fused")
+            root = structure.linearize(root, a.id, b.id, new.id, stride, low)
+            self._commit(what, to_isl(domain, root),
+                         gone={a.id: f"fused into {new.name}", b.id: f"fused into {new.name}"})
+            return new
+        names = {k: v.name for k, v in self._loops.items()}
+        root = structure.fuse_siblings(root, a.id, b.id, names)
+        self._commit(what, to_isl(domain, root), gone={b.id: f"fused into {a.name}"})
+        return a
+
+    def fission(self, loop: Loop) -> list[Loop]:
+        """Distribute ``loop`` (and the loops perfectly nested in it down to its
+        body's statement sequence) over that sequence: one copy of the nest per
+        part, run one after the other. Returns each copy's outermost loop."""
+        self._mark(loop)
+        domain, root = from_isl(self._tree)
+        names = {k: v.name for k, v in self._loops.items()}
+        root, gone, heads = structure.fission(root, loop.id, self._fresh, names)
+        self._commit(f"fission({loop.name})", to_isl(domain, root),
+                     gone={g: f"distributed by fission({loop.name})" for g in gone})
+        return [Loop(self, h) for h in heads]
+
+    def compute_at(self, stmt: str, loop: Loop) -> None:
+        """Compute the producer statement ``stmt`` inside ``loop``, where its
+        values are consumed: each instance runs in the iteration of ``loop``
+        whose body first reads what it writes, ahead of that body (its own loops
+        go with it). Instances are moved, never recomputed."""
+        self.get_loops(stmt)
+        mark = self._mark(loop)
+        what = f"compute_at({stmt}, {loop.name})"
+        if loop in self.get_loops(stmt):
+            raise ScheduleError(f"{what}: {stmt} is already inside loop {loop.name}")
+        s = self.program.statement(stmt)
+        writes = isl.UnionMap.empty(self.program.context.get_space())
+        reads = writes
+        for acc in s.writes:
+            writes = writes.union(isl.UnionMap.from_map(acc.relation))
+            reads = reads.union(self.program.reads(acc.array))
+        try:
+            tree = structure.compute_at(self._tree, mark.child(0),
+                                        isl.UnionSet.from_set(s.domain), writes, reads,
+                                        self._fresh)
+        except ScheduleError as e:
+            raise ScheduleError(f"{what}: {e}") from None
+        self._commit(what, tree)
+
+    def inline(self, stmt: str) -> None:
+        """Remove statement ``stmt``, which computes a temporary, substituting its
+        right-hand side into every read of that temporary (see
+        ``polyop.schedule.inline``); loops left empty disappear."""
+        self.get_loops(stmt)
+        program = inline_statement(self.program, stmt)
+        domain, root = from_isl(self._tree)
+        kept = restrict(root, program.domain)
+        tree = to_isl(program.domain, kept if kept is not None else Leaf())
+        gone = set(marks(root)) - set(marks(kept)) if kept is not None else set(marks(root))
+        saved = self.program, self.deps
+        self.program, self.deps = program, dependences(program)
+        try:
+            self._commit(f"inline({stmt})", tree,
+                         gone={g: f"removed with {stmt} by inline" for g in gone})
+        except IllegalScheduleError:
+            self.program, self.deps = saved
+            raise
+
     # -- primitives: loop kinds ------------------------------------------------------------
     def parallel(self, loop: Loop) -> None:
         """Run the iterations of ``loop`` on all cores (``POLYOP_NUM_THREADS``).
@@ -279,6 +363,13 @@ class Schedule:
         self._loops[ident] = LoopInfo(name)
         return Loop(self, ident)
 
+    def _fresh(self, mark: str) -> str:
+        """A new loop id copying loop ``mark``'s name and kind."""
+        info = self._loops[mark]
+        new = self._new_id(info.name)
+        self._loops[new.id].kind = info.kind
+        return new.id
+
     def _check_loop(self, loop: Loop) -> None:
         if not isinstance(loop, Loop) or loop._schedule is not self:
             raise ScheduleError(f"{loop!r} is not a loop of this schedule")
@@ -337,6 +428,21 @@ class Schedule:
     def _replace_band(self, mark: isl.ScheduleNode, part: isl.MultiUnionPwAff, what: str):
         node = mark.child(0).delete().insert_partial_schedule(part)
         self._commit(what, node.get_schedule())
+
+    def _constant_range(self, band: isl.ScheduleNode, what: str) -> tuple[int, int]:
+        """(lowest value, trip count) of a loop whose values span a constant range."""
+        values = isl.Set.from_union_set(band.band_get_partial_schedule_union_map()
+                                        .intersect_domain(band.get_domain()).range())
+        try:
+            low, high = values.dim_min(0), values.dim_max(0)
+            lo_min, lo_max = low.min_val(), low.max_val()
+            span = high.sub(low).max_val()
+        except isl.Error:
+            lo_min = lo_max = span = None
+        if lo_min is None or not (lo_min.is_int() and lo_min.eq(lo_max) and span.is_int()):
+            raise ScheduleError(f"{what}: the inner loop needs a constant lower bound and "
+                                "trip count to be linearized (split it first)")
+        return lo_min.to_python(), span.to_python() + 1
 
     def _set_kind(self, loop: Loop, kind: str) -> None:
         self._mark(loop)

@@ -1,0 +1,131 @@
+"""``inline``: substitute a producer statement's expression into its consumers.
+
+A statement ``P`` that writes a temporary (``t = A[i] * 2.0``) can be removed
+when every read of that temporary is replaced by ``P``'s right-hand side,
+evaluated at the instance of ``P`` that produced the value read. Which
+instance that is comes from isl's exact value-based flow: for a consumer
+instance, the last ``P`` instance before it (in the program's order) writing
+the element it reads. The rewrite is exact when
+
+- ``P`` is the only writer of its array, the array is a temporary (a kernel
+  argument's values are visible to the caller and must still be stored), and
+  every consumer read has a ``P`` instance as its source;
+- the producing instance is an affine function of the consumer instance;
+- nothing writes an array ``P`` reads (so its operands have the same value at
+  the consumer as at ``P``).
+
+Example::
+
+    >>> program = inline_statement(program, "S0")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import islpy as isl
+
+from .. import ir
+from ..errors import ScheduleError
+from ..program import Access, Program, Statement
+from ..types import INDEX
+
+
+def inline_statement(program: Program, name: str) -> Program:
+    """``program`` without statement ``name``, its value substituted into its readers."""
+    what = f"inline({name})"
+    p = program.statement(name)
+    if len(p.writes) != 1:
+        raise ScheduleError(f"{what}: {name} writes {len(p.writes)} arrays; only a "
+                            "statement writing one array can be inlined")
+    (target,) = p.writes
+    array = program.arrays[target.array]
+    if not array.temporary:
+        raise ScheduleError(f"{what}: {name} writes {target.array}, a kernel argument whose "
+                            "values the caller sees; only temporaries can be inlined "
+                            "(compute_at moves a producer instead)")
+    for s in program.statements:
+        if s is not p and any(a.array == target.array for a in s.writes):
+            raise ScheduleError(f"{what}: {s.name} also writes {target.array}")
+    for acc in p.reads:
+        writers = [s.name for s in program.statements if any(
+            a.array == acc.array for a in s.writes)]
+        if writers:
+            raise ScheduleError(f"{what}: {name} reads {acc.array}, which {writers[0]} "
+                                "writes, so its value could differ at the readers")
+    statements = tuple(_substitute(program, p, s, what) for s in program.statements
+                       if s is not p)
+    keep = isl.UnionSet.empty(program.context.get_space())
+    for s in statements:
+        keep = keep.union(isl.UnionSet.from_set(s.domain))
+    arrays = {k: v for k, v in program.arrays.items() if k != target.array}
+    return dataclasses.replace(program, statements=statements, arrays=arrays,
+                               schedule=program.schedule.intersect_domain(keep), meta={})
+
+
+def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Statement:
+    (target,) = p.writes
+    uses = [a for a in s.reads if a.array == target.array]
+    if not uses:
+        return s
+    body, reads = s.body, [a for a in s.reads if a.array != target.array]
+    for acc in uses:
+        source = _producer_of(program, p, acc, what, s.name)
+        env = {it: _aff_to_ir(source.get_aff(k), s.iterators, program.params)
+               for k, it in enumerate(p.iterators)}
+        value = ir.substitute(p.body.value, env)
+        body = _replace_load(body, acc.index, target.array, value)
+        src_map = isl.Map.from_pw_multi_aff(isl.PwMultiAff.from_multi_aff(source))
+        for r in p.reads:
+            index = tuple(ir.substitute(e, env) for e in r.index)
+            rel = src_map.intersect_domain(s.domain).apply_range(r.relation)
+            reads.append(Access(r.array, rel, index, r.text))
+    return dataclasses.replace(s, body=body, reads=tuple(reads))
+
+
+def _producer_of(program: Program, p: Statement, acc: Access, what: str,
+                 consumer: str) -> isl.MultiAff:
+    """The affine function giving, for each instance of the consumer, the
+    instance of ``p`` whose value the access ``acc`` reads."""
+    info = isl.UnionAccessInfo.from_sink(isl.UnionMap.from_map(acc.relation))
+    info = info.set_must_source(isl.UnionMap.from_map(p.writes[0].relation))
+    flow = info.set_schedule(program.schedule).compute_flow()
+    if not flow.get_must_no_source().is_empty():
+        raise ScheduleError(f"{what}: {consumer} reads {acc.text} where no instance of "
+                            f"{p.name} wrote it before")
+    pieces: list[isl.Map] = []
+    flow.get_must_dependence().reverse().foreach_map(pieces.append)
+    pma = isl.PwMultiAff.from_map(pieces[0].coalesce()) if len(pieces) == 1 else None
+    if pma is None or pma.n_piece() != 1:
+        raise ScheduleError(f"{what}: the instance of {p.name} read by {consumer}'s "
+                            f"{acc.text} is not one affine function of {consumer}'s iterators")
+    found: list[isl.MultiAff] = []
+    pma.foreach_piece(lambda _set, ma: found.append(ma))
+    return found[0]
+
+
+def _aff_to_ir(aff: isl.Aff, iterators: tuple[str, ...], params: tuple[str, ...]) -> ir.Expr:
+    """An integer affine expression (no integer divisions) as loop IR."""
+    if aff.dim(isl.dim_type.div) or not aff.get_denominator_val().is_one():
+        raise ScheduleError(f"inline: the producer instance {aff} needs integer division")
+    terms: list[ir.Expr] = []
+    for kind, names in ((isl.dim_type.in_, iterators), (isl.dim_type.param, params)):
+        for k in range(aff.dim(kind)):
+            c = aff.get_coefficient_val(kind, k).to_python()
+            name = aff.get_dim_name(kind, k) if kind == isl.dim_type.param else names[k]
+            if c:
+                v = ir.Var(name, INDEX)
+                terms.append(v if c == 1 else ir.Bin("mul", ir.Const(c, INDEX), v, INDEX))
+    const = aff.get_constant_val().to_python()
+    out: ir.Expr = terms[0] if terms else ir.Const(const, INDEX)
+    for t in terms[1:]:
+        out = ir.Bin("add", out, t, INDEX)
+    if terms and const:
+        out = ir.Bin("add", out, ir.Const(const, INDEX), INDEX)
+    return out
+
+
+def _replace_load(node, index: tuple[ir.Expr, ...], array: str, value: ir.Expr):
+    if isinstance(node, ir.Load) and node.array == array and node.index == index:
+        return value if value.dtype == node.dtype else ir.Cast(value, node.dtype)
+    return ir.map_children(node, lambda c: _replace_load(c, index, array, value))
