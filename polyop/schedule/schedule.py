@@ -26,8 +26,8 @@ import islpy as isl
 from ..deps import dependences
 from ..errors import IllegalScheduleError, ScheduleError
 from . import structure
-from .legality import Violation, carried_violations, order_violations
 from .inline import inline_statement
+from .legality import Violation, carried_violations, order_violations
 from .tree import Leaf, from_isl, marks, restrict, to_isl
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
