@@ -26,6 +26,8 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+
 import islpy as isl
 
 from . import ir
@@ -77,41 +79,50 @@ _KINDS = {"parallel": "parallel", "vector": "vector", "serial": "serial", "unrol
 
 
 class _Translator:
-    def __init__(self, program: Program, loops: dict[str, tuple[str, str]]):
+    def __init__(self, program: Program, loops: dict[str, tuple[str, str]],
+                 atomic: set[str]):
         self.loops = loops
         self.stmts = {s.name: s for s in program.statements}
+        for name in atomic:
+            body = self.stmts[name].body
+            op, operand = ir.reduction_update(body)
+            self.stmts[name] = dataclasses.replace(
+                self.stmts[name], body=ir.Store(body.array, body.index, operand, op))
         self.reserved = set(program.params) | set(program.arrays) | {
             a.name for a in program.arguments}
 
-    def node(self, n: isl.AstNode, scope: frozenset) -> tuple[ir.Stmt, dict]:
-        """IR for ``n`` and, per AST iterator, the source iterator names it stands for."""
+    def node(self, n: isl.AstNode, scope: frozenset,
+             info: tuple[str, str] | None = None) -> tuple[ir.Stmt, dict]:
+        """IR for ``n`` and, per AST iterator, the source iterator names it stands for.
+
+        ``info`` (name, kind) applies to the outermost ``for`` nodes of ``n``: the
+        loop of a mark, possibly generated several times under ``if``s (isolated
+        full strips and the partial ones).
+        """
         t = n.get_type()
         if t == isl.ast_node_type.block:
             kids = n.block_get_children()
             parts, uses = [], {}
             for i in range(kids.n_ast_node()):
-                s, u = self.node(kids.get_at(i), scope)
+                s, u = self.node(kids.get_at(i), scope, info)
                 parts.append(s)
                 _merge(uses, u)
             return ir.Block(tuple(parts)), uses
         if t == isl.ast_node_type.for_:
-            return self.loop(n, scope)
+            return self.loop(n, scope, info)
         if t == isl.ast_node_type.if_:
             cond = expr_to_ir(n.if_get_cond())
-            then, uses = self.node(n.if_get_then_node(), scope)
+            then, uses = self.node(n.if_get_then_node(), scope, info)
             other = None
             if n.if_has_else_node():
-                other, u = self.node(n.if_get_else_node(), scope)
+                other, u = self.node(n.if_get_else_node(), scope, info)
                 _merge(uses, u)
             return ir.If(cond, then, other), uses
         if t == isl.ast_node_type.user:
             return self.user(n.user_get_expr())
         if t == isl.ast_node_type.mark:
-            info = self.loops.get(n.mark_get_id().get_name())
-            child = n.mark_get_node()
-            if info is not None and child.get_type() == isl.ast_node_type.for_:
-                return self.loop(child, scope, info)
-            return self.node(child, scope)
+            return self.node(n.mark_get_node(), scope,
+                             self.loops.get(n.mark_get_id().get_name()))
         raise AssertionError(f"unexpected isl AST node type {t}")
 
     def loop(self, n: isl.AstNode, scope: frozenset,
@@ -173,10 +184,12 @@ def _plus_one(e: ir.Expr) -> ir.Expr:
 
 
 def ast_to_ir(node: isl.AstNode, program: Program,
-              loops: dict[str, tuple[str, str]] | None = None) -> ir.Stmt:
+              loops: dict[str, tuple[str, str]] | None = None,
+              atomic: set[str] = frozenset()) -> ir.Stmt:
     """Translate an isl AST of ``program``'s statements into loop IR.
 
-    ``loops`` maps schedule mark ids to (loop name, kind) (see ``Schedule``).
+    ``loops`` maps schedule mark ids to (loop name, kind) (see ``Schedule``);
+    the statements in ``atomic`` (reductions ``X[f] += e``) become atomic updates.
     """
-    stmt, _ = _Translator(program, loops or {}).node(node, frozenset())
+    stmt, _ = _Translator(program, loops or {}, atomic).node(node, frozenset())
     return stmt

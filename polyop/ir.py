@@ -132,9 +132,13 @@ class _PrintableStmt:
 
 @dataclass(frozen=True)
 class Store(_PrintableStmt):
+    """``array[index] = value``; with ``atomic`` ("add" or "sub") the store is an
+    atomic read-modify-write ``array[index] op= value`` (a parallel reduction)."""
+
     array: str
     index: tuple[Expr, ...]
     value: Expr
+    atomic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,3 +241,26 @@ def walk(node):
             for x in v:
                 if isinstance(x, _NODE_TYPES):
                     yield from walk(x)
+
+
+def reduction_update(store: Store) -> tuple[str, Expr] | None:
+    """``("add", e)`` when ``store`` is ``X[f] = X[f] + e`` (or ``e + X[f]``, or
+    ``X[f] - e`` as ``"sub"``) with ``e`` not reading ``X`` and computed in
+    ``X``'s type, so that it can become an atomic update; else ``None``."""
+    v = store.value
+    if not isinstance(v, Bin) or v.op not in ("add", "sub"):
+        return None
+
+    def is_target(e: Expr) -> bool:
+        return isinstance(e, Load) and e.array == store.array and e.index == store.index
+
+    if is_target(v.a):
+        operand = v.b
+    elif v.op == "add" and is_target(v.b):
+        operand = v.a
+    else:
+        return None
+    if v.dtype != v.a.dtype or any(isinstance(x, Load) and x.array == store.array
+                                   for x in walk(operand)):
+        return None
+    return v.op, operand

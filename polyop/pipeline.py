@@ -42,36 +42,41 @@ def _dump(stage: str, text) -> None:
 
 
 def as_program(obj) -> Program:
-    """The ``Program`` of a kernel (or the program itself)."""
+    """The ``Program`` of a kernel, a schedule or tensor expressions (one output
+    tensor or a list), or the program itself."""
     if isinstance(obj, Program):
         return obj
     program = getattr(obj, "program", None)  # a Kernel or a Schedule
     if isinstance(program, Program):
         return program
-    raise TypeError(f"expected a polyop kernel or Program, got {type(obj).__name__}")
+    from . import te
 
-
-def _schedule_tree(sched) -> tuple[isl.Schedule, dict]:
-    """The tree of a ``Schedule`` ready for AST generation, and its loop names/kinds."""
-    from .schedule.schedule import mark_unrolled
-
-    loops = sched.loop_info()
-    return mark_unrolled(sched.tree, loops), loops
+    if te.is_te(obj):
+        return te.lower_program(obj)
+    raise TypeError(f"expected a polyop kernel, Program or tensors, got {type(obj).__name__}")
 
 
 def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     """Lower a kernel or a ``Schedule`` (or a kernel under a raw isl schedule
     tree) to loop IR. The result prints as C-like code: ``print(polyop.lower(k))``.
+
+    Tensor expressions: ``lower(sch, [A, B, C])`` (see ``polyop.te.build.lower``).
     """
+    from . import te
+
+    if te.is_te(obj, schedule):
+        return te.lower(obj, schedule)
     loops: dict = {}
+    atomic: set[str] = set()
     if hasattr(obj, "loop_info"):
-        schedule, loops = _schedule_tree(obj)
+        schedule, loops = obj.ast_tree(), obj.loop_info()
+        atomic = obj.atomic_statements()
     program = as_program(obj)
     _dump("model", program)
     check_bounds(program)
     ast = build_ast(program, schedule)
     _dump("ast", ast.to_C_str())
-    body = ast_to_ir(ast, program, loops)
+    body = ast_to_ir(ast, program, loops, atomic)
     params = []
     for a in program.arguments:
         shape = program.arrays[a.name].extents if a.kind == "array" else ()
@@ -87,7 +92,14 @@ def build(obj, schedule: isl.Schedule | None = None):
     ``CompiledKernel`` with the kernel's argument checks.
 
     Example: ``f = polyop.build(sch); f(n, A, B)``.
+
+    Tensor expressions: ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or
+    ``build([A, B, C])`` return a ``polyop.te.TEFunction`` called ``f(A, B, C)``.
     """
+    from . import te
+
+    if te.is_te(obj, schedule):
+        return te.build(obj, schedule)
     return compile_program(obj, schedule)
 
 

@@ -69,6 +69,9 @@ def to_c(node: ir.Stmt, indent: int = 0) -> str:
         return "\n".join(to_c(s, indent) for s in node.stmts)
     if isinstance(node, ir.Store):
         target = node.array + "".join(f"[{expr_to_c(i)}]" for i in node.index)
+        if node.atomic:
+            op = "+=" if node.atomic == "add" else "-="
+            return f"{pad}{target} {op} {expr_to_c(node.value)};  // atomic"
         return f"{pad}{target} = {expr_to_c(node.value)};"
     if isinstance(node, ir.For):
         head = f"{pad}for ({node.var} = {expr_to_c(node.start)}; {node.var} < " \

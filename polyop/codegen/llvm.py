@@ -155,7 +155,11 @@ class _FunctionBuilder(ExprLowering):
         if isinstance(s, Store):
             ptr, dt = self.address(s.array, s.index, s)
             v = self.emit_as(s.value, dt)
-            self.builder.store(v, ptr, align=alignment(dt))
+            if s.atomic:  # a parallel reduction; the region's join orders it
+                op = ("f" if dt.is_float else "") + s.atomic
+                self.builder.atomic_rmw(op, ptr, v, "monotonic")
+            else:
+                self.builder.store(v, ptr, align=alignment(dt))
         elif isinstance(s, Block):
             for x in s.stmts:
                 self.stmt(x)

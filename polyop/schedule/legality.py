@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import islpy as isl
 
 from ..deps import Dependences
+from ..ir import reduction_update
 from ..program import Program
 
 _VERBS = {"RAW": ("writes", "reads"), "WAR": ("reads", "writes"), "WAW": ("writes", "writes")}
@@ -46,6 +47,8 @@ class Violation:
     loop: str | None
     carried: bool
     sizes: str
+    #: the pair is two updates of one reduction statement (``X[f] += e``)
+    reduction: bool = False
 
     @property
     def verbs(self) -> tuple[str, str]:
@@ -55,10 +58,14 @@ class Violation:
         sv, tv = self.verbs
         where = f" (with {self.sizes})" if self.sizes else ""
         if self.carried:
+            hint = ""
+            if self.reduction:
+                hint = (f"; {self.source.split('[')[0]} is a reduction into {self.array}: "
+                        f"parallel({self.loop}, reduction='atomic') opts in to reordering it")
             return (f"{primitive}: loop {self.loop} carries a {self.kind} dependence on "
                     f"{self.array}: {self.source} ({sv} {self.element}) must run before "
                     f"{self.sink} ({tv} {self.element}), but they are different iterations "
-                    f"of {self.loop}{where}")
+                    f"of {self.loop}{where}{hint}")
         at = f" at loop {self.loop}" if self.loop else ""
         return (f"{primitive} would run {self.sink} ({tv} {self.element}) before "
                 f"{self.source} ({sv} {self.element}): {self.kind} dependence on "
@@ -93,8 +100,10 @@ def order_violations(program: Program, deps: Dependences, tree: isl.Schedule,
 
 
 def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNode,
-                       loop: str) -> list[Violation]:
-    """Dependences carried by the single-member ``band`` (a parallel/vector loop)."""
+                       loop: str, allowed: dict[str, isl.UnionMap] | None = None
+                       ) -> list[Violation]:
+    """Dependences carried by the single-member ``band`` (a parallel/vector loop),
+    except the instance pairs in ``allowed[array]`` (opted-in reductions)."""
     dom = band.get_domain()
     prefix = band.get_prefix_schedule_union_map()
     part = band.band_get_partial_schedule_union_map()
@@ -104,15 +113,50 @@ def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNo
     for kind, array, dep in deps.items():
         inside = dep.intersect_domain(dom).intersect_range(dom)
         carried = inside.intersect(same_outer).subtract(same_here)
+        if allowed and array in allowed:
+            carried = carried.subtract(allowed[array])
         if carried.is_empty():
             continue
         if program.arrays[array].temporary and _privatisable(program, array, dom,
                                                               same_outer, same_here):
             continue
         src, dst, sizes, pair = _sample(program, carried)
+        name = pair.get_tuple_name(isl.dim_type.in_)
+        reduction = name == pair.get_tuple_name(isl.dim_type.out) and \
+            reduction_update(program.statement(name).body) is not None
         out.append(Violation(kind, array, src, dst, _element(program, kind, array, pair),
-                             loop, True, sizes))
+                             loop, True, sizes, reduction))
     return out
+
+
+def reduction_pairs(program: Program, band: isl.ScheduleNode) -> dict[str, isl.UnionMap]:
+    """Per array, the pairs of instances of one reduction statement (``X[f] += e``)
+    under ``band``: what ``parallel(loop, reduction=...)`` may reorder."""
+    dom = band.get_domain()
+    out: dict[str, isl.UnionMap] = {}
+    for s in program.statements:
+        if reduction_update(s.body) is None:
+            continue
+        inst = isl.UnionSet.from_set(s.domain).intersect(dom)
+        if inst.is_empty():
+            continue
+        pairs = isl.UnionMap.from_domain_and_range(inst, inst)
+        out[s.body.array] = out.get(s.body.array, pairs).union(pairs)
+    return out
+
+
+def carried_statements(deps: Dependences, band: isl.ScheduleNode,
+                       pairs: dict[str, isl.UnionMap]) -> set[str]:
+    """The statements of ``pairs`` whose self-dependences ``band`` carries."""
+    prefix = band.get_prefix_schedule_union_map()
+    part = band.band_get_partial_schedule_union_map()
+    crossing = prefix.apply_range(prefix.reverse()).subtract(part.apply_range(part.reverse()))
+    names: set[str] = set()
+    for _, array, dep in deps.items():
+        if array in pairs:
+            hit = dep.intersect(pairs[array]).intersect(crossing)
+            hit.foreach_map(lambda m: names.add(m.get_tuple_name(isl.dim_type.in_)))
+    return names
 
 
 def _privatisable(program: Program, array: str, dom: isl.UnionSet,

@@ -26,9 +26,16 @@ import islpy as isl
 from ..deps import dependences
 from ..errors import IllegalScheduleError, ScheduleError
 from . import structure
+from .astprep import prepare_for_ast
 from .inline import inline_statement
-from .legality import Violation, carried_violations, order_violations
-from .tree import Leaf, from_isl, marks, restrict, to_isl
+from .legality import (
+    Violation,
+    carried_statements,
+    carried_violations,
+    order_violations,
+    reduction_pairs,
+)
+from .tree import Leaf, find_mark, from_isl, marks, reaches, restrict, to_isl
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
 isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
@@ -40,6 +47,8 @@ _T = isl.schedule_node_type
 class LoopInfo:
     name: str
     kind: str = "serial"  # serial | parallel | vector | unroll
+    reduction: str | None = None  # "atomic": reductions may run across iterations
+    strip: int | None = None  # the inner loop of a split by this factor
 
 
 class Loop:
@@ -108,6 +117,22 @@ class Schedule:
         """Mark id → (loop name, kind), for code generation."""
         return {k: (v.name, v.kind) for k, v in self._loops.items()}
 
+    def ast_tree(self) -> isl.Schedule:
+        """The tree with isl's AST options set: unrolling, and full strips of
+        split loops isolated from partial ones (``polyop.schedule.astprep``)."""
+        return prepare_for_ast(self._tree, self._loops)
+
+    def atomic_statements(self) -> set[str]:
+        """Statements whose updates run atomically (opted-in parallel reductions)."""
+        out: set[str] = set()
+        for ident, info in self._loops.items():
+            mark = find_mark(self._tree.get_root(), ident) if info.reduction else None
+            if mark is not None and info.kind == "parallel":
+                band = mark.child(0)
+                out |= carried_statements(self.deps, band,
+                                          reduction_pairs(self.program, band))
+        return out
+
     def check(self) -> list[Violation]:
         """Every dependence the current schedule violates (empty when legal)."""
         return self._violations(self._tree)
@@ -128,6 +153,7 @@ class Schedule:
         factor = _positive(factor, "split factor")
         name = self._loops[loop.id].name
         outer, inner = self._new_id(f"{name}_outer"), self._new_id(f"{name}_inner")
+        self._loops[inner.id].strip = factor
         node = mark.delete()
         mv = isl.MultiVal.zero(node.band_get_space()).set_val(0, isl.Val(factor))
         node = node.band_tile(mv).child(0).insert_mark(isl.Id(inner.id))
@@ -295,13 +321,27 @@ class Schedule:
             raise
 
     # -- primitives: loop kinds ------------------------------------------------------------
-    def parallel(self, loop: Loop) -> None:
+    def parallel(self, loop: Loop, reduction: str | None = None) -> None:
         """Run the iterations of ``loop`` on all cores (``POLYOP_NUM_THREADS``).
 
         Requires: ``loop`` carries no dependence (local scalars written and read
-        within one iteration are privatised).
+        within one iteration are privatised). With ``reduction="atomic"`` the
+        loop may also carry the dependences between updates of one reduction
+        statement ``X[f] += e`` (``-=`` too): those updates become atomic and
+        run in any order, so floating-point sums may round differently.
         """
-        self._set_kind(loop, "parallel")
+        if reduction not in (None, "atomic"):
+            raise ScheduleError(f"parallel: unknown reduction strategy {reduction!r} "
+                                "(supported: 'atomic')")
+        self._mark(loop)
+        info = self._loops[loop.id]
+        old = info.reduction
+        info.reduction = reduction
+        try:
+            self._set_kind(loop, "parallel")
+        except IllegalScheduleError:
+            info.reduction = old
+            raise
 
     def vectorize(self, loop: Loop) -> None:
         """Vectorise the innermost ``loop`` (it must carry no dependence)."""
@@ -379,7 +419,7 @@ class Schedule:
 
     def _mark(self, loop: Loop) -> isl.ScheduleNode:
         self._check_loop(loop)
-        found = _find_mark(self._tree.get_root(), loop.id)
+        found = find_mark(self._tree.get_root(), loop.id)
         if found is None:
             raise ScheduleError(f"loop {loop.name} ({loop.id}) is no longer in the schedule")
         return found
@@ -390,7 +430,7 @@ class Schedule:
             if node.get_type() == _T.mark:
                 out.append(node)
             kids = [node.child(k) for k in range(node.n_children())]
-            node = next(c for c in kids if _reaches(c, stmt))
+            node = next(c for c in kids if reaches(c, stmt))
         return out
 
     def _depth(self, loop: Loop) -> int:
@@ -430,19 +470,18 @@ class Schedule:
         self._commit(what, node.get_schedule())
 
     def _constant_range(self, band: isl.ScheduleNode, what: str) -> tuple[int, int]:
-        """(lowest value, trip count) of a loop whose values span a constant range."""
+        """(lowest value, number of values) of a loop whose values lie in one
+        constant range for all sizes."""
         values = isl.Set.from_union_set(band.band_get_partial_schedule_union_map()
                                         .intersect_domain(band.get_domain()).range())
         try:
-            low, high = values.dim_min(0), values.dim_max(0)
-            lo_min, lo_max = low.min_val(), low.max_val()
-            span = high.sub(low).max_val()
+            low, high = values.dim_min(0).min_val(), values.dim_max(0).max_val()
         except isl.Error:
-            lo_min = lo_max = span = None
-        if lo_min is None or not (lo_min.is_int() and lo_min.eq(lo_max) and span.is_int()):
-            raise ScheduleError(f"{what}: the inner loop needs a constant lower bound and "
-                                "trip count to be linearized (split it first)")
-        return lo_min.to_python(), span.to_python() + 1
+            low = high = None
+        if low is None or not (low.is_int() and high.is_int()):
+            raise ScheduleError(f"{what}: the inner loop needs a constant range to be "
+                                "linearized (split it first)")
+        return low.to_python(), high.to_python() - low.to_python() + 1
 
     def _set_kind(self, loop: Loop, kind: str) -> None:
         self._mark(loop)
@@ -479,10 +518,12 @@ class Schedule:
         out = order_violations(self.program, self.deps, tree, self._loop_of_dim(tree))
         for ident, info in self._loops.items():
             if info.kind in ("parallel", "vector"):
-                mark = _find_mark(tree.get_root(), ident)
+                mark = find_mark(tree.get_root(), ident)
                 if mark is not None:
+                    allowed = reduction_pairs(self.program, mark.child(0)) \
+                        if info.reduction else None
                     out += carried_violations(self.program, self.deps, mark.child(0),
-                                              info.name)
+                                              info.name, allowed)
         return out
 
     def _loop_of_dim(self, tree: isl.Schedule):
@@ -502,44 +543,10 @@ class Schedule:
                         return None
                     k += 1
                 kids = [node.child(j) for j in range(node.n_children())]
-                node = next(c for c in kids if _reaches(c, stmt))
+                node = next(c for c in kids if reaches(c, stmt))
             return None
 
         return loop_of
-
-
-def mark_unrolled(tree: isl.Schedule, loops: dict[str, tuple[str, str]]) -> isl.Schedule:
-    """Set isl's ``unroll`` AST loop type on the bands of loops marked for unrolling."""
-    for ident, (_, kind) in loops.items():
-        if kind == "unroll":
-            mark = _find_mark(tree.get_root(), ident)
-            if mark is not None:
-                band = mark.child(0).band_member_set_ast_loop_type(0, isl.ast_loop_type.unroll)
-                tree = band.get_schedule()
-    return tree
-
-
-def _find_mark(node: isl.ScheduleNode, ident: str) -> isl.ScheduleNode | None:
-    if node.get_type() == _T.mark and node.mark_get_id().get_name() == ident:
-        return node
-    for k in range(node.n_children()):
-        found = _find_mark(node.child(k), ident)
-        if found is not None:
-            return found
-    return None
-
-
-def _reaches(node: isl.ScheduleNode, stmt: str) -> bool:
-    """Whether instances of ``stmt`` pass through ``node``."""
-    if node.get_type() == _T.filter:
-        return _contains(node.filter_get_filter(), stmt)
-    return _contains(node.get_domain(), stmt)
-
-
-def _contains(domain: isl.UnionSet, stmt: str) -> bool:
-    found = []
-    domain.foreach_set(lambda s: found.append(s.get_tuple_name() == stmt))
-    return any(found)
 
 
 def _positive(v, what: str) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import islpy as isl
 
 from ..errors import ScheduleError
-from .tree import Band, Leaf, Node, Seq, from_isl, marks, restrict, to_isl
+from .tree import Band, Node, Seq, from_isl, marks, restrict, to_isl
 
 
 def rewrite(node: Node, fn: Callable[[Node], Node | None]) -> Node:
@@ -71,8 +71,9 @@ def fuse_siblings(root: Node, a: str, b: str, names: dict[str, str]) -> Node:
         if a not in pos and b not in pos:
             return None
         if a not in pos or b not in pos or pos[b] != pos[a] + 1:
-            raise ScheduleError(f"fuse({names[a]}, {names[b]}): the loops are not adjacent "
-                                f"siblings ({names[b]} must directly follow {names[a]})")
+            raise ScheduleError(f"fuse({names[a]}, {names[b]}): the loops are neither "
+                                "directly nested nor adjacent siblings (the second must "
+                                "directly follow the first)")
         (fa, ba), (fb, bb) = kids[pos[a]], kids[pos[b]]
         part = ba.part.intersect_domain(fa).union_add(bb.part.intersect_domain(fb))
         body = _seq([(fa, ba.child), (fb, bb.child)])
@@ -82,8 +83,8 @@ def fuse_siblings(root: Node, a: str, b: str, names: dict[str, str]) -> Node:
 
     new = rewrite(root, fn)
     if not done:
-        raise ScheduleError(f"fuse({names[a]}, {names[b]}): the loops are neither nested "
-                            "nor siblings in one sequence")
+        raise ScheduleError(f"fuse({names[a]}, {names[b]}): the loops are neither "
+                            "directly nested nor adjacent siblings")
     return new
 
 
@@ -148,24 +149,6 @@ def _splice(node: Node) -> Node:
     if isinstance(node, Seq):
         return _seq([(f, _splice(c)) for f, c in node.children])
     return node
-
-
-def leaf_path(node: Node, stmt: str) -> list[Node]:
-    """The nodes from ``node`` down to ``stmt``'s leaf."""
-    path = [node]
-    while not isinstance(node, Leaf):
-        if isinstance(node, Band):
-            node = node.child
-        else:
-            node = next(c for f, c in node.children if _mentions(f, stmt))
-        path.append(node)
-    return path
-
-
-def _mentions(uset: isl.UnionSet, stmt: str) -> bool:
-    found = []
-    uset.foreach_set(lambda s: found.append(s.get_tuple_name() == stmt))
-    return any(found)
 
 
 def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSet,

@@ -138,3 +138,28 @@ def marks(node: Node) -> list[str]:
     if isinstance(node, Band):
         return ([node.mark] if node.mark else []) + marks(node.child)
     return [m for _, child in node.children for m in marks(child)]
+
+
+def find_mark(node: isl.ScheduleNode, ident: str) -> isl.ScheduleNode | None:
+    """The mark node ``ident`` at or below ``node`` (isl's node API)."""
+    if node.get_type() == _T.mark and node.mark_get_id().get_name() == ident:
+        return node
+    for k in range(node.n_children()):
+        found = find_mark(node.child(k), ident)
+        if found is not None:
+            return found
+    return None
+
+
+def reaches(node: isl.ScheduleNode, stmt: str) -> bool:
+    """Whether instances of ``stmt`` pass through ``node`` (isl's node API)."""
+    if node.get_type() == _T.filter:
+        return contains(node.filter_get_filter(), stmt)
+    return contains(node.get_domain(), stmt)
+
+
+def contains(domain: isl.UnionSet, stmt: str) -> bool:
+    """Whether ``domain`` has instances of statement ``stmt``."""
+    found = []
+    domain.foreach_set(lambda s: found.append(s.get_tuple_name() == stmt))
+    return any(found)
