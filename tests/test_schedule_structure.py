@@ -339,3 +339,22 @@ def test_seidel_2d_wavefront_is_parallel_after_skewing():
     sch.interchange(i, j)
     sch.parallel(i)
     run_both(sch, b.kernel, b.init(b.sizes["MINI"]))
+
+
+@polyop.kernel
+def last_wins(n: int, A: "f64[n]", s: "f64[1]"):
+    for i in range(n):
+        s[0] = A[i]
+
+
+def test_waw_violations_are_explained():
+    sch = polyop.Schedule(last_wins)
+    (i,) = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.reverse(i)
+    e = info.value
+    assert (e.kind, e.array, e.source, e.sink) == ("WAW", "s", "S0[i=0]", "S0[i=1]")
+    assert ("reverse(i) would run S0[i=1] (writes s[0]) before S0[i=0] (writes s[0]): "
+            "WAW dependence on s reversed") in str(e)
+    with pytest.raises(IllegalScheduleError, match="loop i carries a WAW dependence on s"):
+        sch.parallel(i)
