@@ -45,6 +45,35 @@ from .kernel import Kernel, kernel
 from .pipeline import build, lower
 from .program import Program, Statement
 from .schedule import Loop, Schedule, Violation
+from .te import (
+                 IterVar,
+                 Tensor,
+                 compute,
+                 const,
+                 cos,
+                 create_schedule,
+                 exp,
+                 if_then_else,
+                 log,
+                 logical_and,
+                 logical_not,
+                 logical_or,
+                 maximum,
+                 minimum,
+                 placeholder,
+                 reduce_axis,
+                 sin,
+                 sqrt,
+                 tanh,
+                 var,
+)
+
+# TVM-style reductions and abs: attributes of the polyop module (polyop.sum, polyop.max, ...);
+# they shadow the builtins only here, and this module uses none of them
+from .te import absolute as abs
+from .te import reduce_max as max
+from .te import reduce_min as min
+from .te import reduce_sum as sum
 from .types import f32, f64, i32, i64
 
 __all__ = [
@@ -52,5 +81,9 @@ __all__ = [
     "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "build", "lower",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "f32", "f64", "i32", "i64",
+    # tensor expressions (polyop.te)
+    "IterVar", "Tensor", "abs", "compute", "const", "cos", "create_schedule", "exp",
+    "if_then_else", "log", "logical_and", "logical_not", "logical_or", "max", "maximum", "min",
+    "minimum", "placeholder", "reduce_axis", "sin", "sqrt", "sum", "tanh", "var",
 ]
 __version__ = "0.1.0"

@@ -66,6 +66,11 @@ def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
 
     if te.is_te(obj, schedule):
         return te.lower(obj, schedule)
+    return lower_ir(obj, schedule)
+
+
+def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
+    """The pipeline behind ``lower``: model → bounds → isl AST → loop IR."""
     loops: dict = {}
     atomic: set[str] = set()
     if hasattr(obj, "loop_info"):
@@ -82,16 +87,26 @@ def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
         shape = program.arrays[a.name].extents if a.kind == "array" else ()
         params.append(ir.Param(a.name, a.kind, a.dtype, shape))
     temps = tuple((a.name, a.dtype) for a in program.arrays.values() if a.temporary)
-    fn = ir.Function(program.name, tuple(params), temps, body)
+    # local arrays (constant shapes); 0-d temporaries are local scalars
+    shapes = {a.name: tuple(int(e.value) for e in a.extents)
+              for a in program.arrays.values() if a.temporary and a.ndim}
+    fn = ir.Function(program.name, tuple(params), temps, body, {"temp_shapes": shapes})
     _dump("ir", fn)
     return fn
 
 
-def build(obj, schedule: isl.Schedule | None = None):
+def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False):
     """Lower and JIT-compile a kernel, program or ``Schedule``; returns a callable
     ``CompiledKernel`` with the kernel's argument checks.
 
     Example: ``f = polyop.build(sch); f(n, A, B)``.
+
+    ``fp_contract=True`` allows floating-point contraction: LLVM may compute
+    ``a * b + c`` (and ``a * b - c``, ``c - a * b``) with one fused multiply-add,
+    rounded once instead of twice. Results then differ from CPython's in the
+    last bits (usually closer to the exact value), and whether a given
+    expression is fused depends on the optimiser. The default keeps every
+    f32/f64 ``+ - * /`` bit-identical to CPython.
 
     Tensor expressions: ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or
     ``build([A, B, C])`` return a ``polyop.te.TEFunction`` called ``f(A, B, C)``.
@@ -99,18 +114,19 @@ def build(obj, schedule: isl.Schedule | None = None):
     from . import te
 
     if te.is_te(obj, schedule):
-        return te.build(obj, schedule)
-    return compile_program(obj, schedule)
+        return te.build(obj, schedule, fp_contract=fp_contract)
+    return compile_program(obj, schedule, fp_contract=fp_contract)
 
 
-def compile_program(obj, schedule: isl.Schedule | None = None):
-    """Lower and JIT-compile; returns a callable ``CompiledKernel``."""
+def compile_program(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False):
+    """Lower and JIT-compile; returns a callable ``CompiledKernel`` (options as
+    in ``build``)."""
     from .codegen import compile_function
     from .runtime import CompiledKernel
 
     program = as_program(obj)
-    fn = lower(obj, schedule)
-    compiled = compile_function(fn)
+    fn = lower_ir(obj, schedule)
+    compiled = compile_function(fn, fp_contract=fp_contract)
     _dump("llvm", compiled.llvm_ir)
     _dump("asm", compiled.asm)
     return CompiledKernel(program, fn, compiled)

@@ -1,0 +1,319 @@
+"""Scheduling, lowering and building tensor-expression graphs.
+
+- ``create_schedule(C)`` (or ``[C, D]``): a ``polyop.Schedule`` over the lowered
+  ``Program``; every primitive (split, reorder, parallel, ...) and its legality
+  check works as for ``@polyop.kernel``. Statement names are the compute names
+  (``"C"``, and ``"C_init"`` for a reduction's initialisation).
+- ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or ``build([A, B, C])``:
+  compile; the result is called ``f(A, B, C)`` in the argument list's order.
+  Size variables are inferred from the arrays' shapes (pass one as a keyword,
+  ``f(A, B, C, n=8)``, if no argument's shape determines it, or list it in
+  the argument list to make it positional).
+- ``lower(sch, [A, B, C])``: the loop IR; ``print`` shows the loop nest.
+
+Intermediate tensors not in the argument list are still arrays of the
+program: the built function allocates them (``numpy.empty``, cached per size
+and per thread) and passes them to the native code. Every placeholder and
+every output of the schedule must be in the argument list.
+
+Example::
+
+    >>> import numpy as np, polyop
+    >>> n = polyop.var("n")
+    >>> A = polyop.placeholder((n,), "float64", name="A")
+    >>> T = polyop.compute((n,), lambda i: A[i] * 2.0, name="T")
+    >>> R = polyop.compute((n,), lambda i: polyop.maximum(T[i] - 1.0, 0.0), name="R")
+    >>> f = polyop.build(R, [A, R])
+    >>> a, r = np.arange(4.0), np.empty(4)
+    >>> f(a, r); r
+    array([0., 1., 3., 5.])
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import islpy as isl
+import numpy as np
+
+from .. import ir
+from ..errors import ArgumentError
+from ..program import Program
+from ..schedule import Schedule
+from .affine import pwaff
+from .expr import Var
+from .lowering import TEInfo, as_tensors, lower_program
+from .tensor import Tensor
+
+
+def create_schedule(outputs, name: str | None = None) -> Schedule:
+    """A ``polyop.Schedule`` computing ``outputs`` (a tensor or a list of them)
+    in the textual order of their stages; ``name`` names the program (default:
+    the output names joined by ``_``).
+
+    Example::
+
+        >>> sch = polyop.create_schedule(C)           # doctest: +SKIP
+        >>> i, j, k = sch.get_loops("C")              # doctest: +SKIP
+        >>> io, ii = sch.split(i, 32)                 # doctest: +SKIP
+        >>> sch.parallel(io)                          # doctest: +SKIP
+    """
+    return Schedule(lower_program(outputs, name))
+
+
+def is_te(obj, args=None) -> bool:
+    """Whether ``build``/``lower`` arguments are tensor expressions."""
+    if isinstance(obj, Tensor):
+        return True
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(x, (Tensor, Var))
+                                                      for x in obj):
+        return True
+    return _te_info(obj) is not None and (args is None or isinstance(args, (list, tuple)))
+
+
+def _te_info(obj) -> TEInfo | None:
+    program = getattr(obj, "program", None)
+    if isinstance(program, Program):
+        return program.meta.get("te")
+    return None
+
+
+def _resolve(target, args, required: bool = True,
+             name: str | None = None) -> tuple[Schedule, TEInfo, tuple]:
+    """(schedule, graph info, argument list) from the accepted call forms."""
+    if isinstance(target, (list, tuple)) and args is None:
+        args = target
+        target = [x for x in target if isinstance(x, Tensor) and x.op == "compute"]
+        if not target:
+            raise TypeError("polyop.build: the argument list has no compute tensor to build")
+    if isinstance(target, Schedule):
+        sch = target
+    elif isinstance(target, (Tensor, list, tuple)):
+        sch = create_schedule(as_tensors(target, "build"), name)
+    else:
+        raise TypeError(f"polyop.build: expected a schedule or tensors, got "
+                        f"{type(target).__name__}")
+    info = _te_info(sch)
+    if info is None:
+        raise TypeError("polyop.build(sch, args): sch is not the schedule of tensor "
+                        "expressions (use polyop.create_schedule)")
+    if args is None and not required:
+        args = [t for t in info.tensors if t.op == "placeholder"] + list(info.roots)
+    if args is None:
+        raise TypeError("polyop.build(sch, args): give the argument list, e.g. "
+                        "polyop.build(sch, [A, B, C]); it defines the function's signature")
+    return sch, info, _check_args(sch.program, info, tuple(args))
+
+
+def _check_args(program: Program, info: TEInfo, args: tuple) -> tuple:
+    seen: set[tuple] = set()
+    for a in args:
+        if isinstance(a, Var):
+            if a.name not in program.params:
+                raise ArgumentError(f"size variable {a.name} in the argument list is not "
+                                    "used by this schedule", a.name)
+            key: tuple = ("var", a.name)
+        elif isinstance(a, Tensor):
+            if not info.contains(a):
+                raise ArgumentError(f"tensor {a.name} in the argument list is not part of "
+                                    "this schedule", a.name)
+            key = ("tensor", a.id)
+        else:
+            raise TypeError(f"the argument list holds tensors and size variables, got "
+                            f"{type(a).__name__}")
+        if key in seen:
+            raise ArgumentError(f"{a.name} appears twice in the argument list", a.name)
+        seen.add(key)
+    for t in info.tensors:
+        if t.op == "placeholder" and ("tensor", t.id) not in seen:
+            raise ArgumentError(f"placeholder {t.name} is read by the schedule but missing "
+                                f"from the argument list", t.name)
+    for t in info.roots:
+        if ("tensor", t.id) not in seen:
+            raise ArgumentError(f"output tensor {t.name} is missing from the argument list",
+                                t.name)
+    return args
+
+
+def lower(target, args=None) -> ir.Function:
+    """The loop IR of a TE schedule; ``print`` it to see the loop nest, with
+    the parameters in the order of ``args`` (then scratch arrays, then sizes).
+
+    Example::
+
+        >>> print(polyop.lower(sch, [A, B, C]))       # doctest: +SKIP
+    """
+    from ..pipeline import lower_ir
+
+    sch, info, args = _resolve(target, args, required=False)
+    fn = lower_ir(sch)
+    order = _param_order(sch.program, info, args)
+    rank = {n: k for k, n in enumerate(order)}
+    return replace(fn, params=tuple(sorted(fn.params, key=lambda p: rank[p.name])))
+
+
+def _param_order(program: Program, info: TEInfo, args: tuple) -> list[str]:
+    names = [info.array(a) if isinstance(a, Tensor) else a.name for a in args]
+    names += [info.array(t) for t in info.tensors if info.array(t) not in names]
+    return names + [p for p in program.params if p not in names]
+
+
+def build(target, args=None, name: str | None = None, *,
+          fp_contract: bool = False) -> TEFunction:
+    """Compile a TE schedule (or tensors, with the default schedule) into a
+    function of ``args``; ``name`` names it in messages (and the program, when
+    built from tensors); ``fp_contract`` as in ``polyop.build`` (fused
+    multiply-adds allowed, results no longer bit-identical to CPython).
+
+    Example::
+
+        >>> f = polyop.build(sch, [A, B, C])          # doctest: +SKIP
+        >>> f(a, b, c)                                # doctest: +SKIP
+    """
+    from ..pipeline import compile_program
+
+    sch, info, args = _resolve(target, args, name=name)
+    options = {"fp_contract": True} if fp_contract else {}
+    compiled = compile_program(sch, **options)
+    return TEFunction(compiled, info, args, name or sch.program.name)
+
+
+class TEFunction:
+    """A built tensor-expression function: ``f(*args, **sizes)``.
+
+    Arguments are numpy arrays in the order of the build's argument list
+    (and ints for size variables listed there). ``ArgumentError`` names the
+    argument on a wrong count, dtype, rank or shape. ``.kernel`` is the
+    underlying ``CompiledKernel`` (``.llvm_ir``, ``.asm``, ``.function``).
+    """
+
+    def __init__(self, kernel, info: TEInfo, args: tuple, name: str):
+        self.kernel, self.info, self.name = kernel, info, name
+        self.program: Program = kernel.program
+        self.arg_names = tuple(info.array(a) if isinstance(a, Tensor) else a.name
+                               for a in args)
+        listed = set(self.arg_names)
+        self.scratch = tuple(info.array(t) for t in info.tensors
+                             if info.array(t) not in listed)
+        self.params = self.program.params
+        affs = self._affs = isl.affs_from_space(self.program.context.get_space())
+        self._extents: dict[str, list[isl.PwAff]] = {}
+        for t in info.tensors:
+            self._extents[info.array(t)] = [pwaff(d, affs, lambda v: v.name)
+                                            for d in t.shape]
+        self._local = threading.local()
+
+    @property
+    def function(self) -> ir.Function:
+        return self.kernel.function
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.kernel.llvm_ir
+
+    @property
+    def asm(self) -> str:
+        return self.kernel.asm
+
+    def __repr__(self) -> str:
+        return f"<polyop TE function {self.name}({', '.join(self.arg_names)})>"
+
+    def __call__(self, *args, **sizes) -> None:
+        if len(args) != len(self.arg_names):
+            raise ArgumentError(f"{self.name}() takes {len(self.arg_names)} arguments "
+                                f"({', '.join(self.arg_names)}) but {len(args)} were given",
+                                "*")
+        bound = dict(zip(self.arg_names, args))
+        for k, v in sizes.items():
+            if k not in self.params:
+                raise ArgumentError(f"{self.name}() got an unexpected argument {k!r} "
+                                    f"(size variables: {', '.join(self.params) or 'none'})",
+                                    k)
+            if k in bound:
+                raise ArgumentError(f"{self.name}() got multiple values for {k!r}", k)
+            bound[k] = v
+        known = self._infer_sizes(bound)
+        for p in self.params:
+            if p not in bound:
+                bound[p] = known[p]
+        bound.update(self._scratch(known))
+        self.kernel(**bound)
+
+    # -- sizes and scratch -------------------------------------------------------------------
+    def _infer_sizes(self, bound: dict) -> dict[str, int]:
+        """Size values fixed by the given sizes and the array arguments' shapes."""
+        affs = self._affs
+        known: dict[str, int] = {}
+        sizes = self.program.context
+        for p in self.params:
+            v = bound.get(p)
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                sizes = sizes.intersect(affs[p].eq_set(affs[0] + int(v)))
+        for name in self.arg_names:
+            a = bound[name]
+            ext = self._extents.get(name)
+            if ext is None or not isinstance(a, np.ndarray) or a.ndim != len(ext):
+                continue  # not an array argument, or the kernel's checks report it
+            narrowed = sizes
+            for pa, n in zip(ext, a.shape):
+                narrowed = narrowed.intersect(pa.eq_set(affs[0] + int(n)))
+            if narrowed.is_empty():
+                raise ArgumentError(self._shape_message(name, a.shape, sizes), name)
+            sizes = narrowed
+        for k, p in enumerate(self.params):
+            v = _fixed(sizes, k)
+            if v is not None:
+                known[p] = v
+            elif p not in bound:
+                raise ArgumentError(f"{self.name}(): size {p} is not determined by the "
+                                    f"argument shapes; pass it as {p}=...", p)
+        return known
+
+    def _shape_message(self, name: str, shape: tuple, sizes: isl.Set) -> str:
+        """Why ``shape`` fits no sizes allowed by ``sizes`` (the earlier arguments)."""
+        spec = self.program.arrays[name]
+        fixed = {p: _fixed(sizes, k) for k, p in enumerate(self.params)}
+        fixed = {p: v for p, v in fixed.items() if v is not None}
+        text = f"argument {name}: shape {shape} does not match [{', '.join(spec.shape)}]"
+        if not fixed:
+            return text
+        from ..runtime import eval_index
+
+        dims = []
+        for e, src in zip(spec.extents, spec.shape):
+            try:
+                dims.append(str(eval_index(e, fixed)))
+            except KeyError:
+                dims.append(src)
+        given = ", ".join(f"{p}={v}" for p, v in fixed.items())
+        return f"{text} = ({', '.join(dims)}{',' if len(dims) == 1 else ''}) (with {given})"
+
+    def _scratch(self, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+        if not self.scratch:
+            return {}
+        from ..runtime import eval_index
+
+        key = tuple(sizes[p] for p in self.params)
+        cache = getattr(self._local, "cache", None)
+        if cache is None or cache[0] != key:
+            arrays = {}
+            for name in self.scratch:
+                spec = self.program.arrays[name]
+                shape = tuple(eval_index(e, sizes) for e in spec.extents)
+                arrays[name] = np.empty(shape, dtype=spec.dtype.numpy)
+            cache = self._local.cache = (key, arrays)
+        return cache[1]
+
+
+def _fixed(sizes: isl.Set, k: int) -> int | None:
+    """The value of parameter ``k`` if ``sizes`` allows exactly one."""
+    n = sizes.dim(isl.dim_type.param)
+    s = sizes.move_dims(isl.dim_type.set, 0, isl.dim_type.param, k, 1)
+    s = s.project_out(isl.dim_type.param, 0, n - 1)
+    if s.is_empty():
+        return None
+    lo = s.lexmin()
+    if not lo.is_equal(s):
+        return None
+    return lo.sample_point().get_coordinate_val(isl.dim_type.set, 0).to_python()
