@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import numpy as np
+
 
 class Kernel:
     """A Python loop nest turned into a polyhedral kernel.
@@ -24,9 +26,11 @@ class Kernel:
         'S0'
     """
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, fp_contract: bool = False):
         self.py_func = fn
         self.__name__ = fn.__name__
+        #: build options used by ``compile()`` (see ``polyop.build``)
+        self.fp_contract = fp_contract
         self._program = None
         self._compiled = None
         functools.update_wrapper(self, fn)
@@ -44,7 +48,7 @@ class Kernel:
         if self._compiled is None:
             from .pipeline import compile_program
 
-            self._compiled = compile_program(self.program)
+            self._compiled = compile_program(self.program, fp_contract=self.fp_contract)
         return self._compiled
 
     def schedule(self, check: bool = True):
@@ -60,6 +64,42 @@ class Kernel:
         return f"<polyop.kernel {self.__name__}>"
 
 
-def kernel(fn: Callable) -> Kernel:
-    """Decorate a Python loop nest as a polyop kernel (see ``Kernel``)."""
-    return Kernel(fn)
+def kernel(fn: Callable | None = None, *, fp_contract: bool = False):
+    """Decorate a Python loop nest as a polyop kernel (see ``Kernel``).
+
+    ``@polyop.kernel(fp_contract=True)`` lets LLVM fuse ``a * b + c`` into one
+    fused multiply-add (one rounding instead of two): faster, and usually more
+    accurate, but no longer bit-identical to CPython (see ``polyop.build``).
+
+    Example::
+
+        >>> @kernel(fp_contract=True)
+        ... def axpy(n: int, a: "f32", x: "f32[n]", y: "f32[n]"):
+        ...     for i in range(n):
+        ...         y[i] += a * x[i]
+        >>> axpy.fp_contract
+        True
+    """
+    if fn is None:
+        return lambda f: Kernel(f, fp_contract=fp_contract)
+    return Kernel(fn, fp_contract=fp_contract)
+
+
+def local(shape: int | tuple[int, ...], dtype) -> np.ndarray:
+    """A zero-filled local array of the kernel language: ``np.zeros(shape, dtype)``.
+
+    Inside a ``@polyop.kernel`` it declares a temporary of constant ``shape``
+    (see ``polyop.frontend.locals``); in plain Python it is ``np.zeros``.
+    ``dtype`` may also be a polyop type (``polyop.f32``).
+
+    Example::
+
+        >>> local((2, 3), "f32").dtype
+        dtype('float32')
+    """
+    from .frontend.locals import local_dtype
+
+    dt = local_dtype(dtype)
+    if dt is None:
+        raise TypeError(f"local: unsupported dtype {dtype!r}")
+    return np.zeros(shape, dt.numpy)

@@ -3,6 +3,8 @@
 Kernels are built by hand in the loop IR (as in ``test_codegen_llvm.py``) and
 checked against numpy or a plain-Python reference, with several thread
 counts: the results must be identical whatever the count. No timing here.
+The minimum-work rule is off (``set_min_work(0)``) unless a test is about it,
+so that these small loops really run on the team.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +30,14 @@ from polyop.codegen import (
     set_num_threads,
     shutdown_threads,
 )
-from polyop.codegen.parallel import MAX_THREADS, pool_size
+from polyop.codegen.parallel import (
+    MAX_THREADS,
+    get_min_work,
+    late_workers,
+    pool_size,
+    set_min_work,
+    team_regions,
+)
 from polyop.ir import BOOL, Bin, Block, Cmp, Function, If
 from polyop.types import DType, f32, f64, i32, i64
 from tests.irbuild import B, C, L, S, V, array, loop, scalar, size
@@ -35,16 +45,16 @@ from tests.irbuild import B, C, L, S, V, array, loop, scalar, size
 THREADS = (1, 2, 3, 7)
 REPO = Path(polyop.__file__).resolve().parent.parent
 
-
-
 i, j, k, n, t = V("i"), V("j"), V("k"), V("n"), V("t")
 
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
-    before = get_num_threads()
+    before, work = get_num_threads(), get_min_work()
+    set_min_work(0)
     yield
     set_num_threads(before)
+    set_min_work(work)
 
 
 def for_each_thread_count(run):
@@ -221,6 +231,25 @@ def test_step_three_nonzero_start_any_trip_count(count):
     np.testing.assert_array_equal(x, ref)
 
 
+@pytest.mark.parametrize("first", [-(2**62), 2**62])
+def test_bounds_far_from_zero(first):
+    # parallel i = s; i < s + 37; i += 5: x[(i - s) // 5] = i - s (8 iterations); the
+    # trip count, chunks and work estimate must not overflow near +-2**62
+    rel = B("sub", i, V("s"))
+    fn = Function("far", (size("s"), array("x", i64, 8)), (),
+                  loop("i", V("s"), B("add", V("s"), C(37)),
+                       S("x", B("fdiv", rel, C(5)), rel), step=5, kind="parallel"))
+    cf = compile_function(fn)
+
+    def run():
+        x = np.full(8, -1, np.int64)
+        cf(first, x)
+        return [x]
+
+    (x,) = for_each_thread_count(run)
+    np.testing.assert_array_equal(x, np.arange(0, 37, 5))
+
+
 def test_private_temporary_accumulator_per_row():
     # parallel i: acc = 0; for j: acc += A[i, j] * x[j]; y[i] = acc
     fn = Function("rowdot", (size("m"), size("n"), array("A", f64, "m", "n"),
@@ -376,6 +405,27 @@ def jacobi_like_increment() -> Function:
                     loop("t", C(0), V("T"), loop("i", C(0), n, body, kind="parallel")))
 
 
+def test_region_goes_on_without_a_late_worker():
+    # after ~1 ms idle the worker sleeps in the kernel; a region of 2 iterations is
+    # done by the caller long before the worker wakes up (tens of us), and the
+    # caller revokes the region from it instead of waiting for it
+    cf = compile_function(jacobi_like_increment())
+    set_num_threads(2)
+    x = np.zeros(2)
+    cf(1, 2, x)
+    before_late, before = late_workers(), team_regions()
+    for _ in range(20):
+        time.sleep(0.005)
+        cf(1, 2, x)
+    assert team_regions() - before == 20
+    assert late_workers() > before_late
+    np.testing.assert_array_equal(x, [21.0, 21.0])
+    # the revoked worker still takes part in later regions
+    y = np.zeros(4000)
+    cf(500, 4000, y)
+    np.testing.assert_array_equal(y, np.full(4000, 500.0))
+
+
 def test_shutdown_and_restart_pool():
     cf = compile_function(jacobi_1d())
     set_num_threads(3)
@@ -398,6 +448,113 @@ def test_set_num_threads_validates():
             set_num_threads(bad)
     set_num_threads(5)
     assert get_num_threads() == 5
+    for bad in (-1, 2**62, 1.5, False, "3"):
+        with pytest.raises(ValueError):
+            set_min_work(bad)
+
+
+def test_shutdown_while_another_thread_runs_regions():
+    # shutdown waits for the busy pool (or gives up) and never tears it down under a region
+    cf = compile_function(jacobi_like_increment())
+    set_num_threads(3)
+    stop, errors = threading.Event(), []
+
+    def work():
+        while not stop.is_set():
+            x = np.zeros(40)
+            cf(30, 40, x)
+            if not (x == 30).all():
+                errors.append(x)
+
+    th = threading.Thread(target=work)
+    th.start()
+    try:
+        for _ in range(30):
+            shutdown_threads()
+    finally:
+        stop.set()
+        th.join()
+    assert not errors
+    assert shutdown_threads() and pool_size() == 0
+
+
+# -- a region started inside a region ----------------------------------------------------
+
+
+def _nested_region_module():
+    """``drive(X, m)``: a region over rows ``i < m`` whose body starts, for each
+    row, a region over its 8 columns that increments ``X[i, t]`` (hand LLVM
+    IR: the code generator itself runs a nested parallel loop serially)."""
+    from llvmlite import ir
+
+    from polyop.codegen.threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE
+
+    i64, i8p = ir.IntType(64), ir.IntType(8).as_pointer()
+    m = ir.Module("nested_regions")
+    rt = ir.Function(m, ENTRY_TYPE, ENTRY)
+    big = ir.Constant(i64, 1 << 40)  # plenty of work: the rule never runs it inline
+
+    def loop_fn(name, body):
+        f = ir.Function(m, BODY_TYPE, name)
+        env, lo, hi = f.args
+        entry, head, done = (f.append_basic_block(x) for x in ("entry", "head", "done"))
+        b = ir.IRBuilder(entry)
+        base = b.bitcast(env, i64.as_pointer())
+        b.cbranch(b.icmp_signed("<", lo, hi), head, done)
+        b.position_at_end(head)
+        it = b.phi(i64)
+        it.add_incoming(lo, entry)
+        body(b, base, it)
+        nxt = b.add(it, ir.Constant(i64, 1))
+        it.add_incoming(nxt, b.block)
+        b.cbranch(b.icmp_signed("<", nxt, hi), head, done)
+        b.position_at_end(done)
+        b.ret_void()
+        return f
+
+    def increment(b, base, it):
+        p = b.gep(base, [it])
+        b.store(b.add(b.load(p), ir.Constant(i64, 1)), p)
+
+    inner = loop_fn("inner", increment)
+
+    def start_inner(b, base, it):
+        row = b.gep(base, [b.mul(it, ir.Constant(i64, 8))])
+        b.call(rt, [inner, b.bitcast(row, i8p), ir.Constant(i64, 8), big])
+
+    outer = loop_fn("outer", start_inner)
+    drive = ir.Function(m, ir.FunctionType(ir.VoidType(), [i8p, i64]), "drive")
+    b = ir.IRBuilder(drive.append_basic_block("entry"))
+    b.call(rt, [outer, drive.args[0], drive.args[1], big])
+    b.ret_void()
+    return m
+
+
+def test_region_started_inside_a_worker_runs_inline():
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    from polyop.codegen.jit import _compile_lock, _new_target_machine, host_target_machine
+    from polyop.codegen.parallel import ensure_runtime
+
+    ensure_runtime()
+    module = _nested_region_module()
+    module.triple = host_target_machine().triple
+    with _compile_lock:
+        mod = llvm.parse_assembly(str(module))
+        mod.verify()
+        engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
+        engine.finalize_object()
+    drive = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
+        engine.get_function_address("drive"))
+    for nt in (1, 2, 3):
+        set_num_threads(nt)
+        X = np.zeros((7, 8), np.int64)
+        before = team_regions()
+        drive(X.ctypes.data, 7)  # no deadlock: inner regions find the pool busy
+        np.testing.assert_array_equal(X, np.ones((7, 8), np.int64))
+        assert team_regions() - before == (nt > 1)  # the outer region only
 
 
 # -- processes --------------------------------------------------------------------------
@@ -405,7 +562,7 @@ def test_set_num_threads_validates():
 _SCRIPT_PRELUDE = """
     import numpy as np
     from polyop.codegen import compile_function, get_num_threads, set_num_threads
-    from polyop.codegen.parallel import pool_size
+    from polyop.codegen.parallel import pool_size, set_min_work, team_regions
     from polyop.ir import Block, Bin, Const, For, Function, Load, Param, Store, Var
     from polyop.types import f64, i64
     i, n = Var("i", i64), Var("n", i64)
@@ -414,6 +571,7 @@ _SCRIPT_PRELUDE = """
                           Param("x", "array", f64, (n,))), (),
                   For("t", Const(0), Var("T", i64), 1, For("i", Const(0), n, 1, body, "parallel")))
     cf = compile_function(fn)
+    set_min_work(0)
 """
 
 
@@ -458,6 +616,21 @@ def test_env_var_thread_count_and_one_thread_runs_inline():
     res = run_python("from polyop.codegen import get_num_threads; print(get_num_threads())",
                      POLYOP_NUM_THREADS="3")
     assert res.stdout.strip() == "3", res.stderr
+
+
+@pytest.mark.parametrize("triple", ["aarch64-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu",
+                                    "arm64-apple-macosx14.0.0", "x86_64-apple-macosx14.0.0"])
+def test_pool_module_is_valid_ir_for_other_targets(triple):
+    import llvmlite.binding as llvm
+
+    from polyop.codegen.threadpool import SPIN_ROUNDS, build_pool_module
+
+    text = str(build_pool_module(triple))
+    llvm.parse_assembly(text).verify()
+    if not triple.startswith("x86"):
+        # no time-stamp counter: the spin counts rounds, most of them with a
+        # sched_yield (~0.3-1 us), ~1 ms in all (it was 2**15 rounds: ~30 ms)
+        assert "readcyclecounter" not in text and SPIN_ROUNDS <= 1 << 12
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

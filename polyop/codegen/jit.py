@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import threading
 import time
 
@@ -222,11 +223,13 @@ class CompiledFunction:
         return f"<CompiledFunction {self.symbol} ({self.compile_seconds * 1e3:.1f} ms)>"
 
 
-def compile_function(fn: Function) -> CompiledFunction:
+def compile_function(fn: Function, *, fp_contract: bool = False) -> CompiledFunction:
     """Compile a loop-IR ``Function`` to native code for the host CPU.
 
     A kernel with ``parallel`` loops links against the thread runtime
-    (``polyop.codegen.parallel``), compiled on first need.
+    (``polyop.codegen.parallel``), compiled on first need. ``fp_contract``
+    lets LLVM fuse float multiplies and adds into FMAs (the ``contract``
+    flag, see ``polyop.build``); it is recorded as ``fn.meta["fp_contract"]``.
 
     Example::
 
@@ -237,6 +240,8 @@ def compile_function(fn: Function) -> CompiledFunction:
         True
     """
     t0 = time.perf_counter()
+    if fp_contract:
+        fn = dataclasses.replace(fn, meta={**fn.meta, "fp_contract": True})
     tm = host_target_machine()
     module, symbol = build_module(fn)
     if _PARALLEL_ENTRY in module.globals:

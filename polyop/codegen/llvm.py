@@ -46,6 +46,8 @@ from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
 
 LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
+#: alignment (bytes) of the stack arrays of local arrays
+LOCAL_ALIGN = 64
 
 
 def symbol_name(fn_name: str) -> str:
@@ -86,9 +88,16 @@ class _FunctionBuilder(ExprLowering):
         self.module = module
         self.values: dict[str, tuple[ir.Value, DType]] = {}
         self.arrays: dict[str, ArrayRef] = {}
-        self.temp_names = frozenset(name for name, _ in fn.temps)
+        #: constant shapes of the local arrays (the other temporaries are 0-d)
+        self.local_shapes: dict[str, tuple[int, ...]] = dict(fn.meta.get("temp_shapes", {}))
+        # 0-d temporaries only: the parallel outliner copies these by value
+        self.temp_names = frozenset(name for name, _ in fn.temps
+                                    if name not in self.local_shapes)
+        #: fast-math flags of float ``+ - *`` (``contract`` when opted in)
+        self.fp_flags: tuple[str, ...] = ("contract",) if fn.meta.get("fp_contract") else ()
         # inside an outlined parallel body: nested parallel loops run serially
         self.in_parallel = in_parallel
+        self._privatised = False
         self.func: ir.Function | None = None
 
     def build(self) -> ir.Function:
@@ -142,8 +151,11 @@ class _FunctionBuilder(ExprLowering):
         for name, dt in fn.temps:
             if name in self.arrays or name in self.values:
                 raise CodegenError(f"temporary {name!r} clashes with a parameter")
-            slot = self.builder.alloca(ll_type(dt), name=name)
-            self.arrays[name] = ArrayRef(slot, dt, None)
+            if name in self.local_shapes:
+                self.arrays[name] = self._local_array(name, dt)
+            else:
+                slot = self.builder.alloca(ll_type(dt), name=name)
+                self.arrays[name] = ArrayRef(slot, dt, None)
 
         self.stmt(fn.body)
         self.builder.ret_void()
@@ -200,9 +212,62 @@ class _FunctionBuilder(ExprLowering):
         stop = self.emit_as(s.stop, INDEX, index=True)
         self.emit_loop(s, start, stop)
 
+    def _local_array(self, name: str, dt: DType) -> ArrayRef:
+        """A stack array for local array ``name`` in the entry block (aligned
+        to 64 bytes, a cache line), with constant row-major strides."""
+        shape = self.local_shapes[name]
+        count = 1
+        for n in shape:
+            count *= n
+        ty = ir.ArrayType(ll_type(dt), count)
+        with self.builder.goto_entry_block():
+            slot = self.builder.alloca(ty, name=name)
+            slot.align = LOCAL_ALIGN
+            zero = ir.Constant(ll_type(INDEX), 0)
+            ptr = self.builder.gep(slot, [zero, zero], inbounds=True, name=f"{name}.ptr")
+        strides: list[ir.Value | None] = []
+        for k in range(len(shape)):
+            inner = 1
+            for n in shape[k + 1:]:
+                inner *= n
+            strides.append(None if inner == 1 else ir.Constant(ll_type(INDEX), inner))
+        return ArrayRef(ptr, dt, tuple(strides))
+
+    def _privatise_local_arrays(self) -> None:
+        """In an outlined parallel body: give each local array the body uses a
+        private copy, initialised from the shared one (first-private, like the
+        0-d temporaries, which the outliner copies by value)."""
+        b = self.builder
+        i8p = ir.IntType(8).as_pointer()
+        for name in self.local_shapes:
+            ref = self.arrays.get(name)
+            if ref is None:
+                continue  # not used in this body
+            private = self._local_array(name, ref.dtype)
+            count = 1
+            for n in self.local_shapes[name]:
+                count *= n
+            nbytes = ir.Constant(ll_type(INDEX), count * ref.dtype.bits // 8)
+            b.call(self._memcpy(), [b.bitcast(private.ptr, i8p), b.bitcast(ref.ptr, i8p),
+                                    nbytes, ir.Constant(ir.IntType(1), 0)])
+            self.arrays[name] = private
+
+    def _memcpy(self) -> ir.Function:
+        name = "llvm.memcpy.p0.p0.i64"
+        fn = self.module.globals.get(name)
+        if fn is None:
+            i8p = ir.IntType(8).as_pointer()
+            fn = ir.Function(self.module, ir.FunctionType(
+                ir.VoidType(), [i8p, i8p, ll_type(INDEX), ir.IntType(1)]), name)
+        return fn
+
     def emit_loop(self, s: For, start: ir.Value, stop: ir.Value) -> None:
         """Emit ``for (s.var = start; s.var < stop; s.var += s.step) s.body``,
         rotated, with bounds already computed as ``i64`` values."""
+        if self.in_parallel and not self._privatised:
+            # the first loop of an outlined parallel body is the chunk loop
+            self._privatised = True
+            self._privatise_local_arrays()
         b = self.builder
         body_bb = b.append_basic_block(f"{s.var}.body")
         exit_bb = b.append_basic_block(f"{s.var}.exit")

@@ -5,7 +5,7 @@ turns ::
 
     for (i = start; i < stop; i += step) body        // kind "parallel"
 
-into a call ``polyop_rt_parallel_for(wrapper, &env, n)`` with
+into a call ``polyop_rt_parallel_for(wrapper, &env, n, work)`` with
 ``n = max(0, ceil((stop - start) / step))`` iterations, where:
 
 - ``env`` is a stack struct (allocated once in the kernel's entry block,
@@ -21,14 +21,32 @@ into a call ``polyop_rt_parallel_for(wrapper, &env, n)`` with
   iterations ``t`` in ``[lo, hi)``, i.e. ``i = start + step*t``;
 - every temporary the body uses gets its own stack slot in ``body_fn``,
   initialised from ``env`` (first-private): each worker has a private copy,
-  and writes to it are not copied back.
+  and writes to it are not copied back;
+- ``work`` estimates the operations of the whole loop, computed just before
+  the call: a store costs 1 plus 1 per load and operation of its value
+  (``CALL_COST`` per math call), an ``if`` 1 plus its dearer branch, a loop
+  its trip count times the cost of its body at its middle iteration (exact
+  for rectangular nests, and for triangular ones whose inner extent is
+  linear in the outer variable; a loop with bounds that read memory counts
+  ``GUESS_TRIPS`` iterations).
+
+Minimum work: a region runs on ``min(num_threads, n, work // min_work)``
+threads, inline in the calling thread when that is 1 or less, where
+``min_work`` is ``MIN_WORK`` = 2**15 operations (``POLYOP_MIN_WORK``,
+``set_min_work``; 0 turns the rule off). An operation takes ~0.05 ns
+(vectorised streaming) to ~1 ns (scalar, dependent chains), so a thread
+gets at least ~2-30 us of work, against a launch that costs ~1-3 us when
+the workers are awake and ~20-50 us when they sleep (see
+``polyop.codegen.threadpool``). E.g. jacobi-1d at n = 1000 (7 operations per
+point, ~7000 per sweep) runs serially; at n = 10**5 it uses 2 threads.
 
 The runtime itself is ``polyop.codegen.threadpool`` (a persistent pthread
 pool written in LLVM IR), compiled once per process by ``ensure_runtime()``
 and made visible to MCJIT under the symbol ``polyop_rt_parallel_for``.
 
-Thread count: ``POLYOP_NUM_THREADS`` (default ``os.cpu_count()``, at most
-``MAX_THREADS``) is read once, the first time the count is needed (first
+Thread count: ``POLYOP_NUM_THREADS`` (default ``available_cpus()``: the CPUs
+of the process's affinity mask, so ``taskset`` and container cpusets are
+respected; at most ``MAX_THREADS``) is read once, the first time the count is needed (first
 ``get_num_threads()``, ``set_num_threads()`` or compile of a kernel with a
 parallel loop); ``set_num_threads(n)`` overrides it. The count is applied at
 call time: each parallel region uses the count current when it starts, so a
@@ -53,16 +71,20 @@ import warnings
 
 from llvmlite import ir
 
-from ..ir import For, Load, Store, Var, walk
+from ..ir import Bin, Block, Call, Cast, Const, For, If, Load, Neg, Store, Var, map_children, walk
 from ..types import INDEX
 from .llvm_expr import ArrayRef, ll_type
-from .threadpool import BODY_TYPE, ENTRY, MAX_THREADS, build_pool_module
+from .threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE, MAX_THREADS, build_pool_module
 
-__all__ = ["MAX_THREADS", "emit_parallel_for", "ensure_runtime", "get_num_threads",
-           "set_num_threads", "shutdown_threads"]
+__all__ = ["MAX_THREADS", "MIN_WORK", "available_cpus", "emit_parallel_for", "ensure_runtime",
+           "get_min_work", "get_num_threads", "late_workers", "pool_size", "set_min_work",
+           "set_num_threads", "shutdown_threads", "team_regions"]
 
 _I64 = ir.IntType(64)
 _I8P = ir.IntType(8).as_pointer()
+
+#: default minimum estimated work (operations) per thread of a parallel region
+MIN_WORK = 1 << 15
 
 # -- code generation ----------------------------------------------------------------
 
@@ -70,8 +92,7 @@ _I8P = ir.IntType(8).as_pointer()
 def _runtime_decl(module: ir.Module) -> ir.Function:
     fn = module.globals.get(ENTRY)
     if fn is None:
-        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [BODY_TYPE.as_pointer(), _I8P,
-                                                                 _I64]), ENTRY)
+        fn = ir.Function(module, ENTRY_TYPE, ENTRY)
         fn.attributes.add("nounwind")
     return fn
 
@@ -121,13 +142,8 @@ def emit_parallel_for(fb, s: For) -> None:
     module = fb.module
     start = fb.emit_as(s.start, INDEX, index=True)
     stop = fb.emit_as(s.stop, INDEX, index=True)
-    span = b.sub(stop, start)
-    if s.step == 1:
-        count = span
-    else:
-        count = b.sdiv(b.add(span, ir.Constant(_I64, s.step - 1)), ir.Constant(_I64, s.step))
-    count = b.select(b.icmp_signed(">", span, ir.Constant(_I64, 0)), count,
-                     ir.Constant(_I64, 0), name=f"{s.var}.trips")
+    count = _trip_count(b, start, stop, s.step, f"{s.var}.trips")
+    work = _estimate_work(fb, s, start, count)
 
     scalar_names, array_names = _free_names(fb, s)
     env = _Env()
@@ -206,7 +222,132 @@ def emit_parallel_for(fb, s: For) -> None:
     i32 = ir.IntType(32)
     for q, v in enumerate(env.fields):
         b.store(v, b.gep(slot, [ir.Constant(i32, 0), ir.Constant(i32, q)], inbounds=True))
-    b.call(_runtime_decl(module), [wrapper, b.bitcast(slot, _I8P), count])
+    b.call(_runtime_decl(module), [wrapper, b.bitcast(slot, _I8P), count, work])
+
+
+def _trip_count(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: int,
+                name: str = "") -> ir.Value:
+    """``max(0, ceil((stop - start) / step))`` (as ``(span - 1) // step + 1``:
+    no ``span + step - 1`` to overflow)."""
+    span = b.sub(stop, start)
+    zero = ir.Constant(_I64, 0)
+    count = span if step == 1 else \
+        b.add(b.sdiv(b.sub(span, ir.Constant(_I64, 1)), ir.Constant(_I64, step)),
+              ir.Constant(_I64, 1))
+    return b.select(b.icmp_signed(">", span, zero), count, zero, name=name)
+
+
+# -- the work estimate --------------------------------------------------------------------
+
+#: cost of a math-library call (``exp``, ``sin``, ...) in the work estimate
+CALL_COST = 8
+#: trip count assumed for a loop whose bounds cannot be evaluated up front
+GUESS_TRIPS = 16
+
+
+def _store_cost(s: Store) -> int:
+    """1 for the store, 1 per load and operation in its value, ``CALL_COST``
+    per math call (subscript arithmetic is not counted)."""
+    def cost(e) -> int:
+        if isinstance(e, Load):
+            return 1
+        kids: list = []
+        map_children(e, lambda x: kids.append(x) or x)
+        own = CALL_COST if isinstance(e, Call) else 0 if isinstance(e, (Const, Var, Cast)) else 1
+        return own + sum(map(cost, kids))
+
+    return 1 + cost(s.value)
+
+
+def _plain_bound(e) -> bool:
+    """Whether ``e`` can be evaluated before the loop runs: no loads, calls,
+    selects or divisions by non-constants (an affine bound always can)."""
+    for node in walk(e):
+        if isinstance(node, Bin):
+            if node.op in ("fdiv", "mod") and isinstance(node.b, Const) and node.b.value > 0:
+                continue
+            if node.op not in ("add", "sub", "mul", "min", "max"):
+                return False
+        elif not isinstance(node, (Const, Var, Neg, Cast)):
+            return False
+    return True
+
+
+class _Work:
+    """Emits the work estimate of a loop body as an LLVM ``double`` (folding
+    constants in Python): a loop counts its trip count times the cost of its
+    body evaluated at its middle iteration, an ``if`` the dearer branch."""
+
+    def __init__(self, fb):
+        self.fb, self.b, self.ty = fb, fb.builder, ir.DoubleType()
+
+    def _val(self, x):
+        return ir.Constant(self.ty, x) if isinstance(x, float) else x
+
+    def add(self, x, y):
+        if isinstance(x, float) and isinstance(y, float):
+            return x + y
+        return self.b.fadd(self._val(x), self._val(y))
+
+    def mul(self, x, y):
+        if isinstance(x, float) and isinstance(y, float):
+            return x * y
+        return self.b.fmul(self._val(x), self._val(y))
+
+    def max(self, x, y):
+        if isinstance(x, float) and isinstance(y, float):
+            return max(x, y)
+        x, y = self._val(x), self._val(y)
+        return self.b.select(self.b.fcmp_ordered(">", x, y), x, y)
+
+    def cost(self, node):
+        if isinstance(node, Store):
+            return float(_store_cost(node))
+        if isinstance(node, Block):
+            total = 0.0
+            for x in node.stmts:
+                total = self.add(total, self.cost(x))
+            return total
+        if isinstance(node, If):
+            other = 0.0 if node.else_ is None else self.cost(node.else_)
+            return self.add(1.0, self.max(self.cost(node.then), other))
+        if isinstance(node, For):
+            fb, b = self.fb, self.b
+            if _plain_bound(node.start) and _plain_bound(node.stop):
+                lo, hi = fb.emit_as(node.start, INDEX), fb.emit_as(node.stop, INDEX)
+                trips = _trip_count(b, lo, hi, node.step)
+                mid = b.add(lo, b.mul(b.sdiv(trips, ir.Constant(_I64, 2)),
+                                      ir.Constant(_I64, node.step)))
+                trips = b.sitofp(trips, self.ty)
+            else:
+                mid, trips = ir.Constant(_I64, 0), float(GUESS_TRIPS)
+            return self.mul(trips, self.at(node.var, mid, node.body))
+        return 1.0
+
+    def at(self, var: str, value: ir.Value, node):
+        """The cost of ``node`` with loop variable ``var`` bound to ``value``."""
+        values = self.fb.values
+        saved = values.get(var)
+        values[var] = (value, INDEX)
+        try:
+            return self.cost(node)
+        finally:
+            if saved is None:
+                del values[var]
+            else:
+                values[var] = saved
+
+
+def _estimate_work(fb, s: For, start: ir.Value, count: ir.Value) -> ir.Value:
+    """The estimated operations of parallel loop ``s`` (``count`` iterations
+    from ``start``), as an ``i64`` capped at 2**62."""
+    b = fb.builder
+    w = _Work(fb)
+    mid = b.add(start, b.mul(b.sdiv(count, ir.Constant(_I64, 2)), ir.Constant(_I64, s.step)))
+    total = w._val(w.mul(b.sitofp(count, w.ty), w.at(s.var, mid, s.body)))
+    cap = ir.Constant(w.ty, float(1 << 62))
+    total = b.select(b.fcmp_ordered("<", total, cap), total, cap)  # NaN, inf: the cap
+    return b.fptosi(total, _I64, name=f"{s.var}.work")
 
 
 # -- the runtime -------------------------------------------------------------------------
@@ -222,16 +363,12 @@ class _Runtime:
         from .jit import _compile_lock, _new_target_machine, host_target_machine, optimize
 
         tm = host_target_machine()
-        for sym in ("pthread_create", "pthread_join", "syscall"):
-            if not llvm.address_of_symbol(sym):
-                for lib in ("c", "pthread"):
-                    path = ctypes.util.find_library(lib)
-                    if path:
-                        try:
-                            llvm.load_library_permanently(path)
-                        except RuntimeError:
-                            pass
-                break
+        if not all(llvm.address_of_symbol(sym) for sym in ("pthread_create", "syscall")):
+            for path in filter(None, map(ctypes.util.find_library, ("c", "pthread"))):
+                try:
+                    llvm.load_library_permanently(path)
+                except RuntimeError:
+                    pass
         module = build_pool_module(tm.triple)
         module.data_layout = str(tm.target_data)
         with _compile_lock:
@@ -246,7 +383,10 @@ class _Runtime:
         llvm.add_symbol(ENTRY, self.entry)
         self.set_num_threads = ctypes.CFUNCTYPE(None, ctypes.c_int32)(
             addr("polyop_rt_set_num_threads"))
+        self.set_min_work = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("polyop_rt_set_min_work"))
         self.pool_size = ctypes.CFUNCTYPE(ctypes.c_int32)(addr("polyop_rt_pool_size"))
+        self.team_regions = ctypes.CFUNCTYPE(ctypes.c_int64)(addr("polyop_rt_team_regions"))
+        self.revoked = ctypes.CFUNCTYPE(ctypes.c_int64)(addr("polyop_rt_revoked"))
         self.shutdown = ctypes.CFUNCTYPE(ctypes.c_int32)(addr("polyop_rt_shutdown"))
         self.after_fork = ctypes.CFUNCTYPE(None)(addr("polyop_rt_after_fork"))
         # keep the machine code alive until the process ends
@@ -257,24 +397,57 @@ class _Runtime:
 _runtime: _Runtime | None = None
 _runtime_lock = threading.Lock()
 _num_threads: int | None = None
+_min_work: int | None = None
 
 
-def _default_threads() -> int:
-    env = os.environ.get("POLYOP_NUM_THREADS", "").strip()
-    if env:
+def _env_int(name: str, lowest: int) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if text:
         try:
-            n = int(env)
-            if n < 1:
-                raise ValueError
-            return min(n, MAX_THREADS)
+            n = int(text)
+            if n >= lowest:
+                return n
         except ValueError:
-            warnings.warn(f"ignoring POLYOP_NUM_THREADS={env!r}: expected a positive integer",
-                          RuntimeWarning, stacklevel=3)
-    return max(1, min(os.cpu_count() or 1, MAX_THREADS))
+            pass
+        warnings.warn(f"ignoring {name}={text!r}: expected an integer >= {lowest}",
+                      RuntimeWarning, stacklevel=4)
+    return None
+
+
+def available_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
+    """CPUs this process may use: its affinity mask where the OS has one
+    (``taskset``, cpusets), else ``os.cpu_count()``; fewer when a CPU quota
+    (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``: ``docker --cpus``)
+    allows less (rounded up).
+
+    Example::
+
+        >>> available_cpus() >= 1
+        True
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    for name, split in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            with open(os.path.join(cgroup, name)) as fh:
+                quota, *rest = fh.read().split()
+            if split is not None:
+                with open(os.path.join(cgroup, split)) as fh:
+                    rest = fh.read().split()
+            if quota not in ("max", "-1") and rest:
+                n = min(n, -(-int(quota) // int(rest[0])))
+                break
+        except (OSError, ValueError, ZeroDivisionError):
+            continue
+    return max(1, n)
 
 
 def get_num_threads() -> int:
-    """The number of threads parallel loops use (the calling thread included).
+    """The number of threads parallel loops use (the calling thread included):
+    ``set_num_threads``'s, else ``POLYOP_NUM_THREADS``, else
+    ``available_cpus()`` (at most ``MAX_THREADS``).
 
     Example::
 
@@ -285,7 +458,8 @@ def get_num_threads() -> int:
     if _num_threads is None:
         with _runtime_lock:
             if _num_threads is None:
-                _num_threads = _default_threads()
+                n = _env_int("POLYOP_NUM_THREADS", 1)
+                _num_threads = min(n if n is not None else available_cpus(), MAX_THREADS)
     return _num_threads
 
 
@@ -310,16 +484,56 @@ def set_num_threads(n: int) -> None:
             _runtime.set_num_threads(n)
 
 
+def get_min_work() -> int:
+    """The minimum estimated work per thread (see the module docstring):
+    ``set_min_work``'s, else ``POLYOP_MIN_WORK``, else ``MIN_WORK``.
+
+    Example::
+
+        >>> get_min_work() >= 0
+        True
+    """
+    global _min_work
+    if _min_work is None:
+        with _runtime_lock:
+            if _min_work is None:
+                n = _env_int("POLYOP_MIN_WORK", 0)
+                _min_work = MIN_WORK if n is None else n
+    return _min_work
+
+
+def set_min_work(ops: int) -> None:
+    """Give each thread of a parallel region at least ``ops`` estimated
+    operations (fewer threads, or none, for smaller loops); ``0`` uses
+    every thread whenever the loop has enough iterations.
+
+    Example::
+
+        >>> before = get_min_work()
+        >>> set_min_work(0); get_min_work()
+        0
+        >>> set_min_work(before)
+    """
+    global _min_work
+    if isinstance(ops, bool) or not isinstance(ops, int) or not 0 <= ops < 2**62:
+        raise ValueError(f"set_min_work: expected an int in [0, 2**62), got {ops!r}")
+    with _runtime_lock:
+        _min_work = ops
+        if _runtime is not None:
+            _runtime.set_min_work(ops)
+
+
 def ensure_runtime() -> _Runtime:
     """Compile the thread pool runtime once per process and register its
     entry point with MCJIT (kernels with parallel loops link against it)."""
     global _runtime
     if _runtime is None:
-        n = get_num_threads()
+        n, w = get_num_threads(), get_min_work()
         with _runtime_lock:
             if _runtime is None:
                 rt = _Runtime()
                 rt.set_num_threads(_num_threads or n)
+                rt.set_min_work(w if _min_work is None else _min_work)
                 atexit.register(shutdown_threads)
                 if hasattr(os, "register_at_fork"):
                     os.register_at_fork(after_in_child=rt.after_fork)
@@ -336,6 +550,31 @@ def pool_size() -> int:
         True
     """
     return 0 if _runtime is None else int(_runtime.pool_size())
+
+
+def team_regions() -> int:
+    """Parallel regions run by a team of threads so far in this process (the
+    others ran inline: one thread, too little work, or the pool busy).
+
+    Example::
+
+        >>> team_regions() >= 0
+        True
+    """
+    return 0 if _runtime is None else int(_runtime.team_regions())
+
+
+def late_workers() -> int:
+    """How often a worker was too late for a region (still waking up, or not
+    scheduled): the calling thread had run its chunk by then, and went on
+    without it (see ``polyop.codegen.threadpool``).
+
+    Example::
+
+        >>> late_workers() >= 0
+        True
+    """
+    return 0 if _runtime is None else int(_runtime.revoked())
 
 
 def shutdown_threads() -> bool:

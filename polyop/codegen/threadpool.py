@@ -3,32 +3,61 @@
 ``build_pool_module(triple)`` returns an llvmlite module (compiled once per
 process by ``polyop.codegen.parallel``) that defines:
 
-- ``void polyop_rt_parallel_for(void (*body)(i8* env, i64 lo, i64 hi), i8* env, i64 n)``:
-  runs ``body(env, lo, hi)`` over static contiguous chunks that cover
-  ``[0, n)``, one chunk per thread, and returns when all are done. The
-  calling thread runs chunk 0 itself. With one thread (or ``n < 2``), or
-  while another region is running (a nested region, or a second Python
-  thread calling a kernel at the same time), the body runs inline on
-  ``[0, n)``;
-- ``void polyop_rt_set_num_threads(i32)``: the team size of later regions;
-- ``i32 polyop_rt_pool_size()``: worker threads created so far;
+- ``void polyop_rt_parallel_for(void (*body)(i8* env, i64 lo, i64 hi), i8* env, i64 n,
+  i64 work)``: runs ``body(env, lo, hi)`` over static contiguous chunks that
+  cover ``[0, n)``, one chunk per thread, and returns when all are done. The
+  calling thread runs chunk 0 itself. The team has
+  ``k = min(num_threads, n, work // min_work)`` threads (``work``: the
+  caller's estimate of the region's operations; ``min_work <= 0`` drops that
+  term). With ``k <= 1``, or while another region is running (a nested
+  region, or a second Python thread calling a kernel at the same time), the
+  body runs inline on ``[0, n)``;
+- ``polyop_rt_set_num_threads(i32)``, ``polyop_rt_set_min_work(i64)``: the
+  team size rule of later regions; ``i32 polyop_rt_pool_size()``,
+  ``i64 polyop_rt_team_regions()``, ``i64 polyop_rt_revoked()``: workers
+  created, regions run by a team, workers revoked (see below) so far;
 - ``i32 polyop_rt_shutdown()``: stops and joins every worker (1 on success,
   0 when a region stayed busy too long); later regions start a new pool;
-- ``void polyop_rt_after_fork()``: forgets the parent's workers in a child.
+  ``polyop_rt_after_fork()``: forgets the parent's workers in a child.
 
 Design: a persistent pool of worker threads created lazily with
 ``pthread_create`` (the calling thread is worker 0). Every worker has its own
-64-byte mailbox ``{go, sleeping, thread id}``. A region takes the global
-``busy`` flag (compare-and-swap), writes the task (body, env, n, chunk count),
-sets ``remaining`` and bumps ``go`` of each worker it needs (seq_cst stores
-publish the task). A worker spins on its ``go`` word for a while, then sleeps
-on it with a futex (``syscall(SYS_futex)``: no libc wrappers beyond
-``syscall``); it runs its chunk and decrements ``remaining``; the caller spins
-and then sleeps on ``remaining`` the same way. Sleeping uses the flag/recheck
-pattern (set ``sleeping``, re-read the word, ``FUTEX_WAIT`` on the old value)
-against the waker's store/read of ``sleeping``, all seq_cst, so no wake-up is
-lost. Workers run with every signal blocked. Off Linux, sleeping falls back
-to ``sched_yield``.
+64-byte mailbox ``{go, sleeping, thread id, claimed}``. A region:
+
+1. takes the global ``busy`` flag (compare-and-swap; a region that finds it
+   taken runs inline, so nested regions and concurrent callers never wait);
+2. writes the task (body, env, n, chunk count k), sets ``remaining = k - 1``,
+   clears the ``claimed`` flag of every chunk, then makes ``go`` of workers
+   1 .. k-1 odd (a seq_cst store: it publishes everything written before);
+3. runs chunk 0, then every chunk still unclaimed (``claimed`` is taken with
+   an atomic exchange, so each chunk runs exactly once);
+4. *revokes* the region from every worker whose ``go`` is still odd: a
+   compare-and-swap odd → even, decrementing ``remaining`` on its behalf;
+5. waits until ``remaining == 0`` and releases ``busy``.
+
+A worker waits for its ``go`` to become odd, then *accepts* the region with a
+compare-and-swap odd → even; only then it reads the task, runs chunk w and
+any unclaimed chunk, and decrements ``remaining``. Exactly one of accept and
+revoke succeeds; a revoked worker has read nothing, so the caller does not
+wait for a worker that is still waking up or not scheduled (another process
+on its CPU). ``go`` is even whenever no region runs (publishing is a plain
+store); a late accept can only take the current region's odd value.
+
+Waiting: a thread waiting on ``go`` (worker) or ``remaining`` (caller) spins
+for ~1 ms (``SPIN_CYCLES``), calling ``sched_yield`` in every round past the
+first ~4 us, then sleeps with a futex (``syscall(SYS_futex)``: no libc
+wrappers beyond ``syscall``). Sleeping uses the flag/recheck pattern (set
+``sleeping``, re-read the word, ``FUTEX_WAIT`` on the value read) against the
+waker's store/read of ``sleeping``, all seq_cst, so no wake-up is lost; a
+spurious or early wake-up re-checks the word. Workers run with every signal
+blocked. Off Linux, sleeping falls back to ``sched_yield``.
+
+Why ~1 ms: a region that starts while the workers spin costs ~1 us, one that
+has to wake them ~25 us (``benchmarks/parallel_bench.py``). A parallel loop
+in a serial time loop, or kernels called back to back, find the workers
+awake; after 1 ms of nothing a 25 us wake-up is under 3 % of the time gone
+by, and spinning longer only burns a CPU longer after each kernel returns
+(its ``sched_yield`` lets any other runnable thread have the CPU meanwhile).
 
 Example::
 
@@ -41,15 +70,16 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-__all__ = ["BODY_TYPE", "ENTRY", "MAX_THREADS", "build_pool_module"]
+__all__ = ["BODY_TYPE", "ENTRY", "ENTRY_TYPE", "MAX_THREADS", "build_pool_module"]
 
 #: most threads a team may have (the calling thread included)
 MAX_THREADS = 1024
-#: how long a waiting thread spins before it sleeps, in time-stamp-counter
-#: ticks on x86 (2**21: ~1 ms at 2-3 GHz) or rounds of ``load; pause``
-#: elsewhere; after the first 1/256 of it every round also calls ``sched_yield``
+#: how long a waiting thread spins before it sleeps: time-stamp-counter ticks
+#: on x86 (2**21: ~1 ms at 2-3 GHz), rounds elsewhere; after the first 1/256
+#: of it every round also calls ``sched_yield`` (~0.3-1 us), so 2**11 rounds
+#: also last ~1 ms (2**15 rounds, as before, was ~30 ms of yielding)
 SPIN_CYCLES = 1 << 21
-SPIN_ITERATIONS = 1 << 15
+SPIN_ROUNDS = 1 << 11
 #: ``sched_yield`` rounds ``polyop_rt_shutdown`` waits for a busy region
 SHUTDOWN_TRIES = 1 << 20
 
@@ -63,6 +93,8 @@ I8P = I8.as_pointer()
 VOID = ir.VoidType()
 #: the outlined loop body: ``void body(i8* env, i64 lo, i64 hi)``
 BODY_TYPE = ir.FunctionType(VOID, [I8P, I64, I64])
+#: the region entry: ``void polyop_rt_parallel_for(body, env, i64 n, i64 work)``
+ENTRY_TYPE = ir.FunctionType(VOID, [BODY_TYPE.as_pointer(), I8P, I64, I64])
 
 _SEQ = "seq_cst"
 _FUTEX_WAIT_PRIVATE = 128
@@ -94,6 +126,9 @@ class _PoolBuilder:
         self.mail_ty = ir.LiteralStructType([I32, I32, I64, I32, I32, ir.ArrayType(I64, 5)])
         self.task_ty = ir.LiteralStructType([self.body_ptr, I8P, I64, I64])
         self.nthreads = self._global("polyop_rt.nthreads", I32, 1)
+        self.min_work = self._global("polyop_rt.min_work", I64)
+        self.regions = self._global("polyop_rt.regions", I64)
+        self.revoked = self._global("polyop_rt.revoked", I64)
         self.busy = self._global("polyop_rt.busy", I32)
         self.pool_size = self._global("polyop_rt.pool_size", I32)
         self.shutdown = self._global("polyop_rt.shutdown", I32)
@@ -117,13 +152,16 @@ class _PoolBuilder:
             self.pause_fn = ir.Function(m, ir.FunctionType(VOID, []), "llvm.x86.sse2.pause")
             self.cycles = ir.Function(m, ir.FunctionType(I64, []), "llvm.readcyclecounter")
 
-        self.futex_wait = self._futex_wait()
-        self.futex_wake = self._futex_wake()
+        self.futex_wait = self._futex("polyop_rt.futex_wait", _FUTEX_WAIT_PRIVATE)
+        self.futex_wake = self._futex("polyop_rt.futex_wake", _FUTEX_WAKE_PRIVATE)
         self.run_chunks = self._run_chunks()
         self.worker = self._worker()
         self._parallel_for()
-        self._set_num_threads()
-        self._pool_size_fn()
+        self._setter("polyop_rt_set_num_threads", self.nthreads)
+        self._setter("polyop_rt_set_min_work", self.min_work)
+        self._getter("polyop_rt_pool_size", self.pool_size)
+        self._getter("polyop_rt_team_regions", self.regions)
+        self._getter("polyop_rt_revoked", self.revoked)
         self._shutdown_fn()
         self._after_fork()
 
@@ -150,11 +188,11 @@ class _PoolBuilder:
 
     @staticmethod
     def _load(b: ir.IRBuilder, ptr, order: str = _SEQ) -> ir.Value:
-        return b.load_atomic(ptr, order, 4)
+        return b.load_atomic(ptr, order, ptr.type.pointee.width // 8)
 
     @staticmethod
     def _store(b: ir.IRBuilder, value, ptr, order: str = _SEQ) -> None:
-        b.store_atomic(value, ptr, order, 4)
+        b.store_atomic(value, ptr, order, ptr.type.pointee.width // 8)
 
     def _mailbox(self, b: ir.IRBuilder, w: ir.Value, field: int) -> ir.Value:
         return b.gep(self.mail, [_c32(0), w, _c32(field)], inbounds=True)
@@ -162,6 +200,10 @@ class _PoolBuilder:
     def _pause(self, b: ir.IRBuilder) -> None:
         if self.pause_fn is not None:
             b.call(self.pause_fn, [])
+
+    @staticmethod
+    def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+        return b.select(b.icmp_signed("<", x, y), x, y)
 
     def _chunk(self, b: ir.IRBuilder, c: ir.Value, n: ir.Value, k: ir.Value):
         """Bounds of chunk ``c`` of ``k`` over ``[0, n)``: sizes differ by at
@@ -179,98 +221,75 @@ class _PoolBuilder:
         ``until_zero``, until ``*word == 0``); returns the new value.
         ``sleeping`` is set while asleep so that wakers know to call
         ``FUTEX_WAKE``. The spin lasts ``SPIN_CYCLES`` time-stamp-counter
-        ticks on x86, ``SPIN_ITERATIONS`` rounds elsewhere."""
+        ticks on x86, ``SPIN_ROUNDS`` rounds elsewhere; past 1/256 of it
+        every round also calls ``sched_yield``, so that a thread waiting
+        for this CPU (another process, or one of our threads when there
+        are more threads than CPUs) runs instead of us."""
         f = b.function
-        spin0_bb = f.append_basic_block(f"{name}.spin0")
-        spin_bb = f.append_basic_block(f"{name}.spin")
-        pause_bb = f.append_basic_block(f"{name}.pause")
-        sleep_bb = f.append_basic_block(f"{name}.sleep")
-        wait_bb = f.append_basic_block(f"{name}.futex")
-        woke_bb = f.append_basic_block(f"{name}.woke")
-        done_bb = f.append_basic_block(f"{name}.done")
-        b.branch(spin0_bb)
+        bb = {k: f.append_basic_block(f"{name}.{k}") for k in (
+            "start", "poll", "pause", "yield", "sleep", "futex", "woke", "done")}
+        b.branch(bb["start"])
 
-        b.position_at_end(spin0_bb)
-        t0 = b.call(self.cycles, []) if self.cycles is not None else _c64(0)
-        b.branch(spin_bb)
+        b.position_at_end(bb["start"])
+        t0 = b.call(self.cycles, []) if self.cycles is not None else None
+        b.branch(bb["poll"])
 
-        b.position_at_end(spin_bb)
-        k = b.phi(I64)
+        b.position_at_end(bb["poll"])
+        rounds = None if t0 is not None else b.phi(I64)
         cur = self._load(b, word)
-        if until_zero:
-            ready = b.icmp_signed("==", cur, _c32(0))
-        else:
-            ready = b.icmp_signed("!=", cur, old)
-        b.cbranch(ready, done_bb, pause_bb)
+        ready = b.icmp_signed("==", cur, _c32(0)) if until_zero else \
+            b.icmp_signed("!=", cur, old)
+        b.cbranch(ready, bb["done"], bb["pause"])
 
-        # pause; past 1/256 of the budget also yield: a thread woken on this
-        # CPU (the scheduler may put it there) then runs instead of waiting
-        # for the end of our time slice
-        b.position_at_end(pause_bb)
+        b.position_at_end(bb["pause"])
         self._pause(b)
-        if self.cycles is not None:
-            k1 = b.sub(b.call(self.cycles, []), t0)
-            limit = SPIN_CYCLES
+        if t0 is not None:
+            spent, limit = b.sub(b.call(self.cycles, []), t0), SPIN_CYCLES
         else:
-            k1 = b.add(k, _c64(1))
-            limit = SPIN_ITERATIONS
-        yield_bb = f.append_basic_block(f"{name}.yield")
-        next_bb = f.append_basic_block(f"{name}.next")
-        b.cbranch(b.icmp_unsigned("<", k1, _c64(limit // 256)), spin_bb, yield_bb)
-        b.position_at_end(yield_bb)
-        b.call(self.sched_yield, [])
-        b.branch(next_bb)
-        b.position_at_end(next_bb)
-        b.cbranch(b.icmp_unsigned("<", k1, _c64(limit)), spin_bb, sleep_bb)
-        k.add_incoming(_c64(0), spin0_bb)
-        k.add_incoming(k1, pause_bb)
-        k.add_incoming(k1, next_bb)
+            spent, limit = b.add(rounds, _c64(1)), SPIN_ROUNDS
+            rounds.add_incoming(_c64(0), bb["start"])
+            rounds.add_incoming(spent, bb["pause"])
+            rounds.add_incoming(spent, bb["yield"])
+        b.cbranch(b.icmp_unsigned("<", spent, _c64(limit // 256)), bb["poll"], bb["yield"])
 
-        b.position_at_end(sleep_bb)
+        b.position_at_end(bb["yield"])
+        b.call(self.sched_yield, [])
+        b.cbranch(b.icmp_unsigned("<", spent, _c64(limit)), bb["poll"], bb["sleep"])
+
+        # flag, then re-check, then FUTEX_WAIT on the value seen: a waker
+        # that changes the word after our re-check sees the flag (all seq_cst)
+        b.position_at_end(bb["sleep"])
         self._store(b, _c32(1), sleeping)
         again = self._load(b, word)
         still = b.icmp_signed("!=", again, _c32(0)) if until_zero else \
             b.icmp_signed("==", again, old)
-        b.cbranch(still, wait_bb, woke_bb)
+        b.cbranch(still, bb["futex"], bb["woke"])
 
-        b.position_at_end(wait_bb)
+        b.position_at_end(bb["futex"])
         b.call(self.futex_wait, [word, again])
-        b.branch(woke_bb)
+        b.branch(bb["woke"])
 
-        b.position_at_end(woke_bb)
+        b.position_at_end(bb["woke"])
         self._store(b, _c32(0), sleeping)
-        b.branch(spin0_bb)
+        b.branch(bb["start"])
 
-        b.position_at_end(done_bb)
+        b.position_at_end(bb["done"])
         return cur
 
     # -- futex -----------------------------------------------------------------
 
-    def _futex_wait(self) -> ir.Function:
-        """Sleep while ``*addr == val`` (may return early: callers re-check)."""
-        f, b = self._function("polyop_rt.futex_wait", ir.FunctionType(VOID, [I32.as_pointer(),
-                                                                             I32]))
+    def _futex(self, name: str, op: int) -> ir.Function:
+        """``name(addr, val)``: ``FUTEX_WAIT`` (sleep while ``*addr == val``;
+        may return early: callers re-check) or ``FUTEX_WAKE`` (wake up to
+        ``val`` sleepers); without futexes, ``sched_yield`` or nothing."""
+        f, b = self._function(name, ir.FunctionType(VOID, [I32.as_pointer(), I32]))
         addr, val = f.args
-        if self.sys_futex is None:
-            b.call(self.sched_yield, [])
-        else:
-            null = ir.Constant(I8P, None)
-            b.call(self.syscall, [_c64(self.sys_futex), b.bitcast(addr, I8P),
-                                  _c64(_FUTEX_WAIT_PRIVATE), b.zext(val, I64), null, null,
-                                  _c64(0)])
-        b.ret_void()
-        return f
-
-    def _futex_wake(self) -> ir.Function:
-        """Wake up to ``n`` threads sleeping on ``addr``."""
-        f, b = self._function("polyop_rt.futex_wake", ir.FunctionType(VOID, [I32.as_pointer(),
-                                                                             I32]))
-        addr, n = f.args
         if self.sys_futex is not None:
             null = ir.Constant(I8P, None)
-            b.call(self.syscall, [_c64(self.sys_futex), b.bitcast(addr, I8P),
-                                  _c64(_FUTEX_WAKE_PRIVATE), b.zext(n, I64), null, null,
-                                  _c64(0)])
+            b.call(self.syscall, [_c64(self.sys_futex), b.bitcast(addr, I8P), _c64(op),
+                                  b.zext(val, I64), null, null, _c64(0)])
+        elif op == _FUTEX_WAIT_PRIVATE:
+            b.call(self.sched_yield, [])
         b.ret_void()
         return f
 
@@ -316,7 +335,9 @@ class _PoolBuilder:
     # -- worker thread -----------------------------------------------------------
 
     def _worker(self) -> ir.Function:
-        """``i8* worker(i8* index)``: wait for ``go``, run the chunk, report."""
+        """``i8* worker(i8* index)``: wait for ``go`` to turn odd, accept the
+        region (``go`` odd → even, unless the caller revoked it first), run
+        chunks, report."""
         f, b = self._function("polyop_rt.worker", ir.FunctionType(I8P, [I8P]))
         w = b.ptrtoint(f.args[0], I64)
         go = self._mailbox(b, w, 0)
@@ -334,9 +355,12 @@ class _PoolBuilder:
         b.position_at_end(top)
         seen = b.phi(I32, name="seen")
         g = self._wait_until_changed(b, go, seen, sleeping, "go")
-        b.branch(got)
+        accepted = b.add(g, _c32(1))
+        res = b.cmpxchg(go, g, accepted, _SEQ, _SEQ)
+        b.cbranch(b.extract_value(res, 1), got, top)
         seen.add_incoming(_c32(0), entry)
-        seen.add_incoming(g, back)
+        seen.add_incoming(seen, b.block)  # revoked: go is back to seen
+        seen.add_incoming(accepted, back)
 
         b.position_at_end(got)
         stop = self._load(b, self.shutdown)
@@ -370,14 +394,13 @@ class _PoolBuilder:
     # -- the region entry ----------------------------------------------------------
 
     def _parallel_for(self) -> None:
-        f, b = self._function(ENTRY, ir.FunctionType(VOID, [self.body_ptr, I8P, I64]),
-                              internal=False)
-        body, env, n = f.args
-        body.name, env.name, n.name = "body", "env", "n"
+        f, b = self._function(ENTRY, ENTRY_TYPE, internal=False)
+        body, env, n, work = f.args
+        body.name, env.name, n.name, work.name = "body", "env", "n", "work"
         blk = {name: f.append_basic_block(name) for name in (
             "check", "inline", "try", "team", "grow", "create", "created", "grown",
-            "launch", "reset", "signal", "signal.wake", "signal.next", "run", "release_inline",
-            "empty")}
+            "launch", "reset", "signal", "signal.wake", "signal.next", "run", "revoke",
+            "revoke.try", "revoke.done", "revoke.next", "join", "release_inline", "empty")}
         sigsets = b.alloca(ir.ArrayType(I8, 256), name="sigsets")  # two sigset_t
         sig_all = b.gep(sigsets, [_c32(0), _c32(0)])
         sig_old = b.gep(sigsets, [_c32(0), _c32(128)])
@@ -386,9 +409,13 @@ class _PoolBuilder:
         b.position_at_end(blk["empty"])
         b.ret_void()
 
+        # team size k = min(num_threads, n, work // min_work)
         b.position_at_end(blk["check"])
-        nt = b.sext(self._load(b, self.nthreads, "monotonic"), I64)
-        k = b.select(b.icmp_signed("<", nt, n), nt, n)
+        k = self._min(b, b.sext(self._load(b, self.nthreads, "monotonic"), I64), n)
+        mw = self._load(b, self.min_work, "monotonic")
+        use_mw = b.icmp_signed(">", mw, _c64(0))
+        by_work = b.sdiv(work, b.select(use_mw, mw, _c64(1)))
+        k = b.select(use_mw, self._min(b, k, by_work), k)
         b.cbranch(b.icmp_signed("<=", k, _c64(1)), blk["inline"], blk["try"])
 
         # no team: run everything here
@@ -436,8 +463,7 @@ class _PoolBuilder:
         have = b.phi(I32)
         have.add_incoming(ps, blk["grow"])
         have.add_incoming(ps, blk["create"])
-        team = b.add(b.sext(have, I64), _c64(1))
-        k2 = b.select(b.icmp_signed("<", team, k), team, k)
+        k2 = self._min(b, b.add(b.sext(have, I64), _c64(1)), k)
         b.cbranch(b.icmp_signed("<=", k2, _c64(1)), blk["release_inline"], blk["launch"])
 
         b.position_at_end(blk["release_inline"])
@@ -453,6 +479,7 @@ class _PoolBuilder:
         b.store(n, b.gep(self.task, [zero, _c32(2)], inbounds=True))
         b.store(k2, b.gep(self.task, [zero, _c32(3)], inbounds=True))
         self._store(b, b.trunc(b.sub(k2, _c64(1)), I32), self.remaining)
+        b.atomic_rmw("add", self.regions, _c64(1), "monotonic")
         b.branch(blk["reset"])
 
         # every chunk unclaimed before any worker can look at the flags
@@ -482,9 +509,37 @@ class _PoolBuilder:
         wi.add_incoming(wn, blk["signal.next"])
         b.cbranch(b.icmp_signed("<", wn, k2), blk["signal"], blk["run"])
 
-        # chunk 0 here, then wait for the others
+        # chunk 0 here, and every chunk nobody else took
         b.position_at_end(blk["run"])
         b.call(self.run_chunks, [_c64(0), body, env, n, k2])
+        b.branch(blk["revoke"])
+
+        # every chunk is taken: revoke the region from each worker that has
+        # not accepted it yet (go still odd), on its behalf decrementing
+        # ``remaining``; then wait for the workers that did accept
+        b.position_at_end(blk["revoke"])
+        rw = b.phi(I64, name="w")
+        rw.add_incoming(_c64(1), blk["run"])
+        go = self._mailbox(b, rw, 0)
+        g = self._load(b, go, "monotonic")
+        odd = b.trunc(g, I1)
+        b.cbranch(odd, blk["revoke.try"], blk["revoke.next"])
+
+        b.position_at_end(blk["revoke.try"])
+        res = b.cmpxchg(go, g, b.sub(g, _c32(1)), _SEQ, _SEQ)
+        b.cbranch(b.extract_value(res, 1), blk["revoke.done"], blk["revoke.next"])
+
+        b.position_at_end(blk["revoke.done"])
+        b.atomic_rmw("sub", self.remaining, _c32(1), _SEQ)
+        b.atomic_rmw("add", self.revoked, _c64(1), "monotonic")
+        b.branch(blk["revoke.next"])
+
+        b.position_at_end(blk["revoke.next"])
+        rn = b.add(rw, _c64(1))
+        rw.add_incoming(rn, blk["revoke.next"])
+        b.cbranch(b.icmp_signed("<", rn, k2), blk["revoke"], blk["join"])
+
+        b.position_at_end(blk["join"])
         self._wait_until_changed(b, self.remaining, _c32(0), self.master_sleeping, "join",
                                  until_zero=True)
         self._store(b, _c32(0), self.busy)
@@ -492,21 +547,19 @@ class _PoolBuilder:
 
     # -- control -------------------------------------------------------------------
 
-    def _set_num_threads(self) -> None:
-        f, b = self._function("polyop_rt_set_num_threads", ir.FunctionType(VOID, [I32]),
-                              internal=False)
-        self._store(b, f.args[0], self.nthreads)
+    def _setter(self, name: str, g: ir.GlobalVariable) -> None:
+        f, b = self._function(name, ir.FunctionType(VOID, [g.value_type]), internal=False)
+        self._store(b, f.args[0], g)
         b.ret_void()
 
-    def _pool_size_fn(self) -> None:
-        f, b = self._function("polyop_rt_pool_size", ir.FunctionType(I32, []), internal=False)
-        b.ret(self._load(b, self.pool_size))
+    def _getter(self, name: str, g: ir.GlobalVariable) -> None:
+        f, b = self._function(name, ir.FunctionType(g.value_type, []), internal=False)
+        b.ret(self._load(b, g))
 
     def _shutdown_fn(self) -> None:
         f, b = self._function("polyop_rt_shutdown", ir.FunctionType(I32, []), internal=False)
         blk = {name: f.append_basic_block(name) for name in (
-            "try", "yield", "fail", "have", "signal", "signal.body", "join", "join.body",
-            "done")}
+            "try", "yield", "fail", "have", "stop", "stop.one", "done")}
         entry = b.block
         b.branch(blk["try"])
 
@@ -525,33 +578,26 @@ class _PoolBuilder:
         b.position_at_end(blk["fail"])
         b.ret(_c32(0))
 
+        # no region runs, so every go is even: make it odd (the worker accepts,
+        # sees ``shutdown`` and returns), then join the worker
         b.position_at_end(blk["have"])
         self._store(b, _c32(1), self.shutdown)
         ps = b.sext(self._load(b, self.pool_size), I64)
-        b.branch(blk["signal"])
+        b.branch(blk["stop"])
 
-        b.position_at_end(blk["signal"])
+        b.position_at_end(blk["stop"])
         w = b.phi(I64)
         w.add_incoming(_c64(1), blk["have"])
-        b.cbranch(b.icmp_signed("<=", w, ps), blk["signal.body"], blk["join"])
+        b.cbranch(b.icmp_signed("<=", w, ps), blk["stop.one"], blk["done"])
 
-        b.position_at_end(blk["signal.body"])
+        b.position_at_end(blk["stop.one"])
         go = self._mailbox(b, w, 0)
         self._store(b, b.add(self._load(b, go, "monotonic"), _c32(1)), go)
         b.call(self.futex_wake, [go, _c32(1)])
-        w.add_incoming(b.add(w, _c64(1)), blk["signal.body"])
-        b.branch(blk["signal"])
-
-        b.position_at_end(blk["join"])
-        j = b.phi(I64)
-        j.add_incoming(_c64(1), blk["signal"])
-        b.cbranch(b.icmp_signed("<=", j, ps), blk["join.body"], blk["done"])
-
-        b.position_at_end(blk["join.body"])
-        tid = b.load(self._mailbox(b, j, 2))
-        b.call(self.pthread_join, [tid, ir.Constant(I8P.as_pointer(), None)])
-        j.add_incoming(b.add(j, _c64(1)), blk["join.body"])
-        b.branch(blk["join"])
+        b.call(self.pthread_join, [b.load(self._mailbox(b, w, 2)),
+                                   ir.Constant(I8P.as_pointer(), None)])
+        w.add_incoming(b.add(w, _c64(1)), blk["stop.one"])
+        b.branch(blk["stop"])
 
         b.position_at_end(blk["done"])
         self._store(b, _c32(0), self.pool_size)

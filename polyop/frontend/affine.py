@@ -1,7 +1,8 @@
 """Affine (quasi-affine) Python expressions → isl piecewise affine expressions.
 
 Loop bounds, subscripts and ``if`` conditions must be affine in the size
-parameters and the enclosing loop iterators: integer constants, ``+``, ``-``,
+parameters and the enclosing loop iterators: integer constants (literals, or
+names of ``int`` constants in the kernel's globals or closure), ``+``, ``-``,
 multiplication by a constant, ``//`` and ``%`` by a positive constant, and
 ``min``/``max``. Everything else raises ``FrontendError`` naming the construct.
 
@@ -68,7 +69,11 @@ class AffineConverter:
         if isinstance(node, ast.Name):
             if node.id in self.affs:
                 return self.affs[node.id]
-            raise NotAffine(node, f"{node.id!r} is not a loop iterator or size parameter")
+            value = self.resolve(node)
+            if type(value) is int:  # a named constant of the enclosing scope (MR = 6)
+                return self._const(value)
+            raise NotAffine(node, f"{node.id!r} is not a loop iterator, size parameter or "
+                                  "integer constant")
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             v = self._aff(node.operand)
             return -v if isinstance(node.op, ast.USub) else v

@@ -82,8 +82,12 @@ class ExprConverter:
                 raise self.error(node, f"array {node.id} used without a subscript")
             self.reads.append((node.id, (), node))
             return Load(node.id, (), dtype)
+        value = self.resolve(node)
+        if type(value) in (int, float):  # a named constant of the enclosing scope
+            return Const(value, i64 if type(value) is int else f64)
         raise self.error(node, f"name {node.id!r} is not defined here "
-                               "(not a loop iterator, argument or assigned local scalar)")
+                               "(not a loop iterator, argument, assigned local scalar "
+                               "or numeric constant)")
 
     def _Subscript(self, node: ast.Subscript) -> Expr:
         name, index = self.subscript(node)

@@ -35,6 +35,7 @@ from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, ArrayType, DType, SizeType, parse_annotation
 from .affine import AffineConverter
 from .exprs import ExprConverter
+from .locals import is_local_declaration, parse_local
 
 
 @dataclass
@@ -186,6 +187,9 @@ class KernelParser:
                 items += self._block(node.body, ctx.intersect(c), iters)
                 if node.orelse:
                     items += self._block(node.orelse, ctx.subtract(c), iters)
+            elif isinstance(node, ast.Assign) and is_local_declaration(node.value,
+                                                                       self.resolve):
+                items.append(self._local_array(node, ctx, iters))
             elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
                 items.append(self._assign(node, ctx, iters))
             elif isinstance(node, ast.Pass):
@@ -264,6 +268,59 @@ class KernelParser:
             return self.error(node, f"bound '{ast.unparse(node)}' of loop {v} is not affine "
                                     f"({msg})")
         return make
+
+    # -- local arrays -------------------------------------------------------------------------
+    def _local_array(self, node: ast.Assign, ctx: isl.Set, iters: tuple[str, ...]) -> LoopNode:
+        """``acc = np.zeros((6, 16), np.float32)``: declare the temporary ``acc`` and
+        return the loop nest of its zero fill (see ``polyop.frontend.locals``)."""
+        if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+            raise self.error(node, "a local array is assigned to one name: "
+                                   "acc = np.zeros((6, 16), np.float32)")
+        name = node.targets[0].id
+        shape, dtype = parse_local(node.value, self.resolve, self._constant, self.error)
+        old = self.arrays.get(name)
+        if name in self.values or name in self.param_space.get_var_names(isl.dim_type.param):
+            raise self.error(node, f"cannot declare local array {name!r}: the name is a loop "
+                                   "iterator, a size parameter or a scalar argument")
+        text = tuple(str(n) for n in shape)
+        if old is not None and not (old.temporary and old.shape == text and old.dtype == dtype):
+            what = "an array argument" if not old.temporary else \
+                f"a local {old.dtype}[{', '.join(old.shape)}]" if old.ndim else "a local scalar"
+            raise self.error(node, f"cannot declare local array {name!r}: {name} is already "
+                                   f"{what}")
+        self.arrays[name] = Array(name, dtype, text, tuple(ir.Const(n) for n in shape),
+                                  temporary=True)
+        taken = set(iters) | set(self.values) | set(self.arrays) | \
+            set(self.param_space.get_var_names(isl.dim_type.param))
+        names = []
+        for k in range(len(shape)):
+            v = f"{name}_{k}"
+            while v in taken:
+                v += "_"
+            names.append(v)
+        index = [ast.Name(v, ast.Load()) for v in names]
+        fill: ast.stmt = ast.Assign(
+            targets=[ast.Subscript(ast.Name(name, ast.Load()),
+                                   ast.Tuple(index, ast.Load()) if len(index) > 1 else index[0],
+                                   ast.Store())],
+            value=ast.Constant(0.0 if dtype.is_float else 0))
+        for v, n in reversed(list(zip(names, shape))):
+            fill = ast.For(ast.Name(v, ast.Store()),
+                           ast.Call(ast.Name("range", ast.Load()), [ast.Constant(n)], []),
+                           [fill], [])
+        for sub in ast.walk(fill):  # errors and statement text point at the declaration
+            ast.copy_location(sub, node)
+        return self._for(fill, ctx, iters)
+
+    def _constant(self, node: ast.AST) -> int:
+        """An integer constant expression (literals and named ``int`` constants)."""
+        conv = AffineConverter(self.param_space, lambda n, m: self.error(n, m), self.resolve)
+        pa = conv.pwaff(node)
+        if pa.is_cst() and pa.n_piece() == 1:
+            val = pa.as_aff().get_constant_val()
+            if val.is_int():
+                return val.to_python()
+        raise self.error(node, f"'{ast.unparse(node)}' is not an integer constant")
 
     # -- statements ---------------------------------------------------------------------------
     def _assign(self, node, ctx: isl.Set, iters: tuple[str, ...]) -> Statement:
