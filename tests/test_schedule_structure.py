@@ -217,7 +217,7 @@ def test_inline_substitutes_a_local_scalar():
 
 
 def test_inline_refusals_name_the_reason():
-    with pytest.raises(ScheduleError, match="reads A, which S1 writes"):
+    with pytest.raises(ScheduleError, match="S0 reads A, which S1 overwrites before S2"):
         polyop.Schedule(scaled_in_place).inline("S0")
     with pytest.raises(ScheduleError, match="kernel argument"):
         polyop.Schedule(producer_consumer).inline("S0")

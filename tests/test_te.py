@@ -639,3 +639,32 @@ def test_expression_identity_semantics():
     assert k1 in [k2, k1] and k2 not in [k1]
     assert {k1: 1}[k1] == 1
     assert str((n + 1) * 2 - n // 3) == "(n + 1) * 2 - n // 3"
+
+
+# -- fusion of stages: compute_inline and compute_at ---------------------------------------
+
+def test_gemm_bias_relu_fused_into_one_nest():
+    M, N, K = 13, 10, 7
+    A = polyop.placeholder((M, K), "float32", name="A")
+    B = polyop.placeholder((K, N), "float32", name="B")
+    bias = polyop.placeholder((N,), "float32", name="bias")
+    k = polyop.reduce_axis((0, K), name="k")
+    T = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="T")
+    D = polyop.compute((M, N), lambda i, j: T[i, j] + bias[j], name="D")
+    R = polyop.compute((M, N), lambda i, j: polyop.maximum(D[i, j], 0.0), name="R")
+    sch = polyop.create_schedule(R)
+    sch.compute_inline(D)
+    i, _ = sch.get_loops(R)
+    sch.compute_at(T, i)
+    assert str(sch).splitlines()[1:] == ["  inline(D)", "  compute_at(T, i)"]
+    text = str(polyop.lower(sch, [A, B, bias, R]))
+    assert "max(T[i][j] + bias[j], 0.0)" in text and text.count("for (i = ") == 1
+    f = polyop.build(sch, [A, B, bias, R])
+    a, b, c = rand((M, K), "float32"), rand((K, N), "float32"), rand((N,), "float32")
+    r = np.empty((M, N), "float32")
+    f(a, b, c, r)
+    np.testing.assert_allclose(r, np.maximum(a @ b + c, 0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ArgumentError, match="D was inlined"):
+        polyop.build(sch, [A, B, bias, D, R])
+    with pytest.raises(polyop.ScheduleError, match="T is a reduction"):
+        sch.compute_inline(T)

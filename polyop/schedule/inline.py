@@ -7,12 +7,14 @@ instance that is comes from isl's exact value-based flow: for a consumer
 instance, the last ``P`` instance before it (in the program's order) writing
 the element it reads. The rewrite is exact when
 
-- ``P`` is the only writer of its array, the array is a temporary (a kernel
-  argument's values are visible to the caller and must still be stored), and
-  every consumer read has a ``P`` instance as its source;
+- ``P`` is the only writer of its array, the array is internal (a local
+  temporary, or an intermediate stage of tensor expressions, listed in
+  ``program.meta["internal"]``: a kernel argument's values are visible to the
+  caller and must still be stored), and every consumer read has a ``P``
+  instance as its source;
 - the producing instance is an affine function of the consumer instance;
-- nothing writes an array ``P`` reads (so its operands have the same value at
-  the consumer as at ``P``).
+- no element ``P`` reads is written between the producing instance and the
+  consumer (so the operands have the same values at the consumer as at ``P``).
 
 Example::
 
@@ -40,27 +42,24 @@ def inline_statement(program: Program, name: str) -> Program:
                             "statement writing one array can be inlined")
     (target,) = p.writes
     array = program.arrays[target.array]
-    if not array.temporary:
+    if not (array.temporary or array.name in program.meta.get("internal", ())):
         raise ScheduleError(f"{what}: {name} writes {target.array}, a kernel argument whose "
                             "values the caller sees; only temporaries can be inlined "
                             "(compute_at moves a producer instead)")
     for s in program.statements:
         if s is not p and any(a.array == target.array for a in s.writes):
             raise ScheduleError(f"{what}: {s.name} also writes {target.array}")
-    for acc in p.reads:
-        writers = [s.name for s in program.statements if any(
-            a.array == acc.array for a in s.writes)]
-        if writers:
-            raise ScheduleError(f"{what}: {name} reads {acc.array}, which {writers[0]} "
-                                "writes, so its value could differ at the readers")
     statements = tuple(_substitute(program, p, s, what) for s in program.statements
                        if s is not p)
     keep = isl.UnionSet.empty(program.context.get_space())
     for s in statements:
         keep = keep.union(isl.UnionSet.from_set(s.domain))
     arrays = {k: v for k, v in program.arrays.items() if k != target.array}
+    arguments = tuple(a for a in program.arguments if a.name != target.array)
+    meta = {k: v for k, v in program.meta.items() if k != "dependences"}
     return dataclasses.replace(program, statements=statements, arrays=arrays,
-                               schedule=program.schedule.intersect_domain(keep), meta={})
+                               arguments=arguments, meta=meta,
+                               schedule=program.schedule.intersect_domain(keep))
 
 
 def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Statement:
@@ -71,6 +70,7 @@ def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Stat
     body, reads = s.body, [a for a in s.reads if a.array != target.array]
     for acc in uses:
         source = _producer_of(program, p, acc, what, s.name)
+        _check_operands_unchanged(program, p, s, source, what)
         env = {it: _aff_to_ir(source.get_aff(k), s.iterators, program.params)
                for k, it in enumerate(p.iterators)}
         value = ir.substitute(p.body.value, env)
@@ -102,6 +102,27 @@ def _producer_of(program: Program, p: Statement, acc: Access, what: str,
     found: list[isl.MultiAff] = []
     pma.foreach_piece(lambda _set, ma: found.append(ma))
     return found[0]
+
+
+def _check_operands_unchanged(program: Program, p: Statement, s: Statement,
+                              source: isl.MultiAff, what: str) -> None:
+    """Refuse when an element ``p`` reads is overwritten after the producing
+    instance and before the consumer instance of ``s`` (in program order)."""
+    order = program.schedule.get_map()
+    before = order.lex_lt_union_map(order)  # a -> b: a runs before b
+    uses = isl.UnionMap.from_map(
+        isl.Map.from_pw_multi_aff(isl.PwMultiAff.from_multi_aff(source))
+        .intersect_domain(s.domain))  # consumer -> producer
+    for r in p.reads:
+        writes = program.writes(r.array)
+        clobber = isl.UnionMap.from_map(r.relation).apply_range(writes.reverse())
+        late = uses.apply_range(clobber.intersect(before)).intersect(before.reverse())
+        if not late.is_empty():
+            pair: list[isl.Map] = []
+            late.foreach_map(pair.append)
+            writer = pair[0].get_tuple_name(isl.dim_type.out)
+            raise ScheduleError(f"{what}: {p.name} reads {r.array}, which {writer} "
+                                f"overwrites before {s.name} would use the value")
 
 
 def _aff_to_ir(aff: isl.Aff, iterators: tuple[str, ...], params: tuple[str, ...]) -> ir.Expr:

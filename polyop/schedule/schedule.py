@@ -106,12 +106,26 @@ class Schedule:
         """The current isl schedule tree (loops are bands under ``L<k>`` marks)."""
         return self._tree
 
-    def get_loops(self, stmt: str) -> list[Loop]:
-        """The loops around statement ``stmt``, outermost first."""
+    def get_loops(self, stmt) -> list[Loop]:
+        """The loops around statement ``stmt`` (a name, or a tensor of tensor
+        expressions: its last statement), outermost first."""
+        stmt = self._statements(stmt)[-1]
+        return [Loop(self, m.mark_get_id().get_name()) for m in self._marks_above(stmt)]
+
+    def _statements(self, stmt) -> list[str]:
+        """The statement names behind ``stmt``: a name, or a tensor's statements
+        (``C_init``, ``C`` for a reduction)."""
+        info = self.program.meta.get("te")
+        if info is not None and not isinstance(stmt, str) and info.contains(stmt):
+            array = info.array(stmt)
+            names = [s for s in (f"{array}_init", array) if s in self.stmts]
+            if names:
+                return names
+            raise ScheduleError(f"tensor {stmt.name} has no statement left (inlined?)")
         if stmt not in self.stmts:
             raise ScheduleError(f"unknown statement {stmt!r} (statements: "
                                 f"{', '.join(self.stmts)})")
-        return [Loop(self, m.mark_get_id().get_name()) for m in self._marks_above(stmt)]
+        return [stmt]
 
     def loop_info(self) -> dict[str, tuple[str, str]]:
         """Mark id → (loop name, kind), for code generation."""
@@ -277,14 +291,27 @@ class Schedule:
                      gone={g: f"distributed by fission({loop.name})" for g in gone})
         return [Loop(self, h) for h in heads]
 
-    def compute_at(self, stmt: str, loop: Loop) -> None:
-        """Compute the producer statement ``stmt`` inside ``loop``, where its
-        values are consumed: each instance runs in the iteration of ``loop``
-        whose body first reads what it writes, ahead of that body (its own loops
-        go with it). Instances are moved, never recomputed."""
-        self.get_loops(stmt)
-        mark = self._mark(loop)
+    def compute_at(self, stmt, loop: Loop) -> None:
+        """Compute the producer statement ``stmt`` (or a tensor's statements)
+        inside ``loop``, where its values are consumed: each instance runs in
+        the iteration of ``loop`` whose body first reads what it writes, ahead
+        of that body (its own loops go with it). Instances are moved, never
+        recomputed; those nothing inside ``loop`` reads stay where they were."""
+        names = self._statements(stmt)
+        self._mark(loop)
+        saved = self._save()
+        try:
+            for name in reversed(names):  # the update first, so the init lands ahead of it
+                self._compute_at(name, loop)
+        except ScheduleError:
+            self._restore(saved)
+            raise
+        if len(names) > 1:
+            self._trace[-len(names):] = [f"compute_at({stmt.name}, {loop.name})"]
+
+    def _compute_at(self, stmt: str, loop: Loop) -> None:
         what = f"compute_at({stmt}, {loop.name})"
+        mark = self._mark(loop)
         if loop in self.get_loops(stmt):
             raise ScheduleError(f"{what}: {stmt} is already inside loop {loop.name}")
         s = self.program.statement(stmt)
@@ -301,11 +328,15 @@ class Schedule:
             raise ScheduleError(f"{what}: {e}") from None
         self._commit(what, tree)
 
-    def inline(self, stmt: str) -> None:
-        """Remove statement ``stmt``, which computes a temporary, substituting its
-        right-hand side into every read of that temporary (see
-        ``polyop.schedule.inline``); loops left empty disappear."""
-        self.get_loops(stmt)
+    def inline(self, stmt) -> None:
+        """Remove statement ``stmt``, which computes a temporary (or an
+        intermediate tensor), substituting its right-hand side into every read
+        of it (see ``polyop.schedule.inline``); loops left empty disappear."""
+        names = self._statements(stmt)
+        if len(names) > 1:
+            raise ScheduleError(f"inline: {stmt.name} is a reduction ({', '.join(names)}); "
+                                "only a stage computed by one statement can be inlined")
+        stmt = names[0]
         program = inline_statement(self.program, stmt)
         domain, root = from_isl(self._tree)
         kept = restrict(root, program.domain)
@@ -319,6 +350,8 @@ class Schedule:
         except IllegalScheduleError:
             self.program, self.deps = saved
             raise
+
+    compute_inline = inline  # TVM's name, for tensor expressions
 
     # -- primitives: loop kinds ------------------------------------------------------------
     def parallel(self, loop: Loop, reduction: str | None = None) -> None:

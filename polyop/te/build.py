@@ -118,6 +118,10 @@ def _check_args(program: Program, info: TEInfo, args: tuple) -> tuple:
             if not info.contains(a):
                 raise ArgumentError(f"tensor {a.name} in the argument list is not part of "
                                     "this schedule", a.name)
+            if info.array(a) not in program.arrays:
+                raise ArgumentError(f"tensor {a.name} was inlined by the schedule "
+                                    "(compute_inline); it is no longer stored, so it "
+                                    "cannot be an argument", a.name)
             key = ("tensor", a.id)
         else:
             raise TypeError(f"the argument list holds tensors and size variables, got "
@@ -155,7 +159,8 @@ def lower(target, args=None) -> ir.Function:
 
 def _param_order(program: Program, info: TEInfo, args: tuple) -> list[str]:
     names = [info.array(a) if isinstance(a, Tensor) else a.name for a in args]
-    names += [info.array(t) for t in info.tensors if info.array(t) not in names]
+    names += [info.array(t) for t in info.tensors if info.array(t) not in names
+              and info.array(t) in program.arrays]
     return names + [p for p in program.params if p not in names]
 
 
@@ -194,8 +199,9 @@ class TEFunction:
         self.arg_names = tuple(info.array(a) if isinstance(a, Tensor) else a.name
                                for a in args)
         listed = set(self.arg_names)
+        present = {a.name for a in self.program.arguments}
         self.scratch = tuple(info.array(t) for t in info.tensors
-                             if info.array(t) not in listed)
+                             if info.array(t) not in listed and info.array(t) in present)
         self.params = self.program.params
         affs = self._affs = isl.affs_from_space(self.program.context.get_space())
         self._extents: dict[str, list[isl.PwAff]] = {}

@@ -146,7 +146,8 @@ class _ToIR:
 
     def __init__(self, names: dict, affs: dict, universe: isl.Set, arrays: dict[int, str]):
         self.names, self.affs, self.universe, self.arrays = names, affs, universe, arrays
-        self.reads: list[tuple[str, list[isl.PwAff], isl.Set, str]] = []
+        # (array, index as isl, guard, text, index as IR) per read
+        self.reads: list[tuple[str, list[isl.PwAff], isl.Set, str, tuple]] = []
 
     def name_of(self, v: Expr) -> str | None:
         return self.names.get(v) if isinstance(v, IterVar) else v.name
@@ -205,7 +206,7 @@ class _ToIR:
         except NotAffine as err:  # checked in compute(); kept as an internal invariant
             raise AssertionError(f"index of {e.tensor.name} not affine: {err}") from None
         name = self.arrays[e.tensor.id]
-        self.reads.append((name, pas, guard, self.text(e)))
+        self.reads.append((name, pas, guard, self.text(e), index))
         return ir.Load(name, index, e.dtype)
 
 
@@ -279,7 +280,14 @@ class _Lowering:
         root = self.roots[0]
         return Program(self.name, tuple(self.params), tuple(args), arrays,
                        tuple(self.statements), textual_schedule(nest, self.param_space),
-                       self._context(), root.filename, meta={"te": info})
+                       self._context(), root.filename,
+                       meta={"te": info, "internal": self._internal()})
+
+    def _internal(self) -> tuple[str, ...]:
+        """Arrays of the stages that are not outputs: values the caller never sees."""
+        roots = {t.id for t in self.roots}
+        return tuple(self.arrays[t.id] for t in self.tensors
+                     if t.op == "compute" and t.id not in roots)
 
     def _context(self) -> isl.Set:
         affs = isl.affs_from_space(self.param_space)
@@ -340,7 +348,7 @@ class _Lowering:
         stmt_name = _unique(out, self.stmt_names)
         body = conv(t.body.body, universe, t.dtype)
         acc = ir.Load(out, idx, t.dtype)
-        conv.reads.insert(0, (out, [affs[v] for v in iters], universe, out_text))
+        conv.reads.insert(0, (out, [affs[v] for v in iters], universe, out_text, idx))
         value = ir.Bin(_COMBINE[t.body.combiner], acc, body, t.dtype)
         op = t.body.combiner
         text = f"{out_text} + {conv.text(t.body.body)}" if op == "sum" else \
@@ -364,8 +372,8 @@ class _Lowering:
         out, out_text = target
         pas = [conv.affs[v] for v in iters[:len(idx)]]
         write = _access(domain, out, pas, out_text, idx, self.param_space)
-        reads = tuple(_access(domain, arr, pas, text, (), self.param_space, guard)
-                      for arr, pas, guard, text in conv.reads)
+        reads = tuple(_access(domain, arr, pas, text, index, self.param_space, guard)
+                      for arr, pas, guard, text, index in conv.reads)
         self.statements.append(Statement(name, tuple(iters), domain, reads, (write,),
                                          ir.Store(out, idx, value), site[1], source))
 
