@@ -1,0 +1,145 @@
+"""Schedule primitives that move statements between loops: ``fuse``,
+``fission``, ``compute_at`` and ``inline`` (``compute_inline``).
+
+They are methods of ``polyop.Schedule`` (this class is one of its bases); the
+tree rewrites themselves are in ``polyop.schedule.structure`` and
+``polyop.schedule.inline``. Like every primitive, each is checked against the
+dependences and leaves the schedule unchanged when illegal.
+
+Example::
+
+    >>> sch = polyop.Schedule(kernel)                     # doctest: +SKIP
+    >>> a, = sch.get_loops("S0"); b, = sch.get_loops("S1")  # doctest: +SKIP
+    >>> sch.fuse(a, b)                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from ..deps import dependences
+from ..errors import IllegalScheduleError, ScheduleError
+from . import structure
+from .handles import Loop
+from .inline import inline_statement
+from .tree import Leaf, from_isl, marks, restrict, to_isl
+
+_T = isl.schedule_node_type
+
+
+class FusionPrimitives:
+    """``fuse``, ``fission``, ``compute_at``, ``inline`` (see the module docstring)."""
+
+    def fuse(self, a: Loop, b: Loop) -> Loop:
+        """Fuse two loops into one, which is returned.
+
+        - ``a`` directly enclosing ``b`` (TVM's fuse): one loop over the pairs
+          ``(a, b)`` in their original order, ``a · extent(b) + b``. ``b`` needs a
+          constant trip count (as after ``split``).
+        - ``a`` and ``b`` adjacent siblings (loop fusion): one loop running
+          ``a``'s body then ``b``'s at each iteration; legal when no dependence
+          goes from a later iteration of ``a`` to an earlier one of ``b``.
+        """
+        ma, mb = self._mark(a), self._mark(b)
+        what = f"fuse({a.name}, {b.name})"
+        domain, root = from_isl(self._tree)
+        inner = ma.child(0).child(0)
+        if inner.get_type() == _T.mark and inner.mark_get_id().get_name() == b.id:
+            low, stride = self._constant_range(mb.child(0), what)
+            new = self._new_id(f"{a.name}_{b.name}_fused")
+            root = structure.linearize(root, a.id, b.id, new.id, stride, low)
+            self._commit(what, to_isl(domain, root),
+                         gone={a.id: f"fused into {new.name}", b.id: f"fused into {new.name}"})
+            return new
+        names = {k: v.name for k, v in self._loops.items()}
+        root = structure.fuse_siblings(root, a.id, b.id, names)
+        self._commit(what, to_isl(domain, root), gone={b.id: f"fused into {a.name}"})
+        return a
+
+    def fission(self, loop: Loop) -> list[Loop]:
+        """Distribute ``loop`` (and the loops perfectly nested in it down to its
+        body's statement sequence) over that sequence: one copy of the nest per
+        part, run one after the other. Returns each copy's outermost loop."""
+        self._mark(loop)
+        domain, root = from_isl(self._tree)
+        names = {k: v.name for k, v in self._loops.items()}
+        root, gone, heads = structure.fission(root, loop.id, self._fresh, names)
+        self._commit(f"fission({loop.name})", to_isl(domain, root),
+                     gone={g: f"distributed by fission({loop.name})" for g in gone})
+        return [Loop(self, h) for h in heads]
+
+    def compute_at(self, stmt, loop: Loop) -> None:
+        """Compute the producer statement ``stmt`` (or a tensor's statements)
+        inside ``loop``, where its values are consumed: each instance runs in
+        the iteration of ``loop`` whose body first reads what it writes, ahead
+        of that body (its own loops go with it). Instances are moved, never
+        recomputed; those nothing inside ``loop`` reads stay where they were."""
+        names = self._statements(stmt)
+        self._mark(loop)
+        saved = self._save()
+        try:
+            for name in reversed(names):  # the update first, so the init lands ahead of it
+                self._compute_at(name, loop)
+        except ScheduleError:
+            self._restore(saved)
+            raise
+        if len(names) > 1:
+            self._trace[-len(names):] = [f"compute_at({stmt.name}, {loop.name})"]
+
+    def _compute_at(self, stmt: str, loop: Loop) -> None:
+        what = f"compute_at({stmt}, {loop.name})"
+        mark = self._mark(loop)
+        if loop in self.get_loops(stmt):
+            raise ScheduleError(f"{what}: {stmt} is already inside loop {loop.name}")
+        s = self.program.statement(stmt)
+        writes = isl.UnionMap.empty(self.program.context.get_space())
+        reads = writes
+        for acc in s.writes:
+            writes = writes.union(isl.UnionMap.from_map(acc.relation))
+            reads = reads.union(self.program.reads(acc.array))
+        try:
+            tree = structure.compute_at(self._tree, mark.child(0),
+                                        isl.UnionSet.from_set(s.domain), writes, reads,
+                                        self._fresh)
+        except ScheduleError as e:
+            raise ScheduleError(f"{what}: {e}") from None
+        self._commit(what, tree)
+
+    def inline(self, stmt) -> None:
+        """Remove statement ``stmt``, which computes a temporary (or an
+        intermediate tensor), substituting its right-hand side into every read
+        of it (see ``polyop.schedule.inline``); loops left empty disappear."""
+        names = self._statements(stmt)
+        if len(names) > 1:
+            raise ScheduleError(f"inline: {stmt.name} is a reduction ({', '.join(names)}); "
+                                "only a stage computed by one statement can be inlined")
+        stmt = names[0]
+        program = inline_statement(self.program, stmt)
+        domain, root = from_isl(self._tree)
+        kept = restrict(root, program.domain)
+        tree = to_isl(program.domain, kept if kept is not None else Leaf())
+        gone = set(marks(root)) - set(marks(kept)) if kept is not None else set(marks(root))
+        saved = self.program, self.deps
+        self.program, self.deps = program, dependences(program)
+        try:
+            self._commit(f"inline({stmt})", tree,
+                         gone={g: f"removed with {stmt} by inline" for g in gone})
+        except IllegalScheduleError:
+            self.program, self.deps = saved
+            raise
+
+    compute_inline = inline  # TVM's name, for tensor expressions
+
+    def _constant_range(self, band: isl.ScheduleNode, what: str) -> tuple[int, int]:
+        """(lowest value, number of values) of a loop whose values lie in one
+        constant range for all sizes."""
+        values = isl.Set.from_union_set(band.band_get_partial_schedule_union_map()
+                                        .intersect_domain(band.get_domain()).range())
+        try:
+            low, high = values.dim_min(0).min_val(), values.dim_max(0).max_val()
+        except isl.Error:
+            low = high = None
+        if low is None or not (low.is_int() and high.is_int()):
+            raise ScheduleError(f"{what}: the inner loop needs a constant range to be "
+                                "linearized (split it first)")
+        return low.to_python(), high.to_python() - low.to_python() + 1

@@ -1,0 +1,46 @@
+"""Loop handles of a ``Schedule`` and the record kept per loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
+
+
+@dataclass
+class LoopInfo:
+    """What a ``Schedule`` records per loop (keyed by its mark id)."""
+
+    name: str
+    kind: str = "serial"  # serial | parallel | vector | unroll
+    reduction: str | None = None  # "atomic": reductions may run across iterations
+    strip: int | None = None  # the inner loop of a split by this factor
+
+
+class Loop:
+    """A handle on one loop (band member) of a ``Schedule``."""
+
+    def __init__(self, schedule: Schedule, ident: str):
+        self._schedule, self.id = schedule, ident
+
+    @property
+    def name(self) -> str:
+        return self._schedule._loops[self.id].name
+
+    @property
+    def depth(self) -> int:
+        return self._schedule._depth(self)
+
+    def __repr__(self) -> str:
+        if self.id not in self._schedule._loops:
+            return f"Loop({self.id}, stale)"
+        return f"Loop({self.name}, depth={self.depth})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Loop) and other.id == self.id and \
+            other._schedule is self._schedule
+
+    def __hash__(self) -> int:
+        return hash(self.id)
