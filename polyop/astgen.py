@@ -142,12 +142,15 @@ class _Translator:
         names = uses.pop(var, set())
         if info is not None:  # a schedule's loop handle names it
             names = {info[0]}
-        if len(names) == 1:
+        taken = scope | self.reserved | {n for v in uses.values() for n in v}
+        if len(names) == 1 and next(iter(names)) not in taken:
             (name,) = names
-            if name not in scope and name not in self.reserved and \
-                    not any(name in v for v in uses.values()):
-                body = ir.substitute(body, {var: ir.Var(name, INDEX)})
-                var = name
+            body = ir.substitute(body, {var: ir.Var(name, INDEX)})
+            var = name
+        elif var in self.reserved:  # isl's c0, c1, ... may be a kernel's own name
+            name = next(f"{var}_{k}" for k in range(1, 1 << 30) if f"{var}_{k}" not in taken)
+            body = ir.substitute(body, {var: ir.Var(name, INDEX)})
+            var = name
         uses.setdefault("", set()).add(var)  # names bound below, never reused above
         kind = _KINDS[info[1]] if info is not None else "serial"
         return ir.For(var, start, stop, step, body, kind), uses
