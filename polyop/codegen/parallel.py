@@ -33,12 +33,14 @@ into a call ``polyop_rt_parallel_for(wrapper, &env, n, work)`` with
 Minimum work: a region runs on ``min(num_threads, n, work // min_work)``
 threads, inline in the calling thread when that is 1 or less, where
 ``min_work`` is ``MIN_WORK`` = 2**15 operations (``POLYOP_MIN_WORK``,
-``set_min_work``; 0 turns the rule off). An operation takes ~0.05 ns
-(vectorised streaming) to ~1 ns (scalar, dependent chains), so a thread
-gets at least ~2-30 us of work, against a launch that costs ~1-3 us when
-the workers are awake and ~20-50 us when they sleep (see
-``polyop.codegen.threadpool``). E.g. jacobi-1d at n = 1000 (7 operations per
-point, ~7000 per sweep) runs serially; at n = 10**5 it uses 2 threads.
+``set_min_work``; 0 turns the rule off). An operation takes ~0.03 ns
+(vectorised, in cache) to ~1 ns (scalar chains, math calls), so each thread
+gets at least ~1-30 us of work, against a launch that costs ~0.2-1 us while
+the workers spin and ~10-25 us when they sleep (``polyop.codegen.threadpool``).
+Measured on jacobi-1d with 2 threads (AMD EPYC, workers awake): 0.9x at
+14 000 operations a region, 1.3x at 35 000, 1.5x at 70 000; the rule puts
+the switch at 65 536 (n ≈ 9400), so at n = 1000 (7000 operations, 0.45x on
+2 threads before the rule) it runs serially.
 
 The runtime itself is ``polyop.codegen.threadpool`` (a persistent pthread
 pool written in LLVM IR), compiled once per process by ``ensure_runtime()``

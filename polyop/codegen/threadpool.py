@@ -4,9 +4,9 @@
 process by ``polyop.codegen.parallel``) that defines:
 
 - ``void polyop_rt_parallel_for(void (*body)(i8* env, i64 lo, i64 hi), i8* env, i64 n,
-  i64 work)``: runs ``body(env, lo, hi)`` over static contiguous chunks that
-  cover ``[0, n)``, one chunk per thread, and returns when all are done. The
-  calling thread runs chunk 0 itself. The team has
+  i64 work)``: runs ``body(env, lo, hi)`` over contiguous chunks that cover
+  ``[0, n)``, up to ``CHUNKS_PER_THREAD`` per thread, and returns when all are
+  done; the calling thread takes part. The team has
   ``k = min(num_threads, n, work // min_work)`` threads (``work``: the
   caller's estimate of the region's operations; ``min_work <= 0`` drops that
   term). With ``k <= 1``, or while another region is running (a nested
@@ -22,21 +22,22 @@ process by ``polyop.codegen.parallel``) that defines:
 
 Design: a persistent pool of worker threads created lazily with
 ``pthread_create`` (the calling thread is worker 0). Every worker has its own
-64-byte mailbox ``{go, sleeping, thread id, claimed}``. A region:
+64-byte mailbox ``{go, sleeping, thread id, next}``. A region:
 
 1. takes the global ``busy`` flag (compare-and-swap; a region that finds it
    taken runs inline, so nested regions and concurrent callers never wait);
-2. writes the task (body, env, n, chunk count k), sets ``remaining = k - 1``,
-   clears the ``claimed`` flag of every chunk, then makes ``go`` of workers
-   1 .. k-1 odd (a seq_cst store: it publishes everything written before);
-3. runs chunk 0, then every chunk still unclaimed (``claimed`` is taken with
-   an atomic exchange, so each chunk runs exactly once);
+2. writes the task (body, env, n, team size k, g chunks a thread), sets
+   ``remaining = k - 1`` and each thread's ``next`` to its first chunk, then
+   makes ``go`` of workers 1 .. k-1 odd (a seq_cst store: it publishes
+   everything written before);
+3. runs its own chunks, then every chunk still unclaimed (a chunk is claimed
+   with ``fetch_add`` on its thread's ``next``: it runs exactly once);
 4. *revokes* the region from every worker whose ``go`` is still odd: a
    compare-and-swap odd → even, decrementing ``remaining`` on its behalf;
 5. waits until ``remaining == 0`` and releases ``busy``.
 
 A worker waits for its ``go`` to become odd, then *accepts* the region with a
-compare-and-swap odd → even; only then it reads the task, runs chunk w and
+compare-and-swap odd → even; only then it reads the task, runs its chunks and
 any unclaimed chunk, and decrements ``remaining``. Exactly one of accept and
 revoke succeeds; a revoked worker has read nothing, so the caller does not
 wait for a worker that is still waking up or not scheduled (another process
@@ -52,12 +53,11 @@ waker's store/read of ``sleeping``, all seq_cst, so no wake-up is lost; a
 spurious or early wake-up re-checks the word. Workers run with every signal
 blocked. Off Linux, sleeping falls back to ``sched_yield``.
 
-Why ~1 ms: a region that starts while the workers spin costs ~1 us, one that
-has to wake them ~25 us (``benchmarks/parallel_bench.py``). A parallel loop
-in a serial time loop, or kernels called back to back, find the workers
-awake; after 1 ms of nothing a 25 us wake-up is under 3 % of the time gone
-by, and spinning longer only burns a CPU longer after each kernel returns
-(its ``sched_yield`` lets any other runnable thread have the CPU meanwhile).
+Why ~1 ms: a region costs ~0.2 us more than running inline while the workers
+spin, ~10 us when they sleep (``benchmarks/parallel_bench.py``, 2 threads).
+Loops in a serial time loop, or kernels called back to back, find them
+awake; after 1 ms idle, a 10 us wake-up is 1 % of the time gone by. Longer
+spins only burn a CPU longer after each kernel returns.
 
 Example::
 
@@ -75,11 +75,13 @@ __all__ = ["BODY_TYPE", "ENTRY", "ENTRY_TYPE", "MAX_THREADS", "build_pool_module
 #: most threads a team may have (the calling thread included)
 MAX_THREADS = 1024
 #: how long a waiting thread spins before it sleeps: time-stamp-counter ticks
-#: on x86 (2**21: ~1 ms at 2-3 GHz), rounds elsewhere; after the first 1/256
-#: of it every round also calls ``sched_yield`` (~0.3-1 us), so 2**11 rounds
-#: also last ~1 ms (2**15 rounds, as before, was ~30 ms of yielding)
+#: on x86 (2**21: ~1 ms at 2-3 GHz), rounds elsewhere (past the first 1/256,
+#: each calls ``sched_yield``, ~0.3-1 us: 2**11 rounds are ~1 ms too)
 SPIN_CYCLES = 1 << 21
 SPIN_ROUNDS = 1 << 11
+#: chunks a thread is dealt (fewer when the loop has fewer iterations): its
+#: leftovers, when it is late or its chunks are dearer, go to the others
+CHUNKS_PER_THREAD = 4
 #: ``sched_yield`` rounds ``polyop_rt_shutdown`` waits for a busy region
 SHUTDOWN_TRIES = 1 << 20
 
@@ -121,10 +123,10 @@ class _PoolBuilder:
         self.sig_block = 1 if ("darwin" in triple or "apple" in triple) else 0
 
         self.body_ptr = BODY_TYPE.as_pointer()
-        # mailbox of worker w: go, sleeping, pthread_t, claimed (chunk w is
+        # mailbox of worker w: go, sleeping, pthread_t, next (its next chunk,
         # taken), padding to one cache line
         self.mail_ty = ir.LiteralStructType([I32, I32, I64, I32, I32, ir.ArrayType(I64, 5)])
-        self.task_ty = ir.LiteralStructType([self.body_ptr, I8P, I64, I64])
+        self.task_ty = ir.LiteralStructType([self.body_ptr, I8P, I64, I64, I64])
         self.nthreads = self._global("polyop_rt.nthreads", I32, 1)
         self.min_work = self._global("polyop_rt.min_work", I64)
         self.regions = self._global("polyop_rt.regions", I64)
@@ -296,39 +298,49 @@ class _PoolBuilder:
     # -- chunks --------------------------------------------------------------------
 
     def _run_chunks(self) -> ir.Function:
-        """``run_chunks(first, body, env, n, k)``: run every chunk not yet
-        claimed, own chunk ``first`` first, then the others in cyclic order
-        (a thread that starts late, e.g. because the scheduler put it on a
-        busy CPU, finds its chunk done by the others)."""
+        """``run_chunks(first, body, env, n, k, g)``: the ``k * g`` chunks of
+        ``[0, n)`` are dealt ``g`` to a thread, each thread's ``next`` counter
+        pointing at its first unclaimed one (``fetch_add`` claims it). Run
+        thread ``first``'s chunks in order, then take the others' leftovers,
+        in cyclic order of thread: a thread that starts late (the scheduler
+        put it on a busy CPU) or whose chunks are dearer (a triangular loop)
+        gets help, a chunk at a time."""
         f, b = self._function("polyop_rt.run_chunks", ir.FunctionType(
-            VOID, [I64, self.body_ptr, I8P, I64, I64]))
-        first, body, env, n, k = f.args
+            VOID, [I64, self.body_ptr, I8P, I64, I64, I64]))
+        first, body, env, n, k, g = f.args
         entry = b.block
-        loop = f.append_basic_block("loop")
-        run = f.append_basic_block("run")
-        nxt = f.append_basic_block("next")
-        done = f.append_basic_block("done")
-        b.branch(loop)
+        bb = {x: f.append_basic_block(x) for x in ("thread", "claim", "take", "next", "done")}
+        b.branch(bb["thread"])
 
-        b.position_at_end(loop)
+        b.position_at_end(bb["thread"])  # thread v = first + i (mod k)
         i = b.phi(I64)
         i.add_incoming(_c64(0), entry)
-        c = b.add(first, i)
-        c = b.select(b.icmp_signed("<", c, k), c, b.sub(c, k))
-        old = b.atomic_rmw("xchg", self._mailbox(b, c, 3), _c32(1), _SEQ)
-        b.cbranch(b.icmp_signed("==", old, _c32(0)), run, nxt)
+        v = b.add(first, i)
+        v = b.select(b.icmp_signed("<", v, k), v, b.sub(v, k))
+        counter = self._mailbox(b, v, 3)
+        end = b.mul(b.add(v, _c64(1)), g)
+        b.branch(bb["claim"])
 
+        # a plain look first: an exhausted counter is only read, not taken over
+        b.position_at_end(bb["claim"])
+        seen = b.sext(self._load(b, counter, "monotonic"), I64)
+        b.cbranch(b.icmp_signed("<", seen, end), bb["take"], bb["next"])
+
+        b.position_at_end(bb["take"])
+        c = b.sext(b.atomic_rmw("add", counter, _c32(1), "monotonic"), I64)
+        run = f.append_basic_block("run")
+        b.cbranch(b.icmp_signed("<", c, end), run, bb["next"])
         b.position_at_end(run)
-        lo, hi = self._chunk(b, c, n, k)
+        lo, hi = self._chunk(b, c, n, b.mul(k, g))
         b.call(body, [env, lo, hi])
-        b.branch(nxt)
+        b.branch(bb["claim"])
 
-        b.position_at_end(nxt)
+        b.position_at_end(bb["next"])
         i1 = b.add(i, _c64(1))
-        i.add_incoming(i1, nxt)
-        b.cbranch(b.icmp_signed("<", i1, k), loop, done)
+        i.add_incoming(i1, bb["next"])
+        b.cbranch(b.icmp_signed("<", i1, k), bb["thread"], bb["done"])
 
-        b.position_at_end(done)
+        b.position_at_end(bb["done"])
         b.ret_void()
         return f
 
@@ -372,7 +384,8 @@ class _PoolBuilder:
         env = b.load(b.gep(self.task, [zero, _c32(1)], inbounds=True))
         n = b.load(b.gep(self.task, [zero, _c32(2)], inbounds=True))
         k = b.load(b.gep(self.task, [zero, _c32(3)], inbounds=True))
-        b.call(self.run_chunks, [w, body, env, n, k])
+        g = b.load(b.gep(self.task, [zero, _c32(4)], inbounds=True))
+        b.call(self.run_chunks, [w, body, env, n, k, g])
         old = b.atomic_rmw("sub", self.remaining, _c32(1), _SEQ)
         b.cbranch(b.icmp_signed("==", old, _c32(1)), last, back)
 
@@ -400,16 +413,13 @@ class _PoolBuilder:
         blk = {name: f.append_basic_block(name) for name in (
             "check", "inline", "try", "team", "grow", "create", "created", "grown",
             "launch", "reset", "signal", "signal.wake", "signal.next", "run", "revoke",
-            "revoke.try", "revoke.done", "revoke.next", "join", "release_inline", "empty")}
+            "revoke.try", "revoke.done", "revoke.next", "join", "release_inline")}
         sigsets = b.alloca(ir.ArrayType(I8, 256), name="sigsets")  # two sigset_t
         sig_all = b.gep(sigsets, [_c32(0), _c32(0)])
         sig_old = b.gep(sigsets, [_c32(0), _c32(128)])
-        b.cbranch(b.icmp_signed(">", n, _c64(0)), blk["check"], blk["empty"])
+        b.branch(blk["check"])
 
-        b.position_at_end(blk["empty"])
-        b.ret_void()
-
-        # team size k = min(num_threads, n, work // min_work)
+        # team size k = min(num_threads, n, work // min_work); n <= 0: inline
         b.position_at_end(blk["check"])
         k = self._min(b, b.sext(self._load(b, self.nthreads, "monotonic"), I64), n)
         mw = self._load(b, self.min_work, "monotonic")
@@ -459,11 +469,8 @@ class _PoolBuilder:
         ps.add_incoming(w, blk["created"])
         b.branch(blk["grow"])
 
-        b.position_at_end(blk["grown"])
-        have = b.phi(I32)
-        have.add_incoming(ps, blk["grow"])
-        have.add_incoming(ps, blk["create"])
-        k2 = self._min(b, b.add(b.sext(have, I64), _c64(1)), k)
+        b.position_at_end(blk["grown"])  # from grow, or create when it failed: ps workers
+        k2 = self._min(b, b.add(b.sext(ps, I64), _c64(1)), k)
         b.cbranch(b.icmp_signed("<=", k2, _c64(1)), blk["release_inline"], blk["launch"])
 
         b.position_at_end(blk["release_inline"])
@@ -478,15 +485,19 @@ class _PoolBuilder:
         b.store(env, b.gep(self.task, [zero, _c32(1)], inbounds=True))
         b.store(n, b.gep(self.task, [zero, _c32(2)], inbounds=True))
         b.store(k2, b.gep(self.task, [zero, _c32(3)], inbounds=True))
+        # g = clamp(n // k2, 1, CHUNKS_PER_THREAD) chunks a thread
+        per = self._min(b, b.sdiv(n, k2), _c64(CHUNKS_PER_THREAD))
+        per = b.select(b.icmp_signed("<", per, _c64(1)), _c64(1), per)
+        b.store(per, b.gep(self.task, [zero, _c32(4)], inbounds=True))
         self._store(b, b.trunc(b.sub(k2, _c64(1)), I32), self.remaining)
         b.atomic_rmw("add", self.regions, _c64(1), "monotonic")
         b.branch(blk["reset"])
 
-        # every chunk unclaimed before any worker can look at the flags
+        # thread c's next chunk is its first, c * g, before any worker can look
         b.position_at_end(blk["reset"])
         c = b.phi(I64, name="c")
         c.add_incoming(_c64(0), blk["launch"])
-        self._store(b, _c32(0), self._mailbox(b, c, 3), "monotonic")
+        self._store(b, b.trunc(b.mul(c, per), I32), self._mailbox(b, c, 3), "monotonic")
         c1 = b.add(c, _c64(1))
         c.add_incoming(c1, blk["reset"])
         b.cbranch(b.icmp_signed("<", c1, k2), blk["reset"], blk["signal"])
@@ -511,7 +522,7 @@ class _PoolBuilder:
 
         # chunk 0 here, and every chunk nobody else took
         b.position_at_end(blk["run"])
-        b.call(self.run_chunks, [_c64(0), body, env, n, k2])
+        b.call(self.run_chunks, [_c64(0), body, env, n, k2, per])
         b.branch(blk["revoke"])
 
         # every chunk is taken: revoke the region from each worker that has
