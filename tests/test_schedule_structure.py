@@ -358,3 +358,21 @@ def test_waw_violations_are_explained():
             "WAW dependence on s reversed") in str(e)
     with pytest.raises(IllegalScheduleError, match="loop i carries a WAW dependence on s"):
         sch.parallel(i)
+
+
+@polyop.kernel
+def last_value(n: int, A: "f64[n]", B: "f64[1]"):
+    s = 0.0
+    for i in range(n):
+        if i == n - 1:
+            s = A[i]
+    B[0] = s
+
+
+def test_parallel_loop_whose_private_scalar_is_read_after_it_is_illegal():
+    sch = polyop.Schedule(last_value)
+    (i,) = sch.get_loops("S1")
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.parallel(i)  # each thread's private s would be lost at the join
+    e = info.value
+    assert (e.array, e.source, e.sink) == ("s", "S1[i=0]", "S2[]")

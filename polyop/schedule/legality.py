@@ -133,6 +133,13 @@ def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNo
     same_outer = prefix.apply_range(prefix.reverse())
     same_here = part.apply_range(part.reverse())
     out = []
+    for name, a in program.arrays.items():  # privatised temporaries must not leak out
+        if a.temporary:
+            leak = _flow(program, name).intersect_domain(dom).subtract_range(dom)
+            if not leak.is_empty():
+                src, dst, sizes, pair = _sample(program, leak)
+                out.append(Violation("RAW", name, src, dst, _element(
+                    program, "RAW", name, pair), loop, True, sizes))
     for kind, array, dep in deps.items():
         inside = dep.intersect_domain(dom).intersect_range(dom)
         carried = inside.intersect(same_outer).subtract(same_here)
@@ -182,12 +189,17 @@ def carried_statements(deps: Dependences, band: isl.ScheduleNode,
     return names
 
 
+def _flow(program: Program, array: str) -> isl.UnionMap:
+    """Value-based flow (writer → reader instances) on ``array`` in program order."""
+    writes = program.writes(array)
+    info = isl.UnionAccessInfo.from_sink(program.reads(array)).set_must_source(writes)
+    return info.set_schedule(program.schedule).compute_flow().get_may_dependence()
+
+
 def _privatisable(program: Program, array: str, dom: isl.UnionSet,
                   same_outer: isl.UnionMap, same_here: isl.UnionMap) -> bool:
     """A local scalar whose every value is produced and consumed in one iteration."""
-    writes = program.writes(array)
-    info = isl.UnionAccessInfo.from_sink(program.reads(array)).set_must_source(writes)
-    flow = info.set_schedule(program.schedule).compute_flow().get_may_dependence()
+    flow = _flow(program, array)
     inside = flow.intersect_domain(dom).intersect_range(dom)
     crossing = flow.intersect_domain(dom).union(flow.intersect_range(dom)).subtract(inside)
     carried = inside.intersect(same_outer).subtract(same_here)
