@@ -41,7 +41,7 @@ from .errors import (
                      PolyopError,
                      ScheduleError,
 )
-from .kernel import Kernel, kernel
+from .kernel import Kernel, kernel, local, prefetch
 from .pipeline import build, lower
 from .program import Program, Statement
 from .schedule import Loop, Schedule, Violation
@@ -78,7 +78,8 @@ from .types import f32, f64, i32, i64
 
 __all__ = [
     "ArgumentError", "BoundsError", "FrontendError", "IllegalScheduleError", "PolyopError",
-    "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "build", "lower",
+    "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "local", "prefetch",
+    "build", "lower",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "f32", "f64", "i32", "i64",
     # tensor expressions (polyop.te)

@@ -103,3 +103,18 @@ def local(shape: int | tuple[int, ...], dtype) -> np.ndarray:
     if dt is None:
         raise TypeError(f"local: unsupported dtype {dtype!r}")
     return np.zeros(shape, dt.numpy)
+
+
+def prefetch(element, write: bool = False) -> None:
+    """A hint in the kernel language: bring the cache line holding an array
+    element (``polyop.prefetch(C[i, j])``) into the cache ahead of its use,
+    with ``write=True`` in a state ready for writing. It changes no value:
+    the model records it as a read of that element (so it must be in bounds),
+    the generated code is one ``llvm.prefetch``; in plain Python it does nothing.
+
+    Example::
+
+        >>> prefetch(1.0) is None
+        True
+    """
+    return None

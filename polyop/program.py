@@ -31,10 +31,12 @@ from .types import DType
 
 @dataclass(frozen=True)
 class Array:
-    """An array: a kernel argument or a 0-d temporary (a local scalar).
+    """An array: a kernel argument, or a ``temporary``: a local scalar (0-d) or a
+    local array of constant shape (``acc = np.zeros((6, 16), np.float32)``).
 
     ``shape`` holds each extent as an isl affine expression over the size
-    parameters (``"N + 1"``); ``extents`` holds the same as loop-IR expressions.
+    parameters (``"N + 1"``; integer literals for local arrays); ``extents``
+    holds the same as loop-IR expressions.
     """
 
     name: str

@@ -10,7 +10,17 @@ Shape of the generated code:
 
 - the entry block computes each array's row-major strides once (``d1*d2``,
   ``d2``, ...) and allocates one stack slot per 0-d temporary (promoted to
-  registers by SROA/mem2reg);
+  registers by SROA/mem2reg) and one 64-byte aligned stack array per local
+  array (constant shape from ``fn.meta["temp_shapes"]``, constant strides; a
+  small tile indexed by constants after unrolling also ends up in registers,
+  through SROA or LICM's promotion of loop-invariant addresses);
+- inside an outlined ``parallel`` body each local array the body uses gets a
+  private copy, initialised from the shared one (first-private, like the 0-d
+  temporaries the outliner passes by value);
+- ``A[f] = prefetch(A[f], write)`` (``polyop.prefetch``) is a call of
+  ``llvm.prefetch``, not a store;
+- float ``+ - *`` and negation carry the ``contract`` flag when
+  ``fn.meta["fp_contract"]`` is set (see ``polyop.build``);
 - each ``For`` is emitted rotated, the shape LLVM's loop passes expect:
   bounds evaluated once in the preheader, a guard ``start < stop``, a header
   with the induction ``phi``, and a latch ``iv + step`` (``nsw``) followed by
@@ -40,7 +50,7 @@ import re
 
 from llvmlite import ir
 
-from ..ir import Block, For, Function, If, Stmt, Store, walk
+from ..ir import Block, Call, Const, For, Function, If, Load, Stmt, Store, walk
 from ..types import INDEX, DType
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
@@ -48,6 +58,24 @@ from .parallel import emit_parallel_for
 LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
 #: alignment (bytes) of the stack arrays of local arrays
 LOCAL_ALIGN = 64
+
+
+def is_prefetch(s: Store) -> bool:
+    """True for the store form of a prefetch hint, ``A[f] = prefetch(A[f], write)``
+    (see ``polyop.prefetch``): it stores nothing.
+
+    Example::
+
+        >>> from polyop.ir import Call, Const, Load
+        >>> from polyop.types import f32
+        >>> x = Load("A", (Const(0),), f32)
+        >>> is_prefetch(Store("A", x.index, Call("prefetch", (x, Const(0)), f32)))
+        True
+    """
+    v = s.value
+    return isinstance(v, Call) and v.fn == "prefetch" and len(v.args) == 2 and \
+        isinstance(v.args[0], Load) and v.args[0].array == s.array and \
+        v.args[0].index == s.index and isinstance(v.args[1], Const)
 
 
 def symbol_name(fn_name: str) -> str:
@@ -164,7 +192,9 @@ class _FunctionBuilder(ExprLowering):
     # -- statements --------------------------------------------------------------
 
     def stmt(self, s: Stmt) -> None:
-        if isinstance(s, Store):
+        if isinstance(s, Store) and is_prefetch(s):
+            self._prefetch(s)
+        elif isinstance(s, Store):
             ptr, dt = self.address(s.array, s.index, s)
             v = self.emit_as(s.value, dt)
             if s.atomic:  # a parallel reduction; the region's join orders it
@@ -181,6 +211,19 @@ class _FunctionBuilder(ExprLowering):
             self._for(s)
         else:
             raise CodegenError(f"cannot emit statement {s!r}")
+
+    def _prefetch(self, s: Store) -> None:
+        """``A[f] = prefetch(A[f], write)``: ``llvm.prefetch`` of ``&A[f]`` (for
+        reading or writing, highest locality); nothing is stored."""
+        load, write = s.value.args
+        ptr, _ = self.address(load.array, load.index, s)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = self.module.globals.get("llvm.prefetch.p0")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                             "llvm.prefetch.p0")
+        self.builder.call(fn, [self.builder.bitcast(ptr, i8p), ir.Constant(i32, int(write.value)),
+                               ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
     def _if(self, s: If) -> None:
         b = self.builder

@@ -51,8 +51,8 @@ def is_local_declaration(value: ast.AST, resolve: Callable[[ast.AST], object]) -
 
     Example::
 
-        >>> is_local_declaration(ast.parse("np.zeros(3)", mode="eval").body,
-        ...                      lambda n: np if isinstance(n, ast.Name) else None)
+        >>> call = ast.parse("np.zeros((6, 16), np.float32)", mode="eval").body
+        >>> is_local_declaration(call, resolve=lambda node: np.zeros)
         True
     """
     if not isinstance(value, ast.Call):
@@ -61,6 +61,19 @@ def is_local_declaration(value: ast.AST, resolve: Callable[[ast.AST], object]) -
 
     fn = resolve(value.func)
     return fn is np.zeros or fn is local
+
+
+def is_prefetch(value: ast.AST, resolve: Callable[[ast.AST], object]) -> bool:
+    """True when ``value`` is a call of ``polyop.prefetch`` (a statement of its own).
+
+    Example::
+
+        >>> is_prefetch(ast.parse("len(x)", mode="eval").body, lambda n: len)
+        False
+    """
+    from ..kernel import prefetch
+
+    return isinstance(value, ast.Call) and resolve(value.func) is prefetch
 
 
 def local_dtype(obj: object) -> DType | None:

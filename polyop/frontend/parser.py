@@ -35,7 +35,7 @@ from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, ArrayType, DType, SizeType, parse_annotation
 from .affine import AffineConverter
 from .exprs import ExprConverter
-from .locals import is_local_declaration, parse_local
+from .locals import is_local_declaration, is_prefetch, parse_local
 
 
 @dataclass
@@ -128,8 +128,23 @@ class KernelParser:
             for n in nodes:
                 conv.pwaff(n)  # proves the extent affine in the size parameters
             extents = tuple(ext.convert(n) for n in nodes)
-            self.arrays[arg.arg] = Array(arg.arg, t.dtype, t.shape, extents)
+            # named constants (f32[N, NR] with NR = 16 a global) by their values
+            shape = tuple(text if all(isinstance(x, ast.Name) and x.id in params for x in
+                                      ast.walk(n) if isinstance(x, ast.Name))
+                          else ast.unparse(self._constants_inlined(n, params))
+                          for text, n in zip(t.shape, nodes))
+            self.arrays[arg.arg] = Array(arg.arg, t.dtype, shape, extents)
         return params, args
+
+    def _constants_inlined(self, node: ast.AST, params: list[str]) -> ast.AST:
+        """``node`` with each name of an ``int`` constant (not a size parameter)
+        replaced by its value."""
+        class Inline(ast.NodeTransformer):
+            def visit_Name(inner, n: ast.Name) -> ast.AST:  # noqa: N805
+                value = None if n.id in params else self.resolve(n)
+                return ast.Constant(value) if type(value) is int else n
+
+        return Inline().visit(node)
 
     def _annotation(self, arg: ast.arg) -> SizeType | DType | ArrayType:
         ann = self.fn.__annotations__.get(arg.arg, inspect.Parameter.empty)
@@ -192,6 +207,8 @@ class KernelParser:
                 items.append(self._local_array(node, ctx, iters))
             elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
                 items.append(self._assign(node, ctx, iters))
+            elif isinstance(node, ast.Expr) and is_prefetch(node.value, self.resolve):
+                items.append(self._prefetch(node, ctx, iters))
             elif isinstance(node, ast.Pass):
                 continue
             elif isinstance(node, ast.Assert) and not iters:
@@ -311,6 +328,35 @@ class KernelParser:
         for sub in ast.walk(fill):  # errors and statement text point at the declaration
             ast.copy_location(sub, node)
         return self._for(fill, ctx, iters)
+
+    def _prefetch(self, node: ast.Expr, ctx: isl.Set, iters: tuple[str, ...]) -> Statement:
+        """``polyop.prefetch(A[i, j])``: a statement that only reads ``A[i, j]``;
+        its body ``A[i, j] = prefetch(A[i, j])`` is emitted as a prefetch."""
+        call = node.value
+        write = False
+        for kw in call.keywords:
+            value = kw.value.value if isinstance(kw.value, ast.Constant) else None
+            if kw.arg != "write" or not isinstance(value, bool):
+                raise self.error(call, "prefetch takes one array element and optionally "
+                                       "write=True or write=False")
+            write = value
+        if len(call.args) != 1 or not isinstance(call.args[0], ast.Subscript):
+            raise self.error(call, "prefetch takes one array element: polyop.prefetch(A[i, j])")
+        kinds = {k: (a.dtype, a.ndim) for k, a in self.arrays.items()}
+        conv = ExprConverter(self.values, kinds, self.resolve, self.error)
+        load = conv.convert(call.args[0])
+        assert isinstance(load, ir.Load)
+        sname = f"S{len(self.statements)}"
+        domain = ctx.set_tuple_name(sname).coalesce()
+        acc = AffineConverter(ctx.space, lambda n, m: FrontendError(m), self.resolve)
+        reads = tuple(self._access(acc, domain, n, idx, None, where)
+                      for n, idx, where in conv.reads)
+        hint = ir.Call("prefetch", (load, ir.Const(int(write))), load.dtype)
+        text = ast.get_source_segment(self.source, node) or ast.unparse(node)
+        stmt = Statement(sname, iters, domain, reads, (), ir.Store(load.array, load.index, hint),
+                         node.lineno + self.line_offset, " ".join(text.split()))
+        self.statements.append(stmt)
+        return stmt
 
     def _constant(self, node: ast.AST) -> int:
         """An integer constant expression (literals and named ``int`` constants)."""
