@@ -375,4 +375,5 @@ def test_parallel_loop_whose_private_scalar_is_read_after_it_is_illegal():
     with pytest.raises(IllegalScheduleError) as info:
         sch.parallel(i)  # each thread's private s would be lost at the join
     e = info.value
-    assert (e.array, e.source, e.sink) == ("s", "S1[i=0]", "S2[]")
+    assert (e.array, e.source, e.sink) == ("s", "S1[i=0]", "S2[]") and e.violations[0].escapes
+    assert "S2[] reads after loop i" in str(e)

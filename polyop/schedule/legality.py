@@ -49,6 +49,8 @@ class Violation:
     sizes: str
     #: the pair is two updates of one reduction statement (``X[f] += e``)
     reduction: bool = False
+    #: the sink reads, after a parallel loop, a temporary written inside it
+    escapes: bool = False
 
     @property
     def verbs(self) -> tuple[str, str]:
@@ -57,6 +59,11 @@ class Violation:
     def describe(self, primitive: str) -> str:
         sv, tv = self.verbs
         where = f" (with {self.sizes})" if self.sizes else ""
+        if self.escapes:
+            return (f"{primitive}: {self.source} writes {self.element}, which {self.sink} "
+                    f"reads after loop {self.loop}; each thread of a parallel loop has its "
+                    f"own copy of the temporary {self.array}, so the value would be lost"
+                    f"{where}")
         if self.carried:
             hint = ""
             if self.reduction:
@@ -139,7 +146,7 @@ def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNo
             if not leak.is_empty():
                 src, dst, sizes, pair = _sample(program, leak)
                 out.append(Violation("RAW", name, src, dst, _element(
-                    program, "RAW", name, pair), loop, True, sizes))
+                    program, "RAW", name, pair), loop, True, sizes, escapes=True))
     for kind, array, dep in deps.items():
         inside = dep.intersect_domain(dom).intersect_range(dom)
         carried = inside.intersect(same_outer).subtract(same_here)
@@ -212,7 +219,10 @@ def _sample(program: Program, rel: isl.UnionMap):
     pt = w.sample_point()
     for k in range(w.dim(isl.dim_type.param)):
         w = w.fix_val(isl.dim_type.param, k, pt.get_coordinate_val(isl.dim_type.param, k))
-    pair = w.lexmin().unwrap()
+    try:
+        pair = w.lexmin().unwrap()
+    except isl.Error:  # isl cannot always take a lexmin (unbounded); any sample is real
+        pair = isl.Set.from_point(w.sample_point()).unwrap()
     pt = pair.wrap().sample_point()
     sizes = ", ".join(f"{p}={pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
                       for k, p in enumerate(w.get_var_names(isl.dim_type.param)))

@@ -1,0 +1,109 @@
+"""Property-based fuzzing of the schedule primitives (see ``tests/fuzz_support.py``)."""
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import polyop
+from polyop import IllegalScheduleError
+from polyop.codegen import get_num_threads, set_num_threads
+from tests.fuzz_support import CASES, STATS, Case, floyd, fuzz_example, skew_clash
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """Parallel loops on 3 threads, even on small machines: real concurrency."""
+    before = get_num_threads()
+    set_num_threads(3)
+    yield
+    set_num_threads(before)
+
+
+def _fuzz(case: Case, examples: int, max_ops: int, derandomize: bool) -> None:
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.filter_too_much])
+    @given(data=st.data())
+    def run(data):
+        fuzz_example(case, data, max_ops)
+
+    run()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_schedule_fuzz(name):
+    """The default run: derandomized, so that CI sees the same examples every time."""
+    case = CASES[name]
+    _fuzz(case, case.examples, max_ops=4, derandomize=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_schedule_fuzz_many(name):
+    """Ten times as many random examples, sequences of up to 6 primitives."""
+    case = CASES[name]
+    _fuzz(case, 10 * case.examples, max_ops=6, derandomize=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report():
+    t0 = time.perf_counter()
+    yield
+    print(f"\nschedule fuzz: {STATS.examples} examples in {time.perf_counter() - t0:.1f} s; "
+          f"primitives accepted {STATS.accepted}, illegal {STATS.illegal} "
+          f"({STATS.violations_checked} violations confirmed), refused {STATS.refused}; "
+          f"{STATS.builds} builds; accepted by primitive {STATS.by_primitive}")
+
+
+def test_legality_check_time_on_largest_polybench_kernel():
+    """Times one exact legality check on the PolyBench kernel with the most
+    statements and dependence relations (printed, never asserted)."""
+    from tests.polybench import BENCHES
+
+    def size(name):
+        deps = polyop.dependences(BENCHES[name].kernel)
+        return (len(BENCHES[name].kernel.program.statements),
+                sum(rel.n_map() for _, _, rel in deps.items()))
+
+    name = max(BENCHES, key=size)
+    kernel = BENCHES[name].kernel
+    sch = polyop.Schedule(kernel)
+    stmt = max(sch.stmts, key=lambda s: len(sch.get_loops(s)))
+    outer = sch.get_loops(stmt)[0]
+    t0 = time.perf_counter()
+    sch.split(outer, 4)                 # always legal: the commit runs one check
+    t1 = time.perf_counter()
+    report = sch.check()
+    t2 = time.perf_counter()
+    assert isinstance(report, list) and report == []
+    n_stmts, n_maps = size(name)
+    print(f"\nlegality check on {name} ({n_stmts} statements, {n_maps} dependence maps): "
+          f"split() with its check {1e3 * (t1 - t0):.0f} ms, check() {1e3 * (t2 - t1):.0f} ms")
+
+
+def test_fuzz_found_generated_loop_name_clash():
+    """Found by the fuzzer on deriche (local scalar ``c1``): a skewed loop kept
+    isl's name ``c1`` and the build failed with "loop variable 'c1' shadows
+    another name"."""
+    sch = polyop.Schedule(skew_clash)
+    i, j = sch.get_loops("S0")
+    sch.skew(i, j, 1)            # legal: no dependences at all
+    f = polyop.build(sch)
+    rng = np.random.default_rng(0)
+    A, c1 = rng.random((5, 5)), rng.random(5)
+    want = A + c1
+    f(5, A, c1)
+    np.testing.assert_array_equal(A, want)
+
+
+# found by the fuzzer on floyd-warshall: isl could not take the lexmin of the sample
+def test_fuzz_found_lexmin_crash_in_violation_sample():
+    sch = polyop.Schedule(floyd)
+    k, i, j = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.tile(k, j, 2, 2)
+    assert info.value.kind == "RAW" and info.value.array == "P"
+    assert sch.check() == []
