@@ -304,7 +304,7 @@ for _name, (_s, _n) in _POLYBENCH.items():
 # -- recorded primitives ----------------------------------------------------------------------
 
 PRIMITIVES = ("split", "tile", "reorder", "interchange", "skew", "reverse", "shift",
-              "unroll", "vectorize", "parallel")
+              "unroll", "vectorize", "parallel", "fuse", "fission", "compute_at")
 
 
 @dataclass(frozen=True)
@@ -315,19 +315,25 @@ class Op:
     stmt: str
     loops: tuple[int, ...]
     args: tuple = ()
+    #: a loop of another statement (sibling fuse, compute_at): (statement, position)
+    other: tuple[str, int] | None = None
 
     def apply(self, sch: polyop.Schedule):
         ls = sch.get_loops(self.stmt)
         handles = [ls[k] for k in self.loops]
+        if self.other is not None:
+            handles.append(sch.get_loops(self.other[0])[self.other[1]])
         method = getattr(sch, self.name)
-        if self.name == "shift":
-            return method(self.stmt, handles[0], *self.args)
+        if self.name in ("shift", "compute_at"):
+            return method(self.stmt, *handles, *self.args)
         return method(*handles, *self.args)
 
     def code(self) -> str:
         """The call as Python, with ``L = sch.get_loops(stmt)`` first."""
         hs = [f"L[{k}]" for k in self.loops]
-        if self.name == "shift":
+        if self.other is not None:
+            hs.append(f"sch.get_loops({self.other[0]!r})[{self.other[1]}]")
+        if self.name in ("shift", "compute_at"):
             call_args = [repr(self.stmt), *hs, *map(repr, self.args)]
         else:
             call_args = [*hs, *map(repr, self.args)]
@@ -374,6 +380,22 @@ def draw_op(data, sch: polyop.Schedule) -> Op | None:
     if name == "unroll":
         factor = data.draw(st.sampled_from([None, 2, 3, 4]))
         return Op(name, stmt, (data.draw(idx),), () if factor is None else (factor,))
+    others = [s for s in with_loops if s != stmt]
+    if name == "fuse":
+        if others and data.draw(st.booleans()):  # siblings (often refused: not adjacent)
+            o = data.draw(st.sampled_from(others))
+            k = data.draw(st.integers(0, len(sch.get_loops(o)) - 1))
+            return Op(name, stmt, (data.draw(idx),), (), (o, k))
+        if n < 2:
+            return None
+        a = data.draw(st.integers(0, n - 2))
+        return Op(name, stmt, (a, a + 1))  # nested (refused unless the range is constant)
+    if name == "compute_at":
+        if not others:
+            return None
+        o = data.draw(st.sampled_from(others))
+        k = data.draw(st.integers(0, len(sch.get_loops(o)) - 1))
+        return Op(name, stmt, (), (), (o, k))
     if name == "vectorize":  # usually the innermost loop, sometimes not (refused)
         k = n - 1 if data.draw(st.integers(0, 3)) else data.draw(idx)
         return Op(name, stmt, (k,))
