@@ -193,6 +193,13 @@ def floyd(n: int, P: "f64[n, n]"):
                 P[i, j] = min(P[i, j], P[i, k] + P[k, j])
 
 
+@polyop.kernel
+def scale(n: int, A: "f64[n]"):
+    # not fuzzed: for the reproducer of a bug the fuzzer found in gesummv
+    for i in range(n):
+        A[i] = A[i] * 2.0
+
+
 # -- cases -----------------------------------------------------------------------------------
 
 
@@ -431,10 +438,7 @@ def schedule_times(tree: isl.Schedule, program, sizes: dict[str, int]
                    ) -> dict[tuple[str, tuple[int, ...]], tuple[int, ...]]:
     """Every statement instance at ``sizes`` → its flattened schedule time vector."""
     smap = tree.get_map().intersect_domain(program.domain)
-    names = list(program.params)
-    cond = " and ".join(f"{p} = {int(sizes[p])}" for p in names)
-    params = isl.Set(f"[{', '.join(names)}] -> {{ : {cond} }}" if names else "{ : }")
-    smap = smap.intersect_params(params)
+    smap = smap.intersect_params(_params_at(program, sizes))
     out: dict = {}
     maps: list[isl.Map] = []
     smap.foreach_map(maps.append)
@@ -454,33 +458,55 @@ def schedule_times(tree: isl.Schedule, program, sizes: dict[str, int]
     return out
 
 
-def loop_dims(tree: isl.Schedule, stmt: str) -> dict[str, int]:
-    """Mark id → flattened schedule dimension of that loop, for the loops
-    around ``stmt`` (walks the tree like ``isl_schedule_get_map`` flattens it:
-    one dimension per band member and per sequence/set node)."""
-    out: dict[str, int] = {}
-    node, k, mark = tree.get_root(), 0, None
-    while node.get_type() != _T.leaf:
-        t = node.get_type()
-        if t == _T.mark:
-            mark = node.mark_get_id().get_name()
-        elif t == _T.band:
-            if mark is not None:
-                out[mark] = k
-            mark = None
-            k += node.band_n_member()
-        elif t in (_T.sequence, _T.set):
-            k += 1
-        kids = [node.child(j) for j in range(node.n_children())]
-        node = next(c for c in kids if _reaches(c, stmt))
+def _params_at(program, sizes: dict[str, int]) -> isl.Set:
+    names = list(program.params)
+    cond = " and ".join(f"{p} = {int(sizes[p])}" for p in names)
+    return isl.Set(f"[{', '.join(names)}] -> {{ : {cond} }}" if names else "{ : }")
+
+
+def _instances(uset: isl.UnionSet, params: isl.Set) -> set[tuple[str, tuple[int, ...]]]:
+    sets: list[isl.Set] = []
+    uset.intersect_params(params).foreach_set(sets.append)
+    out = set()
+    for x in sets:
+        name = x.get_tuple_name()
+        x = x.project_out(isl.dim_type.param, 0, x.dim(isl.dim_type.param)).reset_tuple_id()
+        pts: list[isl.Point] = []
+        x.foreach_point(pts.append)
+        out.update((name, tuple(map(int, _INT.findall(str(pt))))) for pt in pts)
     return out
 
 
-def _reaches(node: isl.ScheduleNode, stmt: str) -> bool:
-    dom = node.filter_get_filter() if node.get_type() == _T.filter else node.get_domain()
-    found: list[bool] = []
-    dom.foreach_set(lambda s: found.append(s.get_tuple_name() == stmt))
-    return any(found)
+def loop_bands(tree: isl.Schedule, program, sizes: dict[str, int], idents
+               ) -> dict[str, tuple[int, set]]:
+    """Mark id → (flattened schedule dimension of its loop, the statement
+    instances at ``sizes`` that run under it), for the marks ``idents`` still in
+    the tree. The dimension counts, like ``isl_schedule_get_map`` flattens the
+    tree, one per band member and one per sequence/set node above the band.
+    Per instance, not per statement: a statement can sit under several
+    subtrees (e.g. guarded copies after compute_at, ``m > 0`` and ``m <= 0``)."""
+    wanted, found = set(idents), {}
+
+    def visit(node: isl.ScheduleNode) -> None:
+        if node.get_type() == _T.mark and node.mark_get_id().get_name() in wanted:
+            found[node.mark_get_id().get_name()] = node.child(0)
+        for k in range(node.n_children()):
+            visit(node.child(k))
+
+    visit(tree.get_root())
+    params = _params_at(program, sizes)
+    out = {}
+    for ident, band in found.items():
+        dim, node = 0, band
+        while node.has_parent():
+            node = node.parent()
+            t = node.get_type()
+            if t == _T.band:
+                dim += node.band_n_member()
+            elif t in (_T.sequence, _T.set):
+                dim += 1
+        out[ident] = (dim, _instances(band.get_domain(), params))
+    return out
 
 
 # -- oracle, cached per (kernel, sizes) ------------------------------------------------------
@@ -547,14 +573,9 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
     info = replay.loop_info()
     cands = [ident for ident, (name, kind) in info.items()
              if name == v.loop and kind in ("parallel", "vector")]
-    ok = []
-    for ident in cands:
-        ds, dd = loop_dims(replay.tree, src[0]), loop_dims(replay.tree, dst[0])
-        if ident not in ds or ident not in dd:
-            continue
-        d = ds[ident]
-        assert dd[ident] == d
-        ok.append(ts[:d] == td[:d] and ts[d] != td[d])
+    ok = [src in under and dst in under and ts[:d] == td[:d] and ts[d] != td[d]
+          for d, under in loop_bands(replay.tree, case.kernel.program, sizes,
+                                     cands).values()]
     assert any(ok), (f"{op.code()}: carried violation {v} is not carried by a "
                      f"parallel/vector loop {v.loop}: source at {ts}, sink at {td}")
 
@@ -565,15 +586,9 @@ def check_accepted_order(case: Case, sch: polyop.Schedule) -> None:
     program = case.kernel.program
     table = oracle_at(case, case.sizes)
     times = schedule_times(sch.tree, program, case.sizes)
-    par = {ident for ident, (_, kind) in sch.loop_info().items()
-           if kind in ("parallel", "vector")}
-    dims_cache: dict[str, dict[str, int]] = {}
-
-    def dims(stmt):
-        if stmt not in dims_cache:
-            dims_cache[stmt] = {k: d for k, d in loop_dims(sch.tree, stmt).items() if k in par}
-        return dims_cache[stmt]
-
+    par = loop_bands(sch.tree, program, case.sizes,
+                     [ident for ident, (_, kind) in sch.loop_info().items()
+                      if kind in ("parallel", "vector")])
     for (kind, array), pairs in table.items():
         temporary = program.arrays[array].temporary if array in program.arrays else False
         for src, dst in pairs:
@@ -582,9 +597,8 @@ def check_accepted_order(case: Case, sch: polyop.Schedule) -> None:
                              f"{src} -> {dst} out of order: {ts} vs {td}\n{sch}")
             if temporary or not par:
                 continue
-            ds, dd = dims(src[0]), dims(dst[0])
-            for ident, d in ds.items():
-                if dd.get(ident) == d and ts[:d] == td[:d]:
+            for ident, (d, under) in par.items():
+                if src in under and dst in under and ts[:d] == td[:d]:
                     assert ts[d] == td[d], (
                         f"accepted parallel/vector loop {ident} carries {kind} on {array} "
                         f"{src} -> {dst}: {ts} vs {td}\n{sch}")
@@ -681,5 +695,5 @@ def replay(case_or_kernel, ops: list[Op], check: bool = True) -> polyop.Schedule
     return sch
 
 
-__all__ = ["CASES", "Case", "Op", "STATS", "draw_op", "fuzz_example", "loop_dims", "floyd",
-           "skew_clash", "parse_instance", "parse_sizes", "replay", "schedule_times"]
+__all__ = ["CASES", "Case", "Op", "STATS", "draw_op", "fuzz_example", "loop_bands", "floyd",
+           "scale", "skew_clash", "parse_instance", "parse_sizes", "replay", "schedule_times"]

@@ -2,15 +2,16 @@
 
 import time
 
+import islpy as isl
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import polyop
-from polyop import IllegalScheduleError
+from polyop import IllegalScheduleError, ScheduleError
 from polyop.codegen import get_num_threads, set_num_threads
-from tests.fuzz_support import CASES, STATS, Case, floyd, fuzz_example, skew_clash
+from tests.fuzz_support import CASES, STATS, Case, floyd, fuzz_example, scale, skew_clash
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +108,24 @@ def test_fuzz_found_lexmin_crash_in_violation_sample():
         sch.tile(k, j, 2, 2)
     assert info.value.kind == "RAW" and info.value.array == "P"
     assert sch.check() == []
+
+
+@pytest.mark.xfail(strict=True, raises=isl.Error,
+                   reason="bug found by the fuzzer on gesummv: a loop marked for unrolling "
+                          "loses its constant trip count in a later skew + interchange, "
+                          "which are accepted; build then fails in isl's AST generator "
+                          "('cannot find lower bound for unrolling')")
+def test_fuzz_found_unrolled_loop_loses_constant_trip_count():
+    sch = polyop.Schedule(scale)
+    (i,) = sch.get_loops("S0")
+    io, ii = sch.split(i, 2)
+    sch.unroll(ii)
+    try:
+        sch.skew(io, ii, 1)
+        sch.interchange(io, ii)
+    except ScheduleError:
+        return                   # refusing the transformation is a fine outcome too
+    f = polyop.build(sch)        # or building it (without unrolling ii, or with an error
+    A = np.arange(7.0)           # that says why)
+    f(7, A)
+    np.testing.assert_array_equal(A, 2.0 * np.arange(7.0))
