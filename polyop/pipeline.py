@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import islpy as isl
 
@@ -79,7 +80,18 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     program = as_program(obj)
     _dump("model", program)
     check_bounds(program)
-    ast = build_ast(program, schedule)
+    try:
+        ast = build_ast(program, schedule)
+    except isl.Error as e:
+        unrolled = [v.name for v in getattr(obj, "_loops", {}).values() if v.kind == "unroll"]
+        if not unrolled:
+            raise
+        # isl unrolls only loops with bounds it can find at their position; a later
+        # skew or interchange may have taken them away. Unrolling is a hint: drop it.
+        warnings.warn(f"isl cannot unroll loop(s) {', '.join(unrolled)} where the schedule "
+                      f"now puts them ({e}); generated without unrolling. Apply unroll "
+                      "after the loop structure is final.", stacklevel=3)
+        ast = build_ast(program, obj.ast_tree(unroll=False))
     _dump("ast", ast.to_C_str())
     body = ast_to_ir(ast, program, loops, atomic)
     params = []

@@ -2,7 +2,6 @@
 
 import time
 
-import islpy as isl
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -110,11 +109,8 @@ def test_fuzz_found_lexmin_crash_in_violation_sample():
     assert sch.check() == []
 
 
-@pytest.mark.xfail(strict=True, raises=isl.Error,
-                   reason="bug found by the fuzzer on gesummv: a loop marked for unrolling "
-                          "loses its constant trip count in a later skew + interchange, "
-                          "which are accepted; build then fails in isl's AST generator "
-                          "('cannot find lower bound for unrolling')")
+# found by the fuzzer on gesummv: an unroll mark isl can no longer honour is dropped
+# with a warning at build
 def test_fuzz_found_unrolled_loop_loses_constant_trip_count():
     sch = polyop.Schedule(scale)
     (i,) = sch.get_loops("S0")
@@ -125,7 +121,8 @@ def test_fuzz_found_unrolled_loop_loses_constant_trip_count():
         sch.interchange(io, ii)
     except ScheduleError:
         return                   # refusing the transformation is a fine outcome too
-    f = polyop.build(sch)        # or building it (without unrolling ii, or with an error
-    A = np.arange(7.0)           # that says why)
+    with pytest.warns(UserWarning, match="cannot unroll loop"):
+        f = polyop.build(sch)    # built without unrolling ii
+    A = np.arange(7.0)
     f(7, A)
     np.testing.assert_array_equal(A, 2.0 * np.arange(7.0))

@@ -19,6 +19,8 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+
 import islpy as isl
 
 from ..deps import dependences
@@ -94,10 +96,14 @@ class Schedule(FusionPrimitives):
         """Mark id → (loop name, kind), for code generation."""
         return {k: (v.name, v.kind) for k, v in self._loops.items()}
 
-    def ast_tree(self) -> isl.Schedule:
-        """The tree with isl's AST options set: unrolling, and full strips of
-        split loops isolated from partial ones (``polyop.schedule.astprep``)."""
-        return prepare_for_ast(self._tree, self._loops)
+    def ast_tree(self, unroll: bool = True) -> isl.Schedule:
+        """The tree with isl's AST options set: unrolling (unless ``unroll`` is
+        false), and full strips of split loops isolated from partial ones
+        (``polyop.schedule.astprep``)."""
+        loops = self._loops if unroll else {
+            k: dataclasses.replace(v, kind="serial" if v.kind == "unroll" else v.kind)
+            for k, v in self._loops.items()}
+        return prepare_for_ast(self._tree, loops)
 
     def atomic_statements(self) -> set[str]:
         """Statements whose updates run atomically (opted-in parallel reductions)."""
