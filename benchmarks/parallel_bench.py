@@ -71,39 +71,13 @@ from polyop.codegen.parallel import (  # noqa: E402
     set_min_work,
     team_regions,
 )
+from tests.polybench import BENCHES  # noqa: E402
+
+gemm = BENCHES["gemm"].kernel
+jacobi1d = BENCHES["jacobi-1d"].kernel
+jacobi2d = BENCHES["jacobi-2d"].kernel
 
 # -- kernels ---------------------------------------------------------------------------------
-
-
-@polyop.kernel
-def gemm(ni: int, nj: int, nk: int, alpha: "f64", beta: "f64",
-         C: "f64[ni, nj]", A: "f64[ni, nk]", B: "f64[nk, nj]"):
-    for i in range(ni):
-        for j in range(nj):
-            C[i, j] *= beta
-        for k in range(nk):
-            for j in range(nj):
-                C[i, j] += alpha * A[i, k] * B[k, j]
-
-
-@polyop.kernel
-def jacobi2d(tsteps: int, n: int, A: "f64[n, n]", B: "f64[n, n]"):
-    for t in range(tsteps):
-        for i in range(1, n - 1):
-            for j in range(1, n - 1):
-                B[i, j] = 0.2 * (A[i, j] + A[i, j - 1] + A[i, j + 1] + A[i + 1, j] + A[i - 1, j])
-        for i in range(1, n - 1):
-            for j in range(1, n - 1):
-                A[i, j] = 0.2 * (B[i, j] + B[i, j - 1] + B[i, j + 1] + B[i + 1, j] + B[i - 1, j])
-
-
-@polyop.kernel
-def jacobi1d(tsteps: int, n: int, A: "f64[n]", B: "f64[n]"):
-    for t in range(tsteps):
-        for i in range(1, n - 1):
-            B[i] = 0.33333 * (A[i - 1] + A[i] + A[i + 1])
-        for i in range(1, n - 1):
-            A[i] = 0.33333 * (B[i - 1] + B[i] + B[i + 1])
 
 
 @polyop.kernel

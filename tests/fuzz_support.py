@@ -43,17 +43,11 @@ from hypothesis import strategies as st
 
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
+from tests.kernels import recurrence
 from tests.oracle import oracle_dependences
 from tests.polybench import BENCHES
 
 # -- hand-written kernels ------------------------------------------------------------------
-
-
-@polyop.kernel
-def recurrence(n: int, A: "f64[n, n]"):
-    for i in range(1, n):
-        for j in range(1, n - 1):
-            A[i, j] = A[i - 1, j + 1] + A[i, j - 1]
 
 
 @polyop.kernel

@@ -21,7 +21,13 @@ import polyop
 from polyop.codegen import get_num_threads, set_num_threads
 from polyop.codegen.parallel import CALL_COST, get_min_work, set_min_work, team_regions
 from polyop.runtime import eval_index
+from tests.kernels import matmul_ikj as matmul
+from tests.polybench import BENCHES
 from tests.test_parallel import run_python
+
+gemm = BENCHES["gemm"].kernel
+jacobi1d = BENCHES["jacobi-1d"].kernel
+jacobi2d = BENCHES["jacobi-2d"].kernel
 
 
 @pytest.fixture(autouse=True)
@@ -34,36 +40,6 @@ def _no_min_work():
 
 
 # -- kernels --------------------------------------------------------------------------------
-
-
-@polyop.kernel
-def gemm(ni: int, nj: int, nk: int, alpha: "f64", beta: "f64",
-         C: "f64[ni, nj]", A: "f64[ni, nk]", B: "f64[nk, nj]"):
-    for i in range(ni):
-        for j in range(nj):
-            C[i, j] *= beta
-        for k in range(nk):
-            for j in range(nj):
-                C[i, j] += alpha * A[i, k] * B[k, j]
-
-
-@polyop.kernel
-def matmul(ni: int, nj: int, nk: int, C: "f64[ni, nj]", A: "f64[ni, nk]", B: "f64[nk, nj]"):
-    for i in range(ni):
-        for k in range(nk):
-            for j in range(nj):
-                C[i, j] += A[i, k] * B[k, j]
-
-
-@polyop.kernel
-def jacobi2d(tsteps: int, n: int, A: "f64[n, n]", B: "f64[n, n]"):
-    for t in range(tsteps):
-        for i in range(1, n - 1):
-            for j in range(1, n - 1):
-                B[i, j] = 0.2 * (A[i, j] + A[i, j - 1] + A[i, j + 1] + A[i + 1, j] + A[i - 1, j])
-        for i in range(1, n - 1):
-            for j in range(1, n - 1):
-                A[i, j] = 0.2 * (B[i, j] + B[i, j - 1] + B[i, j + 1] + B[i + 1, j] + B[i - 1, j])
 
 
 @polyop.kernel
@@ -81,15 +57,6 @@ def matvec(m: int, n: int, A: "f64[m, n]", x: "f64[n]", y: "f64[m]"):
         for j in range(n):
             s += A[i, j] * x[j]
         y[i] = s
-
-
-@polyop.kernel
-def jacobi1d(tsteps: int, n: int, A: "f64[n]", B: "f64[n]"):
-    for t in range(tsteps):
-        for i in range(1, n - 1):
-            B[i] = 0.33333 * (A[i - 1] + A[i] + A[i + 1])
-        for i in range(1, n - 1):
-            A[i] = 0.33333 * (B[i - 1] + B[i] + B[i + 1])
 
 
 @polyop.kernel

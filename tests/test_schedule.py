@@ -5,34 +5,9 @@ import pytest
 
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
+from tests.kernels import matmul_ikj as gemm
+from tests.kernels import recurrence, run_both
 from tests.polybench import BENCHES
-
-
-@polyop.kernel
-def recurrence(n: int, A: "f64[n, n]"):
-    for i in range(1, n):
-        for j in range(1, n - 1):
-            A[i, j] = A[i - 1, j + 1] + A[i, j - 1]
-
-
-@polyop.kernel
-def gemm(ni: int, nj: int, nk: int, C: "f64[ni, nj]", A: "f64[ni, nk]", B: "f64[nk, nj]"):
-    for i in range(ni):
-        for k in range(nk):
-            for j in range(nj):
-                C[i, j] += A[i, k] * B[k, j]
-
-
-def run_both(sch, kernel, args):
-    """Build the schedule, run it and CPython on copies; assert equal results."""
-    f = polyop.build(sch)
-    a = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-    b = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-    f(**a)
-    kernel.py_func(**b)
-    for k, v in a.items():
-        if isinstance(v, np.ndarray):
-            np.testing.assert_allclose(v, b[k], rtol=1e-12, err_msg=k)
 
 
 def gemm_args(ni=13, nj=11, nk=9):

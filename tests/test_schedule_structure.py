@@ -7,23 +7,8 @@ import pytest
 
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
+from tests.kernels import matmul_ikj, run_both
 from tests.polybench import BENCHES
-
-
-def run_both(sch, kernel, args, exact=True):
-    """Build ``sch``, run it and CPython on copies of ``args``; compare arrays."""
-    f = polyop.build(sch)
-    a = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-    b = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-    f(**a)
-    kernel.py_func(**b)
-    for k, v in a.items():
-        if isinstance(v, np.ndarray):
-            if exact:
-                np.testing.assert_array_equal(v, b[k], err_msg=k)
-            else:
-                np.testing.assert_allclose(v, b[k], rtol=1e-12, err_msg=k)
-    return f
 
 
 def rand(*shape):
@@ -223,17 +208,8 @@ def test_inline_refusals_name_the_reason():
         polyop.Schedule(producer_consumer).inline("S0")
 
 
-@polyop.kernel
-def gemm_ikj(ni: int, nj: int, nk: int, C: "f64[ni, nj]", A: "f64[ni, nk]",
-             B: "f64[nk, nj]"):
-    for i in range(ni):
-        for k in range(nk):
-            for j in range(nj):
-                C[i, j] += A[i, k] * B[k, j]
-
-
 def test_parallel_reduction_needs_the_opt_in():
-    sch = polyop.Schedule(gemm_ikj)
+    sch = polyop.Schedule(matmul_ikj)
     i, k, j = sch.get_loops("S0")
     with pytest.raises(IllegalScheduleError, match="reduction='atomic'"):
         sch.parallel(k)
@@ -241,10 +217,10 @@ def test_parallel_reduction_needs_the_opt_in():
     assert sch.atomic_statements() == {"S0"}
     assert "atomic" in str(polyop.lower(sch))
     args = dict(ni=6, nj=7, nk=40, C=rand(6, 7), A=rand(6, 40), B=rand(40, 7))
-    f = run_both(sch, gemm_ikj, args, exact=False)
+    f = run_both(sch, matmul_ikj, args, exact=False)
     assert "atomicrmw fadd" in f.llvm_ir
     # a loop that carries nothing needs no atomics even with the opt-in
-    sch = polyop.Schedule(gemm_ikj)
+    sch = polyop.Schedule(matmul_ikj)
     sch.parallel(sch.get_loops("S0")[0], reduction="atomic")
     assert sch.atomic_statements() == set()
     with pytest.raises(ScheduleError, match="unknown reduction"):
@@ -267,14 +243,14 @@ def test_a_reduction_whose_partial_values_are_read_cannot_be_opted_in():
 
 
 def test_full_tiles_are_isolated_with_constant_bounds():
-    sch = polyop.Schedule(gemm_ikj)
+    sch = polyop.Schedule(matmul_ikj)
     i, k, j = sch.get_loops("S0")
     io, jo, ii, ji = sch.tile(i, j, 4, 8)
     text = str(polyop.lower(sch))
     assert "i_inner < 4;" in text and "j_inner < 8;" in text  # full tiles
     assert "j_inner < nj - 8 * j_outer;" in text  # the partial tile, kept apart
     sch.unroll(ji)
-    run_both(sch, gemm_ikj, dict(ni=10, nj=13, nk=5, C=rand(10, 13), A=rand(10, 5),
+    run_both(sch, matmul_ikj, dict(ni=10, nj=13, nk=5, C=rand(10, 13), A=rand(10, 5),
                                  B=rand(5, 13)))
 
 
