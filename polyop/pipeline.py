@@ -83,7 +83,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     try:
         ast = build_ast(program, schedule)
     except isl.Error as e:
-        unrolled = [v.name for v in getattr(obj, "_loops", {}).values() if v.kind == "unroll"]
+        unrolled = [name for name, kind in loops.values() if kind == "unroll"]
         if not unrolled:
             raise
         # isl unrolls only loops with bounds it can find at their position; a later

@@ -22,7 +22,7 @@ from ..errors import IllegalScheduleError, ScheduleError
 from . import structure
 from .handles import Loop
 from .inline import inline_statement
-from .tree import Leaf, from_isl, marks, restrict, to_isl
+from .tree import Leaf, from_isl, loop_values, marks, restrict, to_isl
 
 _T = isl.schedule_node_type
 
@@ -133,8 +133,7 @@ class FusionPrimitives:
     def _constant_range(self, band: isl.ScheduleNode, what: str) -> tuple[int, int]:
         """(lowest value, number of values) of a loop whose values lie in one
         constant range for all sizes."""
-        values = isl.Set.from_union_set(band.band_get_partial_schedule_union_map()
-                                        .intersect_domain(band.get_domain()).range())
+        values = loop_values(band)
         try:
             low, high = values.dim_min(0).min_val(), values.dim_max(0).max_val()
         except isl.Error:

@@ -135,27 +135,23 @@ def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNo
     """Dependences carried by the single-member ``band`` (a parallel/vector loop),
     except the instance pairs in ``allowed[array]`` (opted-in reductions)."""
     dom = band.get_domain()
-    prefix = band.get_prefix_schedule_union_map()
-    part = band.band_get_partial_schedule_union_map()
-    same_outer = prefix.apply_range(prefix.reverse())
-    same_here = part.apply_range(part.reverse())
+    across = _across(band)
+    flows = {name: _flow(program, name) for name, a in program.arrays.items() if a.temporary}
     out = []
-    for name, a in program.arrays.items():  # privatised temporaries must not leak out
-        if a.temporary:
-            leak = _flow(program, name).intersect_domain(dom).subtract_range(dom)
-            if not leak.is_empty():
-                src, dst, sizes, pair = _sample(program, leak)
-                out.append(Violation("RAW", name, src, dst, _element(
-                    program, "RAW", name, pair), loop, True, sizes, escapes=True))
+    for name, flow in flows.items():  # privatised temporaries must not leak out
+        leak = flow.intersect_domain(dom).subtract_range(dom)
+        if not leak.is_empty():
+            src, dst, sizes, pair = _sample(program, leak)
+            out.append(Violation("RAW", name, src, dst, _element(
+                program, "RAW", name, pair), loop, True, sizes, escapes=True))
     for kind, array, dep in deps.items():
         inside = dep.intersect_domain(dom).intersect_range(dom)
-        carried = inside.intersect(same_outer).subtract(same_here)
+        carried = inside.intersect(across)
         if allowed and array in allowed:
             carried = carried.subtract(allowed[array])
         if carried.is_empty():
             continue
-        if program.arrays[array].temporary and _privatisable(program, array, dom,
-                                                              same_outer, same_here):
+        if array in flows and _privatisable(flows[array], dom, across):
             continue
         src, dst, sizes, pair = _sample(program, carried)
         name = pair.get_tuple_name(isl.dim_type.in_)
@@ -185,9 +181,7 @@ def reduction_pairs(program: Program, band: isl.ScheduleNode) -> dict[str, isl.U
 def carried_statements(deps: Dependences, band: isl.ScheduleNode,
                        pairs: dict[str, isl.UnionMap]) -> set[str]:
     """The statements of ``pairs`` whose self-dependences ``band`` carries."""
-    prefix = band.get_prefix_schedule_union_map()
-    part = band.band_get_partial_schedule_union_map()
-    crossing = prefix.apply_range(prefix.reverse()).subtract(part.apply_range(part.reverse()))
+    crossing = _across(band)
     names: set[str] = set()
     for _, array, dep in deps.items():
         if array in pairs:
@@ -203,14 +197,20 @@ def _flow(program: Program, array: str) -> isl.UnionMap:
     return info.set_schedule(program.schedule).compute_flow().get_may_dependence()
 
 
-def _privatisable(program: Program, array: str, dom: isl.UnionSet,
-                  same_outer: isl.UnionMap, same_here: isl.UnionMap) -> bool:
-    """A local scalar whose every value is produced and consumed in one iteration."""
-    flow = _flow(program, array)
+def _across(band: isl.ScheduleNode) -> isl.UnionMap:
+    """Instance pairs in different iterations of the one-member ``band`` under
+    the same iteration of every loop around it."""
+    prefix = band.get_prefix_schedule_union_map()
+    part = band.band_get_partial_schedule_union_map()
+    return prefix.apply_range(prefix.reverse()).subtract(part.apply_range(part.reverse()))
+
+
+def _privatisable(flow: isl.UnionMap, dom: isl.UnionSet, across: isl.UnionMap) -> bool:
+    """A temporary (value-based ``flow``) whose every value is produced and
+    consumed in one iteration of the loop with instances ``dom``."""
     inside = flow.intersect_domain(dom).intersect_range(dom)
     crossing = flow.intersect_domain(dom).union(flow.intersect_range(dom)).subtract(inside)
-    carried = inside.intersect(same_outer).subtract(same_here)
-    return crossing.is_empty() and carried.is_empty()
+    return crossing.is_empty() and inside.intersect(across).is_empty()
 
 
 def _sample(program: Program, rel: isl.UnionMap):

@@ -35,7 +35,7 @@ from .legality import (
     order_violations,
     reduction_pairs,
 )
-from .tree import find_mark, reaches
+from .tree import find_mark, loop_values, reaches
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
 isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
@@ -259,10 +259,7 @@ class Schedule(FusionPrimitives):
             _, inner = self.split(loop, factor)
             self.unroll(inner)
             return inner
-        band = self._mark(loop).child(0)
-        values = band.band_get_partial_schedule_union_map().intersect_domain(
-            band.get_domain()).range()
-        if not _bounded(isl.Set.from_union_set(values)):
+        if not _bounded(loop_values(self._mark(loop).child(0))):
             raise ScheduleError(f"unroll: loop {loop.name} has no constant trip count; "
                                 "use unroll(loop, factor)")
         self._set_kind(loop, "unroll")

@@ -163,3 +163,9 @@ def contains(domain: isl.UnionSet, stmt: str) -> bool:
     found = []
     domain.foreach_set(lambda s: found.append(s.get_tuple_name() == stmt))
     return any(found)
+
+
+def loop_values(band: isl.ScheduleNode) -> isl.Set:
+    """The values a one-member ``band`` (a loop) takes over its instances."""
+    return isl.Set.from_union_set(band.band_get_partial_schedule_union_map()
+                                  .intersect_domain(band.get_domain()).range())
