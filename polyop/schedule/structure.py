@@ -139,16 +139,7 @@ def fission(root: Node, a: str, fresh: Callable[[str], str],
         return Seq(tuple(parts))
 
     new_root = rewrite(root, fn)
-    return _splice(new_root), gone, heads
-
-
-def _splice(node: Node) -> Node:
-    """Splice sequences that are direct children of sequences into their parent."""
-    if isinstance(node, Band):
-        return Band(node.mark, node.part, _splice(node.child))
-    if isinstance(node, Seq):
-        return _seq([(f, _splice(c)) for f, c in node.children])
-    return node
+    return new_root, gone, heads  # to_isl splices nested sequences
 
 
 def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSet,
