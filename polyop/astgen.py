@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import islpy as isl
 
@@ -45,9 +46,56 @@ _LOGIC = {_OP.and_: "and", _OP.and_then: "and", _OP.or_: "or", _OP.or_else: "or"
 
 
 def build_ast(program: Program, schedule: isl.Schedule | None = None) -> isl.AstNode:
-    """isl's AST for ``schedule`` (default: the program's textual schedule)."""
+    """isl's AST for ``schedule`` (default: the program's textual schedule).
+
+    Subscripts with integer division (``Bp[j // 16][k][j % 16]``, from a cache
+    layout) are rebuilt by isl at each statement instance, where it knows the
+    loops' ranges: after ``split(j, 16)`` the subscripts become ``j_outer`` and
+    ``j_inner``. The user node is annotated with an id naming them (see
+    ``quasi_affine_subscripts``).
+    """
     build = isl.AstBuild.from_context(program.context)
+    quasi = {s.name: [a for a in s.reads + s.writes if _has_division(a.index)]
+             for s in program.statements}
+    if any(quasi.values()):
+        # islpy returns the callback with the build; it must stay alive until done
+        build, _keep = build.set_at_each_domain(lambda node, b: _annotate(node, b, quasi))
     return build.node_from_schedule(schedule or program.schedule)
+
+
+#: annotation id -> {(array, original subscripts): subscripts as AST expressions}
+_SUBSCRIPTS: dict[str, dict[tuple, tuple[ir.Expr, ...]]] = {}
+_KEYS = itertools.count()
+
+
+def _has_division(index: tuple[ir.Expr, ...]) -> bool:
+    return any(isinstance(n, ir.Bin) and n.op in ("fdiv", "mod")
+               for e in index for n in ir.walk(e))
+
+
+def _annotation(node: isl.AstNode) -> str | None:
+    try:
+        return node.get_annotation().get_name()
+    except isl.Error:  # no annotation
+        return None
+
+
+def _annotate(node: isl.AstNode, build: isl.AstBuild, quasi: dict) -> isl.AstNode:
+    expr = node.user_get_expr()
+    accesses = quasi.get(expr.get_op_arg(0).get_id().get_name())
+    if not accesses:
+        return node
+    # schedule point -> statement instance, then -> array element
+    instance = isl.PwMultiAff.from_map(isl.Map.from_union_map(build.get_schedule()).reverse())
+    table = {}
+    for a in accesses:
+        element = isl.PwMultiAff.from_map(a.relation).pullback_pw_multi_aff(instance)
+        table[(a.array, a.index)] = tuple(
+            expr_to_ir(build.expr_from_pw_aff(element.get_pw_aff(d)))
+            for d in range(element.dim(isl.dim_type.out)))
+    key = f"polyop_subscripts_{next(_KEYS)}"
+    _SUBSCRIPTS[key] = table
+    return node.set_annotation(isl.Id(key))
 
 
 def expr_to_ir(e: isl.AstExpr) -> ir.Expr:
@@ -119,7 +167,9 @@ class _Translator:
                 _merge(uses, u)
             return ir.If(cond, then, other), uses
         if t == isl.ast_node_type.user:
-            return self.user(n.user_get_expr())
+            note = _annotation(n)
+            table = _SUBSCRIPTS.get(note, {}) if note is not None else {}
+            return self.user(n.user_get_expr(), table)
         if t == isl.ast_node_type.mark:
             return self.node(n.mark_get_node(), scope,
                              self.loops.get(n.mark_get_id().get_name()))
@@ -155,7 +205,7 @@ class _Translator:
         kind = _KINDS[info[1]] if info is not None else "serial"
         return ir.For(var, start, stop, step, body, kind), uses
 
-    def user(self, e: isl.AstExpr) -> tuple[ir.Stmt, dict]:
+    def user(self, e: isl.AstExpr, subscripts: dict) -> tuple[ir.Stmt, dict]:
         name = e.get_op_arg(0).get_id().get_name()
         stmt = self.stmts[name]
         env, uses = {}, {}
@@ -168,7 +218,21 @@ class _Translator:
                 for sub in ir.walk(env[it]):
                     if isinstance(sub, ir.Var):  # used in an expression: keep the AST name
                         uses.setdefault(sub.name, set()).update({it, "?"})
-        return ir.substitute(stmt.body, env), uses
+        return _instance(stmt.body, env, subscripts), uses
+
+
+def _instance(node, env: dict[str, ir.Expr], subscripts: dict):
+    """``node`` at one instance: iterators replaced by ``env``, and the subscripts
+    isl rebuilt (``subscripts``) in place of the statement's own."""
+    if isinstance(node, ir.Var):
+        return env.get(node.name, node)
+    if isinstance(node, (ir.Load, ir.Store)) and (node.array, node.index) in subscripts:
+        index = subscripts[(node.array, node.index)]
+        if isinstance(node, ir.Load):
+            return ir.Load(node.array, index, node.dtype)
+        return dataclasses.replace(node, index=index,
+                                   value=_instance(node.value, env, subscripts))
+    return ir.map_children(node, lambda c: _instance(c, env, subscripts))
 
 
 def _merge(into: dict, other: dict) -> None:
@@ -196,3 +260,14 @@ def ast_to_ir(node: isl.AstNode, program: Program,
     """
     stmt, _ = _Translator(program, loops or {}, atomic).node(node, frozenset())
     return stmt
+
+
+def release_subscripts(node: isl.AstNode) -> None:
+    """Forget the subscripts ``build_ast`` recorded for ``node``'s statements."""
+    def visit(n: isl.AstNode) -> bool:
+        note = _annotation(n) if n.get_type() == isl.ast_node_type.user else None
+        if note is not None:
+            _SUBSCRIPTS.pop(note, None)
+        return True
+
+    node.foreach_descendant_top_down(visit)

@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import numbers
+import threading
 
 import numpy as np
 
@@ -65,10 +66,14 @@ class CompiledKernel:
 
     def __init__(self, program: Program, function: ir.Function, compiled):
         self.program, self.function, self.native = program, function, compiled
-        self.names = tuple(a.name for a in program.arguments)
+        # scratch arrays (caches made by the schedule) are allocated here, not passed
+        self.scratch = tuple(program.meta.get("scratch", ()))
+        self.names = tuple(a.name for a in program.arguments if a.name not in self.scratch)
         self.kinds = {a.name: a for a in program.arguments}
         self.written = {n for n in program.arrays if not program.writes(n).is_empty()}
-        self.arrays = [a.name for a in program.arguments if a.kind == "array"]
+        self.arrays = [a.name for a in program.arguments
+                       if a.kind == "array" and a.name not in self.scratch]
+        self._local = threading.local()
         self.assumptions = [(t, compile(t, f"<assert {t}>", "eval"))
                             for t in program.assumptions]
         # a size left out of a call is read from the first array dimension equal to it
@@ -122,7 +127,7 @@ class CompiledKernel:
     def validate(self, bound: dict) -> list:
         """Check every argument; return them in native-call order."""
         sizes: dict[str, int] = {}
-        out = []
+        values = {}
         for name in self.names:
             arg, v = self.kinds[name], bound[name]
             if arg.kind == "size":
@@ -135,7 +140,7 @@ class CompiledKernel:
                 sizes[name] = v
             elif arg.kind == "scalar":
                 v = self._scalar(name, arg.dtype, v)
-            out.append(v)
+            values[name] = v
         for text, test in self.assumptions:
             if not eval(test, {"min": min, "max": max}, sizes):  # noqa: S307 - kernel's own assert
                 raise ArgumentError(f"sizes {sizes} violate the kernel's assumption "
@@ -143,7 +148,23 @@ class CompiledKernel:
         for name in self.arrays:
             self._array(name, bound[name], sizes)
         self._no_aliasing(bound)
-        return out
+        values.update(self._scratch(sizes))
+        return [values[a.name] for a in self.program.arguments]
+
+    def _scratch(self, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+        """The scratch arrays for these sizes (kept per thread between calls)."""
+        if not self.scratch:
+            return {}
+        key = tuple(sorted(sizes.items()))
+        cache = getattr(self._local, "scratch", None)
+        if cache is None or cache[0] != key:
+            arrays = {}
+            for name in self.scratch:
+                spec = self.program.arrays[name]
+                shape = tuple(max(0, eval_index(e, sizes)) for e in spec.extents)
+                arrays[name] = np.empty(shape, dtype=spec.dtype.numpy)
+            cache = self._local.scratch = (key, arrays)
+        return cache[1]
 
     def _scalar(self, name: str, dtype, v):
         if isinstance(v, np.ndarray) and v.ndim == 0:

@@ -161,6 +161,7 @@ def _param_order(program: Program, info: TEInfo, args: tuple) -> list[str]:
     names = [info.array(a) if isinstance(a, Tensor) else a.name for a in args]
     names += [info.array(t) for t in info.tensors if info.array(t) not in names
               and info.array(t) in program.arrays]
+    names += [a.name for a in program.arguments if a.kind == "array" and a.name not in names]
     return names + [p for p in program.params if p not in names]
 
 

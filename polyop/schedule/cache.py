@@ -1,0 +1,404 @@
+"""``cache_read``: copy an array into a new buffer, in a new layout, for its readers.
+
+``sch.cache_read(B, "C", layout=lambda k, j: (j // 16, k, j % 16), pad=0.0)``
+adds a *copy statement* that writes every element of ``B`` into a new array
+(the *cache*, named ``B_cache`` unless ``name`` is given) at the position the
+``layout`` gives, and redirects the reads of ``B`` by the consumer statements
+to the cache. This is packing, as in BLIS and GotoBLAS: above, ``B`` is stored
+as column panels of 16 so that a micro-kernel reads it with unit stride.
+
+- ``layout`` maps the array's indices to the cache's with ``+ - *`` by
+  constants, ``//`` and ``%`` by positive constants; it must be injective
+  (two elements never share a slot) and its inverse affine. The default is
+  the identity (a plain copy, as TVM's ``cache_read``).
+- The cache's shape is the smallest box holding the layout's image; where a
+  dimension's extent has a constant bound (``j % 16``: 16) the cache gets the
+  full constant extent. ``pad`` fills the slots outside the image (the partial
+  last panel when 16 does not divide ``N``) with a value, so a consumer
+  computing whole panels reads defined values; without ``pad`` the copy writes
+  only the image.
+- The copy's loops run over the cache's dimensions in order (so it writes the
+  cache contiguously); they are ordinary loops of the schedule, handles from
+  ``get_loops(name)``, and ``compute_at(name, loop)`` moves the copy into a
+  consumer's nest (packing per block, as GotoBLAS does).
+- The cache is *scratch*: not an argument of the built function, allocated
+  (once per thread and size) by the runtime.
+
+Legality. In the program's reference order the copy runs just before the
+top-level loop nest of the first consumer. ``cache_read`` refuses, naming the
+writer, when an element of the array is written between that point and a
+consumer's read (the cache would be stale); the schedule with the copy is then
+checked against the new program's dependences like every primitive.
+
+Example::
+
+    >>> sch = polyop.create_schedule(C)                                  # doctest: +SKIP
+    >>> sch.cache_read(B, C, layout=lambda k, j: (j // 16, k, j % 16), pad=0.0)  # doctest: +SKIP
+    'B_cache'
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Callable
+
+import islpy as isl
+
+from .. import ir
+from ..bounds import array_box
+from ..deps import dependences
+from ..errors import IllegalScheduleError, ScheduleError
+from ..frontend.affine import AffineConverter, NotAffine
+from ..program import Access, Argument, Array, Program, Statement
+from ..types import INDEX
+from .inline import _aff_to_ir
+from .tree import Band, Leaf, Seq, contains, from_isl, to_isl
+
+
+class CachePrimitives:
+    """``cache_read`` (see the module docstring)."""
+
+    def cache_read(self, array, consumers=None, *, layout: Callable | None = None,
+                   pad: float | int | None = None, name: str | None = None) -> str:
+        """Copy ``array`` (a name, or a tensor) into a new scratch array in
+        ``layout`` and make ``consumers`` (statement names or tensors; default:
+        every reader) read the copy. Returns the new array's name, which is also
+        the copy statement's (see the module docstring).
+
+        Example::
+
+            >>> sch.cache_read("B", "S1", layout=lambda k, j: (j // 16, k, j % 16),
+            ...                pad=0.0, name="Bp")                    # doctest: +SKIP
+            'Bp'
+        """
+        program = self.program
+        src = self._array_name(array)
+        what = f"cache_read({src})"
+        cache = name or _fresh_name(program, f"{src}_cache")
+        if cache in program.arrays or cache in self.stmts or cache in program.params:
+            raise ScheduleError(f"{what}: the name {cache!r} is taken")
+        readers = [s for s in program.statements if any(a.array == src for a in s.reads)]
+        if consumers is None:
+            chosen = [s.name for s in readers]
+        else:
+            items = consumers if isinstance(consumers, (list, tuple)) else [consumers]
+            chosen = [n for c in items for n in self._statements(c)]
+        chosen = [n for n in chosen if any(a.array == src for a in program.statement(n).reads)]
+        if not chosen:
+            raise ScheduleError(f"{what}: no consumer reads {src}")
+        for n in chosen:
+            if any(a.array == src for a in program.statement(n).writes):
+                raise ScheduleError(f"{what}: {n} writes {src} as well as reading it; a "
+                                    "read cache would go stale")
+        plan = _Layout(program, program.arrays[src], cache, layout, what)
+        copy = plan.copy_statement(pad, line=program.statement(chosen[0]).line)
+        statements = []
+        for s in program.statements:
+            if s.name in chosen:
+                s = dataclasses.replace(s, reads=tuple(plan.redirect(a) if a.array == src
+                                                       else a for a in s.reads),
+                                        body=plan.redirect_body(s.body))
+            statements.append(s)
+        first = next(k for k, s in enumerate(program.statements) if s.name in chosen)
+        statements.insert(first, copy)
+        arrays = dict(program.arrays)
+        arrays[cache] = plan.array
+        meta = {k: v for k, v in program.meta.items() if k != "dependences"}
+        meta["scratch"] = tuple(meta.get("scratch", ())) + (cache,)
+        meta["internal"] = tuple(meta.get("internal", ())) + (cache,)
+        domain = program.domain.union(isl.UnionSet.from_set(copy.domain))
+        reference = _insert_before(program.schedule, _copy_nest(copy), copy, chosen, domain)
+        new = dataclasses.replace(
+            program, statements=tuple(statements), arrays=arrays, meta=meta,
+            arguments=program.arguments + (Argument(cache, "array", plan.array.dtype),),
+            schedule=reference)
+        _check_not_stale(new, copy, chosen, src, what)
+        saved = self.program, self.deps
+        self.program, self.deps = new, dependences(new)
+        try:
+            nest = self._with_marks(_copy_nest(copy))
+            tree = _insert_before(self._tree, nest, copy, chosen, domain)
+            self._commit(f"{what} -> {cache}", tree)
+        except IllegalScheduleError:
+            self.program, self.deps = saved
+            raise
+        return cache
+
+    def _array_name(self, array) -> str:
+        """The array behind ``array``: a name, or a tensor of tensor expressions."""
+        info = self.program.meta.get("te")
+        if info is not None and not isinstance(array, str) and info.contains(array):
+            array = info.array(array)
+        if not isinstance(array, str) or array not in self.program.arrays:
+            known = ", ".join(a for a in self.program.arrays)
+            raise ScheduleError(f"unknown array {array!r} (arrays: {known})")
+        return array
+
+
+class _Layout:
+    """A cache layout: the map from array elements to cache slots, its inverse,
+    and the cache's shape."""
+
+    def __init__(self, program: Program, array: Array, cache: str,
+                 layout: Callable | None, what: str):
+        self.program, self.source, self.cache, self.what = program, array, cache, what
+        names = [f"_a{k}" for k in range(array.ndim)]
+        formal = [ir.Var(n, INDEX) for n in names]
+        out = _apply(layout, formal, what) if layout is not None else formal
+        self.exprs = out  # cache index over the formal array indices _a0, _a1, ...
+        space = isl.Space.create_from_names(isl.DEFAULT_CONTEXT, set=names,
+                                            params=list(program.params))
+        conv = AffineConverter(space, lambda node, why: ScheduleError(f"{what}: {why}"))
+        graph = None
+        for e in out:
+            try:
+                pa = conv.pwaff(ast.parse(_py(e), mode="eval").body)
+            except NotAffine as err:
+                raise ScheduleError(f"{what}: layout index {_py(e)} is not affine: {err}") \
+                    from None
+            m = isl.Map.from_pw_aff(pa)
+            graph = m if graph is None else graph.flat_range_product(m)
+        box = array_box(program, array)
+        self.map = (graph.set_tuple_name(isl.dim_type.in_, array.name)
+                    .set_tuple_name(isl.dim_type.out, cache).intersect_domain(box))
+        if not self.map.is_injective():
+            raise ScheduleError(f"{what}: the layout maps two elements of {array.name} to "
+                                "one slot; it must be injective")
+        self.image = self.map.range()
+        self.array = self._shape()
+
+    def _shape(self) -> Array:
+        context = self.program.context
+        build = isl.AstBuild.from_context(context)
+        shape, extents = [], []
+        for d in range(len(self.exprs)):
+            nonneg = self.image.lower_bound_val(isl.dim_type.set, d, isl.Val(0))
+            if not self.image.is_subset(nonneg):
+                raise ScheduleError(f"{self.what}: cache index {d} "
+                                    f"({_py(self.exprs[d])}) can be negative")
+            high = self.image.dim_max(d)
+            top = high.max_val() if not high.is_empty() else None
+            if top is not None and top.is_int():
+                ext: ir.Expr = ir.Const(top.to_python() + 1, INDEX)
+            else:
+                from ..astgen import expr_to_ir
+
+                ext = _plus_one(expr_to_ir(build.expr_from_pw_aff(high)))
+            extents.append(ext)
+            shape.append(_py(ext))
+        return Array(self.cache, self.source.dtype, tuple(shape), tuple(extents))
+
+    def redirect(self, acc: Access) -> Access:
+        """A consumer's read of the array as a read of the cache."""
+        rel = acc.relation.apply_range(self.map)
+        index = self.index_of(acc.index)
+        return Access(self.cache, rel, index, f"{self.cache}[{', '.join(map(_py, index))}]")
+
+    def index_of(self, index: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
+        env = {f"_a{k}": e for k, e in enumerate(index)}
+        return tuple(ir.substitute(e, env) for e in self.exprs)
+
+    def redirect_body(self, node):
+        if isinstance(node, ir.Load) and node.array == self.source.name:
+            return ir.Load(self.cache, self.index_of(node.index), node.dtype)
+        return ir.map_children(node, self.redirect_body)
+
+    def copy_statement(self, pad, line: int) -> Statement:
+        """``cache[c] = array[inverse(c)]`` over the image (or, with ``pad``, over
+        the whole cache with ``pad`` outside the image)."""
+        cache, src = self.cache, self.source
+        its = tuple(f"{cache}_{d}" for d in range(len(self.exprs)))
+        space = isl.Space.create_from_names(isl.DEFAULT_CONTEXT, set=list(its),
+                                            params=list(self.program.params))
+        slots = self.image.reset_tuple_id().set_tuple_name(cache)
+        box = array_box(self.program, self.array)
+        inverse = isl.PwMultiAff.from_map(self.map.reverse())
+        if inverse.n_piece() != 1:
+            raise ScheduleError(f"{self.what}: the layout's inverse is not one affine function")
+        pieces: list[isl.MultiAff] = []
+        inverse.foreach_piece(lambda _s, ma: pieces.append(ma))
+        try:
+            index = tuple(_aff_to_ir(pieces[0].get_aff(k), its, self.program.params)
+                          for k in range(src.ndim))
+        except ScheduleError:
+            raise ScheduleError(f"{self.what}: the layout's inverse needs integer division; "
+                                "use a layout whose inverse is affine") from None
+        domain = slots if pad is None else box
+        domain = isl.Set.from_basic_set(isl.BasicSet.universe(space)).set_tuple_name(cache) \
+            .intersect(domain.intersect_params(self.program.context))
+        read_rel = self.map.reverse().intersect_domain(slots)
+        read = Access(src.name, read_rel, index, f"{src.name}[{', '.join(map(_py, index))}]")
+        value: ir.Expr = ir.Load(src.name, index, src.dtype)
+        if pad is not None and not slots.is_equal(box.intersect_params(self.program.context)):
+            value = ir.Select(_condition(slots.gist(box), its, self.program.params), value,
+                              ir.Const(pad, src.dtype), src.dtype)
+        target = tuple(ir.Var(v, INDEX) for v in its)
+        write_rel = isl.Map.from_domain_and_range(domain, domain).intersect(
+            isl.Map.identity(domain.get_space().map_from_set()))
+        write = Access(cache, write_rel, target, f"{cache}[{', '.join(its)}]")
+        text = f"{cache}[{', '.join(its)}] = {src.name}[{', '.join(map(_py, index))}]"
+        return Statement(cache, its, domain, (read,), (write,),
+                         ir.Store(cache, target, value), line, text)
+
+
+def _apply(layout: Callable, formal: list[ir.Expr], what: str) -> tuple[ir.Expr, ...]:
+    out = layout(*[_Index(v) for v in formal])
+    if not isinstance(out, (tuple, list)):
+        out = (out,)
+    result = []
+    for e in out:
+        if isinstance(e, int) and not isinstance(e, bool):
+            e = _Index(ir.Const(e, INDEX))
+        if not isinstance(e, _Index):
+            raise ScheduleError(f"{what}: the layout must return integer expressions of its "
+                                f"arguments, got {type(e).__name__}")
+        result.append(e.expr)
+    return tuple(result)
+
+
+class _Index:
+    """An index expression in a layout: ``+ - *`` (by constants), ``//`` and ``%``
+    (by positive constants) build loop-IR expressions."""
+
+    def __init__(self, expr: ir.Expr):
+        self.expr = expr
+
+    @staticmethod
+    def _of(v) -> ir.Expr:
+        if isinstance(v, _Index):
+            return v.expr
+        if isinstance(v, int) and not isinstance(v, bool):
+            return ir.Const(v, INDEX)
+        raise TypeError(f"layout: expected an index or an int, got {type(v).__name__}")
+
+    def _bin(self, op: str, a, b) -> _Index:
+        return _Index(ir.Bin(op, self._of(a), self._of(b), INDEX))
+
+    def _by_constant(self, op: str, c) -> _Index:
+        if not isinstance(c, int) or isinstance(c, bool) or c <= 0:
+            raise TypeError(f"layout: {'//' if op == 'fdiv' else '%'} needs a positive "
+                            "integer constant")
+        return self._bin(op, self, c)
+
+    def __add__(self, o): return self._bin("add", self, o)
+    def __radd__(self, o): return self._bin("add", o, self)
+    def __sub__(self, o): return self._bin("sub", self, o)
+    def __rsub__(self, o): return self._bin("sub", o, self)
+    def __mul__(self, o): return self._bin("mul", self, o)
+    def __rmul__(self, o): return self._bin("mul", o, self)
+    def __neg__(self): return _Index(ir.Neg(self.expr, INDEX))
+    def __floordiv__(self, c): return self._by_constant("fdiv", c)
+    def __mod__(self, c): return self._by_constant("mod", c)
+
+
+_PY = {"add": "+", "sub": "-", "mul": "*", "fdiv": "//", "mod": "%"}
+
+
+def _py(e: ir.Expr) -> str:
+    """An integer index expression as Python source (array shapes are written so)."""
+    if isinstance(e, ir.Const):
+        return str(e.value)
+    if isinstance(e, ir.Var):
+        return e.name
+    if isinstance(e, ir.Neg):
+        return f"-({_py(e.a)})"
+    if isinstance(e, ir.Bin) and e.op in _PY:
+        return f"({_py(e.a)} {_PY[e.op]} {_py(e.b)})"
+    if isinstance(e, ir.Bin) and e.op in ("min", "max"):
+        return f"{e.op}({_py(e.a)}, {_py(e.b)})"
+    raise AssertionError(f"not an integer index expression: {e!r}")
+
+
+def _plus_one(e: ir.Expr) -> ir.Expr:
+    if isinstance(e, ir.Bin) and e.op == "sub" and e.b == ir.Const(1, INDEX):
+        return e.a
+    return ir.Bin("add", e, ir.Const(1, INDEX), INDEX)
+
+
+def _condition(s: isl.Set, its: tuple[str, ...], params: tuple[str, ...]) -> ir.Expr:
+    """``s``'s constraints (no existentials) as a boolean loop-IR expression."""
+    disjuncts: list[ir.Expr] = []
+
+    def conjunct(bset: isl.BasicSet) -> None:
+        if bset.dim(isl.dim_type.div):
+            raise ScheduleError("cache_read: the padding condition needs integer division")
+        terms: list[ir.Expr] = []
+
+        def one(c: isl.Constraint) -> None:
+            e = _aff_to_ir(c.get_aff(), its, params)
+            terms.append(ir.Cmp("eq" if c.is_equality() else "ge", e, ir.Const(0, INDEX)))
+
+        bset.foreach_constraint(one)
+        out: ir.Expr = terms[0] if terms else ir.Const(True, ir.BOOL)
+        for t in terms[1:]:
+            out = ir.Logic("and", out, t)
+        disjuncts.append(out)
+
+    s.foreach_basic_set(conjunct)
+    out = disjuncts[0]
+    for d in disjuncts[1:]:
+        out = ir.Logic("or", out, d)
+    return out
+
+
+def _copy_nest(copy: Statement) -> isl.Schedule:
+    """The copy statement's loop nest, one band per cache dimension (no marks)."""
+    domain = isl.UnionSet.from_set(copy.domain)
+    sched = isl.Schedule.from_domain(domain)
+    its = ", ".join(copy.iterators)
+    params = ", ".join(copy.domain.get_space().get_var_names(isl.dim_type.param))
+    for it in reversed(copy.iterators):
+        sched = sched.insert_partial_schedule(isl.MultiUnionPwAff(
+            f"[{params}] -> [{{ {copy.name}[{its}] -> [({it})] }}]"))
+    return sched
+
+
+def _insert_before(tree: isl.Schedule, nest: isl.Schedule, copy: Statement,
+                   consumers: list[str], domain: isl.UnionSet) -> isl.Schedule:
+    """``tree`` with ``nest`` run just before the top-level part holding the first
+    of ``consumers``."""
+    old_domain, root = from_isl(tree)
+    _, node = from_isl(nest)
+    part = (isl.UnionSet.from_set(copy.domain), node)
+    if isinstance(root, Seq):
+        kids = list(root.children)
+        at = next((k for k, (f, _) in enumerate(kids)
+                   if any(contains(f, c) for c in consumers)), 0)
+        kids.insert(at, part)
+        new: Band | Seq | Leaf = Seq(tuple(kids))
+    else:
+        new = Seq((part, (old_domain, root)))
+    return to_isl(domain, new)
+
+
+def _check_not_stale(program: Program, copy: Statement, consumers: list[str], src: str,
+                     what: str) -> None:
+    """Refuse when an element is written after the copy reads it and before a
+    consumer reads its copy (in the new program's reference order)."""
+    order = program.schedule.get_map()
+    before = order.lex_lt_union_map(order)
+    cache_reads = isl.UnionMap.empty(order.get_space())
+    for name in consumers:
+        for a in program.statement(name).reads:
+            if a.array == copy.name:
+                cache_reads = cache_reads.union(isl.UnionMap.from_map(a.relation))
+    # consumer instance -> copy instance that wrote the slot it reads
+    source = cache_reads.apply_range(isl.UnionMap.from_map(copy.writes[0].relation).reverse())
+    writers = program.writes(src)
+    clobber = isl.UnionMap.from_map(copy.reads[0].relation).apply_range(writers.reverse())
+    late = source.apply_range(clobber.intersect(before)).intersect(before.reverse())
+    if not late.is_empty():
+        found: list[isl.Map] = []
+        late.foreach_map(found.append)
+        writer = found[0].get_tuple_name(isl.dim_type.out)
+        raise ScheduleError(f"{what}: {writer} writes {src} after the copy and before "
+                            f"{found[0].get_tuple_name(isl.dim_type.in_)} reads it; the "
+                            "cache would be stale")
+
+
+def _fresh_name(program: Program, base: str) -> str:
+    taken = set(program.arrays) | {s.name for s in program.statements} | set(program.params)
+    if base not in taken:
+        return base
+    return next(f"{base}{k}" for k in range(1, 1 << 20) if f"{base}{k}" not in taken)
