@@ -32,6 +32,7 @@ Glossary (isl's vocabulary, used throughout):
   no dependence.
 """
 
+from . import ops
 from .deps import Dependences, dependences
 from .errors import (
                      ArgumentError,
@@ -46,26 +47,26 @@ from .pipeline import build, lower
 from .program import Program, Statement
 from .schedule import Loop, Schedule, Violation
 from .te import (
-                 IterVar,
-                 Tensor,
-                 compute,
-                 const,
-                 cos,
-                 create_schedule,
-                 exp,
-                 if_then_else,
-                 log,
-                 logical_and,
-                 logical_not,
-                 logical_or,
-                 maximum,
-                 minimum,
-                 placeholder,
-                 reduce_axis,
-                 sin,
-                 sqrt,
-                 tanh,
-                 var,
+                     IterVar,
+                     Tensor,
+                     compute,
+                     const,
+                     cos,
+                     create_schedule,
+                     exp,
+                     if_then_else,
+                     log,
+                     logical_and,
+                     logical_not,
+                     logical_or,
+                     maximum,
+                     minimum,
+                     placeholder,
+                     reduce_axis,
+                     sin,
+                     sqrt,
+                     tanh,
+                     var,
 )
 
 # TVM-style reductions and abs: attributes of the polyop module (polyop.sum, polyop.max, ...);
@@ -79,7 +80,7 @@ from .types import f32, f64, i32, i64
 __all__ = [
     "ArgumentError", "BoundsError", "FrontendError", "IllegalScheduleError", "PolyopError",
     "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "local", "prefetch",
-    "build", "lower",
+    "build", "lower", "ops",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "f32", "f64", "i32", "i64",
     # tensor expressions (polyop.te)

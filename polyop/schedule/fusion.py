@@ -1,5 +1,6 @@
 """Schedule primitives that move statements between loops: ``fuse``,
-``fission``, ``compute_at`` and ``inline`` (``compute_inline``).
+``fission``, ``compute_at``, ``reverse_compute_at`` and ``inline``
+(``compute_inline``).
 
 They are methods of ``polyop.Schedule`` (this class is one of its bases); the
 tree rewrites themselves are in ``polyop.schedule.structure`` and
@@ -28,7 +29,8 @@ _T = isl.schedule_node_type
 
 
 class FusionPrimitives:
-    """``fuse``, ``fission``, ``compute_at``, ``inline`` (see the module docstring)."""
+    """``fuse``, ``fission``, ``compute_at``, ``reverse_compute_at``, ``inline`` (see
+    the module docstring)."""
 
     def fuse(self, a: Loop, b: Loop) -> Loop:
         """Fuse two loops into one, which is returned.
@@ -74,33 +76,55 @@ class FusionPrimitives:
         the iteration of ``loop`` whose body first reads what it writes, ahead
         of that body (its own loops go with it). Instances are moved, never
         recomputed; those nothing inside ``loop`` reads stay where they were."""
+        self._move_into(stmt, loop, after=False)
+
+    def reverse_compute_at(self, stmt, loop: Loop) -> None:
+        """Compute the consumer statement ``stmt`` (or a tensor's statements)
+        inside ``loop``, where what it reads is produced: each instance runs in
+        the iteration of ``loop`` whose body last writes what it reads, after
+        that body (an epilogue: ``relu(C + bias)`` right after each tile of ``C``).
+
+        Example::
+
+            >>> sch.reverse_compute_at(D, tile_loop)              # doctest: +SKIP
+        """
+        self._move_into(stmt, loop, after=True)
+
+    def _move_into(self, stmt, loop: Loop, after: bool) -> None:
         names = self._statements(stmt)
         self._mark(loop)
         saved = self._save()
         try:
-            for name in reversed(names):  # the update first, so the init lands ahead of it
-                self._compute_at(name, loop)
+            # compute_at moves the update first, so that the init lands ahead of it
+            for name in (names if after else reversed(names)):
+                self._compute_at(name, loop, after)
         except ScheduleError:
             self._restore(saved)
             raise
         if len(names) > 1:
-            self._trace[-len(names):] = [f"compute_at({stmt.name}, {loop.name})"]
+            verb = "reverse_compute_at" if after else "compute_at"
+            self._trace[-len(names):] = [f"{verb}({stmt.name}, {loop.name})"]
 
-    def _compute_at(self, stmt: str, loop: Loop) -> None:
-        what = f"compute_at({stmt}, {loop.name})"
+    def _compute_at(self, stmt: str, loop: Loop, after: bool = False) -> None:
+        what = f"{'reverse_compute_at' if after else 'compute_at'}({stmt}, {loop.name})"
         mark = self._mark(loop)
         if loop in self.get_loops(stmt):
             raise ScheduleError(f"{what}: {stmt} is already inside loop {loop.name}")
         s = self.program.statement(stmt)
         writes = isl.UnionMap.empty(self.program.context.get_space())
         reads = writes
-        for acc in s.writes:
-            writes = writes.union(isl.UnionMap.from_map(acc.relation))
-            reads = reads.union(self.program.reads(acc.array))
+        if after:
+            for acc in s.reads:
+                reads = reads.union(isl.UnionMap.from_map(acc.relation))
+                writes = writes.union(self.program.writes(acc.array))
+        else:
+            for acc in s.writes:
+                writes = writes.union(isl.UnionMap.from_map(acc.relation))
+                reads = reads.union(self.program.reads(acc.array))
         try:
             tree = structure.compute_at(self._tree, mark.child(0),
                                         isl.UnionSet.from_set(s.domain), writes, reads,
-                                        self._fresh)
+                                        self._fresh, after)
         except ScheduleError as e:
             raise ScheduleError(f"{what}: {e}") from None
         self._commit(what, tree)

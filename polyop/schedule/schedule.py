@@ -26,6 +26,7 @@ import islpy as isl
 from ..deps import dependences
 from ..errors import IllegalScheduleError, ScheduleError
 from .astprep import prepare_for_ast
+from .cache import CachePrimitives
 from .fusion import FusionPrimitives
 from .handles import Loop, LoopInfo
 from .legality import (
@@ -43,7 +44,7 @@ isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
 _T = isl.schedule_node_type
 
 
-class Schedule(FusionPrimitives):
+class Schedule(FusionPrimitives, CachePrimitives):
     """A mutable schedule over a kernel's statements (see the module docstring).
 
     ``check=False`` admits illegal schedules (for experiments); ``check()``

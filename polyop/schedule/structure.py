@@ -144,7 +144,7 @@ def fission(root: Node, a: str, fresh: Callable[[str], str],
 
 def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSet,
                writes: isl.UnionMap, reads: isl.UnionMap,
-               fresh: Callable[[str], str]) -> isl.Schedule:
+               fresh: Callable[[str], str], after: bool = False) -> isl.Schedule:
     """Move the instances of ``producer`` (one statement's domain) whose values
     are read inside the loop ``band`` (the band node under the loop's mark)
     into that loop's body.
@@ -155,16 +155,26 @@ def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSe
     Instances nothing inside the loop reads stay where they were (their loops
     keep their marks, the moved copies get ``fresh`` ones). Nothing is
     recomputed: every instance still runs exactly once.
+
+    With ``after`` (``reverse_compute_at``) the roles turn: ``producer`` is a
+    consumer whose ``reads`` are written (``writes``) inside the loop; each of
+    its instances runs at the iteration where the last of those writes runs,
+    after that iteration's body.
     """
     inside = band.get_domain()
-    consumers = writes.apply_range(reads.intersect_domain(inside).reverse())
+    if after:
+        links = reads.apply_range(writes.intersect_domain(inside).reverse())
+    else:
+        links = writes.apply_range(reads.intersect_domain(inside).reverse())
     time = band.get_prefix_schedule_union_map().flat_range_product(
         band.band_get_partial_schedule_union_map())
-    place = consumers.apply_range(time).lexmin()
+    place = links.apply_range(time)
+    place = place.lexmax() if after else place.lexmin()
     moved = place.domain().intersect(producer)
     mark = band.parent().mark_get_id().get_name()
     if moved.is_empty():
-        raise ScheduleError("nothing inside the loop reads what the statement writes")
+        raise ScheduleError("nothing inside the loop writes what the statement reads" if after
+                            else "nothing inside the loop reads what the statement writes")
     place = isl.MultiUnionPwAff.from_union_map(place.intersect_domain(moved))
 
     domain, root = from_isl(tree)
@@ -186,7 +196,8 @@ def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSe
         at = isl.MultiUnionPwAff.from_union_pw_aff(place.get_union_pw_aff(depth))
         part = node.part.intersect_domain(rest).union_add(at)
         if node.mark == mark:
-            child = _seq([(moved, own), (rest.intersect(inside), node.child)])
+            parts = [(moved, own), (rest.intersect(inside), node.child)]
+            child = _seq(parts[::-1] if after else parts)
         else:
             child = along(node.child, depth + 1)
         return Band(node.mark, part, child)

@@ -1,0 +1,18 @@
+"""Operators built from polyop schedules: ``matmul`` (GEMM, optionally with a
+fused bias and ReLU).
+
+Each operator is a tensor expression plus a schedule of legality-checked
+primitives (``cache_read`` packing, tiling, unrolling, ``compute_at``); the
+schedule is kept on the compiled operator (``.schedule``) for inspection.
+
+Example::
+
+    >>> import polyop
+    >>> mm = polyop.ops.matmul(128, 128, 128)
+    >>> mm.schedule.stmts
+    ['C_init', 'Ap', 'Bp', 'C']
+"""
+
+from .matmul import Matmul, MatmulTiling, matmul, schedule_matmul
+
+__all__ = ["Matmul", "MatmulTiling", "matmul", "schedule_matmul"]

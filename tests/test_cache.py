@@ -1,0 +1,189 @@
+"""cache_read (packing into a new layout, padding) and reverse_compute_at."""
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop.errors import IllegalScheduleError, ScheduleError
+from tests.kernels import run_both
+
+rng = np.random.default_rng(7)
+
+
+def rand(*shape, dtype=np.float64):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def te_matmul():
+    M, N, K = polyop.var("M"), polyop.var("N"), polyop.var("K")
+    A = polyop.placeholder((M, K), "float32", name="A")
+    B = polyop.placeholder((K, N), "float32", name="B")
+    k = polyop.reduce_axis((0, K), name="k")
+    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C
+
+
+def check_matmul(f, sizes):
+    for m, n, k in sizes:
+        a, b = rand(m, k, dtype=np.float32), rand(k, n, dtype=np.float32)
+        c = np.full((m, n), np.nan, np.float32)
+        f(a, b, c)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+SIZES = [(3, 5, 7), (4, 33, 2), (0, 3, 3), (5, 0, 2), (6, 16, 0), (13, 17, 9)]
+
+
+def test_packed_panels_with_padding_match_numpy():
+    A, B, C = te_matmul()
+    sch = polyop.create_schedule(C)
+    assert sch.cache_read(B, C, layout=lambda k, j: (j // 4, k, j % 4), pad=0.0,
+                          name="Bp") == "Bp"
+    assert sch.cache_read(A, C, layout=lambda i, k: (i // 3, k, i % 3)) == "A_cache"
+    bp = sch.program.arrays["Bp"]
+    assert bp.shape == ("((N + 3) // 4)", "K", "4")
+    f = polyop.build(sch, [A, B, C])
+    check_matmul(f, SIZES)
+    # the padding slots hold the pad value; the scratch array is not an argument
+    assert f.kernel.names == ("A", "B", "C", "M", "K", "N")
+
+
+def test_subscripts_are_rebuilt_by_isl_after_split():
+    A, B, C = te_matmul()
+    sch = polyop.create_schedule(C)
+    sch.cache_read(B, C, layout=lambda k, j: (j // 16, k, j % 16), name="Bp")
+    i, j, k = sch.get_loops(C)
+    sch.split(j, 16)
+    text = str(polyop.lower(sch, [A, B, C]))
+    assert "Bp[j_outer][k][j_inner]" in text  # no division left in the hot loop
+    check_matmul(polyop.build(sch, [A, B, C]), SIZES)
+
+
+def test_copy_statement_is_scheduled_like_any_statement():
+    A, B, C = te_matmul()
+    sch = polyop.create_schedule(C)
+    sch.cache_read(B, C, layout=lambda k, j: (j // 8, k, j % 8), pad=0.0, name="Bp")
+    jb, kb, jj = sch.get_loops("Bp")
+    sch.parallel(jb)
+    sch.vectorize(jj)
+    check_matmul(polyop.build(sch, [A, B, C]), SIZES)
+
+
+@polyop.kernel
+def transpose_use(n: int, m: int, A: "f64[n, m]", B: "f64[m, n]"):
+    for j in range(m):
+        for i in range(n):
+            B[j, i] = A[i, j] * 2.0
+
+
+def test_transposing_layout_in_a_kernel_is_bit_exact():
+    sch = polyop.Schedule(transpose_use)
+    sch.cache_read("A", "S0", layout=lambda i, j: (j, i), name="At")
+    assert sch.program.arrays["At"].shape == ("m", "n")
+    for n, m in [(4, 6), (1, 1), (0, 3)]:
+        run_both(sch, transpose_use, dict(n=n, m=m, A=rand(n, m), B=rand(m, n)))
+
+
+def test_cache_computed_inside_the_consumer_loop():
+    A, B, C = te_matmul()
+    sch = polyop.create_schedule(C)
+    sch.cache_read(A, C, layout=lambda i, k: (k, i), name="At")
+    i, j, k = sch.get_loops(C)
+    sch.compute_at("At", i)  # each row of A packed just before it is used
+    assert len(sch.get_loops("At")) == 2
+    check_matmul(polyop.build(sch, [A, B, C]), SIZES)
+
+
+@polyop.kernel
+def stale(n: int, A: "f64[n]", B: "f64[n]", C: "f64[n]", D: "f64[n]"):
+    for i in range(n):
+        C[i] = B[i] * 2.0
+    for i in range(n):
+        B[i] = A[i]
+    for i in range(n):
+        D[i] = B[i] + 1.0
+
+
+def test_a_stale_cache_is_refused_naming_the_writer():
+    sch = polyop.Schedule(stale)
+    with pytest.raises(ScheduleError, match="S1 writes B after the copy and before S2"):
+        sch.cache_read("B", ["S0", "S2"])
+    sch.cache_read("B", "S0")  # only the first reader: nothing writes B in between
+    run_both(sch, stale, dict(n=5, A=rand(5), B=rand(5), C=rand(5), D=rand(5)))
+
+
+@polyop.kernel
+def in_place(n: int, A: "f64[n]"):
+    for i in range(1, n):
+        A[i] = A[i - 1] + 1.0
+
+
+def test_bad_layouts_and_consumers_are_refused():
+    A, B, C = te_matmul()
+    sch = polyop.create_schedule(C)
+    with pytest.raises(ScheduleError, match="injective"):
+        sch.cache_read(B, C, layout=lambda k, j: (j // 2, k))
+    with pytest.raises(ScheduleError, match="negative"):
+        sch.cache_read(B, C, layout=lambda k, j: (k, j - 1))
+    with pytest.raises(TypeError, match="positive integer constant"):
+        sch.cache_read(B, C, layout=lambda k, j: (k, j // k))
+    with pytest.raises(ScheduleError, match="unknown array"):
+        sch.cache_read("Z", C)
+    with pytest.raises(ScheduleError, match="taken"):
+        sch.cache_read(B, C, name="A")
+    with pytest.raises(ScheduleError, match="writes A as well as reading it"):
+        polyop.Schedule(in_place).cache_read("A")
+    assert sch.stmts == ["C_init", "C"]  # every refusal left the schedule unchanged
+
+
+@polyop.kernel
+def producer_consumer(n: int, A: "f64[n]", B: "f64[n]", T: "f64[n]", D: "f64[n]"):
+    for i in range(n):
+        T[i] = A[i] * 3.0
+    for i in range(n):
+        D[i] = T[n - 1 - i] + B[i]
+
+
+def test_reverse_compute_at_runs_the_consumer_after_its_last_producer():
+    sch = polyop.Schedule(producer_consumer)
+    (i,) = sch.get_loops("S0")
+    sch.reverse_compute_at("S1", i)
+    body = polyop.lower(sch).body
+    loops = [x for x in polyop.ir.walk(body) if isinstance(x, polyop.ir.For)]
+    assert len(loops) == 1  # D[n-1-i] is computed in the iteration writing T[i]
+    run_both(sch, producer_consumer, dict(n=6, A=rand(6), B=rand(6), T=rand(6), D=rand(6)))
+
+
+@polyop.kernel
+def war(n: int, A: "f64[n]", B: "f64[n]"):
+    for i in range(n):
+        A[i] = B[i] + 1.0
+    for i in range(n):
+        B[i] = A[n - 1 - i]
+
+
+def test_reverse_compute_at_that_overwrites_a_later_read_is_illegal():
+    sch = polyop.Schedule(war)
+    (i,) = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.reverse_compute_at("S1", i)
+    assert info.value.kind == "WAR" and info.value.array == "B"
+    other = polyop.Schedule(stale)
+    with pytest.raises(ScheduleError, match="nothing inside the loop writes"):
+        other.reverse_compute_at("S2", other.get_loops("S0")[0])  # S2 reads S1's B
+
+
+def test_fused_gemm_bias_relu_epilogue_per_row():
+    A, B, C = te_matmul()
+    bias = polyop.placeholder((C.shape[1],), "float32", name="bias")
+    D = polyop.compute(C.shape, lambda i, j: polyop.maximum(C[i, j] + bias[j], 0.0), name="D")
+    sch = polyop.create_schedule(D)
+    i, j, k = sch.get_loops(C)
+    sch.reverse_compute_at(D, i)
+    f = polyop.build(sch, [A, B, bias, D])
+    for m, n, kk in [(3, 5, 7), (1, 1, 1), (4, 0, 2)]:
+        a, b = rand(m, kk, dtype=np.float32), rand(kk, n, dtype=np.float32)
+        bb, d = rand(n, dtype=np.float32), np.empty((m, n), np.float32)
+        f(a, b, bb, d)
+        np.testing.assert_allclose(d, np.maximum(a.astype(np.float64) @ b + bb, 0),
+                                   rtol=1e-5, atol=1e-5)
