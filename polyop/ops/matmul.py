@@ -37,7 +37,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,13 +52,15 @@ class MatmulTiling:
 
     mr: int = 6
     nr: int = 16
-    kc: int = 512
+    kc: int = 1024
     mb: int = 16
 
     @classmethod
     def default(cls, dtype: str) -> MatmulTiling:
-        lanes = 32 // np.dtype(dtype).itemsize  # elements per 256-bit register
-        return cls(nr=2 * lanes)
+        """6 × (2 registers) tiles and 4 KiB-deep slices of ``k`` for ``dtype``
+        (measured best on AVX2; see ``benchmarks/matmul_bench.py``)."""
+        size = np.dtype(dtype).itemsize
+        return cls(nr=2 * (32 // size), kc=4096 // size)
 
 
 class Matmul:
@@ -103,6 +105,8 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"matmul: {name} must be a positive int, got {v!r}")
     tiling = tiling or MatmulTiling.default(dtype)
+    slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
+    tiling = replace(tiling, kc=-(-K // slices))
     A = te.placeholder((M, K), dtype, name="A")
     B = te.placeholder((K, N), dtype, name="B")
     k = te.reduce_axis((0, K), name="k")
