@@ -187,3 +187,37 @@ def test_fused_gemm_bias_relu_epilogue_per_row():
         f(a, b, bb, d)
         np.testing.assert_allclose(d, np.maximum(a.astype(np.float64) @ b + bb, 0),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_cache_write_in_a_panel_layout_written_back_per_row():
+    A, B, C = te_matmul()
+    sch = polyop.create_schedule(C)
+    assert sch.cache_write(C, layout=lambda i, j: (j // 4, i, j % 4)) == "C_cache"
+    assert sch.stmts == ["C_init", "C", "C_cache_back"]
+    i, j, k = sch.get_loops(C)
+    sch.reverse_compute_at("C_cache_back", i)  # each row copied back once computed
+    text = str(polyop.lower(sch, [A, B, C]))
+    assert "C_cache[j // 4][i][j % 4] = C_cache[j // 4][i][j % 4] + " in text
+    check_matmul(polyop.build(sch, [A, B, C]), SIZES)
+
+
+@polyop.kernel
+def write_twice(n: int, A: "f64[n]", B: "f64[n]", C: "f64[n]"):
+    for i in range(n):
+        B[i] = A[i] * 2.0
+    for i in range(n):
+        C[i] = B[n - 1 - i]
+    for i in range(n):
+        B[i] = B[i] + C[i]
+
+
+def test_cache_write_refusals_and_a_kernel_run():
+    sch = polyop.Schedule(write_twice)
+    with pytest.raises(ScheduleError, match="S1 reads B after a writer wrote"):
+        sch.cache_write("B")
+    with pytest.raises(ScheduleError, match="S0 reads A before any writer"):
+        polyop.Schedule(in_place).cache_write("A")
+    ok = polyop.Schedule(write_twice)
+    ok.cache_write("C", layout=lambda i: (i + 2,), name="Cs")
+    assert ok.program.arrays["Cs"].shape == ("(n + 2)",)
+    run_both(ok, write_twice, dict(n=5, A=rand(5), B=rand(5), C=rand(5)))

@@ -1,4 +1,5 @@
-"""``cache_read``: copy an array into a new buffer, in a new layout, for its readers.
+"""``cache_read`` and ``cache_write``: an array's copy in a new layout, for its
+readers or for its writers.
 
 ``sch.cache_read(B, "C", layout=lambda k, j: (j // 16, k, j % 16), pad=0.0)``
 adds a *copy statement* that writes every element of ``B`` into a new array
@@ -30,6 +31,14 @@ writer, when an element of the array is written between that point and a
 consumer's read (the cache would be stale); the schedule with the copy is then
 checked against the new program's dependences like every primitive.
 
+``sch.cache_write(C, layout=...)`` is the converse: the statements writing
+``C`` write (and read) a scratch array in the layout instead, and a write-back
+statement ``<cache>_back`` copies the written elements to ``C`` after the last
+writer (``reverse_compute_at`` moves it, e.g. per tile). It is refused when
+another statement reads an element between its write and the write-back, or
+when a writer reads an element no writer wrote before (the cache would not
+hold the caller's value).
+
 Example::
 
     >>> sch = polyop.create_schedule(C)                                  # doctest: +SKIP
@@ -57,7 +66,7 @@ from .tree import Band, Leaf, Seq, contains, from_isl, to_isl
 
 
 class CachePrimitives:
-    """``cache_read`` (see the module docstring)."""
+    """``cache_read`` and ``cache_write`` (see the module docstring)."""
 
     def cache_read(self, array, consumers=None, *, layout: Callable | None = None,
                    pad: float | int | None = None, name: str | None = None) -> str:
@@ -108,22 +117,84 @@ class CachePrimitives:
         meta["scratch"] = tuple(meta.get("scratch", ())) + (cache,)
         meta["internal"] = tuple(meta.get("internal", ())) + (cache,)
         domain = program.domain.union(isl.UnionSet.from_set(copy.domain))
-        reference = _insert_before(program.schedule, _copy_nest(copy), copy, chosen, domain)
+        reference = _insert(program.schedule, _copy_nest(copy), copy, chosen, domain)
         new = dataclasses.replace(
             program, statements=tuple(statements), arrays=arrays, meta=meta,
             arguments=program.arguments + (Argument(cache, "array", plan.array.dtype),),
             schedule=reference)
         _check_not_stale(new, copy, chosen, src, what)
+        self._add_copy(new, copy, chosen, domain, f"{what} -> {cache}")
+        return cache
+
+    def cache_write(self, array, *, layout: Callable | None = None,
+                    name: str | None = None) -> str:
+        """Make the statements writing ``array`` (a name or a tensor) write a new
+        scratch array in ``layout`` instead (their reads of ``array`` follow),
+        and copy the written elements back to ``array`` after the last of them,
+        in a write-back statement ``<cache>_back`` (movable with
+        ``reverse_compute_at``). Returns the cache's name.
+
+        Refused when a statement that does not write ``array`` reads an element
+        between its write and the write-back, or when a writer reads an element
+        before any writer wrote it (the cache would not hold its value).
+
+        Example::
+
+            >>> sch.cache_write(C, layout=lambda i, j: (j // 8, i, j % 8))  # doctest: +SKIP
+            'C_cache'
+        """
+        program = self.program
+        dst = self._array_name(array)
+        what = f"cache_write({dst})"
+        cache = name or _fresh_name(program, f"{dst}_cache")
+        back = f"{cache}_back"
+        for taken in (cache, back):
+            if taken in program.arrays or taken in self.stmts or taken in program.params:
+                raise ScheduleError(f"{what}: the name {taken!r} is taken")
+        writers = [s.name for s in program.statements if any(a.array == dst for a in s.writes)]
+        if not writers:
+            raise ScheduleError(f"{what}: no statement writes {dst}")
+        _check_written_first(program, writers, dst, what)
+        plan = _Layout(program, program.arrays[dst], cache, layout, what)
+        store = plan.back_statement(back, writers, line=program.statement(writers[-1]).line)
+        statements = []
+        for s in program.statements:
+            if s.name in writers:
+                s = dataclasses.replace(
+                    s, reads=tuple(plan.redirect(a) if a.array == dst else a for a in s.reads),
+                    writes=tuple(plan.redirect(a) if a.array == dst else a for a in s.writes),
+                    body=plan.redirect_body(s.body))
+            statements.append(s)
+        last = max(k for k, s in enumerate(program.statements) if s.name in writers)
+        statements.insert(last + 1, store)
+        arrays = dict(program.arrays)
+        arrays[cache] = plan.array
+        meta = {k: v for k, v in program.meta.items() if k != "dependences"}
+        meta["scratch"] = tuple(meta.get("scratch", ())) + (cache,)
+        meta["internal"] = tuple(meta.get("internal", ())) + (cache,)
+        domain = program.domain.union(isl.UnionSet.from_set(store.domain))
+        reference = _insert(program.schedule, _copy_nest(store), store, writers, domain,
+                            after=True)
+        new = dataclasses.replace(
+            program, statements=tuple(statements), arrays=arrays, meta=meta,
+            arguments=program.arguments + (Argument(cache, "array", plan.array.dtype),),
+            schedule=reference)
+        _check_no_early_reader(new, store, writers, dst, what)
+        self._add_copy(new, store, writers, domain, f"{what} -> {cache}", after=True)
+        return cache
+
+    def _add_copy(self, program: Program, copy: Statement, anchors: list[str],
+                  domain: isl.UnionSet, what: str, after: bool = False) -> None:
+        """Adopt ``program`` (with the new statement ``copy``), the copy's loop
+        nest placed beside ``anchors`` in the current tree; checked."""
         saved = self.program, self.deps
-        self.program, self.deps = new, dependences(new)
+        self.program, self.deps = program, dependences(program)
         try:
             nest = self._with_marks(_copy_nest(copy))
-            tree = _insert_before(self._tree, nest, copy, chosen, domain)
-            self._commit(f"{what} -> {cache}", tree)
+            self._commit(what, _insert(self._tree, nest, copy, anchors, domain, after))
         except IllegalScheduleError:
             self.program, self.deps = saved
             raise
-        return cache
 
     def _array_name(self, array) -> str:
         """The array behind ``array``: a name, or a tensor of tensor expressions."""
@@ -200,8 +271,12 @@ class _Layout:
         return tuple(ir.substitute(e, env) for e in self.exprs)
 
     def redirect_body(self, node):
+        """``node`` with every load and store of the array made on the cache."""
         if isinstance(node, ir.Load) and node.array == self.source.name:
             return ir.Load(self.cache, self.index_of(node.index), node.dtype)
+        if isinstance(node, ir.Store) and node.array == self.source.name:
+            return dataclasses.replace(node, array=self.cache, index=self.index_of(node.index),
+                                       value=self.redirect_body(node.value))
         return ir.map_children(node, self.redirect_body)
 
     def copy_statement(self, pad, line: int) -> Statement:
@@ -240,6 +315,36 @@ class _Layout:
         text = f"{cache}[{', '.join(its)}] = {src.name}[{', '.join(map(_py, index))}]"
         return Statement(cache, its, domain, (read,), (write,),
                          ir.Store(cache, target, value), line, text)
+
+
+def _back_statement(self, back: str, writers: list[str], line: int) -> Statement:
+    """``array[e] = cache[layout(e)]`` for every element ``writers`` write."""
+    src, program = self.source, self.program
+    its = tuple(f"{back}_{d}" for d in range(src.ndim))
+    written = isl.Set.empty(self.map.domain().get_space())
+    for s in program.statements:
+        if s.name in writers:
+            for a in s.writes:
+                if a.array == src.name:
+                    written = written.union(a.relation.range())
+    domain = written.coalesce().set_tuple_name(back)
+    names = [f"_a{k}" for k in range(src.ndim)]
+    rename = dict(zip(names, (ir.Var(v, INDEX) for v in its)))
+    index = tuple(ir.substitute(e, rename) for e in self.exprs)
+    target = tuple(ir.Var(v, INDEX) for v in its)
+    ident = isl.Map.from_domain_and_range(domain, written).intersect(
+        isl.Map.identity(isl.Space.map_from_set(written.get_space()))
+        .set_tuple_name(isl.dim_type.in_, back))
+    read = Access(self.cache, ident.apply_range(self.map), index,
+                  f"{self.cache}[{', '.join(map(_py, index))}]")
+    write = Access(src.name, ident, target, f"{src.name}[{', '.join(its)}]")
+    text = f"{src.name}[{', '.join(its)}] = {read.text}"
+    return Statement(back, its, domain, (read,), (write,),
+                     ir.Store(src.name, target, ir.Load(self.cache, index, src.dtype)), line,
+                     text)
+
+
+_Layout.back_statement = _back_statement
 
 
 def _apply(layout: Callable, formal: list[ir.Expr], what: str) -> tuple[ir.Expr, ...]:
@@ -313,6 +418,8 @@ def _py(e: ir.Expr) -> str:
 def _plus_one(e: ir.Expr) -> ir.Expr:
     if isinstance(e, ir.Bin) and e.op == "sub" and e.b == ir.Const(1, INDEX):
         return e.a
+    if isinstance(e, ir.Bin) and e.op == "add" and isinstance(e.b, ir.Const):
+        return ir.Bin("add", e.a, ir.Const(e.b.value + 1, INDEX), INDEX)
     return ir.Bin("add", e, ir.Const(1, INDEX), INDEX)
 
 
@@ -354,21 +461,20 @@ def _copy_nest(copy: Statement) -> isl.Schedule:
     return sched
 
 
-def _insert_before(tree: isl.Schedule, nest: isl.Schedule, copy: Statement,
-                   consumers: list[str], domain: isl.UnionSet) -> isl.Schedule:
+def _insert(tree: isl.Schedule, nest: isl.Schedule, copy: Statement,
+            anchors: list[str], domain: isl.UnionSet, after: bool = False) -> isl.Schedule:
     """``tree`` with ``nest`` run just before the top-level part holding the first
-    of ``consumers``."""
+    of ``anchors`` (``after``: just after the part holding the last)."""
     old_domain, root = from_isl(tree)
     _, node = from_isl(nest)
     part = (isl.UnionSet.from_set(copy.domain), node)
     if isinstance(root, Seq):
         kids = list(root.children)
-        at = next((k for k, (f, _) in enumerate(kids)
-                   if any(contains(f, c) for c in consumers)), 0)
-        kids.insert(at, part)
+        holding = [k for k, (f, _) in enumerate(kids) if any(contains(f, c) for c in anchors)]
+        kids.insert(holding[-1] + 1 if after else holding[0], part)
         new: Band | Seq | Leaf = Seq(tuple(kids))
     else:
-        new = Seq((part, (old_domain, root)))
+        new = Seq(((old_domain, root), part) if after else (part, (old_domain, root)))
     return to_isl(domain, new)
 
 
@@ -395,6 +501,59 @@ def _check_not_stale(program: Program, copy: Statement, consumers: list[str], sr
         raise ScheduleError(f"{what}: {writer} writes {src} after the copy and before "
                             f"{found[0].get_tuple_name(isl.dim_type.in_)} reads it; the "
                             "cache would be stale")
+
+
+def _check_written_first(program: Program, writers: list[str], dst: str, what: str) -> None:
+    """Refuse when a writer reads an element of ``dst`` no writer wrote before."""
+    reads = isl.UnionMap.empty(program.context.get_space())
+    writes = reads
+    for name in writers:
+        s = program.statement(name)
+        for a in s.reads:
+            if a.array == dst:
+                reads = reads.union(isl.UnionMap.from_map(a.relation))
+        for a in s.writes:
+            writes = writes.union(isl.UnionMap.from_map(a.relation))
+    if reads.is_empty():
+        return
+    info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
+    unset = info.set_schedule(program.schedule).compute_flow().get_must_no_source()
+    if not unset.is_empty():
+        found: list[isl.Map] = []
+        unset.foreach_map(found.append)
+        raise ScheduleError(f"{what}: {found[0].get_tuple_name(isl.dim_type.in_)} reads "
+                            f"{dst} before any writer of it wrote the element; the cache "
+                            "would not hold its value")
+
+
+def _check_no_early_reader(program: Program, back: Statement, writers: list[str], dst: str,
+                           what: str) -> None:
+    """Refuse when another statement reads an element of ``dst`` after a writer
+    wrote it (to the cache) and before the write-back (reference order)."""
+    order = program.schedule.get_map()
+    before = order.lex_lt_union_map(order)
+    cache = back.reads[0].array
+    writes = isl.UnionMap.empty(order.get_space())
+    for name in writers:
+        for a in program.statement(name).writes:
+            if a.array == cache:
+                writes = writes.union(isl.UnionMap.from_map(a.relation))
+    wb = isl.UnionMap.from_map(back.writes[0].relation)  # write-back -> element
+    slot = wb.reverse().apply_range(isl.UnionMap.from_map(back.reads[0].relation))
+    for s in program.statements:
+        if s.name in writers or s is back:
+            continue
+        for a in s.reads:
+            if a.array != dst:
+                continue
+            read = isl.UnionMap.from_map(a.relation)
+            written = read.apply_range(slot).apply_range(writes.reverse()) \
+                .intersect(before.reverse()).domain()  # a writer wrote it before
+            pending = read.apply_range(wb.reverse()).intersect(before).domain()
+            if not written.intersect(pending).is_empty():
+                raise ScheduleError(f"{what}: {s.name} reads {dst} after a writer wrote "
+                                    "the element and before the write-back; it would "
+                                    "miss the value")
 
 
 def _fresh_name(program: Program, base: str) -> str:
