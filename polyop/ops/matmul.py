@@ -20,7 +20,8 @@ legality-checked primitive:
 4. the initialisation ``C = 0`` runs per tile, just ahead of the first slice;
    the epilogue (bias, ReLU) per tile right after the last
    (``reverse_compute_at``), so the fused operator makes one pass over ``C``;
-5. with ``threads > 1`` the column panels run in parallel.
+5. with ``threads > 1`` the column panels run in parallel, and so do the
+   panels of both packing loops.
 
 The tile sizes default to a 6 × 16 float32 tile (6 × 8 for float64), which
 fits the 16 AVX2 registers: 12 accumulators, 2 operands of ``Bp``, 1 broadcast.
@@ -158,5 +159,7 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
         sch.reverse_compute_at(epilogue, ip)
     if parallel:
         sch.parallel(jo)
+        for cache in ("Ap", "Bp"):
+            sch.parallel(sch.get_loops(cache)[0])
     return {"k_outer": ko, "i_block": ic, "j_outer": jo, "i_outer": ip, "k_inner": ki,
             "i_inner": ii, "j_inner": ji}
