@@ -433,8 +433,7 @@ def _condition(s: isl.Set, its: tuple[str, ...], params: tuple[str, ...]) -> ir.
         terms: list[ir.Expr] = []
 
         def one(c: isl.Constraint) -> None:
-            e = _aff_to_ir(c.get_aff(), its, params)
-            terms.append(ir.Cmp("eq" if c.is_equality() else "ge", e, ir.Const(0, INDEX)))
+            terms.append(_compare(c.get_aff(), c.is_equality(), its, params))
 
         bset.foreach_constraint(one)
         out: ir.Expr = terms[0] if terms else ir.Const(True, ir.BOOL)
@@ -447,6 +446,28 @@ def _condition(s: isl.Set, its: tuple[str, ...], params: tuple[str, ...]) -> ir.
     for d in disjuncts[1:]:
         out = ir.Logic("or", out, d)
     return out
+
+
+def _compare(aff: isl.Aff, equality: bool, its: tuple[str, ...],
+             params: tuple[str, ...]) -> ir.Expr:
+    """``aff >= 0`` (``== 0``) as ``pos + c >= neg`` or ``pos > neg``: readable."""
+    pos = neg = isl.Aff.zero_on_domain(aff.get_domain_local_space())
+    for kind in (isl.dim_type.in_, isl.dim_type.param):
+        for k in range(aff.dim(kind)):
+            v = aff.get_coefficient_val(kind, k)
+            if v.is_pos():
+                pos = pos.set_coefficient_val(kind, k, v)
+            elif v.is_neg():
+                neg = neg.set_coefficient_val(kind, k, v.neg())
+    const = aff.get_constant_val().to_python()
+    if const == -1 and not equality:
+        return ir.Cmp("gt", _aff_to_ir(pos, its, params), _aff_to_ir(neg, its, params))
+    if const < 0:
+        neg = neg.set_constant_val(isl.Val(-const))
+    else:
+        pos = pos.set_constant_val(isl.Val(const))
+    return ir.Cmp("eq" if equality else "ge", _aff_to_ir(pos, its, params),
+                  _aff_to_ir(neg, its, params))
 
 
 def _copy_nest(copy: Statement) -> isl.Schedule:
