@@ -42,6 +42,7 @@ from .errors import (
                      PolyopError,
                      ScheduleError,
 )
+from .intrinsic import Intrinsic, IntrinsicError, intrinsic
 from .kernel import Kernel, kernel, local, prefetch
 from .pipeline import build, lower
 from .program import Program, Statement
@@ -82,6 +83,7 @@ __all__ = [
     "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "local", "prefetch",
     "build", "lower", "ops",
     "Loop", "Program", "Schedule", "Statement", "Violation",
+    "Intrinsic", "IntrinsicError", "intrinsic",
     "f32", "f64", "i32", "i64",
     # tensor expressions (polyop.te)
     "IterVar", "Tensor", "abs", "compute", "const", "cos", "create_schedule", "exp",

@@ -16,7 +16,9 @@ Loop-nest statements:
 - ``Store``: ``A[index] = value``;
 - ``For``: ``for (var = start; var < stop; var += step)``; ``kind`` is
   ``serial``, ``parallel``, ``vector`` or ``unrolled``;
-- ``If``, ``Block``.
+- ``If``, ``Block``;
+- ``Extern``: a call of an external micro-kernel for its effect on memory
+  (``polyop.Schedule.tensorize``), arrays passed by address.
 
 A ``Function`` is a whole lowered kernel: its parameters, its 0-d temporaries
 and the body. All nodes are immutable; passes build new trees.
@@ -163,7 +165,27 @@ class Block(_PrintableStmt):
     stmts: tuple[Stmt, ...]
 
 
-Stmt = Store | For | If | Block
+@dataclass(frozen=True)
+class Extern(_PrintableStmt):
+    """``name(args...)``: a call of the external micro-kernel ``symbol`` for its
+    effect on memory (see ``polyop.intrinsic``).
+
+    An argument with ``byref[k]`` true is a ``Load`` passed by address: a
+    pointer to that element (``&A[i][j]``); the others are passed by value
+    (row strides as ``i64``, scalars in their type). ``impl`` is the object
+    that makes ``symbol`` available to the JIT: its ``link_ir()`` returns LLVM
+    IR text to link into the kernel's module, or registers the symbol's address
+    itself and returns ``None``.
+    """
+
+    name: str
+    symbol: str
+    args: tuple[Expr, ...]
+    byref: tuple[bool, ...]
+    impl: object = field(default=None, compare=False, hash=False, repr=False)
+
+
+Stmt = Store | For | If | Block | Extern
 
 
 @dataclass(frozen=True)
@@ -197,7 +219,7 @@ class Function:
 # -- generic traversal --------------------------------------------------------
 
 _NODE_TYPES = (Const, Var, Load, Bin, Cmp, Logic, Not, Neg, Call, Select, Cast,
-               Store, For, If, Block)
+               Store, For, If, Block, Extern)
 
 
 def map_children(node, fn: Callable):
@@ -246,7 +268,10 @@ def walk(node):
 def reduction_update(store: Store) -> tuple[str, Expr] | None:
     """``("add", e)`` when ``store`` is ``X[f] = X[f] + e`` (or ``e + X[f]``, or
     ``X[f] - e`` as ``"sub"``) with ``e`` not reading ``X`` and computed in
-    ``X``'s type, so that it can become an atomic update; else ``None``."""
+    ``X``'s type, so that it can become an atomic update; else ``None`` (also
+    for a statement that is not a ``Store``, such as an ``Extern`` call)."""
+    if not isinstance(store, Store):
+        return None
     v = store.value
     if not isinstance(v, Bin) or v.op not in ("add", "sub"):
         return None

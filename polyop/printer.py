@@ -1,7 +1,9 @@
 """C-like text of loop IR, for humans (``print(polyop.lower(k))``).
 
 ``//`` and ``%`` keep Python's floor semantics; ``min``/``max`` are functions;
-loop kinds other than serial are shown as a comment before the loop.
+loop kinds other than serial are shown as a comment before the loop; local
+arrays are declared with their shape (``float acc[6][16];``); a micro-kernel
+call (``ir.Extern``) shows its by-address arguments as ``&A[i][j]``.
 
 Example::
 
@@ -79,6 +81,9 @@ def to_c(node: ir.Stmt, indent: int = 0) -> str:
         if node.kind != "serial":
             head = f"{pad}// {node.kind}\n{head}"
         return head + _body(node.body, indent)
+    if isinstance(node, ir.Extern):
+        args = [("&" if ref else "") + expr_to_c(a) for a, ref in zip(node.args, node.byref)]
+        return f"{pad}{node.name}({', '.join(args)});"
     if isinstance(node, ir.If):
         s = f"{pad}if ({expr_to_c(node.cond)})" + _body(node.then, indent)
         if node.else_ is not None:
@@ -104,7 +109,9 @@ def function_to_c(fn: ir.Function) -> str:
         else:
             params.append(f"{t} {p.name}")
     lines = [f"void {fn.name}({', '.join(params)}) {{"]
-    lines += [f"  {_CTYPE[t.name]} {name};" for name, t in fn.temps]
+    shapes = fn.meta.get("temp_shapes", {})  # local arrays; other temporaries are 0-d
+    lines += [f"  {_CTYPE[t.name]} {name}" + "".join(f"[{n}]" for n in shapes.get(name, ()))
+              + ";" for name, t in fn.temps]
     lines.append(to_c(fn.body, 1))
     lines.append("}")
     return "\n".join(lines)

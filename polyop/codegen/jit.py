@@ -8,6 +8,11 @@ LLVM's O3 module pipeline with loop and SLP vectorisation → MCJIT → a
 The host ``TargetMachine`` (host triple, ``llvm.get_host_cpu_name()`` and all
 host CPU features, codegen opt level 3) is created once per process.
 
+Micro-kernels called by tensorized bands (``ir.Extern``, ``polyop.intrinsic``)
+are made available before optimisation: LLVM IR ones are linked into the
+kernel's module (internal linkage, so LLVM may inline them), C ones are
+compiled and loaded once and their address registered with ``llvm.add_symbol``.
+
 Example::
 
     >>> import numpy as np
@@ -34,10 +39,10 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from ..ir import Function
+from ..ir import Extern, Function, walk
 from ..types import INDEX, DType
 from .llvm import build_module
-from .llvm_expr import ll_type
+from .llvm_expr import CodegenError, ll_type
 from .parallel import ensure_runtime
 from .threadpool import ENTRY as _PARALLEL_ENTRY
 
@@ -119,6 +124,26 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     pb = llvm.create_pass_builder(tm, pto)
     mpm = pb.getModulePassManager()
     mpm.run(module, pb)
+
+
+def link_externs(mod: llvm.ModuleRef, fn: Function, tm: llvm.TargetMachine) -> None:
+    """Make every micro-kernel ``fn`` calls (``ir.Extern``) resolvable: link the
+    LLVM IR of those that have it into ``mod`` with internal linkage (so that
+    LLVM may inline them); the others register their symbol themselves."""
+    texts: dict[str, str | None] = {}
+    for node in walk(fn.body):
+        if isinstance(node, Extern) and node.impl is not None:
+            text = node.impl.link_ir()
+            if texts.setdefault(node.symbol, text) != text:
+                raise CodegenError(f"two different micro-kernels define @{node.symbol}")
+    for symbol, text in texts.items():
+        if text is None:
+            continue
+        other = llvm.parse_assembly(text)
+        other.triple = tm.triple
+        other.data_layout = str(tm.target_data)
+        mod.link_in(other)
+        mod.get_function(symbol).linkage = "internal"
 
 
 def _ndarray_data_offset() -> int:
@@ -250,6 +275,7 @@ def compile_function(fn: Function, *, fp_contract: bool = False) -> CompiledFunc
     module.data_layout = str(tm.target_data)
     with _compile_lock:  # LLVM's global context and the shared machine
         mod = llvm.parse_assembly(str(module))
+        link_externs(mod, fn, tm)
         mod.verify()
         unoptimized = str(mod)
         optimize(mod, tm)

@@ -19,6 +19,10 @@ Shape of the generated code:
   temporaries the outliner passes by value);
 - ``A[f] = prefetch(A[f], write)`` (``polyop.prefetch``) is a call of
   ``llvm.prefetch``, not a store;
+- an ``Extern`` (a tensorized band, ``polyop.intrinsic``) is a call of its
+  symbol, declared in the module with one parameter per argument: a pointer
+  to the element type for arguments passed by address, ``i64`` for strides,
+  the scalar's type otherwise; the JIT links or resolves the symbol;
 - float ``+ - *`` and negation carry the ``contract`` flag when
   ``fn.meta["fp_contract"]`` is set (see ``polyop.build``);
 - each ``For`` is emitted rotated, the shape LLVM's loop passes expect:
@@ -50,7 +54,7 @@ import re
 
 from llvmlite import ir
 
-from ..ir import Block, Call, Const, For, Function, If, Load, Stmt, Store, walk
+from ..ir import Block, Call, Const, Extern, For, Function, If, Load, Stmt, Store, walk
 from ..types import INDEX, DType
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
@@ -202,6 +206,8 @@ class _FunctionBuilder(ExprLowering):
                 self.builder.atomic_rmw(op, ptr, v, "monotonic")
             else:
                 self.builder.store(v, ptr, align=alignment(dt))
+        elif isinstance(s, Extern):
+            self._extern(s)
         elif isinstance(s, Block):
             for x in s.stmts:
                 self.stmt(x)
@@ -224,6 +230,27 @@ class _FunctionBuilder(ExprLowering):
                              "llvm.prefetch.p0")
         self.builder.call(fn, [self.builder.bitcast(ptr, i8p), ir.Constant(i32, int(write.value)),
                                ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
+    def _extern(self, s: Extern) -> None:
+        """``symbol(args...)``: by-address arguments as element pointers, the
+        others by value in their own type."""
+        args = []
+        for a, byref in zip(s.args, s.byref, strict=True):
+            if byref:
+                if not isinstance(a, Load):
+                    raise CodegenError(f"{s.name}: argument {a!r} passed by address is not "
+                                       "an array element")
+                args.append(self.address(a.array, a.index, s)[0])
+            else:
+                args.append(self.emit(a, index=a.dtype == INDEX))
+        ty = ir.FunctionType(ir.VoidType(), [a.type for a in args])
+        fn = self.module.globals.get(s.symbol)
+        if fn is None:
+            fn = ir.Function(self.module, ty, s.symbol)
+            fn.attributes.add("nounwind")
+        elif fn.function_type != ty:
+            raise CodegenError(f"{s.name}: called as {ty} and as {fn.function_type}")
+        self.builder.call(fn, args)
 
     def _if(self, s: If) -> None:
         b = self.builder

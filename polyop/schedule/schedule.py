@@ -37,6 +37,7 @@ from .legality import (
     reduction_pairs,
 )
 from .rfactor import ReductionPrimitives
+from .tensorize import TensorizePrimitives
 from .tree import find_mark, loop_values, reaches
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
@@ -45,7 +46,7 @@ isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
 _T = isl.schedule_node_type
 
 
-class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives):
+class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, TensorizePrimitives):
     """A mutable schedule over a kernel's statements (see the module docstring).
 
     ``check=False`` admits illegal schedules (for experiments); ``check()``
