@@ -37,9 +37,11 @@ from .program import Program
 
 
 def _dump(stage: str, text) -> None:
+    """Print ``text`` (or ``text()``: made only when wanted) if ``stage`` is dumped."""
     wanted = {s.strip() for s in os.environ.get("POLYOP_DUMP", "").split(",")}
     if stage in wanted or "all" in wanted:
-        print(f"// ---- polyop {stage} ----\n{text}", file=sys.stderr)
+        print(f"// ---- polyop {stage} ----\n{text() if callable(text) else text}",
+              file=sys.stderr)
 
 
 def as_program(obj) -> Program:
@@ -92,7 +94,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
                       f"now puts them ({e}); generated without unrolling. Apply unroll "
                       "after the loop structure is final.", stacklevel=3)
         ast = build_ast(program, obj.ast_tree(unroll=False))
-    _dump("ast", ast.to_C_str())
+    _dump("ast", ast.to_C_str)
     body = ast_to_ir(ast, program, loops, atomic)
     release_subscripts(ast)
     params = []
@@ -140,6 +142,6 @@ def compile_program(obj, schedule: isl.Schedule | None = None, *, fp_contract: b
     program = as_program(obj)
     fn = lower_ir(obj, schedule)
     compiled = compile_function(fn, fp_contract=fp_contract)
-    _dump("llvm", compiled.llvm_ir)
-    _dump("asm", compiled.asm)
+    _dump("llvm", lambda: compiled.llvm_ir)
+    _dump("asm", lambda: compiled.asm)  # assembly is made on demand: it costs
     return CompiledKernel(program, fn, compiled)
