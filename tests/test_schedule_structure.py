@@ -353,3 +353,20 @@ def test_parallel_loop_whose_private_scalar_is_read_after_it_is_illegal():
     e = info.value
     assert (e.array, e.source, e.sink) == ("s", "S1[i=0]", "S2[]") and e.violations[0].escapes
     assert "S2[] reads after loop i" in str(e)
+
+
+@polyop.kernel
+def partly_read(n: int, m: int, A: "f64[n]", T: "f64[n]", B: "f64[m]"):
+    for i in range(n):
+        T[i] = A[i] * 2.0
+    for j in range(min(n, m)):
+        B[j] = T[j] + 1.0
+
+
+def test_get_loops_names_the_copy_doing_most_of_the_work():
+    sch = polyop.Schedule(partly_read)
+    (j,) = sch.get_loops("S1")
+    sch.compute_at("S0", j)  # T[i] for i >= m stays in its own loop, before
+    assert sch.get_loops("S0")[0] == j
+    run_both(sch, partly_read, dict(n=5, m=3, A=rand(5), T=rand(5), B=rand(3)))
+    run_both(sch, partly_read, dict(n=2, m=4, A=rand(2), T=rand(2), B=rand(4)))

@@ -331,8 +331,9 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         while node.get_type() != _T.leaf:
             if node.get_type() == _T.mark:
                 out.append(node)
-            kids = [node.child(k) for k in range(node.n_children())]
-            node = next(c for c in kids if reaches(c, stmt))
+            kids = [c for c in (node.child(k) for k in range(node.n_children()))
+                    if reaches(c, stmt)]
+            node = kids[0] if len(kids) == 1 else max(kids, key=lambda c: _weight(c, stmt))
         return out
 
     def _depth(self, loop: Loop) -> int:
@@ -435,6 +436,26 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
             return None
 
         return loop_of
+
+
+def _weight(node: isl.ScheduleNode, stmt: str) -> int:
+    """How many instances of ``stmt`` pass through ``node`` at sizes 64: where a
+    statement runs in several copies (after ``compute_at``), ``get_loops`` names
+    the loops of the one doing most of the work."""
+    domain = node.get_domain()
+    if node.get_type() == _T.filter:
+        domain = domain.intersect(node.filter_get_filter())
+    found: list[isl.Set] = []
+    domain.foreach_set(lambda s: found.append(s) if s.get_tuple_name() == stmt else None)
+    total = 0
+    for s in found:
+        for k in range(s.dim(isl.dim_type.param)):
+            s = s.fix_val(isl.dim_type.param, k, isl.Val(64))
+        try:
+            total += s.count_val().to_python()
+        except (isl.Error, ValueError):  # unbounded: count it as large
+            total += 1 << 40
+    return total
 
 
 def _positive(v, what: str) -> int:
