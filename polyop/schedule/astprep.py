@@ -1,16 +1,39 @@
 """Preparing a schedule tree for isl's AST generator.
 
-Two per-band AST options are set here, from the ``Schedule``'s loop records:
+Per-band AST options are set here, from the ``Schedule``'s loop records:
 
 - loops marked by ``unroll`` get isl's ``unroll`` loop type, so the generated
   AST has one copy of the body per iteration;
-- the inner loop of a ``split`` (or ``tile``) by ``f`` has full strips, where it
-  runs exactly ``f`` iterations, and at most one partial strip per outer
-  iteration at the end of the range. The full strips are *isolated* (isl's
-  ``isolate`` option): isl generates them separately, with the constant bounds
-  ``0 <= v < f``, so hot loops carry no ``min``/``max`` and unrolled or
-  vectorised strips need no remainder code; only the partial strips keep the
-  ``min`` bound.
+- the inner loop of a ``split`` (or ``tile``) by ``f`` has *full strips*, where
+  it runs exactly ``f`` iterations, and *partial strips* (at most one per
+  outer iteration, at an end of the range). The full strips are *isolated*
+  (isl's ``isolate`` option) on the inner loop's band: isl generates them
+  apart, with the constant bounds ``0 <= v < f``, so hot loops carry no
+  ``min``/``max``; the test "is this strip full?" stays in the enclosing loop.
+- an *unrolled* strip loop (``unroll`` after ``split``, or ``unroll(loop, f)``)
+  has its full strips isolated once more, on the band directly enclosing it
+  (the ``outer`` loop, or whichever loop a reorder put there): isl splits that
+  loop into one over the full strips only, each ``f`` copies of the body with
+  no guard, and the rest (``atomic``: one piece), so the partial strip runs
+  once, after the loop, as at most ``f - 1`` guarded copies (none with a
+  constant range, say 18 split by 4). Left in the loop, the full-strip test
+  and the guarded partial copies beside the unrolled ones cost up to 2x
+  (measured on i-k-j matmuls, AVX2). Not done when the enclosing loop is
+  ``parallel`` (its partial strip would run serially after the parallel
+  loop), nor for strips that are not unrolled: hoisting the test out of a
+  vectorised strip's loop let LLVM's loop vectorizer pick a strided form of
+  the outer loop, 2x slower (i-k-j matmul, ``j`` split by 8 and vectorised).
+
+For ``n`` split by 4 and unrolled, the loop nest becomes (``polyop.lower``)::
+
+    for (k_outer = 0; k_outer < n // 4; k_outer += 1) {
+      out[0] = out[0] + x[4 * k_outer] * y[4 * k_outer];
+      ...                                   // 4 copies, no guards
+    }
+    if (n % 4 >= 1) {                       // the partial strip, once
+      out[0] = out[0] + x[-(n % 4) + n] * y[-(n % 4) + n];
+      if (n % 4 >= 2) {
+        ...
 
 Example::
 
@@ -19,46 +42,157 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import islpy as isl
 
 from .tree import find_mark
 
+_T = isl.schedule_node_type
+ATOMIC = isl.ast_loop_type.atomic
+UNROLL = isl.ast_loop_type.unroll
+
+
+@dataclass
+class _Strip:
+    """What one strip loop (the inner loop of a split) needs isolated."""
+
+    ident: str
+    depth: int  # how many loops enclose it
+    full: isl.Set  # flat outer points at which the strip runs all of 0 .. f-1
+    own: isl.Set  # flat (outer point, value) points of the full strips
+    parent: str | None  # the enclosing loop asked to isolate its full strips
+
+
+@dataclass
+class _Band:
+    """The AST options wanted for one band (keyed by its loop mark id)."""
+
+    requests: list[isl.Set] = field(default_factory=list)  # isolate their intersection
+    loop_type: isl.ast_loop_type | None = None  # for the non-isolated part
+    isolate_loop_type: isl.ast_loop_type | None = None  # for the isolated part
+    encloses_strip: bool = False
+
 
 def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
     """``tree`` with the unroll and isolate options of the loops in ``loops``
-    (mark id → ``LoopInfo``)."""
+    (mark id → ``LoopInfo``).
+
+    The options are worked out on ``tree`` first (options do not change prefix
+    schedules), then set band by band. A band asked to isolate by its own strip
+    and by the strip below it isolates the points both ask for. A strip whose
+    enclosing loop isolates exactly its full strips needs no isolate of its
+    own: in the enclosing loop's isolated part isl knows the strips are full
+    (constant bounds), in the rest that none is; an isolate there would only
+    add tests on the outer loops (inside a partial tile, say).
+    """
+    bands: dict[str, _Band] = {}
+    strips: list[_Strip] = []
     for ident, info in loops.items():
         if info.kind != "unroll" and not info.strip:
             continue
         mark = find_mark(tree.get_root(), ident)
         if mark is None:
             continue
-        band = mark.child(0)
-        if info.strip:
-            band = _isolate_full_strips(band, info.strip)
+        opts = bands.setdefault(ident, _Band())
         if info.kind == "unroll":
-            band = band.band_member_set_ast_loop_type(0, isl.ast_loop_type.unroll)
-            band = band.band_member_set_isolate_ast_loop_type(0, isl.ast_loop_type.unroll)
+            opts.loop_type = opts.isolate_loop_type = UNROLL
+        runs = _runs(mark.child(0)) if info.strip else None
+        if runs is None:
+            continue
+        full = _full_outer_points(runs, info.strip)
+        if full.is_empty():
+            continue
+        parent = _enclosing_loop(mark) if info.kind == "unroll" else None
+        if parent is not None and parent in loops and loops[parent].kind == "parallel":
+            parent = None  # keep the partial strip in the parallel loop
+        strips.append(_Strip(ident, runs.dim(isl.dim_type.in_), _flat_set(full),
+                             _flat(runs.intersect_domain(full)), parent))
+    for s in strips:
+        bands[s.ident].requests.append(s.own)
+        if s.parent is not None:
+            up = bands.setdefault(s.parent, _Band())
+            up.requests.append(s.full)
+            up.encloses_strip = True
+    points = {ident: _flat(r) for ident in bands
+              if (r := _runs(find_mark(tree.get_root(), ident).child(0))) is not None}
+    for s in sorted(strips, key=lambda s: s.depth):  # enclosing loops first
+        if s.parent is None or s.parent not in points:
+            continue
+        if _isolated(points[s.parent], bands[s.parent].requests).is_equal(
+                points[s.parent].intersect(s.full)):
+            mine = bands[s.ident]
+            mine.requests = [r for r in mine.requests if r is not s.own]
+    for ident, opts in bands.items():
+        band = find_mark(tree.get_root(), ident).child(0)
+        if opts.requests and ident in points:
+            isolated = _isolated(points[ident], opts.requests)
+            if not isolated.is_empty():
+                band = band.band_set_ast_build_options(_isolate_option(isolated))
+                if opts.encloses_strip and opts.loop_type is None:
+                    opts.loop_type = ATOMIC  # the rest of the loop in one piece
+        if opts.loop_type is not None:
+            band = band.band_member_set_ast_loop_type(0, opts.loop_type)
+        if opts.isolate_loop_type is not None:
+            band = band.band_member_set_isolate_ast_loop_type(0, opts.isolate_loop_type)
         tree = band.get_schedule()
     return tree
 
 
-def _isolate_full_strips(band: isl.ScheduleNode, factor: int) -> isl.ScheduleNode:
-    """Set the ``isolate`` option of a one-member ``band`` to the outer schedule
-    points at which the band runs all of ``0 .. factor-1``."""
+def _runs(band: isl.ScheduleNode) -> isl.Map | None:
+    """Outer schedule point → the values the one-member ``band`` takes there
+    (``None`` when the band runs over no instance)."""
     domain = band.get_domain()
     outer = band.get_prefix_schedule_union_map().intersect_domain(domain)
     here = band.band_get_partial_schedule_union_map().intersect_domain(domain)
-    runs = outer.reverse().apply_range(here)  # outer point -> values the band takes
+    runs = outer.reverse().apply_range(here)
     if runs.is_empty():
-        return band
-    runs = isl.Map.from_union_map(runs)
+        return None
+    return isl.Map.from_union_map(runs)
+
+
+def _full_outer_points(runs: isl.Map, factor: int) -> isl.Set:
+    """The outer points at which ``runs`` takes every value of ``0 .. factor-1``."""
     values = isl.Set.universe(runs.get_space().range())
     values = values.lower_bound_val(isl.dim_type.set, 0, isl.Val(0))
     values = values.upper_bound_val(isl.dim_type.set, 0, isl.Val(factor - 1))
     every = isl.Map.from_domain_and_range(runs.domain(), values)
-    full = runs.domain().subtract(every.subtract(runs).domain())
-    if full.is_empty():
-        return band
-    isolate = runs.intersect_domain(full).wrap().set_tuple_name("isolate")
-    return band.band_set_ast_build_options(isl.UnionSet.from_set(isolate))
+    return runs.domain().subtract(every.subtract(runs).domain())
+
+
+def _flat(points: isl.Map) -> isl.Set:
+    """``{ [p] -> [v] }`` as the anonymous flat set ``{ [p, v] }``."""
+    return _flat_set(points.wrap().flatten())
+
+
+def _flat_set(points: isl.Set) -> isl.Set:
+    """``points`` with no tuple name (so that sets of outer points compare)."""
+    return points.reset_tuple_id()
+
+
+def _enclosing_loop(mark: isl.ScheduleNode) -> str | None:
+    """The mark id of the loop whose band directly encloses ``mark`` (nothing
+    between them but the mark), if any."""
+    parent = mark.parent()
+    if parent.get_type() != _T.band or parent.band_n_member() != 1:
+        return None
+    above = parent.parent()
+    if above.get_type() != _T.mark:
+        return None
+    return above.mark_get_id().get_name()
+
+
+def _isolated(points: isl.Set, requests: list[isl.Set]) -> isl.Set:
+    """The flat (outer point, value) ``points`` of a band that every request
+    in ``requests`` asks to isolate."""
+    for r in requests:
+        points = points.intersect(r)
+    return points
+
+
+def _isolate_option(isolated: isl.Set) -> isl.UnionSet:
+    """isl's ``isolate[[outer] -> [value]]`` option for the flat set ``isolated``."""
+    depth = isolated.dim(isl.dim_type.set) - 1
+    iso = isl.Map.from_range(isolated).move_dims(isl.dim_type.in_, 0, isl.dim_type.out, 0,
+                                                 depth)
+    return isl.UnionSet.from_set(iso.wrap().set_tuple_name("isolate"))
