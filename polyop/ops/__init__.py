@@ -13,6 +13,8 @@ Example::
     ['C_init', 'Ap', 'Bp', 'C']
 """
 
+from .conv2d import Conv2d, ConvShape, ConvTiling, conv2d, conv2d_compute, schedule_conv2d
 from .matmul import Matmul, MatmulTiling, matmul, schedule_matmul
 
-__all__ = ["Matmul", "MatmulTiling", "matmul", "schedule_matmul"]
+__all__ = ["Conv2d", "ConvShape", "ConvTiling", "Matmul", "MatmulTiling", "conv2d",
+           "conv2d_compute", "matmul", "schedule_conv2d", "schedule_matmul"]

@@ -1,0 +1,163 @@
+"""polyop.ops.conv2d: both layouts, 3x3 and 1x1, strides, fused epilogues, against numpy."""
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop.errors import ArgumentError
+from polyop.ops import ConvShape, ConvTiling
+
+rng = np.random.default_rng(11)
+
+
+def reference(x, w, layout, stride, pad, bias=None, scale=None, shift=None, relu=False):
+    """The convolution in float64 with numpy: one matrix product per filter tap."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    if layout == "NHWC":  # to [C, H, W] and [F, C, R, S]
+        x, w = x.transpose(2, 0, 1), w.transpose(3, 2, 0, 1)
+    C, H, W = x.shape
+    F, _, R, S = w.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    Ho, Wo = (H + 2 * pad - R) // stride + 1, (W + 2 * pad - S) // stride + 1
+    out = np.zeros((F, Ho, Wo))
+    for r in range(R):
+        for s in range(S):
+            window = xp[:, r:r + stride * (Ho - 1) + 1:stride, s:s + stride * (Wo - 1) + 1:stride]
+            out += np.einsum("fc,chw->fhw", w[:, :, r, s], window)
+    if bias is not None:
+        out += bias[:, None, None]
+    if scale is not None:
+        out = out * scale[:, None, None] + shift[:, None, None]
+    if relu:
+        out = np.maximum(out, 0)
+    return out.transpose(1, 2, 0) if layout == "NHWC" else out
+
+
+def run(conv, dtype=np.float32, **flags):
+    """Call ``conv`` on random arrays; return (result, reference)."""
+    shape = conv.shape
+    dims = shape.arrays()
+    x = rng.standard_normal(dims["x"]).astype(dtype)
+    w = rng.standard_normal(dims["w"]).astype(dtype)
+    extra = {k: rng.standard_normal(shape.F).astype(dtype) for k in ("bias", "scale", "shift")}
+    out = np.full(dims["out"], np.nan, dtype)
+    args = [x, w]
+    if flags.get("bias"):
+        args.append(extra["bias"])
+    if flags.get("bn"):
+        args += [extra["scale"], extra["shift"]]
+    conv(*args, out)
+    ref = reference(x, w, shape.layout, shape.stride, shape.pad,
+                    extra["bias"] if flags.get("bias") else None,
+                    extra["scale"] if flags.get("bn") else None,
+                    extra["shift"] if flags.get("bn") else None, flags.get("relu", False))
+    return out, ref
+
+
+SMALL = ConvTiling(mr=3, nr=8, kc=2)  # partial tiles and channel blocks at small sizes
+CASES = [
+    # layout, (C, H, W, F), (R, S), stride, pad, tiling, epilogue
+    ("NHWC", (5, 7, 9, 19), (3, 3), 1, 1, SMALL, dict(bias=True, relu=True)),
+    ("NCHW", (5, 7, 9, 19), (3, 3), 1, 1, SMALL, dict(bn=True, relu=True)),
+    ("NHWC", (6, 9, 8, 10), (3, 3), 2, 1, SMALL, dict(bn=True)),
+    ("NCHW", (6, 9, 8, 10), (3, 3), 2, 1, ConvTiling(3, 8, kc=2, blocks_outer=True),
+     dict(bias=True)),
+    ("NCHW", (3, 6, 6, 7), (3, 3), 1, 0, SMALL, dict(relu=True)),
+    ("NCHW", (4, 6, 7, 5), (1, 3), 1, 1, SMALL, {}),
+    ("NHWC", (8, 5, 6, 13), (1, 1), 1, 0, ConvTiling(3, 8, kc=2, blocks_outer=True), {}),
+    ("NHWC", (4, 6, 7, 5), (1, 1), 2, 0, SMALL, dict(bias=True, bn=True, relu=True)),
+    ("NCHW", (8, 5, 6, 12), (1, 1), 1, 0,
+     ConvTiling(4, 8, vector="pixels", kc=2, blocks_outer=True), dict(relu=True)),
+    ("NCHW", (8, 5, 6, 10), (1, 1), 1, 0,
+     ConvTiling(4, 8, vector="pixels", kc=4, pixels_outer=False, pack_input=True), {}),
+    ("NCHW", (7, 5, 6, 13), (1, 1), 1, 0, None, dict(bias=True, bn=True, relu=True)),
+    ("NCHW", (12, 5, 6, 7), (1, 1), 1, 0, None, dict(bn=True)),
+    ("NCHW", (4, 6, 7, 5), (1, 1), 2, 0, SMALL, {}),
+]
+
+
+@pytest.mark.parametrize("layout,size,window,stride,pad,tiling,flags", CASES)
+def test_conv2d_matches_numpy(layout, size, window, stride, pad, tiling, flags):
+    C, H, W, F = size
+    conv = polyop.ops.conv2d(C, H, W, F, *window, stride=stride, pad=pad, layout=layout,
+                             tiling=tiling, **flags)
+    out, ref = run(conv, **flags)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_default_tiling_float32_float64_and_threads():
+    # the default 6 x 16 tile with partial pixel tiles, two channel blocks of 64
+    conv = polyop.ops.conv2d(128, 9, 10, 32, layout="NHWC", bn=True, relu=True)
+    assert conv.tiling == ConvTiling(mr=6, nr=16)
+    out, ref = run(conv, bn=True, relu=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+    conv = polyop.ops.conv2d(6, 7, 5, 8, layout="NCHW", dtype="float64", threads=2)
+    assert conv.tiling.nr == 8  # two AVX2 vectors of float64
+    out, ref = run(conv, np.float64)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_default_tilings_follow_the_measured_choices():
+    gemm = ConvTiling.default(ConvShape(256, 14, 14, 64, 1, 1, 1, 0, "NCHW"))
+    assert (gemm.vector, gemm.mr, gemm.nr, gemm.kc, gemm.blocks_outer) == ("pixels", 4, 24,
+                                                                         128, True)
+    assert gemm.pixels_outer and not gemm.pack_input
+    wide = ConvTiling.default(ConvShape(64, 14, 14, 256, 1, 1, 1, 0, "NCHW"))
+    assert wide.pack_input and not wide.pixels_outer  # the output rows walked in order
+    conv = polyop.ops.conv2d(3, 4, 5, 8, 1, pad=0)
+    assert conv.schedule.stmts == ["out_init", "Wp", "Xp", "out"]
+    for layout in ("NCHW", "NHWC"):
+        t = ConvTiling.default(ConvShape(64, 56, 56, 64, layout=layout))
+        assert (t.vector, t.mr, t.nr, t.kc, t.blocks_outer) == ("filters", 6, 16, 64, False)
+
+
+def test_fused_epilogue_runs_per_tile_and_the_kernel_uses_fma():
+    conv = polyop.ops.conv2d(16, 8, 8, 32, layout="NHWC", bias=True, relu=True)
+    sch = conv.schedule
+    assert sch.stmts == ["xp", "conv_init", "Wp", "conv", "out"]
+    names = [lp.name for lp in sch.get_loops("out")]
+    assert names[:2] == ["p_outer", "f_outer"]  # inside the tile: one pass over the output
+    assert [lp.name for lp in sch.get_loops("conv")][:2] == names[:2]
+    assert "vfmadd231ps" in conv.function.asm and "ymm" in conv.function.asm
+    assert conv.arg_names == ("x", "w", "bias", "out")
+
+
+def test_argument_errors():
+    conv = polyop.ops.conv2d(3, 6, 6, 4, layout="NCHW", bias=True)
+    x = np.ones((3, 6, 6), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    b = np.ones(4, np.float32)
+    out = np.empty((4, 6, 6), np.float32)
+    conv(x, w, b, out)
+    assert out[0, 2, 3] == 28.0 and out[0, 0, 0] == 13.0  # 3 channels x 9 taps + 1, or x 4 + 1
+    with pytest.raises(ArgumentError, match="takes 4 arrays"):
+        conv(x, w, out)
+    with pytest.raises(ArgumentError, match=r"argument w: shape \(3, 4, 3, 3\)"):
+        conv(x, np.ones((3, 4, 3, 3), np.float32), b, out)
+    with pytest.raises(ArgumentError, match="argument x: dtype float64"):
+        conv(x.astype(np.float64), w, b, out)
+    with pytest.raises(ArgumentError, match="argument bias: expected a numpy array"):
+        conv(x, w, [1.0] * 4, out)
+    with pytest.raises(ArgumentError, match="C-contiguous"):
+        conv(np.ones((6, 6, 3), np.float32).transpose(2, 0, 1), w, b, out)
+    with pytest.raises(ArgumentError, match="read-only"):
+        frozen = out.copy()
+        frozen.flags.writeable = False
+        conv(x, w, b, frozen)
+    with pytest.raises(ArgumentError, match="overlap"):
+        conv(out.reshape(-1)[:108].reshape(3, 6, 6), w, b, out)  # x inside out
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(C=0), "C must be a positive int"),
+    (dict(pad=-1), "pad must be a non-negative int"),
+    (dict(layout="NCWH"), "layout must be one of"),
+    (dict(H=2, W=2, pad=0), "does not fit"),
+    (dict(dtype="int32"), "float32 or float64"),
+    (dict(tiling=ConvTiling(vector="pixels")), "along 'pixels' for an NCHW 1x1"),
+    (dict(R=1, pad=0, tiling=ConvTiling(pack_input=True)), "pack_input needs"),
+])
+def test_bad_parameters_are_refused(kwargs, message):
+    args = dict(C=3, H=6, W=6, F=4) | kwargs
+    with pytest.raises(ValueError, match=message):
+        polyop.ops.conv2d(**args)
