@@ -81,6 +81,15 @@ def _annotation(node: isl.AstNode) -> str | None:
 
 
 def _annotate(node: isl.AstNode, build: isl.AstBuild, quasi: dict) -> isl.AstNode:
+    # an exception must not escape into isl (islpy would ignore it, then isl may
+    # free the node twice): without subscripts, the statement's own are used
+    try:
+        return _annotated(node, build, quasi)
+    except Exception:  # noqa: BLE001
+        return node
+
+
+def _annotated(node: isl.AstNode, build: isl.AstBuild, quasi: dict) -> isl.AstNode:
     expr = node.user_get_expr()
     accesses = quasi.get(expr.get_op_arg(0).get_id().get_name())
     if not accesses:
@@ -88,8 +97,11 @@ def _annotate(node: isl.AstNode, build: isl.AstBuild, quasi: dict) -> isl.AstNod
     # schedule point -> statement instance, then -> array element
     instance = isl.PwMultiAff.from_map(isl.Map.from_union_map(build.get_schedule()).reverse())
     table = {}
+    here = instance.domain()  # the schedule points of this node
     for a in accesses:
         element = isl.PwMultiAff.from_map(a.relation).pullback_pw_multi_aff(instance)
+        if not here.is_subset(element.domain()):
+            continue  # a guarded read, not made at every point here: keep its subscripts
         table[(a.array, a.index)] = tuple(
             expr_to_ir(build.expr_from_pw_aff(element.get_pw_aff(d)))
             for d in range(element.dim(isl.dim_type.out)))

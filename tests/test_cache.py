@@ -221,3 +221,30 @@ def test_cache_write_refusals_and_a_kernel_run():
     ok.cache_write("C", layout=lambda i: (i + 2,), name="Cs")
     assert ok.program.arrays["Cs"].shape == ("(n + 2)",)
     run_both(ok, write_twice, dict(n=5, A=rand(5), B=rand(5), C=rand(5)))
+
+
+def test_guarded_read_with_division_in_a_partial_strip():
+    """A read under ``if_then_else`` whose subscripts divide is not made in every
+    instance of a partial strip: isl cannot rebuild its subscripts there, the
+    statement's own are kept (this once failed inside isl's callback)."""
+    C, H, W, P = 2, 3, 4, 6
+    x = polyop.placeholder((C, H, W), "float32", name="x")
+
+    def padded(c, t):
+        h, w = t // P, t % P
+        inside = polyop.logical_and(polyop.logical_and(h >= 1, h < H + 1),
+                                    polyop.logical_and(w >= 1, w < W + 1))
+        return polyop.if_then_else(inside, x[c, h - 1, w - 1], polyop.const(0.0, "float32"))
+
+    xp = polyop.compute((C, (H + 2) * P + 2), padded, name="xp")
+    sch = polyop.create_schedule(xp)
+    sch.split(sch.get_loops(xp)[1], P)
+    f = polyop.build(sch, [x, xp])
+    a, out = rand(C, H, W, dtype=np.float32), np.empty((C, (H + 2) * P + 2), np.float32)
+    f(a, out)
+    ref = np.zeros_like(out)
+    for t in range(out.shape[1]):
+        h, w = t // P, t % P
+        if 1 <= h < H + 1 and 1 <= w < W + 1:
+            ref[:, t] = a[:, h - 1, w - 1]
+    np.testing.assert_array_equal(out, ref)
