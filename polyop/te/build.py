@@ -210,6 +210,7 @@ class TEFunction:
             self._extents[info.array(t)] = [pwaff(d, affs, lambda v: v.name)
                                             for d in t.shape]
         self._local = threading.local()
+        self._known: dict[tuple, dict[str, int]] = {}
 
     @property
     def function(self) -> ir.Function:
@@ -240,7 +241,14 @@ class TEFunction:
             if k in bound:
                 raise ArgumentError(f"{self.name}() got multiple values for {k!r}", k)
             bound[k] = v
-        known = self._infer_sizes(bound)
+        # the sizes follow from the shapes (and given sizes): infer once per shapes
+        key = tuple(getattr(v, "shape", v) if isinstance(v, np.ndarray) or k in self.params
+                    else None for k, v in bound.items())
+        known = self._known.get(key)
+        if known is None:
+            known = self._infer_sizes(bound)
+            if len(self._known) < 64:
+                self._known[key] = known
         for p in self.params:
             if p not in bound:
                 bound[p] = known[p]
