@@ -248,3 +248,55 @@ def test_guarded_read_with_division_in_a_partial_strip():
         if 1 <= h < H + 1 and 1 <= w < W + 1:
             ref[:, t] = a[:, h - 1, w - 1]
     np.testing.assert_array_equal(out, ref)
+
+
+def gemm_relu(M, N, K):
+    A = polyop.placeholder((M, K), "float32", name="A")
+    B = polyop.placeholder((K, N), "float32", name="B")
+    k = polyop.reduce_axis((0, K), name="k")
+    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
+    D = polyop.compute((M, N), lambda i, j: polyop.maximum(C[i, j], 0.0), name="D")
+    sch = polyop.create_schedule(D)
+    i, j, kk = sch.get_loops(C)
+    sch.fission(i)
+    i, j, kk = sch.get_loops(C)
+    io, ii = sch.split(i, 4)
+    jo, ji = sch.split(j, 8)
+    return sch, (A, B, C, D), (io, jo, kk, ii, ji)
+
+
+def test_set_scope_makes_a_tile_sized_local_buffer():
+    M, N, K = 10, 19, 5
+    sch, (A, B, C, D), (io, jo, kk, ii, ji) = gemm_relu(M, N, K)
+    sch.reorder(io, jo, kk, ii, ji)
+    sch.compute_at("C_init", jo)
+    sch.reverse_compute_at(D, jo)
+    assert sch.set_scope(C, "local", jo) == "C"
+    assert sch.program.arrays["C"].shape == ("4", "8") and sch.program.arrays["C"].temporary
+    text = str(polyop.lower(sch, [A, B, D]))
+    assert "float C[4][8];" in text and "C[i_inner][j_inner] = C[i_inner][j_inner] +" in text
+    f = polyop.build(sch, [A, B, D])
+    a, b = rand(M, K, dtype=np.float32), rand(K, N, dtype=np.float32)
+    d = np.empty((M, N), np.float32)
+    f(a, b, d)
+    np.testing.assert_allclose(d, np.maximum(a.astype(np.float64) @ b, 0), rtol=1e-5, atol=1e-5)
+    # the buffer is reused by every tile: moving the epilogue out of the tile is illegal now
+    with pytest.raises(IllegalScheduleError):
+        sch.fission(jo)
+
+
+def test_set_scope_refusals():
+    sch, (A, B, C, D), (io, jo, kk, ii, ji) = gemm_relu(8, 8, 4)
+    with pytest.raises(ScheduleError, match="also accessed outside loop"):
+        sch.set_scope(C, "local", jo)  # the epilogue still runs after the whole nest
+    sch.reverse_compute_at(D, jo)
+    with pytest.raises(ScheduleError, match="kernel argument"):
+        sch.set_scope(D, "local", jo)
+    with pytest.raises(ScheduleError, match="only scope"):
+        sch.set_scope(C, "shared", jo)
+    sch2, (A, B, C, D), (io, jo, kk, ii, ji) = gemm_relu(8, 8, 4)
+    sch2.reorder(kk, io, jo, ii, ji)  # every element of C is updated at each k
+    sch2.compute_at("C_init", kk)
+    sch2.reverse_compute_at(D, kk)
+    with pytest.raises(ScheduleError, match="several iterations"):
+        sch2.set_scope(C, "local", kk)

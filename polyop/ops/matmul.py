@@ -20,6 +20,9 @@ legality-checked primitive:
 4. the initialisation ``C = 0`` runs per tile, just ahead of the first slice;
    the epilogue (bias, ReLU) per tile right after the last
    (``reverse_compute_at``), so the fused operator makes one pass over ``C``;
+   with one slice of ``k``, ``C`` itself becomes a tile-sized local array
+   (``set_scope``) that LLVM keeps in registers: the fused operator writes
+   only its output;
 5. with ``threads > 1`` the column panels run in parallel, and so do the
    panels of both packing loops.
 
@@ -43,6 +46,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import te
+from ..errors import ScheduleError
 from ..schedule import Loop, Schedule
 
 
@@ -157,6 +161,10 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
     sch.compute_at(f"{C.name}_init", ip)
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, ip)
+        try:  # one k slice: each tile of C lives in one iteration, in registers
+            sch.set_scope(C, "local", ip)
+        except ScheduleError:  # several slices: C's tiles live across them
+            pass
     if parallel:
         sch.parallel(jo)
         for cache in ("Ap", "Bp"):

@@ -37,6 +37,7 @@ from .legality import (
     reduction_pairs,
 )
 from .rfactor import ReductionPrimitives
+from .scope import ScopePrimitives
 from .tensorize import TensorizePrimitives
 from .tree import find_mark, loop_values, reaches
 
@@ -46,7 +47,8 @@ isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
 _T = isl.schedule_node_type
 
 
-class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, TensorizePrimitives):
+class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, TensorizePrimitives,
+               ScopePrimitives):
     """A mutable schedule over a kernel's statements (see the module docstring).
 
     ``check=False`` admits illegal schedules (for experiments); ``check()``
