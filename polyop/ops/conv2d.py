@@ -81,7 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import te
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ScheduleError
 from ..runtime import eval_index
 from ..schedule import Loop, Schedule
 
@@ -365,6 +365,10 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     sch.compute_at(f"{conv.name}_init", outer[1])
     if stages.out is not conv:
         sch.reverse_compute_at(stages.out, outer[1])
+        try:  # the tile of the convolution in registers, not in a full-size array
+            sch.set_scope(conv, "local", outer[1])
+        except ScheduleError:  # channel blocks outside the tiles: tiles live across them
+            pass
     if parallel:
         sch.parallel(outer[0])
         for stage in copies:
