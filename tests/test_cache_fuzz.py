@@ -92,9 +92,8 @@ def _cache_example(case, data) -> None:
     run_and_compare(case, sch, data.draw(st.integers(0, 2**16), label="seed"))
 
 
-@pytest.mark.parametrize("name", list(KERNELS))
-def test_cache_read_fuzz(name):
-    @settings(max_examples=KERNELS[name], deadline=None, database=None, derandomize=True,
+def _fuzz(name: str, examples: int, derandomize: bool) -> None:
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.filter_too_much])
     @given(data=st.data())
@@ -102,16 +101,15 @@ def test_cache_read_fuzz(name):
         _cache_example(CASES[name], data)
 
     run()
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_cache_read_fuzz(name):
+    """The default run: derandomized, the same examples in every CI run."""
+    _fuzz(name, KERNELS[name], derandomize=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_cache_read_fuzz_many(name):
-    @settings(max_examples=10 * KERNELS[name], deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                     HealthCheck.filter_too_much])
-    @given(data=st.data())
-    def run(data):
-        _cache_example(CASES[name], data)
-
-    run()
+    _fuzz(name, 10 * KERNELS[name], derandomize=False)

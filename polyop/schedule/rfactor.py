@@ -95,6 +95,7 @@ from ..errors import ScheduleError
 from ..printer import expr_to_c
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, DType
+from .cache import _py
 from .handles import Loop
 from .tree import Band, Leaf, Node, Seq, contains, from_isl, to_isl
 
@@ -540,21 +541,3 @@ def _fresh(base: str, taken: set[str]) -> str:
     if base not in taken:
         return base
     return next(f"{base}_{k}" for k in range(1, 1 << 20) if f"{base}_{k}" not in taken)
-
-
-_PY = {"add": "+", "sub": "-", "mul": "*", "fdiv": "//", "mod": "%"}
-
-
-def _py(e: ir.Expr) -> str:
-    """An integer extent as Python source (how array shapes are written)."""
-    if isinstance(e, ir.Const):
-        return str(e.value)
-    if isinstance(e, ir.Var):
-        return e.name
-    if isinstance(e, ir.Neg):
-        return f"-({_py(e.a)})"
-    if isinstance(e, ir.Bin) and e.op in _PY:
-        return f"({_py(e.a)} {_PY[e.op]} {_py(e.b)})"
-    if isinstance(e, ir.Bin):
-        return f"{e.op}({_py(e.a)}, {_py(e.b)})"
-    raise AssertionError(f"not an integer extent: {e!r}")
