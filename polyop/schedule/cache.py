@@ -111,17 +111,7 @@ class CachePrimitives:
             statements.append(s)
         first = next(k for k, s in enumerate(program.statements) if s.name in chosen)
         statements.insert(first, copy)
-        arrays = dict(program.arrays)
-        arrays[cache] = plan.array
-        meta = {k: v for k, v in program.meta.items() if k != "dependences"}
-        meta["scratch"] = tuple(meta.get("scratch", ())) + (cache,)
-        meta["internal"] = tuple(meta.get("internal", ())) + (cache,)
-        domain = program.domain.union(isl.UnionSet.from_set(copy.domain))
-        reference = _insert(program.schedule, _copy_nest(copy), copy, chosen, domain)
-        new = dataclasses.replace(
-            program, statements=tuple(statements), arrays=arrays, meta=meta,
-            arguments=program.arguments + (Argument(cache, "array", plan.array.dtype),),
-            schedule=reference)
+        new, domain = _with_cache(program, statements, plan.array, copy, chosen, after=False)
         _check_not_stale(new, copy, chosen, src, what)
         self._add_copy(new, copy, chosen, domain, f"{what} -> {cache}")
         return cache
@@ -167,18 +157,7 @@ class CachePrimitives:
             statements.append(s)
         last = max(k for k, s in enumerate(program.statements) if s.name in writers)
         statements.insert(last + 1, store)
-        arrays = dict(program.arrays)
-        arrays[cache] = plan.array
-        meta = {k: v for k, v in program.meta.items() if k != "dependences"}
-        meta["scratch"] = tuple(meta.get("scratch", ())) + (cache,)
-        meta["internal"] = tuple(meta.get("internal", ())) + (cache,)
-        domain = program.domain.union(isl.UnionSet.from_set(store.domain))
-        reference = _insert(program.schedule, _copy_nest(store), store, writers, domain,
-                            after=True)
-        new = dataclasses.replace(
-            program, statements=tuple(statements), arrays=arrays, meta=meta,
-            arguments=program.arguments + (Argument(cache, "array", plan.array.dtype),),
-            schedule=reference)
+        new, domain = _with_cache(program, statements, plan.array, store, writers, after=True)
         _check_no_early_reader(new, store, writers, dst, what)
         self._add_copy(new, store, writers, domain, f"{what} -> {cache}", after=True)
         return cache
@@ -316,35 +295,48 @@ class _Layout:
         return Statement(cache, its, domain, (read,), (write,),
                          ir.Store(cache, target, value), line, text)
 
+    def back_statement(self, back: str, writers: list[str], line: int) -> Statement:
+        """``array[e] = cache[layout(e)]`` for every element ``writers`` write."""
+        src, program = self.source, self.program
+        its = tuple(f"{back}_{d}" for d in range(src.ndim))
+        written = isl.Set.empty(self.map.domain().get_space())
+        for s in program.statements:
+            if s.name in writers:
+                for a in s.writes:
+                    if a.array == src.name:
+                        written = written.union(a.relation.range())
+        domain = written.coalesce().set_tuple_name(back)
+        names = [f"_a{k}" for k in range(src.ndim)]
+        rename = dict(zip(names, (ir.Var(v, INDEX) for v in its)))
+        index = tuple(ir.substitute(e, rename) for e in self.exprs)
+        target = tuple(ir.Var(v, INDEX) for v in its)
+        ident = isl.Map.from_domain_and_range(domain, written).intersect(
+            isl.Map.identity(isl.Space.map_from_set(written.get_space()))
+            .set_tuple_name(isl.dim_type.in_, back))
+        read = Access(self.cache, ident.apply_range(self.map), index,
+                      f"{self.cache}[{', '.join(map(_py, index))}]")
+        write = Access(src.name, ident, target, f"{src.name}[{', '.join(its)}]")
+        text = f"{src.name}[{', '.join(its)}] = {read.text}"
+        return Statement(back, its, domain, (read,), (write,),
+                         ir.Store(src.name, target, ir.Load(self.cache, index, src.dtype)), line,
+                         text)
 
-def _back_statement(self, back: str, writers: list[str], line: int) -> Statement:
-    """``array[e] = cache[layout(e)]`` for every element ``writers`` write."""
-    src, program = self.source, self.program
-    its = tuple(f"{back}_{d}" for d in range(src.ndim))
-    written = isl.Set.empty(self.map.domain().get_space())
-    for s in program.statements:
-        if s.name in writers:
-            for a in s.writes:
-                if a.array == src.name:
-                    written = written.union(a.relation.range())
-    domain = written.coalesce().set_tuple_name(back)
-    names = [f"_a{k}" for k in range(src.ndim)]
-    rename = dict(zip(names, (ir.Var(v, INDEX) for v in its)))
-    index = tuple(ir.substitute(e, rename) for e in self.exprs)
-    target = tuple(ir.Var(v, INDEX) for v in its)
-    ident = isl.Map.from_domain_and_range(domain, written).intersect(
-        isl.Map.identity(isl.Space.map_from_set(written.get_space()))
-        .set_tuple_name(isl.dim_type.in_, back))
-    read = Access(self.cache, ident.apply_range(self.map), index,
-                  f"{self.cache}[{', '.join(map(_py, index))}]")
-    write = Access(src.name, ident, target, f"{src.name}[{', '.join(its)}]")
-    text = f"{src.name}[{', '.join(its)}] = {read.text}"
-    return Statement(back, its, domain, (read,), (write,),
-                     ir.Store(src.name, target, ir.Load(self.cache, index, src.dtype)), line,
-                     text)
 
-
-_Layout.back_statement = _back_statement
+def _with_cache(program: Program, statements: list[Statement], cache: Array,
+                copy: Statement, anchors: list[str],
+                after: bool) -> tuple[Program, isl.UnionSet]:
+    """``program`` with ``statements`` (``copy`` among them) and the scratch array
+    ``cache``; in its reference order the copy runs beside ``anchors``."""
+    meta = {k: v for k, v in program.meta.items() if k != "dependences"}
+    meta["scratch"] = tuple(meta.get("scratch", ())) + (cache.name,)
+    meta["internal"] = tuple(meta.get("internal", ())) + (cache.name,)
+    domain = program.domain.union(isl.UnionSet.from_set(copy.domain))
+    reference = _insert(program.schedule, _copy_nest(copy), copy, anchors, domain, after)
+    new = dataclasses.replace(
+        program, statements=tuple(statements), arrays={**program.arrays, cache.name: cache},
+        arguments=program.arguments + (Argument(cache.name, "array", cache.dtype),),
+        meta=meta, schedule=reference)
+    return new, domain
 
 
 def _apply(layout: Callable, formal: list[ir.Expr], what: str) -> tuple[ir.Expr, ...]:
