@@ -42,13 +42,12 @@ import contextlib  # noqa: E402
 import ctypes  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import hostinfo  # noqa: E402  (beside this script)
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,34 +113,10 @@ def measure_peak(chains: int = 12, iters: int = 4_000_000, runs: int = 7) -> flo
 
 
 def machine() -> dict:
-    """CPU model (``lscpu``), host CPU as LLVM sees it, versions, load."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        lscpu = ""
-    fields = {}
-    for line in lscpu.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    blas = ""
-    try:
-        cfg = np.show_config(mode="dicts")
-        blas = " ".join(str(cfg["Build Dependencies"]["blas"].get(k, ""))
-                        for k in ("name", "version"))
-    except Exception:  # noqa: BLE001 - informative only
-        pass
-    return {
-        "cpu_model": fields.get("Model name", platform.processor()),
-        "cpu_family": fields.get("CPU family", ""),
-        "cpus": fields.get("CPU(s)", str(os.cpu_count())),
-        "caches": {k: fields[k] for k in ("L1d cache", "L2 cache", "L3 cache") if k in fields},
-        "llvm_host_cpu": llvm.get_host_cpu_name(),
-        "lscpu": lscpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__, "blas": blas, "llvmlite": llvmlite.__version__,
-        "polyop": polyop.__version__,
-    }
+    """The machine (``hostinfo``), the host CPU as LLVM sees it, versions."""
+    return {**hostinfo.describe(), "llvm_host_cpu": llvm.get_host_cpu_name(),
+            "numpy": np.__version__, "llvmlite": llvmlite.__version__,
+            "polyop": polyop.__version__}
 
 
 def bench_size(kernel, n: int, repeat: int, rng) -> dict:

@@ -45,7 +45,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import hostinfo  # noqa: E402
 import numpy as np  # noqa: E402
 import peers  # noqa: E402
 
@@ -70,27 +70,8 @@ LARGE_FLOPS = 8e9
 
 
 def machine() -> dict[str, Any]:
-    """CPU model and caches from ``lscpu``, platform, Python and peer versions."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        lscpu = ""
-    fields = {}
-    for line in lscpu.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    blas = ""
-    try:
-        cfg = np.show_config(mode="dicts")
-        blas = " ".join(str(cfg["Build Dependencies"]["blas"].get(k, ""))
-                        for k in ("name", "version"))
-    except Exception:  # noqa: BLE001 - informative only
-        pass
-    return {"cpu_model": fields.get("Model name", platform.processor()),
-            "cpus": fields.get("CPU(s)", str(os.cpu_count())),
-            "caches": {k: fields[k] for k in ("L1d cache", "L2 cache", "L3 cache") if k in fields},
-            "lscpu": lscpu, "platform": platform.platform(), "python": platform.python_version(),
-            "blas": blas, "versions": peers.versions()}
+    """The machine (``hostinfo``) and the peers' versions."""
+    return {**hostinfo.describe(), "versions": peers.versions()}
 
 
 def _jiffies() -> tuple[int, int]:
