@@ -61,7 +61,7 @@ from ..errors import IllegalScheduleError, ScheduleError
 from ..frontend.affine import AffineConverter, NotAffine
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX
-from .inline import _aff_to_ir
+from .inline import _aff_to_ir, overwriter
 from .tree import Band, Leaf, Seq, contains, from_isl, to_isl
 
 
@@ -495,25 +495,18 @@ def _check_not_stale(program: Program, copy: Statement, consumers: list[str], sr
                      what: str) -> None:
     """Refuse when an element is written after the copy reads it and before a
     consumer reads its copy (in the new program's reference order)."""
-    order = program.schedule.get_map()
-    before = order.lex_lt_union_map(order)
-    cache_reads = isl.UnionMap.empty(order.get_space())
+    cache_reads = isl.UnionMap.empty(program.context.get_space())
     for name in consumers:
         for a in program.statement(name).reads:
             if a.array == copy.name:
                 cache_reads = cache_reads.union(isl.UnionMap.from_map(a.relation))
     # consumer instance -> copy instance that wrote the slot it reads
     source = cache_reads.apply_range(isl.UnionMap.from_map(copy.writes[0].relation).reverse())
-    writers = program.writes(src)
-    clobber = isl.UnionMap.from_map(copy.reads[0].relation).apply_range(writers.reverse())
-    late = source.apply_range(clobber.intersect(before)).intersect(before.reverse())
-    if not late.is_empty():
-        found: list[isl.Map] = []
-        late.foreach_map(found.append)
-        writer = found[0].get_tuple_name(isl.dim_type.out)
+    found = overwriter(program, source, isl.UnionMap.from_map(copy.reads[0].relation), src)
+    if found is not None:
+        consumer, writer = found
         raise ScheduleError(f"{what}: {writer} writes {src} after the copy and before "
-                            f"{found[0].get_tuple_name(isl.dim_type.in_)} reads it; the "
-                            "cache would be stale")
+                            f"{consumer} reads it; the cache would be stale")
 
 
 def _check_written_first(program: Program, writers: list[str], dst: str, what: str) -> None:

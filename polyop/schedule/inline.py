@@ -108,21 +108,37 @@ def _check_operands_unchanged(program: Program, p: Statement, s: Statement,
                               source: isl.MultiAff, what: str) -> None:
     """Refuse when an element ``p`` reads is overwritten after the producing
     instance and before the consumer instance of ``s`` (in program order)."""
-    order = program.schedule.get_map()
-    before = order.lex_lt_union_map(order)  # a -> b: a runs before b
     uses = isl.UnionMap.from_map(
         isl.Map.from_pw_multi_aff(isl.PwMultiAff.from_multi_aff(source))
         .intersect_domain(s.domain))  # consumer -> producer
     for r in p.reads:
-        writes = program.writes(r.array)
-        clobber = isl.UnionMap.from_map(r.relation).apply_range(writes.reverse())
-        late = uses.apply_range(clobber.intersect(before)).intersect(before.reverse())
-        if not late.is_empty():
-            pair: list[isl.Map] = []
-            late.foreach_map(pair.append)
-            writer = pair[0].get_tuple_name(isl.dim_type.out)
-            raise ScheduleError(f"{what}: {p.name} reads {r.array}, which {writer} "
+        writer = overwriter(program, uses, isl.UnionMap.from_map(r.relation), r.array)
+        if writer is not None:
+            raise ScheduleError(f"{what}: {p.name} reads {r.array}, which {writer[1]} "
                                 f"overwrites before {s.name} would use the value")
+
+
+def overwriter(program: Program, uses: isl.UnionMap, reads: isl.UnionMap,
+               array: str) -> tuple[str, str] | None:
+    """(consumer, writer) statement names when a writer of ``array`` overwrites an
+    element a producer ``reads`` after that producer and before a consumer of it
+    runs (``uses``: consumer instance -> producer instance), in the program's
+    reference order; ``None`` when no such write exists.
+
+    Example::
+
+        >>> overwriter(program, uses, copy_reads, "B")     # doctest: +SKIP
+        ('S2', 'S1')
+    """
+    order = program.schedule.get_map()
+    before = order.lex_lt_union_map(order)  # a -> b: a runs before b
+    clobber = reads.apply_range(program.writes(array).reverse())  # producer -> writer
+    late = uses.apply_range(clobber.intersect(before)).intersect(before.reverse())
+    if late.is_empty():
+        return None
+    pair: list[isl.Map] = []
+    late.foreach_map(pair.append)
+    return pair[0].get_tuple_name(isl.dim_type.in_), pair[0].get_tuple_name(isl.dim_type.out)
 
 
 def _aff_to_ir(aff: isl.Aff, iterators: tuple[str, ...], params: tuple[str, ...]) -> ir.Expr:
