@@ -79,6 +79,19 @@ def _flow(sink: isl.UnionMap, source: isl.UnionMap, schedule: isl.Schedule) -> i
     return info.compute_flow().get_may_dependence().coalesce()
 
 
+def unwritten_reads(reads: isl.UnionMap, writes: isl.UnionMap,
+                    schedule: isl.Schedule) -> isl.UnionMap:
+    """The reads (instance -> element) that no earlier write in ``schedule`` of
+    ``writes`` defines: exact value-based flow, the writes as must-sources.
+
+    Example::
+
+        >>> unwritten_reads(program.reads("C"), program.writes("C"), sch.tree)  # doctest: +SKIP
+    """
+    info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
+    return info.set_schedule(schedule).compute_flow().get_must_no_source()
+
+
 def compute_dependences(program: Program) -> Dependences:
     """Memory-based RAW/WAR/WAW dependences of ``program`` in its original order."""
     by_array: dict[str, dict[str, isl.UnionMap]] = {k: {} for k in KINDS}

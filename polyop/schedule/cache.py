@@ -56,7 +56,7 @@ import islpy as isl
 
 from .. import ir
 from ..bounds import array_box
-from ..deps import dependences
+from ..deps import dependences, unwritten_reads
 from ..errors import IllegalScheduleError, ScheduleError
 from ..frontend.affine import AffineConverter, NotAffine
 from ..program import Access, Argument, Array, Program, Statement
@@ -522,8 +522,7 @@ def _check_written_first(program: Program, writers: list[str], dst: str, what: s
             writes = writes.union(isl.UnionMap.from_map(a.relation))
     if reads.is_empty():
         return
-    info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
-    unset = info.set_schedule(program.schedule).compute_flow().get_must_no_source()
+    unset = unwritten_reads(reads, writes, program.schedule)
     if not unset.is_empty():
         found: list[isl.Map] = []
         unset.foreach_map(found.append)

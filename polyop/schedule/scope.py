@@ -38,7 +38,7 @@ import islpy as isl
 
 from .. import ir
 from ..astgen import expr_to_ir
-from ..deps import dependences
+from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
 from ..program import Access, Array
 from ..types import INDEX
@@ -168,7 +168,5 @@ def _vars(prefix: str, n: int) -> str:
 
 
 def _check_written_first(program, name: str, tree: isl.Schedule, what: str) -> None:
-    info = isl.UnionAccessInfo.from_sink(program.reads(name))
-    info = info.set_must_source(program.writes(name)).set_schedule(tree)
-    if not info.compute_flow().get_must_no_source().is_empty():
+    if not unwritten_reads(program.reads(name), program.writes(name), tree).is_empty():
         raise ScheduleError(f"{what}: an element of {name} is read before it is written")
