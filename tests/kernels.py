@@ -30,6 +30,13 @@ def run_both(sch, kernel, args, exact=True):
     """Build ``sch``, run it and CPython on copies of ``args``; compare every
     array (bit for bit unless ``exact`` is false). Returns the built kernel."""
     f = polyop.build(sch)
+    compare(f, kernel, args, exact)
+    return f
+
+
+def compare(f, kernel, args, exact=True):
+    """Run the built ``f`` and CPython's ``kernel`` on copies of ``args``;
+    compare every array (bit for bit unless ``exact`` is false)."""
     a = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
     b = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
     f(**a)
@@ -37,7 +44,6 @@ def run_both(sch, kernel, args, exact=True):
     for k, v in a.items():
         if isinstance(v, np.ndarray):
             if exact:
-                np.testing.assert_array_equal(v, b[k], err_msg=k)
+                np.testing.assert_array_equal(v, b[k], err_msg=f"{k} with {args}")
             else:
-                np.testing.assert_allclose(v, b[k], rtol=1e-12, err_msg=k)
-    return f
+                np.testing.assert_allclose(v, b[k], rtol=1e-12, err_msg=f"{k} with {args}")

@@ -8,6 +8,8 @@ the original statements, so it is not used here: the result comparison is the
 check.)
 """
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -42,7 +44,7 @@ def _layouts(ndim: int):
 
 
 def _cache_example(case, data) -> None:
-    case = type(case)(**{**case.__dict__, "sizes": draw_sizes(data, case)})
+    case = dataclasses.replace(case, sizes=draw_sizes(data, case))
     sch = polyop.Schedule(case.kernel)
     program = sch.program
     read = sorted({a.array for s in program.statements for a in s.reads

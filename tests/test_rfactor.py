@@ -10,7 +10,7 @@ import pytest
 
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
-from tests.kernels import matmul_ikj
+from tests.kernels import compare, matmul_ikj
 
 RNG = np.random.default_rng(7)
 
@@ -24,13 +24,7 @@ def check(sch, kernel, cases):
     on copies of the arguments and compare every array bit for bit."""
     f = polyop.build(sch)
     for args in cases:
-        a = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-        b = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-        f(**a)
-        kernel.py_func(**b)
-        for k, v in a.items():
-            if isinstance(v, np.ndarray):
-                np.testing.assert_array_equal(v, b[k], err_msg=f"{k} with {args}")
+        compare(f, kernel, args)
     return f
 
 
