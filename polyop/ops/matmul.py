@@ -124,12 +124,10 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     k = te.reduce_axis((0, K), name="k")
     C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * B[k, j], axis=k), name="C")
     out, args = C, [A, B]
-    if bias:
-        b = te.placeholder((N,), dtype, name="bias")
-        out = te.compute((M, N), lambda i, j: out_value(C, b, i, j, relu), name="D")
-        args.append(b)
-    elif relu:
-        out = te.compute((M, N), lambda i, j: te.maximum(C[i, j], te.const(0, dtype)), name="D")
+    b = te.placeholder((N,), dtype, name="bias") if bias else None
+    if bias or relu:
+        out = te.compute((M, N), lambda i, j: _epilogue(C, b, i, j, relu), name="D")
+        args += [b] if bias else []
     sch = te.create_schedule(out, name="matmul")
     schedule_matmul(sch, A, B, C, tiling, epilogue=out if out is not C else None,
                     parallel=threads > 1)
@@ -138,8 +136,9 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     return Matmul(f, sch, (M, N, K), tiling)
 
 
-def out_value(C, b, i, j, relu: bool):
-    v = C[i, j] + b[j]
+def _epilogue(C, b, i, j, relu: bool):
+    """``C[i, j]`` (``+ b[j]`` with a bias ``b``), then ``max(·, 0)`` with ``relu``."""
+    v = C[i, j] if b is None else C[i, j] + b[j]
     return te.maximum(v, te.const(0, C.dtype.numpy.name)) if relu else v
 
 

@@ -55,6 +55,7 @@ from collections.abc import Callable
 import islpy as isl
 
 from .. import ir
+from ..astgen import expr_to_ir
 from ..bounds import array_box
 from ..deps import dependences, unwritten_reads
 from ..errors import IllegalScheduleError, ScheduleError
@@ -232,8 +233,6 @@ class _Layout:
             if top is not None and top.is_int():
                 ext: ir.Expr = ir.Const(top.to_python() + 1, INDEX)
             else:
-                from ..astgen import expr_to_ir
-
                 ext = _plus_one(expr_to_ir(build.expr_from_pw_aff(high)))
             extents.append(ext)
             shape.append(_py(ext))
