@@ -408,7 +408,7 @@ class Conv2d:
         arrays = kernel.program.arrays
         self._scratch_specs = {n: (tuple(eval_index(e, {}) for e in arrays[n].extents),
                                    arrays[n].dtype.numpy)
-                               for n in tuple(function.scratch) + tuple(kernel.scratch)}
+                               for n in kernel.scratch}
         self._local = threading.local()
 
     def __call__(self, *arrays: np.ndarray) -> None:

@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import islpy as isl
@@ -178,10 +177,19 @@ def build(target, args=None, name: str | None = None, *,
         >>> f(a, b, c)                                # doctest: +SKIP
     """
     from ..pipeline import compile_program
+    from ..runtime import CompiledKernel
 
     sch, info, args = _resolve(target, args, name=name)
     options = {"fp_contract": True} if fp_contract else {}
     compiled = compile_program(sch, **options)
+    # intermediate stages left out of the argument list are scratch, as caches are
+    program = compiled.program
+    listed = {info.array(a) for a in args if isinstance(a, Tensor)}
+    present = {a.name for a in program.arguments}
+    scratch = tuple(info.array(t) for t in info.tensors
+                    if info.array(t) not in listed and info.array(t) in present)
+    meta = {**program.meta, "scratch": tuple(program.meta.get("scratch", ())) + scratch}
+    compiled = CompiledKernel(replace(program, meta=meta), compiled.function, compiled.native)
     return TEFunction(compiled, info, args, name or sch.program.name)
 
 
@@ -199,18 +207,19 @@ class TEFunction:
         self.program: Program = kernel.program
         self.arg_names = tuple(info.array(a) if isinstance(a, Tensor) else a.name
                                for a in args)
-        listed = set(self.arg_names)
-        present = {a.name for a in self.program.arguments}
-        self.scratch = tuple(info.array(t) for t in info.tensors
-                             if info.array(t) not in listed and info.array(t) in present)
         self.params = self.program.params
         affs = self._affs = isl.affs_from_space(self.program.context.get_space())
         self._extents: dict[str, list[isl.PwAff]] = {}
         for t in info.tensors:
             self._extents[info.array(t)] = [pwaff(d, affs, lambda v: v.name)
                                             for d in t.shape]
-        self._local = threading.local()
         self._known: dict[tuple, dict[str, int]] = {}
+
+    @property
+    def scratch(self) -> tuple[str, ...]:
+        """The arrays the runtime allocates: intermediates not in the argument
+        list, and the schedule's caches."""
+        return self.kernel.scratch
 
     @property
     def function(self) -> ir.Function:
@@ -252,10 +261,9 @@ class TEFunction:
         for p in self.params:
             if p not in bound:
                 bound[p] = known[p]
-        bound.update(self._scratch(known))
         self.kernel(**bound)
 
-    # -- sizes and scratch -------------------------------------------------------------------
+    # -- sizes -------------------------------------------------------------------
     def _infer_sizes(self, bound: dict) -> dict[str, int]:
         """Size values fixed by the given sizes and the array arguments' shapes."""
         affs = self._affs
@@ -303,22 +311,6 @@ class TEFunction:
                 dims.append(src)
         given = ", ".join(f"{p}={v}" for p, v in fixed.items())
         return f"{text} = ({', '.join(dims)}{',' if len(dims) == 1 else ''}) (with {given})"
-
-    def _scratch(self, sizes: dict[str, int]) -> dict[str, np.ndarray]:
-        if not self.scratch:
-            return {}
-        from ..runtime import eval_index
-
-        key = tuple(sizes[p] for p in self.params)
-        cache = getattr(self._local, "cache", None)
-        if cache is None or cache[0] != key:
-            arrays = {}
-            for name in self.scratch:
-                spec = self.program.arrays[name]
-                shape = tuple(eval_index(e, sizes) for e in spec.extents)
-                arrays[name] = np.empty(shape, dtype=spec.dtype.numpy)
-            cache = self._local.cache = (key, arrays)
-        return cache[1]
 
 
 def _fixed(sizes: isl.Set, k: int) -> int | None:
