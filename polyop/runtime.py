@@ -148,10 +148,10 @@ class CompiledKernel:
         for name in self.arrays:
             self._array(name, bound[name], sizes)
         self._no_aliasing(bound)
-        values.update(self._scratch(sizes))
+        values.update(self.scratch_arrays(sizes))
         return [values[a.name] for a in self.program.arguments]
 
-    def _scratch(self, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+    def scratch_arrays(self, sizes: dict[str, int]) -> dict[str, np.ndarray]:
         """The scratch arrays for these sizes (kept per thread between calls)."""
         if not self.scratch:
             return {}

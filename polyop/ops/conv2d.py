@@ -75,14 +75,12 @@ Example::
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import te
 from ..errors import ArgumentError, ScheduleError
-from ..runtime import eval_index
 from ..schedule import Loop, Schedule
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -405,11 +403,7 @@ class Conv2d:
         assert not kernel.program.params, "conv2d: every size is a constant"
         self._native = kernel.native
         self._order = [p.name for p in kernel.native.function.params]
-        arrays = kernel.program.arrays
-        self._scratch_specs = {n: (tuple(eval_index(e, {}) for e in arrays[n].extents),
-                                   arrays[n].dtype.numpy)
-                               for n in kernel.scratch}
-        self._local = threading.local()
+        self._scratch = kernel.scratch_arrays  # every size is a constant: no sizes
 
     def __call__(self, *arrays: np.ndarray) -> None:
         if len(arrays) != len(self._expected):
@@ -436,16 +430,8 @@ class Conv2d:
         for name, a in zip(self.arg_names[:-1], arrays[:-1]):
             if np.may_share_memory(a, out):
                 raise ArgumentError(f"arguments {name} and out overlap in memory", "out")
-        bound.update(self._scratch())
+        bound.update(self._scratch({}))
         self._native(*[bound[n] for n in self._order])
-
-    def _scratch(self) -> dict[str, np.ndarray]:
-        """The intermediate arrays (padded input, packed weights, ...), kept per thread."""
-        arrays = getattr(self._local, "arrays", None)
-        if arrays is None:
-            arrays = self._local.arrays = {n: np.empty(shape, dtype) for n, (shape, dtype)
-                                           in self._scratch_specs.items()}
-        return arrays
 
     @property
     def compile_seconds(self) -> float:
