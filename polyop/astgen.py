@@ -269,13 +269,17 @@ def ast_to_ir(node: isl.AstNode, program: Program,
 
     ``loops`` maps schedule mark ids to (loop name, kind) (see ``Schedule``);
     the statements in ``atomic`` (reductions ``X[f] += e``) become atomic updates.
+    An AST of ``build_ast`` is translated once: the subscripts isl rebuilt for it
+    are released afterwards.
     """
     stmt, _ = _Translator(program, loops or {}, atomic).node(node, frozenset())
+    _release_subscripts(node)
     return stmt
 
 
-def release_subscripts(node: isl.AstNode) -> None:
-    """Forget the subscripts ``build_ast`` recorded for ``node``'s statements."""
+def _release_subscripts(node: isl.AstNode) -> None:
+    """Forget the subscripts ``build_ast`` recorded for ``node``'s statements
+    (the AST is translated once; the table would otherwise grow)."""
     def visit(n: isl.AstNode) -> bool:
         note = _annotation(n) if n.get_type() == isl.ast_node_type.user else None
         if note is not None:

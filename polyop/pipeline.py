@@ -31,7 +31,7 @@ import warnings
 import islpy as isl
 
 from . import ir
-from .astgen import ast_to_ir, build_ast, release_subscripts
+from .astgen import ast_to_ir, build_ast
 from .bounds import check_bounds
 from .program import Program
 
@@ -96,7 +96,6 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
         ast = build_ast(program, obj.ast_tree(unroll=False))
     _dump("ast", ast.to_C_str)
     body = ast_to_ir(ast, program, loops, atomic)
-    release_subscripts(ast)
     params = []
     for a in program.arguments:
         shape = program.arrays[a.name].extents if a.kind == "array" else ()
