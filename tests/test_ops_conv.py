@@ -161,3 +161,56 @@ def test_bad_parameters_are_refused(kwargs, message):
     args = dict(C=3, H=6, W=6, F=4) | kwargs
     with pytest.raises(ValueError, match=message):
         polyop.ops.conv2d(**args)
+
+
+PACKED = [  # layout, (C, H, W, F), (R, S), stride, pad, tiling
+    ("NHWC", (5, 7, 9, 19), (3, 3), 1, 1, SMALL),
+    ("NCHW", (6, 9, 8, 10), (3, 3), 2, 1, ConvTiling(3, 8, kc=2, blocks_outer=True)),
+    ("NCHW", (128, 5, 6, 20), (3, 3), 1, 1, None),  # two channel blocks, a partial panel
+    ("NHWC", (8, 5, 6, 13), (1, 1), 1, 0, ConvTiling(3, 8, kc=2, blocks_outer=True)),
+    ("NCHW", (8, 5, 6, 10), (1, 1), 1, 0,
+     ConvTiling(4, 8, vector="pixels", kc=4, pixels_outer=False, pack_input=True)),
+    ("NCHW", (12, 5, 6, 7), (1, 1), 1, 0, None),  # vectors along pixels: panels of mr filters
+]
+
+
+@pytest.mark.parametrize("layout,size,window,stride,pad,tiling", PACKED)
+def test_packed_weights_with_the_batch_norm_scale_folded(layout, size, window, stride, pad,
+                                                         tiling):
+    C, H, W, F = size
+    kw = dict(stride=stride, pad=pad, layout=layout, tiling=tiling)
+    conv = polyop.ops.conv2d(C, H, W, F, *window, bias=True, relu=True, packed_weights=True,
+                             **kw)
+    assert "Wp" not in conv.schedule.stmts  # nothing copied per call
+    dims = conv.shape.arrays()
+    x = rng.standard_normal(dims["x"]).astype(np.float32)
+    w = rng.standard_normal(dims["w"]).astype(np.float32)
+    scale = rng.uniform(0.5, 1.5, F).astype(np.float32)
+    shift = rng.standard_normal(F).astype(np.float32)
+    out = np.full(dims["out"], np.nan, np.float32)
+    conv(x, conv.pack_weights(w, scale), shift, out)
+    ref = reference(x, w, layout, stride, pad, scale=scale, shift=shift, relu=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+    # the same packing as the copy the unpacked operator makes on every call
+    plain = polyop.ops.conv2d(C, H, W, F, *window, **kw)
+    out2 = np.full(dims["out"], np.nan, np.float32)
+    plain(x, w, out2)
+    packed = polyop.ops.conv2d(C, H, W, F, *window, packed_weights=True, **kw)
+    packed(x, packed.pack_weights(w), out)
+    np.testing.assert_array_equal(out, out2)
+
+
+def test_packed_weights_errors():
+    conv = polyop.ops.conv2d(5, 6, 6, 20, layout="NHWC", packed_weights=True)
+    w = np.ones((3, 3, 5, 20), np.float32)
+    wp = conv.pack_weights(w)
+    assert wp.shape == (2, 3, 3, 5, 16) and wp[1, :, :, :, 4:].max() == 0  # padded panel
+    x, out = np.ones((6, 6, 5), np.float32), np.empty((6, 6, 20), np.float32)
+    with pytest.raises(ArgumentError, match=r"argument w: shape \(3, 3, 5, 20\) does not "
+                                            r"match \(2, 3, 3, 5, 16\)"):
+        conv(x, w, out)  # unpacked weights
+    with pytest.raises(ArgumentError, match=r"pack_weights: w has shape \(20, 5, 3, 3\), "
+                                            r"expected \(3, 3, 5, 20\)"):
+        conv.pack_weights(np.ones((20, 5, 3, 3), np.float32))
+    with pytest.raises(ArgumentError, match=r"scale has shape \(5,\), expected \(20,\)"):
+        conv.pack_weights(w, np.ones(5, np.float32))

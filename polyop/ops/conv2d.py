@@ -206,7 +206,8 @@ class ConvStages:
     kernel sees them: ``x`` and ``out`` may be views of the caller's arrays),
     the zero-bordered input ``xp`` (or ``None``), the reduction ``conv`` and
     the output ``out`` (``conv`` itself, or the epilogue reading it); ``kc`` is
-    the channel block in use (``C`` when unblocked)."""
+    the channel block in use (``C`` when unblocked); with ``packed_weights``,
+    ``w`` is already in the layout of ``weight_layout``."""
 
     shape: ConvShape
     tiling: ConvTiling
@@ -217,12 +218,16 @@ class ConvStages:
     conv: te.Tensor
     out: te.Tensor
     kc: int
+    packed_weights: bool = False
 
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
-                   *, bias: bool = False, bn: bool = False, relu: bool = False) -> ConvStages:
+                   *, bias: bool = False, bn: bool = False, relu: bool = False,
+                   packed_weights: bool = False) -> ConvStages:
     """The tensor expressions of the convolution (module docstring), with the
     epilogue ``((conv + bias) · scale + shift)``, then ``max(·, 0)``, as asked.
+    With ``packed_weights`` the weight placeholder ``w`` has the packed shape
+    of ``weight_layout`` (the schedule then copies nothing).
 
     Example::
 
@@ -241,19 +246,27 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
                          "place, one broadcast per pixel, otherwise)")
     C, H, W, F, R, S = shape.C, shape.H, shape.W, shape.F, shape.R, shape.S
     st, pad, Ho, Wo = shape.stride, shape.pad, shape.Ho, shape.Wo
-    kc = tiling.kc if 0 < tiling.kc < C and C % tiling.kc == 0 else C
+    kc = _channel_block(shape, tiling)
     zero = te.const(0, dtype)
     dims = shape.arrays()
     r = te.reduce_axis((0, R), name="r")
     s = te.reduce_axis((0, S), name="s")
     if kc == C:
         ch = te.reduce_axis((0, C), name="c")
-        axes = [r, s, ch]
+        axes, co, ci = [r, s, ch], None, None
     else:  # channel blocks of kc, each over the window: (c_outer, r, s, c_inner)
         co = te.reduce_axis((0, C // kc), name="c_outer")
         ci = te.reduce_axis((0, kc), name="c_inner")
         ch, axes = co * kc + ci, [co, r, s, ci]
-    w = te.placeholder(dims["w"], dtype, name="w")
+    layout, packed_shape = weight_layout(shape, tiling)
+    w = te.placeholder(packed_shape if packed_weights else dims["w"], dtype, name="w")
+
+    def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
+        at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
+        if packed_weights:
+            return w[layout(*at) if kc == C else _packed_block(layout(*at), co, ci)]
+        return w[at]
+
     extra = _epilogue_params(F, dtype, bias, bn)
     fused = bias or bn or relu
 
@@ -264,7 +277,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     if tiling.vector == "pixels":  # x as [C, H · W], out as [F, H · W]
         x = te.placeholder((C, H * W), dtype, name="x")
         conv = te.compute((F, H * W), lambda f, q: te.reduce_sum(
-            x[ch, q] * w[f, ch, r, s], axis=axes), name="conv" if fused else "out")
+            x[ch, q] * weight(f, ch, r, s), axis=axes), name="conv" if fused else "out")
         out = conv if not fused else te.compute(
             (F, H * W), lambda f, q: epilogue(conv[f, q], f), name="out")
     else:  # pixels p = h · Wo + w broadcast from xp[h, w, c], filters in vectors
@@ -284,7 +297,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
 
         def tap(p, f):
             h, w_ = p // Wo * step + r, p % Wo * step + s
-            return src[h, w_, ch] * (w[r, s, ch, f] if nhwc else w[f, ch, r, s])
+            return src[h, w_, ch] * weight(f, ch, r, s)
 
         conv = te.compute((Ho * Wo, F), lambda p, f: te.reduce_sum(tap(p, f), axis=axes),
                           name="out" if nhwc and not fused else "conv")
@@ -295,7 +308,52 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
             out = te.compute((Ho * Wo, F), lambda p, f: epilogue(conv[p, f], f), name="out")
         else:
             out = conv
-    return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc)
+    return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
+                      packed_weights)
+
+
+def weight_layout(shape: ConvShape, tiling: ConvTiling):
+    """The packed weights: ``(layout, packed_shape)``, ``layout`` mapping an
+    index of the caller's weights (``w[f, c, r, s]`` in NCHW, ``w[r, s, c, f]``
+    in NHWC) to ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``, the
+    panels of ``nr`` filters (``mr`` for vectors along pixels) zero-padded to
+    whole panels, each laid out in the order the reduction reads it.
+
+    Example::
+
+        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40), ConvTiling())
+        >>> packed, layout(17, 70, 2, 1)
+        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
+    """
+    kc = _channel_block(shape, tiling)
+    panel = tiling.mr if tiling.vector == "pixels" else tiling.nr
+    blocked = kc < shape.C
+
+    def packed(r, s, c, f):
+        blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
+        return (f // panel, *blocks, f % panel)
+
+    if shape.layout == "NHWC":
+        layout = packed
+    else:
+        def layout(f, c, r, s):
+            return packed(r, s, c, f)
+    blocks = (shape.C // kc, shape.R, shape.S, kc) if blocked else (shape.R, shape.S, shape.C)
+    return layout, (-(-shape.F // panel), *blocks, panel)
+
+
+def _channel_block(shape: ConvShape, tiling: ConvTiling) -> int:
+    """The channels of a block of the reduction: ``tiling.kc`` where it divides
+    ``C``, else ``C`` (unblocked)."""
+    kc = tiling.kc
+    return kc if 0 < kc < shape.C and shape.C % kc == 0 else shape.C
+
+
+def _packed_block(index: tuple, co, ci) -> tuple:
+    """A packed index with the channel block and offset given by the reduction
+    axes themselves (``c = co · kc + ci``): subscripts without ``//``/``%``."""
+    f_outer, _, r, s, _, f_inner = index
+    return (f_outer, co, r, s, ci, f_inner)
 
 
 def _inside(h, w, H: int, W: int, pad: int):
@@ -332,19 +390,10 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     """
     t, shape, conv, kc = stages.tiling, stages.shape, stages.conv, stages.kc
     pixels = t.vector == "pixels"
-    panel = t.mr if pixels else t.nr
-
-    def packed(r, s, c, f):  # Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]
-        blocks = (c // kc, r, s, c % kc) if kc < shape.C else (r, s, c)
-        return (f // panel, *blocks, f % panel)
-
-    if shape.layout == "NHWC":
-        layout = packed
-    else:
-        def layout(f, c, r, s):
-            return packed(r, s, c, f)
-    sch.cache_read(stages.w, conv, layout=layout, pad=0.0, name="Wp")
-    copies = ["Wp"] + ([stages.xp] if stages.xp is not None else [])
+    copies: list = [stages.xp] if stages.xp is not None else []
+    if not stages.packed_weights:
+        sch.cache_read(stages.w, conv, layout=weight_layout(shape, t)[0], pad=0.0, name="Wp")
+        copies.append("Wp")
     if t.pack_input:  # x[c, q] in panels of nr pixels, Xp[q // nr, c, q % nr]
         sch.cache_read(stages.x, conv, layout=lambda c, q: (q // t.nr, c, q % t.nr),
                        pad=0.0, name="Xp")
@@ -388,6 +437,9 @@ class Conv2d:
     A call checks each array's type, dtype, shape and contiguity (raising
     ``ArgumentError`` naming it), then runs the native code directly: the
     shapes are compile-time constants, so nothing is inferred per call.
+
+    Built with ``packed_weights=True``, it takes ``w`` already packed, as
+    ``pack_weights`` returns it (constant weights packed once, at set-up).
     """
 
     def __init__(self, function, schedule: Schedule, stages: ConvStages):
@@ -395,6 +447,8 @@ class Conv2d:
         self.tiling = stages.tiling
         self.shape = stages.shape
         dims = self.shape.arrays()
+        if stages.packed_weights:
+            dims.pop("w")
         self.arg_names = tuple(a.name for a in stages.args)
         self._expected = [(a.name, dims.get(a.name, tuple(int(d.value) for d in a.shape)),
                            tuple(int(d.value) for d in a.shape)) for a in stages.args]
@@ -404,6 +458,36 @@ class Conv2d:
         self._native = kernel.native
         self._order = [p.name for p in kernel.native.function.params]
         self._scratch = kernel.scratch_arrays  # every size is a constant: no sizes
+
+    def pack_weights(self, w: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """``w`` (the layout's weight shape) in the packed layout this operator
+        reads with ``packed_weights=True``: panels of filters, zero-padded
+        (``weight_layout``). With ``scale`` (one per filter), the weights of
+        filter ``f`` are multiplied by ``scale[f]``: an inference batch norm's
+        scale folded into the weights, its shift then being the bias.
+
+        Example::
+
+            >>> conv = polyop.ops.conv2d(64, 56, 56, 64, bias=True, relu=True,
+            ...                          packed_weights=True)       # doctest: +SKIP
+            >>> wp = conv.pack_weights(w, scale)                    # doctest: +SKIP
+            >>> conv(x, wp, shift, out)                             # doctest: +SKIP
+        """
+        s, shape = self.shape, self.shape.arrays()["w"]
+        w = np.asarray(w)
+        if w.shape != shape:
+            raise ArgumentError(f"pack_weights: w has shape {w.shape}, expected {shape} "
+                                f"({s.layout})", "w")
+        if scale is not None:
+            scale = np.asarray(scale)
+            if scale.shape != (s.F,):
+                raise ArgumentError(f"pack_weights: scale has shape {scale.shape}, expected "
+                                    f"({s.F},)", "scale")
+            w = w * scale.reshape((-1, 1, 1, 1) if s.layout == "NCHW" else (1, 1, 1, -1))
+        layout, packed = weight_layout(s, self.tiling)
+        wp = np.zeros(packed, self.dtype)
+        wp[layout(*np.indices(shape, dtype=np.intp))] = w
+        return wp
 
     def __call__(self, *arrays: np.ndarray) -> None:
         if len(arrays) != len(self._expected):
@@ -447,7 +531,7 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
            stride: int = 1, pad: int | None = None, layout: str = "NCHW",
            dtype: str = "float32", bias: bool = False, bn: bool = False, relu: bool = False,
            threads: int = 1, tiling: ConvTiling | None = None,
-           fp_contract: bool = True) -> Conv2d:
+           packed_weights: bool = False, fp_contract: bool = True) -> Conv2d:
     """Compile a batch-1 2-D convolution of ``C`` channels of ``H × W`` with ``F``
     filters of ``R × S`` (``S`` defaults to ``R``; ``pad`` to ``R // 2``, the
     "same" padding at stride 1), in ``layout`` "NCHW" or "NHWC" (shapes in the
@@ -457,7 +541,9 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
     ``threads > 1`` runs tiles in parallel (the thread count itself is the
     runtime's, ``POLYOP_NUM_THREADS``). ``fp_contract`` allows fused
     multiply-adds (results then differ from a sequential sum in the last
-    bits, as any BLAS-based convolution's do).
+    bits, as any BLAS-based convolution's do). ``packed_weights`` makes ``w``
+    an argument in the packed layout (``Conv2d.pack_weights``): constant
+    weights are then packed once rather than on every call.
 
     Example::
 
@@ -469,10 +555,12 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
     shape = ConvShape(C, H, W, F, R, S, stride, pad, layout)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"conv2d: dtype must be float32 or float64, got {dtype!r}")
-    stages = conv2d_compute(shape, dtype, tiling, bias=bias, bn=bn, relu=relu)
+    stages = conv2d_compute(shape, dtype, tiling, bias=bias, bn=bn, relu=relu,
+                            packed_weights=packed_weights)
     sch = te.create_schedule(stages.out, name="conv2d")
     schedule_conv2d(sch, stages, parallel=threads > 1)
     name = f"conv2d_{layout.lower()}" + "".join(
-        f"_{k}" for k, on in (("bias", bias), ("bn", bn), ("relu", relu)) if on)
+        f"_{k}" for k, on in (("packed", packed_weights), ("bias", bias), ("bn", bn),
+                              ("relu", relu)) if on)
     f = te.build(sch, list(stages.args), name=name, fp_contract=fp_contract)
     return Conv2d(f, sch, stages)
