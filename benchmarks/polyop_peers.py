@@ -1,11 +1,14 @@
 """polyop's entries in the peer tables of ``benchmarks/peers.py``.
 
-``register()`` adds a ``"polyop"`` factory to each workload of
-``peers.WORKLOADS``: ``polyop.ops.matmul`` (plain, and with the bias + ReLU
-epilogue fused) and ``polyop.ops.conv2d`` (plain, and with batch norm + ReLU
-fused), compiled for the case's constant sizes with the thread count of the
-run. A factory also records the compile time of the operator (schedule,
-legality checks, AST, LLVM) in ``COMPILE_SECONDS[(workload, label)]``.
+``register()`` adds polyop's factories to the workloads of ``peers.WORKLOADS``:
+``polyop.ops.matmul`` (plain, and with the bias + ReLU epilogue fused) and
+``polyop.ops.conv2d`` (plain, and with batch norm + ReLU fused), compiled for
+the case's constant sizes with the thread count of the run, as ``"polyop"``;
+and the convolutions with their constant weights packed at set-up, as
+``"polyop-packed"`` (``conv2d``) and ``"polyop-folded"`` (``conv_bn_relu``: the
+batch norm's scale folded into the packed weights, its shift as the bias).
+The compile time of the operator (schedule, legality checks, AST, LLVM) is
+the peer's set-up time, ``setup_s`` in the JSON.
 
 Example::
 
@@ -17,28 +20,22 @@ Example::
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import polyop
 from polyop.codegen import set_num_threads
 
-COMPILE_SECONDS: dict[tuple[str, str], float] = {}
 
-
-def _timed(case, build, threads: int):
+def _built(build, threads: int):
+    """``build()`` with the runtime's thread count set to ``threads``."""
     set_num_threads(threads)
-    t0 = time.perf_counter()
-    op = build()
-    COMPILE_SECONDS[(case.workload, case.label)] = time.perf_counter() - t0
-    return op
+    return build()
 
 
 def polyop_matmul(case, x, threads):
     """``polyop.ops.matmul`` into a preallocated output."""
     m, n, k = (case.params[v] for v in "mnk")
-    mm = _timed(case, lambda: polyop.ops.matmul(m, n, k, threads=threads), threads)
+    mm = _built(lambda: polyop.ops.matmul(m, n, k, threads=threads), threads)
     A, B, C = x["A"], x["B"], np.empty((m, n), np.float32)
 
     def run():
@@ -50,7 +47,7 @@ def polyop_matmul(case, x, threads):
 def polyop_gemm_bias_relu(case, x, threads):
     """``polyop.ops.matmul(bias=True, relu=True)``: the epilogue fused per tile."""
     m, n, k = (case.params[v] for v in "mnk")
-    mm = _timed(case, lambda: polyop.ops.matmul(m, n, k, bias=True, relu=True,
+    mm = _built(lambda: polyop.ops.matmul(m, n, k, bias=True, relu=True,
                                                 threads=threads), threads)
     A, B, bias, C = x["A"], x["B"], x["bias"], np.empty((m, n), np.float32)
 
@@ -60,7 +57,10 @@ def polyop_gemm_bias_relu(case, x, threads):
     return run
 
 
-def _conv_factory(bn: bool):
+def _conv_factory(bn: bool, packed: bool = False):
+    """``polyop.ops.conv2d``; with ``packed`` the weights are packed at set-up
+    (``Conv2d.pack_weights``), with the batch norm's scale folded into them and
+    its shift as the bias when ``bn`` (as the ``torch-folded`` peer does)."""
     def factory(case, x, threads):
         p = case.params
         layout = p["layout"]
@@ -73,10 +73,14 @@ def _conv_factory(bn: bool):
             h, wd, c = inp.shape
             f = w.shape[3]
             out = np.empty((1, h, wd, f), np.float32)
-        conv = _timed(case, lambda: polyop.ops.conv2d(
-            c, h, wd, f, p["r"], pad=p["pad"], layout=layout, bn=bn, relu=bn,
-            threads=threads), threads)
-        extra = (x["scale"], x["shift"]) if bn else ()
+        conv = _built(lambda: polyop.ops.conv2d(
+            c, h, wd, f, p["r"], pad=p["pad"], layout=layout, bias=bn and packed,
+            bn=bn and not packed, relu=bn, packed_weights=packed, threads=threads), threads)
+        if packed:
+            w = conv.pack_weights(w, x["scale"] if bn else None)
+            extra = (x["shift"],) if bn else ()
+        else:
+            extra = (x["scale"], x["shift"]) if bn else ()
         args = (inp, w, *extra, out[0])
 
         def run():
@@ -84,7 +88,9 @@ def _conv_factory(bn: bool):
             return out
         return run
     factory.__doc__ = ("``polyop.ops.conv2d``" +
-                       (" with batch norm and ReLU fused per tile" if bn else ""))
+                       (" with batch norm and ReLU fused per tile" if bn else "") +
+                       (", weights packed at set-up" if packed else "") +
+                       (" with the scale folded into them" if packed and bn else ""))
     return factory
 
 
@@ -96,3 +102,5 @@ def register() -> None:
     peers.WORKLOADS["gemm_bias_relu"].peers["polyop"] = polyop_gemm_bias_relu
     peers.WORKLOADS["conv2d"].peers["polyop"] = _conv_factory(False)
     peers.WORKLOADS["conv_bn_relu"].peers["polyop"] = _conv_factory(True)
+    peers.WORKLOADS["conv2d"].peers["polyop-packed"] = _conv_factory(False, packed=True)
+    peers.WORKLOADS["conv_bn_relu"].peers["polyop-folded"] = _conv_factory(True, packed=True)
