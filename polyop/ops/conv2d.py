@@ -44,7 +44,11 @@ legality-checked primitive:
 2. ``cache_read`` packs the weights into panels of ``nr`` filters (``mr`` for
    vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]``, zero-padded to
    whole panels (and, for vectors along pixels with more filters than
-   channels, the input into panels of ``nr`` pixels).
+   channels, the input into panels of ``nr`` pixels). With
+   ``packed_weights`` the operator takes ``w`` in that layout instead
+   (``weight_layout``, ``Conv2d.pack_weights``): constant weights are packed
+   once, at set-up, as TVM and oneDNN do for inference. On 3 × 3 512 → 512 at
+   7 × 7 the copy per call was 30 % of the time (62 → 88 GFLOP/s on one core).
 3. The reduction runs over channel blocks of ``kc``, each over the whole
    window, ``(c_outer, r, s, c_inner)``, so that a block of input stays in L1
    while the window slides over it. The output loops are split into
