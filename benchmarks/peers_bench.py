@@ -27,7 +27,8 @@ pool (and ``torch.set_num_threads``). Per case:
   (``--peak`` per core, default 102.6, times the threads) and the speed-up over
   numpy (numpy time / peer time, > 1 is faster than numpy).
 
-The JSON (default ``benchmarks/results/peers_cpu.json``) holds every raw time,
+The JSON (default ``benchmarks/results/peers_cpu.json``; with ``--update``
+only the workloads run are replaced in it) holds every raw time,
 the check errors, the machine (``lscpu``), the versions, the load average and
 the other processes' share of the cores per case.
 
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak", type=float, default=peers.PEAK_PER_CORE,
                     help="fp32 GFLOP/s of one core")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "peers_cpu.json"))
+    ap.add_argument("--update", action="store_true",
+                    help="replace only the workloads run in an existing --json file")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
@@ -271,10 +274,29 @@ def main(argv: list[str] | None = None) -> int:
            "load_average": {"before": load_before, "after": load_after},
            "cpu_busy": {"before": busy, "after": busy_after}, "runs": runs}
     out = Path(opts.json)
+    if opts.update and out.exists():
+        doc = _updated(json.loads(out.read_text()), doc)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")
     return 0 if len(runs) == len(opts.threads) else 1
+
+
+def _updated(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the workloads of ``new`` replaced, per thread count; each
+    update is listed in ``updates`` with its date, load and settings."""
+    runs = {r["threads"]: r for r in old["runs"]}
+    for run in new["runs"]:
+        if run["threads"] in runs:
+            runs[run["threads"]]["workloads"].update(run["workloads"])
+        else:
+            runs[run["threads"]] = run
+    keep = ("date", "load_average", "cpu_busy", "repeat", "repeat_large", "quick")
+    update = {k: new[k] for k in keep} | {
+        "workloads": sorted({w for r in new["runs"] for w in r["workloads"]}),
+        "threads": [r["threads"] for r in new["runs"]]}
+    return {**old, "runs": [runs[t] for t in sorted(runs)],
+            "updates": old.get("updates", []) + [update]}
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@
 ``polyop.ops.matmul`` (plain, and with the bias + ReLU epilogue fused) and
 ``polyop.ops.conv2d`` (plain, and with batch norm + ReLU fused), compiled for
 the case's constant sizes with the thread count of the run, as ``"polyop"``;
-and the convolutions with their constant weights packed at set-up, as
-``"polyop-packed"`` (``conv2d``) and ``"polyop-folded"`` (``conv_bn_relu``: the
-batch norm's scale folded into the packed weights, its shift as the bias).
+and with their constant operand (``B``, the weights) packed at set-up, as
+``"polyop-packed"``, or for ``conv_bn_relu`` ``"polyop-folded"`` (the batch
+norm's scale folded into the packed weights, its shift as the bias).
 The compile time of the operator (schedule, legality checks, AST, LLVM) is
 the peer's set-up time, ``setup_s`` in the JSON.
 
@@ -15,7 +15,7 @@ Example::
     >>> import peers, polyop_peers                          # doctest: +SKIP
     >>> polyop_peers.register()                             # doctest: +SKIP
     >>> sorted(peers.WORKLOADS["matmul"].peers)             # doctest: +SKIP
-    ['halide', 'numpy', 'polyop', 'torch', 'tvm']
+    ['halide', 'numpy', 'polyop', 'polyop-packed', 'torch', 'tvm']
 """
 
 from __future__ import annotations
@@ -32,29 +32,24 @@ def _built(build, threads: int):
     return build()
 
 
-def polyop_matmul(case, x, threads):
-    """``polyop.ops.matmul`` into a preallocated output."""
-    m, n, k = (case.params[v] for v in "mnk")
-    mm = _built(lambda: polyop.ops.matmul(m, n, k, threads=threads), threads)
-    A, B, C = x["A"], x["B"], np.empty((m, n), np.float32)
+def _matmul_factory(fused: bool, packed: bool = False):
+    """``polyop.ops.matmul`` into a preallocated output; with ``fused`` the
+    bias + ReLU epilogue runs per tile, with ``packed`` ``B`` is packed at
+    set-up (``Matmul.pack_b``: constant weights)."""
+    def factory(case, x, threads):
+        m, n, k = (case.params[v] for v in "mnk")
+        mm = _built(lambda: polyop.ops.matmul(m, n, k, bias=fused, relu=fused,
+                                              packed_b=packed, threads=threads), threads)
+        B = mm.pack_b(x["B"]) if packed else x["B"]
+        args = (x["A"], B, *((x["bias"],) if fused else ()), np.empty((m, n), np.float32))
 
-    def run():
-        mm(A, B, C)
-        return C
-    return run
-
-
-def polyop_gemm_bias_relu(case, x, threads):
-    """``polyop.ops.matmul(bias=True, relu=True)``: the epilogue fused per tile."""
-    m, n, k = (case.params[v] for v in "mnk")
-    mm = _built(lambda: polyop.ops.matmul(m, n, k, bias=True, relu=True,
-                                                threads=threads), threads)
-    A, B, bias, C = x["A"], x["B"], x["bias"], np.empty((m, n), np.float32)
-
-    def run():
-        mm(A, B, bias, C)
-        return C
-    return run
+        def run():
+            mm(*args)
+            return args[-1]
+        return run
+    factory.__doc__ = ("``polyop.ops.matmul``" + (" + bias + ReLU fused" if fused else "") +
+                       (", B packed at set-up" if packed else ""))
+    return factory
 
 
 def _conv_factory(bn: bool, packed: bool = False):
@@ -98,8 +93,9 @@ def register() -> None:
     """Add polyop's factories to ``peers.WORKLOADS`` (idempotent)."""
     import peers
 
-    peers.WORKLOADS["matmul"].peers["polyop"] = polyop_matmul
-    peers.WORKLOADS["gemm_bias_relu"].peers["polyop"] = polyop_gemm_bias_relu
+    for workload, fused in (("matmul", False), ("gemm_bias_relu", True)):
+        peers.WORKLOADS[workload].peers["polyop"] = _matmul_factory(fused)
+        peers.WORKLOADS[workload].peers["polyop-packed"] = _matmul_factory(fused, packed=True)
     peers.WORKLOADS["conv2d"].peers["polyop"] = _conv_factory(False)
     peers.WORKLOADS["conv_bn_relu"].peers["polyop"] = _conv_factory(True)
     peers.WORKLOADS["conv2d"].peers["polyop-packed"] = _conv_factory(False, packed=True)

@@ -54,3 +54,25 @@ def test_matmul_schedule_is_inspectable_and_arguments_checked():
         mm(a.astype(np.float64), b, np.empty((20, 30), np.float32))
     with pytest.raises(ValueError, match="positive"):
         polyop.ops.matmul(0, 3, 3)
+
+
+@pytest.mark.parametrize("shape,threads", [((13, 35, 7), 1), ((50, 70, 600), 2)])
+def test_matmul_with_b_packed_at_set_up(shape, threads):
+    M, N, K = shape
+    tiling = MatmulTiling(mr=3, nr=8, kc=16, mb=2) if K < 16 else None
+    mm = polyop.ops.matmul(M, N, K, bias=True, relu=True, threads=threads, tiling=tiling,
+                           packed_b=True)
+    assert "Bp" not in mm.schedule.stmts  # no copy of B per call
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    bb = rng.standard_normal(N).astype(np.float32)
+    c = np.full((M, N), np.nan, np.float32)
+    bp = mm.pack_b(b)
+    nr = mm.tiling.nr
+    assert bp.shape == (-(-N // nr), K, nr) and not bp[-1, :, N % nr:].any()  # zero padding
+    mm(a, bp, bb, c)
+    np.testing.assert_allclose(c, reference(a, b, bb, True), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ArgumentError, match="argument B: expected 3 dimensions"):
+        mm(a, b, bb, c)  # unpacked
+    with pytest.raises(ArgumentError, match=r"pack_b: B has shape \(%d, %d\)" % (N, K)):
+        mm.pack_b(b.T)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import te
-from ..errors import ScheduleError
+from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 
 
@@ -78,15 +78,40 @@ class MatmulTiling:
 class Matmul:
     """A compiled ``polyop.ops.matmul``: ``f(A, B, C)`` (``f(A, B, bias, C)``
     with a bias). ``.schedule`` is the polyop schedule it was built from,
-    ``.function`` the built ``TEFunction`` (``.llvm_ir``, ``.asm``)."""
+    ``.function`` the built ``TEFunction`` (``.llvm_ir``, ``.asm``). Built
+    with ``packed_b=True``, it takes ``B`` already packed, as ``pack_b``
+    returns it."""
 
     def __init__(self, function, schedule: Schedule, shape: tuple[int, int, int],
-                 tiling: MatmulTiling):
+                 tiling: MatmulTiling, packed_b: bool = False):
         self.function, self.schedule, self.shape, self.tiling = (function, schedule,
                                                                   shape, tiling)
+        self.packed_b = packed_b
 
     def __call__(self, *arrays: np.ndarray) -> None:
         self.function(*arrays)
+
+    def pack_b(self, B: np.ndarray) -> np.ndarray:
+        """``B`` (``K × N``) in column panels of ``nr``, ``Bp[j // nr, k, j % nr]``,
+        zero-padded to whole panels: the operand this operator reads with
+        ``packed_b=True`` (constant weights, packed once at set-up).
+
+        Example::
+
+            >>> mm = polyop.ops.matmul(64, 40, 32, packed_b=True)
+            >>> mm.pack_b(np.ones((32, 40), np.float32)).shape
+            (3, 32, 16)
+        """
+        _, N, K = self.shape
+        B = np.asarray(B)
+        if B.shape != (K, N):
+            raise ArgumentError(f"pack_b: B has shape {B.shape}, expected {(K, N)}", "B")
+        nr = self.tiling.nr
+        Bp = np.zeros((-(-N // nr), K, nr), self.function.kernel.program.arrays["B"]
+                      .dtype.numpy)
+        k, j = np.indices(B.shape, dtype=np.intp)
+        Bp[j // nr, k, j % nr] = B
+        return Bp
 
     @property
     def compile_seconds(self) -> float:
@@ -99,14 +124,16 @@ class Matmul:
 
 def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False,
            relu: bool = False, threads: int = 1, tiling: MatmulTiling | None = None,
-           fp_contract: bool = True) -> Matmul:
+           packed_b: bool = False, fp_contract: bool = True) -> Matmul:
     """Compile ``C = A @ B`` for ``A: M × K``, ``B: K × N`` (with ``bias``:
     ``C = A @ B + bias``, ``bias`` of length ``N``; with ``relu``: ``max(·, 0)``).
 
     ``threads > 1`` runs column panels in parallel (the thread count itself is
     the runtime's, ``POLYOP_NUM_THREADS``). ``fp_contract`` allows fused
     multiply-adds (the default; results then differ from a CPython loop in the
-    last bits, as BLAS results do).
+    last bits, as BLAS results do). ``packed_b`` makes ``B`` an argument in
+    the packed layout (``Matmul.pack_b``), for a constant ``B`` (a layer's
+    weights): packed once rather than on every call.
 
     Example::
 
@@ -120,20 +147,26 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
     tiling = replace(tiling, kc=-(-K // slices))
     A = te.placeholder((M, K), dtype, name="A")
-    B = te.placeholder((K, N), dtype, name="B")
+    nr = tiling.nr
+    B = te.placeholder((-(-N // nr), K, nr) if packed_b else (K, N), dtype, name="B")
     k = te.reduce_axis((0, K), name="k")
-    C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * B[k, j], axis=k), name="C")
+
+    def b_at(k, j):
+        return B[j // nr, k, j % nr] if packed_b else B[k, j]
+
+    C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * b_at(k, j), axis=k), name="C")
     out, args = C, [A, B]
     b = te.placeholder((N,), dtype, name="bias") if bias else None
     if bias or relu:
         out = te.compute((M, N), lambda i, j: _epilogue(C, b, i, j, relu), name="D")
         args += [b] if bias else []
     sch = te.create_schedule(out, name="matmul")
-    schedule_matmul(sch, A, B, C, tiling, epilogue=out if out is not C else None,
-                    parallel=threads > 1)
-    name = "matmul" + ("_bias" if bias else "") + ("_relu" if relu else "")
+    schedule_matmul(sch, A, None if packed_b else B, C, tiling,
+                    epilogue=out if out is not C else None, parallel=threads > 1)
+    name = "matmul" + "".join(f"_{k}" for k, on in (("packed", packed_b), ("bias", bias),
+                                                      ("relu", relu)) if on)
     f = te.build(sch, args + [out], name=name, fp_contract=fp_contract)
-    return Matmul(f, sch, (M, N, K), tiling)
+    return Matmul(f, sch, (M, N, K), tiling, packed_b)
 
 
 def _epilogue(C, b, i, j, relu: bool):
@@ -145,8 +178,9 @@ def _epilogue(C, b, i, j, relu: bool):
 def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(),
                     epilogue=None, parallel: bool = False) -> dict[str, Loop]:
     """Apply the packed, register-blocked GEMM schedule (module docstring) to
-    the reduction ``C`` of ``A`` and ``B`` in ``sch``; ``epilogue`` is an
-    elementwise stage reading ``C``, run per tile. Returns the loops by name.
+    the reduction ``C`` of ``A`` and ``B`` in ``sch`` (``B=None``: ``C`` reads
+    ``B`` already packed); ``epilogue`` is an elementwise stage reading ``C``,
+    run per tile. Returns the loops by name.
 
     Example::
 
@@ -155,7 +189,10 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
     """
     t = tiling
     sch.cache_read(A, C, layout=lambda i, k: (i // t.mr, k, i % t.mr), name="Ap")
-    sch.cache_read(B, C, layout=lambda k, j: (j // t.nr, k, j % t.nr), name="Bp")
+    caches = ["Ap"]
+    if B is not None:
+        sch.cache_read(B, C, layout=lambda k, j: (j // t.nr, k, j % t.nr), name="Bp")
+        caches.append("Bp")
     i, _, _ = sch.get_loops(C)
     sch.fission(i)  # the init's nest apart, so the k slices can go outside i and j
     i, j, k = sch.get_loops(C)
@@ -173,7 +210,7 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
             pass
     if parallel:
         sch.parallel(jo)
-        for cache in ("Ap", "Bp"):
+        for cache in caches:
             sch.parallel(sch.get_loops(cache)[0])
     return {"k_outer": ko, "i_block": ic, "j_outer": jo, "i_outer": ip, "k_inner": ki,
             "i_inner": ii, "j_inner": ji}
