@@ -28,7 +28,7 @@ pool (and ``torch.set_num_threads``). Per case:
   numpy (numpy time / peer time, > 1 is faster than numpy).
 
 The JSON (default ``benchmarks/results/peers_cpu.json``; with ``--update``
-only the workloads run are replaced in it) holds every raw time,
+only the cases run are replaced in it) holds every raw time,
 the check errors, the machine (``lscpu``), the versions, the load average and
 the other processes' share of the cores per case.
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="fp32 GFLOP/s of one core")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "peers_cpu.json"))
     ap.add_argument("--update", action="store_true",
-                    help="replace only the workloads run in an existing --json file")
+                    help="replace only the cases run in an existing --json file")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
@@ -283,14 +283,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _updated(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``old`` with the workloads of ``new`` replaced, per thread count; each
-    update is listed in ``updates`` with its date, load and settings."""
+    """``old`` with the cases of ``new`` replaced (or added), per thread count
+    and workload; each update is listed in ``updates`` with its date, load and
+    settings."""
     runs = {r["threads"]: r for r in old["runs"]}
     for run in new["runs"]:
-        if run["threads"] in runs:
-            runs[run["threads"]]["workloads"].update(run["workloads"])
-        else:
+        if run["threads"] not in runs:
             runs[run["threads"]] = run
+            continue
+        kept = runs[run["threads"]]["workloads"]
+        for workload, cases in run["workloads"].items():
+            fresh = {c["case"]: c for c in cases}  # cases run again replace the old ones
+            merged = [fresh.pop(c["case"], c) for c in kept.get(workload, [])]
+            kept[workload] = merged + list(fresh.values())
     keep = ("date", "load_average", "cpu_busy", "repeat", "repeat_large", "quick")
     update = {k: new[k] for k in keep} | {
         "workloads": sorted({w for r in new["runs"] for w in r["workloads"]}),
