@@ -109,8 +109,7 @@ class Matmul:
         nr = self.tiling.nr
         Bp = np.zeros((-(-N // nr), K, nr), self.function.kernel.program.arrays["B"]
                       .dtype.numpy)
-        k, j = np.indices(B.shape, dtype=np.intp)
-        Bp[j // nr, k, j % nr] = B
+        Bp[_panels(nr)(*np.indices(B.shape, dtype=np.intp))] = B
         return Bp
 
     @property
@@ -152,7 +151,7 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     k = te.reduce_axis((0, K), name="k")
 
     def b_at(k, j):
-        return B[j // nr, k, j % nr] if packed_b else B[k, j]
+        return B[_panels(nr)(k, j)] if packed_b else B[k, j]
 
     C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * b_at(k, j), axis=k), name="C")
     out, args = C, [A, B]
@@ -167,6 +166,11 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
                                                       ("relu", relu)) if on)
     f = te.build(sch, args + [out], name=name, fp_contract=fp_contract)
     return Matmul(f, sch, (M, N, K), tiling, packed_b)
+
+
+def _panels(nr: int):
+    """The layout of ``B`` in column panels of ``nr``: ``(k, j) -> (j // nr, k, j % nr)``."""
+    return lambda k, j: (j // nr, k, j % nr)
 
 
 def _epilogue(C, b, i, j, relu: bool):
@@ -191,7 +195,7 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
     sch.cache_read(A, C, layout=lambda i, k: (i // t.mr, k, i % t.mr), name="Ap")
     caches = ["Ap"]
     if B is not None:
-        sch.cache_read(B, C, layout=lambda k, j: (j // t.nr, k, j % t.nr), name="Bp")
+        sch.cache_read(B, C, layout=_panels(t.nr), name="Bp")
         caches.append("Bp")
     i, _, _ = sch.get_loops(C)
     sch.fission(i)  # the init's nest apart, so the k slices can go outside i and j
