@@ -557,16 +557,20 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
     assert replay.check(), f"{op.code()}: replay with check=False reports no violation"
     times = schedule_times(replay.tree, case.kernel.program, sizes)
     ts, td = times[src], times[dst]
+    info = replay.loop_info()
+    cands = [ident for ident, (name, kind) in info.items()
+             if name == v.loop and kind in ("parallel", "vector")]
     if v.escapes:  # a privatised temporary read after the parallel loop
-        assert v.loop not in [lp.name for lp in replay.get_loops(dst[0])], v
+        # by loop, not by name: after fission both nests have a loop of that name
+        bands = loop_bands(replay.tree, case.kernel.program, sizes, cands).values()
+        assert any(src in under and dst not in under for _, under in bands), (
+            f"{op.code()}: escaping temporary {v}: the sink runs under the source's "
+            f"parallel loop {v.loop}")
         return
     if not v.carried:
         assert td <= ts, (f"{op.code()}: violation {v} is not reversed by the schedule: "
                           f"source at {ts}, sink at {td}")
         return
-    info = replay.loop_info()
-    cands = [ident for ident, (name, kind) in info.items()
-             if name == v.loop and kind in ("parallel", "vector")]
     ok = [src in under and dst in under and ts[:d] == td[:d] and ts[d] != td[d]
           for d, under in loop_bands(replay.tree, case.kernel.program, sizes,
                                      cands).values()]

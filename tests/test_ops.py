@@ -74,5 +74,5 @@ def test_matmul_with_b_packed_at_set_up(shape, threads):
     np.testing.assert_allclose(c, reference(a, b, bb, True), rtol=1e-4, atol=1e-3)
     with pytest.raises(ArgumentError, match="argument B: expected 3 dimensions"):
         mm(a, b, bb, c)  # unpacked
-    with pytest.raises(ArgumentError, match=r"pack_b: B has shape \(%d, %d\)" % (N, K)):
+    with pytest.raises(ArgumentError, match=rf"pack_b: B has shape \({N}, {K}\)"):
         mm.pack_b(b.T)
