@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polyop.ir import Bin, Block, Const, For, Load, Param, Store, Var
+from polyop.ir import Bin, Block, Const, For, Function, Load, Param, Store, Var
 from polyop.types import INDEX, DType, f64, i64
 
 
@@ -44,3 +44,17 @@ def array(name: str, dt: DType, *shape) -> Param:
         return V(s) if isinstance(s, str) else C(s) if isinstance(s, int) else s
 
     return Param(name, "array", dt, tuple(dim(s) for s in shape))
+
+
+def gemm_ikj(dt: DType = f64, name: str = "gemm", kind: str = "serial") -> Function:
+    """C[i, j] += alpha * A[i, k] * B[k, j], loops i (of ``kind``), k, j."""
+    M, N, K = V("M"), V("N"), V("K")
+    i, j, k = V("i"), V("j"), V("k")
+    body = S("C", i, j, B("add", L("C", i, j, dt=dt),
+                          B("mul", B("mul", V("alpha", dt), L("A", i, k, dt=dt)),
+                            L("B", k, j, dt=dt))))
+    return Function(name, (size("M"), size("N"), size("K"), scalar("alpha", dt),
+                           array("A", dt, "M", "K"), array("B", dt, "K", "N"),
+                           array("C", dt, "M", "N")), (),
+                    loop("i", C(0), M, loop("k", C(0), K, loop("j", C(0), N, body)),
+                         kind=kind))

@@ -25,7 +25,7 @@ from polyop.ir import (
     Select,
 )
 from polyop.types import DType, f32, f64, i32, i64
-from tests.irbuild import B, C, L, S, V, array, loop, scalar, size
+from tests.irbuild import B, C, L, S, V, array, gemm_ikj, loop, scalar, size
 
 
 def pairs(a: np.ndarray, b: np.ndarray):
@@ -49,18 +49,6 @@ def elementwise(name: str, out_dt: DType, in_dts: tuple[DType, ...], value, kind
 
 
 # -- whole kernels -----------------------------------------------------------------
-
-
-def gemm_ikj(dt: DType = f64) -> Function:
-    """C[i, j] += alpha * A[i, k] * B[k, j], loops i, k, j."""
-    M, N, K = V("M"), V("N"), V("K")
-    body = S("C", i, j, B("add", L("C", i, j, dt=dt),
-                          B("mul", B("mul", V("alpha", dt), L("A", i, k, dt=dt)),
-                            L("B", k, j, dt=dt))))
-    return Function("gemm", (size("M"), size("N"), size("K"), scalar("alpha", dt),
-                             array("A", dt, "M", "K"), array("B", dt, "K", "N"),
-                             array("C", dt, "M", "N")), (),
-                    loop("i", C(0), M, loop("k", C(0), K, loop("j", C(0), N, body))))
 
 
 def gemm_reference(alpha, A, B, C):

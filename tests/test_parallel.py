@@ -40,7 +40,7 @@ from polyop.codegen.parallel import (
 )
 from polyop.ir import BOOL, Bin, Block, Cmp, Function, If
 from polyop.types import DType, f32, f64, i32, i64
-from tests.irbuild import B, C, L, S, V, array, loop, scalar, size
+from tests.irbuild import B, C, L, S, V, array, gemm_ikj, loop, scalar, size
 
 THREADS = (1, 2, 3, 7)
 REPO = Path(polyop.__file__).resolve().parent.parent
@@ -88,15 +88,7 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
 
 def gemm_parallel_i(dt: DType = f64) -> Function:
     """C[i, j] += alpha * A[i, k] * B[k, j]; loops i (parallel), k, j."""
-    M, N, K = V("M"), V("N"), V("K")
-    body = S("C", i, j, B("add", L("C", i, j, dt=dt),
-                          B("mul", B("mul", V("alpha", dt), L("A", i, k, dt=dt)),
-                            L("B", k, j, dt=dt))))
-    return Function("pgemm", (size("M"), size("N"), size("K"), scalar("alpha", dt),
-                              array("A", dt, "M", "K"), array("B", dt, "K", "N"),
-                              array("C", dt, "M", "N")), (),
-                    loop("i", C(0), M, loop("k", C(0), K, loop("j", C(0), N, body)),
-                         kind="parallel"))
+    return gemm_ikj(dt, name="pgemm", kind="parallel")
 
 
 def jacobi_1d() -> Function:
