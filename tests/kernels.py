@@ -47,3 +47,14 @@ def compare(f, kernel, args, exact=True):
                 np.testing.assert_array_equal(v, b[k], err_msg=f"{k} with {args}")
             else:
                 np.testing.assert_allclose(v, b[k], rtol=1e-12, err_msg=f"{k} with {args}")
+
+
+def te_matmul(dtype: str = "float32", sizes=None):
+    """Tensor expressions ``C = A @ B``, with symbolic sizes ``M, N, K`` (or
+    the constant ``sizes``); returns ``(A, B, C)``."""
+    M, N, K = sizes or (polyop.var("M"), polyop.var("N"), polyop.var("K"))
+    A = polyop.placeholder((M, K), dtype, name="A")
+    B = polyop.placeholder((K, N), dtype, name="B")
+    k = polyop.reduce_axis((0, K), name="k")
+    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C

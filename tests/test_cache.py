@@ -5,22 +5,13 @@ import pytest
 
 import polyop
 from polyop.errors import IllegalScheduleError, ScheduleError
-from tests.kernels import run_both
+from tests.kernels import run_both, te_matmul
 
 rng = np.random.default_rng(7)
 
 
 def rand(*shape, dtype=np.float64):
     return rng.standard_normal(shape).astype(dtype)
-
-
-def te_matmul():
-    M, N, K = polyop.var("M"), polyop.var("N"), polyop.var("K")
-    A = polyop.placeholder((M, K), "float32", name="A")
-    B = polyop.placeholder((K, N), "float32", name="B")
-    k = polyop.reduce_axis((0, K), name="k")
-    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return A, B, C
 
 
 def check_matmul(f, sizes):
@@ -251,10 +242,7 @@ def test_guarded_read_with_division_in_a_partial_strip():
 
 
 def gemm_relu(M, N, K):
-    A = polyop.placeholder((M, K), "float32", name="A")
-    B = polyop.placeholder((K, N), "float32", name="B")
-    k = polyop.reduce_axis((0, K), name="k")
-    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = te_matmul("float32", (M, N, K))
     D = polyop.compute((M, N), lambda i, j: polyop.maximum(C[i, j], 0.0), name="D")
     sch = polyop.create_schedule(D)
     i, j, kk = sch.get_loops(C)

@@ -10,7 +10,7 @@ import pytest
 
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
-from tests.kernels import compare, matmul_ikj
+from tests.kernels import compare, matmul_ikj, te_matmul
 
 RNG = np.random.default_rng(7)
 
@@ -200,11 +200,7 @@ def test_te_dot_product_sum():
 
 
 def test_te_matmul_and_integer_max_rfactor_outer_strip():
-    M, N, K = polyop.var("M"), polyop.var("N"), polyop.var("K")
-    A = polyop.placeholder((M, K), "float64", name="A")
-    B = polyop.placeholder((K, N), "float64", name="B")
-    k = polyop.reduce_axis((0, K), name="k")
-    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
+    A, B, C = te_matmul("float64")
     sch = polyop.create_schedule(C)
     i, j, kk = sch.get_loops(C)
     ko, ki = sch.split(kk, 4)

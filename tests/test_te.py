@@ -12,22 +12,13 @@ import pytest
 
 import polyop
 from polyop import ArgumentError, BoundsError, FrontendError, IllegalScheduleError
+from tests.kernels import te_matmul
 
 RNG = np.random.default_rng(1234)
 
 
 def rand(shape, dtype="float64"):
     return RNG.standard_normal(shape).astype(dtype)
-
-
-def matmul(dtype="float32", sizes=None):
-    """C = A @ B with symbolic sizes (or constant ones when ``sizes`` is given)."""
-    M, N, K = sizes or (polyop.var("M"), polyop.var("N"), polyop.var("K"))
-    A = polyop.placeholder((M, K), dtype, name="A")
-    B = polyop.placeholder((K, N), dtype, name="B")
-    k = polyop.reduce_axis((0, K), name="k")
-    C = polyop.compute((M, N), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return A, B, C
 
 
 def matmul_python_order(a, b):
@@ -47,7 +38,7 @@ def matmul_python_order(a, b):
 # -- the model ---------------------------------------------------------------------------
 
 def test_matmul_program_statements_domains_and_order():
-    A, B, C = matmul("float64")
+    A, B, C = te_matmul("float64")
     prog = polyop.create_schedule(C).program
     assert [s.name for s in prog.statements] == ["C_init", "C"]
     init, upd = prog.statements
@@ -85,7 +76,7 @@ def test_generic_lambda_names_and_collisions():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("symbolic", [True, False])
 def test_matmul(dtype, symbolic):
-    A, B, C = matmul(dtype, None if symbolic else (13, 11, 7))
+    A, B, C = te_matmul(dtype, None if symbolic else (13, 11, 7))
     f = polyop.build(polyop.create_schedule(C), [A, B, C])
     a, b = rand((13, 7), dtype), rand((7, 11), dtype)
     c = np.empty((13, 11), dtype)
@@ -100,7 +91,7 @@ def test_matmul(dtype, symbolic):
 
 
 def test_build_forms():
-    A, B, C = matmul("float64")
+    A, B, C = te_matmul("float64")
     a, b = rand((4, 3)), rand((3, 5))
     for f in (polyop.build([A, B, C]), polyop.build(C, [A, B, C]),
               polyop.build(polyop.create_schedule([C]), [A, B, C])):
@@ -122,7 +113,7 @@ def test_build_forms():
 # -- schedules on TE programs -------------------------------------------------------------------
 
 def test_matmul_schedule_split_reorder_parallel_is_bit_exact():
-    A, B, C = matmul("float64")
+    A, B, C = te_matmul("float64")
     sch = polyop.create_schedule(C)
     i, j, k = sch.get_loops("C")
     assert [lp.name for lp in sch.get_loops("C_init")] == ["i", "j"]
@@ -140,7 +131,7 @@ def test_matmul_schedule_split_reorder_parallel_is_bit_exact():
 
 
 def test_matmul_fission_then_ikj_order_vectorized():
-    A, B, C = matmul("float32")
+    A, B, C = te_matmul("float32")
     sch = polyop.create_schedule(C)
     i, j, k = sch.get_loops("C")
     with pytest.raises(polyop.ScheduleError, match="not perfectly nested"):
@@ -160,7 +151,7 @@ def test_matmul_fission_then_ikj_order_vectorized():
 
 
 def test_reduction_axis_cannot_be_parallel_or_reversed():
-    A, B, C = matmul("float32")
+    A, B, C = te_matmul("float32")
     sch = polyop.create_schedule(C)
     i, j, k = sch.get_loops("C")
     before = sch.tree
@@ -567,7 +558,7 @@ def test_reduce_axis_errors():
 
 
 def test_argument_list_errors():
-    A, B, C = matmul("float32")
+    A, B, C = te_matmul("float32")
     sch = polyop.create_schedule(C)
     with pytest.raises(ArgumentError, match="placeholder B is read by the schedule but "
                                             "missing from the argument list"):
@@ -584,7 +575,7 @@ def test_argument_list_errors():
 
 
 def test_call_errors_name_the_argument():
-    A, B, C = matmul("float32")
+    A, B, C = te_matmul("float32")
     f = polyop.build([A, B, C])
     a, b, c = rand((4, 3), "float32"), rand((3, 5), "float32"), np.empty((4, 5), np.float32)
     with pytest.raises(ArgumentError, match=r"takes 3 arguments \(A, B, C\) but 2"):
