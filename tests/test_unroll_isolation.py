@@ -273,3 +273,22 @@ def test_loop_over_unrolled_copies_left_to_slp_vectorizer():
     f = run_both(sch, stencil, dict(n=11, A=np.random.default_rng(2).random(
         (11, 11), np.float32), B=np.zeros((11, 11), np.float32)))
     assert '!"llvm.loop.vectorize.enable", i1 false' in f.llvm_ir_unoptimized
+
+
+def test_full_tile_tests_hoisted_out_of_the_loops_they_do_not_depend_on():
+    # a register tile below k: whether the tile is full in i or in j does not
+    # change with k, so the tests sit outside the k loops, not in their bodies
+    sch = polyop.Schedule(matmul)
+    i, j, k = sch.get_loops("S0")
+    io, jo, ii, ji = sch.tile(i, j, 4, 8)
+    sch.reorder(io, jo, k, ii, ji)
+    fn = polyop.lower(sch)
+    k_loops = loops_named(fn, "k")
+    assert len(k_loops) >= 2, str(fn)
+    for lp in k_loops:
+        assert count(lp.body, ir.If) == 0, f"a full-tile test inside k:\n{fn}"
+    full = [lp for lp in k_loops if all(inner.stop.__class__ is ir.Const
+                                        for inner in loops_named(lp.body))]
+    assert len(full) == 1, str(fn)                      # the full tiles' k loop
+    for sizes in [(0, 0, 0), (1, 1, 1), (4, 8, 3), (5, 9, 7), (13, 17, 2), (8, 23, 5)]:
+        run_both(sch, matmul, matmul_args(*sizes))

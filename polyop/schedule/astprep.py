@@ -7,9 +7,16 @@ Per-band AST options are set here, from the ``Schedule``'s loop records:
 - the inner loop of a ``split`` (or ``tile``) by ``f`` has *full strips*, where
   it runs exactly ``f`` iterations, and *partial strips* (at most one per
   outer iteration, at an end of the range). The full strips are *isolated*
-  (isl's ``isolate`` option) on the inner loop's band: isl generates them
-  apart, with the constant bounds ``0 <= v < f``, so hot loops carry no
-  ``min``/``max``; the test "is this strip full?" stays in the enclosing loop.
+  (isl's ``isolate`` option): isl generates them apart, with the constant
+  bounds ``0 <= v < f``, so hot loops carry no ``min``/``max``. The test "is
+  this strip full?" is put on the outermost band where its outcome is fixed:
+  the band just inside the innermost loop it depends on, not inside loops
+  that do not change it. A register tile ``(i_inner, j_inner)`` below a
+  ``k`` loop is tested once per tile, outside ``k``; left in ``k``'s body,
+  the test keeps LLVM from holding the tile in registers (1000³ GEMM with
+  6 × 16 tiles: 85 → 94 GFLOP/s, AVX2). Each band carries at most one such
+  test where it can: tested together, two strips' tests leave the band's
+  "rest" (one strip partial) with the other test inside the inner loops.
 - an *unrolled* strip loop (``unroll`` after ``split``, or ``unroll(loop, f)``)
   has its full strips isolated once more, on the band directly enclosing it
   (the ``outer`` loop, or whichever loop a reorder put there): isl splits that
@@ -62,6 +69,9 @@ class _Strip:
     full: isl.Set  # flat outer points at which the strip runs all of 0 .. f-1
     own: isl.Set  # flat (outer point, value) points of the full strips
     parent: str | None  # the enclosing loop asked to isolate its full strips
+    # bands that may isolate the full strips instead, outermost first, each
+    # with its request (the last is the strip's own band, with ``own``)
+    hosts: list[tuple[str, isl.Set]] = field(default_factory=list)
 
 
 @dataclass
@@ -106,14 +116,26 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
         parent = _enclosing_loop(mark) if info.kind == "unroll" else None
         if parent is not None and parent in loops and loops[parent].kind == "parallel":
             parent = None  # keep the partial strip in the parallel loop
-        strips.append(_Strip(ident, runs.dim(isl.dim_type.in_), _flat_set(full),
-                             _flat(runs.intersect_domain(full)), parent))
+        strip = _Strip(ident, runs.dim(isl.dim_type.in_), _flat_set(full),
+                       _flat(runs.intersect_domain(full)), parent)
+        if parent is None:
+            strip.hosts = _hosts(mark, strip.full, _flat_set(runs.domain()))
+        strip.hosts.append((ident, strip.own))
+        strips.append(strip)
+    claimed: set[str] = set()
     for s in strips:
-        bands[s.ident].requests.append(s.own)
         if s.parent is not None:
+            bands[s.ident].requests.append(s.own)
             up = bands.setdefault(s.parent, _Band())
             up.requests.append(s.full)
             up.encloses_strip = True
+            claimed |= {s.ident, s.parent}
+    # one test per band, outer tests on outer bands: where two strips are
+    # tested on one band, its "rest" would test neither outside the inner loops
+    for s in sorted((s for s in strips if s.parent is None), key=lambda s: len(s.hosts)):
+        host, request = next((h for h in s.hosts if h[0] not in claimed), s.hosts[-1])
+        claimed.add(host)
+        bands.setdefault(host, _Band()).requests.append(request)
     points = {ident: _flat(r) for ident in bands
               if (r := _runs(find_mark(tree.get_root(), ident).child(0))) is not None}
     for s in sorted(strips, key=lambda s: s.depth):  # enclosing loops first
@@ -180,6 +202,35 @@ def _enclosing_loop(mark: isl.ScheduleNode) -> str | None:
     if above.get_type() != _T.mark:
         return None
     return above.mark_get_id().get_name()
+
+
+def _hosts(mark: isl.ScheduleNode, full: isl.Set,
+           outer: isl.Set) -> list[tuple[str, isl.Set]]:
+    """The loop bands above the strip at ``mark`` that can test whether it is
+    full (``full``: the flat ``outer`` points where it is) because the test
+    does not change in the loops between them and the strip: from the band
+    just inside the innermost loop the test depends on, down to the strip's
+    enclosing band; each with its isolate request."""
+    depth = full.dim(isl.dim_type.set)
+    d = next(d for d in range(depth + 1)
+             if d == depth or _extend(full.project_out(isl.dim_type.set, d, depth - d),
+                                      depth - d).intersect(outer).is_subset(full))
+    proj = full.project_out(isl.dim_type.set, d, depth - d)
+    out: list[tuple[str, isl.Set]] = []
+    node = mark.parent()
+    while d < depth and node.get_tree_depth() > 0:
+        if node.get_type() == _T.mark and node.child(0).get_type() == _T.band:
+            here = node.child(0).get_schedule_depth()
+            if here < d:
+                break
+            out.append((node.mark_get_id().get_name(), _extend(proj, here - d + 1)))
+        node = node.parent()
+    return out[::-1]
+
+
+def _extend(points: isl.Set, n: int) -> isl.Set:
+    """``points`` with ``n`` unconstrained trailing dimensions."""
+    return points.add_dims(isl.dim_type.set, n)
 
 
 def _isolated(points: isl.Set, requests: list[isl.Set]) -> isl.Set:
