@@ -60,6 +60,24 @@ def test_copy_statement_is_scheduled_like_any_statement():
     check_matmul(polyop.build(sch, [A, B, C]), SIZES)
 
 
+def test_copy_loops_of_constant_sizes_are_real_loops():
+    # with no size parameter, the copy's loops are bands like any other: they
+    # split, reorder and run parallel (they once were empty bands, ignored)
+    A, B, C = te_matmul(sizes=(12, 40, 9))
+    sch = polyop.create_schedule(C)
+    sch.cache_read(B, C, layout=lambda k, j: (j // 8, k, j % 8), name="Bp")
+    jb, kb, jj = sch.get_loops("Bp")
+    jo, ji = sch.split(jb, 2)
+    sch.reorder(jo, kb, ji)
+    sch.parallel(jo)
+    text = str(polyop.lower(sch, [A, B, C]))
+    assert "// parallel\n  for (Bp_0_outer = 0; Bp_0_outer < 3;" in text, text
+    a, b = rand(12, 9, dtype=np.float32), rand(9, 40, dtype=np.float32)
+    c = np.full((12, 40), np.nan, np.float32)
+    polyop.build(sch, [A, B, C])(a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
 @polyop.kernel
 def transpose_use(n: int, m: int, A: "f64[n, m]", B: "f64[m, n]"):
     for j in range(m):

@@ -467,9 +467,11 @@ def _copy_nest(copy: Statement) -> isl.Schedule:
     sched = isl.Schedule.from_domain(domain)
     its = ", ".join(copy.iterators)
     params = ", ".join(copy.domain.get_space().get_var_names(isl.dim_type.param))
+    # no "[] ->" without parameters: isl reads that as a zero-member band
+    prefix = f"[{params}] -> " if params else ""
     for it in reversed(copy.iterators):
         sched = sched.insert_partial_schedule(isl.MultiUnionPwAff(
-            f"[{params}] -> [{{ {copy.name}[{its}] -> [({it})] }}]"))
+            f"{prefix}[{{ {copy.name}[{its}] -> [({it})] }}]"))
     return sched
 
 
