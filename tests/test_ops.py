@@ -18,11 +18,13 @@ def reference(a, b, bias=None, relu=False):
 
 
 @pytest.mark.parametrize("shape", [(13, 35, 7), (64, 48, 32), (6, 16, 1), (1, 1, 1)])
-@pytest.mark.parametrize("bias,relu", [(False, False), (True, True), (False, True)])
-def test_matmul_matches_numpy(shape, bias, relu):
+@pytest.mark.parametrize("bias,relu,pack_a", [(False, False, True), (True, True, True),
+                                              (False, True, False), (True, True, False)])
+def test_matmul_matches_numpy(shape, bias, relu, pack_a):
     M, N, K = shape
     mm = polyop.ops.matmul(M, N, K, bias=bias, relu=relu,
-                           tiling=MatmulTiling(mr=3, nr=8, kc=16, mb=2))
+                           tiling=MatmulTiling(mr=3, nr=8, kc=16, mb=2, pack_a=pack_a))
+    assert ("Ap" in mm.schedule.stmts) == pack_a
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
     bb = rng.standard_normal(N).astype(np.float32)
@@ -33,8 +35,9 @@ def test_matmul_matches_numpy(shape, bias, relu):
 
 
 def test_matmul_default_tiling_float64_and_threads():
-    M, N, K = 50, 70, 600  # partial tiles in every dimension, two k slices
-    for dtype, threads in [("float32", 2), ("float64", 1)]:
+    M, N = 50, 70  # partial tiles in every dimension, two k slices; A packed at 1024
+    for dtype, threads, K in [("float32", 2, 600), ("float64", 1, 600), ("float32", 2, 1024),
+                              ("float64", 1, 1024)]:
         mm = polyop.ops.matmul(M, N, K, dtype, threads=threads)
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((K, N)).astype(dtype)
@@ -43,9 +46,18 @@ def test_matmul_default_tiling_float64_and_threads():
         np.testing.assert_allclose(c, reference(a, b), rtol=1e-4, atol=1e-3)
 
 
+def test_matmul_packs_a_only_where_its_rows_alias_in_l1():
+    # rows a multiple of 4 KiB long put a tile's rows in one L1 set
+    assert MatmulTiling.default("float32", 1024).pack_a
+    assert MatmulTiling.default("float64", 512).pack_a
+    assert not MatmulTiling.default("float32", 1000).pack_a
+    assert not MatmulTiling.default("float32", 512).pack_a
+    assert polyop.ops.matmul(8, 8, 1024).schedule.stmts == ["C_init", "Ap", "Bp", "C"]
+
+
 def test_matmul_schedule_is_inspectable_and_arguments_checked():
     mm = polyop.ops.matmul(20, 30, 40)
-    assert mm.schedule.stmts == ["C_init", "Ap", "Bp", "C"]
+    assert mm.schedule.stmts == ["C_init", "Bp", "C"]
     assert "fma" in mm.function.asm  # fused multiply-adds in the micro-kernel
     a, b = np.ones((20, 40), np.float32), np.ones((40, 30), np.float32)
     with pytest.raises(ArgumentError, match="shape"):

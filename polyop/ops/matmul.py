@@ -5,16 +5,17 @@ The operator is the tensor expression ``C[i, j] = sum_k A[i, k] * B[k, j]``
 ``schedule_matmul`` in the loop structure of GotoBLAS/BLIS, with every step a
 legality-checked primitive:
 
-1. ``cache_read`` packs ``A`` into row panels ``Ap[i // mr, k, i % mr]`` and
-   ``B`` into column panels ``Bp[j // nr, k, j % nr]`` (contiguous operands for
-   the micro-kernel);
-2. the update is split into ``k_outer`` slices of ``kc`` (the packed panels of
+1. ``cache_read`` packs ``B`` into column panels ``Bp[j // nr, k, j % nr]``
+   (the micro-kernel's contiguous operand), and ``A`` into row panels
+   ``Ap[i // mr, k, i % mr]`` where reading its rows in place would conflict
+   in L1 (``MatmulTiling.pack_a``);
+2. the update is split into ``k_outer`` slices of ``kc`` (the panels of
    one slice stay in L1/L2), row blocks of ``mb`` panels (``mb · mr`` rows of
-   ``Ap``, in L2), column panels ``j_outer`` and row panels ``i_outer``;
+   ``A``, in L2), column panels ``j_outer`` and row panels ``i_outer``;
 3. the ``mr × nr`` tile (``i_inner``, ``j_inner``) is innermost, with constant
    trip counts on full tiles: LLVM unrolls it and keeps the tile of ``C`` in
    ``mr · nr / lanes`` vector registers across the ``k`` loop (one broadcast of
-   ``Ap`` per row, one vector load of ``Bp`` per lane group, fused
+   ``A`` per row, one vector load of ``Bp`` per lane group, fused
    multiply-adds): the BLIS micro-kernel. (Unrolling it in the schedule gives
    the same code, with 3× the compile time.)
 4. the initialisation ``C = 0`` runs per tile, just ahead of the first slice;
@@ -24,7 +25,7 @@ legality-checked primitive:
    (``set_scope``) that LLVM keeps in registers: the fused operator writes
    only its output;
 5. with ``threads > 1`` the column panels run in parallel, and so do the
-   panels of both packing loops.
+   panels of the packing loops.
 
 The tile sizes default to a 6 × 16 float32 tile (6 × 8 for float64), which
 fits the 16 AVX2 registers: 12 accumulators, 2 operands of ``Bp``, 1 broadcast.
@@ -53,26 +54,27 @@ from ..schedule import Loop, Schedule
 @dataclass(frozen=True)
 class MatmulTiling:
     """Tile sizes of ``schedule_matmul``: an ``mr × nr`` register tile, ``kc``-deep
-    slices of ``k``, row blocks of ``mb`` panels."""
+    slices of ``k``, row blocks of ``mb`` panels; ``pack_a``: whether ``A`` is
+    packed into row panels or read in place."""
 
     mr: int = 6
     nr: int = 16
     kc: int = 1024
     mb: int = 16
+    pack_a: bool = True
 
     @classmethod
-    def default(cls, dtype: str, M: int | None = None, N: int | None = None) -> MatmulTiling:
+    def default(cls, dtype: str, K: int | None = None) -> MatmulTiling:
         """6 × (2 registers) tiles and 4 KiB-deep slices of ``k`` for ``dtype``
-        (measured best on AVX2; ``benchmarks/peers_bench.py``). When neither
-        ``M`` nor ``N`` is a multiple of the tile, 5 or 4 rows are taken if one
-        divides ``M``: partial tiles in both dimensions put two tests in the
-        ``k`` loop, which LLVM does not hoist (1000³: 0.88× numpy, 0.94× with
-        5 × 16 tiles)."""
+        (measured best on AVX2; ``benchmarks/peers_bench.py``). ``A`` is
+        packed only when its rows (``K`` elements) are a multiple of 4 KiB
+        long: the ``mr`` rows a tile reads then fall in one L1 set (1024³:
+        packed 93.9 GFLOP/s, in place 92.6; 2048³: 91.8 and 89.2). Otherwise
+        the copy costs more than it saves (512³: 89.8 and 93.3; 768³: 93.5
+        and 96.2; 1000³ and 1536³ tie)."""
         size = np.dtype(dtype).itemsize
-        nr, mr = 2 * (32 // size), 6
-        if M is not None and N is not None and M % mr and N % nr:
-            mr = next((r for r in (5, 4) if M % r == 0), mr)
-        return cls(mr=mr, nr=nr, kc=4096 // size)
+        pack_a = K is None or (K * size) % 4096 == 0
+        return cls(mr=6, nr=2 * (32 // size), kc=4096 // size, pack_a=pack_a)
 
 
 class Matmul:
@@ -142,7 +144,7 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     for name, v in (("M", M), ("N", N), ("K", K)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"matmul: {name} must be a positive int, got {v!r}")
-    tiling = tiling or MatmulTiling.default(dtype, M, N)
+    tiling = tiling or MatmulTiling.default(dtype, K)
     slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
     tiling = replace(tiling, kc=-(-K // slices))
     A = te.placeholder((M, K), dtype, name="A")
@@ -192,11 +194,19 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
         >>> loops = schedule_matmul(sch, A, B, C)                  # doctest: +SKIP
     """
     t = tiling
-    sch.cache_read(A, C, layout=lambda i, k: (i // t.mr, k, i % t.mr), name="Ap")
-    caches = ["Ap"]
+    packing = []
+    if t.pack_a:
+        sch.cache_read(A, C, layout=lambda i, k: (i // t.mr, k, i % t.mr), name="Ap")
+        packing.append(sch.get_loops("Ap")[0])
     if B is not None:
         sch.cache_read(B, C, layout=_panels(t.nr), name="Bp")
-        caches.append("Bp")
+        # 4 panels per pass down B: each row of B is read 4 · nr elements at
+        # a time, not nr (1024²: 0.58 → 0.19 ms; a pass per panel touches a
+        # new page per element group)
+        panel, row, _ = sch.get_loops("Bp")
+        panels, panel = sch.split(panel, 4)
+        sch.reorder(panels, row, panel)
+        packing.append(panels)
     i, _, _ = sch.get_loops(C)
     sch.fission(i)  # the init's nest apart, so the k slices can go outside i and j
     i, j, k = sch.get_loops(C)
@@ -214,7 +224,7 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
             pass
     if parallel:
         sch.parallel(jo)
-        for cache in caches:
-            sch.parallel(sch.get_loops(cache)[0])
+        for loop in packing:
+            sch.parallel(loop)
     return {"k_outer": ko, "i_block": ic, "j_outer": jo, "i_outer": ip, "k_inner": ki,
             "i_inner": ii, "j_inner": ji}

@@ -111,8 +111,8 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
         if runs is None:
             continue
         full = _full_outer_points(runs, info.strip)
-        if full.is_empty():
-            continue
+        if full.is_empty() or full.is_equal(runs.domain()):
+            continue  # no strip is full, or none is partial
         parent = _enclosing_loop(mark) if info.kind == "unroll" else None
         if parent is not None and parent in loops and loops[parent].kind == "parallel":
             parent = None  # keep the partial strip in the parallel loop

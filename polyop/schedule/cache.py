@@ -171,10 +171,25 @@ class CachePrimitives:
         self.program, self.deps = program, dependences(program)
         try:
             nest = self._with_marks(_copy_nest(copy))
+            self._mark_strips(nest, copy.domain)
             self._commit(what, _insert(self._tree, nest, copy, anchors, domain, after))
         except IllegalScheduleError:
             self.program, self.deps = saved
             raise
+
+    def _mark_strips(self, nest: isl.Schedule, domain: isl.Set) -> None:
+        """Treat each copy loop with a constant range ``0 .. f-1`` (a panel of
+        ``nr``) as a strip of ``f``, so that its full runs get constant bounds
+        (a partial last panel otherwise leaves ``min`` in every panel's loop;
+        LLVM then neither unrolls nor vectorizes it)."""
+        node = nest.get_root()
+        for d in range(domain.dim(isl.dim_type.set)):
+            node = node.child(0)
+            top = domain.dim_max_val(d)
+            if top.is_int() and domain.lower_bound_val(isl.dim_type.set, d, isl.Val(0)) \
+                    .is_equal(domain):
+                self._loops[node.mark_get_id().get_name()].strip = top.to_python() + 1
+            node = node.child(0)
 
     def _array_name(self, array) -> str:
         """The array behind ``array``: a name, or a tensor of tensor expressions."""
