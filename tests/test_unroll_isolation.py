@@ -292,3 +292,23 @@ def test_full_tile_tests_hoisted_out_of_the_loops_they_do_not_depend_on():
     assert len(full) == 1, str(fn)                      # the full tiles' k loop
     for sizes in [(0, 0, 0), (1, 1, 1), (4, 8, 3), (5, 9, 7), (13, 17, 2), (8, 23, 5)]:
         run_both(sch, matmul, matmul_args(*sizes))
+
+
+def test_vector_loop_of_constant_trip_count_is_vectorised_not_unrolled():
+    # rows of 24 with a per-row bias (a convolution's epilogue): fully unrolled
+    # first, the SLP vectorizer packed the 4 x 24 copies across rows, by gathers
+    @polyop.kernel
+    def epilogue(conv: "f32[4, 3136]", bias: "f32[4]", out: "f32[4, 3136]"):
+        for f in range(4):
+            for q in range(24):
+                out[f, q] = max(conv[f, q] + bias[f], 0.0)
+
+    sch = polyop.Schedule(epilogue)
+    _, q = sch.get_loops("S0")
+    sch.vectorize(q)
+    rng = np.random.default_rng(0)
+    k = run_both(sch, epilogue, dict(conv=rng.standard_normal((4, 3136), np.float32),
+                                     bias=rng.standard_normal(4, np.float32),
+                                     out=np.zeros((4, 3136), np.float32)))
+    assert "llvm.loop.unroll.disable" in k.llvm_ir_unoptimized
+    assert "ymm" in k.asm and "vinsertps" not in k.asm

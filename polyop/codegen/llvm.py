@@ -29,7 +29,10 @@ Shape of the generated code:
   bounds evaluated once in the preheader, a guard ``start < stop``, a header
   with the induction ``phi``, and a latch ``iv + step`` (``nsw``) followed by
   the exit test; ``vector`` and ``unrolled`` loops carry ``llvm.loop``
-  metadata on the back edge;
+  metadata on the back edge (a ``vector`` loop also ``unroll.disable``: with
+  a small constant trip count LLVM would unroll it fully before the loop
+  vectorizer runs, and the SLP vectorizer may then pack the copies across
+  the enclosing loop, by gathers);
 - a ``parallel`` loop is outlined into an internal function that runs a
   chunk of its iterations and handed to the thread runtime, see
   ``polyop.codegen.parallel``; a parallel loop nested in another one runs
@@ -396,7 +399,8 @@ class _FunctionBuilder(ExprLowering):
             return m.add_metadata(ops)
 
         if s.kind == "vector":
-            return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 1))])
+            return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 1)),
+                               prop("llvm.loop.unroll.disable")])
         if s.kind == "unrolled":
             return _LoopID(m, [prop("llvm.loop.unroll.full")])
         if s.kind == "serial" and copies_of_one_array(s.body):

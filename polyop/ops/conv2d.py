@@ -419,7 +419,9 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
         try:  # the tile of the convolution in registers, not in a full-size array
             sch.set_scope(conv, "local", outer[1])
         except ScheduleError:  # channel blocks outside the tiles: tiles live across them
-            pass
+            # rows of the epilogue in vectors; fully unrolled, the SLP
+            # vectorizer packs them across rows (NCHW 1x1 256->64: 6% slower)
+            sch.vectorize(sch.get_loops(stages.out)[-1])
     if parallel:
         sch.parallel(outer[0])
         for stage in copies:

@@ -16,7 +16,7 @@ class LoopInfo:
     name: str
     kind: str = "serial"  # serial | parallel | vector | unroll
     reduction: str | None = None  # "atomic": reductions may run across iterations
-    strip: int | None = None  # the inner loop of a split by this factor
+    strip: int | None = None  # runs 0 .. strip-1: a split's inner loop, a cache panel
 
 
 class Loop:
