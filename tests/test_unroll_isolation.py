@@ -312,3 +312,33 @@ def test_vector_loop_of_constant_trip_count_is_vectorised_not_unrolled():
                                      out=np.zeros((4, 3136), np.float32)))
     assert "llvm.loop.unroll.disable" in k.llvm_ir_unoptimized
     assert "ymm" in k.asm and "vinsertps" not in k.asm
+
+
+def test_tile_loop_with_init_and_epilogue_is_split_into_full_and_partial_tiles():
+    # the init, the update and an epilogue in sequence under j_outer: whether a
+    # tile is full is decided by j_outer itself, so j_outer is split, and the
+    # full tiles run init and epilogue with constant bounds too
+    from polyop import te
+    from tests.kernels import te_matmul
+
+    A, B, C = te_matmul("float32", (13, 20, 5))
+    D = te.compute((13, 20), lambda i, j: te.maximum(C[i, j], te.const(0, "float32")),
+                   name="D")
+    sch = te.create_schedule(D)
+    sch.fission(sch.get_loops(C)[0])
+    i, j, k = sch.get_loops(C)
+    io, ii = sch.split(i, 4)
+    jo, ji = sch.split(j, 8)
+    sch.reorder(io, jo, k, ii, ji)
+    sch.compute_at("C_init", jo)
+    sch.reverse_compute_at(D, jo)
+    fn = polyop.lower(sch, [A, B, D])
+    full = loops_named(fn, "j_outer")[0]
+    assert full.stop == ir.Const(2, full.stop.dtype), str(fn)   # tiles 0, 1 of 0 .. 2
+    assert count(full.body, ir.If) == 0 and "min" not in str(full), str(fn)
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((13, 5), np.float32), rng.standard_normal((5, 20), np.float32)
+    d = np.full((13, 20), np.nan, np.float32)
+    polyop.build(sch, [A, B, D])(a, b, d)
+    np.testing.assert_allclose(d, np.maximum(a.astype(np.float64) @ b, 0), rtol=1e-5,
+                               atol=1e-5)

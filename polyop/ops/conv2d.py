@@ -416,12 +416,13 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     sch.compute_at(f"{conv.name}_init", outer[1])
     if stages.out is not conv:
         sch.reverse_compute_at(stages.out, outer[1])
-        try:  # the tile of the convolution in registers, not in a full-size array
+        # rows of the epilogue in vectors; fully unrolled, the SLP vectorizer
+        # packs them across rows, by gathers (NCHW 1x1 256->64: 6% slower)
+        sch.vectorize(sch.get_loops(stages.out)[-1])
+        try:  # the tile of the convolution local, not in a full-size array
             sch.set_scope(conv, "local", outer[1])
         except ScheduleError:  # channel blocks outside the tiles: tiles live across them
-            # rows of the epilogue in vectors; fully unrolled, the SLP
-            # vectorizer packs them across rows (NCHW 1x1 256->64: 6% slower)
-            sch.vectorize(sch.get_loops(stages.out)[-1])
+            pass
     if parallel:
         sch.parallel(outer[0])
         for stage in copies:

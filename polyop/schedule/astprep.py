@@ -50,6 +50,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import islpy as isl
 
@@ -58,6 +59,14 @@ from .tree import find_mark
 _T = isl.schedule_node_type
 ATOMIC = isl.ast_loop_type.atomic
 UNROLL = isl.ast_loop_type.unroll
+
+
+class _Host(NamedTuple):
+    """A band that can isolate a strip's full strips, with its request."""
+
+    ident: str
+    request: isl.Set
+    splits: bool = False  # the test depends on this band's own loop
 
 
 @dataclass
@@ -69,9 +78,9 @@ class _Strip:
     full: isl.Set  # flat outer points at which the strip runs all of 0 .. f-1
     own: isl.Set  # flat (outer point, value) points of the full strips
     parent: str | None  # the enclosing loop asked to isolate its full strips
-    # bands that may isolate the full strips instead, outermost first, each
-    # with its request (the last is the strip's own band, with ``own``)
-    hosts: list[tuple[str, isl.Set]] = field(default_factory=list)
+    # bands that may isolate the full strips instead, outermost first (the
+    # last is the strip's own band, with ``own``)
+    hosts: list[_Host] = field(default_factory=list)
 
 
 @dataclass
@@ -119,8 +128,9 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
         strip = _Strip(ident, runs.dim(isl.dim_type.in_), _flat_set(full),
                        _flat(runs.intersect_domain(full)), parent)
         if parent is None:
-            strip.hosts = _hosts(mark, strip.full, _flat_set(runs.domain()))
-        strip.hosts.append((ident, strip.own))
+            strip.hosts = _hosts(mark, strip.full, _flat_set(runs.domain()),
+                                 {k for k, v in loops.items() if v.kind == "serial"})
+        strip.hosts.append(_Host(ident, strip.own))
         strips.append(strip)
     claimed: set[str] = set()
     for s in strips:
@@ -130,12 +140,18 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
             up.requests.append(s.full)
             up.encloses_strip = True
             claimed |= {s.ident, s.parent}
-    # one test per band, outer tests on outer bands: where two strips are
-    # tested on one band, its "rest" would test neither outside the inner loops
-    for s in sorted((s for s in strips if s.parent is None), key=lambda s: len(s.hosts)):
-        host, request = next((h for h in s.hosts if h[0] not in claimed), s.hosts[-1])
-        claimed.add(host)
-        bands.setdefault(host, _Band()).requests.append(request)
+    # A loop split into full and partial tiles takes every test that can go
+    # on its band: its full tiles then run with constant bounds throughout.
+    # Otherwise one test per band, outer tests on outer bands: where two
+    # strips are tested on one band, its "rest" would test neither outside
+    # the inner loops.
+    free = [s for s in strips if s.parent is None]
+    splitting = {s.hosts[0].ident for s in free if s.hosts[0].splits}
+    for s in sorted(free, key=lambda s: (not s.hosts[0].splits, len(s.hosts))):
+        host = next((h for h in s.hosts if h.ident not in claimed
+                     or (h is s.hosts[0] and h.ident in splitting)), s.hosts[-1])
+        claimed.add(host.ident)
+        bands.setdefault(host.ident, _Band()).requests.append(host.request)
     points = {ident: _flat(r) for ident in bands
               if (r := _runs(find_mark(tree.get_root(), ident).child(0))) is not None}
     for s in sorted(strips, key=lambda s: s.depth):  # enclosing loops first
@@ -204,26 +220,35 @@ def _enclosing_loop(mark: isl.ScheduleNode) -> str | None:
     return above.mark_get_id().get_name()
 
 
-def _hosts(mark: isl.ScheduleNode, full: isl.Set,
-           outer: isl.Set) -> list[tuple[str, isl.Set]]:
+def _hosts(mark: isl.ScheduleNode, full: isl.Set, outer: isl.Set,
+           serial: set[str]) -> list[_Host]:
     """The loop bands above the strip at ``mark`` that can test whether it is
     full (``full``: the flat ``outer`` points where it is) because the test
     does not change in the loops between them and the strip: from the band
     just inside the innermost loop the test depends on, down to the strip's
-    enclosing band; each with its isolate request."""
+    enclosing band; each with its isolate request. When that loop's body is
+    not one band (an init, the update and an epilogue in sequence), its own
+    band comes first, if it is in ``serial``: isolating the full strips there
+    splits the loop, so the whole body of a full tile has constant bounds."""
     depth = full.dim(isl.dim_type.set)
     d = next(d for d in range(depth + 1)
              if d == depth or _extend(full.project_out(isl.dim_type.set, d, depth - d),
                                       depth - d).intersect(outer).is_subset(full))
     proj = full.project_out(isl.dim_type.set, d, depth - d)
-    out: list[tuple[str, isl.Set]] = []
+    out: list[_Host] = []
     node = mark.parent()
     while d < depth and node.get_tree_depth() > 0:
         if node.get_type() == _T.mark and node.child(0).get_type() == _T.band:
             here = node.child(0).get_schedule_depth()
-            if here < d:
+            if here < d - 1:
                 break
-            out.append((node.mark_get_id().get_name(), _extend(proj, here - d + 1)))
+            ident = node.mark_get_id().get_name()
+            if here == d - 1:
+                below = node.child(0).child(0)
+                if ident in serial and below.get_type() != _T.mark:
+                    out.append(_Host(ident, proj, splits=True))
+                break
+            out.append(_Host(ident, _extend(proj, here - d + 1)))
         node = node.parent()
     return out[::-1]
 
