@@ -14,9 +14,13 @@ Per-band AST options are set here, from the ``Schedule``'s loop records:
   that do not change it. A register tile ``(i_inner, j_inner)`` below a
   ``k`` loop is tested once per tile, outside ``k``; left in ``k``'s body,
   the test keeps LLVM from holding the tile in registers (1000³ GEMM with
-  6 × 16 tiles: 85 → 94 GFLOP/s, AVX2). Each band carries at most one such
-  test where it can: tested together, two strips' tests leave the band's
-  "rest" (one strip partial) with the other test inside the inner loops.
+  6 × 16 tiles: 85 → 94 GFLOP/s, AVX2). Where the loop the test depends on
+  has a sequence for its body (a tile's init, update and epilogue), that
+  loop itself is split into full and partial tiles, so the init and the
+  epilogue get constant bounds as well (a convolution's 4 × 24 epilogue:
+  5% of its time). Otherwise each band carries at most one such test where
+  it can: tested together, two strips' tests leave the band's "rest" (one
+  strip partial) with the other test inside the inner loops.
 - an *unrolled* strip loop (``unroll`` after ``split``, or ``unroll(loop, f)``)
   has its full strips isolated once more, on the band directly enclosing it
   (the ``outer`` loop, or whichever loop a reorder put there): isl splits that
