@@ -68,10 +68,11 @@ class MatmulTiling:
         """6 × (2 registers) tiles and 4 KiB-deep slices of ``k`` for ``dtype``
         (measured best on AVX2; ``benchmarks/peers_bench.py``). ``A`` is
         packed only when its rows (``K`` elements) are a multiple of 4 KiB
-        long: the ``mr`` rows a tile reads then fall in one L1 set (1024³:
-        packed 93.9 GFLOP/s, in place 92.6; 2048³: 91.8 and 89.2). Otherwise
-        the copy costs more than it saves (512³: 89.8 and 93.3; 768³: 93.5
-        and 96.2; 1000³ and 1536³ tie)."""
+        long: the ``mr`` rows a tile reads then fall in one L1 set (2048³:
+        packed 91.8 GFLOP/s, in place 89.2, and so in three runs; at 1024³
+        the two are within the noise of each other). Otherwise the copy
+        costs more than it saves (512³: 89.8 and 93.3; 768³: 93.5 and 96.2;
+        1000³ and 1536³ tie)."""
         size = np.dtype(dtype).itemsize
         pack_a = K is None or (K * size) % 4096 == 0
         return cls(mr=6, nr=2 * (32 // size), kc=4096 // size, pack_a=pack_a)
