@@ -18,12 +18,14 @@ def reference(a, b, bias=None, relu=False):
 
 
 @pytest.mark.parametrize("shape", [(13, 35, 7), (64, 48, 32), (6, 16, 1), (1, 1, 1)])
-@pytest.mark.parametrize("bias,relu,pack_a", [(False, False, True), (True, True, True),
-                                              (False, True, False), (True, True, False)])
-def test_matmul_matches_numpy(shape, bias, relu, pack_a):
+@pytest.mark.parametrize("bias,relu,pack_a,columns_outer", [
+    (False, False, True, False), (True, True, True, True), (False, True, False, False),
+    (True, True, False, True)])
+def test_matmul_matches_numpy(shape, bias, relu, pack_a, columns_outer):
     M, N, K = shape
     mm = polyop.ops.matmul(M, N, K, bias=bias, relu=relu,
-                           tiling=MatmulTiling(mr=3, nr=8, kc=16, mb=2, pack_a=pack_a))
+                           tiling=MatmulTiling(mr=3, nr=8, kc=16, mb=2, pack_a=pack_a,
+                                               columns_outer=columns_outer))
     assert ("Ap" in mm.schedule.stmts) == pack_a
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
@@ -46,13 +48,31 @@ def test_matmul_default_tiling_float64_and_threads():
         np.testing.assert_allclose(c, reference(a, b), rtol=1e-4, atol=1e-3)
 
 
-def test_matmul_packs_a_only_where_its_rows_alias_in_l1():
-    # rows a multiple of 4 KiB long put a tile's rows in one L1 set
-    assert MatmulTiling.default("float32", 1024).pack_a
-    assert MatmulTiling.default("float64", 512).pack_a
-    assert not MatmulTiling.default("float32", 1000).pack_a
-    assert not MatmulTiling.default("float32", 512).pack_a
+def test_matmul_default_tiling_where_rows_alias_in_l1():
+    # rows a multiple of 4 KiB long put a tile's rows in one L1 set: 4 rows of
+    # A in place with the column panels outermost, or A packed when there are
+    # few column panels per thread
+    t = MatmulTiling.default("float32", 1024, 1024)
+    assert (t.mr, t.nr, t.pack_a, t.columns_outer) == (4, 24, False, True)
+    assert MatmulTiling.default("float64", 512, 2048).nr == 12
+    t = MatmulTiling.default("float32", 1024, 1024, threads=2)      # 43 panels
+    assert (t.mr, t.nr, t.pack_a, t.columns_outer) == (6, 16, True, False)
+    t = MatmulTiling.default("float32", 1000, 1000)
+    assert (t.mr, t.nr, t.pack_a, t.columns_outer) == (6, 16, False, False)
     assert polyop.ops.matmul(8, 8, 1024).schedule.stmts == ["C_init", "Ap", "Bp", "C"]
+
+
+def test_matmul_columns_outer_with_threads_and_two_slices():
+    M, N, K = 37, 45, 70
+    mm = polyop.ops.matmul(M, N, K, bias=True, relu=True, threads=2, tiling=MatmulTiling(
+        mr=4, nr=8, kc=40, mb=2, pack_a=False, columns_outer=True))
+    assert mm.schedule.get_loops("C")[0].name == "j_outer"
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    bb = rng.standard_normal(N).astype(np.float32)
+    c = np.full((M, N), np.nan, np.float32)
+    mm(a, b, bb, c)
+    np.testing.assert_allclose(c, reference(a, b, bb, True), rtol=1e-4, atol=1e-4)
 
 
 def test_matmul_schedule_is_inspectable_and_arguments_checked():

@@ -11,7 +11,9 @@ legality-checked primitive:
    in L1 (``MatmulTiling.pack_a``);
 2. the update is split into ``k_outer`` slices of ``kc`` (the panels of
    one slice stay in L1/L2), row blocks of ``mb`` panels (``mb · mr`` rows of
-   ``A``, in L2), column panels ``j_outer`` and row panels ``i_outer``;
+   ``A``, in L2), column panels ``j_outer`` and row panels ``i_outer``; the
+   slices and row blocks run outside the column panels, or with
+   ``columns_outer`` inside them;
 3. the ``mr × nr`` tile (``i_inner``, ``j_inner``) is innermost, with constant
    trip counts on full tiles: LLVM unrolls it and keeps the tile of ``C`` in
    ``mr · nr / lanes`` vector registers across the ``k`` loop (one broadcast of
@@ -28,7 +30,9 @@ legality-checked primitive:
    panels of the packing loops.
 
 The tile sizes default to a 6 × 16 float32 tile (6 × 8 for float64), which
-fits the 16 AVX2 registers: 12 accumulators, 2 operands of ``Bp``, 1 broadcast.
+fits the 16 AVX2 registers: 12 accumulators, 2 operands of ``Bp``, 1 broadcast;
+or, where ``A``'s rows alias in L1, a 4 × 24 tile (12 accumulators, 3
+operands) with the column panels outermost (``MatmulTiling.default``).
 
 Example::
 
@@ -55,27 +59,42 @@ from ..schedule import Loop, Schedule
 class MatmulTiling:
     """Tile sizes of ``schedule_matmul``: an ``mr × nr`` register tile, ``kc``-deep
     slices of ``k``, row blocks of ``mb`` panels; ``pack_a``: whether ``A`` is
-    packed into row panels or read in place."""
+    packed into row panels or read in place; ``columns_outer``: the column
+    panels outermost, each running over all row blocks (its panel of ``B``
+    stays in L2 while ``A`` streams, Halide's order), rather than the row
+    blocks outermost (a block of ``A`` in L2 while ``B``'s panels stream,
+    BLIS's order)."""
 
     mr: int = 6
     nr: int = 16
     kc: int = 1024
     mb: int = 16
     pack_a: bool = True
+    columns_outer: bool = False
 
     @classmethod
-    def default(cls, dtype: str, K: int | None = None) -> MatmulTiling:
-        """6 × (2 registers) tiles and 4 KiB-deep slices of ``k`` for ``dtype``
-        (measured best on AVX2; ``benchmarks/peers_bench.py``). ``A`` is
-        packed only when its rows (``K`` elements) are a multiple of 4 KiB
-        long: the ``mr`` rows a tile reads then fall in one L1 set (2048³:
-        packed 91.8 GFLOP/s, in place 89.2, and so in three runs; at 1024³
-        the two are within the noise of each other). Otherwise the copy
-        costs more than it saves (512³: 89.8 and 93.3; 768³: 93.5 and 96.2;
-        1000³ and 1536³ tie)."""
-        size = np.dtype(dtype).itemsize
-        pack_a = K is None or (K * size) % 4096 == 0
-        return cls(mr=6, nr=2 * (32 // size), kc=4096 // size, pack_a=pack_a)
+    def default(cls, dtype: str, K: int | None = None, N: int | None = None,
+                threads: int = 1) -> MatmulTiling:
+        """Measured best on AVX2 (``benchmarks/peers_bench.py``): 6 × (2
+        registers) tiles, 4 KiB-deep slices of ``k``, row blocks outermost,
+        ``A`` read in place (packing it cost more than it saved: 512³ 89.8
+        against 93.3 GFLOP/s, 768³ 93.5 against 96.2, 1000³ and 1536³ tie).
+
+        When ``A``'s rows (``K`` elements) are a multiple of 4 KiB long, the
+        rows a tile reads fall in one L1 set. Then, with at least 32 column
+        panels per thread, 4 × (3 registers) tiles, column panels outermost
+        and 8 KiB-deep slices (1 thread, 2048³: 90.8 against 89.1 for 6 × 16
+        tiles with ``A`` packed, 81 with ``A`` in place; 1024³: 93.1 against
+        91.3; 2 threads, 2048³: 176 against 171); otherwise 6 × 16 tiles
+        with ``A`` packed (2 threads, 1024³, 21 panels each: 176 against
+        168 with the column panels outermost)."""
+        size, lanes = np.dtype(dtype).itemsize, 32 // np.dtype(dtype).itemsize
+        if K is not None and (K * size) % 4096 == 0:
+            nr = 3 * lanes
+            if N is None or -(-N // nr) >= 32 * threads:
+                return cls(mr=4, nr=nr, kc=8192 // size, pack_a=False, columns_outer=True)
+            return cls(mr=6, nr=2 * lanes, kc=4096 // size, pack_a=True)
+        return cls(mr=6, nr=2 * lanes, kc=4096 // size, pack_a=False)
 
 
 class Matmul:
@@ -145,7 +164,7 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     for name, v in (("M", M), ("N", N), ("K", K)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"matmul: {name} must be a positive int, got {v!r}")
-    tiling = tiling or MatmulTiling.default(dtype, K)
+    tiling = tiling or MatmulTiling.default(dtype, K, N, threads)
     slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
     tiling = replace(tiling, kc=-(-K // slices))
     A = te.placeholder((M, K), dtype, name="A")
@@ -215,7 +234,10 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
     io, ii = sch.split(i, t.mr)
     jo, ji = sch.split(j, t.nr)
     ic, ip = sch.split(io, t.mb)
-    sch.reorder(ko, ic, jo, ip, ki, ii, ji)
+    if t.columns_outer:
+        sch.reorder(jo, ko, ic, ip, ki, ii, ji)
+    else:
+        sch.reorder(ko, ic, jo, ip, ki, ii, ji)
     sch.compute_at(f"{C.name}_init", ip)
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, ip)
