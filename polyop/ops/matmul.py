@@ -6,9 +6,8 @@ The operator is the tensor expression ``C[i, j] = sum_k A[i, k] * B[k, j]``
 legality-checked primitive:
 
 1. ``cache_read`` packs ``B`` into column panels ``Bp[j // nr, k, j % nr]``
-   (the micro-kernel's contiguous operand), and ``A`` into row panels
-   ``Ap[i // mr, k, i % mr]`` where reading its rows in place would conflict
-   in L1 (``MatmulTiling.pack_a``);
+   (the micro-kernel's contiguous operand) and, with ``MatmulTiling.pack_a``,
+   ``A`` into row panels ``Ap[i // mr, k, i % mr]``;
 2. the update is split into ``k_outer`` slices of ``kc`` (the panels of
    one slice stay in L1/L2), row blocks of ``mb`` panels (``mb · mr`` rows of
    ``A``, in L2), column panels ``j_outer`` and row panels ``i_outer``; the
