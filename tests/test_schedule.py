@@ -99,6 +99,7 @@ def test_parallel_k_of_gemm_is_illegal_but_i_is_legal():
     assert info.value.kind in ("RAW", "WAR", "WAW") and info.value.array == "C"
     sch.vectorize(j)
     assert "vector" in str(polyop.lower(sch))
+    assert str(sch).splitlines()[-1].strip() == "vectorize(j)"   # the trace names primitives
 
 
 def test_check_false_admits_and_reports():

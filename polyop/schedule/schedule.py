@@ -380,7 +380,8 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         old = info.kind
         info.kind = kind
         try:
-            self._commit(f"{'unroll' if kind == 'unroll' else kind}({info.name})", self._tree)
+            verb = "vectorize" if kind == "vector" else kind  # the primitive's name
+            self._commit(f"{verb}({info.name})", self._tree)
         except IllegalScheduleError:
             info.kind = old
             raise
