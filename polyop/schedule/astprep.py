@@ -75,15 +75,16 @@ class _Host(NamedTuple):
 
 @dataclass
 class _Strip:
-    """What one strip loop (the inner loop of a split) needs isolated."""
+    """What one strip loop (the inner loop of a split, a cache panel's loop)
+    needs isolated."""
 
     ident: str
     depth: int  # how many loops enclose it
     full: isl.Set  # flat outer points at which the strip runs all of 0 .. f-1
     own: isl.Set  # flat (outer point, value) points of the full strips
     parent: str | None  # the enclosing loop asked to isolate its full strips
-    # bands that may isolate the full strips instead, outermost first (the
-    # last is the strip's own band, with ``own``)
+    # without a parent: the bands that may isolate the full strips, outermost
+    # first (the last is the strip's own band, with ``own``)
     hosts: list[_Host] = field(default_factory=list)
 
 
@@ -111,6 +112,7 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
     """
     bands: dict[str, _Band] = {}
     strips: list[_Strip] = []
+    serial = {k for k, v in loops.items() if v.kind == "serial"}  # loops a test may split
     for ident, info in loops.items():
         if info.kind != "unroll" and not info.strip:
             continue
@@ -132,9 +134,8 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
         strip = _Strip(ident, runs.dim(isl.dim_type.in_), _flat_set(full),
                        _flat(runs.intersect_domain(full)), parent)
         if parent is None:
-            strip.hosts = _hosts(mark, strip.full, _flat_set(runs.domain()),
-                                 {k for k, v in loops.items() if v.kind == "serial"})
-        strip.hosts.append(_Host(ident, strip.own))
+            strip.hosts = _hosts(mark, strip.full, _flat_set(runs.domain()), serial)
+            strip.hosts.append(_Host(ident, strip.own))
         strips.append(strip)
     claimed: set[str] = set()
     for s in strips:
