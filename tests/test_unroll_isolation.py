@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import polyop
-from polyop import ir
-from tests.kernels import run_both
+from polyop import ir, te
+from tests.kernels import run_both, te_matmul
 
 
 @polyop.kernel
@@ -318,9 +318,6 @@ def test_tile_loop_with_init_and_epilogue_is_split_into_full_and_partial_tiles()
     # the init, the update and an epilogue in sequence under j_outer: whether a
     # tile is full is decided by j_outer itself, so j_outer is split, and the
     # full tiles run init and epilogue with constant bounds too
-    from polyop import te
-    from tests.kernels import te_matmul
-
     A, B, C = te_matmul("float32", (13, 20, 5))
     D = te.compute((13, 20), lambda i, j: te.maximum(C[i, j], te.const(0, "float32")),
                    name="D")
