@@ -87,7 +87,8 @@ class MatmulTiling:
         91.3; 2 threads, 2048³: 176 against 171); otherwise 6 × 16 tiles
         with ``A`` packed (2 threads, 1024³, 21 panels each: 176 against
         168 with the column panels outermost)."""
-        size, lanes = np.dtype(dtype).itemsize, 32 // np.dtype(dtype).itemsize
+        size = np.dtype(dtype).itemsize
+        lanes = 32 // size  # per AVX2 register
         if K is not None and (K * size) % 4096 == 0:
             nr = 3 * lanes
             if N is None or -(-N // nr) >= 32 * threads:
