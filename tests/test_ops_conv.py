@@ -98,17 +98,37 @@ def test_default_tiling_float32_float64_and_threads():
 
 
 def test_default_tilings_follow_the_measured_choices():
-    gemm = ConvTiling.default(ConvShape(256, 14, 14, 64, 1, 1, 1, 0, "NCHW"))
-    assert (gemm.vector, gemm.mr, gemm.nr, gemm.kc, gemm.blocks_outer) == ("pixels", 4, 24,
-                                                                         128, True)
-    assert gemm.pixels_outer and not gemm.pack_input
-    wide = ConvTiling.default(ConvShape(64, 14, 14, 256, 1, 1, 1, 0, "NCHW"))
-    assert wide.pack_input and not wide.pixels_outer  # the output rows walked in order
+    def gemm(C, H, F, threads=1):
+        return ConvTiling.default(ConvShape(C, H, H, F, 1, 1, 1, 0, "NCHW"), threads=threads)
+
+    small = gemm(1024, 14, 256, threads=2)  # <= 1024 pixels: one block, pixel panels outside
+    assert (small.vector, small.mr, small.nr, small.kc) == ("pixels", 4, 24, 1024)
+    assert small.pixels_outer and small.pack_input
+    many = gemm(256, 56, 128)  # 22 filter panels for one thread: filter panels outside
+    assert (many.mr, many.nr, many.kc, many.blocks_outer) == (6, 16, 256, True)
+    assert many.pack_input and not many.pixels_outer
+    assert gemm(64, 56, 256, threads=2) == gemm(64, 56, 256)  # 43 filter panels: enough
+    few = gemm(256, 56, 128, threads=2)  # 11 per thread: pixel panels outside, input in place
+    assert (few.mr, few.nr, few.kc) == (6, 16, 256)
+    assert few.pixels_outer and not few.pack_input
     conv = polyop.ops.conv2d(3, 4, 5, 8, 1, pad=0)
     assert conv.schedule.stmts == ["out_init", "Wp", "Xp", "out"]
     for layout in ("NCHW", "NHWC"):
         t = ConvTiling.default(ConvShape(64, 56, 56, 64, layout=layout))
         assert (t.vector, t.mr, t.nr, t.kc, t.blocks_outer) == ("filters", 6, 16, 64, False)
+
+
+@pytest.mark.parametrize("C,H,F,threads,flags", [
+    (40, 9, 10, 1, dict(bias=True, relu=True)),  # <= 1024 pixels, a partial pixel panel
+    (512, 33, 13, 1, dict(bn=True, relu=True)),  # two blocks of 256, input in place
+    (24, 33, 200, 2, {}),                        # filter panels outside (34), input packed
+    (520, 33, 100, 1, dict(relu=True)),          # 520 channels: one block, input packed
+])
+def test_default_gemm_shaped_tilings_match_numpy(C, H, F, threads, flags):
+    conv = polyop.ops.conv2d(C, H, H, F, 1, pad=0, threads=threads, **flags)
+    assert conv.tiling == ConvTiling.default(conv.shape, threads=threads)
+    out, ref = run(conv, **flags)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 
 
 def test_fused_epilogue_runs_per_tile_and_the_kernel_uses_fma():

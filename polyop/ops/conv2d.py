@@ -43,8 +43,8 @@ legality-checked primitive:
    1 × 1 convolution with a stride copies only the pixels it reads.
 2. ``cache_read`` packs the weights into panels of ``nr`` filters (``mr`` for
    vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]``, zero-padded to
-   whole panels (and, for vectors along pixels with more filters than
-   channels, the input into panels of ``nr`` pixels). With
+   whole panels (and, for vectors along pixels, by default the input into
+   panels of ``nr`` pixels, ``ConvTiling.default``). With
    ``packed_weights`` the operator takes ``w`` in that layout instead
    (``weight_layout``, ``Conv2d.pack_weights``): constant weights are packed
    once, at set-up, as TVM and oneDNN do for inference. On 3 × 3 512 → 512 at
@@ -178,27 +178,40 @@ class ConvTiling:
     pack_input: bool = False
 
     @classmethod
-    def default(cls, shape: ConvShape, dtype: str = "float32") -> ConvTiling:
-        """Measured best on AVX2 over ResNet-50's layers: 12 accumulators of
-        the 16 vector registers, 6 pixels × 2 vectors of filters, or (vectors
-        along pixels, for a GEMM-shaped NCHW convolution) 4 filters × 3
-        vectors of pixels; blocks of 64 channels inside the tiles, or for
-        1 × 1 windows of 128 outside them. A GEMM-shaped convolution with
-        more filters than channels (its output larger than its input) walks
-        the output rows in order, filter panels outside, and packs the input,
-        which each filter panel reads again (4 filter rows of 56 × 56 pixels
-        at a time rather than 256 rows of 24, whose lines alias in L1).
+    def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1) -> ConvTiling:
+        """Measured best on AVX2 over ResNet-50's layers (``ConvShape`` of
+        one image; ``threads`` the number of threads running it).
 
-        The broadcast dimension's tile divides the usual filter counts, so
-        only the pixels leave a partial tile: its test sits inside the
-        innermost reduction loop (isl isolates a strip's full tiles at the
-        strip loop), and LLVM unswitches one such test (keeping the
-        accumulators in registers) but not two."""
-        lanes = 32 // np.dtype(dtype).itemsize
+        Vectors along filters: 12 accumulators of the 16 vector registers, 6
+        pixels × 2 vectors of filters; blocks of 64 channels inside the tiles,
+        or for 1 × 1 windows of 128 outside them. The broadcast dimension's
+        tile divides the usual filter counts, so only the pixels leave a
+        partial tile.
+
+        A GEMM-shaped NCHW convolution (vectors along pixels):
+
+        - up to 1024 pixels (28 × 28 and smaller): 4 filters × 3 vectors of
+          pixels, the input packed into panels of pixels, pixel panels
+          outermost, all channels in one block: a panel of input stays in L2
+          while the packed weights stream, and the tile of a fused epilogue
+          stays in registers (1 thread, 512 → 128 at 28 × 28, fused: 83 → 92
+          GFLOP/s; 1024 → 256 at 14 × 14: 88 → 89);
+        - larger images: 6 filters × 2 vectors of pixels, blocks of 256
+          channels. With 16 filter panels per thread or more, filter panels
+          outermost and the input packed, each panel of weights in L1 while
+          the input streams (1 thread at 56 × 56, fused: 256 → 128 84 → 86,
+          64 → 256 83 → 85); with fewer, pixel panels outermost and the input
+          read in place (256 → 64, fused, in the benchmark's rounds: 1 thread
+          67 → 72, 2 threads 147 → 159; packing 3 MiB of input for 64
+          filters cost more than it saved)."""
+        size = np.dtype(dtype).itemsize
+        lanes = 32 // size
         if shape.is_gemm:
-            wide = shape.F > shape.C
-            return cls(mr=4, nr=3 * lanes, vector="pixels", kc=128, blocks_outer=True,
-                       pixels_outer=not wide, pack_input=wide)
+            if shape.H * shape.W <= 1024:
+                return cls(mr=4, nr=3 * lanes, vector="pixels", kc=shape.C, pack_input=True)
+            few = shape.F < 16 * 6 * threads
+            return cls(mr=6, nr=2 * lanes, vector="pixels", kc=1024 // size, blocks_outer=True,
+                       pixels_outer=few, pack_input=not few)
         if shape.R == shape.S == 1:
             return cls(nr=2 * lanes, kc=128, blocks_outer=True)
         return cls(nr=2 * lanes)
@@ -562,6 +575,8 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
     shape = ConvShape(C, H, W, F, R, S, stride, pad, layout)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"conv2d: dtype must be float32 or float64, got {dtype!r}")
+    shape.validate()
+    tiling = tiling or ConvTiling.default(shape, dtype, threads)
     stages = conv2d_compute(shape, dtype, tiling, bias=bias, bn=bn, relu=relu,
                             packed_weights=packed_weights)
     sch = te.create_schedule(stages.out, name="conv2d")
