@@ -414,6 +414,10 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     if t.pack_input:  # x[c, q] in panels of nr pixels, Xp[q // nr, c, q % nr]
         sch.cache_read(stages.x, conv, layout=lambda c, q: (q // t.nr, c, q % t.nr),
                        pad=0.0, name="Xp")
+        if shape.H * shape.W >= 8 * t.nr:  # 4 panels per pass down x (256 x 3136: 0.20 -> 0.17 ms)
+            panel, row, _ = sch.get_loops("Xp")
+            panels, panel = sch.split(panel, 4)
+            sch.reorder(panels, row, panel)
         copies.append("Xp")
     first, *_ = sch.get_loops(conv)
     sch.fission(first)  # the init's nest apart, so that it can go inside the tile
