@@ -59,7 +59,22 @@ def test_matmul_default_tiling_where_rows_alias_in_l1():
     assert (t.mr, t.nr, t.pack_a, t.columns_outer) == (6, 16, True, False)
     t = MatmulTiling.default("float32", 1000, 1000)
     assert (t.mr, t.nr, t.pack_a, t.columns_outer) == (6, 16, False, False)
-    assert polyop.ops.matmul(8, 8, 1024).schedule.stmts == ["C_init", "Ap", "Bp", "C"]
+    assert polyop.ops.matmul(8, 8, 1024).schedule.stmts == ["acc_init", "Ap", "Bp", "acc", "C"]
+
+
+def test_matmul_with_one_k_slice_accumulates_in_a_local_tile():
+    # one slice: the tile accumulates in a local array and C is only stored;
+    # two slices: C itself accumulates across them
+    for K, kc, local in [(64, 64, True), (70, 40, False)]:
+        mm = polyop.ops.matmul(30, 40, K, tiling=MatmulTiling(mr=4, nr=8, kc=kc, mb=2))
+        program = mm.function.kernel.program
+        assert ("acc" in program.arrays and program.arrays["acc"].temporary) == local
+        assert mm.function.arg_names == ("A", "B", "C")
+        a = rng.standard_normal((30, K)).astype(np.float32)
+        b = rng.standard_normal((K, 40)).astype(np.float32)
+        c = np.full((30, 40), np.nan, np.float32)
+        mm(a, b, c)
+        np.testing.assert_allclose(c, reference(a, b), rtol=1e-4, atol=1e-4)
 
 
 def test_matmul_columns_outer_with_threads_and_two_slices():
@@ -77,7 +92,7 @@ def test_matmul_columns_outer_with_threads_and_two_slices():
 
 def test_matmul_schedule_is_inspectable_and_arguments_checked():
     mm = polyop.ops.matmul(20, 30, 40)
-    assert mm.schedule.stmts == ["C_init", "Bp", "C"]
+    assert mm.schedule.stmts == ["acc_init", "Bp", "acc", "C"]
     assert "fma" in mm.function.asm  # fused multiply-adds in the micro-kernel
     a, b = np.ones((20, 40), np.float32), np.ones((40, 30), np.float32)
     with pytest.raises(ArgumentError, match="shape"):

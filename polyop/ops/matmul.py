@@ -24,7 +24,10 @@ legality-checked primitive:
    (``reverse_compute_at``), so the fused operator makes one pass over ``C``;
    with one slice of ``k``, ``C`` itself becomes a tile-sized local array
    (``set_scope``) that LLVM keeps in registers: the fused operator writes
-   only its output;
+   only its output. Without an epilogue, the product is then named ``acc``
+   and a copy into ``C`` takes the epilogue's place, so that each tile of
+   ``C`` is stored once, never zeroed or read back in memory (1 thread,
+   1024³: 92.5 → 93.6 GFLOP/s, 512³ to 2048³ 0.5–2 % faster);
 5. with ``threads > 1`` the column panels run in parallel, and so do the
    panels of the packing loops.
 
@@ -175,11 +178,15 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     def b_at(k, j):
         return B[_panels(nr)(k, j)] if packed_b else B[k, j]
 
-    C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * b_at(k, j), axis=k), name="C")
+    # one slice of k and no epilogue: a copy as the epilogue (module docstring, 4.)
+    local = bias or relu or slices == 1
+    C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * b_at(k, j), axis=k),
+                   name="acc" if local and not (bias or relu) else "C")
     out, args = C, [A, B]
     b = te.placeholder((N,), dtype, name="bias") if bias else None
-    if bias or relu:
-        out = te.compute((M, N), lambda i, j: _epilogue(C, b, i, j, relu), name="D")
+    if local:
+        out = te.compute((M, N), lambda i, j: _epilogue(C, b, i, j, relu),
+                         name="D" if bias or relu else "C")
         args += [b] if bias else []
     sch = te.create_schedule(out, name="matmul")
     schedule_matmul(sch, A, None if packed_b else B, C, tiling,
