@@ -41,6 +41,7 @@ from llvmlite import ir
 
 from ..ir import Extern, Function, walk
 from ..types import INDEX, DType
+from . import perfmap
 from .llvm import build_module
 from .llvm_expr import CodegenError, ll_type
 from .parallel import ensure_runtime
@@ -204,7 +205,8 @@ class CompiledFunction:
     (host assembly, produced on first access), ``compile_seconds``,
     ``symbol`` (native function name), ``address`` (its address: a C
     function with one argument per parameter, arrays as data pointers),
-    ``function`` (the IR).
+    ``functions`` (``(start, size, name)`` of each function of its machine
+    code, ``polyop.codegen.perfmap``), ``function`` (the IR).
     """
 
     def __init__(self, fn: Function, symbol: str, engine: llvm.ExecutionEngine,
@@ -216,6 +218,7 @@ class CompiledFunction:
         self.compile_seconds = compile_seconds
         self._engine = engine  # owns the modules and the machine code
         self._asm: str | None = None
+        self.functions: list[tuple[int, int, str]] = []
         self.address = engine.get_function_address(symbol)
         argtypes = []
         for p in fn.params:
@@ -283,8 +286,11 @@ def compile_function(fn: Function, *, fp_contract: bool = False) -> CompiledFunc
         # MCJIT takes ownership of (and frees) its target machine: give each
         # engine its own, identical to the shared one (creating one costs ~0.2 ms)
         engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
-        engine.add_module(_python_entry(fn, symbol, _data_offset(), tm))
+        entry = _python_entry(fn, symbol, _data_offset(), tm)
+        engine.add_module(entry)
         engine.finalize_object()
+        functions = perfmap.register(engine, [mod, entry])
     cf = CompiledFunction(fn, symbol, engine, unoptimized, optimized, 0.0)
+    cf.functions = functions
     cf.compile_seconds = time.perf_counter() - t0
     return cf
