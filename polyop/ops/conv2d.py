@@ -26,7 +26,8 @@ BLIS micro-kernel, as in ``polyop.ops.matmul``). Two forms (``ConvTiling.vector`
   into it, and NCHW's output is stored transposed by the epilogue.
 - **vectors along pixels** (NCHW 1 × 1 convolutions with stride 1 and no
   padding, a GEMM ``w · x``): ``mr`` filters × ``nr`` pixels, ``x`` read as
-  ``[C, H · W]`` and ``out`` written as ``[F, H · W]``, no copy of ``x``.
+  ``[C, H · W]`` (in place, or packed into panels of ``nr`` pixels) and
+  ``out`` written as ``[F, H · W]``, no transposition.
   (For larger windows, NCHW vectors along pixels need the padded rows laid
   end to end, ``x[c, q + r · P + s]`` with the pitch ``P = W + 2·pad``,
   computing ``P − Wo`` wasted pixels per row; that measured 5–10 % slower
