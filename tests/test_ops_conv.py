@@ -120,13 +120,18 @@ def test_default_tilings_follow_the_measured_choices():
 
 @pytest.mark.parametrize("C,H,F,threads,flags", [
     (40, 9, 10, 1, dict(bias=True, relu=True)),  # <= 1024 pixels, a partial pixel panel
+    (40, 9, 10, 2, dict(bn=True)),                # the same, pixel panels in parallel
     (512, 33, 13, 1, dict(bn=True, relu=True)),  # two blocks of 256, input in place
     (24, 33, 200, 2, {}),                        # filter panels outside (34), input packed
     (520, 33, 100, 1, dict(relu=True)),          # 520 channels: one block, input packed
 ])
 def test_default_gemm_shaped_tilings_match_numpy(C, H, F, threads, flags):
     conv = polyop.ops.conv2d(C, H, H, F, 1, pad=0, threads=threads, **flags)
-    assert conv.tiling == ConvTiling.default(conv.shape, threads=threads)
+    t = conv.tiling
+    assert t == ConvTiling.default(conv.shape, threads=threads)
+    if t.pack_input:  # packed per pixel panel, inside its loop, or ahead of the whole nest
+        outer = [lp.name for lp in conv.schedule.get_loops("Xp")][0]
+        assert (outer == "q_outer") == t.pixels_outer
     out, ref = run(conv, **flags)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 

@@ -192,11 +192,12 @@ class ConvTiling:
         A GEMM-shaped NCHW convolution (vectors along pixels):
 
         - up to 1024 pixels (28 × 28 and smaller): 4 filters × 3 vectors of
-          pixels, the input packed into panels of pixels, pixel panels
-          outermost, all channels in one block: a panel of input stays in L2
-          while the packed weights stream, and the tile of a fused epilogue
-          stays in registers (1 thread, 512 → 128 at 28 × 28, fused: 83 → 92
-          GFLOP/s; 1024 → 256 at 14 × 14: 88 → 89);
+          pixels, pixel panels outermost, each packed just before its use
+          (by the thread that uses it), all channels in one block: a panel
+          of input stays in L2 while the packed weights stream, and the tile
+          of a fused epilogue stays in registers (1 thread, 512 → 128 at
+          28 × 28, fused: 83 → 92 GFLOP/s; 1024 → 256 at 14 × 14: 88 → 89;
+          2 threads, packing per panel rather than ahead: 152 → 160);
         - larger images: 6 filters × 2 vectors of pixels, blocks of 256
           channels. With 16 filter panels per thread or more, filter panels
           outermost and the input packed, each panel of weights in L1 while
@@ -412,14 +413,17 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     if not stages.packed_weights:
         sch.cache_read(stages.w, conv, layout=weight_layout(shape, t)[0], pad=0.0, name="Wp")
         copies.append("Wp")
+    per_panel = t.pack_input and t.pixels_outer
     if t.pack_input:  # x[c, q] in panels of nr pixels, Xp[q // nr, c, q % nr]
         sch.cache_read(stages.x, conv, layout=lambda c, q: (q // t.nr, c, q % t.nr),
                        pad=0.0, name="Xp")
-        if shape.H * shape.W >= 8 * t.nr:  # 4 panels per pass down x (256 x 3136: 0.20 -> 0.17 ms)
+        if not per_panel and shape.H * shape.W >= 8 * t.nr:
+            # 4 panels per pass down x (256 x 3136: 0.20 -> 0.17 ms)
             panel, row, _ = sch.get_loops("Xp")
             panels, panel = sch.split(panel, 4)
             sch.reorder(panels, row, panel)
-        copies.append("Xp")
+        if not per_panel:
+            copies.append("Xp")
     first, *_ = sch.get_loops(conv)
     sch.fission(first)  # the init's nest apart, so that it can go inside the tile
     a, b, *red = sch.get_loops(conv)  # (broadcast, vector): (pixels, filters) or the reverse
@@ -432,6 +436,8 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     else:  # (tiles, [c_outer,] r, s, c[_inner], tile)
         sch.reorder(*outer, *red, ai, bi)
     sch.compute_at(f"{conv.name}_init", outer[1])
+    if per_panel:  # each pixel panel packed just before its use, by the thread using it
+        sch.compute_at("Xp", pixel_o)
     if stages.out is not conv:
         sch.reverse_compute_at(stages.out, outer[1])
         # rows of the epilogue in vectors; fully unrolled, the SLP vectorizer
