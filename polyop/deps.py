@@ -23,7 +23,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import islpy as isl
 
@@ -38,6 +38,23 @@ class Dependences:
 
     program: Program
     by_array: dict[str, dict[str, isl.UnionMap]]
+    _value_flows: dict[str, isl.UnionMap] = field(default_factory=dict, repr=False)
+
+    def value_flow(self, array: str) -> isl.UnionMap:
+        """Value-based flow on ``array`` (writer → reader instances, each read
+        from its last writer) in the program's order; computed once per array.
+
+        Example::
+
+            >>> dependences(prefix).value_flow("A")                # doctest: +SKIP
+        """
+        if array not in self._value_flows:
+            p = self.program
+            info = isl.UnionAccessInfo.from_sink(p.reads(array)).set_must_source(
+                p.writes(array))
+            self._value_flows[array] = info.set_schedule(p.schedule).compute_flow() \
+                .get_may_dependence()
+        return self._value_flows[array]
 
     def of_kind(self, kind: str) -> isl.UnionMap:
         """All dependences of one kind (``"RAW"``, ``"WAR"`` or ``"WAW"``)."""

@@ -136,7 +136,7 @@ def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNo
     except the instance pairs in ``allowed[array]`` (opted-in reductions)."""
     dom = band.get_domain()
     across = _across(band)
-    flows = {name: _flow(program, name) for name, a in program.arrays.items() if a.temporary}
+    flows = {name: deps.value_flow(name) for name, a in program.arrays.items() if a.temporary}
     out = []
     for name, flow in flows.items():  # privatised temporaries must not leak out
         leak = flow.intersect_domain(dom).subtract_range(dom)
@@ -188,13 +188,6 @@ def carried_statements(deps: Dependences, band: isl.ScheduleNode,
             hit = dep.intersect(pairs[array]).intersect(crossing)
             hit.foreach_map(lambda m: names.add(m.get_tuple_name(isl.dim_type.in_)))
     return names
-
-
-def _flow(program: Program, array: str) -> isl.UnionMap:
-    """Value-based flow (writer → reader instances) on ``array`` in program order."""
-    writes = program.writes(array)
-    info = isl.UnionAccessInfo.from_sink(program.reads(array)).set_must_source(writes)
-    return info.set_schedule(program.schedule).compute_flow().get_may_dependence()
 
 
 def _across(band: isl.ScheduleNode) -> isl.UnionMap:
