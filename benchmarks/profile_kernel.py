@@ -185,6 +185,9 @@ def report(work: Path, perf_data: Path) -> str:
         inner = [lp for lp in all_loops[name] if lp[0] <= ip <= lp[1]]
         key = (name, min(inner, key=lambda lp: lp[1] - lp[0]) if inner else None)
         by_loop[key] += 1
+    if total == 0:
+        raise RuntimeError("perf recorded no samples: is it allowed to sample this process? "
+                           "(see /proc/sys/kernel/perf_event_paranoid)")
     lines = [f"{run['repr']}: {run['gflops']:.1f} GFLOP/s, {1e3 * run['seconds_per_call']:.3f} "
              f"ms per call, {run['calls']} calls; {total} samples", "",
              "| share | function | loop at (bytes) | what its own body executes |",
