@@ -242,11 +242,12 @@ class ConvStages:
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
                    *, bias: bool = False, bn: bool = False, relu: bool = False,
-                   packed_weights: bool = False) -> ConvStages:
+                   packed_weights: bool = False, threads: int = 1) -> ConvStages:
     """The tensor expressions of the convolution (module docstring), with the
     epilogue ``((conv + bias) · scale + shift)``, then ``max(·, 0)``, as asked.
     With ``packed_weights`` the weight placeholder ``w`` has the packed shape
-    of ``weight_layout`` (the schedule then copies nothing).
+    of ``weight_layout`` (the schedule then copies nothing). Without a
+    ``tiling``, ``ConvTiling.default`` picks one for ``threads`` threads.
 
     Example::
 
@@ -255,7 +256,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         (['x', 'w', 'out'], (64, 4))
     """
     shape.validate()
-    tiling = tiling or ConvTiling.default(shape, dtype)
+    tiling = tiling or ConvTiling.default(shape, dtype, threads)
     if tiling.vector not in ("filters", "pixels") or (tiling.vector == "pixels"
                                                       and not shape.is_gemm):
         raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "
@@ -586,10 +587,8 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
     shape = ConvShape(C, H, W, F, R, S, stride, pad, layout)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"conv2d: dtype must be float32 or float64, got {dtype!r}")
-    shape.validate()
-    tiling = tiling or ConvTiling.default(shape, dtype, threads)
     stages = conv2d_compute(shape, dtype, tiling, bias=bias, bn=bn, relu=relu,
-                            packed_weights=packed_weights)
+                            packed_weights=packed_weights, threads=threads)
     sch = te.create_schedule(stages.out, name="conv2d")
     schedule_conv2d(sch, stages, parallel=threads > 1)
     name = f"conv2d_{layout.lower()}" + "".join(
