@@ -178,15 +178,15 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     def b_at(k, j):
         return B[_panels(nr)(k, j)] if packed_b else B[k, j]
 
-    # one slice of k and no epilogue: a copy as the epilogue (module docstring, 4.)
-    local = bias or relu or slices == 1
+    fused = bias or relu
+    copy = not fused and slices == 1  # a copy as the epilogue (module docstring, 4.)
     C = te.compute((M, N), lambda i, j: te.reduce_sum(A[i, k] * b_at(k, j), axis=k),
-                   name="acc" if local and not (bias or relu) else "C")
+                   name="acc" if copy else "C")
     out, args = C, [A, B]
     b = te.placeholder((N,), dtype, name="bias") if bias else None
-    if local:
+    if fused or copy:
         out = te.compute((M, N), lambda i, j: _epilogue(C, b, i, j, relu),
-                         name="D" if bias or relu else "C")
+                         name="D" if fused else "C")
         args += [b] if bias else []
     sch = te.create_schedule(out, name="matmul")
     schedule_matmul(sch, A, None if packed_b else B, C, tiling,
