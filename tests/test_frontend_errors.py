@@ -61,7 +61,7 @@ def test_data_dependent_if_rejected_with_hint():
 @pytest.mark.parametrize("body, needle", [
     ("while n > 0:\n        n = n - 1", "while loop is not supported"),
     ("for i in [1, 2]:\n        A[i] = 0.0", "only range(hi)"),
-    ("for i in range(0, n, -1):\n        A[i] = 0.0", "positive integer constant"),
+    ("for i in range(0, n, n):\n        A[i] = 0.0", "non-zero integer constant"),
     ("A[0] = len(A)", "call to 'len' is not supported"),
     ("A[0:2] = 0.0", "slice in subscript of A"),
     ("A[0][0] = 0.0", "chained subscript"),

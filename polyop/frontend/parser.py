@@ -45,6 +45,8 @@ class LoopNode:
     var: str
     depth: int
     children: list = field(default_factory=list)
+    #: a downward loop (negative step): its schedule runs over ``-var``
+    downward: bool = False
 
 
 _AUG = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
@@ -260,25 +262,38 @@ class KernelParser:
         hi = it.args[1] if len(it.args) > 1 else it.args[0]
         step = 1
         if len(it.args) == 3:
-            s = it.args[2]
-            if not (isinstance(s, ast.Constant) and type(s.value) is int and s.value > 0):
-                raise self.error(s, f"step of loop {v} must be a positive integer constant")
-            step = s.value
+            step = self._step(it.args[2], v)
         n = len(iters)
         inner = ctx.add_dims(isl.dim_type.set, 1).set_dim_name(isl.dim_type.set, n, v)
         conv = AffineConverter(inner.space, self._bound_error(v), self.resolve)
         lo_pa, hi_pa = conv.pwaff(lo), conv.pwaff(hi)
         var = conv.affs[v]
-        inner = inner.intersect(lo_pa.le_set(var)).intersect(var.lt_set(hi_pa))
-        if step > 1:
-            inner = inner.intersect((var - lo_pa).mod_val(isl.Val(step)).eq_set(conv.affs[0]))
-        loop = LoopNode(v, n)
+        if step > 0:  # lo, lo + step, ... while < hi
+            inner = inner.intersect(lo_pa.le_set(var)).intersect(var.lt_set(hi_pa))
+        else:  # lo, lo + step, ... while > hi (range(n - 1, -1, -1))
+            inner = inner.intersect(var.le_set(lo_pa)).intersect(hi_pa.lt_set(var))
+        if abs(step) > 1:
+            inner = inner.intersect((var - lo_pa).mod_val(isl.Val(abs(step)))
+                                    .eq_set(conv.affs[0]))
+        loop = LoopNode(v, n, downward=step < 0)
         self.values[v] = ir.Var(v)
         try:
             loop.children = self._block(node.body, inner.coalesce(), iters + (v,))
         finally:
             del self.values[v]
         return loop
+
+    def _step(self, node: ast.AST, v: str) -> int:
+        """The step of loop ``v``: a non-zero integer constant."""
+        try:
+            step = self._constant(node)
+        except FrontendError:
+            raise self.error(node, f"step '{ast.unparse(node)}' of loop {v} must be a "
+                                   "non-zero integer constant (e.g. 2 or -1)") from None
+        if step == 0:
+            raise self.error(node, f"step of loop {v} is 0 (Python raises ValueError): "
+                                   "use a non-zero integer constant")
+        return step
 
     def _bound_error(self, v: str):
         def make(node: ast.AST, msg: str) -> FrontendError:

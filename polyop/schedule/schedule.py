@@ -295,9 +295,10 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
             for k, it in enumerate(s.iterators):
                 pa = isl.PwAff.var_on_domain(
                     isl.LocalSpace.from_space(s.domain.get_space()), isl.dim_type.set, k)
-                var = isl.Map.from_pw_aff(pa).intersect_domain(s.domain)
-                if part.is_equal(isl.UnionMap.from_map(var)):
-                    names.add(it)
+                for sign in (pa, pa.neg()):  # -i: a downward source loop
+                    var = isl.Map.from_pw_aff(sign).intersect_domain(s.domain)
+                    if part.is_equal(isl.UnionMap.from_map(var)):
+                        names.add(it)
         return names.pop() if len(names) == 1 else f"c{len(self._loops)}"
 
     def _new_id(self, name: str) -> Loop:

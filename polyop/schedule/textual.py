@@ -35,6 +35,8 @@ def _band(loop, params: isl.Space) -> isl.MultiUnionPwAff:
     for s in _statements(loop.children):
         pa = isl.PwAff.var_on_domain(isl.LocalSpace.from_space(s.domain.get_space()),
                                      isl.dim_type.set, loop.depth)
+        if getattr(loop, "downward", False):  # range(hi, lo, -1) runs in -var order
+            pa = pa.neg()
         u = isl.UnionPwAff.from_pw_aff(pa)
         upa = u if upa is None else upa.union_add(u)
     return isl.MultiUnionPwAff.from_union_pw_aff(upa)

@@ -1,0 +1,135 @@
+"""The kernel language means what the same code means in CPython + NumPy 2.
+
+Each kernel here is run compiled and as plain Python (``k.py_func``) on the
+same data, and its model is checked against the brute-force oracle
+(``tests.oracle``) where the model is what is at stake.
+"""
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop import FrontendError, IllegalScheduleError
+from tests.oracle import run_recorded
+from tests.test_dependence_oracle import check_against_isl, make_args
+
+
+def run_both(kernel, build, args: dict) -> tuple[dict, dict]:
+    """``args`` after the compiled ``build`` and after CPython's ``py_func``."""
+    mine = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    ref = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    build(**mine)
+    kernel.py_func(**ref)
+    return mine, ref
+
+
+def assert_same(kernel, build, args: dict) -> None:
+    mine, ref = run_both(kernel, build, args)
+    for name, v in ref.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(mine[name], v, err_msg=name)
+
+
+# -- downward loops ----------------------------------------------------------------------
+@polyop.kernel
+def back_substitution(n: int, U: "f64[n, n]", x: "f64[n]", b: "f64[n]"):
+    for i in range(n - 1, -1, -1):
+        x[i] = b[i]
+        for j in range(i + 1, n):
+            x[i] -= U[i, j] * x[j]
+        x[i] = x[i] / U[i, i]
+
+
+@polyop.kernel
+def strided_down(n: int, A: "f64[n, n]"):
+    for i in range(n - 1, 0, -2):
+        for j in range(i, -1, -3):
+            A[i, j] = A[i - 1, j] + A[i, j // 2]
+        for j in range(0, i):
+            A[j, i] += A[i, j]
+
+
+def _schedule_order(kernel, sizes: dict) -> list:
+    """The instances in the order of the kernel's original schedule (isl)."""
+    from tests.oracle import _params_set, _tuple_points
+
+    prog = kernel.program
+    times = prog.schedule.get_map().intersect_domain(prog.domain) \
+        .intersect_params(_params_set(prog, sizes))
+    maps = []
+    times.foreach_map(maps.append)
+    timed = []
+    for m in maps:
+        for inst, (_, t) in _tuple_points(m):
+            timed.append((t + (0,) * (8 - len(t)), inst))
+    return [inst for _, inst in sorted(timed)]
+
+
+@pytest.mark.parametrize("kernel", [back_substitution, strided_down], ids=lambda k: k.__name__)
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 8])
+def test_downward_loop_model_matches_cpython(kernel, n):
+    args = make_args(kernel, dict(n=n))
+    if kernel is back_substitution:
+        args["U"] += 3 * np.eye(n)
+    check_against_isl(kernel, args, kernel.__name__)  # domains, accesses, dependences
+    executed = [e.instance for e in run_recorded(kernel, args)]
+    assert _schedule_order(kernel, dict(n=n)) == executed  # schedule order = CPython's
+    assert_same(kernel, kernel, args)
+
+
+def test_downward_loop_domain_and_schedule():
+    s = strided_down.program.statements[0]
+    assert s.domain.is_equal(polyop_set("[n] -> { S0[i, j] : 0 < i < n and 0 <= j <= i and "
+                                        "(n - 1 - i) mod 2 = 0 and (i - j) mod 3 = 0 }"))
+    sch = polyop.Schedule(back_substitution)
+    assert [lp.name for lp in sch.get_loops("S1")] == ["i", "j"]
+
+
+def polyop_set(text: str):
+    import islpy as isl
+
+    return isl.Set(text)
+
+
+def test_downward_loop_with_schedule_primitives():
+    n = 11
+    args = make_args(back_substitution, dict(n=n))
+    args["U"] += 3 * np.eye(n)
+    sch = polyop.Schedule(back_substitution)
+    i, j = sch.get_loops("S1")
+    sch.split(i, 4)  # strip-mining keeps the order: legal
+    sch.split(j, 3)
+    assert_same(back_substitution, polyop.build(sch), args)
+    for primitive in (lambda s, i: s.reverse(i), lambda s, i: s.parallel(i)):
+        sch = polyop.Schedule(back_substitution)
+        i = sch.get_loops("S1")[0]
+        with pytest.raises(IllegalScheduleError, match="RAW"):
+            primitive(sch, i)  # x[j] is produced by the earlier (larger) i
+
+
+def test_downward_loop_reversed_is_refused_or_reported():
+    @polyop.kernel
+    def k(n: int, A: "f64[n + 1]"):
+        for i in range(n - 1, -1, -1):
+            A[i] = A[i + 1] * 0.5 + 1.0
+
+    args = make_args(k, dict(n=9))
+    sch = polyop.Schedule(k)
+    with pytest.raises(IllegalScheduleError):
+        sch.reverse(sch.get_loops("S0")[0])  # A[i + 1] is written before A[i] reads it
+    sch = polyop.Schedule(k, check=False)
+    sch.reverse(sch.get_loops("S0")[0])
+    assert sch.check()  # the violation is reported
+    assert_same(k, k, args)
+
+
+@pytest.mark.parametrize("step, needle", [("0", "step of loop i is 0"),
+                                          ("n", "must be a non-zero integer constant")])
+def test_bad_loop_step(step, needle, tmp_path):
+    src = f"def k(n: int, A: 'f64[n]'):\n    for i in range(0, n, {step}):\n        A[i] = 0.0\n"
+    ns: dict = {}
+    path = tmp_path / "kern.py"
+    path.write_text(src)
+    exec(compile(src, str(path), "exec"), ns)
+    with pytest.raises(FrontendError, match=needle):
+        _ = polyop.kernel(ns["k"]).program
