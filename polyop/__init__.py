@@ -41,12 +41,14 @@ from .errors import (
                      IllegalScheduleError,
                      PolyopError,
                      ScheduleError,
+                     TargetError,
 )
 from .intrinsic import Intrinsic, IntrinsicError, intrinsic
 from .kernel import Kernel, kernel, local, prefetch
 from .pipeline import build, lower
 from .program import Program, Statement
 from .schedule import Loop, Schedule, Violation
+from .target import Target
 from .te import (
                      IterVar,
                      Tensor,
@@ -80,8 +82,8 @@ from .types import f32, f64, i32, i64
 
 __all__ = [
     "ArgumentError", "BoundsError", "FrontendError", "IllegalScheduleError", "PolyopError",
-    "ScheduleError", "Dependences", "dependences", "Kernel", "kernel", "local", "prefetch",
-    "build", "lower", "ops",
+    "ScheduleError", "TargetError", "Dependences", "dependences", "Kernel", "kernel", "local",
+    "prefetch", "build", "lower", "ops", "Target",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "Intrinsic", "IntrinsicError", "intrinsic",
     "f32", "f64", "i32", "i64",

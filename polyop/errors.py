@@ -49,3 +49,8 @@ class IllegalScheduleError(ScheduleError):
         self.source, self.sink, self.loop = first.source, first.sink, first.loop
         self.violations = violations
         super().__init__(msg)
+
+
+class TargetError(PolyopError, ValueError):
+    """A target that cannot be used: an unknown kind, CPU, feature or option
+    (the message names it), or code compiled for another machine called here."""
