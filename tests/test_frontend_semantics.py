@@ -133,3 +133,68 @@ def test_bad_loop_step(step, needle, tmp_path):
     exec(compile(src, str(path), "exec"), ns)
     with pytest.raises(FrontendError, match=needle):
         _ = polyop.kernel(ns["k"]).program
+
+
+# -- local scalars read before they are assigned ------------------------------------------
+def _unbound(fn) -> FrontendError:
+    with pytest.raises(FrontendError) as info:
+        _ = polyop.kernel(fn).program
+    assert "may be read before it is assigned" in str(info.value)
+    assert "UnboundLocalError" in str(info.value)
+    return info.value
+
+
+def test_scalar_assigned_only_inside_a_loop_read_after_it():
+    def last(n: int, A: "f64[n]", out: "f64[1]"):
+        for i in range(n):
+            s = A[i]
+        out[0] = s
+
+    err = _unbound(last)
+    assert err.line == last.__code__.co_firstlineno + 3
+    assert "S1[] with n=0" in str(err)  # the size where CPython fails too
+    with pytest.raises(UnboundLocalError):
+        last(0, np.zeros(0), np.zeros(1))  # the Python function, for the record
+
+    def guarded(n: int, A: "f64[n]", out: "f64[1]"):
+        assert n >= 1
+        for i in range(n):
+            s = A[i]
+        out[0] = s
+
+    k = polyop.kernel(guarded)
+    assert_same(k, k, dict(n=4, A=np.arange(4.0), out=np.zeros(1)))
+
+
+def test_scalar_assigned_on_one_branch_only():
+    def k(n: int, A: "f64[n]"):
+        for i in range(n):
+            if i > 0:
+                s = A[i]
+            A[i] = s * 2.0
+
+    err = _unbound(k)
+    assert "S1[i=0]" in str(err) and "'s'" in str(err)
+
+    def k2(n: int, A: "f64[n]"):  # the first iteration assigns it: fine in CPython too
+        for i in range(n):
+            if i == 0:
+                s = 1.0
+            A[i] += s
+            s = A[i]
+
+    kern = polyop.kernel(k2)
+    assert_same(kern, kern, dict(n=5, A=np.arange(5.0)))
+
+
+def test_scalar_updated_in_a_loop_that_may_not_run():
+    def k(n: int, m: int, A: "f64[n, m]", out: "f64[n]"):
+        for i in range(n):
+            for j in range(m):
+                if j == 0:
+                    s = 0.0
+                s += A[i, j]
+            out[i] = s
+
+    err = _unbound(k)
+    assert "m=0" in str(err)

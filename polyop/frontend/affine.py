@@ -10,7 +10,8 @@ Example::
 
     >>> import ast, islpy as isl
     >>> space = isl.Set("[N] -> { [i] : }").space
-    >>> conv = AffineConverter(space, lambda node, msg: ValueError(msg))
+    >>> conv = AffineConverter(space, lambda node, msg: ValueError(msg),
+    ...                        resolve=lambda node: getattr(builtins, node.id, None))
     >>> print(conv.pwaff(ast.parse("min(i + 1, N) // 2", mode="eval").body))
     [N] -> { [i] -> [(floor((1 + i)/2))] : i < N; [i] -> [(floor((N)/2))] : i >= N }
 """

@@ -9,6 +9,7 @@ division; ``//`` and ``%`` floor like Python; ``math.*`` functions return f64.
 Example::
 
     >>> import ast
+    >>> from polyop.ir import Var
     >>> from polyop.types import f32
     >>> conv = ExprConverter(values={"i": Var("i")}, arrays={"A": (f32, 1)},
     ...                      resolve=lambda n: None, error=lambda n, m: ValueError(m))

@@ -15,7 +15,7 @@ Example::
     ...     for i in range(1, n, 2):
     ...         A[i] = A[i - 1]
     >>> print(k.program.statements[0].domain)
-    [n] -> { S0[i] : (-1 + i) mod 2 = 0 and 0 < i < n }
+    [n] -> { S0[i] : (1 + i) mod 2 = 0 and 0 < i < n }
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ..errors import FrontendError
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, ArrayType, DType, SizeType, parse_annotation
 from .affine import AffineConverter
+from .definite import check_assigned
 from .exprs import ExprConverter
 from .locals import is_local_declaration, is_prefetch, parse_local
 
@@ -73,6 +74,8 @@ class KernelParser:
         self.arrays: dict[str, Array] = {}
         self.values: dict[str, ir.Expr] = {}
         self.statements: list[Statement] = []
+        #: statement name -> its AST node (for errors found on the whole model)
+        self.nodes: dict[str, ast.AST] = {}
         self.assumptions: list[str] = []
 
     # -- errors and name resolution ----------------------------------------------------
@@ -181,6 +184,7 @@ class KernelParser:
         prog = Program(self.tree.name, tuple(params), tuple(args), dict(self.arrays),
                        tuple(self.statements), schedule, context, self.filename,
                        assumptions=tuple(self.assumptions))
+        check_assigned(prog, lambda s, msg: self.error(self.nodes.get(s.name, self.tree), msg))
         return prog
 
     def _context(self) -> isl.Set:
@@ -445,6 +449,7 @@ class KernelParser:
                          ir.Store(name, index, rhs), node.lineno + self.line_offset,
                          " ".join(text.split()))
         self.statements.append(stmt)
+        self.nodes[sname] = node
         return stmt
 
     def _access(self, conv: AffineConverter, domain: isl.Set, array: str,
