@@ -508,9 +508,9 @@ def _check_llvm_ir(text: str, symbol: str, types: list[str], name: str) -> None:
     """Parse ``text`` and check that it defines ``void symbol(types...)``."""
     import llvmlite.binding as llvm
 
-    from .codegen.jit import host_target_machine
+    from .target import target_machine
 
-    host_target_machine()  # initialises LLVM
+    target_machine()  # initialises LLVM
     try:
         mod = llvm.parse_assembly(text)
         mod.verify()

@@ -65,7 +65,7 @@ from typing import Any
 
 from .errors import TargetError
 
-__all__ = ["CACHES", "DEFAULT_CACHES", "LLVM_LOCK", "Target", "as_target", "host",
+__all__ = ["CACHES", "DEFAULT_CACHES", "LLVM_LOCK", "Target", "as_target", "available_cpus", "host",
            "new_jit_machine", "optimize", "target_machine"]
 
 KINDS = ("cpu",)
@@ -159,7 +159,7 @@ class Target:
                    and all(f in have for f in features.split(",") if f.startswith("+")))
         cores = opts.get("-num-cores")
         if cores is None:
-            n = _host_cores() if is_host else 1
+            n = available_cpus() if is_host else 1
         else:
             if not cores.isdigit() or int(cores) < 1:
                 raise TargetError(f"target {spec!r}: -num-cores={cores}: expected a "
@@ -381,10 +381,34 @@ def _host_llvm() -> tuple[str, str, str]:
     return _host_info
 
 
-def _host_cores() -> int:
-    from .codegen.parallel import available_cpus
+def available_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
+    """CPUs this process may use: its affinity mask where the OS has one
+    (``taskset``, cpusets), else ``os.cpu_count()``; fewer when a CPU quota
+    (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``: ``docker --cpus``)
+    allows less (rounded up).
 
-    return available_cpus()
+    Example::
+
+        >>> available_cpus() >= 1
+        True
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    for name, split in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            with open(os.path.join(cgroup, name)) as fh:
+                quota, *rest = fh.read().split()
+            if split is not None:
+                with open(os.path.join(cgroup, split)) as fh:
+                    rest = fh.read().split()
+            if quota not in ("max", "-1") and rest:
+                n = min(n, -(-int(quota) // int(rest[0])))
+                break
+        except (OSError, ValueError, ZeroDivisionError):
+            continue
+    return max(1, n)
 
 
 def _host_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> tuple | None:

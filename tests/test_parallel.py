@@ -527,16 +527,16 @@ def test_region_started_inside_a_worker_runs_inline():
 
     import llvmlite.binding as llvm
 
-    from polyop.codegen.jit import _compile_lock, _new_target_machine, host_target_machine
     from polyop.codegen.parallel import ensure_runtime
+    from polyop.target import LLVM_LOCK, new_jit_machine, target_machine
 
     ensure_runtime()
     module = _nested_region_module()
-    module.triple = host_target_machine().triple
-    with _compile_lock:
+    module.triple = target_machine().triple
+    with LLVM_LOCK:
         mod = llvm.parse_assembly(str(module))
         mod.verify()
-        engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
+        engine = llvm.create_mcjit_compiler(mod, new_jit_machine())
         engine.finalize_object()
     drive = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
         engine.get_function_address("drive"))

@@ -1,12 +1,12 @@
-"""JIT compilation of polyop loop IR for the host CPU.
+"""Compilation of polyop loop IR for a CPU target, JIT-loaded for the host.
 
 ``compile_function`` runs the whole CPU back end: loop IR → LLVM IR
-(``polyop.codegen.llvm``) → datalayout and triple of the host target machine →
-LLVM's O3 module pipeline with loop and SLP vectorisation → MCJIT → a
-``CompiledFunction`` callable with Python numbers and numpy arrays.
-
-The host ``TargetMachine`` (host triple, ``llvm.get_host_cpu_name()`` and all
-host CPU features, codegen opt level 3) is created once per process.
+(``polyop.codegen.llvm``) → datalayout and triple of the target's machine →
+LLVM's O3 module pipeline with loop and SLP vectorisation (``polyop.target``
+owns the machines, LLVM's lock and the pipeline) → for the host, MCJIT and a
+``CompiledFunction`` callable with Python numbers and numpy arrays; for
+another CPU, a ``CrossCompiled`` module (``polyop.codegen.objcode``: assembly
+and object code, not callable).
 
 Micro-kernels called by tensorized bands (``ir.Extern``, ``polyop.intrinsic``)
 are made available before optimisation: LLVM IR ones are linked into the
@@ -30,9 +30,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import dataclasses
-import threading
 import time
 
 import llvmlite.binding as llvm
@@ -40,54 +38,32 @@ import numpy as np
 from llvmlite import ir
 
 from ..ir import Extern, Function, walk
+from ..target import LLVM_LOCK, Target, as_target, new_jit_machine, optimize, target_machine
 from ..types import INDEX, DType
 from . import perfmap
 from .llvm import build_module
 from .llvm_expr import CodegenError, ll_type
+from .objcode import CrossCompiled, NativeCode
 from .parallel import ensure_runtime
 from .threadpool import ENTRY as _PARALLEL_ENTRY
 
-__all__ = ["CompiledFunction", "compile_function", "host_target_machine"]
+__all__ = ["CompiledFunction", "compile_function", "host_target_machine", "optimize"]
 
-_lock = threading.Lock()
-_compile_lock = threading.RLock()
-_target_machine: llvm.TargetMachine | None = None
-_host: tuple | None = None  # (Target, cpu name, feature string)
 _ndarray_offset: int | None = None
 
 _CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double,
            "i32": ctypes.c_int32, "i64": ctypes.c_int64}
 
 
-def _init_llvm() -> None:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    llvm.initialize_native_asmparser()
-    # make libm's tanh/fmod/... resolvable by MCJIT even if the process has
-    # not loaded libm globally
-    libm = ctypes.util.find_library("m")
-    if libm:
-        try:
-            llvm.load_library_permanently(libm)
-        except RuntimeError:
-            pass
-
-
 def host_target_machine() -> llvm.TargetMachine:
-    """The process-wide target machine for the host CPU (created on first use).
+    """The LLVM target machine of the host (``polyop.target.target_machine()``).
 
     Example::
 
         >>> host_target_machine().triple == llvm.get_process_triple()
         True
     """
-    global _target_machine
-    if _target_machine is None:
-        with _lock:
-            if _target_machine is None:
-                _init_llvm()
-                _target_machine = _new_target_machine()
-    return _target_machine
+    return target_machine()
 
 
 def _data_offset() -> int:
@@ -95,36 +71,6 @@ def _data_offset() -> int:
     if _ndarray_offset is None:
         _ndarray_offset = _ndarray_data_offset()
     return _ndarray_offset
-
-
-def _new_target_machine() -> llvm.TargetMachine:
-    global _host
-    if _host is None:
-        _host = (llvm.Target.from_triple(llvm.get_process_triple()),
-                 llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
-    target, cpu, features = _host
-    return target.create_target_machine(cpu=cpu, features=features, opt=3,
-                                        reloc="default", codemodel="jitdefault", jit=True)
-
-
-def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """Run LLVM's O3 module pipeline (loop and SLP vectorisation on) in place.
-
-    Example::
-
-        >>> mod = llvm.parse_assembly("define i32 @f() { ret i32 add (i32 1, i32 2) }")
-        >>> optimize(mod, host_target_machine())
-        >>> "ret i32 3" in str(mod)
-        True
-    """
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pto.loop_unrolling = True
-    pto.loop_interleaving = True
-    pb = llvm.create_pass_builder(tm, pto)
-    mpm = pb.getModulePassManager()
-    mpm.run(module, pb)
 
 
 def link_externs(mod: llvm.ModuleRef, fn: Function, tm: llvm.TargetMachine) -> None:
@@ -195,29 +141,25 @@ def _python_entry(fn: Function, symbol: str, data_offset: int, tm) -> llvm.Modul
     return mod
 
 
-class CompiledFunction:
-    """A JIT-compiled kernel. Call it with the arguments in ``fn.params``
+class CompiledFunction(NativeCode):
+    """A JIT-compiled kernel for the host. Call it with the arguments in ``fn.params``
     order: sizes as ``int``, scalars as numbers, arrays as C-contiguous numpy
     arrays of the right dtype (not checked here: the caller validates; an
     array argument that is not a numpy array is undefined behaviour).
 
-    Attributes: ``llvm_ir`` (optimised), ``llvm_ir_unoptimized``, ``asm``
-    (host assembly, produced on first access), ``compile_seconds``,
-    ``symbol`` (native function name), ``address`` (its address: a C
+    Attributes (``NativeCode``'s, and): ``llvm_ir`` (optimised),
+    ``llvm_ir_unoptimized``, ``asm`` (host assembly, produced on first
+    access), ``compile_seconds``, ``target``, ``symbol`` (native function
+    name), ``address`` (its address: a C
     function with one argument per parameter, arrays as data pointers),
     ``functions`` (``(start, size, name)`` of each function of its machine
     code, ``polyop.codegen.perfmap``), ``function`` (the IR).
     """
 
-    def __init__(self, fn: Function, symbol: str, engine: llvm.ExecutionEngine,
+    def __init__(self, fn: Function, symbol: str, target: Target, engine: llvm.ExecutionEngine,
                  llvm_ir_unoptimized: str, llvm_ir: str, compile_seconds: float):
-        self.function = fn
-        self.symbol = symbol
-        self.llvm_ir_unoptimized = llvm_ir_unoptimized
-        self.llvm_ir = llvm_ir
-        self.compile_seconds = compile_seconds
+        super().__init__(fn, symbol, target, llvm_ir_unoptimized, llvm_ir, compile_seconds)
         self._engine = engine  # owns the modules and the machine code
-        self._asm: str | None = None
         self.functions: list[tuple[int, int, str]] = []
         self.address = engine.get_function_address(symbol)
         argtypes = []
@@ -238,23 +180,18 @@ class CompiledFunction:
                             f"got {len(args)}")
         self._cfunc(*args)
 
-    @property
-    def asm(self) -> str:
-        """Host assembly of the optimised module (generated on first access)."""
-        if self._asm is None:
-            tm = host_target_machine()
-            with _compile_lock:
-                self._asm = tm.emit_assembly(llvm.parse_assembly(self.llvm_ir))
-        return self._asm
-
     def __repr__(self) -> str:
         return f"<CompiledFunction {self.symbol} ({self.compile_seconds * 1e3:.1f} ms)>"
 
 
-def compile_function(fn: Function, *, fp_contract: bool = False) -> CompiledFunction:
-    """Compile a loop-IR ``Function`` to native code for the host CPU.
+def compile_function(fn: Function, *, fp_contract: bool = False,
+                     target: Target | str | None = None) -> NativeCode:
+    """Compile a loop-IR ``Function`` for ``target`` (default: the host).
 
-    A kernel with ``parallel`` loops links against the thread runtime
+    For the host (any target whose ``is_host`` is true) the result is a
+    callable ``CompiledFunction``; for another CPU a ``CrossCompiled``
+    module (``asm``, ``llvm_ir``, ``object_code()``). A kernel with
+    ``parallel`` loops links against the thread runtime
     (``polyop.codegen.parallel``), compiled on first need. ``fp_contract``
     lets LLVM fuse float multiplies and adds into FMAs (the ``contract``
     flag, see ``polyop.build``); it is recorded as ``fn.meta["fp_contract"]``.
@@ -268,29 +205,35 @@ def compile_function(fn: Function, *, fp_contract: bool = False) -> CompiledFunc
         True
     """
     t0 = time.perf_counter()
+    target = as_target(target)
     if fp_contract:
         fn = dataclasses.replace(fn, meta={**fn.meta, "fp_contract": True})
-    tm = host_target_machine()
+    tm = target_machine(target)
     module, symbol = build_module(fn)
-    if _PARALLEL_ENTRY in module.globals:
-        ensure_runtime()  # defines the symbol before MCJIT resolves it
+    parallel = _PARALLEL_ENTRY in module.globals
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
-    with _compile_lock:  # LLVM's global context and the shared machine
+    with LLVM_LOCK:  # LLVM's global context and the shared machine
         mod = llvm.parse_assembly(str(module))
         link_externs(mod, fn, tm)
         mod.verify()
         unoptimized = str(mod)
         optimize(mod, tm)
         optimized = str(mod)
+    if not target.is_host:
+        return CrossCompiled(fn, symbol, target, unoptimized, optimized,
+                             time.perf_counter() - t0)
+    if parallel:
+        ensure_runtime()  # defines the symbol before MCJIT resolves it
+    with LLVM_LOCK:
         # MCJIT takes ownership of (and frees) its target machine: give each
         # engine its own, identical to the shared one (creating one costs ~0.2 ms)
-        engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
+        engine = llvm.create_mcjit_compiler(mod, new_jit_machine(target))
         entry = _python_entry(fn, symbol, _data_offset(), tm)
         engine.add_module(entry)
         engine.finalize_object()
         functions = perfmap.register(engine, [mod, entry])
-    cf = CompiledFunction(fn, symbol, engine, unoptimized, optimized, 0.0)
+    cf = CompiledFunction(fn, symbol, target, engine, unoptimized, optimized, 0.0)
     cf.functions = functions
     cf.compile_seconds = time.perf_counter() - t0
     return cf

@@ -74,6 +74,7 @@ import warnings
 from llvmlite import ir
 
 from ..ir import Bin, Block, Call, Cast, Const, For, If, Load, Neg, Store, Var, map_children, walk
+from ..target import LLVM_LOCK, available_cpus, new_jit_machine, optimize, target_machine
 from ..types import INDEX
 from .llvm_expr import ArrayRef, ll_type
 from .threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE, MAX_THREADS, build_pool_module
@@ -362,9 +363,7 @@ class _Runtime:
     def __init__(self):
         import llvmlite.binding as llvm
 
-        from .jit import _compile_lock, _new_target_machine, host_target_machine, optimize
-
-        tm = host_target_machine()
+        tm = target_machine()  # the host's
         if not all(llvm.address_of_symbol(sym) for sym in ("pthread_create", "syscall")):
             for path in filter(None, map(ctypes.util.find_library, ("c", "pthread"))):
                 try:
@@ -373,12 +372,12 @@ class _Runtime:
                     pass
         module = build_pool_module(tm.triple)
         module.data_layout = str(tm.target_data)
-        with _compile_lock:
+        with LLVM_LOCK:
             mod = llvm.parse_assembly(str(module))
             mod.verify()
             optimize(mod, tm)
             self.llvm_ir = str(mod)
-            self.engine = llvm.create_mcjit_compiler(mod, _new_target_machine())
+            self.engine = llvm.create_mcjit_compiler(mod, new_jit_machine())
             self.engine.finalize_object()
         addr = self.engine.get_function_address
         self.entry = addr(ENTRY)
@@ -414,36 +413,6 @@ def _env_int(name: str, lowest: int) -> int | None:
         warnings.warn(f"ignoring {name}={text!r}: expected an integer >= {lowest}",
                       RuntimeWarning, stacklevel=4)
     return None
-
-
-def available_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
-    """CPUs this process may use: its affinity mask where the OS has one
-    (``taskset``, cpusets), else ``os.cpu_count()``; fewer when a CPU quota
-    (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``: ``docker --cpus``)
-    allows less (rounded up).
-
-    Example::
-
-        >>> available_cpus() >= 1
-        True
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    for name, split in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
-        try:
-            with open(os.path.join(cgroup, name)) as fh:
-                quota, *rest = fh.read().split()
-            if split is not None:
-                with open(os.path.join(cgroup, split)) as fh:
-                    rest = fh.read().split()
-            if quota not in ("max", "-1") and rest:
-                n = min(n, -(-int(quota) // int(rest[0])))
-                break
-        except (OSError, ValueError, ZeroDivisionError):
-            continue
-    return max(1, n)
 
 
 def get_num_threads() -> int:
