@@ -198,3 +198,81 @@ def test_scalar_updated_in_a_loop_that_may_not_run():
 
     err = _unbound(k)
     assert "m=0" in str(err)
+
+
+# -- integer division: never a crash, NumPy 2's values -------------------------------------
+_DIVMOD_SCRIPT = r'''
+import numpy as np, polyop
+
+def check(dtype):
+    t = {"int64": "i64", "int32": "i32"}[dtype]
+    ann = f"{t}[n]"
+
+    def divmod_k(n: int, a: ann, b: ann, q: ann, r: ann):
+        for i in range(n):
+            q[i] = a[i] // b[i]
+            r[i] = a[i] % b[i]
+
+    k = polyop.kernel(divmod_k)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    a = np.array([7, -7, 7, -7, 0, lo, lo, hi, lo, 5, -5, 1, lo], dtype)
+    b = np.array([2, 2, -2, -2, 0, -1, 0, 0, 1, -1, -1, lo, 3], dtype)
+    q, r = np.full_like(a, 99), np.full_like(a, 99)
+    k(len(a), a, b, q, r)
+    rq, rr = np.full_like(a, 99), np.full_like(a, 99)
+    with np.errstate(all="ignore"):
+        k.py_func(len(a), a, b, rq, rr)  # numpy scalars: NumPy 2's rules
+        assert np.array_equal(rq, a // b) and np.array_equal(rr, a % b)
+    assert np.array_equal(q, rq), (dtype, q, rq)
+    assert np.array_equal(r, rr), (dtype, r, rr)
+
+check("int64")
+check("int32")
+print("ok")
+'''
+
+
+def test_integer_division_by_zero_and_overflow_never_crash(tmp_path):
+    import subprocess
+    import sys
+
+    # in a child process: a SIGFPE there fails this test instead of killing pytest
+    script = tmp_path / "divmod_script.py"
+    script.write_text(_DIVMOD_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.strip() == "ok"
+
+
+def test_integer_division_by_data_zero_in_process():
+    @polyop.kernel
+    def k(n: int, a: "i64[n]", b: "i64[n]", q: "i64[n]"):
+        for i in range(n):
+            q[i] = a[i] // b[i] + a[i] % (b[i] - 1)
+
+    args = dict(n=6, a=np.array([3, -3, 9, 0, 4, -8]), b=np.array([0, 1, 0, 0, 2, 1]),
+                q=np.zeros(6, np.int64))
+    with np.errstate(all="ignore"):
+        assert_same(k, k, args)
+
+
+def test_int_of_nan_and_out_of_range_is_numpy_astype():
+    @polyop.kernel
+    def k(n: int, x: "f64[n]", y: "f32[n]", out: "i64[n]", out32: "i64[n]"):
+        for i in range(n):
+            out[i] = int(x[i])
+            out32[i] = int(y[i])
+
+    x = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, -2.5, 2.5, 2.0**63, -(2.0**63),
+                  9.2e18, -0.9])
+    out, out32 = np.zeros(len(x), np.int64), np.zeros(len(x), np.int64)
+    k(len(x), x, x.astype(np.float32), out, out32)
+    lo = np.iinfo(np.int64).min
+    for src, got in ((x, out), (x.astype(np.float32), out32)):
+        ok = np.isfinite(src) & (src >= -(2.0**63)) & (src < 2.0**63)
+        expect = np.where(ok, np.trunc(np.where(ok, src, 0)).astype(np.int64), lo)
+        np.testing.assert_array_equal(got, expect)
+        with np.errstate(invalid="ignore"):
+            assert np.array_equal(got[np.isnan(src)], src[np.isnan(src)].astype(np.int64)) \
+                or np.dtype(np.intp).itemsize != 8  # x86's astype: the same minimum

@@ -232,8 +232,21 @@ class ExprLowering:
         if dst.is_float:
             return b.sitofp(v, ty)
         if src.is_float:
-            return b.fptosi(v, ty)
+            return self._float_to_int(v, src, dst)
         return b.sext(v, ty) if dst.bits > src.bits else b.trunc(v, ty)
+
+    def _float_to_int(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+        """Truncation toward zero; NaN, infinities and values out of ``dst``'s
+        range give its minimum, as NumPy's ``astype`` does on x86 (where
+        CPython's ``int()`` raises). A bare ``fptosi`` would be poison there."""
+        b = self.builder
+        ty = ll_type(dst)
+        lo = float(-(1 << (dst.bits - 1)))
+        # -2**(bits-1) is exact in every float type; the upper limit is excluded
+        inside = b.and_(b.fcmp_ordered(">=", v, self._fconst(src, lo)),
+                        b.fcmp_ordered("<", v, self._fconst(src, -lo)))
+        safe = b.select(inside, v, self._fconst(src, 0.0))
+        return b.select(inside, b.fptosi(safe, ty), ir.Constant(ty, int(lo)))
 
     def emit_as(self, e, dt: DType, index: bool = False) -> ir.Value:
         """Emit ``e`` and convert the result to ``dt``."""
@@ -445,17 +458,32 @@ class ExprLowering:
         if op == "max":
             return bd.select(bd.icmp_signed(">", b, a), b, a)
         if op in ("fdiv", "mod"):
-            zero = ir.Constant(a.type, 0)
-            r = bd.srem(a, b)
-            # floor semantics: fix up when the remainder's sign differs from b's
-            adjust = bd.and_(bd.icmp_signed("!=", r, zero),
-                             bd.icmp_signed("<", bd.xor(r, b), zero))
-            if op == "mod":
-                return bd.add(r, bd.select(adjust, b, zero))
-            return bd.sub(bd.sdiv(a, b), bd.zext(adjust, a.type))
+            return self._int_floor_divmod(op, a, b)
         if op == "pow":
             return bd.call(self._ipow(dt), [a, b])
         raise CodegenError(f"unknown arithmetic operator {op!r}")
+
+    def _int_floor_divmod(self, op: str, a: ir.Value, b: ir.Value) -> ir.Value:
+        """``a // b`` or ``a % b`` on fixed-width integers, as NumPy 2 computes
+        them: floored; ``x // 0`` and ``x % 0`` give 0; ``MIN // -1`` wraps to
+        ``MIN`` (and ``x % -1`` is 0). The hardware divide never sees 0 or -1,
+        the two divisors that trap (SIGFPE) or are undefined in LLVM; for a
+        constant divisor (every subscript and loop bound) the guards fold away."""
+        bd = self.builder
+        zero, one, minus_one = (ir.Constant(a.type, v) for v in (0, 1, -1))
+        by_zero = bd.icmp_signed("==", b, zero)
+        by_minus_one = bd.icmp_signed("==", b, minus_one)
+        d = bd.select(bd.or_(by_zero, by_minus_one), one, b)
+        r = bd.srem(a, d)
+        # floor semantics: fix up when the remainder's sign differs from d's
+        adjust = bd.and_(bd.icmp_signed("!=", r, zero),
+                         bd.icmp_signed("<", bd.xor(r, d), zero))
+        if op == "mod":
+            m = bd.add(r, bd.select(adjust, d, zero))
+            return bd.select(by_zero, zero, m)  # x % -1: r is already 0
+        q = bd.sub(bd.sdiv(a, d), bd.zext(adjust, a.type))
+        q = bd.select(by_minus_one, bd.sub(zero, a), q)  # wraps: MIN // -1 == MIN
+        return bd.select(by_zero, zero, q)
 
     def _ipow(self, dt: DType) -> ir.Function:
         """An internal helper computing Python's ``int ** int`` (wrapping;
