@@ -81,7 +81,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
         atomic = obj.atomic_statements()
     program = as_program(obj)
     _dump("model", program)
-    check_bounds(program)
+    requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
     try:
         ast = build_ast(program, schedule)
     except isl.Error as e:
@@ -104,7 +104,8 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     # local arrays (constant shapes); 0-d temporaries are local scalars
     shapes = {a.name: tuple(int(e.value) for e in a.extents)
               for a in program.arrays.values() if a.temporary and a.ndim}
-    fn = ir.Function(program.name, tuple(params), temps, body, {"temp_shapes": shapes})
+    fn = ir.Function(program.name, tuple(params), temps, body,
+                     {"temp_shapes": shapes, "requires": requires})
     _dump("ir", fn)
     return fn
 

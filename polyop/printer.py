@@ -108,7 +108,9 @@ def function_to_c(fn: ir.Function) -> str:
             params.append(f"{t} {p.name}" + "".join(f"[{expr_to_c(d)}]" for d in p.shape))
         else:
             params.append(f"{t} {p.name}")
-    lines = [f"void {fn.name}({', '.join(params)}) {{"]
+    # sizes for which an access would leave its array (polyop.bounds), checked per call
+    lines = [f"// requires: {text}" for text in fn.meta.get("requires", ())]
+    lines.append(f"void {fn.name}({', '.join(params)}) {{")
     shapes = fn.meta.get("temp_shapes", {})  # local arrays; other temporaries are 0-d
     lines += [f"  {_CTYPE[t.name]} {name}" + "".join(f"[{n}]" for n in shapes.get(name, ()))
               + ";" for name, t in fn.temps]

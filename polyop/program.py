@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import islpy as isl
 
@@ -84,6 +85,49 @@ class Statement:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True, eq=False)
+class Precondition:
+    """A condition on the size parameters under which one access stays inside
+    its array, for an access that leaves it only for some (small) sizes, such as
+    ``corr[m - 1, m - 1]`` with ``m = 0`` (see ``polyop.bounds``). It is checked
+    at every call.
+
+    ``condition`` is the exact set of parameter values (isl, within the
+    program's context) where the access is in bounds; ``text`` the same,
+    simplified for reading (``m > 0``); ``stmt``, ``line``, ``source``,
+    ``kind`` (``reads``/``writes``) and ``access`` (``corr[m - 1, m - 1]``)
+    name the access.
+    """
+
+    condition: isl.Set
+    text: str
+    stmt: str
+    line: int
+    source: str
+    kind: str
+    access: str
+
+    def holds(self, sizes: dict[str, int]) -> bool:
+        """Whether the size values ``sizes`` (every parameter) satisfy it.
+
+        Example::
+
+            >>> import islpy as isl
+            >>> p = Precondition(isl.Set("[n] -> { : n > 0 }"), "n > 0", "S0", 3,
+            ...                  "y[0] = 1.0", "writes", "y[0]")
+            >>> p.holds({"n": 2}), p.holds({"n": 0})
+            (True, False)
+        """
+        space = self.condition.get_space()
+        point = isl.Set.universe(space)
+        for k, name in enumerate(space.get_var_names(isl.dim_type.param)):
+            point = point.fix_val(isl.dim_type.param, k, isl.Val(str(sizes[name])))
+        return point.is_subset(self.condition)
+
+    def __str__(self) -> str:
+        return f"{self.text}  ({self.stmt}, line {self.line}: {self.kind} {self.access})"
+
+
 @dataclass(frozen=True)
 class Argument:
     """A kernel argument in signature order: ``kind`` is size, scalar or array."""
@@ -109,6 +153,16 @@ class Program:
     assumptions: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
 
+    @cached_property
+    def preconditions(self) -> tuple[Precondition, ...]:
+        """Conditions on the sizes for accesses that leave their array only for
+        some sizes (``polyop.bounds.preconditions``; checked at every call).
+        Raises ``BoundsError`` for an access out of bounds for every large
+        enough size."""
+        from .bounds import preconditions
+
+        return preconditions(self)
+
     @property
     def domain(self) -> isl.UnionSet:
         """The union of all statement domains."""
@@ -133,12 +187,21 @@ class Program:
         params = ", ".join(self.params)
         out = [f"program {self.name}  [params: {params}]"]
         out += [f"  assume {a}" for a in self.assumptions]
+        out += [f"  requires {p}" for p in self._shown_preconditions()]
         for a in self.arrays.values():
             shape = ", ".join(a.shape)
             kind = "temporary" if a.temporary else "argument"
             out.append(f"  array {a.name}: {a.dtype}[{shape}]  ({kind})")
         out += [str(s) for s in self.statements]
         return "\n".join(out)
+
+    def _shown_preconditions(self) -> tuple[Precondition, ...]:
+        from .errors import BoundsError
+
+        try:
+            return self.preconditions
+        except BoundsError:  # reported when the program is compiled; printing still works
+            return ()
 
 
 def _union(items) -> isl.UnionSet | isl.UnionMap:

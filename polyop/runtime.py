@@ -76,6 +76,8 @@ class CompiledKernel:
         self._local = threading.local()
         self.assumptions = [(t, compile(t, f"<assert {t}>", "eval"))
                             for t in program.assumptions]
+        # sizes for which an access would leave its array (polyop.bounds)
+        self.preconditions = program.preconditions
         # a size left out of a call is read from the first array dimension equal to it
         self.inferable: dict[str, tuple[str, int]] = {}
         for name in self.arrays:
@@ -147,6 +149,7 @@ class CompiledKernel:
                                     f"'assert {text}'", text)
         for name in self.arrays:
             self._array(name, bound[name], sizes)
+        self._preconditions(sizes)
         self._no_aliasing(bound)
         values.update(self.scratch_arrays(sizes))
         return [values[a.name] for a in self.program.arguments]
@@ -201,6 +204,15 @@ class CompiledKernel:
         if name in self.written and not a.flags.writeable:
             raise ArgumentError(f"argument {name}: the kernel writes {name} but the array "
                                 "is read-only", name)
+
+    def _preconditions(self, sizes: dict[str, int]) -> None:
+        for pre in self.preconditions:
+            if not pre.holds(sizes):
+                values = ", ".join(f"{k}={v}" for k, v in sizes.items())
+                raise ArgumentError(
+                    f"{self.program.name}(): sizes {values} violate the precondition "
+                    f"'{pre.text}' of {pre.stmt} (line {pre.line}: {pre.source}), which "
+                    f"{pre.kind} {pre.access}: out of bounds for these sizes", pre.text)
 
     def _no_aliasing(self, bound: dict) -> None:
         arrays = [(n, bound[n]) for n in self.arrays]
