@@ -209,9 +209,13 @@ def test_assert_states_assumption_for_bounds_proof_and_calls():
         assert n >= 1
         A[n - 1] = 1.0
 
-    with pytest.raises(BoundsError):
-        polyop.kernel(unguarded).compile()
+    # without the assert, n = 0 is a boundary case: a precondition checked per call
+    u = polyop.kernel(unguarded)
+    assert [p.text for p in u.program.preconditions] == ["n > 0"]
+    with pytest.raises(ArgumentError, match="precondition 'n > 0'"):
+        u(0, np.zeros(0))
     k = polyop.kernel(guarded)
+    assert k.program.preconditions == ()
     assert k.program.assumptions == ("n >= 1",)
     a = np.zeros(3)
     k(3, a)
