@@ -33,6 +33,7 @@ import islpy as isl
 
 from . import ir
 from .program import Program
+from .schedule.tree import with_disjoint_domain
 from .types import INDEX
 
 isl.DEFAULT_CONTEXT.set_ast_build_detect_min_max(1)
@@ -60,7 +61,7 @@ def build_ast(program: Program, schedule: isl.Schedule | None = None) -> isl.Ast
     if any(quasi.values()):
         # islpy returns the callback with the build; it must stay alive until done
         build, _keep = build.set_at_each_domain(lambda node, b: _annotate(node, b, quasi))
-    return build.node_from_schedule(schedule or program.schedule)
+    return build.node_from_schedule(schedule or with_disjoint_domain(program.schedule))
 
 
 #: annotation id -> {(array, original subscripts): subscripts as AST expressions}

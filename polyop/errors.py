@@ -54,3 +54,28 @@ class IllegalScheduleError(ScheduleError):
 class TargetError(PolyopError, ValueError):
     """A target that cannot be used: an unknown kind, CPU, feature or option
     (the message names it), or code compiled for another machine called here."""
+
+
+class CodegenError(PolyopError):
+    """Generated code that would not run what the schedule says: a statement
+    instance ``missing``, ``extra`` (outside the domain), ``duplicated``, or a
+    dependence ``misordered``. Found by validating isl's AST (``polyop.validate``);
+    a bug of polyop or isl, never of the user's kernel.
+
+    ``stmt`` names the statement, ``instance`` the instance (or ``source ->
+    sink`` pair) and ``problem`` which of the four it is.
+    """
+
+    def __init__(self, msg: str, stmt: str, instance: str, problem: str):
+        self.stmt, self.instance, self.problem = stmt, instance, problem
+        super().__init__(msg)
+
+
+class SettingError(PolyopError, ValueError):
+    """A setting outside its accepted values: an environment variable
+    (``POLYOP_NUM_THREADS=0``) or a call (``set_num_threads(-1)``, ``threads=0``);
+    ``setting`` names it (``polyop.settings``)."""
+
+    def __init__(self, msg: str, setting: str):
+        self.setting = setting
+        super().__init__(msg)

@@ -33,7 +33,10 @@ import islpy as isl
 from . import ir
 from .astgen import ast_to_ir, build_ast
 from .bounds import check_bounds
+from .budget import AST_OPERATIONS, BudgetExceeded, isl_budget
+from .errors import CodegenError
 from .program import Program
+from .validate import validate_ast
 
 
 def _dump(stage: str, text) -> None:
@@ -72,29 +75,21 @@ def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     return lower_ir(obj, schedule)
 
 
-def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
-    """The pipeline behind ``lower``: model → bounds → isl AST → loop IR."""
+def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True) -> ir.Function:
+    """The pipeline behind ``lower``: model → bounds → isl AST → validated
+    AST → loop IR. ``validate=False`` skips the validation of the AST."""
     loops: dict = {}
     atomic: set[str] = set()
     if hasattr(obj, "loop_info"):
-        schedule, loops = obj.ast_tree(), obj.loop_info()
+        loops = obj.loop_info()
         atomic = obj.atomic_statements()
     program = as_program(obj)
     _dump("model", program)
     requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
-    try:
-        ast = build_ast(program, schedule)
-    except isl.Error as e:
-        unrolled = [name for name, kind in loops.values() if kind == "unroll"]
-        if not unrolled:
-            raise
-        # isl unrolls only loops with bounds it can find at their position; a later
-        # skew or interchange may have taken them away. Unrolling is a hint: drop it.
-        warnings.warn(f"isl cannot unroll loop(s) {', '.join(unrolled)} where the schedule "
-                      f"now puts them ({e}); generated without unrolling. Apply unroll "
-                      "after the loop structure is final.", stacklevel=3)
-        ast = build_ast(program, obj.ast_tree(unroll=False))
+    ast = _generate_ast(obj, program, schedule, loops)
     _dump("ast", ast.to_C_str)
+    if validate:  # every instance once, in dependence order (polyop.validate)
+        validate_ast(ast, program, getattr(obj, "deps", None))
     body = ast_to_ir(ast, program, loops, atomic)
     params = []
     for a in program.arguments:
@@ -110,7 +105,43 @@ def lower_ir(obj, schedule: isl.Schedule | None = None) -> ir.Function:
     return fn
 
 
-def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False):
+def _generate_ast(obj, program: Program, schedule: isl.Schedule | None,
+                  loops: dict) -> isl.AstNode:
+    """isl's AST for a ``Schedule`` (its tree with AST options), a raw tree, or
+    the program's own order, in a bounded number of isl operations.
+
+    AST options are hints: where isl cannot unroll a loop, or isolating full
+    tiles costs more than the budget, the AST is generated without them, with
+    a warning. Past the budget without options: ``CodegenError``.
+    """
+    options: dict[str, bool] = {}
+    while True:
+        try:
+            with isl_budget(AST_OPERATIONS):
+                tree = obj.ast_tree(**options) if hasattr(obj, "ast_tree") else schedule
+                return build_ast(program, tree)
+        except BudgetExceeded as e:
+            if not hasattr(obj, "ast_tree") or options.get("isolate") is False:
+                raise CodegenError(f"isl's AST generation for {program.name} did not finish in "
+                                   f"{AST_OPERATIONS} operations ({e})", "", "", "budget") from e
+            warnings.warn(f"isolating full tiles of {program.name} took isl more than "
+                          f"{AST_OPERATIONS} operations; generated without isolation (loop "
+                          "bounds of partial tiles are tested inside the loops)", stacklevel=4)
+            options["isolate"] = False
+        except isl.Error as e:
+            unrolled = [name for name, kind in loops.values() if kind == "unroll"]
+            if not unrolled or options.get("unroll") is False:
+                raise
+            # isl unrolls only loops with bounds it can find at their position; a later
+            # skew or interchange may have taken them away. Unrolling is a hint: drop it.
+            warnings.warn(f"isl cannot unroll loop(s) {', '.join(unrolled)} where the schedule "
+                          f"now puts them ({e}); generated without unrolling. Apply unroll "
+                          "after the loop structure is final.", stacklevel=4)
+            options["unroll"] = False
+
+
+def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
+          validate: bool = True):
     """Lower and JIT-compile a kernel, program or ``Schedule``; returns a callable
     ``CompiledKernel`` with the kernel's argument checks.
 
@@ -123,6 +154,9 @@ def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = Fals
     expression is fused depends on the optimiser. The default keeps every
     f32/f64 ``+ - * /`` bit-identical to CPython.
 
+    ``validate=False`` skips the check that the generated loop nest runs
+    every statement instance once, in dependence order (``polyop.validate``).
+
     Tensor expressions: ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or
     ``build([A, B, C])`` return a ``polyop.te.TEFunction`` called ``f(A, B, C)``.
     """
@@ -130,17 +164,18 @@ def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = Fals
 
     if te.is_te(obj, schedule):
         return te.build(obj, schedule, fp_contract=fp_contract)
-    return compile_program(obj, schedule, fp_contract=fp_contract)
+    return compile_program(obj, schedule, fp_contract=fp_contract, validate=validate)
 
 
-def compile_program(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False):
+def compile_program(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
+                    validate: bool = True):
     """Lower and JIT-compile; returns a callable ``CompiledKernel`` (options as
     in ``build``)."""
     from .codegen import compile_function
     from .runtime import CompiledKernel
 
     program = as_program(obj)
-    fn = lower_ir(obj, schedule)
+    fn = lower_ir(obj, schedule, validate=validate)
     compiled = compile_function(fn, fp_contract=fp_contract)
     _dump("llvm", lambda: compiled.llvm_ir)
     _dump("asm", lambda: compiled.asm)  # assembly is made on demand: it costs

@@ -98,9 +98,10 @@ class _Band:
     encloses_strip: bool = False
 
 
-def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
+def prepare_for_ast(tree: isl.Schedule, loops: dict, isolate: bool = True) -> isl.Schedule:
     """``tree`` with the unroll and isolate options of the loops in ``loops``
-    (mark id → ``LoopInfo``).
+    (mark id → ``LoopInfo``); with ``isolate`` false, no full strip is isolated
+    (the cheap form, when isolating costs isl too much).
 
     The options are worked out on ``tree`` first (options do not change prefix
     schedules), then set band by band. A band asked to isolate by its own strip
@@ -122,7 +123,7 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict) -> isl.Schedule:
         opts = bands.setdefault(ident, _Band())
         if info.kind == "unroll":
             opts.loop_type = opts.isolate_loop_type = UNROLL
-        runs = _runs(mark.child(0)) if info.strip else None
+        runs = _runs(mark.child(0)) if info.strip and isolate else None
         if runs is None:
             continue
         full = _full_outer_points(runs, info.strip)

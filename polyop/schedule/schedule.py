@@ -39,7 +39,7 @@ from .legality import (
 from .rfactor import ReductionPrimitives
 from .scope import ScopePrimitives
 from .tensorize import TensorizePrimitives
-from .tree import find_mark, loop_values, reaches
+from .tree import find_mark, loop_values, reaches, with_disjoint_domain
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
 isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
@@ -101,14 +101,14 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """Mark id → (loop name, kind), for code generation."""
         return {k: (v.name, v.kind) for k, v in self._loops.items()}
 
-    def ast_tree(self, unroll: bool = True) -> isl.Schedule:
+    def ast_tree(self, unroll: bool = True, isolate: bool = True) -> isl.Schedule:
         """The tree with isl's AST options set: unrolling (unless ``unroll`` is
         false), and full strips of split loops isolated from partial ones
-        (``polyop.schedule.astprep``)."""
+        (unless ``isolate`` is false; ``polyop.schedule.astprep``)."""
         loops = self._loops if unroll else {
             k: dataclasses.replace(v, kind="serial" if v.kind == "unroll" else v.kind)
             for k, v in self._loops.items()}
-        return prepare_for_ast(self._tree, loops)
+        return prepare_for_ast(with_disjoint_domain(self._tree), loops, isolate)
 
     def atomic_statements(self) -> set[str]:
         """Statements whose updates run atomically (opted-in parallel reductions)."""

@@ -1,0 +1,68 @@
+"""Bounded isl work: no schedule and no build may hang.
+
+Some isl computations (a subtraction of sets with many disjuncts, the AST of
+a schedule with isolated full tiles) can take exponential time on
+adversarial kernels. ``isl_budget`` caps the number of isl operations a block
+may perform (isl's ``max_operations``); past the cap every isl call fails
+with an ``isl.Error`` that ``exceeded`` recognises, and the caller falls back
+to a cheaper way (or reports a clear error) instead of never returning.
+
+Example::
+
+    >>> import islpy as isl
+    >>> try:
+    ...     with isl_budget(10):
+    ...         isl.Set("{ [i, j] : 0 <= i < 9 and 0 <= j < 9 and (i < 3 or j > 5) }").subtract(
+    ...             isl.Set("{ [i, j] : i = j or i + j = 8 }"))
+    ... except BudgetExceeded as e:
+    ...     print(e)
+    isl gave up after 10 operations
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import islpy as isl
+
+#: operations allowed to one AST generation (schedule preparation included):
+#: PolyBench and polyop.ops stay under a fifth of it; the tile of a kernel
+#: with an ``or`` guard that once hung isl went past it in about 2 s.
+AST_OPERATIONS = 5_000_000
+
+
+class BudgetExceeded(isl.Error):
+    """isl stopped at the cap of ``isl_budget``."""
+
+
+@contextmanager
+def isl_budget(operations: int) -> Iterator[None]:
+    """Cap the isl operations of the block at ``operations``; an isl call past
+    the cap raises ``BudgetExceeded``.
+
+    isl reports the cap as the failure of whichever call hit it (a parse
+    error, say), so an ``isl.Error`` in the block is tested: if isl still
+    refuses a trivial computation, the cap was the cause.
+    """
+    ctx = isl.DEFAULT_CONTEXT
+    previous = ctx.get_max_operations()
+    ctx.reset_operations()
+    ctx.set_max_operations(operations)
+    try:
+        yield
+    except isl.Error as e:
+        if _spent():
+            raise BudgetExceeded(f"isl gave up after {operations} operations") from e
+        raise
+    finally:
+        ctx.set_max_operations(previous)
+        ctx.reset_operations()
+
+
+def _spent() -> bool:
+    try:
+        isl.Set("{ [i] : 0 <= i < 2 }").subtract(isl.Set("{ [0] }"))
+    except isl.Error:
+        return True
+    return False

@@ -1,0 +1,265 @@
+"""Validation of generated code: what the isl AST executes, checked with isl.
+
+The last line of defence for the promise that an accepted schedule never
+changes results. After isl's AST generator has produced the loop nest, this
+pass reads back from the AST, exactly and for every size at once, what it
+executes:
+
+- the *executed relation* ``time → instance``: each user node ``S0(c0, c1 +
+  1)`` under its loops and conditions runs the instances its arguments name,
+  at the points of the loops' iterators that its enclosing ``for`` bounds,
+  strides and ``if`` conditions (``else`` branches: the negation) allow;
+- the *execution time* of an instance: the vector of positions in blocks and
+  values of loop iterators on the way from the root to its user node,
+  ordered lexicographically (isl's AST loops always count upwards; two paths
+  part at a block, where the position decides).
+
+It then checks, with isl, for each statement: the executed instances are
+exactly the statement's domain (none *missing*, none *extra*); no instance
+runs twice (*duplicated*); and for every dependence ``source → sink`` of the
+program the source runs first (*misordered* otherwise). A failure raises a
+``polyop.CodegenError`` naming the statement and a sampled instance (or pair)
+with the sizes at which it happens: never silently wrong code.
+
+The AST's integer expressions are read with the semantics of the code polyop
+generates from them (``%`` floored, as in ``polyop.ir``), so what is checked
+is what runs. Parallel loops are checked as the sequential loop the AST is;
+their parallelism is the schedule's legality check (coincidence).
+
+Example::
+
+    >>> import polyop
+    >>> from polyop.astgen import build_ast
+    >>> @polyop.kernel
+    ... def diag(n: int, A: "f64[n, n]"):
+    ...     for i in range(n):
+    ...         for j in range(n):
+    ...             if i == j or i + j == n - 1:
+    ...                 A[i, j] = A[i, j] + 1.0
+    >>> validate_ast(build_ast(diag.program), diag.program)   # passes silently
+    >>> import islpy as isl
+    >>> wrong = isl.Schedule('{ domain: "[n] -> { S0[i, j] : 0 <= i < n and j = i }" }')
+    >>> validate_ast(build_ast(diag.program, wrong), diag.program)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    polyop.errors.CodegenError: generated code for diag misses S0[i=1, j=0] (with n=2): ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from .errors import CodegenError
+from .program import Program
+
+_OP = isl.ast_expr_op_type
+_NODE = isl.ast_node_type
+_SET = isl.dim_type.set
+_PARAM = isl.dim_type.param
+
+
+def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
+    """Check that ``ast`` executes each statement of ``program`` on exactly its
+    domain, each instance once, every dependence of ``deps`` (a
+    ``polyop.deps.Dependences``; default: the program's) source first.
+
+    Raises ``CodegenError`` naming the statement and an instance (or a pair of
+    instances for a dependence) at which the generated code is wrong.
+    """
+    if deps is None:
+        from .deps import dependences
+
+        deps = dependences(program)
+    walk = _Walk(program, _depth(ast, False), _depth(ast, True))
+    walk.node(ast, walk.universe, [], 0)
+    executed = walk.executed.intersect_params(program.context)  # time -> instance
+    ran = executed.range()
+    for stmt in program.statements:
+        domain = isl.UnionSet.from_set(stmt.domain).intersect_params(program.context)
+        mine = ran.extract_set(stmt.domain.get_space())
+        missing = domain.subtract(isl.UnionSet.from_set(mine))
+        if not missing.is_empty():
+            _fail(program, "misses", stmt.name, missing, "missing")
+        extra = isl.UnionSet.from_set(mine).subtract(domain)
+        if not extra.is_empty():
+            _fail(program, "runs", stmt.name, extra, "extra", " outside its domain")
+    when = executed.reverse()  # instance -> time
+    if not when.is_single_valued():
+        first = when.lexmin()
+        twice = when.subtract(first).domain()
+        name = _first_set(twice).get_tuple_name()
+        _fail(program, "runs", name, twice, "duplicated", " more than once")
+    lex_lt = isl.UnionMap.from_map(isl.Map.lex_lt(walk.time_space))
+    for kind, array, rel in deps.items():
+        times = rel.apply_domain(when).apply_range(when)
+        if times.is_subset(lex_lt):
+            continue
+        late = when.apply_range(isl.UnionMap.from_map(isl.Map.lex_ge(walk.time_space)))
+        bad = rel.intersect(late.apply_range(when.reverse()))
+        from .schedule.legality import _sample
+
+        src, dst, sizes, _ = _sample(program, bad)
+        where = f" (with {sizes})" if sizes else ""
+        raise CodegenError(
+            f"generated code for {program.name} runs {dst} before {src}, against their "
+            f"{kind} dependence on {array}{where}: isl's AST is wrong for this schedule; "
+            "please report it", dst.split("[")[0], f"{src} -> {dst}", "misordered")
+
+
+@dataclass
+class _Walk:
+    """Collects the executed relation while walking an AST."""
+
+    program: Program
+    depth: int  # of the deepest loop nest
+    length: int  # of the longest time vector
+
+    def __post_init__(self) -> None:
+        params = self.program.context.get_space()
+        space = params.add_dims(_SET, self.depth)  # the iterators c0, c1, ...
+        self.universe = isl.Set.universe(space)
+        self.local = isl.LocalSpace.from_space(space)
+        self.time_space = isl.Space.set_alloc(params.get_ctx(), 0, self.length)
+        self.executed = isl.UnionMap.empty(params)
+        self.iterators: dict[str, int] = {}
+
+    def node(self, n: isl.AstNode, where: isl.Set, path: list, depth: int) -> None:
+        """Walk ``n``, run where ``where`` holds, at time ``path`` so far, under
+        ``depth`` loops."""
+        t = n.get_type()
+        if t == _NODE.block:
+            kids = n.block_get_children()
+            for k in range(kids.n_ast_node()):
+                self.node(kids.get_at(k), where, path + [k], depth)
+        elif t == _NODE.mark:
+            self.node(n.mark_get_node(), where, path, depth)
+        elif t == _NODE.if_:
+            cond = self.cond(n.if_get_cond())
+            self.node(n.if_get_then_node(), where.intersect(cond), path, depth)
+            if n.if_has_else_node():
+                self.node(n.if_get_else_node(), where.subtract(cond), path, depth)
+        elif t == _NODE.for_:
+            name = n.for_get_iterator().get_id().get_name()
+            self.iterators[name] = depth
+            var = self.var(depth)
+            init = self.expr(n.for_get_init())
+            runs = var.ge_set(init).intersect(self.cond(n.for_get_cond()))
+            inc = n.for_get_inc().get_val().to_python()
+            if inc != 1:  # the iterator steps from init by inc
+                runs = runs.intersect(var.sub(init).mod_val(isl.Val(inc)).zero_set())
+            self.node(n.for_get_body(), where.intersect(runs), path + [var], depth + 1)
+        elif t == _NODE.user:
+            self.user(n.user_get_expr(), where, path, depth)
+        else:
+            raise AssertionError(f"unexpected isl AST node type {t}")
+
+    def user(self, call: isl.AstExpr, where: isl.Set, path: list, depth: int) -> None:
+        for d in range(depth, self.depth):  # iterators of no enclosing loop: 0
+            where = where.intersect(self.var(d).zero_set())
+        name = call.get_op_arg(0).get_id().get_name()
+        args = [self.expr(call.get_op_arg(k)) for k in range(1, call.get_op_n_arg())]
+        inst = _tuple(args, self.universe).set_tuple_name(isl.dim_type.out, name)
+        path = path + [0] * (self.length - len(path))
+        time = _tuple([p if isinstance(p, isl.PwAff) else self.const(p) for p in path],
+                      self.universe)
+        run = time.intersect_domain(where).reverse().apply_range(inst.intersect_domain(where))
+        self.executed = self.executed.union(isl.UnionMap.from_map(run))
+
+    # -- AST expressions as isl objects, with polyop's semantics ----------------------
+    def var(self, d: int) -> isl.PwAff:
+        return isl.PwAff.from_aff(isl.Aff.var_on_domain(self.local, _SET, d))
+
+    def const(self, v: int) -> isl.PwAff:
+        return isl.PwAff.from_aff(isl.Aff.zero_on_domain(self.local).set_constant_val(
+            isl.Val(v)))
+
+    def expr(self, e: isl.AstExpr) -> isl.PwAff:
+        t = e.get_type()
+        if t == isl.ast_expr_type.int:
+            return self.const(e.get_val().to_python())
+        if t == isl.ast_expr_type.id:
+            name = e.get_id().get_name()
+            if name in self.iterators:
+                return self.var(self.iterators[name])
+            pos = self.universe.get_space().find_dim_by_name(_PARAM, name)
+            assert pos >= 0, f"unknown name {name} in the AST"
+            return isl.PwAff.from_aff(isl.Aff.var_on_domain(self.local, _PARAM, pos))
+        op = e.get_op_type()
+        args = [e.get_op_arg(k) for k in range(e.get_op_n_arg())]
+        if op in (_OP.select, _OP.cond):
+            c = self.cond(args[0]).indicator_function()
+            return c.cond(self.expr(args[1]), self.expr(args[2]))
+        xs = [self.expr(a) for a in args]
+        if op == _OP.minus:
+            return xs[0].neg()
+        if op in (_OP.fdiv_q, _OP.pdiv_q, _OP.div):
+            return xs[0].div(xs[1]).floor()
+        if op in (_OP.pdiv_r, _OP.zdiv_r):  # polyop's IR computes a floored mod
+            return xs[0].mod_val(args[1].get_val())
+        binary = {_OP.add: "add", _OP.sub: "sub", _OP.mul: "mul", _OP.min: "min",
+                  _OP.max: "max"}
+        assert op in binary, f"unexpected isl AST expression {e.to_C_str()}"
+        out = xs[0]
+        for x in xs[1:]:
+            out = getattr(out, binary[op])(x)
+        return out
+
+    def cond(self, e: isl.AstExpr) -> isl.Set:
+        op = e.get_op_type()
+        args = [e.get_op_arg(k) for k in range(e.get_op_n_arg())]
+        if op in (_OP.and_, _OP.and_then):
+            return self.cond(args[0]).intersect(self.cond(args[1]))
+        if op in (_OP.or_, _OP.or_else):
+            return self.cond(args[0]).union(self.cond(args[1]))
+        compare = {_OP.eq: "eq_set", _OP.le: "le_set", _OP.lt: "lt_set", _OP.ge: "ge_set",
+                   _OP.gt: "gt_set"}
+        assert op in compare, f"unexpected isl AST condition {e.to_C_str()}"
+        return getattr(self.expr(args[0]), compare[op])(self.expr(args[1]))
+
+
+def _tuple(values: list[isl.PwAff], universe: isl.Set) -> isl.Map:
+    """The map ``{ point -> [values(point)] }``."""
+    out = isl.Map.from_domain(universe)
+    for v in values:
+        out = out.flat_range_product(isl.Map.from_pw_aff(v))
+    return out
+
+
+def _depth(ast: isl.AstNode, blocks: bool) -> int:
+    """The most ``for`` nodes (and, if ``blocks``, block nodes) on a path of ``ast``."""
+    t = ast.get_type()
+    if t == _NODE.for_:
+        return 1 + _depth(ast.for_get_body(), blocks)
+    if t == _NODE.block:
+        kids = ast.block_get_children()
+        return blocks + max((_depth(kids.get_at(k), blocks) for k in range(kids.n_ast_node())),
+                            default=0)
+    if t == _NODE.if_:
+        other = _depth(ast.if_get_else_node(), blocks) if ast.if_has_else_node() else 0
+        return max(_depth(ast.if_get_then_node(), blocks), other)
+    if t == _NODE.mark:
+        return _depth(ast.mark_get_node(), blocks)
+    return 0
+
+
+def _first_set(s: isl.UnionSet) -> isl.Set:
+    out: list[isl.Set] = []
+    s.foreach_set(out.append)
+    return out[0]
+
+
+def _fail(program: Program, verb: str, stmt: str, where: isl.UnionSet, problem: str,
+          tail: str = "") -> None:
+    pts = _first_set(where)
+    pt = pts.sample_point()
+    its = program.statement(stmt).iterators
+    vals = [pt.get_coordinate_val(_SET, k).to_python() for k in range(len(its))]
+    inst = f"{stmt}[{', '.join(f'{i}={v}' for i, v in zip(its, vals))}]"
+    sizes = ", ".join(f"{p}={pt.get_coordinate_val(_PARAM, k).to_python()}"
+                      for k, p in enumerate(pts.get_var_names(_PARAM)))
+    where_s = f" (with {sizes})" if sizes else ""
+    raise CodegenError(f"generated code for {program.name} {verb} {inst}{where_s}"
+                       f"{tail}: isl's AST is wrong for this schedule; please report it",
+                       stmt, inst, problem)
