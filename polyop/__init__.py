@@ -41,6 +41,7 @@ from .errors import (
                      IllegalScheduleError,
                      PolyopError,
                      ScheduleError,
+                     SettingError,
                      TargetError,
 )
 from .intrinsic import Intrinsic, IntrinsicError, intrinsic
@@ -82,8 +83,8 @@ from .types import f32, f64, i32, i64
 
 __all__ = [
     "ArgumentError", "BoundsError", "FrontendError", "IllegalScheduleError", "PolyopError",
-    "ScheduleError", "TargetError", "Dependences", "dependences", "Kernel", "kernel", "local",
-    "prefetch", "build", "lower", "ops", "Target",
+    "ScheduleError", "SettingError", "TargetError", "Dependences", "dependences", "Kernel",
+    "kernel", "local", "prefetch", "build", "lower", "ops", "Target",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "Intrinsic", "IntrinsicError", "intrinsic",
     "f32", "f64", "i32", "i64",

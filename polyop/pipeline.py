@@ -39,9 +39,21 @@ from .program import Program
 from .validate import validate_ast
 
 
+#: the stages ``POLYOP_DUMP`` can name (and ``all``)
+DUMP_STAGES = ("model", "ast", "ir", "llvm", "asm")
+_dump_warned: set[str] = set()
+
+
 def _dump(stage: str, text) -> None:
-    """Print ``text`` (or ``text()``: made only when wanted) if ``stage`` is dumped."""
-    wanted = {s.strip() for s in os.environ.get("POLYOP_DUMP", "").split(",")}
+    """Print ``text`` (or ``text()``: made only when wanted) if ``stage`` is dumped;
+    warn once about a name in ``POLYOP_DUMP`` that is no stage (a typo would
+    otherwise dump nothing without a word)."""
+    wanted = {s.strip() for s in os.environ.get("POLYOP_DUMP", "").split(",")} - {""}
+    unknown = wanted - set(DUMP_STAGES) - {"all"} - _dump_warned
+    if unknown:
+        _dump_warned.update(unknown)
+        warnings.warn(f"POLYOP_DUMP: unknown stage(s) {', '.join(sorted(unknown))} "
+                      f"(stages: {', '.join(DUMP_STAGES)}, all)", RuntimeWarning, stacklevel=3)
     if stage in wanted or "all" in wanted:
         print(f"// ---- polyop {stage} ----\n{text() if callable(text) else text}",
               file=sys.stderr)

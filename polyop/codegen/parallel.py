@@ -52,7 +52,10 @@ respected; at most ``MAX_THREADS``) is read once, the first time the count is ne
 ``get_num_threads()``, ``set_num_threads()`` or compile of a kernel with a
 parallel loop); ``set_num_threads(n)`` overrides it. The count is applied at
 call time: each parallel region uses the count current when it starts, so a
-compiled kernel follows later ``set_num_threads`` calls.
+compiled kernel follows later ``set_num_threads`` calls. A value outside
+``1..MAX_THREADS`` (``POLYOP_NUM_THREADS=0``, ``abc``, ``2.5``,
+``set_num_threads(-1)``), or a negative ``POLYOP_MIN_WORK``, is a
+``polyop.SettingError`` naming the variable (``polyop.settings``).
 
 Example::
 
@@ -69,11 +72,11 @@ import ctypes
 import ctypes.util
 import os
 import threading
-import warnings
 
 from llvmlite import ir
 
 from ..ir import Bin, Block, Call, Cast, Const, For, If, Load, Neg, Store, Var, map_children, walk
+from ..settings import check_int, env_int
 from ..target import LLVM_LOCK, available_cpus, new_jit_machine, optimize, target_machine
 from ..types import INDEX
 from .llvm_expr import ArrayRef, ll_type
@@ -401,20 +404,6 @@ _num_threads: int | None = None
 _min_work: int | None = None
 
 
-def _env_int(name: str, lowest: int) -> int | None:
-    text = os.environ.get(name, "").strip()
-    if text:
-        try:
-            n = int(text)
-            if n >= lowest:
-                return n
-        except ValueError:
-            pass
-        warnings.warn(f"ignoring {name}={text!r}: expected an integer >= {lowest}",
-                      RuntimeWarning, stacklevel=4)
-    return None
-
-
 def get_num_threads() -> int:
     """The number of threads parallel loops use (the calling thread included):
     ``set_num_threads``'s, else ``POLYOP_NUM_THREADS``, else
@@ -429,8 +418,8 @@ def get_num_threads() -> int:
     if _num_threads is None:
         with _runtime_lock:
             if _num_threads is None:
-                n = _env_int("POLYOP_NUM_THREADS", 1)
-                _num_threads = min(n if n is not None else available_cpus(), MAX_THREADS)
+                n = env_int("POLYOP_NUM_THREADS", 1, MAX_THREADS)
+                _num_threads = n if n is not None else min(available_cpus(), MAX_THREADS)
     return _num_threads
 
 
@@ -447,8 +436,7 @@ def set_num_threads(n: int) -> None:
         >>> set_num_threads(before)
     """
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
-        raise ValueError(f"set_num_threads: expected an int in [1, {MAX_THREADS}], got {n!r}")
+    check_int("set_num_threads", n, 1, MAX_THREADS)
     with _runtime_lock:
         _num_threads = n
         if _runtime is not None:
@@ -468,7 +456,7 @@ def get_min_work() -> int:
     if _min_work is None:
         with _runtime_lock:
             if _min_work is None:
-                n = _env_int("POLYOP_MIN_WORK", 0)
+                n = env_int("POLYOP_MIN_WORK", 0, 2**62 - 1)
                 _min_work = MIN_WORK if n is None else n
     return _min_work
 
@@ -486,8 +474,7 @@ def set_min_work(ops: int) -> None:
         >>> set_min_work(before)
     """
     global _min_work
-    if isinstance(ops, bool) or not isinstance(ops, int) or not 0 <= ops < 2**62:
-        raise ValueError(f"set_min_work: expected an int in [0, 2**62), got {ops!r}")
+    check_int("set_min_work", ops, 0, 2**62 - 1)
     with _runtime_lock:
         _min_work = ops
         if _runtime is not None:

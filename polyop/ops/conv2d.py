@@ -85,8 +85,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import te
+from ..codegen.threadpool import MAX_THREADS
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
+from ..settings import check_int
 from .matmul import copy_panels_per_pass
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -580,6 +582,7 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
         >>> conv = polyop.ops.conv2d(64, 56, 56, 64, bn=True, relu=True)   # doctest: +SKIP
         >>> conv(x, w, scale, shift, out)                                  # doctest: +SKIP
     """
+    check_int("conv2d: threads", threads, 1, MAX_THREADS)
     S = R if S is None else S
     pad = R // 2 if pad is None else pad
     shape = ConvShape(C, H, W, F, R, S, stride, pad, layout)

@@ -53,8 +53,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import te
+from ..codegen.threadpool import MAX_THREADS
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
+from ..settings import check_int
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     for name, v in (("M", M), ("N", N), ("K", K)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"matmul: {name} must be a positive int, got {v!r}")
+    check_int("matmul: threads", threads, 1, MAX_THREADS)
     tiling = tiling or MatmulTiling.default(dtype, K, N, threads)
     slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
     tiling = replace(tiling, kc=-(-K // slices))
