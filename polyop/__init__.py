@@ -37,6 +37,7 @@ from .deps import Dependences, dependences
 from .errors import (
                      ArgumentError,
                      BoundsError,
+                     CodegenError,
                      FrontendError,
                      IllegalScheduleError,
                      PolyopError,
@@ -82,9 +83,9 @@ from .te import reduce_sum as sum
 from .types import f32, f64, i32, i64
 
 __all__ = [
-    "ArgumentError", "BoundsError", "FrontendError", "IllegalScheduleError", "PolyopError",
-    "ScheduleError", "SettingError", "TargetError", "Dependences", "dependences", "Kernel",
-    "kernel", "local", "prefetch", "build", "lower", "ops", "Target",
+    "ArgumentError", "BoundsError", "CodegenError", "FrontendError", "IllegalScheduleError",
+    "PolyopError", "ScheduleError", "SettingError", "TargetError", "Dependences", "dependences",
+    "Kernel", "kernel", "local", "prefetch", "build", "lower", "ops", "Target",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "Intrinsic", "IntrinsicError", "intrinsic",
     "f32", "f64", "i32", "i64",
