@@ -66,7 +66,7 @@ class Violation:
                     f"{where}")
         if self.carried:
             hint = ""
-            if self.reduction:
+            if self.reduction and primitive.startswith("parallel"):
                 hint = (f"; {self.source.split('[')[0]} is a reduction into {self.array}: "
                         f"parallel({self.loop}, reduction='atomic') opts in to reordering it")
             return (f"{primitive}: loop {self.loop} carries a {self.kind} dependence on "

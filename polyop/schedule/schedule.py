@@ -135,13 +135,21 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """Strip-mine ``loop`` by ``factor``: ``v = outer * factor + inner``,
         ``0 <= inner < factor``; a partial last strip is handled.
 
-        Always legal (the order of instances is unchanged).
+        Always legal (the order of instances is unchanged). The loop's kind goes
+        where it still holds: a parallel loop's to ``outer`` (with its
+        reduction opt-in), a vectorized loop's to ``inner``, an unrolled loop's
+        to both.
         """
         mark = self._mark(loop)
         factor = _positive(factor, "split factor")
-        name = self._loops[loop.id].name
+        was = self._loops[loop.id]
+        name = was.name
         outer, inner = self._new_id(f"{name}_outer"), self._new_id(f"{name}_inner")
         self._loops[inner.id].strip = factor
+        if was.kind in ("parallel", "unroll"):
+            self._loops[outer.id].kind, self._loops[outer.id].reduction = was.kind, was.reduction
+        if was.kind in ("vector", "unroll"):
+            self._loops[inner.id].kind = was.kind
         node = mark.delete()
         mv = isl.MultiVal.zero(node.band_get_space()).set_val(0, isl.Val(factor))
         node = node.band_tile(mv).child(0).insert_mark(isl.Id(inner.id))
@@ -240,21 +248,14 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         if reduction not in (None, "atomic"):
             raise ScheduleError(f"parallel: unknown reduction strategy {reduction!r} "
                                 "(supported: 'atomic')")
-        self._mark(loop)
-        info = self._loops[loop.id]
-        old = info.reduction
-        info.reduction = reduction
-        try:
-            self._set_kind(loop, "parallel")
-        except IllegalScheduleError:
-            info.reduction = old
-            raise
+        self._set_kind(loop, "parallel", reduction)
 
     def vectorize(self, loop: Loop) -> None:
-        """Vectorise the innermost ``loop`` (it must carry no dependence)."""
-        m = self._mark(loop)
-        if m.child(0).child(0).get_type() != _T.leaf:
-            raise ScheduleError(f"vectorize: {loop.name} is not an innermost loop")
+        """Vectorise the innermost ``loop`` (it must carry no dependence; there
+        is no reduction opt-in: ``rfactor`` a reduction first)."""
+        if not _innermost(self._mark(loop)):
+            raise ScheduleError(f"vectorize: {loop.name} is not an innermost loop (a loop "
+                                "runs inside it)")
         self._set_kind(loop, "vector")
 
     def unroll(self, loop: Loop, factor: int | None = None) -> Loop | None:
@@ -375,16 +376,23 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         node = mark.child(0).delete().insert_partial_schedule(part)
         self._commit(what, node.get_schedule())
 
-    def _set_kind(self, loop: Loop, kind: str) -> None:
+    def _set_kind(self, loop: Loop, kind: str, reduction: str | None = None) -> None:
+        """Make ``loop`` ``kind`` (with the ``reduction`` opt-in), if legal. A
+        loop has one kind: another one already set is refused, not replaced."""
         self._mark(loop)
         info = self._loops[loop.id]
-        old = info.kind
-        info.kind = kind
+        verb = "vectorize" if kind == "vector" else kind  # the primitive's name
+        if info.kind not in ("serial", kind):
+            have = "vectorize" if info.kind == "vector" else info.kind
+            raise ScheduleError(f"{verb}({info.name}): the loop is already marked {have}; "
+                                "a loop runs one way")
+        old = info.kind, info.reduction
+        info.kind, info.reduction = kind, reduction
+        what = f"{verb}({info.name}" + (f", reduction={reduction!r})" if reduction else ")")
         try:
-            verb = "vectorize" if kind == "vector" else kind  # the primitive's name
-            self._commit(f"{verb}({info.name})", self._tree)
+            self._commit(what, self._tree)
         except IllegalScheduleError:
-            info.kind = old
+            info.kind, info.reduction = old
             raise
 
     def _save(self):
@@ -395,6 +403,12 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         self._tree, self._gone, self._trace = tree, gone, trace
 
     def _commit(self, what: str, tree: isl.Schedule, gone: dict | None = None) -> None:
+        for ident, info in self._loops.items():
+            mark = find_mark(tree.get_root(), ident) if info.kind == "vector" else None
+            if mark is not None and not _innermost(mark):
+                raise ScheduleError(f"{what} would put loops inside the vectorized loop "
+                                    f"{info.name}; vectorize applies to innermost loops "
+                                    "(vectorize after the loops are in place)")
         if self.checking:
             violations = self._violations(tree)
             if violations:
@@ -460,6 +474,15 @@ def _weight(node: isl.ScheduleNode, stmt: str) -> int:
         except (isl.Error, ValueError):  # unbounded: count it as large
             total += 1 << 40
     return total
+
+
+def _innermost(mark: isl.ScheduleNode) -> bool:
+    """Whether no loop runs inside the loop of ``mark`` (two statements may)."""
+    def loops_below(node: isl.ScheduleNode) -> bool:
+        return any(node.child(k).get_type() == _T.band or loops_below(node.child(k))
+                   for k in range(node.n_children()))
+
+    return not loops_below(mark.child(0))
 
 
 def _positive(v, what: str) -> int:

@@ -1,0 +1,94 @@
+"""Loop kinds (parallel, vectorize, unroll) stay with the loop they were given to."""
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop import IllegalScheduleError, ScheduleError
+from tests.kernels import matmul_ikj, recurrence, run_both
+
+
+def _kinds(sch, stmt="S0"):
+    return [(lp.name, sch._loops[lp.id].kind) for lp in sch.get_loops(stmt)]
+
+
+def _args(ni=5, nj=11, nk=3):
+    rng = np.random.default_rng(0)
+    return dict(ni=ni, nj=nj, nk=nk, C=rng.random((ni, nj)), A=rng.random((ni, nk)),
+                B=rng.random((nk, nj)))
+
+
+def test_split_carries_parallel_out_and_vector_in():
+    sch = polyop.Schedule(matmul_ikj)
+    i, k, j = sch.get_loops("S0")
+    sch.parallel(i)
+    sch.vectorize(j)
+    sch.split(i, 2)
+    sch.split(j, 4)
+    assert _kinds(sch) == [("i_outer", "parallel"), ("i_inner", "serial"), ("k", "serial"),
+                           ("j_outer", "serial"), ("j_inner", "vector")]
+    text = str(polyop.lower(sch))
+    assert "// parallel" in text and "vector" in text
+    run_both(sch, matmul_ikj, _args())
+
+
+def test_tile_of_a_parallel_loop_keeps_the_outer_tile_loop_parallel():
+    sch = polyop.Schedule(matmul_ikj)
+    i, k, j = sch.get_loops("S0")
+    sch.parallel(i)
+    sch.tile(i, k, 2, 2)
+    assert _kinds(sch)[0] == ("i_outer", "parallel")
+    run_both(sch, matmul_ikj, _args())
+
+
+def test_split_of_a_loop_that_carries_the_reduction_keeps_its_opt_in():
+    sch = polyop.Schedule(matmul_ikj)
+    i, k, j = sch.get_loops("S0")
+    sch.parallel(k, reduction="atomic")
+    assert str(sch).splitlines()[-1].strip() == "parallel(k, reduction='atomic')"
+    ko, _ = sch.split(k, 2)
+    assert sch._loops[ko.id].reduction == "atomic"
+    run_both(sch, matmul_ikj, _args(nk=7), exact=False)
+
+
+def test_a_loop_has_one_kind():
+    sch = polyop.Schedule(matmul_ikj)
+    _, _, j = sch.get_loops("S0")
+    sch.vectorize(j)
+    with pytest.raises(ScheduleError, match="already marked vectorize"):
+        sch.parallel(j)
+    assert _kinds(sch)[-1] == ("j", "vector")
+    sch.vectorize(j)  # the same kind again is no change
+
+
+def test_vector_loop_stays_innermost():
+    sch = polyop.Schedule(matmul_ikj)
+    _, k, j = sch.get_loops("S0")
+    sch.vectorize(j)
+    before = str(sch.tree)
+    with pytest.raises(ScheduleError, match="vectorized loop j"):
+        sch.interchange(k, j)
+    assert str(sch.tree) == before
+
+
+def test_vectorize_has_no_reduction_opt_in():
+    sch = polyop.Schedule(recurrence)
+    _, j = sch.get_loops("S0")
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.vectorize(j)
+    assert "reduction='atomic'" not in str(info.value)
+
+
+@polyop.kernel
+def two_stores(n: int, A: "f64[n]", B: "f64[n]"):
+    for i in range(n):
+        A[i] = A[i] * 2.0
+        B[i] = B[i] + A[i]
+
+
+def test_vectorize_of_an_innermost_loop_with_two_statements():
+    sch = polyop.Schedule(two_stores)
+    (i,) = sch.get_loops("S0")
+    sch.vectorize(i)
+    rng = np.random.default_rng(1)
+    run_both(sch, two_stores, dict(n=13, A=rng.random(13), B=rng.random(13)))
