@@ -5,6 +5,15 @@ loop kinds other than serial are shown as a comment before the loop; local
 arrays are declared with their shape (``float acc[6][16];``); a micro-kernel
 call (``ir.Extern``) shows its by-address arguments as ``&A[i][j]``.
 
+A ``vector`` loop is shown as the code generator emits it for the target
+(``polyop.vector_plan``): ``// vector x8`` over a loop that steps by the 8
+lanes, in which an access contiguous in the loop is a slice, ``x[j:j + 8]``
+(one vector load or store), an access that is not is ``gather(x[2 * j])`` or
+``scatter(x[2 * j])`` (one access per lane), and everything else is the same
+for all lanes and broadcast; then the scalar loop over the remaining
+iterations, ``for (; j < n; j += 1)``. A vector loop that stays scalar says
+why: ``// vector: not vectorised, ...``.
+
 Example::
 
     >>> from polyop.ir import For, Store, Var, Const
@@ -17,6 +26,7 @@ Example::
 from __future__ import annotations
 
 from . import ir
+from .vector_plan import VectorISA, VectorPlan, isa_of, isa_of_meta, plan_vector_loop
 
 _INFIX = {"add": ("+", 4), "sub": ("-", 4), "mul": ("*", 5), "div": ("/", 5),
           "fdiv": ("//", 5), "mod": ("%", 5)}
@@ -24,39 +34,56 @@ _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _CTYPE = {"f32": "float", "f64": "double", "i32": "int32_t", "i64": "int64_t", "bool": "bool"}
 
 
-def expr_to_c(e: ir.Expr, prec: int = 0) -> str:
-    """One expression; ``prec`` is the binding strength of the context."""
+def expr_to_c(e: ir.Expr, prec: int = 0, plan: VectorPlan | None = None) -> str:
+    """One expression; ``prec`` is the binding strength of the context; inside
+    a vectorised loop (``plan``), per-lane accesses show as slices or gathers."""
+
+    def sub(x: ir.Expr, p: int = 0) -> str:
+        return expr_to_c(x, p, plan)
+
     if isinstance(e, ir.Const):
         return repr(e.value) if not isinstance(e.value, float) else _float(e.value)
     if isinstance(e, ir.Var):
         return e.name
     if isinstance(e, ir.Load):
-        return e.array + "".join(f"[{expr_to_c(i)}]" for i in e.index)
+        return _access(e.array, e.index, plan, "gather")
     if isinstance(e, ir.Bin):
         if e.op in _INFIX:
             sym, p = _INFIX[e.op]
-            s = f"{expr_to_c(e.a, p)} {sym} {expr_to_c(e.b, p + 1)}"
+            s = f"{sub(e.a, p)} {sym} {sub(e.b, p + 1)}"
             return f"({s})" if p < prec else s
-        return f"{e.op}({expr_to_c(e.a)}, {expr_to_c(e.b)})"
+        return f"{e.op}({sub(e.a)}, {sub(e.b)})"
     if isinstance(e, ir.Cmp):
-        s = f"{expr_to_c(e.a, 3)} {_CMP[e.op]} {expr_to_c(e.b, 3)}"
+        s = f"{sub(e.a, 3)} {_CMP[e.op]} {sub(e.b, 3)}"
         return f"({s})" if prec > 2 else s
     if isinstance(e, ir.Logic):
         p = 2 if e.op == "and" else 1
-        s = f"{expr_to_c(e.a, p)} {'&&' if e.op == 'and' else '||'} {expr_to_c(e.b, p + 1)}"
+        s = f"{sub(e.a, p)} {'&&' if e.op == 'and' else '||'} {sub(e.b, p + 1)}"
         return f"({s})" if p < prec else s
     if isinstance(e, ir.Not):
-        return f"!{expr_to_c(e.a, 9)}"
+        return f"!{sub(e.a, 9)}"
     if isinstance(e, ir.Neg):
-        return f"-{expr_to_c(e.a, 9)}"
+        return f"-{sub(e.a, 9)}"
     if isinstance(e, ir.Call):
-        return f"{e.fn}({', '.join(expr_to_c(a) for a in e.args)})"
+        return f"{e.fn}({', '.join(sub(a) for a in e.args)})"
     if isinstance(e, ir.Select):
-        s = f"{expr_to_c(e.cond, 1)} ? {expr_to_c(e.a, 1)} : {expr_to_c(e.b, 1)}"
+        s = f"{sub(e.cond, 1)} ? {sub(e.a, 1)} : {sub(e.b, 1)}"
         return f"({s})" if prec > 0 else s
     if isinstance(e, ir.Cast):
-        return f"({_CTYPE[e.dtype.name]}){expr_to_c(e.a, 9)}"
+        return f"({_CTYPE[e.dtype.name]}){sub(e.a, 9)}"
     raise AssertionError(f"unknown expression {e!r}")
+
+
+def _access(array: str, index: tuple, plan: VectorPlan | None, gather: str) -> str:
+    """``A[i][j]``; in a vectorised loop ``A[i][j:j + 8]`` when contiguous in
+    it, ``gather(A[2 * j])`` (or ``scatter``) when it varies otherwise."""
+    subs = [expr_to_c(x) for x in index]
+    kind = plan.access(index) if plan is not None and index else "uniform"
+    if kind == "contiguous":
+        end = ir.Bin("add", index[-1], ir.Const(plan.lanes), index[-1].dtype)
+        subs[-1] = f"{subs[-1]}:{expr_to_c(end)}"
+    text = array + "".join(f"[{x}]" for x in subs)
+    return f"{gather}({text})" if kind == "gather" else text
 
 
 def _float(v: float) -> str:
@@ -64,39 +91,82 @@ def _float(v: float) -> str:
     return s if any(c in s for c in ".eni") else s + ".0"
 
 
-def to_c(node: ir.Stmt, indent: int = 0) -> str:
-    """C-like text of a statement tree."""
+def to_c(node: ir.Stmt, indent: int = 0, isa: VectorISA | None = None,
+         temps: frozenset[str] | None = None, plan: VectorPlan | None = None,
+         dtypes: dict | None = None) -> str:
+    """C-like text of a statement tree; ``vector`` loops as generated for
+    ``isa`` (default: the host), ``temps`` being the kernel's 0-d
+    temporaries (default: every 0-d array stored to) and ``dtypes`` the
+    arrays' element types (default: those of the values stored and loaded)."""
+    ctx = (isa, temps, plan, dtypes)
+
+    def sub(x: ir.Stmt) -> str:
+        return to_c(x, indent, *ctx)
+
     pad = "  " * indent
     if isinstance(node, ir.Block):
-        return "\n".join(to_c(s, indent) for s in node.stmts)
+        return "\n".join(sub(s) for s in node.stmts)
     if isinstance(node, ir.Store):
-        target = node.array + "".join(f"[{expr_to_c(i)}]" for i in node.index)
+        target = _access(node.array, node.index, plan, "scatter")
+        value = expr_to_c(node.value, 0, plan)
         if node.atomic:
             op = "+=" if node.atomic == "add" else "-="
-            return f"{pad}{target} {op} {expr_to_c(node.value)};  // atomic"
-        return f"{pad}{target} = {expr_to_c(node.value)};"
+            return f"{pad}{target} {op} {value};  // atomic"
+        return f"{pad}{target} = {value};"
     if isinstance(node, ir.For):
+        if node.kind == "vector":
+            return _vector_for(node, indent, isa, temps, dtypes)
         head = f"{pad}for ({node.var} = {expr_to_c(node.start)}; {node.var} < " \
                f"{expr_to_c(node.stop)}; {node.var} += {node.step})"
         if node.kind != "serial":
             head = f"{pad}// {node.kind}\n{head}"
-        return head + _body(node.body, indent)
+        return head + _body(node.body, indent, *ctx)
     if isinstance(node, ir.Extern):
         args = [("&" if ref else "") + expr_to_c(a) for a, ref in zip(node.args, node.byref)]
         return f"{pad}{node.name}({', '.join(args)});"
     if isinstance(node, ir.If):
-        s = f"{pad}if ({expr_to_c(node.cond)})" + _body(node.then, indent)
+        s = f"{pad}if ({expr_to_c(node.cond, 0, plan)})" + _body(node.then, indent, *ctx)
         if node.else_ is not None:
-            s += f"\n{pad}else" + _body(node.else_, indent)
+            s += f"\n{pad}else" + _body(node.else_, indent, *ctx)
         return s
     raise AssertionError(f"unknown statement {node!r}")
 
 
-def _body(node: ir.Stmt, indent: int) -> str:
+def _vector_for(node: ir.For, indent: int, isa: VectorISA | None,
+                temps: frozenset[str] | None, dtypes: dict | None) -> str:
+    """A ``vector`` loop as ``polyop.codegen.vector`` emits it: the loop over
+    whole vectors, then the scalar loop over the rest (module docstring)."""
     pad = "  " * indent
-    if isinstance(node, ir.Block) and len(node.stmts) != 1:
-        return " {\n" + to_c(node, indent + 1) + f"\n{pad}}}"
-    return "\n" + to_c(node, indent + 1)
+    if temps is None:
+        temps = frozenset(s.array for s in ir.walk(node) if isinstance(s, ir.Store)
+                          and not s.index)
+    plan = plan_vector_loop(node, isa_of(isa), temps, dtypes)
+    v, start, stop = node.var, expr_to_c(node.start), expr_to_c(node.stop)
+    scalar_body = _body(node.body, indent, isa, temps, None, dtypes)
+    if not plan.vectorised:
+        return f"{pad}// vector: not vectorised, {plan.reason}\n{pad}for ({v} = {start}; " \
+               f"{v} < {stop}; {v} += {node.step})" + scalar_body
+    lanes, step, trip = plan.lanes, node.step, plan.trip
+    if trip is not None and trip % lanes == 0:
+        cond = f"{v} < {stop}"
+    elif step == 1:
+        cond = f"{v} + {lanes} <= {stop}"
+    else:
+        cond = f"{v} + {(lanes - 1) * step} < {stop}"
+    text = f"{pad}// vector x{lanes}\n{pad}for ({v} = {start}; {cond}; {v} += {lanes * step})" \
+        + _body(node.body, indent, isa, temps, plan, dtypes)
+    if trip is None or trip % lanes:
+        text += f"\n{pad}for (; {v} < {stop}; {v} += {step})" + scalar_body
+    return text
+
+
+def _body(node: ir.Stmt, indent: int, *ctx) -> str:
+    pad = "  " * indent
+    # a vector loop may print as two loops (whole vectors, then the rest)
+    if isinstance(node, ir.Block) and len(node.stmts) != 1 or \
+            isinstance(node, ir.For) and node.kind == "vector":
+        return " {\n" + to_c(node, indent + 1, *ctx) + f"\n{pad}}}"
+    return "\n" + to_c(node, indent + 1, *ctx)
 
 
 def function_to_c(fn: ir.Function) -> str:
@@ -114,6 +184,8 @@ def function_to_c(fn: ir.Function) -> str:
     shapes = fn.meta.get("temp_shapes", {})  # local arrays; other temporaries are 0-d
     lines += [f"  {_CTYPE[t.name]} {name}" + "".join(f"[{n}]" for n in shapes.get(name, ()))
               + ";" for name, t in fn.temps]
-    lines.append(to_c(fn.body, 1))
+    temps = frozenset(name for name, _ in fn.temps if name not in shapes)
+    dtypes = {p.name: p.dtype for p in fn.params} | dict(fn.temps)
+    lines.append(to_c(fn.body, 1, isa_of_meta(fn.meta), temps, None, dtypes))
     lines.append("}")
     return "\n".join(lines)

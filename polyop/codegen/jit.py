@@ -186,7 +186,8 @@ class CompiledFunction(NativeCode):
 
 def compile_function(fn: Function, *, fp_contract: bool = False,
                      target: Target | str | None = None) -> NativeCode:
-    """Compile a loop-IR ``Function`` for ``target`` (default: the host).
+    """Compile a loop-IR ``Function`` for ``target`` (default: the one
+    ``polyop.lower`` recorded in ``fn.meta["target"]``, else the host).
 
     For the host (any target whose ``is_host`` is true) the result is a
     callable ``CompiledFunction``; for another CPU a ``CrossCompiled``
@@ -205,11 +206,11 @@ def compile_function(fn: Function, *, fp_contract: bool = False,
         True
     """
     t0 = time.perf_counter()
-    target = as_target(target)
+    target = as_target(target if target is not None else fn.meta.get("target"))
     if fp_contract:
         fn = dataclasses.replace(fn, meta={**fn.meta, "fp_contract": True})
     tm = target_machine(target)
-    module, symbol = build_module(fn)
+    module, symbol = build_module(fn, target)
     parallel = _PARALLEL_ENTRY in module.globals
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)

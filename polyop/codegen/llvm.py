@@ -1,7 +1,8 @@
 """polyop loop IR → an LLVM module (llvmlite ``ir.Module``).
 
 Contract: in, a ``polyop.ir.Function`` whose loops are ``serial``,
-``parallel``, ``vector`` or ``unrolled``; out, one ``void`` function
+``parallel``, ``vector`` or ``unrolled``, and the target (its vector width);
+out, one ``void`` function
 ``polyop_<name>`` with one argument per parameter, in order: size → ``i64``,
 scalar → its type, array → ``noalias`` pointer to its element type (also
 ``captures(none)`` when the kernel has no parallel loop).
@@ -28,11 +29,15 @@ Shape of the generated code:
 - each ``For`` is emitted rotated, the shape LLVM's loop passes expect:
   bounds evaluated once in the preheader, a guard ``start < stop``, a header
   with the induction ``phi``, and a latch ``iv + step`` (``nsw``) followed by
-  the exit test; ``vector`` and ``unrolled`` loops carry ``llvm.loop``
-  metadata on the back edge (a ``vector`` loop also ``unroll.disable``: with
-  a small constant trip count LLVM would unroll it fully before the loop
-  vectorizer runs, and the SLP vectorizer may then pack the copies across
-  the enclosing loop, by gathers);
+  the exit test; ``unrolled`` loops carry ``llvm.loop.unroll.full`` on the
+  back edge;
+- a ``vector`` loop is emitted as explicit vector code of the target's width
+  by ``polyop.codegen.vector`` (its plan, ``polyop.vector_plan``, says which
+  accesses are vector loads, broadcasts or gathers); one that cannot be
+  vectorised exactly stays scalar with ``llvm.loop.vectorize.enable`` and
+  ``unroll.disable`` (with a small constant trip count LLVM would unroll it
+  fully before the loop vectorizer runs, and the SLP vectorizer may then pack
+  the copies across the enclosing loop, by gathers);
 - a ``parallel`` loop is outlined into an internal function that runs a
   chunk of its iterations and handed to the thread runtime, see
   ``polyop.codegen.parallel``; a parallel loop nested in another one runs
@@ -54,13 +59,16 @@ Example::
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from llvmlite import ir
 
 from ..ir import Block, Call, Const, Extern, For, Function, If, Load, Stmt, Store, walk
 from ..types import INDEX, DType
+from ..vector_plan import VectorISA, isa_of, isa_of_meta, plan_vector_loop
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
+from .vector import emit_vector_for
 
 LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
 #: alignment (bytes) of the stack arrays of local arrays
@@ -151,6 +159,8 @@ class _FunctionBuilder(ExprLowering):
                                     if name not in self.local_shapes)
         #: fast-math flags of float ``+ - *`` (``contract`` when opted in)
         self.fp_flags: tuple[str, ...] = ("contract",) if fn.meta.get("fp_contract") else ()
+        #: the vector unit ``vector`` loops are generated for (``build_module``)
+        self.isa: VectorISA = isa_of_meta(fn.meta)
         # inside an outlined parallel body: nested parallel loops run serially
         self.in_parallel = in_parallel
         self._privatised = False
@@ -277,18 +287,22 @@ class _FunctionBuilder(ExprLowering):
         self.builder.call(fn, args)
 
     def _if(self, s: If) -> None:
+        self.emit_if(self.emit_bool(s.cond), lambda: self.stmt(s.then),
+                     None if s.else_ is None else lambda: self.stmt(s.else_))
+
+    def emit_if(self, cond: ir.Value, then, else_=None) -> None:
+        """``if (cond) then() else else_()``, the arms emitted by callbacks."""
         b = self.builder
-        cond = self.emit_bool(s.cond)
         then_bb = b.append_basic_block("if.then")
         end_bb = b.append_basic_block("if.end")
-        else_bb = b.append_basic_block("if.else") if s.else_ is not None else end_bb
+        else_bb = b.append_basic_block("if.else") if else_ is not None else end_bb
         b.cbranch(cond, then_bb, else_bb)
         b.position_at_end(then_bb)
-        self.stmt(s.then)
+        then()
         b.branch(end_bb)
-        if s.else_ is not None:
+        if else_ is not None:
             b.position_at_end(else_bb)
-            self.stmt(s.else_)
+            else_()
             b.branch(end_bb)
         b.position_at_end(end_bb)
 
@@ -304,6 +318,12 @@ class _FunctionBuilder(ExprLowering):
             return
         start = self.emit_as(s.start, INDEX, index=True)
         stop = self.emit_as(s.stop, INDEX, index=True)
+        if s.kind == "vector":
+            plan = plan_vector_loop(s, self.isa, self.temp_names,
+                                    {name: ref.dtype for name, ref in self.arrays.items()})
+            if plan.vectorised:
+                emit_vector_for(self, s, start, stop, plan, self.isa.fma)
+                return
         self.emit_loop(s, start, stop)
 
     def _local_array(self, name: str, dt: DType) -> ArrayRef:
@@ -358,30 +378,44 @@ class _FunctionBuilder(ExprLowering):
     def emit_loop(self, s: For, start: ir.Value, stop: ir.Value) -> None:
         """Emit ``for (s.var = start; s.var < stop; s.var += s.step) s.body``,
         rotated, with bounds already computed as ``i64`` values."""
+        self.rotated_loop(s.var, start, stop, s.step, lambda: self.stmt(s.body),
+                          self._loop_metadata(s))
+
+    def rotated_loop(self, var: str, start: ir.Value, stop: ir.Value, step: int, body,
+                     md=None, exit_value: bool = False) -> ir.Value | None:
+        """``for (var = start; var < stop; var += step) body()``, rotated; ``md``:
+        its ``llvm.loop`` node. With ``exit_value``, returns the first value of
+        ``var`` the loop did not run (``start`` when it ran none)."""
         if self.in_parallel and not self._privatised:
             # the first loop of an outlined parallel body is the chunk loop
             self._privatised = True
             self._privatise_local_arrays()
         b = self.builder
-        body_bb = b.append_basic_block(f"{s.var}.body")
-        exit_bb = b.append_basic_block(f"{s.var}.exit")
+        body_bb = b.append_basic_block(f"{var}.body")
+        exit_bb = b.append_basic_block(f"{var}.exit")
         b.cbranch(b.icmp_signed("<", start, stop), body_bb, exit_bb)
         pre_bb = b.block
 
         b.position_at_end(body_bb)
-        iv = b.phi(ll_type(INDEX), name=s.var)
-        self.values[s.var] = (iv, INDEX)
-        self.stmt(s.body)
-        nxt = b.add(iv, ir.Constant(ll_type(INDEX), s.step), name=f"{s.var}.next", flags=["nsw"])
+        iv = b.phi(ll_type(INDEX), name=var)
+        self.values[var] = (iv, INDEX)
+        body()
+        nxt = b.add(iv, ir.Constant(ll_type(INDEX), step), name=f"{var}.next", flags=["nsw"])
         latch = b.cbranch(b.icmp_signed("<", nxt, stop), body_bb, exit_bb)
+        latch_bb = b.block
         iv.add_incoming(start, pre_bb)
-        iv.add_incoming(nxt, b.block)
-        del self.values[s.var]
+        iv.add_incoming(nxt, latch_bb)
+        del self.values[var]
 
-        md = self._loop_metadata(s)
         if md is not None:
             latch.set_metadata("llvm.loop", md)
         b.position_at_end(exit_bb)
+        if not exit_value:
+            return None
+        out = b.phi(ll_type(INDEX), name=f"{var}.end")
+        out.add_incoming(start, pre_bb)
+        out.add_incoming(nxt, latch_bb)
+        return out
 
     def entry_alloca(self, ty: ir.Type, name: str = "") -> ir.AllocaInstr:
         """A stack slot allocated in the function's entry block (once per
@@ -389,15 +423,21 @@ class _FunctionBuilder(ExprLowering):
         with self.builder.goto_entry_block():
             return self.builder.alloca(ty, name=name)
 
+    def _prop(self, name: str, value=None):
+        ops = [ir.MetaDataString(self.module, name)]
+        if value is not None:
+            ops.append(value)
+        return self.module.add_metadata(ops)
+
+    def vectorized_metadata(self) -> _LoopID:
+        """``llvm.loop.isvectorized``: the loops of a vectorised ``vector`` loop
+        (main and epilogue), which LLVM's loop vectorizer must leave alone."""
+        return _LoopID(self.module, [self._prop("llvm.loop.isvectorized",
+                                                ir.Constant(ir.IntType(32), 1))])
+
     def _loop_metadata(self, s: For):
         m = self.module
-
-        def prop(name: str, value=None):
-            ops = [ir.MetaDataString(m, name)]
-            if value is not None:
-                ops.append(value)
-            return m.add_metadata(ops)
-
+        prop = self._prop
         if s.kind == "vector":
             return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 1)),
                                prop("llvm.loop.unroll.disable")])
@@ -408,9 +448,12 @@ class _FunctionBuilder(ExprLowering):
         return None
 
 
-def build_module(fn: Function) -> tuple[ir.Module, str]:
+def build_module(fn: Function, target=None) -> tuple[ir.Module, str]:
     """Translate ``fn`` to a fresh llvmlite module; returns the module and the
-    symbol of the kernel function in it (see ``symbol_name``).
+    symbol of the kernel function in it (see ``symbol_name``). ``vector``
+    loops are generated for ``target``: anything ``polyop.vector_plan.isa_of``
+    takes (a width in bits, a ``VectorISA``, a target), by default
+    ``fn.meta["vector_isa"]`` or ``fn.meta["target"]``, else the host.
 
     Raises ``CodegenError`` for malformed IR. A module with a ``parallel``
     loop calls the thread runtime's ``polyop_rt_parallel_for`` (declared
@@ -423,6 +466,8 @@ def build_module(fn: Function) -> tuple[ir.Module, str]:
         >>> "define void @\\"polyop_nop\\"()" in str(module)
         True
     """
+    if target is not None:  # outlined parallel bodies read it from there too
+        fn = replace(fn, meta={**fn.meta, "vector_isa": isa_of(target)})
     module = ir.Module(name=symbol_name(fn.name))
     func = _FunctionBuilder(fn, module).build()
     return module, func.name

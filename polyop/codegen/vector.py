@@ -1,0 +1,331 @@
+"""``vector`` loops → explicit LLVM vector code of the target's width.
+
+Contract: in, a ``For`` of kind ``vector`` whose ``polyop.vector_plan.VectorPlan``
+is vectorised, its bounds already emitted as ``i64`` values, inside a
+``polyop.codegen.llvm`` function builder; out, the loop as
+
+- a main loop ``for (v = start; v + (lanes - 1) * step < stop; v += lanes * step)``
+  whose body runs each statement for ``lanes`` iterations at once, on values of
+  type ``<lanes x T>``: one vector load or store per contiguous access, a
+  broadcast (``insertelement`` + ``shufflevector``) per uniform value, one
+  scalar load or store per lane for the other accesses (gathers are the last
+  resort: built from scalar loads and ``insertelement``, which every target
+  has), lane-wise arithmetic, comparisons, selects and conversions, and
+  ``llvm.fma`` for ``a * b ± c`` when the build allows contraction
+  (``fp_contract``) and the target has FMA;
+- with a constant trip count of at most ``MAX_STRAIGHT_VECTORS`` vectors,
+  straight-line vector code instead of the main loop, so that a register tile
+  (a local array indexed by the vector loop) is accessed at constant offsets
+  and SROA keeps it in whole vector registers;
+- the remaining ``< lanes`` iterations by the scalar loop (the epilogue),
+  omitted when the trip count is a known multiple of ``lanes``. An epilogue
+  rather than masking: masked loads and stores exist on AVX2 and AVX-512 but
+  not on NEON, and a masked main loop pays for the mask on every iteration;
+  the epilogue runs fewer than ``lanes`` iterations of the exact scalar code.
+
+Both loops carry ``llvm.loop.isvectorized``, so LLVM's loop vectorizer leaves
+them alone. Every lane computes exactly what the scalar loop computes for that
+iteration, with the same operations in the same types (no reassociation, no
+fast-math): the results are bit-identical to the scalar loop, except that
+``fp_contract`` may fuse differently in the vector and epilogue parts.
+
+Example::
+
+    >>> from polyop.ir import Function, Param, For, Store, Load, Bin, Var, Const
+    >>> from polyop.types import f32, i64
+    >>> from polyop.codegen.llvm import build_module
+    >>> i, n = Var("i"), Var("n")
+    >>> fn = Function("dbl", (Param("n", "size", i64), Param("x", "array", f32, (n,))), (),
+    ...               For("i", Const(0), n, 1, Store("x", (i,), Bin(
+    ...                   "add", Load("x", (i,), f32), Load("x", (i,), f32), f32)), "vector"))
+    >>> "fadd <8 x float>" in str(build_module(fn, target=256)[0])
+    True
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ..ir import (
+    BOOL,
+    Bin,
+    Block,
+    Call,
+    Cast,
+    Cmp,
+    Const,
+    For,
+    If,
+    Load,
+    Logic,
+    Neg,
+    Not,
+    Select,
+    Store,
+    Var,
+)
+from ..types import INDEX, DType, f64
+from ..vector_plan import MAX_STRAIGHT_VECTORS, VectorPlan
+from .llvm_expr import CodegenError, alignment, is_bool, ll_type, promote_cmp
+
+_I32 = ir.IntType(32)
+_ICMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def emit_vector_for(fb, s: For, start: ir.Value, stop: ir.Value, plan: VectorPlan,
+                    fma: bool) -> None:
+    """Emit vector loop ``s`` (module docstring) in function builder ``fb``
+    (a ``polyop.codegen.llvm._FunctionBuilder``); ``fma``: the target has
+    fused multiply-add."""
+    b = fb.builder
+    lanes, step = plan.lanes, s.step
+    width = lanes * step
+    i64 = ll_type(INDEX)
+    body = _VectorBody(fb, s, plan, fma)
+    trip = plan.trip
+    if trip is not None and trip // lanes <= MAX_STRAIGHT_VECTORS:
+        full = trip // lanes
+        for q in range(full):
+            base = b.add(start, ir.Constant(i64, q * width), flags=["nsw"]) if q else start
+            fb.values[s.var] = (base, INDEX)
+            body.emit()
+            del fb.values[s.var]
+        rest = b.add(start, ir.Constant(i64, full * width), flags=["nsw"]) if full else start
+    else:
+        last = b.sub(stop, ir.Constant(i64, (lanes - 1) * step), flags=["nsw"])
+        rest = fb.rotated_loop(s.var, start, last, width, body.emit,
+                               fb.vectorized_metadata(), exit_value=True)
+    if trip is None or trip % lanes:
+        fb.rotated_loop(s.var, rest, stop, step, lambda: fb.stmt(s.body),
+                        fb.vectorized_metadata())
+
+
+class _VectorBody:
+    """Emits the body of one vector iteration; ``fb.values[var]`` holds the
+    iteration of lane 0."""
+
+    def __init__(self, fb, loop: For, plan: VectorPlan, fma: bool):
+        self.fb, self.loop, self.plan = fb, loop, plan
+        self.lanes = plan.lanes
+        # explicit FMAs only where contraction is allowed and the target has them
+        self.fma = fma and "contract" in fb.fp_flags
+        #: private local scalars: their value in this vector iteration
+        self.private: dict[str, ir.Value] = {}
+
+    @property
+    def b(self) -> ir.IRBuilder:
+        return self.fb.builder
+
+    def vtype(self, dt: DType) -> ir.VectorType:
+        return ir.VectorType(ll_type(dt), self.lanes)
+
+    def emit(self) -> None:
+        self.private = {}
+        self.stmt(self.loop.body)
+        for name, v in self.private.items():  # live out: the last lane's value
+            last = self.b.extract_element(v, ir.Constant(_I32, self.lanes - 1))
+            self.b.store(last, self.fb.arrays[name].ptr)
+
+    # -- statements --------------------------------------------------------------
+
+    def stmt(self, s) -> None:
+        fb, b = self.fb, self.b
+        if isinstance(s, Block):
+            for x in s.stmts:
+                self.stmt(x)
+        elif isinstance(s, If):  # the plan admits only conditions uniform across lanes
+            fb.emit_if(fb.emit_bool(s.cond), lambda: self.stmt(s.then),
+                       None if s.else_ is None else lambda: self.stmt(s.else_))
+        elif isinstance(s, Store) and (s.array not in self.plan.private if not s.index
+                                       else not self.plan.varying(s)):
+            fb.stmt(s)  # a uniform prefetch, or a shared local scalar given a uniform value
+        elif isinstance(s, Store):
+            dt = fb.arrays[s.array].dtype
+            v = self.vec(s.value, dt)
+            if not s.index:
+                self.private[s.array] = v
+            elif self.plan.access(s.index) == "contiguous":
+                b.store(v, self.vector_ptr(s.array, s.index, s), align=alignment(dt))
+            else:  # a scatter, lane by lane
+                def put(lane: int) -> None:
+                    ptr, _ = fb.address(s.array, s.index, s)
+                    b.store(b.extract_element(v, ir.Constant(_I32, lane)), ptr,
+                            align=alignment(dt))
+
+                self.per_lane(put)
+        else:
+            raise CodegenError(f"cannot vectorise statement {s!r}")
+
+    def vector_ptr(self, array: str, index: tuple, what) -> ir.Value:
+        """``<lanes x T>*`` at the element lane 0 accesses."""
+        ptr, dt = self.fb.address(array, index, what)
+        return self.b.bitcast(ptr, self.vtype(dt).as_pointer())
+
+    def per_lane(self, fn) -> list:
+        """``fn(lane)`` for each lane with the loop variable at that lane's iteration."""
+        fb, var = self.fb, self.loop.var
+        base = fb.values[var][0]
+        out = []
+        for lane in range(self.lanes):
+            iv = base if lane == 0 else self.b.add(
+                base, ir.Constant(base.type, lane * self.loop.step), flags=["nsw"])
+            fb.values[var] = (iv, INDEX)
+            out.append(fn(lane))
+        fb.values[var] = (base, INDEX)
+        return out
+
+    # -- expressions ---------------------------------------------------------------
+
+    def splat(self, x: ir.Value) -> ir.Value:
+        """``<lanes x T>`` with every lane ``x``."""
+        ty = ir.VectorType(x.type, self.lanes)
+        if isinstance(x, ir.Constant) and not isinstance(x.constant, ir.Value):
+            return ir.Constant(ty, x.constant)
+        one = self.b.insert_element(ir.Constant(ty, ir.Undefined), x, ir.Constant(_I32, 0))
+        return self.b.shuffle_vector(one, ir.Constant(ty, ir.Undefined),
+                                     ir.Constant(ir.VectorType(_I32, self.lanes), 0))
+
+    def vec(self, e, dt: DType) -> ir.Value:
+        """``e`` for every lane, as ``<lanes x dt>``: computed once as a scalar and
+        broadcast when it is the same for every lane."""
+        if not self.plan.varying(e):
+            return self.splat(self.fb.emit_as(e, dt))
+        method = getattr(self, "_" + type(e).__name__)
+        return self.convert(method(e), e.dtype, dt)
+
+    def _Var(self, e: Var) -> ir.Value:
+        base, _ = self.fb.values[e.name]  # the loop variable: base + lane * step
+        offsets = ir.Constant(self.vtype(INDEX), [k * self.loop.step for k in range(self.lanes)])
+        return self.convert(self.b.add(self.splat(base), offsets, flags=["nsw"]), INDEX, e.dtype)
+
+    def _Load(self, e: Load) -> ir.Value:
+        fb, b = self.fb, self.b
+        if not e.index:
+            dt = fb.arrays[e.array].dtype
+            v = self.private[e.array]
+        else:
+            dt = fb.arrays[e.array].dtype
+            if self.plan.access(e.index) == "contiguous":
+                v = b.load(self.vector_ptr(e.array, e.index, e), align=alignment(dt))
+            else:  # a gather, lane by lane
+                def get(lane: int) -> ir.Value:
+                    ptr, _ = fb.address(e.array, e.index, e)
+                    return b.load(ptr, align=alignment(dt))
+
+                v = ir.Constant(self.vtype(dt), ir.Undefined)
+                for lane, x in enumerate(self.per_lane(get)):
+                    v = b.insert_element(v, x, ir.Constant(_I32, lane))
+        return self.convert(v, dt, e.dtype)
+
+    def _Bin(self, e: Bin) -> ir.Value:
+        dt = e.dtype
+        if e.op == "div" and not dt.is_float:  # true division, then truncated
+            return self.convert(self._Bin(Bin("div", e.a, e.b, f64)), f64, dt)
+        if dt.is_float and self.fma and e.op in ("add", "sub"):
+            fused = self._fused(e)
+            if fused is not None:
+                return fused
+        a, c = self.vec(e.a, dt), self.vec(e.b, dt)
+        if dt.is_float:
+            return self.fb._float_bin(e.op, a, c, dt)
+        return self.fb._int_bin(e.op, a, c, dt, False)
+
+    def _fused(self, e: Bin) -> ir.Value | None:
+        """``x * y + c``, ``c + x * y``, ``x * y - c``, ``c - x * y`` as one
+        ``llvm.fma`` (contraction is allowed: the caller checked)."""
+        dt = e.dtype
+
+        def product(x) -> bool:
+            return isinstance(x, Bin) and x.op == "mul" and x.dtype == dt
+
+        if product(e.a):
+            prod, other, neg_prod = e.a, e.b, False
+        elif product(e.b):
+            prod, other, neg_prod = e.b, e.a, e.op == "sub"
+        else:
+            return None
+        x, y, c = self.vec(prod.a, dt), self.vec(prod.b, dt), self.vec(other, dt)
+        if neg_prod:
+            x = self.b.fneg(x)
+        elif e.op == "sub":
+            c = self.b.fneg(c)
+        return self.b.call(self.intrinsic("llvm.fma", dt, 3), [x, y, c])
+
+    def _Neg(self, e: Neg) -> ir.Value:
+        v = self.vec(e.a, e.dtype)
+        if e.dtype.is_float:
+            return self.b.fneg(v, flags=self.fb.fp_flags)
+        return self.b.sub(ir.Constant(v.type, 0), v)
+
+    def _Cast(self, e: Cast) -> ir.Value:
+        return self.vec(e.a, e.dtype)
+
+    def _Not(self, e: Not) -> ir.Value:
+        return self.b.xor(self.vec(e.a, BOOL), ir.Constant(self.vtype(BOOL), 1))
+
+    def _Cmp(self, e: Cmp) -> ir.Value:
+        ct = promote_cmp(e.a.dtype, e.b.dtype)
+        if is_bool(ct) and e.op not in ("eq", "ne"):
+            ct = INDEX
+        a, c = self.vec(e.a, ct), self.vec(e.b, ct)
+        op = _ICMP[e.op]
+        if ct.is_float and not is_bool(ct):
+            if e.op == "ne":  # Python's != is true for NaN
+                return self.b.fcmp_unordered(op, a, c)
+            return self.b.fcmp_ordered(op, a, c)
+        return self.b.icmp_signed(op, a, c)
+
+    def _Logic(self, e: Logic) -> ir.Value:  # the plan admits speculatable sides only
+        a, c = self.vec(e.a, BOOL), self.vec(e.b, BOOL)
+        return self.b.and_(a, c) if e.op == "and" else self.b.or_(a, c)
+
+    def _Select(self, e: Select) -> ir.Value:  # likewise
+        return self.b.select(self.vec(e.cond, BOOL), self.vec(e.a, e.dtype),
+                             self.vec(e.b, e.dtype))
+
+    def _Call(self, e: Call) -> ir.Value:
+        dt = e.dtype
+        if e.fn == "abs":
+            v = self.vec(e.args[0], dt)
+            if dt.is_float:
+                return self.b.call(self.intrinsic("llvm.fabs", dt), [v])
+            zero = ir.Constant(v.type, 0)
+            return self.b.select(self.b.icmp_signed("<", v, zero), self.b.sub(zero, v), v)
+        if e.fn == "sqrt":
+            ft = dt if dt.is_float else f64
+            v = self.b.call(self.intrinsic("llvm.sqrt", ft), [self.vec(e.args[0], ft)])
+            return self.convert(v, ft, dt)
+        raise CodegenError(f"no vector form for {e.fn}()")
+
+    def _Const(self, e: Const) -> ir.Value:  # never varying; here for completeness
+        return self.splat(self.fb.emit(e))
+
+    def intrinsic(self, name: str, dt: DType, nargs: int = 1) -> ir.Function:
+        """The vector overload of ``llvm.<name>`` for ``<lanes x dt>``."""
+        ty = self.vtype(dt)
+        full = f"{name}.v{self.lanes}{ll_type(dt).intrinsic_name}"
+        fn = self.fb.module.globals.get(full)
+        if fn is None:
+            fn = ir.Function(self.fb.module, ir.FunctionType(ty, [ty] * nargs), full)
+        return fn
+
+    def convert(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+        """Lane-wise ``polyop.codegen.llvm_expr.ExprLowering.convert``."""
+        if src == dst:
+            return v
+        b = self.b
+        ty = self.vtype(dst)
+        zero = ir.Constant(v.type, 0)
+        if is_bool(dst):
+            if src.is_float:
+                return b.fcmp_unordered("!=", v, zero)
+            return b.icmp_signed("!=", v, zero)
+        if is_bool(src):
+            return b.uitofp(v, ty) if dst.is_float else b.zext(v, ty)
+        if src.is_float and dst.is_float:
+            return b.fpext(v, ty) if dst.bits > src.bits else b.fptrunc(v, ty)
+        if dst.is_float:
+            return b.sitofp(v, ty)
+        if src.is_float:
+            return b.fptosi(v, ty)
+        return b.sext(v, ty) if dst.bits > src.bits else b.trunc(v, ty)

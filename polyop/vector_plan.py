@@ -1,0 +1,383 @@
+"""What a ``vector`` loop of the loop IR becomes: its lanes, the kind of each
+memory access, or why it stays a scalar loop.
+
+Code generation (``polyop.codegen.vector``) and the printer (``polyop.lower``)
+both read this plan, so the printed loop nest shows what the machine runs.
+
+A loop ``for (v = start; v < stop; v += s)`` marked ``vector`` runs ``lanes``
+iterations at once: lane ``l`` of a vector iteration at ``v`` is the scalar
+iteration ``v + l * s``. ``lanes`` is the vector width of the target divided by
+the narrowest element type the loop reads or writes per lane (a 256-bit
+target: 8 lanes for ``f32``, 4 for ``f64``). Each access ``A[f]`` is
+
+- ``uniform``: no subscript depends on ``v``: one scalar access, broadcast;
+- ``contiguous``: only the last subscript depends on ``v``, as ``c * v + ...``
+  with ``c * s == 1``: one vector load or store;
+- ``gather``: anything else (a stride, ``v`` in an outer dimension, ``v // 2``):
+  one scalar access per lane, the last resort.
+
+A body that cannot run lane-wise with exactly the scalar loop's results stays
+scalar (``VectorPlan.reason`` says why): a nested loop, an ``if`` whose
+condition depends on ``v``, a store to a location the same for every ``v`` (a
+reduction), an atomic update, a micro-kernel call, integer division by a
+non-constant, a math call or operator with no exact vector form, a
+conditional (``a if c else b``, ``and``/``or``) that must not evaluate a side,
+a local scalar read before it is written. The schedule has already proven the
+loop carries no dependence, so running the lanes of one statement before the
+next statement is the same computation as the scalar loop, element by element.
+
+Example::
+
+    >>> from polyop.ir import For, Store, Load, Var, Const, Bin
+    >>> from polyop.types import f32
+    >>> j = Var("j")
+    >>> body = Store("y", (j,), Bin("mul", Load("x", (j,), f32), Load("a", (Const(0),), f32), f32))
+    >>> plan = plan_vector_loop(For("j", Const(0), Var("n"), 1, body, "vector"), 256)
+    >>> plan.lanes, plan.reason, plan.access((j,)), plan.access((Const(0),))
+    (8, None, 'contiguous', 'uniform')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ir import (
+    Bin,
+    Block,
+    Call,
+    Cast,
+    Const,
+    Expr,
+    Extern,
+    For,
+    If,
+    Load,
+    Logic,
+    Neg,
+    Select,
+    Store,
+    Var,
+    walk,
+)
+from .types import DType
+
+#: math calls with an exact vector form (correctly rounded, lane by lane)
+VECTOR_CALLS = ("sqrt", "abs")
+#: a vector loop with a constant trip count of at most this many vectors is
+#: emitted straight-line (no loop), so a register tile's accesses have
+#: constant offsets whatever LLVM's unroller decides
+MAX_STRAIGHT_VECTORS = 8
+
+
+@dataclass(frozen=True)
+class VectorISA:
+    """The vector unit code is generated for: register width in bits and
+    whether it has fused multiply-add (what code generation needs of a
+    ``polyop.Target``).
+
+    Example::
+
+        >>> VectorISA(256).lanes(DType("f64"))
+        4
+    """
+
+    bits: int
+    fma: bool = True
+
+    def lanes(self, dtype: DType) -> int:
+        """Elements of ``dtype`` per vector register."""
+        return max(1, self.bits // dtype.bits)
+
+
+def isa_of(spec=None) -> VectorISA:
+    """The ``VectorISA`` of ``spec``: ``None`` (the host), a ``VectorISA``, a
+    width in bits (with FMA), a ``polyop.Target`` or its string.
+
+    Example::
+
+        >>> isa_of(512)
+        VectorISA(bits=512, fma=True)
+        >>> isa_of("cpu -mtriple=aarch64-linux-gnu -mcpu=neoverse-v2")
+        VectorISA(bits=128, fma=True)
+    """
+    if isinstance(spec, VectorISA):
+        return spec
+    if isinstance(spec, int):
+        return VectorISA(spec, True)
+    from .target import as_target
+
+    target = as_target(spec)
+    return VectorISA(target.vector_bits, target.has_fma)
+
+
+def isa_of_meta(meta: dict) -> VectorISA:
+    """The ``VectorISA`` a lowered function is generated for: its
+    ``meta["vector_isa"]`` or ``meta["target"]``, else the host's."""
+    return isa_of(meta.get("vector_isa") or meta.get("target"))
+
+
+def coefficient(e: Expr, var: str) -> int | None:
+    """The constant ``c`` with ``e == c * var + (terms without var)``, or
+    ``None`` when ``e`` is not of that form (``var // 2``, ``var * n``).
+
+    Example::
+
+        >>> coefficient(Bin("add", Bin("mul", Const(3), Var("j"), Var("j").dtype), Var("i"),
+        ...                 Var("i").dtype), "j")
+        3
+    """
+    if not mentions(e, var):
+        return 0
+    if isinstance(e, Var):
+        return 1
+    if isinstance(e, Neg):
+        c = coefficient(e.a, var)
+        return None if c is None else -c
+    if isinstance(e, Cast) and not e.dtype.is_float and not e.a.dtype.is_float:
+        return coefficient(e.a, var)
+    if isinstance(e, Bin) and e.op in ("add", "sub"):
+        a, b = coefficient(e.a, var), coefficient(e.b, var)
+        if a is None or b is None:
+            return None
+        return a + b if e.op == "add" else a - b
+    if isinstance(e, Bin) and e.op == "mul":
+        for x, y in ((e.a, e.b), (e.b, e.a)):
+            if isinstance(x, Const) and not isinstance(x.value, float):
+                c = coefficient(y, var)
+                return None if c is None else int(x.value) * c
+    return None
+
+
+def mentions(e, var: str) -> bool:
+    """True when ``var`` occurs in ``e``."""
+    return any(isinstance(x, Var) and x.name == var for x in walk(e))
+
+
+def _linear(e: Expr) -> dict[str, int] | None:
+    """``e`` as ``{name: coefficient, "": constant}`` when affine, else ``None``."""
+    if isinstance(e, Const):
+        return None if isinstance(e.value, float) else {"": int(e.value)}
+    if isinstance(e, Var):
+        return {e.name: 1}
+    if isinstance(e, Neg):
+        a = _linear(e.a)
+        return None if a is None else {k: -v for k, v in a.items()}
+    if isinstance(e, Bin) and e.op in ("add", "sub"):
+        a, b = _linear(e.a), _linear(e.b)
+        if a is None or b is None:
+            return None
+        sign = 1 if e.op == "add" else -1
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = out.get(k, 0) + sign * v
+        return out
+    if isinstance(e, Bin) and e.op == "mul":
+        a, b = _linear(e.a), _linear(e.b)
+        for x, y in ((a, b), (b, a)):
+            if x is not None and y is not None and set(x) <= {""}:
+                return {k: v * x.get("", 0) for k, v in y.items()}
+    return None
+
+
+def constant_trip_count(loop: For) -> int | None:
+    """The trip count of ``loop`` when it is the same at every execution
+    (``stop - start`` constant, as in ``for (j = 16 * jo; j < 16 * jo + 16; ...)``).
+
+    Example::
+
+        >>> i = Var("i")
+        >>> constant_trip_count(For("j", i, Bin("add", i, Const(10), i.dtype), 4, Block(())))
+        3
+    """
+    a, b = _linear(loop.start), _linear(loop.stop)
+    if a is None or b is None:
+        return None
+    diff = dict(b)
+    for k, v in a.items():
+        diff[k] = diff.get(k, 0) - v
+    if any(v for k, v in diff.items() if k):
+        return None
+    span = diff.get("", 0)
+    return max(0, -(-span // loop.step))
+
+
+@dataclass(frozen=True)
+class VectorPlan:
+    """How one ``vector`` loop is emitted (module docstring). ``reason`` is
+    ``None`` when it is vectorised, else why it stays scalar; ``private``: the
+    local scalars (0-d temporaries) each lane keeps in a register; ``trip``:
+    the constant trip count, if any."""
+
+    var: str
+    step: int
+    lanes: int
+    reason: str | None = None
+    private: frozenset[str] = frozenset()
+    trip: int | None = None
+
+    @property
+    def vectorised(self) -> bool:
+        return self.reason is None
+
+    def varying(self, e) -> bool:
+        """True when ``e`` may differ between the lanes."""
+        return any((isinstance(x, Var) and x.name == self.var)
+                   or (isinstance(x, Load) and not x.index and x.array in self.private)
+                   for x in walk(e))
+
+    def access(self, index: tuple) -> str:
+        """``uniform``, ``contiguous`` or ``gather`` for an access ``A[index]``
+        (a 0-d temporary, ``index == ()``, is uniform unless private)."""
+        if not any(mentions(x, self.var) for x in index):
+            return "uniform"
+        if all(not mentions(x, self.var) for x in index[:-1]):
+            c = coefficient(index[-1], self.var)
+            if c is not None and c * self.step == 1:
+                return "contiguous"
+        return "gather"
+
+
+def plan_vector_loop(loop: For, isa=None, temps: frozenset[str] = frozenset(),
+                     dtypes: dict[str, DType] | None = None) -> VectorPlan:
+    """The ``VectorPlan`` of ``loop`` (a ``For`` of kind ``vector``) for vector
+    unit ``isa`` (anything ``isa_of`` takes); ``temps`` names the 0-d
+    temporaries, ``dtypes`` gives the element type of the arrays (default: the
+    type of the values loaded and stored).
+
+    Example::
+
+        >>> from polyop.ir import For, Store, Load, Var, Const, Bin
+        >>> from polyop.types import f64
+        >>> j = Var("j")
+        >>> red = Store("s", (Const(0),), Bin("add", Load("s", (Const(0),), f64),
+        ...                                   Load("x", (j,), f64), f64))
+        >>> plan_vector_loop(For("j", Const(0), Var("n"), 1, red, "vector"), 256).reason
+        'the store to s[0] is the same element in every iteration of j (a reduction)'
+    """
+    isa = isa_of(isa)
+    checker = _Checker(loop.var, temps, dtypes or {})
+    reason = checker.check_top(loop.body)
+    bits = [dt.bits for dt in checker.dtypes] or [64]
+    lanes = isa.bits // min(bits)
+    if reason is None and lanes < 2:
+        reason = f"a {isa.bits}-bit vector holds one element"
+    return VectorPlan(loop.var, loop.step, lanes, reason, frozenset(checker.private),
+                      constant_trip_count(loop))
+
+
+class _Checker:
+    """Walks a vector loop's body: collects the element types accessed per
+    lane and the private 0-d temporaries; returns the first reason to stay
+    scalar."""
+
+    def __init__(self, var: str, temps: frozenset[str], dtypes: dict[str, DType]):
+        self.var = var
+        self.temps = temps
+        self.arrays = dtypes
+        self.private: set[str] = set()
+        self.written: set[str] = set()
+        self.stored: set[str] = set()
+        self.dtypes: set[DType] = set()
+
+    def varying(self, e) -> bool:
+        return any((isinstance(x, Var) and x.name == self.var)
+                   or (isinstance(x, Load) and not x.index and x.array in self.private)
+                   for x in walk(e))
+
+    def check_top(self, body) -> str | None:
+        stmts = body.stmts if isinstance(body, Block) else (body,)
+        self.stored = {s.array for s in walk(body) if isinstance(s, Store) and not s.index}
+        # a local scalar is private (one value per lane) when a top-level
+        # store gives it a value that varies; that can depend on other ones
+        while True:
+            before = set(self.private)
+            for s in stmts:
+                if isinstance(s, Store) and not s.index and self.varying(s.value):
+                    self.private.add(s.array)
+            if self.private == before:
+                break
+        for s in stmts:
+            why = self.stmt(s, top=True)
+            if why:
+                return why
+        return None
+
+    def stmt(self, s, top: bool = False) -> str | None:
+        v = self.var
+        if isinstance(s, Block):
+            return next((w for w in (self.stmt(x) for x in s.stmts) if w), None)
+        if isinstance(s, For):
+            return f"loop {s.var} is nested in it"
+        if isinstance(s, Extern):
+            return f"it calls the micro-kernel {s.name}"
+        if isinstance(s, If):
+            if self.varying(s.cond):
+                return f"the condition of an if depends on {v}"
+            return self.expr(s.cond) or self.stmt(s.then) or \
+                (self.stmt(s.else_) if s.else_ is not None else None)
+        assert isinstance(s, Store), s
+        if s.atomic:
+            return f"the update of {s.array} is atomic"
+        if _is_prefetch(s):
+            return f"it prefetches {s.array} at an address that depends on {v}" \
+                if self.varying(s.value) else None
+        why = self.expr(s.value)
+        if why:
+            return why
+        if not s.index:  # a 0-d temporary
+            if s.array not in self.temps:
+                return f"it stores to the scalar {s.array}"
+            if not top:
+                return f"the local scalar {s.array} is written under an if"
+            self.written.add(s.array)
+            if s.array in self.private:
+                self.dtypes.add(self.arrays.get(s.array, s.value.dtype))
+            return None
+        if not any(mentions(x, v) for x in s.index):
+            index = "".join(f"[{_text(x)}]" for x in s.index)
+            return (f"the store to {s.array}{index} is the same element in every "
+                    f"iteration of {v} (a reduction)")
+        self.dtypes.add(self.arrays.get(s.array, s.value.dtype))
+        return next((w for w in (self.expr(x) for x in s.index) if w), None)
+
+    def expr(self, e) -> str | None:
+        for x in walk(e):
+            if isinstance(x, Load):
+                if not x.index and x.array in self.stored and x.array not in self.written:
+                    return f"the local scalar {x.array} is read before it is written"
+                if x.index and self.varying(x):
+                    self.dtypes.add(self.arrays.get(x.array, x.dtype))
+            elif isinstance(x, Bin) and x.op in ("fdiv", "mod") and not x.dtype.is_float \
+                    and not (isinstance(x.b, Const) and x.b.value != 0):
+                return f"integer {_OPS[x.op]} by a non-constant"
+            elif not self.varying(x):
+                continue
+            elif isinstance(x, Bin) and (x.op == "pow" or (x.op in ("fdiv", "mod")
+                                                           and x.dtype.is_float)):
+                return f"{x.dtype} {_OPS[x.op]} has no vector form here"
+            elif isinstance(x, Call) and x.fn not in VECTOR_CALLS:
+                return f"{x.fn}() has no vector form"
+            elif isinstance(x, Select | Logic) and not all(
+                    _speculatable(y) for y in ((x.a, x.b) if isinstance(x, Select) else (x.b,))):
+                return "a conditional expression must not evaluate one of its sides"
+        return None
+
+
+_OPS = {"fdiv": "//", "mod": "%", "pow": "**"}
+
+
+def _speculatable(e) -> bool:
+    from .codegen.llvm_expr import speculatable
+
+    return speculatable(e)
+
+
+def _is_prefetch(s: Store) -> bool:
+    v = s.value
+    return isinstance(v, Call) and v.fn == "prefetch"
+
+
+def _text(e) -> str:
+    from .printer import expr_to_c
+
+    return expr_to_c(e)
