@@ -92,3 +92,32 @@ def test_vectorize_of_an_innermost_loop_with_two_statements():
     sch.vectorize(i)
     rng = np.random.default_rng(1)
     run_both(sch, two_stores, dict(n=13, A=rng.random(13), B=rng.random(13)))
+
+
+@pytest.mark.parametrize("factor, words", [
+    (2**63, "out of range"), (True, "must be an integer"), (2.5, "must be an integer"),
+    (0, "positive"), (-3, "positive"), ("4", "must be an integer")])
+def test_bad_factors_are_schedule_errors(factor, words):
+    sch = polyop.Schedule(matmul_ikj)
+    _, k, j = sch.get_loops("S0")
+    with pytest.raises(ScheduleError, match=words):
+        sch.split(k, factor)
+    if words != "positive":  # an offset may be 0 or negative
+        with pytest.raises(ScheduleError, match=words):
+            sch.shift("S0", j, factor)
+    assert str(sch) == "schedule of matmul_ikj:\n  (original order)"
+
+
+def test_numpy_integers_are_factors():
+    sch = polyop.Schedule(matmul_ikj)
+    i, k, _ = sch.get_loops("S0")
+    sch.split(k, np.int64(2))
+    sch.skew(i, sch.get_loops("S0")[1], np.int32(1))
+    run_both(sch, matmul_ikj, _args())
+
+
+def test_repr_of_a_stale_handle_says_why():
+    sch = polyop.Schedule(matmul_ikj)
+    i, _, _ = sch.get_loops("S0")
+    sch.split(i, 2)
+    assert repr(i) == "Loop(i, stale: split into i_outer, i_inner)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import ScheduleError
+
 if TYPE_CHECKING:
     from .schedule import Schedule
 
@@ -34,9 +36,15 @@ class Loop:
         return self._schedule._depth(self)
 
     def __repr__(self) -> str:
-        if self.id not in self._schedule._loops:
-            return f"Loop({self.id}, stale)"
-        return f"Loop({self.name}, depth={self.depth})"
+        sch = self._schedule
+        if self.id not in sch._loops or self.id in sch._gone:
+            why = sch._gone.get(self.id, "removed")
+            return f"Loop({sch._loops[self.id].name if self.id in sch._loops else self.id}, " \
+                f"stale: {why})"
+        try:
+            return f"Loop({self.name}, depth={self.depth})"
+        except ScheduleError:  # no longer in the tree (e.g. after inline)
+            return f"Loop({self.name}, not in the schedule)"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Loop) and other.id == self.id and \

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import islpy as isl
 
@@ -208,8 +209,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         om, im = self._mark(outer), self._mark(inner)
         if not self._encloses(om, im):
             raise ScheduleError(f"skew: {outer.name} does not enclose {inner.name}")
-        if not isinstance(factor, int):
-            raise ScheduleError("skew factor must be an integer")
+        factor = _integer(factor, "skew factor")
         o_part = om.child(0).band_get_partial_schedule()
         i_part = im.child(0).band_get_partial_schedule()
         new = i_part.add(o_part.intersect_domain(i_part.domain()).scale_val(isl.Val(factor)))
@@ -224,6 +224,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
     def shift(self, stmt: str, loop: Loop, offset: int) -> None:
         """Move statement ``stmt``'s iterations of ``loop`` by ``offset``."""
         m = self._mark(loop)
+        offset = _integer(offset, "shift offset")
         if stmt not in [s for s in self.stmts if loop in self.get_loops(s)]:
             raise ScheduleError(f"shift: statement {stmt} is not inside loop {loop.name}")
         dom = self.program.statement(stmt).domain
@@ -485,9 +486,25 @@ def _innermost(mark: isl.ScheduleNode) -> bool:
     return not loops_below(mark.child(0))
 
 
+#: the largest factor or offset a primitive takes: loop bounds and subscripts
+#: are 64-bit integers, and a factor past 2**31 only means "no split"
+_LIMIT = 2**31
+
+
+def _integer(v, what: str) -> int:
+    """``v`` as a Python ``int`` (numpy integers accepted; ``bool``, floats and
+    values past ``2**31`` refused with a ``ScheduleError`` naming ``what``)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ScheduleError(f"{what} must be an integer, got {v!r} ({type(v).__name__})")
+    if abs(int(v)) > _LIMIT:
+        raise ScheduleError(f"{what} {int(v)} is out of range (at most 2**31 in magnitude)")
+    return int(v)
+
+
 def _positive(v, what: str) -> int:
-    if not isinstance(v, int) or v <= 0:
-        raise ScheduleError(f"{what} must be a positive integer, got {v!r}")
+    v = _integer(v, what)
+    if v <= 0:
+        raise ScheduleError(f"{what} must be a positive integer, got {v}")
     return v
 
 
