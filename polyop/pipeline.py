@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from dataclasses import replace
 
 import islpy as isl
 
@@ -37,7 +38,6 @@ from .budget import AST_OPERATIONS, BudgetExceeded, isl_budget
 from .errors import CodegenError
 from .program import Program
 from .validate import validate_ast
-
 
 #: the stages ``POLYOP_DUMP`` can name (and ``all``)
 DUMP_STAGES = ("model", "ast", "ir", "llvm", "asm")
@@ -74,17 +74,22 @@ def as_program(obj) -> Program:
     raise TypeError(f"expected a polyop kernel, Program or tensors, got {type(obj).__name__}")
 
 
-def lower(obj, schedule: isl.Schedule | None = None) -> ir.Function:
+def lower(obj, schedule: isl.Schedule | None = None, *, target=None) -> ir.Function:
     """Lower a kernel or a ``Schedule`` (or a kernel under a raw isl schedule
     tree) to loop IR. The result prints as C-like code: ``print(polyop.lower(k))``.
+
+    ``target`` (a ``polyop.Target`` or its string, default the host) is what
+    the loop IR is for: recorded as ``fn.meta["target"]``, it is what
+    ``compile_function(fn)`` compiles for.
 
     Tensor expressions: ``lower(sch, [A, B, C])`` (see ``polyop.te.build.lower``).
     """
     from . import te
+    from .target import as_target
 
-    if te.is_te(obj, schedule):
-        return te.lower(obj, schedule)
-    return lower_ir(obj, schedule)
+    t = as_target(target)
+    fn = te.lower(obj, schedule) if te.is_te(obj, schedule) else lower_ir(obj, schedule)
+    return replace(fn, meta={**fn.meta, "target": t})
 
 
 def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True) -> ir.Function:
@@ -153,6 +158,7 @@ def _generate_ast(obj, program: Program, schedule: isl.Schedule | None,
 
 
 def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
+          target=None,
           validate: bool = True):
     """Lower and JIT-compile a kernel, program or ``Schedule``; returns a callable
     ``CompiledKernel`` with the kernel's argument checks.
@@ -169,26 +175,35 @@ def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = Fals
     ``validate=False`` skips the check that the generated loop nest runs
     every statement instance once, in dependence order (``polyop.validate``).
 
+    ``target`` (a ``polyop.Target`` or its string, e.g. ``"cpu -mcpu=znver4"``;
+    default the host): for a CPU other than this one the result is a
+    ``polyop.export.CrossCompiledKernel`` (``.asm``, ``.llvm_ir``,
+    ``.export(path)``), which cannot be called here.
+
     Tensor expressions: ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or
     ``build([A, B, C])`` return a ``polyop.te.TEFunction`` called ``f(A, B, C)``.
     """
     from . import te
 
     if te.is_te(obj, schedule):
-        return te.build(obj, schedule, fp_contract=fp_contract)
-    return compile_program(obj, schedule, fp_contract=fp_contract, validate=validate)
+        return te.build(obj, schedule, fp_contract=fp_contract, target=target)
+    return compile_program(obj, schedule, target=target, fp_contract=fp_contract,
+                           validate=validate)
 
 
 def compile_program(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
+                    target=None,
                     validate: bool = True):
     """Lower and JIT-compile; returns a callable ``CompiledKernel`` (options as
     in ``build``)."""
     from .codegen import compile_function
+    from .export import CrossCompiledKernel
     from .runtime import CompiledKernel
 
     program = as_program(obj)
     fn = lower_ir(obj, schedule, validate=validate)
-    compiled = compile_function(fn, fp_contract=fp_contract)
+    compiled = compile_function(fn, fp_contract=fp_contract, target=target)
     _dump("llvm", lambda: compiled.llvm_ir)
     _dump("asm", lambda: compiled.asm)  # assembly is made on demand: it costs
-    return CompiledKernel(program, fn, compiled)
+    kind = CompiledKernel if compiled.target.is_host else CrossCompiledKernel
+    return kind(program, fn, compiled)

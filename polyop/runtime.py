@@ -101,6 +101,17 @@ class CompiledKernel:
     def compile_seconds(self) -> float:
         return self.native.compile_seconds
 
+    # -- the generated code as files (polyop.export) --------------------------------------
+    @property
+    def target(self):
+        """The ``polyop.Target`` the kernel was compiled for."""
+        return self.native.target
+
+    def export(self, path) -> list[str]:
+        """Write the kernel as an object file (``.o``) or shared library
+        (``.so``) with a C header (``.h``); see ``polyop.codegen.objcode``."""
+        return self.native.export(path, scratch=self.scratch)
+
     def bind(self, args: tuple, kwargs: dict) -> dict:
         """Match positional and keyword arguments to the signature's names."""
         if len(args) > len(self.names):

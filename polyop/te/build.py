@@ -78,21 +78,21 @@ def _te_info(obj) -> TEInfo | None:
     return None
 
 
-def _resolve(target, args, required: bool = True,
+def _resolve(obj, args, required: bool = True,
              name: str | None = None) -> tuple[Schedule, TEInfo, tuple]:
     """(schedule, graph info, argument list) from the accepted call forms."""
-    if isinstance(target, (list, tuple)) and args is None:
-        args = target
-        target = [x for x in target if isinstance(x, Tensor) and x.op == "compute"]
-        if not target:
+    if isinstance(obj, (list, tuple)) and args is None:
+        args = obj
+        obj = [x for x in obj if isinstance(x, Tensor) and x.op == "compute"]
+        if not obj:
             raise TypeError("polyop.build: the argument list has no compute tensor to build")
-    if isinstance(target, Schedule):
-        sch = target
-    elif isinstance(target, (Tensor, list, tuple)):
-        sch = create_schedule(as_tensors(target, "build"), name)
+    if isinstance(obj, Schedule):
+        sch = obj
+    elif isinstance(obj, (Tensor, list, tuple)):
+        sch = create_schedule(as_tensors(obj, "build"), name)
     else:
         raise TypeError(f"polyop.build: expected a schedule or tensors, got "
-                        f"{type(target).__name__}")
+                        f"{type(obj).__name__}")
     info = _te_info(sch)
     if info is None:
         raise TypeError("polyop.build(sch, args): sch is not the schedule of tensor "
@@ -139,7 +139,7 @@ def _check_args(program: Program, info: TEInfo, args: tuple) -> tuple:
     return args
 
 
-def lower(target, args=None) -> ir.Function:
+def lower(obj, args=None) -> ir.Function:
     """The loop IR of a TE schedule; ``print`` it to see the loop nest, with
     the parameters in the order of ``args`` (then scratch arrays, then sizes).
 
@@ -149,7 +149,7 @@ def lower(target, args=None) -> ir.Function:
     """
     from ..pipeline import lower_ir
 
-    sch, info, args = _resolve(target, args, required=False)
+    sch, info, args = _resolve(obj, args, required=False)
     fn = lower_ir(sch)
     order = _param_order(sch.program, info, args)
     rank = {n: k for k, n in enumerate(order)}
@@ -164,12 +164,14 @@ def _param_order(program: Program, info: TEInfo, args: tuple) -> list[str]:
     return names + [p for p in program.params if p not in names]
 
 
-def build(target, args=None, name: str | None = None, *,
-          fp_contract: bool = False) -> TEFunction:
+def build(obj, args=None, name: str | None = None, *,
+          fp_contract: bool = False, target=None) -> TEFunction:
     """Compile a TE schedule (or tensors, with the default schedule) into a
     function of ``args``; ``name`` names it in messages (and the program, when
     built from tensors); ``fp_contract`` as in ``polyop.build`` (fused
-    multiply-adds allowed, results no longer bit-identical to CPython).
+    multiply-adds allowed, results no longer bit-identical to CPython);
+    ``target`` as in ``polyop.build`` (for another CPU the function is not
+    callable here: ``.asm``, ``.llvm_ir``, ``.export(path)``).
 
     Example::
 
@@ -177,11 +179,10 @@ def build(target, args=None, name: str | None = None, *,
         >>> f(a, b, c)                                # doctest: +SKIP
     """
     from ..pipeline import compile_program
-    from ..runtime import CompiledKernel
 
-    sch, info, args = _resolve(target, args, name=name)
+    sch, info, args = _resolve(obj, args, name=name)
     options = {"fp_contract": True} if fp_contract else {}
-    compiled = compile_program(sch, **options)
+    compiled = compile_program(sch, target=target, **options)
     # intermediate stages left out of the argument list are scratch, as caches are
     program = compiled.program
     listed = {info.array(a) for a in args if isinstance(a, Tensor)}
@@ -189,7 +190,7 @@ def build(target, args=None, name: str | None = None, *,
     scratch = tuple(info.array(t) for t in info.tensors
                     if info.array(t) not in listed and info.array(t) in present)
     meta = {**program.meta, "scratch": tuple(program.meta.get("scratch", ())) + scratch}
-    compiled = CompiledKernel(replace(program, meta=meta), compiled.function, compiled.native)
+    compiled = type(compiled)(replace(program, meta=meta), compiled.function, compiled.native)
     return TEFunction(compiled, info, args, name or sch.program.name)
 
 
@@ -233,10 +234,22 @@ class TEFunction:
     def asm(self) -> str:
         return self.kernel.asm
 
+    @property
+    def target(self):
+        """The ``polyop.Target`` the function was compiled for."""
+        return self.kernel.target
+
+    def export(self, path) -> list[str]:
+        """Write the function as ``.o`` or ``.so`` with a C header (the
+        kernel's native signature: ``polyop.codegen.objcode``)."""
+        return self.kernel.export(path)
+
     def __repr__(self) -> str:
         return f"<polyop TE function {self.name}({', '.join(self.arg_names)})>"
 
     def __call__(self, *args, **sizes) -> None:
+        if not self.kernel.target.is_host:
+            self.kernel()  # raises TargetError: compiled for another machine
         if len(args) != len(self.arg_names):
             raise ArgumentError(f"{self.name}() takes {len(self.arg_names)} arguments "
                                 f"({', '.join(self.arg_names)}) but {len(args)} were given",
