@@ -451,9 +451,11 @@ class _FunctionBuilder(ExprLowering):
 def build_module(fn: Function, target=None) -> tuple[ir.Module, str]:
     """Translate ``fn`` to a fresh llvmlite module; returns the module and the
     symbol of the kernel function in it (see ``symbol_name``). ``vector``
-    loops are generated for ``target``: anything ``polyop.vector_plan.isa_of``
-    takes (a width in bits, a ``VectorISA``, a target), by default
-    ``fn.meta["vector_isa"]`` or ``fn.meta["target"]``, else the host.
+    loops are generated for the vector unit of ``target`` (anything
+    ``polyop.vector_plan.isa_of`` takes: a ``polyop.Target`` or its string, a
+    width in bits), by default ``fn.meta["target"]``'s, else the host's; a
+    ``VectorISA`` in ``fn.meta["vector_isa"]`` overrides both (code for another
+    width, still run by the host: LLVM splits or widens the vectors).
 
     Raises ``CodegenError`` for malformed IR. A module with a ``parallel``
     loop calls the thread runtime's ``polyop_rt_parallel_for`` (declared
@@ -466,8 +468,9 @@ def build_module(fn: Function, target=None) -> tuple[ir.Module, str]:
         >>> "define void @\\"polyop_nop\\"()" in str(module)
         True
     """
-    if target is not None:  # outlined parallel bodies read it from there too
-        fn = replace(fn, meta={**fn.meta, "vector_isa": isa_of(target)})
+    if "vector_isa" not in fn.meta:  # outlined parallel bodies read it from there too
+        isa = isa_of(target if target is not None else fn.meta.get("target"))
+        fn = replace(fn, meta={**fn.meta, "vector_isa": isa})
     module = ir.Module(name=symbol_name(fn.name))
     func = _FunctionBuilder(fn, module).build()
     return module, func.name
