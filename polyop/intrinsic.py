@@ -25,10 +25,13 @@ contract argument, in signature order:
 - a scalar: its value (``double``, ``float``, ``int32_t``, ``int64_t``).
 
 Implementation. ``c_source=`` is compiled by the system compiler
-(``$CC`` or ``cc``, ``-O3 -march=native -shared -fPIC`` plus ``cflags``), cached
-by a hash of compiler, flags and source in ``$POLYOP_CACHE_DIR`` (default
-``~/.cache/polyop``)/``intrinsics``, loaded with ctypes and registered with
-``llvm.add_symbol`` under a name private to that source. ``llvm_ir=`` is
+(``$CC`` or ``cc``, ``-O3 -shared -fPIC``, the target's flags — ``-march=<cpu>``
+or ``-mcpu=<cpu>`` and its feature edits, ``polyop.Target.c_flags`` — plus
+``cflags``), cached by a hash of compiler, flags and source in
+``$POLYOP_CACHE_DIR`` (default ``~/.cache/polyop``)/``intrinsics``, loaded with
+ctypes and registered with ``llvm.add_symbol`` under a name private to that
+source. For a kernel compiled for another CPU it is compiled when the kernel
+is exported (``polyop.codegen.objcode``), not here. ``llvm_ir=`` is
 checked against the convention when declared and linked into each kernel
 module that calls it (internal linkage, so LLVM may inline it). The symbol is
 ``symbol=`` (default: the intrinsic's name, itself the contract's name).
@@ -78,11 +81,11 @@ from .types import DType
 
 __all__ = ["Intrinsic", "IntrinsicError", "Operand", "intrinsic"]
 
-#: flags always given to the C compiler (before ``cflags``)
-C_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
+#: flags always given to the C compiler (before the target's and ``cflags``)
+C_FLAGS = ("-O3", "-shared", "-fPIC")
 _C_TYPES = {"f32": "float", "f64": "double", "i32": "int32_t", "i64": "int64_t"}
 _LOCK = threading.Lock()
-_LOADED: dict[str, ctypes.CDLL] = {}  # by source hash: kept alive for the process
+_LOADED: dict[str, ctypes.CDLL] = {}  # by hash with the target: kept alive for the process
 
 
 class IntrinsicError(PolyopError):
@@ -176,32 +179,58 @@ class Intrinsic:
         return f"<polyop.intrinsic {self.name} ({kind}): {self.c_prototype}>"
 
     # -- implementation ----------------------------------------------------------------
-    def compile(self) -> None:
-        """Compile and load a C implementation now (done on first use otherwise)."""
+    def compile(self, target=None) -> None:
+        """Compile and load a C implementation for the host ``target``
+        (default the host itself) now (done on first use otherwise)."""
         if self.c_source is not None:
-            self.link_ir()
+            self.link_ir(target)
 
-    def link_ir(self) -> str | None:
+    def link_ir(self, target=None) -> str | None:
         """JIT hook (``ir.Extern.impl``): LLVM IR text to link into a kernel's
-        module, or ``None`` once the C implementation is loaded and its
-        symbol registered."""
+        module compiled for ``target`` (default the host), or ``None`` once
+        the C implementation is compiled for it, loaded, and its symbol
+        registered (for a host target; for another CPU the C source is
+        compiled when the kernel is exported)."""
         if self.llvm_ir is not None:
             return self.llvm_ir
-        with _LOCK:
-            if self._key not in _LOADED:
-                import llvmlite.binding as llvm
+        from .target import as_target
 
-                lib = ctypes.CDLL(str(_compile_c(self.c_source, self.cflags, self._key,
-                                                 self.name)))
-                try:
-                    fn = getattr(lib, self.c_symbol)
-                except AttributeError:
-                    raise IntrinsicError(f"intrinsic {self.name}: the C source defines no "
-                                         f"function {self.c_symbol} (expected "
-                                         f"{self.c_prototype})") from None
-                llvm.add_symbol(self.symbol, ctypes.cast(fn, ctypes.c_void_p).value)
-                _LOADED[self._key] = lib
+        t = as_target(target)
+        if not t.is_host:
+            return None
+        import llvmlite.binding as llvm
+
+        with _LOCK:
+            key = self._library_key(t)
+            lib = _LOADED.get(key)
+            if lib is None:
+                lib = ctypes.CDLL(str(self.library(t)))
+                _LOADED[key] = lib
+            try:
+                fn = getattr(lib, self.c_symbol)
+            except AttributeError:
+                raise IntrinsicError(f"intrinsic {self.name}: the C source defines no "
+                                     f"function {self.c_symbol} (expected "
+                                     f"{self.c_prototype})") from None
+            # (again) for this target: the last registration is what MCJIT resolves
+            llvm.add_symbol(self.symbol, ctypes.cast(fn, ctypes.c_void_p).value)
         return None
+
+    def _library_key(self, target) -> str:
+        flags = target.c_flags(_compiler())
+        return _hash(_compiler(), C_FLAGS + flags + self.cflags, self.c_source)
+
+    def library(self, target=None) -> Path:
+        """The shared library of the C implementation for ``target`` (default
+        the host), compiled now unless cached (see the module docstring)."""
+        from .target import as_target
+
+        if self.c_source is None:
+            raise IntrinsicError(f"intrinsic {self.name}: implemented in LLVM IR, it has no "
+                                 f"C library")
+        t = as_target(target)
+        return _compile_c(self.c_source, t.c_flags(_compiler()) + self.cflags,
+                          self._library_key(t), self.name)
 
     def verify(self, seed: int = 0, rtol: float | None = None) -> None:
         """Check the implementation against the contract: tensorize the

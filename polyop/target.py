@@ -260,6 +260,18 @@ class Target:
         """L3 (last-level) cache bytes shared by the core's complex or die."""
         return self.caches[2]
 
+    def c_flags(self, compiler: str = "cc") -> tuple[str, ...]:
+        """Flags that make the C compiler ``compiler`` generate code for this
+        target: ``-march=<cpu>`` (x86) or ``-mcpu=<cpu>`` (AArch64) with the
+        ``-mattr`` edits (``-mno-avx512f``; ``+nosve`` on AArch64). For the
+        host, a compiler that does not know LLVM's name of its CPU gets
+        ``-march=native`` (``-mcpu=native``) instead; for another CPU that is a
+        ``TargetError``. Checked by running the compiler once (remembered)."""
+        key = (self._key(), compiler)
+        if key not in _cflags:
+            _cflags[key] = _c_flags(self, compiler)
+        return _cflags[key]
+
     @property
     def llvm_machine(self):
         """This target's LLVM ``TargetMachine`` (``target_machine(self)``)."""
@@ -364,6 +376,43 @@ def _size(dtype) -> int:
         raise TargetError(f"lanes: unknown element type {dtype!r} (expected f32, f64, "
                           f"i32 or i64)")
     return _SIZES[name]
+
+
+_cflags: dict[tuple, tuple[str, ...]] = {}
+
+
+def _c_flags(target: Target, compiler: str) -> tuple[str, ...]:
+    import shlex
+    import subprocess
+
+    def flags(cpu: str) -> list[str]:
+        if target.arch == "aarch64":
+            return ["-mcpu=" + cpu + "".join("+" + ("" if a[0] == "+" else "no") + a[1:]
+                                             for a in target.attrs)]
+        return ["-march=" + cpu] + ["-m" + ("" if a[0] == "+" else "no-") + a[1:]
+                                    for a in target.attrs]
+
+    def accepted(fl: list[str]) -> str | None:
+        cmd = [*shlex.split(compiler), *fl, "-E", "-x", "c", os.devnull, "-o", os.devnull]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return str(e)
+        return None if done.returncode == 0 else done.stderr.strip()
+
+    why = accepted(flags(target.cpu))
+    if why is None:
+        return tuple(flags(target.cpu))
+    if target.is_host and accepted(flags("native")) is None:
+        return tuple(flags("native"))
+    raise TargetError(f"target {str(target)!r}: the C compiler {compiler!r} does not accept "
+                      f"{' '.join(flags(target.cpu))} ({_first_error(why)}); "
+                      f"set $CC to one that knows this CPU")
+
+
+def _first_error(text: str | None) -> str:
+    lines = (text or "").splitlines()
+    return next((x for x in lines if "error" in x), lines[-1] if lines else "")
 
 
 # -- the host --------------------------------------------------------------------------------

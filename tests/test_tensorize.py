@@ -380,7 +380,7 @@ def test_verify_catches_a_wrong_implementation_and_caches_the_library():
     with pytest.raises(polyop.IntrinsicError, match="wrong disagrees with its contract on C"):
         wrong.verify()
     ukr.verify()
-    assert (cache_dir() / f"{ukr._key[:32]}.so").exists()
+    assert ukr.library().exists() and ukr.library().parent == cache_dir()
 
 
 # -- printing ------------------------------------------------------------------------------------

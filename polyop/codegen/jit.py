@@ -73,14 +73,16 @@ def _data_offset() -> int:
     return _ndarray_offset
 
 
-def link_externs(mod: llvm.ModuleRef, fn: Function, tm: llvm.TargetMachine) -> None:
-    """Make every micro-kernel ``fn`` calls (``ir.Extern``) resolvable: link the
-    LLVM IR of those that have it into ``mod`` with internal linkage (so that
-    LLVM may inline them); the others register their symbol themselves."""
+def link_externs(mod: llvm.ModuleRef, fn: Function, tm: llvm.TargetMachine,
+                 target: Target | None = None) -> None:
+    """Make every micro-kernel ``fn`` calls (``ir.Extern``) resolvable for
+    ``target`` (default the host): link the LLVM IR of those that have it
+    into ``mod`` with internal linkage (so that LLVM may inline them); the
+    others register their symbol themselves (C ones, for a host target)."""
     texts: dict[str, str | None] = {}
     for node in walk(fn.body):
         if isinstance(node, Extern) and node.impl is not None:
-            text = node.impl.link_ir()
+            text = node.impl.link_ir(target)
             if texts.setdefault(node.symbol, text) != text:
                 raise CodegenError(f"two different micro-kernels define @{node.symbol}")
     for symbol, text in texts.items():
@@ -216,7 +218,7 @@ def compile_function(fn: Function, *, fp_contract: bool = False,
     module.data_layout = str(tm.target_data)
     with LLVM_LOCK:  # LLVM's global context and the shared machine
         mod = llvm.parse_assembly(str(module))
-        link_externs(mod, fn, tm)
+        link_externs(mod, fn, tm, target)
         mod.verify()
         unoptimized = str(mod)
         optimize(mod, tm)

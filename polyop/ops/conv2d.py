@@ -85,11 +85,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import te
-from ..codegen.threadpool import MAX_THREADS
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
-from ..settings import check_int
-from .matmul import copy_panels_per_pass
+from ..target import Target, as_target
+from .matmul import copy_panels_per_pass, default_threads, register_rows
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -182,9 +181,20 @@ class ConvTiling:
     pack_input: bool = False
 
     @classmethod
-    def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1) -> ConvTiling:
-        """Measured best on AVX2 over ResNet-50's layers (``ConvShape`` of
-        one image; ``threads`` the number of threads running it).
+    def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1,
+                target: Target | str | None = None) -> ConvTiling:
+        """The tiling for ``target`` (default the host; ``ConvShape`` of one
+        image, ``threads`` the number of threads running it). Tiles are 2
+        (or 3) vector registers wide, ``nr = 2 · lanes``, with the most rows
+        ``mr`` the registers hold (``polyop.ops.matmul.register_rows``: 6 (4)
+        on AVX2's 16 registers, 14 (9) with AVX-512's or NEON's 32); the
+        channel blocks and the thresholds below are as measured on AVX2.
+        Only measurement can settle — the knobs a tuner searches: the tile's
+        width and rows (with 14 rows of filters, 64 filters leave a partial
+        tile), the channel block ``kc``, the loop orders and packing, and
+        the size thresholds, all measured on AVX2 only.
+
+        Measured best on AVX2 over ResNet-50's layers:
 
         Vectors along filters: 12 accumulators of the 16 vector registers, 6
         pixels × 2 vectors of filters; blocks of 64 channels inside the tiles,
@@ -209,17 +219,19 @@ class ConvTiling:
           read in place (256 → 64, fused, in the benchmark's rounds: 1 thread
           67 → 72, 2 threads 147 → 159; packing 3 MiB of input for 64
           filters cost more than it saved)."""
+        t = as_target(target)
         size = np.dtype(dtype).itemsize
-        lanes = 32 // size
+        lanes = t.lanes(np.dtype(dtype).name)
+        mr2, mr3 = register_rows(t, 2), register_rows(t, 3)
         if shape.is_gemm:
             if shape.H * shape.W <= 1024:
-                return cls(mr=4, nr=3 * lanes, vector="pixels", kc=shape.C, pack_input=True)
-            few = shape.F < 16 * 6 * threads
-            return cls(mr=6, nr=2 * lanes, vector="pixels", kc=1024 // size, blocks_outer=True,
-                       pixels_outer=few, pack_input=not few)
+                return cls(mr=mr3, nr=3 * lanes, vector="pixels", kc=shape.C, pack_input=True)
+            few = shape.F < 16 * mr2 * threads
+            return cls(mr=mr2, nr=2 * lanes, vector="pixels", kc=1024 // size,
+                       blocks_outer=True, pixels_outer=few, pack_input=not few)
         if shape.R == shape.S == 1:
-            return cls(nr=2 * lanes, kc=128, blocks_outer=True)
-        return cls(nr=2 * lanes)
+            return cls(mr=mr2, nr=2 * lanes, kc=128, blocks_outer=True)
+        return cls(mr=mr2, nr=2 * lanes)
 
 
 @dataclass(frozen=True)
@@ -245,12 +257,14 @@ class ConvStages:
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
                    *, bias: bool = False, bn: bool = False, relu: bool = False,
-                   packed_weights: bool = False, threads: int = 1) -> ConvStages:
+                   packed_weights: bool = False, threads: int = 1,
+                   target: Target | str | None = None) -> ConvStages:
     """The tensor expressions of the convolution (module docstring), with the
     epilogue ``((conv + bias) · scale + shift)``, then ``max(·, 0)``, as asked.
     With ``packed_weights`` the weight placeholder ``w`` has the packed shape
     of ``weight_layout`` (the schedule then copies nothing). Without a
-    ``tiling``, ``ConvTiling.default`` picks one for ``threads`` threads.
+    ``tiling``, ``ConvTiling.default`` picks one for ``threads`` threads on
+    ``target``.
 
     Example::
 
@@ -259,7 +273,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         (['x', 'w', 'out'], (64, 4))
     """
     shape.validate()
-    tiling = tiling or ConvTiling.default(shape, dtype, threads)
+    tiling = tiling or ConvTiling.default(shape, dtype, threads, target)
     if tiling.vector not in ("filters", "pixels") or (tiling.vector == "pixels"
                                                       and not shape.is_gemm):
         raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "
@@ -463,8 +477,9 @@ class Conv2d:
     """A compiled ``polyop.ops.conv2d``: ``f(x, w, out)``, with ``bias``:
     ``f(x, w, bias, out)``, with ``bn``: ``f(x, w, scale, shift, out)`` (both:
     ``f(x, w, bias, scale, shift, out)``). ``.schedule`` is the polyop schedule
-    it was built from, ``.function`` the built ``TEFunction`` (``.llvm_ir``,
-    ``.asm``), ``.stages`` its tensors.
+    it was built from, ``.function`` the built ``TEFunction``, ``.stages`` its
+    tensors; ``.llvm_ir``, ``.asm``, ``.target`` and ``.export(path)`` are
+    its code (built for another CPU, ``target=``, it cannot be called here).
 
     A call checks each array's type, dtype, shape and contiguity (raising
     ``ArgumentError`` naming it), then runs the native code directly: the
@@ -522,6 +537,8 @@ class Conv2d:
         return wp
 
     def __call__(self, *arrays: np.ndarray) -> None:
+        if not self.target.is_host:
+            self._native()  # raises TargetError: compiled for another machine
         if len(arrays) != len(self._expected):
             raise ArgumentError(f"{self!r} takes {len(self._expected)} arrays "
                                 f"({', '.join(self.arg_names)}), got {len(arrays)}", "*")
@@ -553,6 +570,23 @@ class Conv2d:
     def compile_seconds(self) -> float:
         return self.function.kernel.compile_seconds
 
+    @property
+    def llvm_ir(self) -> str:
+        return self.function.llvm_ir
+
+    @property
+    def asm(self) -> str:
+        return self.function.asm
+
+    @property
+    def target(self) -> Target:
+        return self.function.target
+
+    def export(self, path) -> list[str]:
+        """Write the operator as ``.o`` or ``.so`` with a C header (its native
+        signature, scratch arrays included: ``polyop.codegen.objcode``)."""
+        return self.function.export(path)
+
     def __repr__(self) -> str:
         s = self.shape
         return (f"<polyop.ops.conv2d {s.layout} {s.C}x{s.H}x{s.W} -> {s.F} {s.R}x{s.S} "
@@ -562,16 +596,21 @@ class Conv2d:
 def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
            stride: int = 1, pad: int | None = None, layout: str = "NCHW",
            dtype: str = "float32", bias: bool = False, bn: bool = False, relu: bool = False,
-           threads: int = 1, tiling: ConvTiling | None = None,
-           packed_weights: bool = False, fp_contract: bool = True) -> Conv2d:
+           threads: int | None = None, tiling: ConvTiling | None = None,
+           packed_weights: bool = False, fp_contract: bool = True,
+           target: Target | str | None = None) -> Conv2d:
     """Compile a batch-1 2-D convolution of ``C`` channels of ``H × W`` with ``F``
     filters of ``R × S`` (``S`` defaults to ``R``; ``pad`` to ``R // 2``, the
     "same" padding at stride 1), in ``layout`` "NCHW" or "NHWC" (shapes in the
     module docstring). Fused after it, per output tile: ``bias`` (``+ bias[f]``),
     ``bn`` (batch norm in inference form, ``· scale[f] + shift[f]``), ``relu``.
 
-    ``threads > 1`` runs tiles in parallel (the thread count itself is the
-    runtime's, ``POLYOP_NUM_THREADS``). ``fp_contract`` allows fused
+    ``threads`` (default: the runtime's thread count, ``POLYOP_NUM_THREADS``
+    or ``set_num_threads``) above 1 runs tiles in parallel, on the runtime's
+    threads at call time; ``threads=1`` compiles a serial operator.
+    ``target`` (default the host) picks the tiling and the machine code: for
+    another CPU the operator is not callable here (``.asm``, ``.export``).
+    ``fp_contract`` allows fused
     multiply-adds (results then differ from a sequential sum in the last
     bits, as any BLAS-based convolution's do). ``packed_weights`` makes ``w``
     an argument in the packed layout (``Conv2d.pack_weights``): constant
@@ -582,18 +621,19 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
         >>> conv = polyop.ops.conv2d(64, 56, 56, 64, bn=True, relu=True)   # doctest: +SKIP
         >>> conv(x, w, scale, shift, out)                                  # doctest: +SKIP
     """
-    check_int("conv2d: threads", threads, 1, MAX_THREADS)
+    threads = default_threads("conv2d", threads)
+    target = as_target(target)
     S = R if S is None else S
     pad = R // 2 if pad is None else pad
     shape = ConvShape(C, H, W, F, R, S, stride, pad, layout)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"conv2d: dtype must be float32 or float64, got {dtype!r}")
     stages = conv2d_compute(shape, dtype, tiling, bias=bias, bn=bn, relu=relu,
-                            packed_weights=packed_weights, threads=threads)
+                            packed_weights=packed_weights, threads=threads, target=target)
     sch = te.create_schedule(stages.out, name="conv2d")
     schedule_conv2d(sch, stages, parallel=threads > 1)
     name = f"conv2d_{layout.lower()}" + "".join(
         f"_{k}" for k, on in (("packed", packed_weights), ("bias", bias), ("bn", bn),
                               ("relu", relu)) if on)
-    f = te.build(sch, list(stages.args), name=name, fp_contract=fp_contract)
+    f = te.build(sch, list(stages.args), name=name, fp_contract=fp_contract, target=target)
     return Conv2d(f, sch, stages)

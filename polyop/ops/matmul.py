@@ -31,10 +31,13 @@ legality-checked primitive:
 5. with ``threads > 1`` the column panels run in parallel, and so do the
    panels of the packing loops.
 
-The tile sizes default to a 6 × 16 float32 tile (6 × 8 for float64), which
-fits the 16 AVX2 registers: 12 accumulators, 2 operands of ``Bp``, 1 broadcast;
-or, where ``A``'s rows alias in L1, a 4 × 24 tile (12 accumulators, 3
-operands) with the column panels outermost (``MatmulTiling.default``).
+The tile sizes follow the target (``MatmulTiling.default``, ``polyop.Target``):
+``nr`` is 2 vector registers (3 where ``A``'s rows alias in L1) and ``mr`` the
+most rows whose accumulators, the ``nr`` operands of ``Bp`` and one broadcast
+fit the vector registers (``register_rows``). On AVX2 (16 registers) that is
+a 6 × 16 float32 tile (6 × 8 for float64: 12 accumulators, 2 operands, 1
+broadcast) or 4 × 24 (12 accumulators, 3 operands); on AVX-512 (32 zmm)
+14 × 32 or 9 × 48; on NEON (32 × 128 bits) 14 × 8 or 9 × 12.
 
 Example::
 
@@ -53,10 +56,43 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import te
+from ..codegen.parallel import get_num_threads
 from ..codegen.threadpool import MAX_THREADS
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 from ..settings import check_int
+from ..target import Target, as_target
+
+#: bytes of a slice of ``k`` (``kc`` elements): 4 KiB, 8 KiB where ``A``'s rows
+#: alias in L1 — measured on AVX2 (``MatmulTiling.default``); a tuning knob
+SLICE_BYTES, ALIASED_SLICE_BYTES = 4096, 8192
+#: the row block (``mb`` panels of ``mr`` rows × ``kc``) fills at most this
+#: share of L2, and at most ``MAX_ROW_BLOCK`` panels (the measured 16: larger
+#: blocks, on larger L2s, are unmeasured — a tuning knob)
+L2_SHARE, MAX_ROW_BLOCK = 0.75, 16
+
+
+def register_rows(target: Target | str | None, vectors: int) -> int:
+    """The rows ``mr`` of a register tile ``vectors`` registers wide: the most
+    with ``mr · vectors`` accumulators, ``vectors`` operands and one broadcast
+    in the target's vector registers.
+
+    Example::
+
+        >>> register_rows("cpu -mtriple=x86_64-linux-gnu -mcpu=haswell", 2)
+        6
+        >>> register_rows("cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512", 2)
+        14
+    """
+    return max(1, (as_target(target).vector_registers - 1 - vectors) // vectors)
+
+
+def default_threads(what: str, threads: int | None) -> int:
+    """``threads`` (checked: 1 to ``MAX_THREADS``), or the runtime's thread
+    count (``POLYOP_NUM_THREADS``, ``set_num_threads``) when None."""
+    if threads is None:
+        return get_num_threads()
+    return check_int(f"{what}: threads", threads, 1, MAX_THREADS)
 
 
 @dataclass(frozen=True)
@@ -78,8 +114,11 @@ class MatmulTiling:
 
     @classmethod
     def default(cls, dtype: str, K: int | None = None, N: int | None = None,
-                threads: int = 1) -> MatmulTiling:
-        """Measured best on AVX2 (``benchmarks/peers_bench.py``): 6 × (2
+                threads: int = 1, target: Target | str | None = None) -> MatmulTiling:
+        """The tiling for ``target`` (default the host), derived from its
+        vector registers, lanes and L2 (module docstring).
+
+        Measured best on AVX2 (``benchmarks/peers_bench.py``): 6 × (2
         registers) tiles, 4 KiB-deep slices of ``k``, row blocks outermost,
         ``A`` read in place (packing it cost more than it saved: 512³ 89.8
         against 93.3 GFLOP/s, 768³ 93.5 against 96.2, 1000³ and 1536³ tie).
@@ -91,23 +130,52 @@ class MatmulTiling:
         tiles with ``A`` packed, 81 with ``A`` in place; 1024³: 93.1 against
         91.3; 2 threads, 2048³: 176 against 171); otherwise 6 × 16 tiles
         with ``A`` packed (2 threads, 1024³, 21 panels each: 176 against
-        168 with the column panels outermost)."""
+        168 with the column panels outermost).
+
+        Other targets take the same structure with the register rule of
+        ``register_rows`` (AVX-512: 14 × 32 and 9 × 48 float32) and row blocks
+        of at most ``L2_SHARE`` of their L2 in BLIS's order (16 panels on a
+        512 KiB L2; 8 on Haswell's 256 KiB). Only
+        measurement can settle — the knobs a tuner searches: the tile's width
+        in registers (2 or 3) and its rows (fewer rows leave fewer partial
+        tiles), the slice depth (``SLICE_BYTES``), the row block (``mb``),
+        packing ``A``, the loop order (``columns_outer``) and the aliasing
+        rule, all measured on AVX2 only.
+
+        Example::
+
+            >>> t = MatmulTiling.default("float32", 1000, 1000, 1,
+            ...                          "cpu -mtriple=x86_64-linux-gnu -mcpu=znver4")
+            >>> t.mr, t.nr, t.kc
+            (14, 32, 1024)
+        """
+        t = as_target(target)
         size = np.dtype(dtype).itemsize
-        lanes = 32 // size  # per AVX2 register
-        if K is not None and (K * size) % 4096 == 0:
-            nr = 3 * lanes
-            if N is None or -(-N // nr) >= 32 * threads:
-                return cls(mr=4, nr=nr, kc=8192 // size, pack_a=False, columns_outer=True)
-            return cls(mr=6, nr=2 * lanes, kc=4096 // size, pack_a=True)
-        return cls(mr=6, nr=2 * lanes, kc=4096 // size, pack_a=False)
+        lanes = t.lanes(np.dtype(dtype).name)
+
+        def tiling(vectors: int, slice_bytes: int, columns_outer: bool = False,
+                   **kw) -> MatmulTiling:
+            mr, kc = register_rows(t, vectors), slice_bytes // size
+            # a row block stays in L2 while B's panels stream (BLIS's order);
+            # with the column panels outermost, A streams: no cache block
+            mb = MAX_ROW_BLOCK if columns_outer else int(L2_SHARE * t.l2) // (mr * kc * size)
+            return cls(mr=mr, nr=vectors * lanes, kc=kc, mb=max(1, min(MAX_ROW_BLOCK, mb)),
+                       columns_outer=columns_outer, **kw)
+
+        if K is not None and (K * size) % 4096 == 0:  # rows a multiple of the page size
+            if N is None or -(-N // (3 * lanes)) >= 32 * threads:
+                return tiling(3, ALIASED_SLICE_BYTES, pack_a=False, columns_outer=True)
+            return tiling(2, SLICE_BYTES, pack_a=True)
+        return tiling(2, SLICE_BYTES, pack_a=False)
 
 
 class Matmul:
     """A compiled ``polyop.ops.matmul``: ``f(A, B, C)`` (``f(A, B, bias, C)``
     with a bias). ``.schedule`` is the polyop schedule it was built from,
-    ``.function`` the built ``TEFunction`` (``.llvm_ir``, ``.asm``). Built
-    with ``packed_b=True``, it takes ``B`` already packed, as ``pack_b``
-    returns it."""
+    ``.function`` the built ``TEFunction``; ``.llvm_ir``, ``.asm``,
+    ``.target`` and ``.export(path)`` are its code. Built with
+    ``packed_b=True``, it takes ``B`` already packed, as ``pack_b`` returns
+    it. Built for another CPU (``target=``), it cannot be called here."""
 
     def __init__(self, function, schedule: Schedule, shape: tuple[int, int, int],
                  tiling: MatmulTiling, packed_b: bool = False):
@@ -125,6 +193,7 @@ class Matmul:
 
         Example::
 
+            >>> import polyop
             >>> mm = polyop.ops.matmul(64, 40, 32, packed_b=True)
             >>> mm.pack_b(np.ones((32, 40), np.float32)).shape
             (3, 32, 16)
@@ -143,19 +212,41 @@ class Matmul:
     def compile_seconds(self) -> float:
         return self.function.kernel.compile_seconds
 
+    @property
+    def llvm_ir(self) -> str:
+        return self.function.llvm_ir
+
+    @property
+    def asm(self) -> str:
+        return self.function.asm
+
+    @property
+    def target(self) -> Target:
+        return self.function.target
+
+    def export(self, path) -> list[str]:
+        """Write the operator as ``.o`` or ``.so`` with a C header (its native
+        signature, scratch arrays included: ``polyop.codegen.objcode``)."""
+        return self.function.export(path)
+
     def __repr__(self) -> str:
         m, n, k = self.shape
         return f"<polyop.ops.matmul {m}x{n}x{k} {self.function.name}>"
 
 
 def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False,
-           relu: bool = False, threads: int = 1, tiling: MatmulTiling | None = None,
-           packed_b: bool = False, fp_contract: bool = True) -> Matmul:
+           relu: bool = False, threads: int | None = None, tiling: MatmulTiling | None = None,
+           packed_b: bool = False, fp_contract: bool = True,
+           target: Target | str | None = None) -> Matmul:
     """Compile ``C = A @ B`` for ``A: M × K``, ``B: K × N`` (with ``bias``:
     ``C = A @ B + bias``, ``bias`` of length ``N``; with ``relu``: ``max(·, 0)``).
 
-    ``threads > 1`` runs column panels in parallel (the thread count itself is
-    the runtime's, ``POLYOP_NUM_THREADS``). ``fp_contract`` allows fused
+    ``threads`` (default: the runtime's thread count, ``POLYOP_NUM_THREADS``
+    or ``set_num_threads``) above 1 runs column panels in parallel, on the
+    runtime's threads at call time; ``threads=1`` compiles a serial operator.
+    ``target`` (default the host) picks the tiling and the machine code: for
+    another CPU the operator is not callable here (``.asm``, ``.export``).
+    ``fp_contract`` allows fused
     multiply-adds (the default; results then differ from a CPython loop in the
     last bits, as BLAS results do). ``packed_b`` makes ``B`` an argument in
     the packed layout (``Matmul.pack_b``), for a constant ``B`` (a layer's
@@ -169,8 +260,9 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     for name, v in (("M", M), ("N", N), ("K", K)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"matmul: {name} must be a positive int, got {v!r}")
-    check_int("matmul: threads", threads, 1, MAX_THREADS)
-    tiling = tiling or MatmulTiling.default(dtype, K, N, threads)
+    threads = default_threads("matmul", threads)
+    target = as_target(target)
+    tiling = tiling or MatmulTiling.default(dtype, K, N, threads, target)
     slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
     tiling = replace(tiling, kc=-(-K // slices))
     A = te.placeholder((M, K), dtype, name="A")
@@ -196,7 +288,7 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
                     epilogue=out if out is not C else None, parallel=threads > 1)
     name = "matmul" + "".join(f"_{k}" for k, on in (("packed", packed_b), ("bias", bias),
                                                       ("relu", relu)) if on)
-    f = te.build(sch, args + [out], name=name, fp_contract=fp_contract)
+    f = te.build(sch, args + [out], name=name, fp_contract=fp_contract, target=target)
     return Matmul(f, sch, (M, N, K), tiling, packed_b)
 
 
