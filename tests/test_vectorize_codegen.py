@@ -347,14 +347,16 @@ def micro_kernel(mr: int, nr: int, fp_contract: bool = True):
 
 
 def hot_loop(asm: str) -> str:
-    """The innermost loop (a label to a branch back to it) with the most FMAs."""
-    loops = []
+    """The innermost loop (a label to a branch back to it, no loop inside)
+    with the most FMAs."""
+    spans = []
     for m in re.finditer(r"^(\.LBB\d+_\d+):", asm, re.M):
         back = re.search(rf"^[ \t]+(j\w+|b\.\w+|b|cbnz[ \t]+\w+,)[ \t]+{re.escape(m.group(1))}$",
                          asm[m.end():], re.M)
         if back:
-            loops.append(asm[m.end():m.end() + back.end()])
-    return max(loops, key=lambda body: (len(re.findall(r"fma|fmla", body)), -len(body)))
+            spans.append((m.end(), m.end() + back.end()))
+    inner = [(a, b) for a, b in spans if not any(a < c and d <= b for c, d in spans)]
+    return max((asm[a:b] for a, b in inner), key=lambda body: len(re.findall(r"fma|fmla", body)))
 
 
 @pytest.mark.parametrize("target, fma, stack", [
