@@ -49,6 +49,10 @@ class Kernel:
             from .pipeline import compile_program
 
             self._compiled = compile_program(self.program, fp_contract=self.fp_contract)
+            if self._compiled._fast is not None:  # calls go straight to the compiled checks
+                from .fastcall import install_call
+
+                install_call(self, self._compiled._fast)
         return self._compiled
 
     def schedule(self, check: bool = True):
@@ -58,7 +62,8 @@ class Kernel:
         return Schedule(self, check=check)
 
     def __call__(self, *args, **kwargs):
-        return self.compile()(*args, **kwargs)
+        compiled = self._compiled if self._compiled is not None else self.compile()
+        return compiled._call(*args, **kwargs)  # the checked call, without a second frame
 
     def __repr__(self) -> str:
         return f"<polyop.kernel {self.__name__}>"

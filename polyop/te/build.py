@@ -248,6 +248,20 @@ class TEFunction:
         return f"<polyop TE function {self.name}({', '.join(self.arg_names)})>"
 
     def __call__(self, *args, **sizes) -> None:
+        # the first call sets up the compiled checks (polyop.fastcall), which then take
+        # every call directly, handing the ones they refuse to _checked_call
+        if "_fast" not in self.__dict__:
+            from ..fastcall import dispatcher, install_call
+
+            self._fast = dispatcher(self.kernel, self._checked_call, self.arg_names) \
+                if self.arg_names else None
+            if self._fast is not None:
+                install_call(self, self._fast)
+                return self._fast(*args, **sizes)
+        self._checked_call(*args, **sizes)
+
+    def _checked_call(self, *args, **sizes) -> None:
+        """The Python path of ``__call__``: bind, infer the sizes with isl, call."""
         if not self.kernel.target.is_host:
             self.kernel()  # raises TargetError: compiled for another machine
         if len(args) != len(self.arg_names):
