@@ -74,7 +74,8 @@ def as_program(obj) -> Program:
     raise TypeError(f"expected a polyop kernel, Program or tensors, got {type(obj).__name__}")
 
 
-def lower(obj, schedule: isl.Schedule | None = None, *, target=None) -> ir.Function:
+def lower(obj, schedule: isl.Schedule | None = None, *, target=None,
+          validate: bool = True) -> ir.Function:
     """Lower a kernel or a ``Schedule`` (or a kernel under a raw isl schedule
     tree) to loop IR. The result prints as C-like code: ``print(polyop.lower(k))``.
 
@@ -82,13 +83,17 @@ def lower(obj, schedule: isl.Schedule | None = None, *, target=None) -> ir.Funct
     the loop IR is for: recorded as ``fn.meta["target"]``, it is what
     ``compile_function(fn)`` compiles for.
 
+    ``validate=False`` skips the validation of the generated loop nest
+    (``polyop.validate``).
+
     Tensor expressions: ``lower(sch, [A, B, C])`` (see ``polyop.te.build.lower``).
     """
     from . import te
     from .target import as_target
 
     t = as_target(target)
-    fn = te.lower(obj, schedule) if te.is_te(obj, schedule) else lower_ir(obj, schedule)
+    fn = te.lower(obj, schedule) if te.is_te(obj, schedule) else \
+        lower_ir(obj, schedule, validate=validate)
     return replace(fn, meta={**fn.meta, "target": t})
 
 

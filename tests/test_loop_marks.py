@@ -121,3 +121,13 @@ def test_repr_of_a_stale_handle_says_why():
     i, _, _ = sch.get_loops("S0")
     sch.split(i, 2)
     assert repr(i) == "Loop(i, stale: split into i_outer, i_inner)"
+
+
+def test_unroll_by_a_factor_of_a_vector_loop_is_refused_before_splitting():
+    sch = polyop.Schedule(matmul_ikj)
+    _, _, j = sch.get_loops("S0")
+    sch.vectorize(j)
+    tree = sch.tree
+    with pytest.raises(ScheduleError, match="already marked vectorize"):
+        sch.unroll(j, 2)
+    assert sch.tree is tree

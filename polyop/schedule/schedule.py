@@ -263,6 +263,8 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """Unroll ``loop`` fully, or by ``factor`` (split, then unroll the inner loop,
         which is returned). Full unrolling needs a constant trip count."""
         if factor is not None:
+            self._mark(loop)
+            self._check_kind(loop, "unroll")  # before splitting: a refusal changes nothing
             _, inner = self.split(loop, factor)
             self.unroll(inner)
             return inner
@@ -381,12 +383,9 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """Make ``loop`` ``kind`` (with the ``reduction`` opt-in), if legal. A
         loop has one kind: another one already set is refused, not replaced."""
         self._mark(loop)
+        self._check_kind(loop, kind)
         info = self._loops[loop.id]
         verb = "vectorize" if kind == "vector" else kind  # the primitive's name
-        if info.kind not in ("serial", kind):
-            have = "vectorize" if info.kind == "vector" else info.kind
-            raise ScheduleError(f"{verb}({info.name}): the loop is already marked {have}; "
-                                "a loop runs one way")
         old = info.kind, info.reduction
         info.kind, info.reduction = kind, reduction
         what = f"{verb}({info.name}" + (f", reduction={reduction!r})" if reduction else ")")
@@ -395,6 +394,14 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         except IllegalScheduleError:
             info.kind, info.reduction = old
             raise
+
+    def _check_kind(self, loop: Loop, kind: str) -> None:
+        """Refuse to give ``loop`` ``kind`` when it already has another."""
+        info = self._loops[loop.id]
+        if info.kind not in ("serial", kind):
+            verb, have = ("vectorize" if k == "vector" else k for k in (kind, info.kind))
+            raise ScheduleError(f"{verb}({info.name}): the loop is already marked {have}; "
+                                "a loop runs one way")
 
     def _save(self):
         return self._tree, dict(self._gone), list(self._trace)
