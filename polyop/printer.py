@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import ir
 from .vector_plan import VectorISA, VectorPlan, isa_of, isa_of_meta, plan_vector_loop
 
@@ -134,30 +136,44 @@ def to_c(node: ir.Stmt, indent: int = 0, isa: VectorISA | None = None,
 
 def _vector_for(node: ir.For, indent: int, isa: VectorISA | None,
                 temps: frozenset[str] | None, dtypes: dict | None) -> str:
-    """A ``vector`` loop as ``polyop.codegen.vector`` emits it: the loop over
-    whole vectors, then the scalar loop over the rest (module docstring)."""
+    """A ``vector`` loop as ``polyop.codegen.vector`` emits it: its pieces
+    (``VectorPlan.pieces``), vector loops then the scalar rest."""
     pad = "  " * indent
     if temps is None:
         temps = frozenset(s.array for s in ir.walk(node) if isinstance(s, ir.Store)
                           and not s.index)
     plan = plan_vector_loop(node, isa_of(isa), temps, dtypes)
-    v, start, stop = node.var, expr_to_c(node.start), expr_to_c(node.stop)
-    scalar_body = _body(node.body, indent, isa, temps, None, dtypes)
+    v, step, stop = node.var, node.step, expr_to_c(node.stop)
     if not plan.vectorised:
-        return f"{pad}// vector: not vectorised, {plan.reason}\n{pad}for ({v} = {start}; " \
-               f"{v} < {stop}; {v} += {node.step})" + scalar_body
-    lanes, step, trip = plan.lanes, node.step, plan.trip
-    if trip is not None and trip % lanes == 0:
-        cond = f"{v} < {stop}"
-    elif step == 1:
-        cond = f"{v} + {lanes} <= {stop}"
-    else:
-        cond = f"{v} + {(lanes - 1) * step} < {stop}"
-    text = f"{pad}// vector x{lanes}\n{pad}for ({v} = {start}; {cond}; {v} += {lanes * step})" \
-        + _body(node.body, indent, isa, temps, plan, dtypes)
-    if trip is None or trip % lanes:
-        text += f"\n{pad}for (; {v} < {stop}; {v} += {step})" + scalar_body
-    return text
+        return f"{pad}// vector: not vectorised, {plan.reason}\n{pad}for ({v} = " \
+               f"{expr_to_c(node.start)}; {v} < {stop}; {v} += {step})" + \
+               _body(node.body, indent, isa, temps, None, dtypes)
+    parts, done = [], 0  # done: iterations before this piece, when constant
+    for width, count in plan.pieces():
+        init = f"{v} = {expr_to_c(node.start)}" if not parts else ""
+        if count is None and width == 1:
+            last = f"{v} < {stop}"
+        elif count is None:
+            last = f"{v} + {width} <= {stop}" if step == 1 else \
+                f"{v} + {(width - 1) * step} < {stop}"
+        else:
+            done += width * count
+            last = f"{v} < {stop}" if done == plan.trip else \
+                f"{v} < {expr_to_c(_plus(node.start, done * step))}"
+        head = f"{pad}for ({init}; {last}; {v} += {width * step})"
+        if width == 1:
+            parts.append(head + _body(node.body, indent, isa, temps, None, dtypes))
+        else:
+            parts.append(f"{pad}// vector x{width}\n" + head +
+                         _body(node.body, indent, isa, temps, replace(plan, lanes=width), dtypes))
+    return "\n".join(parts)
+
+
+def _plus(e: ir.Expr, k: int) -> ir.Expr:
+    """``e + k``, folded when ``e`` is a constant."""
+    if isinstance(e, ir.Const):
+        return ir.Const(e.value + k, e.dtype)
+    return ir.Bin("add", e, ir.Const(k), e.dtype)
 
 
 def _body(node: ir.Stmt, indent: int, *ctx) -> str:

@@ -219,6 +219,35 @@ class VectorPlan:
     def vectorised(self) -> bool:
         return self.reason is None
 
+    def pieces(self) -> list[tuple[int, int | None]]:
+        """What the loop is emitted as, in order: ``(width, count)`` is
+        ``count`` vector iterations of ``width`` lanes (``None``: as many as
+        fit, a loop), width 1 being the scalar epilogue. With a constant trip
+        count, what is left after whole vectors runs in halving widths
+        (16, then 8, 4, 2) before any scalar iteration.
+
+        Example::
+
+            >>> VectorPlan("j", 1, 16, trip=29).pieces()
+            [(16, 1), (8, 1), (4, 1), (1, 1)]
+            >>> VectorPlan("j", 1, 8).pieces()
+            [(8, None), (1, None)]
+        """
+        if self.trip is None:
+            return [(self.lanes, None), (1, None)]
+        out: list[tuple[int, int | None]] = []
+        if self.trip >= self.lanes:
+            out.append((self.lanes, self.trip // self.lanes))
+        rest, width = self.trip % self.lanes, self.lanes // 2
+        while width >= 2:
+            if rest >= width:
+                out.append((width, 1))
+                rest -= width
+            width //= 2
+        if rest:
+            out.append((1, rest))
+        return out
+
     def varying(self, e) -> bool:
         """True when ``e`` may differ between the lanes."""
         return any((isinstance(x, Var) and x.name == self.var)

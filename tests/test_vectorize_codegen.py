@@ -199,6 +199,52 @@ def test_mixed_types_conversions_and_local_scalars(bits):
                                          np.zeros(n), np.zeros(n, np.int32)])
 
 
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("trip", [1, 3, 7, 8, 13, 24, 29, 37, 200])
+def test_constant_trip_counts_run_in_halving_widths(trip, bits):
+    @polyop.kernel
+    def relu_rows(conv: "f32[4, 300]", bias: "f32[4]", out: "f32[4, 300]"):
+        for f in range(4):
+            for q in range(trip):
+                out[f, q] = max(conv[f, q] + bias[f], 0.0)
+
+    cf = compile_at(vectorized(relu_rows), bits)
+    left = trip % (bits // 32)
+    for width in (8, 4, 2):  # what is left after whole vectors, 8 + 4 + 2 + 1 lanes
+        if width < bits // 32 and left >= width:
+            assert f"load <{width} x float>" in cf.llvm_ir_unoptimized
+            left -= width
+    if trip > 1:  # (a loop of one iteration is no loop in isl's AST)
+        # a loop only for a scalar rest or more whole vectors than are emitted straight
+        assert ("isvectorized" in cf.llvm_ir_unoptimized) == \
+            (left > 0 or trip // (bits // 32) > 8)
+    check_against_python(relu_rows, cf, [data((4, 300), "f32"), data(4, "f32"),
+                                         np.zeros((4, 300), np.float32)])
+
+
+def test_lower_shows_the_pieces_of_a_constant_trip_count():
+    @polyop.kernel
+    def relu_rows(conv: "f32[4, 300]", bias: "f32[4]", out: "f32[4, 300]"):
+        for f in range(4):
+            for q in range(29):
+                out[f, q] = max(conv[f, q] + bias[f], 0.0)
+
+    text = str(polyop.lower(vectorized(relu_rows), target=ZEN4))
+    assert """
+    // vector x16
+    for (q = 0; q < 16; q += 16)
+      out[f][q:q + 16] = max(conv[f][q:q + 16] + bias[f], 0.0);
+    // vector x8
+    for (; q < 24; q += 8)
+      out[f][q:q + 8] = max(conv[f][q:q + 8] + bias[f], 0.0);
+    // vector x4
+    for (; q < 28; q += 4)
+      out[f][q:q + 4] = max(conv[f][q:q + 4] + bias[f], 0.0);
+    for (; q < 29; q += 1)
+      out[f][q] = max(conv[f][q] + bias[f], 0.0);
+""" in text, text
+
+
 # -- what stays scalar ------------------------------------------------------------------
 
 

@@ -16,12 +16,14 @@ is vectorised, its bounds already emitted as ``i64`` values, inside a
 - with a constant trip count of at most ``MAX_STRAIGHT_VECTORS`` vectors,
   straight-line vector code instead of the main loop, so that a register tile
   (a local array indexed by the vector loop) is accessed at constant offsets
-  and SROA keeps it in whole vector registers;
+  and SROA keeps it in whole vector registers; what a constant trip count
+  leaves after whole vectors runs in vectors of half, quarter, ... the width
+  (``VectorPlan.pieces``: 24 iterations at 16 lanes are 16 + 8);
 - the remaining ``< lanes`` iterations by the scalar loop (the epilogue),
-  omitted when the trip count is a known multiple of ``lanes``. An epilogue
-  rather than masking: masked loads and stores exist on AVX2 and AVX-512 but
-  not on NEON, and a masked main loop pays for the mask on every iteration;
-  the epilogue runs fewer than ``lanes`` iterations of the exact scalar code.
+  omitted when none remain. An epilogue rather than masking: masked loads and
+  stores exist on AVX2 and AVX-512 but not on NEON, and a masked main loop
+  pays for the mask on every iteration; the epilogue runs fewer than
+  ``lanes`` iterations of the exact scalar code.
 
 Both loops carry ``llvm.loop.isvectorized``, so LLVM's loop vectorizer leaves
 them alone. Every lane computes exactly what the scalar loop computes for that
@@ -75,38 +77,46 @@ _ICMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 def emit_vector_for(fb, s: For, start: ir.Value, stop: ir.Value, plan: VectorPlan,
                     fma: bool) -> None:
     """Emit vector loop ``s`` (module docstring) in function builder ``fb``
-    (a ``polyop.codegen.llvm._FunctionBuilder``); ``fma``: the target has
-    fused multiply-add."""
+    (a ``polyop.codegen.llvm._FunctionBuilder``) as ``plan.pieces()`` says;
+    ``fma``: the target has fused multiply-add."""
     b = fb.builder
-    lanes, step = plan.lanes, s.step
-    width = lanes * step
     i64 = ll_type(INDEX)
-    body = _VectorBody(fb, s, plan, fma)
-    trip = plan.trip
-    if trip is not None and trip // lanes <= MAX_STRAIGHT_VECTORS:
-        full = trip // lanes
-        for q in range(full):
-            base = b.add(start, ir.Constant(i64, q * width), flags=["nsw"]) if q else start
-            fb.values[s.var] = (base, INDEX)
-            body.emit()
-            del fb.values[s.var]
-        rest = b.add(start, ir.Constant(i64, full * width), flags=["nsw"]) if full else start
-    else:
-        last = b.sub(stop, ir.Constant(i64, (lanes - 1) * step), flags=["nsw"])
-        rest = fb.rotated_loop(s.var, start, last, width, body.emit,
-                               fb.vectorized_metadata(), exit_value=True)
-    if trip is None or trip % lanes:
-        fb.rotated_loop(s.var, rest, stop, step, lambda: fb.stmt(s.body),
-                        fb.vectorized_metadata())
+    step = s.step
+    rest = start  # the first iteration not run yet
+
+    def advance(by: int) -> ir.Value:
+        return b.add(rest, ir.Constant(i64, by * step), flags=["nsw"])
+
+    for width, count in plan.pieces():
+        if width == 1:  # the scalar epilogue
+            fb.rotated_loop(s.var, rest, stop, step, lambda: fb.stmt(s.body),
+                            fb.vectorized_metadata())
+            continue
+        body = _VectorBody(fb, s, plan, width, fma)
+        if count is None:
+            last = b.sub(stop, ir.Constant(i64, (width - 1) * step), flags=["nsw"])
+            rest = fb.rotated_loop(s.var, rest, last, width * step, body.emit,
+                                   fb.vectorized_metadata(), exit_value=True)
+        elif count <= MAX_STRAIGHT_VECTORS:  # straight-line: constant offsets
+            for q in range(count):
+                fb.values[s.var] = (advance(q * width) if q else rest, INDEX)
+                body.emit()
+                del fb.values[s.var]
+            rest = advance(count * width)
+        else:
+            end = advance(count * width)
+            fb.rotated_loop(s.var, rest, end, width * step, body.emit,
+                            fb.vectorized_metadata())
+            rest = end
 
 
 class _VectorBody:
     """Emits the body of one vector iteration; ``fb.values[var]`` holds the
     iteration of lane 0."""
 
-    def __init__(self, fb, loop: For, plan: VectorPlan, fma: bool):
+    def __init__(self, fb, loop: For, plan: VectorPlan, lanes: int, fma: bool):
         self.fb, self.loop, self.plan = fb, loop, plan
-        self.lanes = plan.lanes
+        self.lanes = lanes
         # explicit FMAs only where contraction is allowed and the target has them
         self.fma = fma and "contract" in fb.fp_flags
         #: private local scalars: their value in this vector iteration
