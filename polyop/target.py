@@ -63,6 +63,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
 from .errors import TargetError
 
 __all__ = ["CACHES", "DEFAULT_CACHES", "LLVM_LOCK", "Target", "as_target", "available_cpus", "host",
@@ -368,9 +370,12 @@ def _normalise_triple(spec: str, triple: str) -> str:
 
 
 def _size(dtype) -> int:
-    name = getattr(dtype, "name", dtype)
-    if not isinstance(name, str):
-        name = str(dtype)
+    name = getattr(dtype, "name", dtype)  # a polyop DType, a numpy dtype
+    if not isinstance(name, str):  # a numpy scalar type
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = str(dtype)
     name = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64"}.get(name, name)
     if name not in _SIZES:
         raise TargetError(f"lanes: unknown element type {dtype!r} (expected f32, f64, "

@@ -114,7 +114,7 @@ class NativeCode:
                 # (every copy is the same code; the state unifies too)
                 for g in [*pool_mod.global_variables, *pool_mod.functions]:
                     if not g.is_declaration:
-                        g.linkage = "weak"
+                        g.linkage = "weak_any"
                 pool_mod.verify()
                 mod.link_in(pool_mod)
             return tm.emit_object(mod)
