@@ -32,6 +32,7 @@ oracle alone.
 
 from __future__ import annotations
 
+import faulthandler
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -170,6 +171,36 @@ def gemm_beta(ni: int, nj: int, nk: int, beta: "f64", C: "f64[ni, nj]",
                 C[i, j] += A[i, k] * B[k, j]
 
 
+# guards that isl represents as unions of (overlapping) pieces: ``or``, ``%``,
+# ``elif`` (a union of complements), and a strided loop under them
+
+
+@polyop.kernel
+def cross(n: int, A: "f64[n, n]"):
+    for i in range(n):
+        for j in range(n):
+            if i == j or i + j == n - 1 or (i < 2 and j > n - 3):
+                A[i, j] = A[i, j] + A[j, i] * 0.5
+
+
+@polyop.kernel
+def checker(n: int, m: int, A: "f64[n, m]", B: "f64[n, m]"):
+    for i in range(1, n):
+        for j in range(m):
+            if (i + j) % 2 == 0 or j % 3 == 1:
+                A[i, j] = A[i - 1, j] * 0.5 + B[i, j]
+            elif i % 3 != 2:
+                B[i, j] = A[i, j] + B[i - 1, j]
+
+
+@polyop.kernel
+def strided_or(n: int, A: "f64[n, n]", x: "f64[n]"):
+    for i in range(n):
+        for j in range(0, n, 2):
+            if j < i - 1 or j > i + 2 or (i % 4 == 1 and j % 4 == 0):
+                x[i] = x[i] * 0.75 + A[i, j]
+
+
 @polyop.kernel
 def skew_clash(n: int, A: "f64[n, n]", c1: "f64[n]"):
     # not fuzzed: the reproducer of a bug the fuzzer found in deriche (see the tests)
@@ -258,6 +289,9 @@ _HAND = [
     (strided_band, dict(n=7), 8),
     (int_scan, dict(n=4, m=5), 8),
     (gemm_beta, dict(ni=3, nj=4, nk=5), 10),
+    (cross, dict(n=7), 10),
+    (checker, dict(n=5, m=7), 10),
+    (strided_or, dict(n=9), 8),
 ]
 
 #: PolyBench kernels at tiny sizes (a few per dimension), with example shares
@@ -640,8 +674,23 @@ def draw_sizes(data, case: Case) -> dict[str, int]:
             for p, v in case.sizes.items()}
 
 
+#: seconds one example may take (they take 0.1-3 s): past it the test process
+#: ends with every thread's traceback, so a hang fails the run instead of
+#: stalling it (isl's C code holds the GIL: only faulthandler's watchdog runs)
+EXAMPLE_SECONDS = 120
+
+
 def fuzz_example(case: Case, data, max_ops: int = 4) -> None:
-    """One hypothesis example: draw up to ``max_ops`` primitives, check each."""
+    """One hypothesis example: draw up to ``max_ops`` primitives, check each,
+    in at most ``EXAMPLE_SECONDS``."""
+    faulthandler.dump_traceback_later(EXAMPLE_SECONDS, exit=True)
+    try:
+        _fuzz_example(case, data, max_ops)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _fuzz_example(case: Case, data, max_ops: int) -> None:
     STATS.examples += 1
     case = replace(case, sizes=draw_sizes(data, case))
     sch = polyop.Schedule(case.kernel)
