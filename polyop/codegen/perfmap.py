@@ -12,7 +12,7 @@ themselves (``benchmarks/profile_kernel.py``).
 Example::
 
     >>> import polyop
-    >>> mm = polyop.ops.matmul(64, 64, 64)
+    >>> mm = polyop.ops.matmul(64, 64, 64, threads=1)
     >>> [name for _, _, name in mm.function.kernel.native.functions]
     ['polyop_matmul', 'polyop_matmul__py']
 """
