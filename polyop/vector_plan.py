@@ -19,8 +19,9 @@ target: 8 lanes for ``f32``, 4 for ``f64``). Each access ``A[f]`` is
 A body that cannot run lane-wise with exactly the scalar loop's results stays
 scalar (``VectorPlan.reason`` says why): a nested loop, an ``if`` whose
 condition depends on ``v``, a store to a location the same for every ``v`` (a
-reduction), an atomic update, a micro-kernel call, integer division by a
-non-constant, a math call or operator with no exact vector form, a
+reduction), an atomic update, a micro-kernel call, a math call or operator
+with no exact vector form (integer ``//`` and ``%`` have one: they never
+trap, ``polyop.codegen.llvm_expr``), a
 conditional (``a if c else b``, ``and``/``or``) that must not evaluate a side,
 a local scalar read before it is written. The schedule has already proven the
 loop carries no dependence, so running the lanes of one statement before the
@@ -376,9 +377,6 @@ class _Checker:
                     return f"the local scalar {x.array} is read before it is written"
                 if x.index and self.varying(x):
                     self.dtypes.add(self.arrays.get(x.array, x.dtype))
-            elif isinstance(x, Bin) and x.op in ("fdiv", "mod") and not x.dtype.is_float \
-                    and not (isinstance(x.b, Const) and x.b.value != 0):
-                return f"integer {_OPS[x.op]} by a non-constant"
             elif not self.varying(x):
                 continue
             elif isinstance(x, Bin) and (x.op == "pow" or (x.op in ("fdiv", "mod")

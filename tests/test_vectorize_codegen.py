@@ -184,6 +184,40 @@ def test_integer_arithmetic_is_exact(dt, bits):
 
 
 @pytest.mark.parametrize("bits", WIDTHS)
+@pytest.mark.parametrize("dt", ["i32", "i64"])
+def test_integer_division_by_any_divisor_and_float_to_int_edges(dt, bits):
+    T = f"{dt}[n]"
+
+    @polyop.kernel
+    def divs(n: int, x: T, d: T, f: "f64[n]", q: T, r: T, c: T):
+        for i in range(n):
+            q[i] = x[i] // d[i]
+            r[i] = x[i] % d[i]
+            c[i] = int(f[i])
+
+    cf = compile_at(vectorized(divs), bits)
+    scalar = compile_at(polyop.Schedule(divs), bits)
+    lanes = bits // int(dt[1:])
+    assert f"sdiv <{lanes} x {dt}>" in cf.llvm_ir_unoptimized
+    lo = np.iinfo(np_type(dt)).min
+    for n in sizes(lanes):
+        x = data(n, dt)
+        d = data(n, dt)
+        d[::3], d[1::5] = 0, -1  # the divisors that trap in hardware
+        x[::4] = lo
+        f = data(n, "f64") * 1e3
+        f[::3], f[1::4] = np.nan, 1e300  # int() of these: the minimum
+        mine, ref = ([n, x, d, f, *(np.zeros(n, np_type(dt)) for _ in range(3))]
+                     for _ in range(2))
+        cf(*mine)
+        scalar(*ref)  # CPython raises on int(nan): the scalar loop is the reference
+        with np.errstate(all="ignore"):  # NumPy 2: x // 0 == 0, MIN // -1 wraps
+            assert same_bits(mine[4], np.floor_divide(x, d))
+            assert same_bits(mine[5], np.mod(x, d))
+        assert all(same_bits(a, b) for a, b in zip(mine[4:], ref[4:], strict=True))
+
+
+@pytest.mark.parametrize("bits", WIDTHS)
 def test_mixed_types_conversions_and_local_scalars(bits):
     @polyop.kernel
     def mixed(n: int, x: "f32[n]", k: "i32[n]", out: "f64[n]", flag: "i32[n]"):
@@ -245,6 +279,24 @@ def test_lower_shows_the_pieces_of_a_constant_trip_count():
 """ in text, text
 
 
+@pytest.mark.parametrize("bits", WIDTHS)
+def test_a_local_scalar_keeps_the_last_iterations_value_after_the_loop(bits):
+    @polyop.kernel
+    def last(n: int, x: "f64[n]", out: "f64[n]", final: "f64[1]"):
+        t = -1.0
+        for i in range(n):
+            t = x[i] * 2.0
+            out[i] = t + 1.0
+        final[0] = t
+
+    # the schedule refuses a temporary read after a vector loop (as after a
+    # parallel one); the vector code keeps the last lane's value for it
+    cf = compile_at(vectorized(last, check=False), bits)
+    assert "extractelement" in cf.llvm_ir_unoptimized
+    for n in sizes(bits // 64):
+        check_against_python(last, cf, [n, data(n, "f64"), np.zeros(n), np.zeros(1)])
+
+
 # -- what stays scalar ------------------------------------------------------------------
 
 
@@ -290,7 +342,9 @@ def test_plans_that_stay_scalar_say_why():
         plan_vector_loop(_loop(red), 256).reason
     k = ir.Load("k", (j,), polyop.types.i64)
     div = ir.Store("y", (j,), ir.Bin("fdiv", k, ir.Var("m"), polyop.types.i64))
-    assert plan_vector_loop(_loop(div), 256).reason == "integer // by a non-constant"
+    assert plan_vector_loop(_loop(div), 256).reason is None  # it never traps
+    fmod = ir.Store("y", (j,), ir.Bin("mod", x, ir.Var("m", f64), f64))
+    assert plan_vector_loop(_loop(fmod), 256).reason == "f64 % has no vector form here"
     nested = ir.Store("y", (j,), x)
     assert "loop k is nested" in plan_vector_loop(_loop(_loop(nested, "k")), 256).reason
     read_first = ir.Block((ir.Store("y", (j,), ir.Load("t", (), f64)),

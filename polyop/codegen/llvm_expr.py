@@ -241,11 +241,13 @@ class ExprLowering:
         CPython's ``int()`` raises). A bare ``fptosi`` would be poison there."""
         b = self.builder
         ty = ll_type(dst)
+        if isinstance(v.type, ir.VectorType):  # lane by lane (polyop.codegen.vector)
+            ty = ir.VectorType(ty, v.type.count)
         lo = float(-(1 << (dst.bits - 1)))
         # -2**(bits-1) is exact in every float type; the upper limit is excluded
-        inside = b.and_(b.fcmp_ordered(">=", v, self._fconst(src, lo)),
-                        b.fcmp_ordered("<", v, self._fconst(src, -lo)))
-        safe = b.select(inside, v, self._fconst(src, 0.0))
+        inside = b.and_(b.fcmp_ordered(">=", v, ir.Constant(v.type, lo)),
+                        b.fcmp_ordered("<", v, ir.Constant(v.type, -lo)))
+        safe = b.select(inside, v, ir.Constant(v.type, 0.0))
         return b.select(inside, b.fptosi(safe, ty), ir.Constant(ty, int(lo)))
 
     def emit_as(self, e, dt: DType, index: bool = False) -> ir.Value:

@@ -336,6 +336,6 @@ class _VectorBody:
             return b.fpext(v, ty) if dst.bits > src.bits else b.fptrunc(v, ty)
         if dst.is_float:
             return b.sitofp(v, ty)
-        if src.is_float:
-            return b.fptosi(v, ty)
+        if src.is_float:  # NaN, infinities, out of range: the minimum, as in scalar code
+            return self.fb._float_to_int(v, src, dst)
         return b.sext(v, ty) if dst.bits > src.bits else b.trunc(v, ty)
