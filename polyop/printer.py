@@ -11,8 +11,9 @@ lanes, in which an access contiguous in the loop is a slice, ``x[j:j + 8]``
 (one vector load or store), an access that is not is ``gather(x[2 * j])`` or
 ``scatter(x[2 * j])`` (one access per lane), and everything else is the same
 for all lanes and broadcast; then the scalar loop over the remaining
-iterations, ``for (; j < n; j += 1)``. A vector loop that stays scalar says
-why: ``// vector: not vectorised, ...``.
+iterations, ``for (; j < n; j += 1)`` (with a constant trip count, narrower
+vectors first: ``// vector x4``). A vector loop that stays scalar says why:
+``// vector: not vectorised, ...``.
 
 Example::
 
