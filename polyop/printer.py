@@ -22,6 +22,14 @@ Example::
     >>> print(to_c(For("i", Const(0), Var("n"), 1, Store("A", (Var("i"),), Const(0.0, f64)))))
     for (i = 0; i < n; i += 1)
       A[i] = 0.0;
+    >>> from polyop.vector_plan import VectorISA
+    >>> print(to_c(For("i", Const(0), Var("n"), 1, Store("A", (Var("i"),), Const(0.0, f64)),
+    ...                "vector"), isa=VectorISA(256)))
+    // vector x4
+    for (i = 0; i + 4 <= n; i += 4)
+      A[i:i + 4] = 0.0;
+    for (; i < n; i += 1)
+      A[i] = 0.0;
 """
 
 from __future__ import annotations
