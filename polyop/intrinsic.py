@@ -43,7 +43,7 @@ the compiled contract on random data.
 Example::
 
     >>> import polyop
-    >>> @polyop.kernel                                            # doctest: +SKIP
+    >>> @polyop.kernel
     ... def axpy8(a: "f64", x: "f64[8]", y: "f64[8]"):
     ...     for i in range(8):
     ...         y[i] += a * x[i]
@@ -51,10 +51,10 @@ Example::
     ... void axpy8(double a, const double *x, double *y) {
     ...     for (int i = 0; i < 8; i++) y[i] += a * x[i];
     ... }'''
-    >>> ax = polyop.intrinsic(axpy8, c_source=src)                # doctest: +SKIP
-    >>> ax.c_prototype                                            # doctest: +SKIP
+    >>> ax = polyop.intrinsic(axpy8, c_source=src)
+    >>> ax.c_prototype
     'void axpy8(double a, const double *x, double *y)'
-    >>> ax.verify()                                               # doctest: +SKIP
+    >>> ax.verify()
 """
 
 from __future__ import annotations
@@ -309,8 +309,32 @@ def intrinsic(contract, *, c_source: str | None = None, llvm_ir: str | None = No
 
     Example::
 
-        >>> dot8 = polyop.intrinsic(dot8_contract, llvm_ir=TEXT)  # doctest: +SKIP
-        >>> sch.tensorize(k_inner, dot8)                          # doctest: +SKIP
+        >>> import numpy as np, polyop
+        >>> @polyop.kernel
+        ... def scale2(x: "f64[2]"):
+        ...     for i in range(2):
+        ...         x[i] *= 2.0
+        >>> text = '''define void @scale2(ptr %x) {
+        ...   %a = load double, ptr %x
+        ...   %p = getelementptr double, ptr %x, i64 1
+        ...   %b = load double, ptr %p
+        ...   %a2 = fmul double %a, 2.0
+        ...   %b2 = fmul double %b, 2.0
+        ...   store double %a2, ptr %x
+        ...   store double %b2, ptr %p
+        ...   ret void
+        ... }'''
+        >>> twice = polyop.intrinsic(scale2, llvm_ir=text)
+        >>> @polyop.kernel
+        ... def double_all(n: int, x: "f64[n]"):
+        ...     for i in range(n):
+        ...         x[i] *= 2.0
+        >>> sch = polyop.Schedule(double_all)
+        >>> outer, inner = sch.split(sch.get_loops("S0")[0], 2)
+        >>> sch.tensorize(inner, twice)
+        'S0_scale2'
+        >>> x = np.arange(5.0); polyop.build(sch)(5, x); x
+        array([0., 2., 4., 6., 8.])
     """
     return Intrinsic(contract, c_source=c_source, llvm_ir=llvm_ir, symbol=symbol, name=name,
                      cflags=cflags)

@@ -421,9 +421,13 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
 
     Example::
 
-        >>> st = conv2d_compute(ConvShape(64, 56, 56, 64, layout="NHWC"))  # doctest: +SKIP
-        >>> sch = polyop.create_schedule(st.out)                           # doctest: +SKIP
-        >>> loops = schedule_conv2d(sch, st)                               # doctest: +SKIP
+        >>> import polyop
+        >>> st = conv2d_compute(ConvShape(8, 6, 6, 16, layout="NHWC"),
+        ...                     tiling=ConvTiling(mr=4, nr=8, kc=8))
+        >>> sch = polyop.create_schedule(st.out)
+        >>> loops = schedule_conv2d(sch, st)
+        >>> list(loops)
+        ['pixel_outer', 'filter_outer', 'r', 's', 'c', 'pixel_inner', 'filter_inner']
     """
     t, shape, conv, kc = stages.tiling, stages.shape, stages.conv, stages.kc
     pixels = t.vector == "pixels"
@@ -515,10 +519,17 @@ class Conv2d:
 
         Example::
 
-            >>> conv = polyop.ops.conv2d(64, 56, 56, 64, bias=True, relu=True,
-            ...                          packed_weights=True)       # doctest: +SKIP
-            >>> wp = conv.pack_weights(w, scale)                    # doctest: +SKIP
-            >>> conv(x, wp, shift, out)                             # doctest: +SKIP
+            >>> import numpy as np, polyop
+            >>> conv = polyop.ops.conv2d(3, 8, 8, 4, layout="NHWC", bias=True,
+            ...                          packed_weights=True, tiling=ConvTiling(nr=8))
+            >>> w, x = np.ones((3, 3, 3, 4), np.float32), np.ones((8, 8, 3), np.float32)
+            >>> scale = np.array([1, 2, 3, 4], np.float32)
+            >>> shift = np.zeros(4, np.float32)
+            >>> wp = conv.pack_weights(w, scale); wp.shape
+            (1, 3, 3, 3, 8)
+            >>> out = np.empty((8, 8, 4), np.float32)
+            >>> conv(x, wp, shift, out); out[4, 4].tolist()     # 27 · scale
+            [27.0, 54.0, 81.0, 108.0]
         """
         s, shape = self.shape, self.shape.arrays()["w"]
         w = np.asarray(w)
@@ -618,8 +629,13 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
 
     Example::
 
-        >>> conv = polyop.ops.conv2d(64, 56, 56, 64, bn=True, relu=True)   # doctest: +SKIP
-        >>> conv(x, w, scale, shift, out)                                  # doctest: +SKIP
+        >>> import numpy as np, polyop
+        >>> conv = polyop.ops.conv2d(4, 6, 6, 8, layout="NCHW", bn=True, relu=True)
+        >>> x, w = np.ones((4, 6, 6), np.float32), np.ones((8, 4, 3, 3), np.float32)
+        >>> scale, shift = np.full(8, 0.5, np.float32), np.full(8, -10.0, np.float32)
+        >>> out = np.empty((8, 6, 6), np.float32)
+        >>> conv(x, w, scale, shift, out); float(out[0, 0, 0]), float(out[0, 3, 3])
+        (0.0, 8.0)
     """
     threads = default_threads("conv2d", threads)
     target = as_target(target)

@@ -254,8 +254,13 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
 
     Example::
 
-        >>> mm = polyop.ops.matmul(512, 512, 512)                  # doctest: +SKIP
-        >>> mm(a, b, c)                                            # doctest: +SKIP
+        >>> import numpy as np, polyop
+        >>> mm = polyop.ops.matmul(64, 48, 32, bias=True, relu=True)
+        >>> a, b = np.ones((64, 32), np.float32), np.ones((32, 48), np.float32)
+        >>> bias = np.arange(-40.0, 8.0, dtype=np.float32)         # 32 + bias: -8 .. 39
+        >>> c = np.empty((64, 48), np.float32)
+        >>> mm(a, b, bias, c); float(c[0, 0]), float(c[0, 47])
+        (0.0, 39.0)
     """
     for name, v in (("M", M), ("N", N), ("K", K)):
         if not isinstance(v, (int, np.integer)) or v < 1:
@@ -302,7 +307,18 @@ def copy_panels_per_pass(sch: Schedule, copy: str, panels: int = 4) -> Loop:
 
     Example::
 
-        >>> copy_panels_per_pass(sch, "Bp")                         # doctest: +SKIP
+        >>> import polyop
+        >>> A = polyop.placeholder((64, 32), "float32", name="A")
+        >>> B = polyop.placeholder((32, 256), "float32", name="B")
+        >>> k = polyop.reduce_axis((0, 32), name="k")
+        >>> C = polyop.compute((64, 256), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k),
+        ...                    name="C")
+        >>> sch = polyop.create_schedule(C)
+        >>> _ = sch.cache_read(B, C, layout=_panels(16), name="Bp")
+        >>> [lp.name for lp in sch.get_loops("Bp")]
+        ['Bp_0', 'Bp_1', 'Bp_2']
+        >>> copy_panels_per_pass(sch, "Bp").name, [lp.name for lp in sch.get_loops("Bp")]
+        ('Bp_0_outer', ['Bp_0_outer', 'Bp_1', 'Bp_0_inner', 'Bp_2'])
     """
     panel, row, _ = sch.get_loops(copy)
     outer, panel = sch.split(panel, panels)
@@ -330,8 +346,18 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
 
     Example::
 
-        >>> sch = polyop.create_schedule(C)                        # doctest: +SKIP
-        >>> loops = schedule_matmul(sch, A, B, C)                  # doctest: +SKIP
+        >>> import polyop
+        >>> A = polyop.placeholder((64, 32), "float32", name="A")
+        >>> B = polyop.placeholder((32, 48), "float32", name="B")
+        >>> k = polyop.reduce_axis((0, 32), name="k")
+        >>> C = polyop.compute((64, 48), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k),
+        ...                    name="C")
+        >>> sch = polyop.create_schedule(C)
+        >>> loops = schedule_matmul(sch, A, B, C, MatmulTiling(mr=4, nr=16, kc=32, mb=2))
+        >>> [lp.name for lp in sch.get_loops("C")]
+        ['k_outer', 'i_outer_outer', 'j_outer', 'i_outer_inner', 'k_inner', 'i_inner', 'j_inner']
+        >>> sch.stmts
+        ['C_init', 'Ap', 'Bp', 'C']
     """
     t = tiling
     packing = []
