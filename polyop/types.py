@@ -76,12 +76,20 @@ class SizeType:
 
 
 def promote(a: DType, b: DType) -> DType:
-    """The type of a binary arithmetic result, following numpy's rules for
-    same-kind operands: floats win over integers, wider wins over narrower."""
+    """The type of a binary arithmetic result on two typed operands, as NumPy
+    promotes arrays: the wider of the same kind; a float with an integer gives
+    the float if it is wider than the integer, else f64 (f32 with i32 is f64).
+
+    Example::
+
+        >>> promote(f32, f64), promote(i32, i64), promote(f32, i32), promote(f64, i64)
+        (f64, i64, f64, f64)
+    """
     if a == b:
         return a
     if a.is_float != b.is_float:
-        return a if a.is_float else b
+        fl, it = (a, b) if a.is_float else (b, a)
+        return fl if fl.bits > it.bits else f64
     return a if a.bits >= b.bits else b
 
 

@@ -276,3 +276,157 @@ def test_int_of_nan_and_out_of_range_is_numpy_astype():
         with np.errstate(invalid="ignore"):
             assert np.array_equal(got[np.isnan(src)], src[np.isnan(src)].astype(np.int64)) \
                 or np.dtype(np.intp).itemsize != 8  # x86's astype: the same minimum
+
+
+# -- arithmetic: CPython + NumPy 2 (NEP 50 weak Python scalars) ----------------------------
+def _f32(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_f32_local_scalar_accumulates_in_f32():
+    @polyop.kernel
+    def dot(n: int, A: "f32[n]", B: "f32[n]", out: "f32[2]"):
+        s = 0.0            # a Python float until it meets A's float32
+        for i in range(n):
+            s += A[i] * B[i]
+        out[0] = s
+        t = 0.0            # only Python floats: stays a Python float (f64)
+        for i in range(n):
+            t += 0.1
+        out[1] = t
+
+    assert dot.program.arrays["s"].dtype == polyop.f32
+    assert dot.program.arrays["t"].dtype == polyop.f64
+    n = 1000
+    args = dict(n=n, A=_f32(n) * 1000, B=_f32(n, seed=1), out=np.zeros(2, np.float32))
+    mine, ref = run_both(dot, dot, args)
+    np.testing.assert_array_equal(mine["out"], ref["out"])  # bit for bit
+    wide = np.float32(np.dot(args["A"].astype(np.float64), args["B"].astype(np.float64)))
+    assert mine["out"][0] != wide  # an f64 accumulator would give this instead
+
+
+def test_math_result_is_a_python_float_and_numpy_functions_keep_width():
+    import math
+
+    @polyop.kernel
+    def k(n: int, x: "f32[n]", y: "f32[n]", z: "f32[n]", w: "f64[n]"):
+        for i in range(n):
+            y[i] = math.exp(x[i]) * x[i]    # exp in f64, rounded, times x in f32
+            z[i] = np.exp(x[i]) * x[i]      # float32 throughout
+            w[i] = math.sqrt(x[i]) + x[i] / 3.0
+
+    body = k.program.statements[0].body.value
+    assert (body.a.dtype, body.dtype) == (polyop.f64, polyop.f32)
+    assert k.program.statements[1].body.value.a.dtype == polyop.f32
+    n = 64
+    x = np.abs(_f32(n)) * 3 + 0.5
+    args = dict(n=n, x=x, y=np.zeros(n, np.float32), z=np.zeros(n, np.float32),
+                w=np.zeros(n))
+    mine, ref = run_both(k, k, args)
+    np.testing.assert_array_equal(mine["y"], ref["y"])
+    np.testing.assert_array_equal(mine["w"], ref["w"])
+    # numpy's float32 exp and LLVM's may differ in the last bit; both are float32
+    np.testing.assert_allclose(mine["z"], ref["z"], rtol=2e-7)
+
+
+def test_weak_and_typed_integers_and_mixed_promotion():
+    @polyop.kernel
+    def k(n: int, a: "i32", B: "i32[n]", F: "f32[n]", q: "i64[n]", r: "f64[n]",
+          t: "f64[n]"):
+        for i in range(n):
+            q[i] = (B[i] * (i + 1)) // 3      # i32 arithmetic (i is a Python int): wraps
+            r[i] = F[i] * B[i]                # f32 with i32 typed: f64 (NumPy)
+            t[i] = F[i] * a + 0.1             # a typed f32 * i32: f64
+
+    n = 8
+    B = np.array([2**30, -(2**30), 7, 2**31 - 1, -5, 3, 2**29, 1], np.int32)
+    args = dict(n=n, a=np.int32(3), B=B, F=_f32(n) * 1e4, q=np.zeros(n, np.int64),
+                r=np.zeros(n), t=np.zeros(n))
+    with np.errstate(over="ignore"):
+        mine, ref = run_both(k, k, args)
+    for name in ("q", "r", "t"):
+        np.testing.assert_array_equal(mine[name], ref[name], err_msg=name)
+    assert (mine["q"] != (B.astype(np.int64) * np.arange(1, n + 1)) // 3).any()  # it wrapped
+
+
+def test_int_local_scalar_becomes_float_and_f64_scalar_argument_is_weak():
+    @polyop.kernel
+    def k(n: int, alpha: "f64", A: "f32[n]", out: "f32[n]", acc: "f64[1]"):
+        s = 0
+        for i in range(n):
+            s += A[i]                 # an int becomes A's float32, as in Python
+            out[i] = alpha * A[i]     # a Python float times a float32: float32
+        acc[0] = s
+
+    assert k.program.arrays["s"].dtype == polyop.f32
+    assert k.program.statements[2].body.value.dtype == polyop.f32
+    n = 50
+    args = dict(n=n, alpha=0.1, A=_f32(n), out=np.zeros(n, np.float32), acc=np.zeros(1))
+    mine, ref = run_both(k, k, args)
+    for name in ("out", "acc"):
+        np.testing.assert_array_equal(mine[name], ref[name], err_msg=name)
+
+
+ALPHA32 = np.float32(0.1)
+NB = np.int64(4)
+
+
+def test_numpy_scalar_constants():
+    @polyop.kernel
+    def k(n: int, x: "f64[n, NB]", y: "f64[n, NB]"):
+        for i in range(n):
+            for j in range(NB):
+                y[i, j] = x[i, j] * ALPHA32 + NB
+
+    assert k.program.arrays["x"].shape == ("n", "4")
+    args = dict(n=3, x=np.random.default_rng(2).random((3, 4)), y=np.zeros((3, 4)))
+    mine, ref = run_both(k, k, args)
+    np.testing.assert_array_equal(mine["y"], ref["y"])
+    assert (mine["y"] != args["x"] * 0.1 + 4).any()  # float32(0.1), not 0.1
+
+
+# -- front-end cost: linear in the number of statements -----------------------------------
+def test_many_statements_parse_without_quadratic_steps(tmp_path, monkeypatch):
+    """2,000 straight-line statements. The two steps that were quadratic
+    (``ast.get_source_segment`` splitting the whole source per statement,
+    ``isl.Schedule.sequence`` intersecting every earlier filter per sibling)
+    must not run at all; their replacements are checked by the result."""
+    import importlib.util
+
+    import islpy as isl
+
+    n = 2000
+    lines = ["def big(n: int, A: 'f64[2001]', B: 'f64[2001]'):"]
+    lines += [f"    A[{k}] = B[{k}] * 2.0 + A[{k + 1}]" for k in range(n - 1)]
+    lines += ["    A[0] = (B[0]  # é: a multi-line statement with non-ASCII text",
+              "            + 1.0)"]
+    path = tmp_path / "big_kernel.py"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("big_kernel", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    calls = {"segment": 0, "sequence": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    import ast
+    monkeypatch.setattr(ast, "get_source_segment", counted("segment", ast.get_source_segment))
+    monkeypatch.setattr(isl.Schedule, "sequence", counted("sequence", isl.Schedule.sequence))
+    prog = polyop.kernel(mod.big).program
+    assert calls == {"segment": 0, "sequence": 0}
+    assert len(prog.statements) == n
+    assert prog.statements[7].source == "A[7] = B[7] * 2.0 + A[8]"
+    assert prog.statements[-1].source == \
+        "A[0] = (B[0] # é: a multi-line statement with non-ASCII text + 1.0)"
+    seq = prog.schedule.get_root().child(0)
+    assert seq.get_type() == isl.schedule_node_type.sequence and seq.n_children() == n
+    # source order: S0 before S1 before ... (the schedule map orders them)
+    times = prog.schedule.get_map()
+    for k in (0, 1, n - 1):
+        assert times.intersect_domain(isl.UnionSet(f"[n] -> {{ S{k}[] }}")).is_equal(
+            isl.UnionMap(f"[n] -> {{ S{k}[] -> [{k}] }}"))

@@ -395,6 +395,27 @@ def test_elementwise_math():
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_floor_division_by_zero_is_numpy2(dtype):
+    n = polyop.var("n")
+    A = polyop.placeholder((n,), dtype, name="A")
+    B = polyop.placeholder((n,), dtype, name="B")
+    outs = [polyop.compute((n,), fn, name=name) for name, fn in (
+        ("q", lambda i: A[i] // B[i]), ("r", lambda i: A[i] % B[i]),
+        ("qq", lambda i: A[i] // A[i]), ("rr", lambda i: A[i] % A[i]))]
+    f = polyop.build([A, B, *outs])
+    lo = np.iinfo(dtype).min
+    a = np.array([0, 7, -7, lo, lo, 5, 0, -3], dtype)
+    b = np.array([0, 0, 2, -1, 0, -1, 3, -2], dtype)
+    res = [np.full(len(a), 99, dtype) for _ in outs]
+    f(a, b, *res)
+    with np.errstate(all="ignore"):  # NumPy 2: x // 0 == x % 0 == 0, MIN // -1 == MIN
+        expected = [a // b, a % b, a // a, a % a]
+    for got, want, t in zip(res, expected, outs):
+        np.testing.assert_array_equal(got, want, err_msg=t.name)
+    assert res[2][0] == 0  # 0 // 0 is 0, not 1
+
+
 def test_numpy2_typing():
     n = polyop.var("n")
     F = polyop.placeholder((n,), "float32", name="F")

@@ -1,10 +1,18 @@
 """Python value expressions → polyop IR expressions, with types.
 
-Typing follows what CPython + NumPy 2 compute for the same code: integers
-(loop iterators, size parameters, int literals) are i64; mixing an int with a
-float gives that float; f32 with f64 gives f64; a float literal adopts the
-width of the float it meets (NumPy's "weak" Python scalars); ``/`` is true
-division; ``//`` and ``%`` floor like Python; ``math.*`` functions return f64.
+Typing follows what CPython + NumPy 2 compute for the same code. Values that
+are Python numbers at run time are *weak* (NEP 50): literals, named ``int``/
+``float`` constants, loop iterators and size parameters (Python ints), the
+results of ``math.*``, ``float()``, ``int()``, and local scalars holding only
+such values; a weak operand adopts the type of a typed one (``A[i] * 2.0`` and
+``math.exp(x) * x`` stay f32 for an f32 ``A`` or ``x``; ``B[i] + i`` stays i32),
+except that a weak float meeting a typed integer gives f64. Two typed
+operands promote like NumPy arrays (f32 with f64 gives f64, f32 with i32 or
+i64 gives f64). ``/`` is true division; ``//`` and ``%`` floor like Python;
+``math.*`` computes in f64, ``np.exp`` and friends keep a float argument's
+width. Array elements, f32 and i32 scalar arguments and numpy scalar
+constants (``np.float32(0.5)``) are typed; f64 and i64 scalar arguments are
+weak, as the Python floats and ints a caller passes are.
 
 Example::
 
@@ -27,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..ir import BOOL, Bin, Call, Cast, Cmp, Const, Expr, Load, Logic, Neg, Not, Select
-from ..types import DType, f64, i64, promote
+from ..types import DTYPES, DType, f64, i64, promote
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
            ast.FloorDiv: "fdiv", ast.Mod: "mod", ast.Pow: "pow"}
@@ -37,6 +45,8 @@ _MATH = {math.sqrt: "sqrt", math.exp: "exp", math.log: "log", math.sin: "sin",
          math.cos: "cos", math.tanh: "tanh", math.fabs: "abs",
          np.sqrt: "sqrt", np.exp: "exp", np.log: "log", np.sin: "sin",
          np.cos: "cos", np.tanh: "tanh"}
+#: NumPy's functions: a float argument keeps its width, the result is typed
+_NUMPY_MATH = frozenset((np.sqrt, np.exp, np.log, np.sin, np.cos, np.tanh))
 SUPPORTED_CALLS = ("math.sqrt/exp/log/pow/sin/cos/tanh/fabs, abs, min, max, float, int")
 
 
@@ -51,11 +61,31 @@ class ExprConverter:
 
     def __init__(self, values: dict[str, Expr], arrays: dict[str, tuple[DType, int]],
                  resolve: Callable[[ast.AST], object],
-                 error: Callable[[ast.AST, str], Exception]):
+                 error: Callable[[ast.AST, str], Exception],
+                 typed_values: frozenset[str] = frozenset(),
+                 weak_scalars: frozenset[str] = frozenset()):
         self.values, self.arrays = values, arrays
         self.resolve, self.error = resolve, error
+        #: names of ``values`` that are typed (f32/i32 scalar arguments); the others
+        #: are Python numbers (loop iterators, size parameters, f64/i64 arguments)
+        self.typed_values = typed_values
+        #: local scalars that hold only Python numbers (weak)
+        self.weak_scalars = weak_scalars
         #: (array name, subscript AST nodes, the Subscript/Name node) per read
         self.reads: list[tuple[str, tuple[ast.AST, ...], ast.AST]] = []
+        self._weak: set[int] = set()
+        self._keep: list[Expr] = []  # the weak nodes stay alive, so their ids stay theirs
+
+    def is_weak(self, e: Expr) -> bool:
+        """Whether ``e`` is a Python number at run time (see the module docstring)."""
+        return id(e) in self._weak
+
+    def mark(self, e: Expr, weak: bool = True) -> Expr:
+        """``e``, recorded as weak when ``weak`` (a Python number at run time)."""
+        if weak:
+            self._weak.add(id(e))
+            self._keep.append(e)
+        return e
 
     def convert(self, node: ast.AST) -> Expr:
         method = getattr(self, "_" + type(node).__name__, None)
@@ -67,25 +97,29 @@ class ExprConverter:
     def _Constant(self, node: ast.Constant) -> Expr:
         v = node.value
         if isinstance(v, bool):
-            return Const(int(v), i64)
+            return self.mark(Const(int(v), i64))
         if isinstance(v, int):
-            return Const(v, i64)
+            return self.mark(Const(v, i64))
         if isinstance(v, float):
-            return Const(v, f64)
+            return self.mark(Const(v, f64))
         raise self.error(node, f"constant {v!r} is not a number")
 
     def _Name(self, node: ast.Name) -> Expr:
         if node.id in self.values:
-            return self.values[node.id]
+            return self.mark(self.values[node.id], node.id not in self.typed_values)
         if node.id in self.arrays:
             dtype, ndim = self.arrays[node.id]
             if ndim:
                 raise self.error(node, f"array {node.id} used without a subscript")
             self.reads.append((node.id, (), node))
-            return Load(node.id, (), dtype)
+            return self.mark(Load(node.id, (), dtype), node.id in self.weak_scalars)
         value = self.resolve(node)
-        if type(value) in (int, float):  # a named constant of the enclosing scope
-            return Const(value, i64 if type(value) is int else f64)
+        const = constant_expr(value)
+        if const is not None:  # a named constant of the enclosing scope
+            return self.mark(const, not isinstance(value, np.generic))
+        if isinstance(value, np.generic):
+            raise self.error(node, f"constant {node.id} = {value!r}: its type {value.dtype} "
+                                   "is not supported (float32, float64, int32, int64)")
         raise self.error(node, f"name {node.id!r} is not defined here "
                                "(not a loop iterator, argument, assigned local scalar "
                                "or numeric constant)")
@@ -128,7 +162,8 @@ class ExprConverter:
 
     def arith(self, op: str, a: Expr, b: Expr, node: ast.AST) -> Expr:
         """Type and build ``a op b`` (also used for augmented assignments)."""
-        dtype = _result_type(a, b)
+        weak = self.is_weak(a) and self.is_weak(b)
+        dtype = _result_type(a, b, self.is_weak(a), self.is_weak(b))
         if op == "div" and not dtype.is_float:
             dtype = f64
         if op == "pow":
@@ -137,16 +172,16 @@ class ExprConverter:
                     out: Expr = Const(1, i64)
                     for k in range(int(b.value)):
                         out = a if k == 0 else Bin("mul", out, a, dtype)
-                    return out
+                    return self.mark(out, weak)
                 dtype = f64
-        return Bin(op, a, b, dtype)
+        return self.mark(Bin(op, a, b, dtype), weak)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Expr:
         a = self.convert(node.operand)
         if isinstance(node.op, ast.USub):
             if isinstance(a, Const):
-                return Const(-a.value, a.dtype)
-            return Neg(a, a.dtype)
+                return self.mark(Const(-a.value, a.dtype), self.is_weak(a))
+            return self.mark(Neg(a, a.dtype), self.is_weak(a))
         if isinstance(node.op, ast.UAdd):
             return a
         if isinstance(node.op, ast.Not):
@@ -164,28 +199,38 @@ class ExprConverter:
                                    f"(supported: {SUPPORTED_CALLS})")
         args = [self.convert(a) for a in node.args]
         n = len(args)
-        if fn in _MATH and n == 1:
-            return Call(_MATH[fn], (args[0],), f64)
-        if fn in (math.pow, np.power) and n == 2:
-            return Bin("pow", args[0], args[1], f64)
+        if fn in _NUMPY_MATH and n == 1:  # np.exp(float32) is a float32
+            x = args[0]
+            dt = x.dtype if x.dtype.is_float and not self.is_weak(x) else f64
+            return Call(_MATH[fn], (x,), dt)
+        if fn in _MATH and n == 1:  # math.exp(x): a Python float
+            return self.mark(Call(_MATH[fn], (args[0],), f64))
+        if fn is math.pow and n == 2:
+            return self.mark(Bin("pow", args[0], args[1], f64))
+        if fn is np.power and n == 2:
+            dt = _result_type(args[0], args[1], self.is_weak(args[0]), self.is_weak(args[1]))
+            return Bin("pow", args[0], args[1], dt if dt.is_float else f64)
         if fn is builtins.abs and n == 1:
-            return Call("abs", (args[0],), args[0].dtype)
+            return self.mark(Call("abs", (args[0],), args[0].dtype), self.is_weak(args[0]))
         if fn in (builtins.min, builtins.max) and n >= 2:
             out = args[0]
             for b in args[1:]:
-                out = Bin(fn.__name__, out, b, _result_type(out, b))
+                weak = self.is_weak(out) and self.is_weak(b)
+                dt = _result_type(out, b, self.is_weak(out), self.is_weak(b))
+                out = self.mark(Bin(fn.__name__, out, b, dt), weak)
             return out
         if fn is builtins.float and n == 1:
-            return Cast(args[0], f64)
+            return self.mark(Cast(args[0], f64))
         if fn is builtins.int and n == 1:
-            return Cast(args[0], i64)
+            return self.mark(Cast(args[0], i64))
         raise self.error(node, f"call to {_describe(node.func)} is not supported "
                                f"(supported: {SUPPORTED_CALLS})")
 
     def _IfExp(self, node: ast.IfExp) -> Expr:
         cond = _truth(self.convert(node.test))
         a, b = self.convert(node.body), self.convert(node.orelse)
-        return Select(cond, a, b, _result_type(a, b))
+        wa, wb = self.is_weak(a), self.is_weak(b)
+        return self.mark(Select(cond, a, b, _result_type(a, b, wa, wb)), wa and wb)
 
     # -- conditions ----------------------------------------------------------------------
     def _Compare(self, node: ast.Compare) -> Expr:
@@ -217,15 +262,40 @@ def _truth(e: Expr) -> Expr:
     return Cmp("ne", e, Const(0, e.dtype))
 
 
-def _result_type(a: Expr, b: Expr) -> DType:
-    # a float literal meeting another float takes that float's width (NumPy 2)
-    if isinstance(a, Const) and a.dtype.is_float and b.dtype.is_float:
-        return b.dtype
-    if isinstance(b, Const) and b.dtype.is_float and a.dtype.is_float:
-        return a.dtype
+def _result_type(a: Expr, b: Expr, weak_a: bool, weak_b: bool) -> DType:
+    """The type of ``a op b`` under NumPy 2's rules (NEP 50): a weak operand
+    (a Python number) adopts the typed one's type, except that a Python float
+    meeting a typed integer gives f64."""
     if a.dtype == BOOL or b.dtype == BOOL:
         return i64 if a.dtype == b.dtype else (b.dtype if a.dtype == BOOL else a.dtype)
+    if weak_a != weak_b:
+        weak, typed = (a.dtype, b.dtype) if weak_a else (b.dtype, a.dtype)
+        if weak.is_float and not typed.is_float:
+            return f64
+        return typed
     return promote(a.dtype, b.dtype)
+
+
+def constant_expr(value: object) -> Const | None:
+    """The IR constant of a named constant of the kernel's scope: a Python
+    ``int``/``float`` (i64/f64, weak) or a numpy scalar of a supported type
+    (``np.float32(0.5)``: f32); ``None`` for anything else.
+
+    Example::
+
+        >>> constant_expr(np.float32(0.5)), constant_expr(3), constant_expr("x")
+        (Const(value=0.5, dtype=f32), Const(value=3, dtype=i64), None)
+    """
+    if type(value) is int:
+        return Const(value, i64)
+    if type(value) is float:
+        return Const(value, f64)
+    if isinstance(value, (np.integer, np.floating)):
+        dt = DTYPES.get({"float32": "f32", "float64": "f64", "int32": "i32",
+                         "int64": "i64"}.get(value.dtype.name, ""))
+        if dt is not None:
+            return Const(value.item(), dt)
+    return None
 
 
 def _describe(node: ast.AST) -> str:

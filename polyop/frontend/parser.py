@@ -33,7 +33,7 @@ from .. import ir
 from ..errors import FrontendError
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, ArrayType, DType, SizeType, parse_annotation
-from .affine import AffineConverter
+from .affine import AffineConverter, int_constant
 from .definite import check_assigned
 from .exprs import ExprConverter
 from .locals import is_local_declaration, is_prefetch, parse_local
@@ -56,8 +56,17 @@ _AUG = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 class KernelParser:
     """Parse one decorated function; ``parse()`` returns its ``Program``."""
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, hints: dict[str, tuple[DType, bool]] | None = None):
         self.fn = fn
+        #: local scalar -> (type, weak) learnt by an earlier pass (see ``parse_kernel``)
+        self.hints = dict(hints or {})
+        #: local scalars whose type this pass found to differ from its first guess
+        self.retypes: dict[str, tuple[DType, bool]] = {}
+        #: local scalars holding only Python numbers so far (weak, NumPy 2)
+        self.weak_scalars: set[str] = set()
+        #: the typed scalar arguments: f32 and i32 (f64 and i64 ones are what
+        #: Python's floats and ints are, weak like iterators and sizes)
+        self.scalar_args: set[str] = set()
         self.filename = inspect.getsourcefile(fn) or "<unknown>"
         try:
             lines, first = inspect.getsourcelines(fn)
@@ -66,12 +75,17 @@ class KernelParser:
                                 "kernels in a file or a notebook cell",
                                 self.filename) from None
         self.source = textwrap.dedent("".join(lines))
+        # split once: ast.get_source_segment splits the whole source per call,
+        # which made parsing quadratic in the number of statements
+        self.lines = self.source.splitlines(keepends=True)
         self.line_offset = first - 1
         mod = ast.parse(self.source)
         self.tree = next(n for n in mod.body
                          if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
         self.globals = {**fn.__globals__, **inspect.getclosurevars(fn).nonlocals}
         self.arrays: dict[str, Array] = {}
+        #: array name -> (dtype, ndim), kept with ``arrays`` for the expression converter
+        self.kinds: dict[str, tuple[DType, int]] = {}
         self.values: dict[str, ir.Expr] = {}
         self.statements: list[Statement] = []
         #: statement name -> its AST node (for errors found on the whole model)
@@ -82,6 +96,19 @@ class KernelParser:
     def error(self, node: ast.AST, msg: str) -> FrontendError:
         line = getattr(node, "lineno", 1) + self.line_offset
         return FrontendError(msg, self.filename, line, getattr(node, "col_offset", 0) + 1)
+
+    def _segment(self, node: ast.AST) -> str:
+        """The source text of ``node`` (its AST unparsed if it has no position)."""
+        end = getattr(node, "end_lineno", None)
+        if end is None or node.end_col_offset is None:
+            return ast.unparse(node)
+        # col offsets count UTF-8 bytes
+        first = self.lines[node.lineno - 1].encode()
+        if node.lineno == end:
+            return first[node.col_offset:node.end_col_offset].decode()
+        last = self.lines[end - 1].encode()[:node.end_col_offset].decode()
+        return "".join([first[node.col_offset:].decode(), *self.lines[node.lineno:end - 1],
+                        last])
 
     def resolve(self, node: ast.AST) -> object:
         """The Python object a function expression names (``math.sqrt``, ``min``)."""
@@ -111,13 +138,15 @@ class KernelParser:
             elif isinstance(t, DType):
                 args.append(Argument(arg.arg, "scalar", t))
                 self.values[arg.arg] = ir.Var(arg.arg, t)
+                if t.bits == 32:  # f64/i64 arguments are Python floats/ints: weak
+                    self.scalar_args.add(arg.arg)
             else:
                 args.append(Argument(arg.arg, "array", t.dtype))
                 arrays.append((arg, t))
         self.param_space = isl.Space.create_from_names(isl.DEFAULT_CONTEXT, set=[],
                                                        params=params)
         conv = AffineConverter(self.param_space, self.error, self.resolve)
-        ext = ExprConverter(self.values, {}, self.resolve, self.error)
+        ext = self._converter()
         for arg, t in arrays:
             nodes = []
             for s in t.shape:
@@ -138,8 +167,16 @@ class KernelParser:
                                       ast.walk(n) if isinstance(x, ast.Name))
                           else ast.unparse(self._constants_inlined(n, params))
                           for text, n in zip(t.shape, nodes))
-            self.arrays[arg.arg] = Array(arg.arg, t.dtype, shape, extents)
+            self._add_array(Array(arg.arg, t.dtype, shape, extents))
         return params, args
+
+    def _add_array(self, array: Array) -> None:
+        self.arrays[array.name] = array
+        self.kinds[array.name] = (array.dtype, array.ndim)
+
+    def _converter(self) -> ExprConverter:
+        return ExprConverter(self.values, self.kinds, self.resolve, self.error,
+                             frozenset(self.scalar_args), frozenset(self.weak_scalars))
 
     def _constants_inlined(self, node: ast.AST, params: list[str]) -> ast.AST:
         """``node`` with each name of an ``int`` constant (not a size parameter)
@@ -147,7 +184,8 @@ class KernelParser:
         class Inline(ast.NodeTransformer):
             def visit_Name(inner, n: ast.Name) -> ast.AST:  # noqa: N805
                 value = None if n.id in params else self.resolve(n)
-                return ast.Constant(value) if type(value) is int else n
+                value = int_constant(value)
+                return ast.Constant(value) if value is not None else n
 
         return Inline().visit(node)
 
@@ -184,6 +222,8 @@ class KernelParser:
         prog = Program(self.tree.name, tuple(params), tuple(args), dict(self.arrays),
                        tuple(self.statements), schedule, context, self.filename,
                        assumptions=tuple(self.assumptions))
+        if self.retypes:
+            return prog  # provisional: parse_kernel parses again with the types learnt
         check_assigned(prog, lambda s, msg: self.error(self.nodes.get(s.name, self.tree), msg))
         return prog
 
@@ -324,8 +364,8 @@ class KernelParser:
                 f"a local {old.dtype}[{', '.join(old.shape)}]" if old.ndim else "a local scalar"
             raise self.error(node, f"cannot declare local array {name!r}: {name} is already "
                                    f"{what}")
-        self.arrays[name] = Array(name, dtype, text, tuple(ir.Const(n) for n in shape),
-                                  temporary=True)
+        self._add_array(Array(name, dtype, text, tuple(ir.Const(n) for n in shape),
+                              temporary=True))
         taken = set(iters) | set(self.values) | set(self.arrays) | \
             set(self.param_space.get_var_names(isl.dim_type.param))
         names = []
@@ -361,8 +401,7 @@ class KernelParser:
             write = value
         if len(call.args) != 1 or not isinstance(call.args[0], ast.Subscript):
             raise self.error(call, "prefetch takes one array element: polyop.prefetch(A[i, j])")
-        kinds = {k: (a.dtype, a.ndim) for k, a in self.arrays.items()}
-        conv = ExprConverter(self.values, kinds, self.resolve, self.error)
+        conv = self._converter()
         load = conv.convert(call.args[0])
         assert isinstance(load, ir.Load)
         sname = f"S{len(self.statements)}"
@@ -371,7 +410,7 @@ class KernelParser:
         reads = tuple(self._access(acc, domain, n, idx, None, where)
                       for n, idx, where in conv.reads)
         hint = ir.Call("prefetch", (load, ir.Const(int(write))), load.dtype)
-        text = ast.get_source_segment(self.source, node) or ast.unparse(node)
+        text = self._segment(node)
         stmt = Statement(sname, iters, domain, reads, (), ir.Store(load.array, load.index, hint),
                          node.lineno + self.line_offset, " ".join(text.split()))
         self.statements.append(stmt)
@@ -397,9 +436,9 @@ class KernelParser:
             target, value = node.target, node.value
             if value is None:
                 raise self.error(node, "declaration without a value is not supported")
-        kinds = {k: (a.dtype, a.ndim) for k, a in self.arrays.items()}
-        conv = ExprConverter(self.values, kinds, self.resolve, self.error)
+        conv = self._converter()
         rhs = conv.convert(value)
+        new_scalar = False
         if isinstance(target, ast.Subscript):
             name, index_nodes = conv.subscript(target)
             index = tuple(conv.convert(i) for i in index_nodes)
@@ -415,16 +454,8 @@ class KernelParser:
                 if isinstance(node, ast.AugAssign):
                     raise self.error(target, f"local scalar {name!r} is updated before it "
                                              "is assigned")
-                dtype = rhs.dtype
-                if isinstance(node, ast.AnnAssign):
-                    dtype = parse_annotation(node.annotation.value) if isinstance(
-                        node.annotation, ast.Constant) else None
-                    if not isinstance(dtype, DType):
-                        raise self.error(node.annotation, "local scalar annotation must be "
-                                                          "\"f32\", \"f64\", \"i32\" or \"i64\"")
-                if dtype == ir.BOOL:
-                    dtype = INDEX
-                self.arrays[name] = Array(name, dtype, (), (), temporary=True)
+                self._new_scalar(node, name, rhs, conv.is_weak(rhs))
+                new_scalar = True
         else:
             raise self.error(target, "assignment target must be A[i, ...] or a local scalar")
         dtype = self.arrays[name].dtype
@@ -433,9 +464,12 @@ class KernelParser:
             if op is None:
                 raise self.error(node, f"augmented assignment {type(node.op).__name__} is "
                                        "not supported (only +=, -=, *=, /=)")
-            rhs = conv.arith(op, ir.Load(name, index, dtype), rhs, node)
+            old = conv.mark(ir.Load(name, index, dtype), name in self.weak_scalars)
+            rhs = conv.arith(op, old, rhs, node)
             conv.reads.append((name, index_nodes, target))
-        if rhs.dtype.is_float and not dtype.is_float:
+        if name in self.weak_scalars and not new_scalar and self._retyped(name, rhs, conv):
+            pass  # this pass's types are provisional: the next pass retypes the scalar
+        elif rhs.dtype.is_float and not dtype.is_float:
             raise self.error(node, f"float value stored into integer array {name}: "
                                    "convert explicitly with int(...)")
         sname = f"S{len(self.statements)}"
@@ -444,13 +478,48 @@ class KernelParser:
         write = self._access(acc, domain, name, index_nodes, index, target)
         reads = tuple(self._access(acc, domain, n, idx, None, where)
                       for n, idx, where in conv.reads)
-        text = ast.get_source_segment(self.source, node) or ast.unparse(node)
+        text = self._segment(node)
         stmt = Statement(sname, iters, domain, reads, (write,),
                          ir.Store(name, index, rhs), node.lineno + self.line_offset,
                          " ".join(text.split()))
         self.statements.append(stmt)
         self.nodes[sname] = node
         return stmt
+
+    def _new_scalar(self, node: ast.stmt, name: str, rhs: ir.Expr, weak: bool) -> None:
+        """Declare local scalar ``name`` at its first assignment: of the annotated
+        type, else the type an earlier pass learnt, else the value's type."""
+        dtype = rhs.dtype
+        if isinstance(node, ast.AnnAssign):
+            dtype = parse_annotation(node.annotation.value) if isinstance(
+                node.annotation, ast.Constant) else None
+            if not isinstance(dtype, DType):
+                raise self.error(node.annotation, "local scalar annotation must be "
+                                                  "\"f32\", \"f64\", \"i32\" or \"i64\"")
+            weak = False
+        elif name in self.hints:
+            dtype, weak = self.hints[name]
+        if dtype == ir.BOOL:
+            dtype = INDEX
+        if weak:
+            self.weak_scalars.add(name)
+        self._add_array(Array(name, dtype, (), (), temporary=True))
+
+    def _retyped(self, name: str, value: ir.Expr, conv: ExprConverter) -> bool:
+        """Record that weak local scalar ``name`` changes type when it is
+        assigned ``value``, as in NumPy 2: a typed value makes it typed (``s =
+        0.0; s += A[i]`` accumulates in f32 for an f32 ``A``), a Python float
+        makes an int one a float. True when this pass's types were wrong."""
+        old = self.arrays[name].dtype
+        dtype = INDEX if value.dtype == ir.BOOL else value.dtype
+        if not conv.is_weak(value):
+            new = (dtype, False)
+        elif dtype.is_float and not old.is_float:
+            new = (dtype, True)
+        else:
+            return False
+        self.retypes.setdefault(name, new)  # the first typed value decides
+        return True
 
     def _access(self, conv: AffineConverter, domain: isl.Set, array: str,
                 index_nodes: tuple[ast.AST, ...], index, where: ast.AST) -> Access:
@@ -489,5 +558,18 @@ def _stmt_kind(node: ast.stmt) -> str:
 
 
 def parse_kernel(fn: Callable) -> Program:
-    """Build the ``Program`` of a Python loop nest (see ``KernelParser``)."""
-    return KernelParser(fn).parse()
+    """Build the ``Program`` of a Python loop nest (see ``KernelParser``).
+
+    A local scalar's type is known only once all its assignments are seen
+    (``s = 0.0`` is a Python float until ``s += A[i]`` makes it A's type), so
+    a pass that finds a local scalar's type changed parses again with the
+    types learnt; each pass only moves scalars from weak int to weak float to
+    typed, so this ends (in one extra pass for the usual kernels).
+    """
+    hints: dict[str, tuple[DType, bool]] = {}
+    while True:
+        parser = KernelParser(fn, hints)
+        program = parser.parse()
+        if not parser.retypes:
+            return program
+        hints.update(parser.retypes)

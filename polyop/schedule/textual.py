@@ -30,35 +30,69 @@ def _statements(items) -> list[Statement]:
     return out
 
 
+def _pairwise(items: list, combine):
+    """``combine`` over ``items`` in order, as a balanced tree of calls: isl
+    copies what it combines, so folding one at a time costs n**2 where this
+    costs n log n."""
+    while len(items) > 1:
+        items = [combine(items[k], items[k + 1]) if k + 1 < len(items) else items[k]
+                 for k in range(0, len(items), 2)]
+    return items[0]
+
+
 def _band(loop, params: isl.Space) -> isl.MultiUnionPwAff:
-    upa = None
+    pieces = []
     for s in _statements(loop.children):
         pa = isl.PwAff.var_on_domain(isl.LocalSpace.from_space(s.domain.get_space()),
                                      isl.dim_type.set, loop.depth)
         if getattr(loop, "downward", False):  # range(hi, lo, -1) runs in -var order
             pa = pa.neg()
-        u = isl.UnionPwAff.from_pw_aff(pa)
-        upa = u if upa is None else upa.union_add(u)
-    return isl.MultiUnionPwAff.from_union_pw_aff(upa)
+        pieces.append(isl.UnionPwAff.from_pw_aff(pa))
+    return isl.MultiUnionPwAff.from_union_pw_aff(
+        _pairwise(pieces, lambda a, b: a.union_add(b)))
 
 
-def _build(items, params: isl.Space) -> isl.Schedule | None:
-    result = None
-    for x in items:
-        if isinstance(x, Statement):
-            sched = isl.Schedule.from_domain(isl.UnionSet.from_set(x.domain))
-        else:
-            inner = _build(x.children, params)
-            if inner is None:
-                continue  # a loop with no statements has nothing to schedule
-            sched = inner.insert_partial_schedule(_band(x, params))
-        result = sched if result is None else result.sequence(sched)
-    return result
+def _domain(item) -> isl.UnionSet:
+    """The instances of a statement, or of every statement inside a loop."""
+    sets = [isl.UnionSet.from_set(s.domain) for s in _statements([item])]
+    return _pairwise(sets, lambda a, b: a.union(b))
+
+
+def _fill(node: isl.ScheduleNode, items: list, params: isl.Space) -> isl.ScheduleNode:
+    """Build the schedule of ``items`` (in source order) at leaf ``node``;
+    returns the node at the same position.
+
+    The tree is built top-down with one ``insert_sequence`` per list of
+    siblings: ``isl.Schedule.sequence`` of two schedules intersects every
+    child filter of one with the other's domain, which made a long straight
+    run of statements quadratic (minutes for a few thousand)."""
+    items = [x for x in items if isinstance(x, Statement) or _statements(x.children)]
+    if not items:
+        return node
+    if len(items) == 1:
+        return _fill_one(node, items[0], params)
+    filters = [isl.UnionSetList.from_union_set(_domain(x).universe()) for x in items]
+    node = node.insert_sequence(_pairwise(filters, lambda a, b: a.concat(b)))
+    for k, x in enumerate(items):
+        if not isinstance(x, Statement):
+            node = _fill_one(node.child(k).child(0), x, params).parent().parent()
+    return node
+
+
+def _fill_one(node: isl.ScheduleNode, item, params: isl.Space) -> isl.ScheduleNode:
+    if isinstance(item, Statement):
+        return node
+    # a loop: its band, with the schedule of its body below
+    node = node.insert_partial_schedule(_band(item, params))
+    return _fill(node.child(0), item.children, params).parent()
 
 
 def textual_schedule(nest: list, params: isl.Space) -> isl.Schedule:
     """Schedule tree executing ``nest`` (statements and ``LoopNode``s) in source order."""
-    sched = _build(nest, params)
-    if sched is None:
+    stmts = _statements(nest)
+    if not stmts:
         return isl.Schedule.empty(params)
-    return sched
+    domain = _pairwise([isl.UnionSet.from_set(s.domain) for s in stmts],
+                       lambda a, b: a.union(b))
+    root = isl.Schedule.from_domain(domain).get_root()
+    return _fill(root.child(0), nest, params).get_schedule()
