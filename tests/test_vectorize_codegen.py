@@ -289,9 +289,9 @@ def test_a_local_scalar_keeps_the_last_iterations_value_after_the_loop(bits):
             out[i] = t + 1.0
         final[0] = t
 
-    # the schedule refuses a temporary read after a vector loop (as after a
-    # parallel one); the vector code keeps the last lane's value for it
-    cf = compile_at(vectorized(last, check=False), bits)
+    # legal (unlike after a parallel loop, whose threads have private copies):
+    # the vector code keeps the last lane's value
+    cf = compile_at(vectorized(last), bits)
     assert "extractelement" in cf.llvm_ir_unoptimized
     for n in sizes(bits // 64):
         check_against_python(last, cf, [n, data(n, "f64"), np.zeros(n), np.zeros(1)])
@@ -438,9 +438,9 @@ def micro_kernel(mr: int, nr: int, fp_contract: bool = True):
                 for j in range(NR):
                     C[io * MR + i, j] = acc[i, j]
 
-    # the vector loops write the tile that a later loop reads: the schedule's
-    # check would refuse that as a temporary leaving a parallel loop
-    sch = vectorized(tile, check=False)
+    # the vector loops write the tile that a later loop reads: legal, as the
+    # lanes share the tile (threads of a parallel loop would not)
+    sch = vectorized(tile)
     for s in tile.program.statements:
         sch.unroll(sch.get_loops(s.name)[-2])
     return tile, sch

@@ -130,15 +130,21 @@ def _surely_ordered(deps: Dependences, smap: isl.UnionMap) -> bool:
 
 
 def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNode,
-                       loop: str, allowed: dict[str, isl.UnionMap] | None = None
-                       ) -> list[Violation]:
+                       loop: str, allowed: dict[str, isl.UnionMap] | None = None,
+                       threads: bool = True) -> list[Violation]:
     """Dependences carried by the single-member ``band`` (a parallel/vector loop),
-    except the instance pairs in ``allowed[array]`` (opted-in reductions)."""
+    except the instance pairs in ``allowed[array]`` (opted-in reductions).
+
+    Temporaries written and read within one iteration are private to it. With
+    ``threads`` (a parallel loop) each thread has its own copy, so a value must
+    not be read after the loop; the lanes of a vector loop share the function's
+    temporaries (a local scalar keeps its last lane's value), so it may.
+    """
     dom = band.get_domain()
     across = _across(band)
     flows = {name: deps.value_flow(name) for name, a in program.arrays.items() if a.temporary}
     out = []
-    for name, flow in flows.items():  # privatised temporaries must not leak out
+    for name, flow in flows.items() if threads else ():  # private copies must not leak
         leak = flow.intersect_domain(dom).subtract_range(dom)
         if not leak.is_empty():
             src, dst, sizes, pair = _sample(program, leak)
@@ -151,7 +157,7 @@ def carried_violations(program: Program, deps: Dependences, band: isl.ScheduleNo
             carried = carried.subtract(allowed[array])
         if carried.is_empty():
             continue
-        if array in flows and _privatisable(flows[array], dom, across):
+        if array in flows and _privatisable(flows[array], dom, across, threads):
             continue
         src, dst, sizes, pair = _sample(program, carried)
         name = pair.get_tuple_name(isl.dim_type.in_)
@@ -198,12 +204,16 @@ def _across(band: isl.ScheduleNode) -> isl.UnionMap:
     return prefix.apply_range(prefix.reverse()).subtract(part.apply_range(part.reverse()))
 
 
-def _privatisable(flow: isl.UnionMap, dom: isl.UnionSet, across: isl.UnionMap) -> bool:
-    """A temporary (value-based ``flow``) whose every value is produced and
-    consumed in one iteration of the loop with instances ``dom``."""
+def _privatisable(flow: isl.UnionMap, dom: isl.UnionSet, across: isl.UnionMap,
+                  threads: bool = True) -> bool:
+    """A temporary (value-based ``flow``) whose values pass from no iteration
+    of the loop with instances ``dom`` to another; with ``threads``, none
+    enters or leaves the loop either (each thread has its own copy)."""
     inside = flow.intersect_domain(dom).intersect_range(dom)
+    if not inside.intersect(across).is_empty():
+        return False
     crossing = flow.intersect_domain(dom).union(flow.intersect_range(dom)).subtract(inside)
-    return crossing.is_empty() and inside.intersect(across).is_empty()
+    return not threads or crossing.is_empty()
 
 
 def _sample(program: Program, rel: isl.UnionMap):

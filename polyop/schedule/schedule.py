@@ -438,7 +438,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                     allowed = reduction_pairs(self.program, mark.child(0)) \
                         if info.reduction else None
                     out += carried_violations(self.program, self.deps, mark.child(0),
-                                              info.name, allowed)
+                                              info.name, allowed, info.kind == "parallel")
         return out
 
     def _loop_of_dim(self, tree: isl.Schedule):
