@@ -155,7 +155,8 @@ def _condition_text(s: isl.Set) -> str:
 
 
 def _error(program: Program, stmt: Statement, kind: str, acc, bad: isl.Map) -> BoundsError:
-    point = bad.wrap().sample_point()
+    negative = _below_zero(program, acc.array, bad)
+    point = (negative if negative is not None else bad).wrap().sample_point()
     params = {p: _coord(point, isl.dim_type.param, k) for k, p in enumerate(program.params)}
     n_in = len(stmt.iterators)
     inst = ", ".join(f"{it}={_coord(point, isl.dim_type.set, k)}"
@@ -168,7 +169,24 @@ def _error(program: Program, stmt: Statement, kind: str, acc, bad: isl.Map) -> B
     msg = (f"{stmt.name} (line {stmt.line}: {stmt.source}) {kind} {acc.text} out of bounds: "
            f"instance {instance} accesses {acc.array}[{elem}] but {acc.array} has shape "
            f"[{shape}]" + (f" (with {sizes})" if sizes else ""))
+    if negative is not None:  # Python's A[-1] is the last element; here it is outside
+        k = next(k for k in range(arr.ndim) if _coord(point, isl.dim_type.set, n_in + k) < 0)
+        last = f"{acc.array}[{arr.shape[0]} - 1], not {acc.array}[-1]" if arr.ndim == 1 \
+            else f"{arr.shape[k]} - 1, not -1, in dimension {k} of {acc.array}"
+        msg += (f"; negative indices do not count from the end in a kernel: write {last}, "
+                "for the last element")
     return BoundsError(msg, stmt.name, acc.array, instance)
+
+
+def _below_zero(program: Program, array: str, bad: isl.Map) -> isl.Map | None:
+    """The part of ``bad`` that accesses a negative index, if any."""
+    ndim = program.arrays[array].ndim
+    names = [f"a{k}" for k in range(ndim)]
+    params = ", ".join(program.params)
+    neg = isl.Set(f"[{params}] -> {{ {array}[{', '.join(names)}] : "
+                  + " or ".join(f"{v} < 0" for v in names) + " }")
+    part = bad.intersect_range(neg)
+    return None if part.is_empty() else part
 
 
 def _coord(point: isl.Point, kind: isl.dim_type, pos: int) -> int:

@@ -12,7 +12,7 @@ class FrontendError(PolyopError):
 
     def __init__(self, msg: str, filename: str = "<unknown>", line: int = 0, col: int = 0):
         self.filename, self.line, self.col, self.reason = filename, line, col, msg
-        super().__init__(f"{filename}:{line}:{col}: line {line}: {msg}")
+        super().__init__(f"{filename}:{line}:{col}: {msg}")
 
 
 class BoundsError(PolyopError):

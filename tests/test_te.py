@@ -625,9 +625,9 @@ def test_definition_errors():
     A = polyop.placeholder((n, n), "float64", name="A")
     with pytest.raises(FrontendError, match="the lambda takes 1 argument but the shape has 2"):
         polyop.compute((n, n), lambda i: A[i, i], name="C")
-    with pytest.raises(FrontendError, match="extent 1 is negative"):
+    with pytest.raises(FrontendError, match="dimension 1 has a negative extent"):
         polyop.placeholder((3, -1), "float32", name="P")
-    with pytest.raises(FrontendError, match="extent 0 .*n \\* n.*not affine"):
+    with pytest.raises(FrontendError, match="extent of dimension 0 .*n \\* n.*not affine"):
         polyop.placeholder((n * n,), "float32", name="P")
     with pytest.raises(FrontendError, match="A has 2 dimensions but is indexed with 1"):
         polyop.compute((n,), lambda i: A[i], name="C")
@@ -647,6 +647,47 @@ def test_definition_errors():
         polyop.compute((n,), lambda i: polyop.if_then_else(0 < i < n - 1, A[i, i], 0.0))
     with pytest.raises(TypeError, match="unsupported dtype"):
         polyop.placeholder((n,), "float16", name="P")
+
+
+def test_python_numbers_needed_get_polyop_errors():
+    import math
+
+    n = polyop.var("n")
+    A = polyop.placeholder((n,), "float64", name="A")
+    line = test_python_numbers_needed_get_polyop_errors.__code__.co_firstlineno
+    for fn, what in ((lambda i: math.exp(A[i]), "float()"), (lambda i: int(A[i]), "int()"),
+                     (lambda i: A[range(A[i])[0]], "integer index")):
+        with pytest.raises(FrontendError) as info:
+            polyop.compute((n,), fn, name="B")
+        err = info.value
+        assert isinstance(err, TypeError)  # still what Python code catches
+        assert what in str(err) and "use polyop.exp" in str(err)
+        assert err.filename == __file__ and line < err.line < line + 8
+    with pytest.raises(FrontendError, match="no Python truth value"):
+        polyop.compute((n,), lambda i: max(A[i], 0.0), name="B")
+
+
+def test_numpy_integers_as_extents_and_bounds():
+    P = polyop.placeholder((np.int64(3), np.int32(4)), "float64", name="P")
+    r = polyop.reduce_axis((np.int64(0), np.int64(4)), name="r")
+    S = polyop.compute((np.int64(3),), lambda i: polyop.sum(P[i, r], axis=r), name="S")
+    f = polyop.build([P, S])
+    p, out = rand((3, 4)), np.zeros(3)
+    f(p, out)
+    np.testing.assert_allclose(out, p.sum(axis=1), rtol=1e-15)
+
+
+def test_layout_of_the_wrong_arity_is_a_schedule_error():
+    A, B, C = te_matmul("float32")
+    for layout, sig in ((lambda k: (k,), "(k)"), (lambda a, b, c: (a, b), "(a, b, c)")):
+        sch = polyop.create_schedule(C)
+        with pytest.raises(polyop.ScheduleError, match=r"one index per dimension of the "
+                           r"array \(2: lambda i0, i1: ...\), but its signature is "
+                           + re.escape(sig)):
+            sch.cache_read(B, C, layout=layout, name="Bp")
+    sch = polyop.create_schedule(C)
+    with pytest.raises(polyop.ScheduleError, match="must be a function"):
+        sch.cache_write(C, layout=(1, 0))
 
 
 def test_expression_identity_semantics():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import islpy as isl
 import numpy as np
@@ -43,6 +43,43 @@ def int_constant(value: object) -> int | None:
     return None
 
 
+def size_hint(node: ast.AST, arrays: Mapping[str, object],
+              resolve: Callable[[ast.AST], object]) -> str | None:
+    """For ``len(A)``, ``A.shape`` and ``A.shape[k]``: a message naming the size
+    parameter to use instead (the extents of ``A``); ``None`` for other nodes.
+
+    Example::
+
+        >>> from types import SimpleNamespace as NS
+        >>> arrays = {"A": NS(shape=("n", "m + 1"))}
+        >>> size_hint(ast.parse("A.shape[1]", mode="eval").body, arrays, lambda n: None)[-35:]
+        'for, m + 1 (A has shape [n, m + 1])'
+    """
+    name, dim = None, None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and resolve(node.func) is builtins.len and len(node.args) == 1 \
+            and isinstance(node.args[0], ast.Name):
+        name, dim = node.args[0].id, 0
+    elif isinstance(node, ast.Attribute) and node.attr in ("shape", "size") \
+            and isinstance(node.value, ast.Name):
+        name = node.value.id
+    elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+            and node.value.attr == "shape" and isinstance(node.value.value, ast.Name):
+        name = node.value.value.id
+        if isinstance(node.slice, ast.Constant) and type(node.slice.value) is int:
+            dim = node.slice.value
+    array = arrays.get(name) if name is not None else None
+    shape = getattr(array, "shape", None)
+    if not shape:
+        return None
+    text = ast.unparse(node)
+    full = f"{name} has shape [{', '.join(shape)}]"
+    if dim is not None and -len(shape) <= dim < len(shape):
+        return (f"{text} is not part of the kernel language: use the extent it stands "
+                f"for, {shape[dim]} ({full})")
+    return f"{text} is not part of the kernel language: use the size parameters ({full})"
+
+
 class NotAffine(Exception):
     """Raised inside the converter; turned into a FrontendError by the caller."""
 
@@ -59,11 +96,14 @@ class AffineConverter:
     """
 
     def __init__(self, space: isl.Space, error: Callable[[ast.AST, str], Exception],
-                 resolve: Callable[[ast.AST], object] | None = None):
+                 resolve: Callable[[ast.AST], object] | None = None,
+                 arrays: Mapping[str, object] | None = None):
         self.space = space
         self.affs = isl.affs_from_space(space)
         self.error = error
         self.resolve = resolve or (lambda node: None)
+        #: the kernel's arrays (objects with ``.shape``), to name them in errors
+        self.arrays = arrays or {}
 
     # -- public ------------------------------------------------------------------
     def pwaff(self, node: ast.AST) -> isl.PwAff:
@@ -92,6 +132,12 @@ class AffineConverter:
             value = int_constant(self.resolve(node))
             if value is not None:  # a named constant of the enclosing scope (MR = 6)
                 return self._const(value)
+            if node.id in self.arrays:
+                what = "an array" if getattr(self.arrays[node.id], "shape", ()) else \
+                    "a local scalar"
+                raise NotAffine(node, f"{node.id!r} is {what}, data: loop bounds, "
+                                      "subscripts and conditions may use loop iterators, "
+                                      "size parameters and integer constants")
             raise NotAffine(node, f"{node.id!r} is not a loop iterator, size parameter or "
                                   "integer constant")
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -107,6 +153,16 @@ class AffineConverter:
             for v in vals[1:]:
                 out = out.min(v) if node.func.id == "min" else out.max(v)
             return out
+        hint = size_hint(node, self.arrays, self.resolve)
+        if hint:
+            raise NotAffine(node, hint)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                and node.value.id in self.arrays:
+            name = node.value.id
+            raise NotAffine(node, f"'{ast.unparse(node)}' reads array {name}: data-dependent "
+                                  f"(indirect) indexing through {name} is not supported; "
+                                  "only affine expressions of loop iterators, size "
+                                  "parameters and integer constants")
         raise NotAffine(node, "not an affine expression")
 
     def _constant_value(self, pa: isl.PwAff) -> int | None:
@@ -138,6 +194,16 @@ class AffineConverter:
             if isinstance(op, ast.FloorDiv):
                 return a.scale_down_val(isl.Val(c)).floor()
             return a.mod_val(isl.Val(c))
+        if isinstance(op, ast.Pow):
+            base, exp = self._constant_value(a), self._constant_value(b)
+            if base is None or exp is None or exp < 0:
+                raise NotAffine(node, "'**' is affine only between integer constants "
+                                      "(a non-negative exponent)")
+            value = base ** exp
+            if not -(1 << 63) <= value < (1 << 63):
+                raise NotAffine(node, f"{ast.unparse(node)} = {value} does not fit in a "
+                                      "64-bit integer")
+            return self._const(value)
         raise NotAffine(node, f"operator {type(op).__name__} is not affine")
 
     # -- affine conditions -----------------------------------------------------------

@@ -30,12 +30,13 @@ from __future__ import annotations
 import ast
 import builtins
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from ..ir import BOOL, Bin, Call, Cast, Cmp, Const, Expr, Load, Logic, Neg, Not, Select
 from ..types import DTYPES, DType, f64, i64, promote
+from .affine import size_hint
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
            ast.FloorDiv: "fdiv", ast.Mod: "mod", ast.Pow: "pow"}
@@ -63,8 +64,11 @@ class ExprConverter:
                  resolve: Callable[[ast.AST], object],
                  error: Callable[[ast.AST, str], Exception],
                  typed_values: frozenset[str] = frozenset(),
-                 weak_scalars: frozenset[str] = frozenset()):
+                 weak_scalars: frozenset[str] = frozenset(),
+                 shapes: Mapping[str, object] | None = None):
         self.values, self.arrays = values, arrays
+        #: the kernel's arrays (objects with ``.shape``), for hints in errors
+        self.shapes = shapes or {}
         self.resolve, self.error = resolve, error
         #: names of ``values`` that are typed (f32/i32 scalar arguments); the others
         #: are Python numbers (loop iterators, size parameters, f64/i64 arguments)
@@ -124,7 +128,14 @@ class ExprConverter:
                                "(not a loop iterator, argument, assigned local scalar "
                                "or numeric constant)")
 
+    def _Attribute(self, node: ast.Attribute) -> Expr:
+        raise self.error(node, size_hint(node, self.shapes, self.resolve)
+                         or f"{_describe(node)} is not supported in a kernel expression")
+
     def _Subscript(self, node: ast.Subscript) -> Expr:
+        hint = size_hint(node, self.shapes, self.resolve)
+        if hint:
+            raise self.error(node, hint)
         name, index = self.subscript(node)
         idx = tuple(self.convert(i) for i in index)
         for i, e in zip(index, idx):
@@ -195,8 +206,9 @@ class ExprConverter:
         known = (*_MATH, math.pow, np.power, builtins.abs, builtins.min, builtins.max,
                  builtins.float, builtins.int)
         if not any(fn is f for f in known):
-            raise self.error(node, f"call to {_describe(node.func)} is not supported "
-                                   f"(supported: {SUPPORTED_CALLS})")
+            raise self.error(node, size_hint(node, self.shapes, self.resolve)
+                             or f"call to {_describe(node.func)} is not supported "
+                                f"(supported: {SUPPORTED_CALLS})")
         args = [self.convert(a) for a in node.args]
         n = len(args)
         if fn in _NUMPY_MATH and n == 1:  # np.exp(float32) is a float32

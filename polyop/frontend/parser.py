@@ -23,11 +23,13 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import islpy as isl
+import numpy as np
 
 from .. import ir
 from ..errors import FrontendError
@@ -79,9 +81,18 @@ class KernelParser:
         # which made parsing quadratic in the number of statements
         self.lines = self.source.splitlines(keepends=True)
         self.line_offset = first - 1
-        mod = ast.parse(self.source)
-        self.tree = next(n for n in mod.body
-                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        if fn.__name__ == "<lambda>":
+            raise FrontendError("a lambda cannot be a kernel: define the kernel with def "
+                                "(its loops and assignments are statements)",
+                                self.filename, first)
+        try:
+            mod = ast.parse(self.source)
+        except SyntaxError:
+            mod = ast.Module([], [])
+        self.tree = next((n for n in mod.body if isinstance(n, ast.FunctionDef)), None)
+        if self.tree is None:
+            raise FrontendError(f"{fn.__name__} is not a function defined with def at the top "
+                                "of its source: define kernels with def", self.filename, first)
         self.globals = {**fn.__globals__, **inspect.getclosurevars(fn).nonlocals}
         self.arrays: dict[str, Array] = {}
         #: array name -> (dtype, ndim), kept with ``arrays`` for the expression converter
@@ -145,7 +156,7 @@ class KernelParser:
                 arrays.append((arg, t))
         self.param_space = isl.Space.create_from_names(isl.DEFAULT_CONTEXT, set=[],
                                                        params=params)
-        conv = AffineConverter(self.param_space, self.error, self.resolve)
+        conv = self._affine(self.param_space, self.error)
         ext = self._converter()
         for arg, t in arrays:
             nodes = []
@@ -174,9 +185,12 @@ class KernelParser:
         self.arrays[array.name] = array
         self.kinds[array.name] = (array.dtype, array.ndim)
 
+    def _affine(self, space: isl.Space, error) -> AffineConverter:
+        return AffineConverter(space, error, self.resolve, self.arrays)
+
     def _converter(self) -> ExprConverter:
         return ExprConverter(self.values, self.kinds, self.resolve, self.error,
-                             frozenset(self.scalar_args), frozenset(self.weak_scalars))
+                             self.scalar_args, self.weak_scalars, self.arrays)
 
     def _constants_inlined(self, node: ast.AST, params: list[str]) -> ast.AST:
         """``node`` with each name of an ``int`` constant (not a size parameter)
@@ -198,9 +212,7 @@ class KernelParser:
             except Exception:
                 t = None
         if t is None:
-            raise self.error(arg, f"argument {arg.arg!r} needs an annotation: int (size), "
-                                  "\"f64\" (scalar) or \"f64[N, M]\" (array); got "
-                                  f"{ann if ann is not inspect.Parameter.empty else 'none'}")
+            raise self.error(arg, _annotation_problem(arg.arg, ann))
         return t
 
     # -- body --------------------------------------------------------------------------------
@@ -224,12 +236,20 @@ class KernelParser:
                        assumptions=tuple(self.assumptions))
         if self.retypes:
             return prog  # provisional: parse_kernel parses again with the types learnt
+        for stmt in self.statements:
+            if stmt.domain.intersect_params(context).is_empty():
+                raise self.error(self.nodes.get(stmt.name, self.tree),
+                                 f"{stmt.name} ({stmt.source}) never runs: its loops and "
+                                 "conditions leave it no instance for any sizes"
+                                 + (" allowed by the asserts" if self.assumptions else "")
+                                 + ". Remove it, or fix the loop bounds and conditions "
+                                   "around it")
         check_assigned(prog, lambda s, msg: self.error(self.nodes.get(s.name, self.tree), msg))
         return prog
 
     def _context(self) -> isl.Set:
         """Parameter values for which every array extent is non-negative."""
-        conv = AffineConverter(self.param_space, self.error, self.resolve)
+        conv = self._affine(self.param_space, self.error)
         ctx = isl.Set.universe(self.param_space)
         for a in self.arrays.values():
             for s in a.shape:
@@ -243,7 +263,7 @@ class KernelParser:
             if isinstance(node, ast.For):
                 items.append(self._for(node, ctx, iters))
             elif isinstance(node, ast.If):
-                cond = AffineConverter(ctx.space, self._cond_error(node.test), self.resolve)
+                cond = self._affine(ctx.space, self._cond_error(node.test))
                 c = cond.condition(node.test)
                 items += self._block(node.body, ctx.intersect(c), iters)
                 if node.orelse:
@@ -271,7 +291,7 @@ class KernelParser:
                 isl.dim_type.param) and x.id not in ("min", "max") for x in ast.walk(node.test)):
             raise self.error(node, "an assert may only state affine assumptions on size "
                                    f"parameters; '{ast.unparse(node.test)}' uses other names")
-        conv = AffineConverter(ctx.space, self._cond_error(node.test), self.resolve)
+        conv = self._affine(ctx.space, self._cond_error(node.test))
         cond = conv.condition(node.test)
         self.assumptions.append(ast.unparse(node.test))
         self.assumed = self.assumed.intersect(cond.params())
@@ -309,7 +329,7 @@ class KernelParser:
             step = self._step(it.args[2], v)
         n = len(iters)
         inner = ctx.add_dims(isl.dim_type.set, 1).set_dim_name(isl.dim_type.set, n, v)
-        conv = AffineConverter(inner.space, self._bound_error(v), self.resolve)
+        conv = self._affine(inner.space, self._bound_error(v))
         lo_pa, hi_pa = conv.pwaff(lo), conv.pwaff(hi)
         var = conv.affs[v]
         if step > 0:  # lo, lo + step, ... while < hi
@@ -406,7 +426,7 @@ class KernelParser:
         assert isinstance(load, ir.Load)
         sname = f"S{len(self.statements)}"
         domain = ctx.set_tuple_name(sname).coalesce()
-        acc = AffineConverter(ctx.space, lambda n, m: FrontendError(m), self.resolve)
+        acc = self._affine(ctx.space, lambda n, m: FrontendError(m))
         reads = tuple(self._access(acc, domain, n, idx, None, where)
                       for n, idx, where in conv.reads)
         hint = ir.Call("prefetch", (load, ir.Const(int(write))), load.dtype)
@@ -418,7 +438,7 @@ class KernelParser:
 
     def _constant(self, node: ast.AST) -> int:
         """An integer constant expression (literals and named ``int`` constants)."""
-        conv = AffineConverter(self.param_space, lambda n, m: self.error(n, m), self.resolve)
+        conv = self._affine(self.param_space, lambda n, m: self.error(n, m))
         pa = conv.pwaff(node)
         if pa.is_cst() and pa.n_piece() == 1:
             val = pa.as_aff().get_constant_val()
@@ -474,7 +494,7 @@ class KernelParser:
                                    "convert explicitly with int(...)")
         sname = f"S{len(self.statements)}"
         domain = ctx.set_tuple_name(sname).coalesce()
-        acc = AffineConverter(ctx.space, lambda n, m: FrontendError(m), self.resolve)
+        acc = self._affine(ctx.space, lambda n, m: FrontendError(m))
         write = self._access(acc, domain, name, index_nodes, index, target)
         reads = tuple(self._access(acc, domain, n, idx, None, where)
                       for n, idx, where in conv.reads)
@@ -544,7 +564,36 @@ class KernelParser:
         return Access(array, rel.coalesce(), index or (), text)
 
 
+_ANNOTATION_HELP = ("int (a size), \"f64\" (a scalar) or \"f64[N, M]\" (an array), with "
+                    "element type f32, f64, i32 or i64")
+_SHORT = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64"}
+
+
+def _annotation_problem(name: str, ann: object) -> str:
+    """What is wrong with argument ``name``'s annotation ``ann`` (not one of ours)."""
+    if ann is inspect.Parameter.empty:
+        return f"argument {name!r} needs an annotation: {_ANNOTATION_HELP}"
+    if ann is float:
+        return f"argument {name!r}: a float scalar is annotated \"f64\" (or \"f32\")"
+    text = ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann))
+    m = re.match(r"\s*([A-Za-z_][\w.]*)\s*(\[.*\])?\s*$", text)
+    elem = m.group(1).rsplit(".", 1)[-1] if m else None
+    try:
+        np_name = np.dtype(elem).name if elem is not None else None
+    except TypeError:
+        np_name = None
+    if np_name is not None or (elem and re.fullmatch(r"[fiu]\d+|bf16|bool_?", elem)):
+        if np_name in _SHORT:  # float64 for f64: the spelling, not the type
+            return (f"argument {name!r}: write the element type {elem!r} as "
+                    f"{_SHORT[np_name]!r} ({_ANNOTATION_HELP})")
+        return (f"argument {name!r}: element type {elem!r} is not supported (supported: "
+                "f32, f64, i32, i64)")
+    return f"argument {name!r}: annotation {text!r} is not understood; use {_ANNOTATION_HELP}"
+
+
 def _stmt_kind(node: ast.stmt) -> str:
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        return f"call statement '{ast.unparse(node.value)}'"
     names = {ast.While: "while loop", ast.Return: "return with a value",
              ast.FunctionDef: "nested function", ast.Expr: "expression statement",
              ast.With: "with statement", ast.Try: "try statement",

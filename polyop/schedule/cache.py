@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 from collections.abc import Callable
 
 import islpy as isl
@@ -354,6 +355,21 @@ def _with_cache(program: Program, statements: list[Statement], cache: Array,
 
 
 def _apply(layout: Callable, formal: list[ir.Expr], what: str) -> tuple[ir.Expr, ...]:
+    if not callable(layout):
+        raise ScheduleError(f"{what}: the layout must be a function of the array's "
+                            f"indices (lambda i, j: ...), got {type(layout).__name__}")
+    try:
+        sig = inspect.signature(layout)
+    except (TypeError, ValueError):
+        sig = None  # no signature to check (a builtin): the call says what is wrong
+    if sig is not None:  # the wrong arity: say so, not Python's TypeError from the call
+        try:
+            sig.bind(*formal)
+        except TypeError:
+            names = ", ".join(f"i{k}" for k in range(len(formal)))
+            raise ScheduleError(f"{what}: the layout must take one index per dimension "
+                                f"of the array ({len(formal)}: lambda {names}: ...), but "
+                                f"its signature is {sig}") from None
     out = layout(*[_Index(v) for v in formal])
     if not isinstance(out, (tuple, list)):
         out = (out,)

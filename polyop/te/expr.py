@@ -23,6 +23,10 @@ adopts the other operand's type (a ``float`` literal meeting an integer gives
 ``float64``), ``/`` is true division, ``//`` and ``%`` floor. Math functions keep
 a float argument's width and give ``float64`` for integers.
 
+An expression is not a number either: ``math.exp(A[i])``, ``float(A[i])`` or
+``range(A[i])`` raise ``ExpressionTypeError`` (a ``FrontendError`` and a
+``TypeError``) at the user's line, naming ``polyop.exp`` and friends.
+
 Conditions have no Python truth value: use ``&``, ``|``, ``~`` (or
 ``logical_and``/``logical_or``/``logical_not``) and ``if_then_else``. As in TVM,
 ``a == b`` between two expressions builds a comparison whose ``bool()`` is
@@ -78,6 +82,24 @@ def as_dtype(dtype) -> DType:
                     "or \"int64\" (or polyop.f32, ...)")
 
 
+class ExpressionTypeError(FrontendError, TypeError):
+    """A tensor expression used where Python needs a number now: ``math.exp(A[i])``,
+    ``float(A[i])``, ``range(A[i])``. It names the user's line and the polyop
+    function to use instead."""
+
+
+def _not_a_number(e: Expr, what: str) -> ExpressionTypeError:
+    from .tensor import user_site
+
+    filename, line = user_site()
+    return ExpressionTypeError(
+        f"'{e}' is a tensor expression, not a number, so {what} (and math.exp, "
+        "math.sqrt, ... which call float()) cannot take it: use polyop.exp, polyop.sqrt, "
+        "polyop.log, polyop.sin, polyop.cos, polyop.tanh, abs(), "
+        "polyop.maximum/minimum, and .astype(\"float64\") or .astype(\"int64\") to "
+        "convert", filename, line, 1)
+
+
 # -- the base class: operator overloading ----------------------------------------------------
 
 class Expr:
@@ -129,10 +151,18 @@ class Expr:
     def __invert__(self): return logical_not(*_conditions("~", self))
 
     def __bool__(self) -> bool:
-        raise TypeError(f"the tensor expression '{self}' has no Python truth value: "
-                        "combine conditions with & | ~, choose values with "
-                        "polyop.if_then_else(cond, a, b), and use polyop.maximum/minimum "
-                        "instead of max/min")
+        from .tensor import user_site
+
+        raise ExpressionTypeError(f"the tensor expression '{self}' has no Python truth "
+                                  "value: combine conditions with & | ~, choose values with "
+                                  "polyop.if_then_else(cond, a, b), and use "
+                                  "polyop.maximum/minimum instead of max/min", *user_site())
+
+    # not a number: math.exp(A[i]), int(A[i]) or range(A[i]) need a value now
+    def __float__(self): raise _not_a_number(self, "float()")
+    def __int__(self): raise _not_a_number(self, "int()")
+    def __index__(self): raise _not_a_number(self, "an integer index")
+    def __complex__(self): raise _not_a_number(self, "complex()")
 
     def astype(self, dtype) -> Expr:
         """This value converted to ``dtype`` (``"float64"``, ``polyop.i32``, ...)."""

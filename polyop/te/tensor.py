@@ -35,6 +35,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import islpy as isl
+import numpy as np
 
 from ..errors import FrontendError
 from ..ir import BOOL
@@ -151,13 +152,15 @@ def _shape(shape, what: str, site) -> tuple[Expr, ...]:
     dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
     out = []
     for d, x in enumerate(dims):
+        if isinstance(x, np.integer):  # np.int64(4) is the int 4 here
+            x = int(x)
         if isinstance(x, bool) or not isinstance(x, (int, Expr)):
             raise _error(f"{what}: extent {d} ({x!r}) must be an int, a polyop.var or an "
                          "affine expression of vars", site)
         if isinstance(x, int) and x < 0:
-            raise _error(f"{what}: extent {d} is negative ({x})", site)
+            raise _error(f"{what}: dimension {d} has a negative extent ({x})", site)
         e = as_expr(x)
-        extent_check(e, f"{what}: extent {d}", site)
+        extent_check(e, f"{what}: the extent of dimension {d}", site)
         out.append(e)
     return tuple(out)
 
@@ -230,6 +233,8 @@ def reduce_axis(dom, name: str = "k") -> IterVar:
         lo, hi = 0, dom
     bounds = []
     for what, x in (("lower bound", lo), ("upper bound", hi)):
+        if isinstance(x, np.integer):
+            x = int(x)
         if isinstance(x, bool) or not isinstance(x, (int, Expr)):
             raise _error(f"reduce_axis {name}: {what} {x!r} must be an int or an affine "
                          "expression of vars", site)
