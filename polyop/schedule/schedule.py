@@ -77,11 +77,33 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """The current isl schedule tree (loops are bands under ``L<k>`` marks)."""
         return self._tree
 
-    def get_loops(self, stmt) -> list[Loop]:
+    def get_loops(self, stmt, *, copies: bool = False) -> list[Loop] | list[list[Loop]]:
         """The loops around statement ``stmt`` (a name, or a tensor of tensor
-        expressions: its last statement), outermost first."""
+        expressions: its last statement), outermost first.
+
+        A statement may run in several copies, each under loops of its own
+        (``compute_at`` where the first instances are needed elsewhere, say):
+        then the loops of the copy that runs the most instances (counted at
+        sizes 64), or with ``copies=True`` a list of every copy's loops, the
+        largest first.
+        """
         stmt = self._statements(stmt)[-1]
-        return [Loop(self, m.mark_get_id().get_name()) for m in self._marks_above(stmt)]
+        if not copies:
+            return [Loop(self, m.mark_get_id().get_name()) for m in self._marks_above(stmt)]
+        paths: list[tuple[int, list[Loop]]] = []
+
+        def walk(node: isl.ScheduleNode, above: list[Loop], weight: int) -> None:
+            if node.get_type() == _T.mark:
+                above = above + [Loop(self, node.mark_get_id().get_name())]
+            kids = [node.child(k) for k in range(node.n_children())]
+            kids = [c for c in kids if reaches(c, stmt)]
+            if not kids:
+                paths.append((weight, above))
+            for c in kids:
+                walk(c, above, _weight(c, stmt) if len(kids) > 1 else weight)
+
+        walk(self._tree.get_root(), [], 0)
+        return [loops for _, loops in sorted(paths, key=lambda p: -p[0])]
 
     def _statements(self, stmt) -> list[str]:
         """The statement names behind ``stmt``: a name, or a tensor's statements
@@ -177,13 +199,30 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         return ao, bo, ai, bi
 
     def reorder(self, *loops: Loop) -> None:
-        """Put ``loops`` (all in one perfect nest) in the given order; loops of
-        the nest that are not named keep their place."""
+        """Put ``loops`` (nested in one another) in the given order; loops of
+        the nest that are not named keep their place.
+
+        Requires: the loops that move, and those between them, form a perfect
+        nest (no statement between them); named loops that keep their place
+        outside or inside them may enclose other statements.
+        """
         self._reorder(loops, f"reorder({', '.join(lp.name for lp in loops)})")
 
     def _reorder(self, loops: tuple[Loop, ...], what: str) -> None:
         if len(set(loops)) != len(loops):
             raise ScheduleError("reorder: a loop is named twice")
+        # named loops already in place at either end of the nest stay out of it
+        by_depth = sorted(loops, key=lambda lp: self._mark(lp).get_tree_depth())
+        for outer, inner in zip(by_depth, by_depth[1:]):
+            if not self._encloses(self._mark(outer), self._mark(inner)):
+                raise ScheduleError(f"{what}: {outer.name} does not enclose {inner.name}: "
+                                    "reorder permutes loops nested in one another")
+        first = next((k for k, (a, b) in enumerate(zip(by_depth, loops)) if a != b), None)
+        if first is None:
+            self._commit(what, self._tree)  # nothing moves
+            return
+        last = max(k for k, (a, b) in enumerate(zip(by_depth, loops)) if a != b)
+        loops = tuple(loops[first:last + 1])
         chain = self._chain(loops)
         ids = [m.mark_get_id().get_name() for m, _ in chain]
         wanted = [lp.id for lp in loops]
@@ -366,8 +405,9 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         while wanted:
             if node.get_type() != _T.mark:
                 missing = ", ".join(self._loops[i].name for i in wanted)
+                outer = self._loops[marks[0].mark_get_id().get_name()].name
                 raise ScheduleError(f"loops {missing} are not perfectly nested inside "
-                                    f"{loops[0].name}: a statement sequence or leaf comes "
+                                    f"{outer}: a statement sequence or leaf comes "
                                     "between them")
             ident = node.mark_get_id().get_name()
             wanted.discard(ident)
