@@ -47,9 +47,20 @@ class Dependences:
         """Value-based flow on ``array`` (writer → reader instances, each read
         from its last writer) in the program's order; computed once per array.
 
-        Example::
+        Example (each read of ``t[0]`` depends on every earlier write, but its
+        value comes from the write of the same iteration)::
 
-            >>> dependences(prefix).value_flow("A")                # doctest: +SKIP
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def last(n: int, x: "f64[n]", t: "f64[1]", y: "f64[n]"):
+            ...     for i in range(n):
+            ...         t[0] = x[i]
+            ...         y[i] = t[0]
+            >>> deps = polyop.dependences(last)
+            >>> print(deps.by_array["RAW"]["t"])
+            [n] -> { S0[i] -> S1[i'] : i >= 0 and i <= i' < n }
+            >>> print(deps.value_flow("t"))
+            [n] -> { S0[i] -> S1[i' = i] : 0 <= i < n }
         """
         if array not in self._value_flows:
             p = self.program
@@ -99,9 +110,16 @@ def unwritten_reads(reads: isl.UnionMap, writes: isl.UnionMap,
     """The reads (instance -> element) that no earlier write in ``schedule`` of
     ``writes`` defines: exact value-based flow, the writes as must-sources.
 
-    Example::
+    Example (each ``A[i]`` is read before it is written, and ``A[0]`` never is)::
 
-        >>> unwritten_reads(program.reads("C"), program.writes("C"), sch.tree)  # doctest: +SKIP
+        >>> import polyop
+        >>> @polyop.kernel
+        ... def prefix(n: int, A: "f64[n]"):
+        ...     for i in range(1, n):
+        ...         A[i] += A[i - 1]
+        >>> p = prefix.program
+        >>> print(unwritten_reads(p.reads("A"), p.writes("A"), p.schedule))
+        [n] -> { S0[i] -> A[i] : 0 < i < n; S0[i = 1] -> A[0] : n >= 2 }
     """
     info = isl.UnionAccessInfo.from_sink(reads).set_must_source(writes)
     return info.set_schedule(schedule).compute_flow().get_must_no_source()

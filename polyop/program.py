@@ -16,7 +16,7 @@ Example::
     ...             A[i, j] = A[j, i]
     >>> s = tri.program.statements[0]
     >>> print(s.domain)
-    [n] -> { S0[i, j] : i < n and 0 <= j < i }
+    [n] -> { S0[i, j] : 0 <= i < n and 0 <= j < i }
 """
 
 from __future__ import annotations

@@ -51,12 +51,25 @@ def create_schedule(outputs, name: str | None = None) -> Schedule:
     in the textual order of their stages; ``name`` names the program (default:
     the output names joined by ``_``).
 
-    Example::
+    Example (a reduction has two statements, ``C_init`` and ``C``)::
 
-        >>> sch = polyop.create_schedule(C)           # doctest: +SKIP
-        >>> i, j, k = sch.get_loops("C")              # doctest: +SKIP
-        >>> io, ii = sch.split(i, 32)                 # doctest: +SKIP
-        >>> sch.parallel(io)                          # doctest: +SKIP
+        >>> import polyop
+        >>> n = polyop.var("n")
+        >>> A = polyop.placeholder((n, n), "float64", name="A")
+        >>> B = polyop.placeholder((n, n), "float64", name="B")
+        >>> k = polyop.reduce_axis((0, n), name="k")
+        >>> C = polyop.compute((n, n), lambda i, j: polyop.sum(A[i, k] * B[k, j], axis=k),
+        ...                    name="C")
+        >>> sch = polyop.create_schedule(C)
+        >>> sch.stmts
+        ['C_init', 'C']
+        >>> i, j, k = sch.get_loops(C)
+        >>> io, ii = sch.split(i, 32)
+        >>> sch.parallel(io)
+        >>> print(sch)
+        schedule of C:
+          split(i, 32)
+          parallel(i_outer)
     """
     return Schedule(lower_program(outputs, name))
 
@@ -145,7 +158,15 @@ def lower(obj, args=None) -> ir.Function:
 
     Example::
 
-        >>> print(polyop.lower(sch, [A, B, C]))       # doctest: +SKIP
+        >>> import polyop
+        >>> n = polyop.var("n")
+        >>> A = polyop.placeholder((n,), "float32", name="A")
+        >>> B = polyop.compute((n,), lambda i: A[i] * 2.0, name="B")
+        >>> print(polyop.lower(polyop.create_schedule(B), [B, A]))
+        void B(float B[n], float A[n], int64_t n) {
+          for (i = 0; i < n; i += 1)
+            B[i] = A[i] * 2.0;
+        }
     """
     from ..pipeline import lower_ir
 
@@ -175,8 +196,16 @@ def build(obj, args=None, name: str | None = None, *,
 
     Example::
 
-        >>> f = polyop.build(sch, [A, B, C])          # doctest: +SKIP
-        >>> f(a, b, c)                                # doctest: +SKIP
+        >>> import numpy as np, polyop
+        >>> A = polyop.placeholder((64,), "float32", name="A")
+        >>> B = polyop.compute((64,), lambda i: A[i] * 2.0, name="B")
+        >>> sch = polyop.create_schedule(B)
+        >>> io, ii = sch.split(sch.get_loops(B)[0], 16)
+        >>> f = polyop.build(sch, [A, B])
+        >>> a, b = np.arange(64, dtype=np.float32), np.empty(64, np.float32)
+        >>> f(a, b)
+        >>> np.array_equal(b, 2 * a)
+        True
     """
     from ..pipeline import compile_program
 
