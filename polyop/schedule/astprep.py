@@ -35,20 +35,39 @@ Per-band AST options are set here, from the ``Schedule``'s loop records:
   vectorised strip's loop let LLVM's loop vectorizer pick a strided form of
   the outer loop, 2x slower (i-k-j matmul, ``j`` split by 8 and vectorised).
 
-For ``n`` split by 4 and unrolled, the loop nest becomes (``polyop.lower``)::
+For ``n`` split by 4 and unrolled, the full strips run in one loop with no
+guards, the partial strip once, after it (``polyop.lower``); the band options
+say so (the outer band isolates the full strips, the inner one is unrolled)::
 
-    for (k_outer = 0; k_outer < n // 4; k_outer += 1) {
-      out[0] = out[0] + x[4 * k_outer] * y[4 * k_outer];
-      ...                                   // 4 copies, no guards
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def dot(n: int, x: "f64[n]", y: "f64[n]", out: "f64[1]"):
+    ...     for k in range(n):
+    ...         out[0] += x[k] * y[k]
+    >>> sch = polyop.Schedule(dot)
+    >>> k_inner = sch.unroll(sch.get_loops("S0")[0], 4)
+    >>> print(polyop.lower(sch))
+    void dot(int64_t n, double x[n], double y[n], double out[1]) {
+      for (k_outer = 0; k_outer < n // 4; k_outer += 1) {
+        out[0] = out[0] + x[4 * k_outer] * y[4 * k_outer];
+        out[0] = out[0] + x[4 * k_outer + 1] * y[4 * k_outer + 1];
+        out[0] = out[0] + x[4 * k_outer + 2] * y[4 * k_outer + 2];
+        out[0] = out[0] + x[4 * k_outer + 3] * y[4 * k_outer + 3];
+      }
+      if (n % 4 >= 1) {
+        out[0] = out[0] + x[-(n % 4) + n] * y[-(n % 4) + n];
+        if (n % 4 >= 2) {
+          out[0] = out[0] + x[-(n % 4) + n + 1] * y[-(n % 4) + n + 1];
+          if ((n + 1) % 4 == 0)
+            out[0] = out[0] + x[n - 1] * y[n - 1];
+        }
+      }
     }
-    if (n % 4 >= 1) {                       // the partial strip, once
-      out[0] = out[0] + x[-(n % 4) + n] * y[-(n % 4) + n];
-      if (n % 4 >= 2) {
-        ...
-
-Example::
-
-    >>> tree = prepare_for_ast(sch.tree, sch._loops)      # doctest: +SKIP
+    >>> outer = prepare_for_ast(sch.tree, sch._loops).get_root().child(0).child(0)
+    >>> print(outer.band_get_ast_build_options())
+    [n] -> { isolate[[] -> [i0]] : i0 >= 0 and 4i0 <= -4 + n; atomic[0] }
+    >>> print(outer.child(0).child(0).band_get_ast_build_options())
+    { unroll[0]; [isolate[] -> unroll[0]] }
 """
 
 from __future__ import annotations
