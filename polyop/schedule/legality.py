@@ -15,11 +15,22 @@ A violation is explained with a concrete pair of instances, sampled by isl from
 the violating set (the lexicographically first pair at the sampled sizes), the
 array element they both touch, and the loop at fault.
 
-Example::
+Example (``Schedule.check`` runs these checks; interchanging reverses a dependence)::
 
-    >>> v = order_violations(program, deps, tree, loop_of_dim)  # doctest: +SKIP
-    >>> print(v[0].source, "->", v[0].sink)                      # doctest: +SKIP
-    S0[i=1, j=2] -> S0[i=2, j=1]
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def t(n: int, A: "f64[n, n]"):
+    ...     for i in range(1, n):
+    ...         for j in range(n - 1):
+    ...             A[i, j] = A[i - 1, j + 1]
+    >>> sch = polyop.Schedule(t, check=False)
+    >>> i, j = sch.get_loops("S0")
+    >>> sch.interchange(i, j)
+    >>> v = sch.check()
+    >>> print(v[0].source, "->", v[0].sink)
+    S0[i=1, j=1] -> S0[i=2, j=0]
+    >>> v[0].kind, v[0].array, v[0].element, v[0].loop
+    ('RAW', 'A', 'A[1, 1]', 'j')
 """
 
 from __future__ import annotations

@@ -9,9 +9,23 @@ afterwards by ``Schedule``, like every other primitive.
 
 Example::
 
-    >>> domain, root = from_isl(sch.tree)                        # doctest: +SKIP
-    >>> root = fuse_siblings(root, "L0", "L1", names)            # doctest: +SKIP
-    >>> tree = to_isl(domain, root)                              # doctest: +SKIP
+    >>> import polyop
+    >>> from polyop.schedule.tree import from_isl, to_isl
+    >>> @polyop.kernel
+    ... def two(n: int, A: "f64[n]", B: "f64[n]"):
+    ...     for i in range(n):
+    ...         A[i] = 1.0
+    ...     for j in range(n):
+    ...         B[j] = A[j]
+    >>> domain, root = from_isl(polyop.Schedule(two).tree)
+    >>> root = fuse_siblings(root, "L0", "L1", {"L0": "i", "L1": "j"})
+    >>> print(polyop.lower(two, to_isl(domain, root)))
+    void two(int64_t n, double A[n], double B[n]) {
+      for (c0 = 0; c0 < n; c0 += 1) {
+        A[c0] = 1.0;
+        B[c0] = A[c0];
+      }
+    }
 """
 
 from __future__ import annotations

@@ -12,8 +12,11 @@ Example::
     ...     for i in range(n):
     ...         A[i] = 0.0
     ...         B[i] = A[i]
-    >>> print(k.program.schedule.get_root().get_child(0).get_type())  # doctest: +SKIP
-    band
+    >>> band = k.program.schedule.get_root().child(0)
+    >>> print(band.band_get_partial_schedule())
+    [n] -> [{ S0[i] -> [(i)]; S1[i] -> [(i)] }]
+    >>> band.child(0).n_children()  # a sequence: S0's filter, then S1's
+    2
 """
 
 from __future__ import annotations

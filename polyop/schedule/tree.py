@@ -10,8 +10,19 @@ turn it back into an ``isl.Schedule`` with ``to_isl``.
 
 Example::
 
-    >>> domain, root = from_isl(sch.tree)                 # doctest: +SKIP
-    >>> to_isl(domain, root).plain_is_equal(sch.tree)     # doctest: +SKIP
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def k(n: int, A: "f64[n]", B: "f64[n]"):
+    ...     for i in range(n):
+    ...         A[i] = 0.0
+    ...         B[i] = A[i]
+    >>> sch = polyop.Schedule(k)
+    >>> domain, root = from_isl(sch.tree)
+    >>> root.mark, type(root.child).__name__, len(root.child.children)
+    ('L0', 'Seq', 2)
+    >>> print(root.part)
+    [n] -> [{ S0[i] -> [(i)]; S1[i] -> [(i)] }]
+    >>> to_isl(domain, root).plain_is_equal(sch.tree)
     True
 """
 
