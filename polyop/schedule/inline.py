@@ -18,7 +18,17 @@ the element it reads. The rewrite is exact when
 
 Example::
 
-    >>> program = inline_statement(program, "S0")        # doctest: +SKIP
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def k(n: int, A: "f64[n]", B: "f64[n]"):
+    ...     for i in range(n):
+    ...         t = A[i] * 2.0
+    ...         B[i] = t + 1.0
+    >>> print(polyop.lower(inline_statement(k.program, "S0")))
+    void k(int64_t n, double A[n], double B[n]) {
+      for (i = 0; i < n; i += 1)
+        B[i] = A[i] * 2.0 + 1.0;
+    }
 """
 
 from __future__ import annotations
@@ -125,9 +135,20 @@ def overwriter(program: Program, uses: isl.UnionMap, reads: isl.UnionMap,
     runs (``uses``: consumer instance -> producer instance), in the program's
     reference order; ``None`` when no such write exists.
 
-    Example::
+    Example (``S1`` overwrites ``B`` between ``S0`` copying it and ``S2`` using the copy)::
 
-        >>> overwriter(program, uses, copy_reads, "B")     # doctest: +SKIP
+        >>> import islpy as isl, polyop
+        >>> @polyop.kernel
+        ... def late(n: int, B: "f64[n]", T: "f64[n]", C: "f64[n]"):
+        ...     for i in range(n):
+        ...         T[i] = B[i]
+        ...     for i in range(n):
+        ...         B[i] = 0.0
+        ...     for i in range(n):
+        ...         C[i] = T[i]
+        >>> p = late.program
+        >>> reads = isl.UnionMap.from_map(p.statement("S0").reads[0].relation)
+        >>> overwriter(p, isl.UnionMap("[n] -> { S2[i] -> S0[i] }"), reads, "B")
         ('S2', 'S1')
     """
     order = program.schedule.get_map()
