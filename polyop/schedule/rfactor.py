@@ -47,33 +47,34 @@ split), else an affine (``//`` allowed) expression of the sizes. ``X_rf`` is
 function, allocated by the runtime, shared by the threads of a parallel loop
 (a local array would be private to each thread, and its partial results lost).
 
-Example (a dot product; ``s`` is a local scalar, so ``s_rf`` has one dimension)::
+Example (a dot product; ``s`` is a local scalar, so ``s_rf`` has one dimension;
+``sch.vectorize(ki)`` would then vectorise the partial sums)::
 
-    >>> @polyop.kernel                                   # doctest: +SKIP
+    >>> import polyop
+    >>> @polyop.kernel
     ... def dot(n: int, x: "f64[n]", y: "f64[n]", out: "f64[1]"):
     ...     s = 0.0
     ...     for k in range(n):
     ...         s += x[k] * y[k]
     ...     out[0] = s
-    >>> sch = polyop.Schedule(dot)                       # doctest: +SKIP
-    >>> (k,) = sch.get_loops("S1")                       # doctest: +SKIP
-    >>> ko, ki = sch.split(k, 8)                         # doctest: +SKIP
-    >>> sch.rfactor("S1", ki)                            # doctest: +SKIP
+    >>> sch = polyop.Schedule(dot)
+    >>> (k,) = sch.get_loops("S1")
+    >>> ko, ki = sch.split(k, 8)
+    >>> sch.rfactor("S1", ki)
     ('s_rf_init', 's_rf_combine')
-    >>> sch.vectorize(ki)                                # doctest: +SKIP
-    >>> print(polyop.lower(sch))                         # doctest: +SKIP
+    >>> print(polyop.lower(sch))
     void dot(int64_t n, double x[n], double y[n], double out[1], double s_rf[8]) {
       double s;
       s = 0.0;
       for (k_inner = 0; k_inner < min(7, n - 1) + 1; k_inner += 1)
         s_rf[k_inner] = 0.0;
-      for (k_outer = 0; k_outer < n // 8; k_outer += 1)
-        // vector
-        for (k_inner = 0; k_inner < 8; k_inner += 1)
-          s_rf[k_inner] = s_rf[k_inner] + x[8 * k_outer + k_inner] * y[8 * k_outer + k_inner];
-      // vector
-      for (k_inner = 0; k_inner < n % 8; k_inner += 1)
-        s_rf[k_inner] = s_rf[k_inner] + x[-(n % 8) + n + k_inner] * y[-(n % 8) + n + k_inner];
+      for (k_outer = 0; k_outer < (n - 1) // 8 + 1; k_outer += 1)
+        if (n >= 8 * k_outer + 8)
+          for (k_inner = 0; k_inner < 8; k_inner += 1)
+            s_rf[k_inner] = s_rf[k_inner] + x[8 * k_outer + k_inner] * y[8 * k_outer + k_inner];
+        else
+          for (k_inner = 0; k_inner < n - 8 * k_outer; k_inner += 1)
+            s_rf[k_inner] = s_rf[k_inner] + x[8 * k_outer + k_inner] * y[8 * k_outer + k_inner];
       for (k_inner = 0; k_inner < min(7, n - 1) + 1; k_inner += 1)
         s = s + s_rf[k_inner];
       out[0] = s;
@@ -123,10 +124,24 @@ class ReductionPrimitives:
         Returns ``(init, combine)``: the names of the statements that set the
         partial results to the identity and combine them into ``X``.
 
-        Example::
+        Example (one partial sum per strip of 1024, the strips run in parallel)::
 
-            >>> init, combine = sch.rfactor("S1", k_inner)    # doctest: +SKIP
-            >>> sch.parallel(k_inner)                           # doctest: +SKIP
+            >>> import numpy as np, polyop
+            >>> @polyop.kernel
+            ... def dot(n: int, x: "f64[n]", y: "f64[n]", out: "f64[1]"):
+            ...     s = 0.0
+            ...     for k in range(n):
+            ...         s += x[k] * y[k]
+            ...     out[0] = s
+            >>> sch = polyop.Schedule(dot)
+            >>> k_outer, k_inner = sch.split(sch.get_loops("S1")[0], 1024)
+            >>> sch.rfactor("S1", k_outer)
+            ('s_rf_init', 's_rf_combine')
+            >>> sch.parallel(k_outer)
+            >>> x, y, out = np.random.rand(5000), np.random.rand(5000), np.zeros(1)
+            >>> polyop.build(sch)(5000, x, y, out)
+            >>> np.allclose(out, x @ y)
+            True
         """
         target = self._statements(stmt)[-1]
         mark = self._mark(loop)
