@@ -6,16 +6,11 @@ import pytest
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
 from tests.kernels import matmul_ikj, recurrence, run_both
+from tests.test_schedule import gemm_args as _args
 
 
 def _kinds(sch, stmt="S0"):
     return [(lp.name, sch._loops[lp.id].kind) for lp in sch.get_loops(stmt)]
-
-
-def _args(ni=5, nj=11, nk=3):
-    rng = np.random.default_rng(0)
-    return dict(ni=ni, nj=nj, nk=nk, C=rng.random((ni, nj)), A=rng.random((ni, nk)),
-                B=rng.random((nk, nj)))
 
 
 def test_split_carries_parallel_out_and_vector_in():
