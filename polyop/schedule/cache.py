@@ -39,11 +39,27 @@ another statement reads an element between its write and the write-back, or
 when a writer reads an element no writer wrote before (the cache would not
 hold the caller's value).
 
-Example::
+Example (``B`` packed in panels of 4 columns, the last one padded with zeros)::
 
-    >>> sch = polyop.create_schedule(C)                                  # doctest: +SKIP
-    >>> sch.cache_read(B, C, layout=lambda k, j: (j // 16, k, j % 16), pad=0.0)  # doctest: +SKIP
-    'B_cache'
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def colsum(n: int, B: "f64[8, n]", c: "f64[n]"):
+    ...     for j in range(n):
+    ...         for k in range(8):
+    ...             c[j] += B[k, j]
+    >>> sch = polyop.Schedule(colsum)
+    >>> sch.cache_read("B", layout=lambda k, j: (j // 4, k, j % 4), pad=0.0, name="P")
+    'P'
+    >>> print(polyop.lower(sch))
+    void colsum(int64_t n, double B[8][n], double c[n], double P[(n + 3) // 4][8][4]) {
+      for (P_0 = 0; P_0 < (n - 1) // 4 + 1; P_0 += 1)
+        for (P_1 = 0; P_1 < 8; P_1 += 1)
+          for (P_2 = 0; P_2 < 4; P_2 += 1)
+            P[P_0][P_1][P_2] = n > 4 * P_0 + P_2 ? B[P_1][4 * P_0 + P_2] : 0.0;
+      for (j = 0; j < n; j += 1)
+        for (k = 0; k < 8; k += 1)
+          c[j] = c[j] + P[j // 4][k][j % 4];
+    }
 """
 
 from __future__ import annotations
@@ -75,13 +91,7 @@ class CachePrimitives:
         """Copy ``array`` (a name, or a tensor) into a new scratch array in
         ``layout`` and make ``consumers`` (statement names or tensors; default:
         every reader) read the copy. Returns the new array's name, which is also
-        the copy statement's (see the module docstring).
-
-        Example::
-
-            >>> sch.cache_read("B", "S1", layout=lambda k, j: (j // 16, k, j % 16),
-            ...                pad=0.0, name="Bp")                    # doctest: +SKIP
-            'Bp'
+        the copy statement's (see the module docstring, and its example).
         """
         program = self.program
         src = self._array_name(array)
@@ -132,8 +142,26 @@ class CachePrimitives:
 
         Example::
 
-            >>> sch.cache_write(C, layout=lambda i, j: (j // 8, i, j % 8))  # doctest: +SKIP
-            'C_cache'
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def mv(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
+            ...     for i in range(n):
+            ...         y[i] = 0.0
+            ...         for j in range(n):
+            ...             y[i] += A[i, j] * x[j]
+            >>> sch = polyop.Schedule(mv)
+            >>> sch.cache_write("y")
+            'y_cache'
+            >>> print(polyop.lower(sch))
+            void mv(int64_t n, double A[n][n], double x[n], double y[n], double y_cache[n]) {
+              for (i = 0; i < n; i += 1) {
+                y_cache[i] = 0.0;
+                for (j = 0; j < n; j += 1)
+                  y_cache[i] = y_cache[i] + A[i][j] * x[j];
+              }
+              for (y_cache_back_0 = 0; y_cache_back_0 < n; y_cache_back_0 += 1)
+                y[y_cache_back_0] = y_cache[y_cache_back_0];
+            }
         """
         program = self.program
         dst = self._array_name(array)
