@@ -25,9 +25,27 @@ The current schedule becomes the program's reference order (the contracted
 storage is only correct in it); later primitives are checked against the
 dependences of the local buffer, reuse across iterations included.
 
-Example::
+Example (the stage ``T``, computed per strip of 4, kept in a 4-element buffer)::
 
-    >>> sch.set_scope(C, "local", tile_loop)                  # doctest: +SKIP
+    >>> import polyop
+    >>> A = polyop.placeholder((64,), "float64", name="A")
+    >>> T = polyop.compute((64,), lambda i: A[i] * 2.0, name="T")
+    >>> R = polyop.compute((64,), lambda i: T[i] + 1.0, name="R")
+    >>> sch = polyop.create_schedule(R)
+    >>> io, ii = sch.split(sch.get_loops(R)[0], 4)
+    >>> sch.compute_at(T, io)
+    >>> sch.set_scope(T, "local", io)
+    'T'
+    >>> print(polyop.lower(sch, [A, R]))
+    void R(double A[64], double R[64]) {
+      double T[4];
+      for (i_outer = 0; i_outer < 16; i_outer += 1) {
+        for (i = 4 * i_outer; i < 4 * i_outer + 4; i += 1)
+          T[-4 * i_outer + i] = A[i] * 2.0;
+        for (i_inner = 0; i_inner < 4; i_inner += 1)
+          R[4 * i_outer + i_inner] = T[i_inner] + 1.0;
+      }
+    }
 """
 
 from __future__ import annotations
@@ -53,11 +71,7 @@ class ScopePrimitives:
     def set_scope(self, array, scope: str, loop: Loop) -> str:
         """Store the internal ``array`` (a name or a tensor) in a buffer local to
         each iteration of ``loop``; returns its name. ``scope`` is ``"local"``.
-
-        Example::
-
-            >>> sch.set_scope("C", "local", io)                    # doctest: +SKIP
-            'C'
+        The requirements and an example are in the module docstring.
         """
         program = self.program
         name = self._array_name(array)
