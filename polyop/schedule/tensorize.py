@@ -46,13 +46,37 @@ from the program's reference order (a call sits there at its origin, which is
 an approximation) would be less precise: apply ``tensorize`` after the
 primitives that rebuild the program (``cache_read``, ``inline``, ``rfactor``).
 
-Example::
+Example (strips of 8 become calls of a C micro-kernel; the partial strip keeps its loop)::
 
-    >>> io, jo, ko, ii, ki, ji = ...                        # doctest: +SKIP
-    >>> sch.tensorize(ii, ukr_4x8)                           # doctest: +SKIP
-    'S0_ukr_4x8'
-    >>> print(polyop.lower(sch))                             # doctest: +SKIP
-    ...   ukr_4x8(&C[4 * i_outer][8 * j_outer], nj, &A[4 * i_outer][16 * k_outer], nk, ...);
+    >>> import numpy as np, polyop
+    >>> @polyop.kernel
+    ... def axpy8(a: "f64", x: "f64[8]", y: "f64[8]"):
+    ...     for i in range(8):
+    ...         y[i] += a * x[i]
+    >>> ax = polyop.intrinsic(axpy8, c_source='''
+    ... void axpy8(double a, const double *x, double *y) {
+    ...     for (int i = 0; i < 8; i++) y[i] += a * x[i];
+    ... }''')
+    >>> @polyop.kernel
+    ... def axpy(n: int, a: "f64", x: "f64[n]", y: "f64[n]"):
+    ...     for i in range(n):
+    ...         y[i] += a * x[i]
+    >>> sch = polyop.Schedule(axpy)
+    >>> io, ii = sch.split(sch.get_loops("S0")[0], 8)
+    >>> sch.tensorize(ii, ax)
+    'S0_axpy8'
+    >>> print(polyop.lower(sch))
+    void axpy(int64_t n, double a, double x[n], double y[n]) {
+      for (i_outer = 0; i_outer < n // 8; i_outer += 1)
+        axpy8(a, &x[8 * i_outer], &y[8 * i_outer]);
+      for (i_inner = 0; i_inner < n % 8; i_inner += 1)
+        y[-(n % 8) + n + i_inner] = y[-(n % 8) + n + i_inner] + a * x[-(n % 8) + n + i_inner];
+    }
+    >>> x, y = np.random.rand(20), np.random.rand(20)
+    >>> want = y + 0.5 * x
+    >>> polyop.build(sch)(20, 0.5, x, y)
+    >>> np.allclose(y, want)
+    True
 """
 
 from __future__ import annotations
@@ -87,12 +111,8 @@ class TensorizePrimitives:
     def tensorize(self, loop: Loop, intrinsic: Intrinsic, *, partial: str = "loops") -> str:
         """Replace the loops from ``loop`` inward by one call of ``intrinsic``
         per iteration of the loops around it; returns the name of the call
-        statement. The requirements are listed in ``polyop.schedule.tensorize``.
-
-        Example::
-
-            >>> sch.tensorize(k_inner, dot8)     # doctest: +SKIP
-            'S0_dot8'
+        statement. The requirements and an example are in
+        ``polyop.schedule.tensorize``.
         """
         from ..intrinsic import Intrinsic
 
