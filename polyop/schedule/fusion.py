@@ -7,11 +7,26 @@ tree rewrites themselves are in ``polyop.schedule.structure`` and
 ``polyop.schedule.inline``. Like every primitive, each is checked against the
 dependences and leaves the schedule unchanged when illegal.
 
-Example::
+Example (fusing two sibling loops)::
 
-    >>> sch = polyop.Schedule(kernel)                     # doctest: +SKIP
-    >>> a, = sch.get_loops("S0"); b, = sch.get_loops("S1")  # doctest: +SKIP
-    >>> sch.fuse(a, b)                                      # doctest: +SKIP
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def two(n: int, A: "f64[n]", B: "f64[n]"):
+    ...     for i in range(n):
+    ...         A[i] = 1.0
+    ...     for j in range(n):
+    ...         B[j] = A[j] + 1.0
+    >>> sch = polyop.Schedule(two)
+    >>> (i,) = sch.get_loops("S0"); (j,) = sch.get_loops("S1")
+    >>> sch.fuse(i, j)
+    Loop(i, depth=0)
+    >>> print(polyop.lower(sch))
+    void two(int64_t n, double A[n], double B[n]) {
+      for (i = 0; i < n; i += 1) {
+        A[i] = 1.0;
+        B[i] = A[i] + 1.0;
+      }
+    }
 """
 
 from __future__ import annotations
@@ -40,7 +55,26 @@ class FusionPrimitives:
           constant trip count (as after ``split``).
         - ``a`` and ``b`` adjacent siblings (loop fusion): one loop running
           ``a``'s body then ``b``'s at each iteration; legal when no dependence
-          goes from a later iteration of ``a`` to an earlier one of ``b``.
+          goes from a later iteration of ``a`` to an earlier one of ``b`` (the
+          module docstring's example).
+
+        Example (nested loops)::
+
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def grid(n: int, A: "f64[n, 4]"):
+            ...     for i in range(n):
+            ...         for j in range(4):
+            ...             A[i, j] = 0.0
+            >>> sch = polyop.Schedule(grid)
+            >>> i, j = sch.get_loops("S0")
+            >>> sch.fuse(i, j)
+            Loop(i_j_fused, depth=0)
+            >>> print(polyop.lower(sch))
+            void grid(int64_t n, double A[n][4]) {
+              for (i_j_fused = 0; i_j_fused < 4 * n; i_j_fused += 1)
+                A[i_j_fused // 4][i_j_fused % 4] = 0.0;
+            }
         """
         ma, mb = self._mark(a), self._mark(b)
         what = f"fuse({a.name}, {b.name})"
@@ -61,7 +95,27 @@ class FusionPrimitives:
     def fission(self, loop: Loop) -> list[Loop]:
         """Distribute ``loop`` (and the loops perfectly nested in it down to its
         body's statement sequence) over that sequence: one copy of the nest per
-        part, run one after the other. Returns each copy's outermost loop."""
+        part, run one after the other. Returns each copy's outermost loop.
+
+        Example::
+
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def one(n: int, A: "f64[n]", B: "f64[n]"):
+            ...     for i in range(n):
+            ...         A[i] = 1.0
+            ...         B[i] = A[i] + 1.0
+            >>> sch = polyop.Schedule(one)
+            >>> sch.fission(sch.get_loops("S0")[0])
+            [Loop(i, depth=0), Loop(i, depth=0)]
+            >>> print(polyop.lower(sch))
+            void one(int64_t n, double A[n], double B[n]) {
+              for (i = 0; i < n; i += 1)
+                A[i] = 1.0;
+              for (i = 0; i < n; i += 1)
+                B[i] = A[i] + 1.0;
+            }
+        """
         self._mark(loop)
         domain, root = from_isl(self._tree)
         names = {k: v.name for k, v in self._loops.items()}
@@ -75,7 +129,30 @@ class FusionPrimitives:
         inside ``loop``, where its values are consumed: each instance runs in
         the iteration of ``loop`` whose body first reads what it writes, ahead
         of that body (its own loops go with it). Instances are moved, never
-        recomputed; those nothing inside ``loop`` reads stay where they were."""
+        recomputed; those nothing inside ``loop`` reads stay where they were.
+
+        Example (each strip of ``T`` computed just before it is used)::
+
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def pc(A: "f64[64]", T: "f64[64]", B: "f64[64]"):
+            ...     for i in range(64):
+            ...         T[i] = A[i] * 2.0
+            ...     for i in range(64):
+            ...         B[i] = T[i] + 1.0
+            >>> sch = polyop.Schedule(pc)
+            >>> io, ii = sch.split(sch.get_loops("S1")[0], 16)
+            >>> sch.compute_at("S0", io)
+            >>> print(polyop.lower(sch))
+            void pc(double A[64], double T[64], double B[64]) {
+              for (i_outer = 0; i_outer < 4; i_outer += 1) {
+                for (i = 16 * i_outer; i < 16 * i_outer + 16; i += 1)
+                  T[i] = A[i] * 2.0;
+                for (i_inner = 0; i_inner < 16; i_inner += 1)
+                  B[16 * i_outer + i_inner] = T[16 * i_outer + i_inner] + 1.0;
+              }
+            }
+        """
         self._move_into(stmt, loop, after=False)
 
     def reverse_compute_at(self, stmt, loop: Loop) -> None:
@@ -86,7 +163,25 @@ class FusionPrimitives:
 
         Example::
 
-            >>> sch.reverse_compute_at(D, tile_loop)              # doctest: +SKIP
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def pc(A: "f64[64]", T: "f64[64]", B: "f64[64]"):
+            ...     for i in range(64):
+            ...         T[i] = A[i] * 2.0
+            ...     for i in range(64):
+            ...         B[i] = T[i] + 1.0
+            >>> sch = polyop.Schedule(pc)
+            >>> io, ii = sch.split(sch.get_loops("S0")[0], 16)
+            >>> sch.reverse_compute_at("S1", io)
+            >>> print(polyop.lower(sch))
+            void pc(double A[64], double T[64], double B[64]) {
+              for (i_outer = 0; i_outer < 4; i_outer += 1) {
+                for (i_inner = 0; i_inner < 16; i_inner += 1)
+                  T[16 * i_outer + i_inner] = A[16 * i_outer + i_inner] * 2.0;
+                for (i = 16 * i_outer; i < 16 * i_outer + 16; i += 1)
+                  B[i] = T[i] + 1.0;
+              }
+            }
         """
         self._move_into(stmt, loop, after=True)
 
@@ -132,7 +227,24 @@ class FusionPrimitives:
     def inline(self, stmt) -> None:
         """Remove statement ``stmt``, which computes a temporary (or an
         intermediate tensor), substituting its right-hand side into every read
-        of it (see ``polyop.schedule.inline``); loops left empty disappear."""
+        of it (see ``polyop.schedule.inline``); loops left empty disappear.
+
+        Example (``t`` is a local scalar, ``S0`` its statement)::
+
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def k(n: int, A: "f64[n]", B: "f64[n]"):
+            ...     for i in range(n):
+            ...         t = A[i] * 2.0
+            ...         B[i] = t + 1.0
+            >>> sch = polyop.Schedule(k)
+            >>> sch.inline("S0")
+            >>> print(polyop.lower(sch))
+            void k(int64_t n, double A[n], double B[n]) {
+              for (i = 0; i < n; i += 1)
+                B[i] = A[i] * 2.0 + 1.0;
+            }
+        """
         names = self._statements(stmt)
         if len(names) > 1:
             raise ScheduleError(f"inline: {stmt.name} is a reduction ({', '.join(names)}); "
