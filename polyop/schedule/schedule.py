@@ -8,13 +8,36 @@ reverse and shift, loop kinds for parallel/vector/unroll), then checks the
 result against the program's exact dependences; an illegal result raises
 ``IllegalScheduleError`` and the schedule stays as it was.
 
-Example::
+Example (an illegal primitive is refused, naming the dependence, and leaves
+no trace)::
 
-    >>> sch = polyop.Schedule(gemm)                      # doctest: +SKIP
-    >>> i, k, j = sch.get_loops("S1")                    # doctest: +SKIP
-    >>> io, ii = sch.split(i, 32)                        # doctest: +SKIP
-    >>> sch.reorder(k, j)                                # doctest: +SKIP
-    >>> print(polyop.lower(sch))                         # doctest: +SKIP
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def mm(n: int, A: "f64[n, n]", B: "f64[n, n]", C: "f64[n, n]"):
+    ...     for i in range(n):
+    ...         for j in range(n):
+    ...             for k in range(n):
+    ...                 C[i, j] += A[i, k] * B[k, j]
+    >>> sch = polyop.Schedule(mm)
+    >>> i, j, k = sch.get_loops("S0")
+    >>> sch.reorder(k, j)
+    >>> sch.parallel(i)
+    >>> sch.parallel(k)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    polyop.errors.IllegalScheduleError: parallel(k): loop k carries a RAW dependence on C: ...
+    >>> print(sch)
+    schedule of mm:
+      reorder(k, j)
+      parallel(i)
+    >>> print(polyop.lower(sch))
+    void mm(int64_t n, double A[n][n], double B[n][n], double C[n][n]) {
+      // parallel
+      for (i = 0; i < n; i += 1)
+        for (k = 0; k < n; k += 1)
+          for (j = 0; j < n; j += 1)
+            C[i][j] = C[i][j] + A[i][k] * B[k][j];
+    }
 """
 
 from __future__ import annotations
@@ -162,6 +185,23 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         where it still holds: a parallel loop's to ``outer`` (with its
         reduction opt-in), a vectorized loop's to ``inner``, an unrolled loop's
         to both.
+
+        Example::
+
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def inc(A: "f64[64]"):
+            ...     for i in range(64):
+            ...         A[i] += 1.0
+            >>> sch = polyop.Schedule(inc)
+            >>> sch.split(sch.get_loops("S0")[0], 16)
+            (Loop(i_outer, depth=0), Loop(i_inner, depth=1))
+            >>> print(polyop.lower(sch))
+            void inc(double A[64]) {
+              for (i_outer = 0; i_outer < 4; i_outer += 1)
+                for (i_inner = 0; i_inner < 16; i_inner += 1)
+                  A[16 * i_outer + i_inner] = A[16 * i_outer + i_inner] + 1.0;
+            }
         """
         mark = self._mark(loop)
         factor = _positive(factor, "split factor")
@@ -183,7 +223,28 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
 
     def tile(self, a: Loop, b: Loop, fa: int, fb: int) -> tuple[Loop, Loop, Loop, Loop]:
         """Tile the perfect nest ``a`` ⊃ ``b`` by ``fa`` × ``fb``:
-        returns ``(a_outer, b_outer, a_inner, b_inner)`` in loop order."""
+        returns ``(a_outer, b_outer, a_inner, b_inner)`` in loop order.
+
+        Example::
+
+            >>> import polyop
+            >>> @polyop.kernel
+            ... def zero(A: "f64[64, 64]"):
+            ...     for i in range(64):
+            ...         for j in range(64):
+            ...             A[i, j] = 0.0
+            >>> sch = polyop.Schedule(zero)
+            >>> i, j = sch.get_loops("S0")
+            >>> io, jo, ii, ji = sch.tile(i, j, 8, 16)
+            >>> print(polyop.lower(sch))
+            void zero(double A[64][64]) {
+              for (i_outer = 0; i_outer < 8; i_outer += 1)
+                for (j_outer = 0; j_outer < 4; j_outer += 1)
+                  for (i_inner = 0; i_inner < 8; i_inner += 1)
+                    for (j_inner = 0; j_inner < 16; j_inner += 1)
+                      A[8 * i_outer + i_inner][16 * j_outer + j_inner] = 0.0;
+            }
+        """
         saved = self._save()
         checking, self.checking = self.checking, False
         try:  # the intermediate steps are not checked; the whole tiling is
