@@ -19,8 +19,14 @@ computes exactly what CPython computes running the same loops.
 
 Example::
 
-    >>> sgemm = packed_sgemm()                                  # doctest: +SKIP
-    >>> sgemm(M, N, K, C, A, B, *workspace(M, N, K))           # doctest: +SKIP
+    >>> sgemm = packed_sgemm(4, 8, 16, 2)
+    >>> M, N, K = 10, 20, 30
+    >>> A = np.random.rand(M, K).astype(np.float32)
+    >>> B = np.random.rand(K, N).astype(np.float32)
+    >>> C = np.empty((M, N), np.float32)
+    >>> sgemm(M, N, K, C, A, B, *workspace(sgemm, M, N, K))
+    >>> np.allclose(C, A @ B, rtol=1e-5)
+    True
 """
 
 # no ``from __future__ import annotations``: the packed arrays' annotations are
@@ -37,7 +43,8 @@ def packed_sgemm(mr: int = 6, nr: int = 16, kc: int = 512, mb: int = 16,
 
     Example::
 
-        >>> k = packed_sgemm(4, 8, 16, 2)                        # doctest: +SKIP
+        >>> packed_sgemm(4, 8, 16, 2).tile
+        (4, 8, 16, 2)
     """
     if kc % 8 or min(mr, nr, kc, mb) <= 0:
         raise ValueError("packed_sgemm: mr, nr, mb positive; kc a positive multiple of 8")
@@ -109,7 +116,9 @@ def workspace(kernel: polyop.Kernel, M: int, N: int, K: int) -> tuple[np.ndarray
 
     Example::
 
-        >>> Ap, Bp = workspace(packed_sgemm(), 10, 20, 30)       # doctest: +SKIP
+        >>> Ap, Bp = workspace(packed_sgemm(), 10, 20, 30)
+        >>> Ap.shape, Bp.shape
+        ((2, 30, 6), (2, 30, 16))
     """
     mr, nr = kernel.tile[:2]
     return (np.empty(((M + mr - 1) // mr, K, mr), np.float32),
