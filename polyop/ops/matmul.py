@@ -194,7 +194,8 @@ class Matmul:
         Example::
 
             >>> import polyop
-            >>> mm = polyop.ops.matmul(64, 40, 32, packed_b=True)
+            >>> mm = polyop.ops.matmul(64, 40, 32, packed_b=True,  # nr: the target's, unless set
+            ...                        tiling=polyop.ops.MatmulTiling(nr=16))
             >>> mm.pack_b(np.ones((32, 40), np.float32)).shape
             (3, 32, 16)
         """
