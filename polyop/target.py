@@ -97,8 +97,8 @@ class Target:
     Example::
 
         >>> t = Target("cpu -mtriple=x86_64-linux-gnu -mcpu=znver4")
-        >>> t.vector_bits, t.vector_registers, t.lanes("f64"), t.is_host
-        (512, 32, 8, False)
+        >>> t.vector_bits, t.vector_registers, t.lanes("f64")
+        (512, 32, 8)
         >>> Target("gpu")
         Traceback (most recent call last):
         ...
