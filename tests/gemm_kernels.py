@@ -110,6 +110,25 @@ def packed_sgemm(mr: int = 6, nr: int = 16, kc: int = 512, mb: int = 16,
     return sgemm
 
 
+def vectorized(kernel: polyop.Kernel, target=None) -> polyop.Schedule:
+    """``kernel`` (from ``packed_sgemm``) with the micro-kernel's column loop
+    (``jj`` of ``acc[ii, jj] += ...``) and the packing of ``B`` in vectors
+    of the target: the tile in whole vector registers whatever LLVM's loop
+    vectorizer would make of it (on AVX-512: gathers and scatters).
+
+    Example::
+
+        >>> sch = vectorized(packed_sgemm(4, 8, 16, 2))          # doctest: +SKIP
+    """
+    sch = polyop.Schedule(kernel)
+    for s in kernel.program.statements:
+        writes = {a.array for a in s.writes}
+        reads = {a.array for a in s.reads}
+        if writes == {"acc"} and {"Ap", "Bp"} <= reads or writes == {"Bp"} and "B" in reads:
+            sch.vectorize(sch.get_loops(s.name)[-1])
+    return sch
+
+
 def workspace(kernel: polyop.Kernel, M: int, N: int, K: int) -> tuple[np.ndarray, np.ndarray]:
     """The packed buffers ``(Ap, Bp)`` of ``kernel`` (from ``packed_sgemm``) for
     an ``M × K`` by ``K × N`` product.

@@ -10,11 +10,13 @@ import pytest
 
 import polyop
 from polyop.target import host
-from tests.gemm_kernels import packed_sgemm, workspace
+from tests.gemm_kernels import packed_sgemm, vectorized, workspace
 
 rng = np.random.default_rng(3)
 #: code checked instruction by instruction is compiled for a named CPU, not the host
 HASWELL = "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell"
+SKYLAKE_X, ZEN4 = ("cpu -mtriple=x86_64-linux-gnu -mcpu=" + c for c in ("skylake-avx512",
+                                                                          "znver4"))
 
 
 # -- fp_contract ----------------------------------------------------------------------
@@ -68,11 +70,12 @@ def test_build_option_on_a_schedule():
 SMALL = dict(mr=4, nr=8, kc=16, mb=2)
 
 
-def sgemm_check(kernel, M: int, N: int, K: int) -> None:
+def sgemm_check(kernel, M: int, N: int, K: int, run=None) -> None:
+    """``kernel`` (or ``run``, a build of it) against numpy."""
     A = rng.standard_normal((M, K), dtype=np.float32)
     B = rng.standard_normal((K, N), dtype=np.float32)
     C = np.full((M, N), np.nan, np.float32)
-    kernel(M, N, K, C, A, B, *workspace(kernel, M, N, K))
+    (run or kernel)(M, N, K, C, A, B, *workspace(kernel, M, N, K))
     ref = A.astype(np.float64) @ B.astype(np.float64)
     np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-5 * np.sqrt(max(K, 1)))
 
@@ -117,11 +120,20 @@ def test_packed_sgemm_rejects_a_wrong_workspace(sgemm_default):
         sgemm_default(M, N, K, C, A, B, Ap, Bp[:, :4])
 
 
+@pytest.mark.parametrize("M, N, K", [(37, 53, 29), (1, 1, 1), (12, 32, 513)])
+def test_vectorized_packed_sgemm(sgemm_default, M, N, K):
+    """The micro-kernel's columns and the packing of ``B`` in explicit vectors
+    (``vectorized``), on the host, against numpy."""
+    sgemm_check(sgemm_default, M, N, K,
+                polyop.build(vectorized(sgemm_default), fp_contract=True))
+
+
 def test_micro_kernel_is_register_blocked(sgemm_default):
-    """Compiled for Haswell (AVX2), the k loop of the 6x16 tile: 2 vector loads
-    of Bp, 6 broadcasts of Ap and 12 FMAs on ymm registers, with no store (the
-    tile stays in registers). ``tests/test_target.py`` checks other CPUs."""
-    asm = polyop.build(sgemm_default, fp_contract=True, target=HASWELL).asm
+    """Compiled for Haswell (AVX2), the k loop of the 6x16 tile, its columns
+    vectorised: 2 vector loads of Bp, 6 broadcasts of Ap and 12 FMAs on ymm
+    registers, with no store (the tile stays in registers).
+    ``tests/test_target.py`` checks other CPUs."""
+    asm = polyop.build(vectorized(sgemm_default), fp_contract=True, target=HASWELL).asm
     loops = re.findall(r"\n(\.LBB\d+_\d+):\n((?:\t[^\n]*\n)+?)\tj\w+\t\1\n", asm)
     bodies = [body for _, body in loops
               if len(re.findall(r"vfmadd\d+ps\t%ymm\d+, %ymm\d+, %ymm\d+", body)) == 12]
@@ -130,3 +142,20 @@ def test_micro_kernel_is_register_blocked(sgemm_default):
     assert len(re.findall(r"vbroadcastss", body)) == 6
     assert len(re.findall(r"vmov[au]ps\t-?\d*\(%\w+\), %ymm", body)) == 2
     assert not re.search(r"vmov[au]ps\t%ymm\d+, ", body)  # no stores
+
+
+@pytest.mark.parametrize("cpu", [SKYLAKE_X, ZEN4])
+def test_micro_kernel_is_register_blocked_on_avx512(sgemm_default, cpu):
+    """For AVX-512 the 6x16 tile is 6 zmm accumulators: the k loop (which LLVM
+    may unroll) has whole tiles of full-width FMAs into registers, ``Ap``
+    broadcast from memory (``{1to16}``), no stack traffic, and nothing in the
+    kernel is gathered or scattered."""
+    asm = polyop.build(vectorized(sgemm_default), fp_contract=True, target=cpu).asm
+    assert not re.search(r"\tv(gather|scatter)", asm)
+    loops = re.findall(r"\n(\.LBB\d+_\d+):\n((?:\t[^\n]*\n)+?)\tj\w+\t\1\n", asm)
+    body = max((b for _, b in loops), key=lambda b: b.count("vfmadd"))
+    full = re.findall(r"\tvfmadd\d+ps\t(?:-?\d*\(%\w+\)\{1to16\}|%zmm\d+), %zmm\d+, "
+                      r"%zmm(\d+)\n", body)
+    assert full and len(full) == body.count("vfmadd") and len(full) % 6 == 0, body
+    assert len(set(full)) == 6  # the six accumulators
+    assert not re.search(r"\(%rsp\)", body)

@@ -14,11 +14,14 @@ legality-checked primitive:
    slices and row blocks run outside the column panels, or with
    ``columns_outer`` inside them;
 3. the ``mr × nr`` tile (``i_inner``, ``j_inner``) is innermost, with constant
-   trip counts on full tiles: LLVM unrolls it and keeps the tile of ``C`` in
-   ``mr · nr / lanes`` vector registers across the ``k`` loop (one broadcast of
-   ``A`` per row, one vector load of ``Bp`` per lane group, fused
-   multiply-adds): the BLIS micro-kernel. (Unrolling it in the schedule gives
-   the same code, with 3× the compile time.)
+   trip counts on full tiles; ``j_inner`` is vectorised (``nr / lanes``
+   explicit vectors of the target, straight-line) and LLVM unrolls the rows,
+   keeping the tile of ``C`` in ``mr · nr / lanes`` vector registers across
+   the ``k`` loop (one broadcast of ``A`` per row, one vector load of ``Bp``
+   per vector, fused multiply-adds): the BLIS micro-kernel. (Left to LLVM's
+   loop vectorizer, the tile became gathers and scatters on AVX-512;
+   unrolling the rows in the schedule gives the same code, in twice the
+   compile time.)
 4. the initialisation ``C = 0`` runs per tile, just ahead of the first slice;
    the epilogue (bias, ReLU) per tile right after the last
    (``reverse_compute_at``), so the fused operator makes one pass over ``C``;
@@ -379,6 +382,11 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
         sch.reorder(jo, ko, ic, ip, ki, ii, ji)
     else:
         sch.reorder(ko, ic, jo, ip, ki, ii, ji)
+    # the tile's columns in whole vectors of the target (explicit vector code:
+    # LLVM's loop vectorizer makes gathers and scatters of the tile on
+    # AVX-512); LLVM unrolls its rows (unrolling them in the schedule gives
+    # the same code, in twice the compile time)
+    sch.vectorize(ji)
     sch.compute_at(f"{C.name}_init", ip)
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, ip)
