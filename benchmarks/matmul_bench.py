@@ -19,9 +19,9 @@ For each size (``M = N = K``):
 - the table shows GFLOP/s (``2 * n**3`` flops) from the median time of each,
   the polyop/numpy ratio, and polyop's share of the single-core peak.
 
-The peak is measured (``--peak`` overrides it): a loop of 12 independent
-``<8 x float>`` FMA chains compiled with LLVM for the host, best of several
-runs, in CPU time. The JSON file (default ``benchmarks/results/matmul_cpu.json``)
+The peak is measured (``--peak`` overrides it) by ``peak_fma.peak``:
+independent FMA chains of the host's vector width, built by polyop itself,
+best of several runs, in CPU time. The JSON file (default ``benchmarks/results/matmul_cpu.json``)
 holds the raw times, the machine (``lscpu``), the load average before and
 after, and the versions.
 
@@ -39,7 +39,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import ctypes  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
@@ -49,6 +48,7 @@ from pathlib import Path  # noqa: E402
 
 import hostinfo  # noqa: E402  (beside this script)
 import numpy as np  # noqa: E402
+import peak_fma  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -58,7 +58,6 @@ import llvmlite  # noqa: E402
 import llvmlite.binding as llvm  # noqa: E402
 
 import polyop  # noqa: E402
-from polyop.codegen import host_target_machine  # noqa: E402
 from tests.gemm_kernels import packed_sgemm, workspace  # noqa: E402
 
 SIZES = (512, 1000, 1024, 2048)
@@ -72,44 +71,6 @@ def blas_one_thread():
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1)
-
-
-def measure_peak(chains: int = 12, iters: int = 4_000_000, runs: int = 7) -> float:
-    """Single-core fp32 FMA throughput in GFLOP/s: ``chains`` independent
-    ``<8 x float>`` FMA chains in a loop, best of ``runs`` (CPU time)."""
-    tm = host_target_machine()
-    ones = "<" + ", ".join(["float 1.0"] * 8) + ">"
-    lines = ["define void @peak(i64 %n, ptr %out) {", "entry:", "  br label %loop", "loop:",
-             "  %i = phi i64 [0, %entry], [%i1, %loop]"]
-    lines += [f"  %a{c} = phi <8 x float> [zeroinitializer, %entry], [%b{c}, %loop]"
-              for c in range(chains)]
-    lines += [f"  %b{c} = call <8 x float> @llvm.fma.v8f32(<8 x float> %a{c}, "
-              f"<8 x float> {ones}, <8 x float> {ones})" for c in range(chains)]
-    lines += ["  %i1 = add i64 %i, 1", "  %c = icmp slt i64 %i1, %n",
-              "  br i1 %c, label %loop, label %exit", "exit:"]
-    total = "%b0"
-    for c in range(1, chains):
-        lines.append(f"  %s{c} = fadd <8 x float> {total}, %b{c}")
-        total = f"%s{c}"
-    lines += [f"  store <8 x float> {total}, ptr %out, align 4", "  ret void", "}",
-              "declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)"]
-    mod = llvm.parse_assembly("\n".join(lines))
-    mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
-    mod.verify()
-    own = llvm.Target.from_triple(tm.triple).create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-        opt=3, jit=True)  # MCJIT takes ownership of its target machine
-    engine = llvm.create_mcjit_compiler(mod, own)
-    engine.finalize_object()
-    fn = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p)(
-        engine.get_function_address("peak"))
-    out = (ctypes.c_float * 8)()
-    best = float("inf")
-    for _ in range(runs):
-        t = time.thread_time()
-        fn(iters, ctypes.addressof(out))
-        best = min(best, time.thread_time() - t)
-    return iters * chains * 16 / best / 1e9
 
 
 def machine() -> dict:
@@ -171,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     compiled = kernel.compile()
     compile_s = time.perf_counter() - t0
     load_before = os.getloadavg()
-    peak = opts.peak if opts.peak is not None else measure_peak()
+    peak = opts.peak if opts.peak is not None else peak_fma.peak("float32")
     info = machine()
     print(f"CPU: {info['cpu_model']} (LLVM: {info['llvm_host_cpu']}), BLAS: {info['blas']}")
     print(f"kernel: {mr}x{nr} tile, kc={kc}, {mb} panels per block; compiled in "

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-PEAK_PER_CORE = 102.6  # fp32 GFLOP/s, znver3 core (measured by matmul_bench.measure_peak)
 RTOL = 1e-3  # max |peer - ref| / max |ref| accepted by the reference check
 
 

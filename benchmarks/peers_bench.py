@@ -24,8 +24,8 @@ pool (and ``torch.set_num_threads``). Per case:
   processes use under 10% of the cores, and it measures their share during
   the timing: cases above 5% are marked ``!`` (the machine may be shared);
 - the table shows the median in ms, GFLOP/s, the share of the fp32 peak
-  (``--peak`` per core, default 102.6, times the threads) and the speed-up over
-  numpy (numpy time / peer time, > 1 is faster than numpy).
+  (``--peak`` per core, default measured by ``peak_fma``, times the threads)
+  and the speed-up over numpy (numpy time / peer time, > 1 is faster than numpy).
 
 The JSON (default ``benchmarks/results/peers_cpu.json``; with ``--update``
 only the cases run are replaced in it) holds every raw time,
@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with >1 thread, untimed calls before each timed one (default 30 ms)")
     ap.add_argument("--max-wait", type=float, default=60.0,
                     help="seconds to wait per case for other processes to go idle")
-    ap.add_argument("--peak", type=float, default=peers.PEAK_PER_CORE,
-                    help="fp32 GFLOP/s of one core")
+    ap.add_argument("--peak", type=float, default=None,
+                    help="fp32 GFLOP/s of one core (default: measured, peak_fma)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "peers_cpu.json"))
     ap.add_argument("--update", action="store_true",
                     help="replace only the cases run in an existing --json file")
@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     opts = ap.parse_args(argv)
     if opts.repeat is None:
         opts.repeat = 5 if opts.quick else 7
+    if opts.peak is None and opts.worker is None:
+        import peak_fma  # beside this script; polyop's own FMA loop for the host
+        opts.peak = peak_fma.peak("float32")
     for w in opts.workloads.split(","):
         if w not in peers.WORKLOADS:
             ap.error(f"unknown workload {w!r}; known: {', '.join(peers.WORKLOADS)}")
@@ -257,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             part = Path(tmp) / "part.json"
             env = {**os.environ, **peers.thread_env(threads)}
-            cmd = [sys.executable, __file__, *args, "--worker", str(threads),
-                   "--worker-out", str(part)]
+            cmd = [sys.executable, __file__, *args, "--peak", str(opts.peak),
+                   "--worker", str(threads), "--worker-out", str(part)]
             rc = subprocess.run(cmd, env=env).returncode
             if rc != 0 or not part.exists():
                 print(f"{threads}-thread run failed (exit status {rc})")
