@@ -33,6 +33,8 @@ Glossary (isl's vocabulary, used throughout):
 """
 
 from . import ops
+from . import printer as _printer  # noqa: F401  (str() of loop IR: ir.set_printer)
+from .api import build, lower
 from .deps import Dependences, dependences
 from .errors import (
                      ArgumentError,
@@ -47,7 +49,6 @@ from .errors import (
 )
 from .intrinsic import Intrinsic, IntrinsicError, intrinsic
 from .kernel import Kernel, kernel, local, prefetch
-from .pipeline import build, lower
 from .program import Program, Statement
 from .schedule import Loop, Schedule, Violation
 from .target import Target

@@ -32,6 +32,7 @@ import itertools
 import islpy as isl
 
 from . import ir
+from .kinds import LoopKind
 from .program import Program
 from .schedule.tree import with_disjoint_domain
 from .types import INDEX
@@ -136,11 +137,8 @@ def expr_to_ir(e: isl.AstExpr) -> ir.Expr:
     raise AssertionError(f"unexpected isl AST expression {e.to_C_str()}")
 
 
-_KINDS = {"parallel": "parallel", "vector": "vector", "serial": "serial", "unroll": "unrolled"}
-
-
 class _Translator:
-    def __init__(self, program: Program, loops: dict[str, tuple[str, str]],
+    def __init__(self, program: Program, loops: dict[str, tuple[str, LoopKind]],
                  atomic: set[str]):
         self.loops = loops
         self.stmts = {s.name: s for s in program.statements}
@@ -215,7 +213,7 @@ class _Translator:
             body = ir.substitute(body, {var: ir.Var(name, INDEX)})
             var = name
         uses.setdefault("", set()).add(var)  # names bound below, never reused above
-        kind = _KINDS[info[1]] if info is not None else "serial"
+        kind = LoopKind(info[1]) if info is not None else LoopKind.SERIAL
         return ir.For(var, start, stop, step, body, kind), uses
 
     def user(self, e: isl.AstExpr, subscripts: dict) -> tuple[ir.Stmt, dict]:

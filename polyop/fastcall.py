@@ -16,7 +16,7 @@ its arguments afresh.
 
 The extension is compiled on first use with the system C compiler (``$CC``,
 else ``cc``) against this Python's and this numpy's headers, and cached in
-``$POLYOP_CACHE_DIR`` (see ``polyop.intrinsic.cache_dir``). Where it cannot
+``$POLYOP_CACHE_DIR`` (see ``polyop.settings.cache_root``). Where it cannot
 be built (no compiler, no headers) or with ``POLYOP_FASTCALL=0``, calls take
 the Python path; ``status()`` says which and why.
 
@@ -59,7 +59,7 @@ import islpy as isl
 import numpy as np
 
 from . import ir
-from .settings import env_int
+from .settings import cache_root, env_int
 from .types import INDEX
 
 __all__ = ["describe", "dispatcher", "install_call", "status"]
@@ -292,7 +292,6 @@ def _extension():
 
 def _build() -> Path:
     from .fastcall_c import SOURCE
-    from .intrinsic import cache_dir
 
     cc = os.environ.get("CC", "cc")
     includes = [sysconfig.get_paths()["include"], np.get_include()]
@@ -300,7 +299,7 @@ def _build() -> Path:
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     key = hashlib.sha256("\0".join([SOURCE, cc, *flags, sys.version, np.__version__,
                                     suffix]).encode()).hexdigest()[:24]
-    directory = cache_dir().parent / "fastcall"
+    directory = cache_root() / "fastcall"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:

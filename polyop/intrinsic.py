@@ -76,7 +76,8 @@ import numpy as np
 from . import ir
 from .errors import PolyopError
 from .printer import expr_to_c, to_c
-from .program import Program, Statement
+from .program import Program, Statement, as_program
+from .settings import cache_root
 from .types import DType
 
 __all__ = ["Intrinsic", "IntrinsicError", "Operand", "intrinsic"]
@@ -124,8 +125,6 @@ class Intrinsic:
     def __init__(self, contract, *, c_source: str | None = None, llvm_ir: str | None = None,
                  symbol: str | None = None, name: str | None = None,
                  cflags: Sequence[str] = ()):
-        from .pipeline import as_program
-
         if (c_source is None) == (llvm_ir is None):
             raise IntrinsicError("intrinsic: give exactly one implementation, c_source= "
                                  "or llvm_ir=")
@@ -238,7 +237,7 @@ class Intrinsic:
         contract on the same random data, and compare every array (relative
         tolerance ``rtol``, default 1e-4 for f32 and 1e-10 for f64: the
         micro-kernel may sum in another order). Raises ``IntrinsicError``."""
-        from .pipeline import build
+        from .pipeline import compile_program as build
         from .schedule import Schedule
 
         sch = Schedule(self.program)
@@ -521,13 +520,10 @@ def _hash(compiler: str, flags: tuple[str, ...], source: str) -> str:
 
 
 def cache_dir() -> Path:
-    """Where compiled C micro-kernels are kept: ``$POLYOP_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/polyop`` or ``~/.cache/polyop``; then ``intrinsics``."""
-    root = os.environ.get("POLYOP_CACHE_DIR")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(xdg, "polyop")
-    return Path(root) / "intrinsics"
+    """Where compiled C micro-kernels are kept: ``intrinsics`` in
+    ``polyop.settings.cache_root()`` (``$POLYOP_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/polyop`` or ``~/.cache/polyop``)."""
+    return cache_root() / "intrinsics"
 
 
 def _compile_c(source: str, cflags: tuple[str, ...], key: str, name: str) -> Path:

@@ -14,8 +14,9 @@ Expressions (all carry a ``dtype``):
 Loop-nest statements:
 
 - ``Store``: ``A[index] = value``;
-- ``For``: ``for (var = start; var < stop; var += step)``; ``kind`` is
-  ``serial``, ``parallel``, ``vector`` or ``unrolled``;
+- ``For``: ``for (var = start; var < stop; var += step)``; ``kind`` is a
+  ``polyop.kinds.LoopKind`` (``serial``, ``parallel``, ``vector`` or ``unroll``;
+  a string is turned into the member);
 - ``If``, ``Block``;
 - ``Extern``: a call of an external micro-kernel for its effect on memory
   (``polyop.Schedule.tensorize``), arrays passed by address.
@@ -37,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
+from .kinds import LoopKind
 from .types import INDEX, DType
 
 BOOL = DType("bool")
@@ -125,11 +127,21 @@ class Cast:
 Expr = Const | Var | Load | Bin | Cmp | Logic | Not | Neg | Call | Select | Cast
 
 
+#: the C-like printers of statements and functions; ``polyop.printer`` installs
+#: them when imported (``polyop`` imports it), so the IR needs no import of its printer
+_printers: dict[str, Callable] = {}
+
+
+def set_printer(statement: Callable[[Stmt], str], function: Callable[[Function], str]) -> None:
+    """Make ``statement`` the text of ``str(stmt)`` and ``function`` that of
+    ``str(fn)`` (``polyop.printer.to_c`` and ``function_to_c``)."""
+    _printers.update(statement=statement, function=function)
+
+
 class _PrintableStmt:
     def __str__(self) -> str:
-        from .printer import to_c
-
-        return to_c(self)
+        show = _printers.get("statement")
+        return show(self) if show is not None else repr(self)
 
 
 @dataclass(frozen=True)
@@ -150,7 +162,15 @@ class For(_PrintableStmt):
     stop: Expr
     step: int
     body: Stmt
-    kind: str = "serial"
+    kind: LoopKind = LoopKind.SERIAL
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, LoopKind):  # text written by hand: "parallel"
+            try:
+                object.__setattr__(self, "kind", LoopKind(self.kind))
+            except ValueError:
+                raise ValueError(f"loop {self.var}: unknown kind {self.kind!r} (kinds: "
+                                 f"{', '.join(k.value for k in LoopKind)})") from None
 
 
 @dataclass(frozen=True)
@@ -211,9 +231,8 @@ class Function:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __str__(self) -> str:
-        from .printer import function_to_c
-
-        return function_to_c(self)
+        show = _printers.get("function")
+        return show(self) if show is not None else repr(self)
 
 
 # -- generic traversal --------------------------------------------------------
@@ -289,3 +308,22 @@ def reduction_update(store: Store) -> tuple[str, Expr] | None:
                                    for x in walk(operand)):
         return None
     return v.op, operand
+
+
+def speculatable(e) -> bool:
+    """True when evaluating ``e`` can neither trap nor read memory out of
+    bounds, so it may be computed even when Python would not evaluate it.
+
+    Example::
+
+        >>> speculatable(Bin("add", Var("i"), Const(1), INDEX))
+        True
+        >>> speculatable(Load("A", (Var("i"),), INDEX))
+        False
+    """
+    for n in walk(e):
+        if isinstance(n, Load) and n.index:
+            return False
+        if isinstance(n, Bin) and n.op in ("div", "fdiv", "mod") and not n.dtype.is_float:
+            return False
+    return True

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-import numpy as np
+# the kernel language's functions live with the front-end that recognises them
+from .frontend.locals import local, prefetch  # noqa: F401
 
 
 class Kernel:
@@ -88,38 +89,3 @@ def kernel(fn: Callable | None = None, *, fp_contract: bool = False):
     if fn is None:
         return lambda f: Kernel(f, fp_contract=fp_contract)
     return Kernel(fn, fp_contract=fp_contract)
-
-
-def local(shape: int | tuple[int, ...], dtype) -> np.ndarray:
-    """A zero-filled local array of the kernel language: ``np.zeros(shape, dtype)``.
-
-    Inside a ``@polyop.kernel`` it declares a temporary of constant ``shape``
-    (see ``polyop.frontend.locals``); in plain Python it is ``np.zeros``.
-    ``dtype`` may also be a polyop type (``polyop.f32``).
-
-    Example::
-
-        >>> local((2, 3), "f32").dtype
-        dtype('float32')
-    """
-    from .frontend.locals import local_dtype
-
-    dt = local_dtype(dtype)
-    if dt is None:
-        raise TypeError(f"local: unsupported dtype {dtype!r}")
-    return np.zeros(shape, dt.numpy)
-
-
-def prefetch(element, write: bool = False) -> None:
-    """A hint in the kernel language: bring the cache line holding an array
-    element (``polyop.prefetch(C[i, j])``) into the cache ahead of its use,
-    with ``write=True`` in a state ready for writing. It changes no value:
-    the model records it as a read of that element (so it must be in bounds),
-    the generated code is one ``llvm.prefetch``; in plain Python it does nothing.
-
-    Example::
-
-        >>> prefetch(1.0) is None
-        True
-    """
-    return None

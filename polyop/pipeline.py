@@ -2,6 +2,7 @@
 
     Python loop nest ──parse──► Program (isl domains, accesses, textual schedule)
         ──check_bounds──► (every access proven inside its array)
+        ──Schedule.lowering_plan──► LoweringPlan (tree, loop kinds, atomic statements)
         ──build_ast──► isl AST ──ast_to_ir──► loop IR (``ir.Function``)
         ──compile_function──► LLVM IR ─O3─► native code (MCJIT) ──► CompiledKernel
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import replace
 
 import islpy as isl
 
@@ -36,7 +36,9 @@ from .astgen import ast_to_ir, build_ast
 from .bounds import check_bounds
 from .budget import AST_OPERATIONS, BudgetExceeded, isl_budget
 from .errors import CodegenError
-from .program import Program
+from .program import as_program
+from .schedule import Schedule
+from .schedule.plan import LoweringPlan
 from .validate import validate_ast
 
 #: the stages ``POLYOP_DUMP`` can name (and ``all``)
@@ -59,60 +61,18 @@ def _dump(stage: str, text) -> None:
               file=sys.stderr)
 
 
-def as_program(obj) -> Program:
-    """The ``Program`` of a kernel, a schedule or tensor expressions (one output
-    tensor or a list), or the program itself."""
-    if isinstance(obj, Program):
-        return obj
-    program = getattr(obj, "program", None)  # a Kernel or a Schedule
-    if isinstance(program, Program):
-        return program
-    from . import te
-
-    if te.is_te(obj):
-        return te.lower_program(obj)
-    raise TypeError(f"expected a polyop kernel, Program or tensors, got {type(obj).__name__}")
-
-
-def lower(obj, schedule: isl.Schedule | None = None, *, target=None,
-          validate: bool = True) -> ir.Function:
-    """Lower a kernel or a ``Schedule`` (or a kernel under a raw isl schedule
-    tree) to loop IR. The result prints as C-like code: ``print(polyop.lower(k))``.
-
-    ``target`` (a ``polyop.Target`` or its string, default the host) is what
-    the loop IR is for: recorded as ``fn.meta["target"]``, it is what
-    ``compile_function(fn)`` compiles for.
-
-    ``validate=False`` skips the validation of the generated loop nest
-    (``polyop.validate``).
-
-    Tensor expressions: ``lower(sch, [A, B, C])`` (see ``polyop.te.build.lower``).
-    """
-    from . import te
-    from .target import as_target
-
-    t = as_target(target)
-    fn = te.lower(obj, schedule) if te.is_te(obj, schedule) else \
-        lower_ir(obj, schedule, validate=validate)
-    return replace(fn, meta={**fn.meta, "target": t})
-
-
 def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True) -> ir.Function:
-    """The pipeline behind ``lower``: model → bounds → isl AST → validated
+    """The pipeline behind ``polyop.lower`` (``polyop.api``): model → bounds → isl AST → validated
     AST → loop IR. ``validate=False`` skips the validation of the AST."""
-    loops: dict = {}
-    atomic: set[str] = set()
-    if hasattr(obj, "loop_info"):
-        loops = obj.loop_info()
-        atomic = obj.atomic_statements()
-    program = as_program(obj)
+    plan = lowering_plan(obj, schedule)
+    program = plan.program
     _dump("model", program)
     requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
-    ast = _generate_ast(obj, program, schedule, loops)
+    ast = _generate_ast(plan)
     _dump("ast", ast.to_C_str)
     if validate:  # every instance once, in dependence order (polyop.validate)
-        validate_ast(ast, program, getattr(obj, "deps", None))
-    body = ast_to_ir(ast, program, loops, atomic)
+        validate_ast(ast, program, plan.deps)
+    body = ast_to_ir(ast, program, plan.loops, plan.atomic)
     params = []
     for a in program.arguments:
         shape = program.arrays[a.name].extents if a.kind == "array" else ()
@@ -127,23 +87,30 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     return fn
 
 
-def _generate_ast(obj, program: Program, schedule: isl.Schedule | None,
-                  loops: dict) -> isl.AstNode:
-    """isl's AST for a ``Schedule`` (its tree with AST options), a raw tree, or
-    the program's own order, in a bounded number of isl operations.
+def lowering_plan(obj, schedule: isl.Schedule | None = None) -> LoweringPlan:
+    """A ``Schedule``'s own plan, or that of a kernel, program or tensors under
+    the raw isl tree ``schedule`` (``None``: the program's own order)."""
+    if isinstance(obj, Schedule):
+        return obj.lowering_plan()
+    return LoweringPlan(as_program(obj), schedule)
+
+
+def _generate_ast(plan: LoweringPlan) -> isl.AstNode:
+    """isl's AST for a plan (a ``Schedule``'s tree with AST options, a raw
+    tree, or the program's own order), in a bounded number of isl operations.
 
     AST options are hints: where isl cannot unroll a loop, or isolating full
     tiles costs more than the budget, the AST is generated without them, with
     a warning. Past the budget without options: ``CodegenError``.
     """
+    program = plan.program
     options: dict[str, bool] = {}
     while True:
         try:
             with isl_budget(AST_OPERATIONS):
-                tree = obj.ast_tree(**options) if hasattr(obj, "ast_tree") else schedule
-                return build_ast(program, tree)
+                return build_ast(program, plan.tree(**options))
         except BudgetExceeded as e:
-            if not hasattr(obj, "ast_tree") or options.get("isolate") is False:
+            if not plan.ast_options or options.get("isolate") is False:
                 raise CodegenError(f"isl's AST generation for {program.name} did not finish in "
                                    f"{AST_OPERATIONS} operations ({e})", "", "", "budget") from e
             warnings.warn(f"isolating full tiles of {program.name} took isl more than "
@@ -151,7 +118,7 @@ def _generate_ast(obj, program: Program, schedule: isl.Schedule | None,
                           "bounds of partial tiles are tested inside the loops)", stacklevel=4)
             options["isolate"] = False
         except isl.Error as e:
-            unrolled = [name for name, kind in loops.values() if kind == "unroll"]
+            unrolled = plan.unrolled()
             if not unrolled or options.get("unroll") is False:
                 raise
             # isl unrolls only loops with bounds it can find at their position; a later
@@ -162,45 +129,13 @@ def _generate_ast(obj, program: Program, schedule: isl.Schedule | None,
             options["unroll"] = False
 
 
-def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
-          target=None,
-          validate: bool = True):
-    """Lower and JIT-compile a kernel, program or ``Schedule``; returns a callable
-    ``CompiledKernel`` with the kernel's argument checks.
-
-    Example: ``f = polyop.build(sch); f(n, A, B)``.
-
-    ``fp_contract=True`` allows floating-point contraction: LLVM may compute
-    ``a * b + c`` (and ``a * b - c``, ``c - a * b``) with one fused multiply-add,
-    rounded once instead of twice. Results then differ from CPython's in the
-    last bits (usually closer to the exact value), and whether a given
-    expression is fused depends on the optimiser. The default keeps every
-    f32/f64 ``+ - * /`` bit-identical to CPython.
-
-    ``validate=False`` skips the check that the generated loop nest runs
-    every statement instance once, in dependence order (``polyop.validate``).
-
-    ``target`` (a ``polyop.Target`` or its string, e.g. ``"cpu -mcpu=znver4"``;
-    default the host): for a CPU other than this one the result is a
-    ``polyop.export.CrossCompiledKernel`` (``.asm``, ``.llvm_ir``,
-    ``.export(path)``), which cannot be called here.
-
-    Tensor expressions: ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or
-    ``build([A, B, C])`` return a ``polyop.te.TEFunction`` called ``f(A, B, C)``.
-    """
-    from . import te
-
-    if te.is_te(obj, schedule):
-        return te.build(obj, schedule, fp_contract=fp_contract, target=target)
-    return compile_program(obj, schedule, target=target, fp_contract=fp_contract,
-                           validate=validate)
-
-
 def compile_program(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
                     target=None,
                     validate: bool = True):
-    """Lower and JIT-compile; returns a callable ``CompiledKernel`` (options as
-    in ``build``)."""
+    """Lower and JIT-compile a kernel, program or ``Schedule``; returns a
+    callable ``CompiledKernel`` with the kernel's argument checks, or for
+    another CPU than this one a ``polyop.export.CrossCompiledKernel``
+    (options as in ``polyop.build``, which is ``polyop.api.build``)."""
     from .codegen import compile_function
     from .export import CrossCompiledKernel
     from .runtime import CompiledKernel

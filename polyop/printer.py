@@ -37,69 +37,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import ir
+from .exprtext import CTYPE, access_to_c, expr_to_c
+from .kinds import LoopKind
 from .vector_plan import VectorISA, VectorPlan, isa_of, isa_of_meta, plan_vector_loop
-
-_INFIX = {"add": ("+", 4), "sub": ("-", 4), "mul": ("*", 5), "div": ("/", 5),
-          "fdiv": ("//", 5), "mod": ("%", 5)}
-_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-_CTYPE = {"f32": "float", "f64": "double", "i32": "int32_t", "i64": "int64_t", "bool": "bool"}
-
-
-def expr_to_c(e: ir.Expr, prec: int = 0, plan: VectorPlan | None = None) -> str:
-    """One expression; ``prec`` is the binding strength of the context; inside
-    a vectorised loop (``plan``), per-lane accesses show as slices or gathers."""
-
-    def sub(x: ir.Expr, p: int = 0) -> str:
-        return expr_to_c(x, p, plan)
-
-    if isinstance(e, ir.Const):
-        return repr(e.value) if not isinstance(e.value, float) else _float(e.value)
-    if isinstance(e, ir.Var):
-        return e.name
-    if isinstance(e, ir.Load):
-        return _access(e.array, e.index, plan, "gather")
-    if isinstance(e, ir.Bin):
-        if e.op in _INFIX:
-            sym, p = _INFIX[e.op]
-            s = f"{sub(e.a, p)} {sym} {sub(e.b, p + 1)}"
-            return f"({s})" if p < prec else s
-        return f"{e.op}({sub(e.a)}, {sub(e.b)})"
-    if isinstance(e, ir.Cmp):
-        s = f"{sub(e.a, 3)} {_CMP[e.op]} {sub(e.b, 3)}"
-        return f"({s})" if prec > 2 else s
-    if isinstance(e, ir.Logic):
-        p = 2 if e.op == "and" else 1
-        s = f"{sub(e.a, p)} {'&&' if e.op == 'and' else '||'} {sub(e.b, p + 1)}"
-        return f"({s})" if p < prec else s
-    if isinstance(e, ir.Not):
-        return f"!{sub(e.a, 9)}"
-    if isinstance(e, ir.Neg):
-        return f"-{sub(e.a, 9)}"
-    if isinstance(e, ir.Call):
-        return f"{e.fn}({', '.join(sub(a) for a in e.args)})"
-    if isinstance(e, ir.Select):
-        s = f"{sub(e.cond, 1)} ? {sub(e.a, 1)} : {sub(e.b, 1)}"
-        return f"({s})" if prec > 0 else s
-    if isinstance(e, ir.Cast):
-        return f"({_CTYPE[e.dtype.name]}){sub(e.a, 9)}"
-    raise AssertionError(f"unknown expression {e!r}")
-
-
-def _access(array: str, index: tuple, plan: VectorPlan | None, gather: str) -> str:
-    """``A[i][j]``; in a vectorised loop ``A[i][j:j + 8]`` when contiguous in
-    it, ``gather(A[2 * j])`` (or ``scatter``) when it varies otherwise."""
-    subs = [expr_to_c(x) for x in index]
-    kind = plan.access(index) if plan is not None and index else "uniform"
-    if kind == "contiguous":
-        end = ir.Bin("add", index[-1], ir.Const(plan.lanes), index[-1].dtype)
-        subs[-1] = f"{subs[-1]}:{expr_to_c(end)}"
-    text = array + "".join(f"[{x}]" for x in subs)
-    return f"{gather}({text})" if kind == "gather" else text
-
-
-def _float(v: float) -> str:
-    s = repr(v)
-    return s if any(c in s for c in ".eni") else s + ".0"
 
 
 def to_c(node: ir.Stmt, indent: int = 0, isa: VectorISA | None = None,
@@ -118,18 +58,18 @@ def to_c(node: ir.Stmt, indent: int = 0, isa: VectorISA | None = None,
     if isinstance(node, ir.Block):
         return "\n".join(sub(s) for s in node.stmts)
     if isinstance(node, ir.Store):
-        target = _access(node.array, node.index, plan, "scatter")
+        target = access_to_c(node.array, node.index, plan, "scatter")
         value = expr_to_c(node.value, 0, plan)
         if node.atomic:
             op = "+=" if node.atomic == "add" else "-="
             return f"{pad}{target} {op} {value};  // atomic"
         return f"{pad}{target} = {value};"
     if isinstance(node, ir.For):
-        if node.kind == "vector":
+        if node.kind is LoopKind.VECTOR:
             return _vector_for(node, indent, isa, temps, dtypes)
         head = f"{pad}for ({node.var} = {expr_to_c(node.start)}; {node.var} < " \
                f"{expr_to_c(node.stop)}; {node.var} += {node.step})"
-        if node.kind != "serial":
+        if node.kind is not LoopKind.SERIAL:
             head = f"{pad}// {node.kind}\n{head}"
         return head + _body(node.body, indent, *ctx)
     if isinstance(node, ir.Extern):
@@ -189,7 +129,7 @@ def _body(node: ir.Stmt, indent: int, *ctx) -> str:
     pad = "  " * indent
     # a vector loop may print as two loops (whole vectors, then the rest)
     if isinstance(node, ir.Block) and len(node.stmts) != 1 or \
-            isinstance(node, ir.For) and node.kind == "vector":
+            isinstance(node, ir.For) and node.kind is LoopKind.VECTOR:
         return " {\n" + to_c(node, indent + 1, *ctx) + f"\n{pad}}}"
     return "\n" + to_c(node, indent + 1, *ctx)
 
@@ -198,7 +138,7 @@ def function_to_c(fn: ir.Function) -> str:
     """A whole kernel: signature, temporaries and the loop nest."""
     params = []
     for p in fn.params:
-        t = _CTYPE[p.dtype.name]
+        t = CTYPE[p.dtype.name]
         if p.kind == "array":
             params.append(f"{t} {p.name}" + "".join(f"[{expr_to_c(d)}]" for d in p.shape))
         else:
@@ -207,10 +147,13 @@ def function_to_c(fn: ir.Function) -> str:
     lines = [f"// requires: {text}" for text in fn.meta.get("requires", ())]
     lines.append(f"void {fn.name}({', '.join(params)}) {{")
     shapes = fn.meta.get("temp_shapes", {})  # local arrays; other temporaries are 0-d
-    lines += [f"  {_CTYPE[t.name]} {name}" + "".join(f"[{n}]" for n in shapes.get(name, ()))
+    lines += [f"  {CTYPE[t.name]} {name}" + "".join(f"[{n}]" for n in shapes.get(name, ()))
               + ";" for name, t in fn.temps]
     temps = frozenset(name for name, _ in fn.temps if name not in shapes)
     dtypes = {p.name: p.dtype for p in fn.params} | dict(fn.temps)
     lines.append(to_c(fn.body, 1, isa_of_meta(fn.meta), temps, None, dtypes))
     lines.append("}")
     return "\n".join(lines)
+
+
+ir.set_printer(to_c, function_to_c)  # str() of loop IR is its C-like text

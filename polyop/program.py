@@ -218,3 +218,37 @@ def _accesses(prog: Program, kind: str, array: str | None) -> isl.UnionMap:
             if array is None or a.array == array:
                 result = result.union(isl.UnionMap.from_map(a.relation))
     return result
+
+
+def as_program(obj) -> Program:
+    """The ``Program`` of a kernel, a schedule, tensor expressions, or the
+    program itself.
+
+    An object that knows its program has a ``program`` attribute (a kernel, a
+    ``Schedule``) or implements ``__polyop_program__()`` (a tensor of tensor
+    expressions); a list or tuple is lowered together, by the
+    ``__polyop_program__(items)`` of its first item that has one. This is how
+    the model accepts front-ends it does not import.
+
+    Example::
+
+        >>> import polyop
+        >>> n = polyop.var("n")
+        >>> A = polyop.placeholder((n,), "float64", name="A")
+        >>> B = polyop.compute((n,), lambda i: A[i] + 1.0, name="B")
+        >>> [s.name for s in as_program(B).statements]
+        ['B']
+    """
+    if isinstance(obj, Program):
+        return obj
+    program = getattr(obj, "program", None)  # a Kernel or a Schedule
+    if isinstance(program, Program):
+        return program
+    make = getattr(obj, "__polyop_program__", None)
+    if make is not None:
+        return make()
+    if isinstance(obj, (list, tuple)):
+        make = next((x.__polyop_program__ for x in obj if hasattr(x, "__polyop_program__")), None)
+        if make is not None:
+            return make(obj)
+    raise TypeError(f"expected a polyop kernel, Program or tensors, got {type(obj).__name__}")

@@ -1,4 +1,5 @@
-"""Integer settings, from the environment or from calls, checked in one place.
+"""Settings from the environment or from calls, checked in one place: integer
+settings, and where polyop keeps its compiled files (``cache_root``).
 
 A setting outside its accepted values is refused with a ``SettingError``
 (a ``PolyopError`` and a ``ValueError``) that names the variable or the
@@ -19,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .errors import SettingError
 
@@ -61,3 +63,14 @@ def env_int(name: str, lowest: int, highest: int | None = None) -> int | None:
         raise SettingError(f"{name}={text!r}: expected an integer "
                            f"{_accepted(lowest, highest)}", name)
     return n
+
+
+def cache_root() -> Path:
+    """Where polyop keeps compiled files (C micro-kernels, the argument-check
+    extension): ``$POLYOP_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyop`` or
+    ``~/.cache/polyop``."""
+    root = os.environ.get("POLYOP_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "polyop")
+    return Path(root)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .exprtext import expr_to_c
 from .ir import (
     Bin,
     Block,
@@ -58,6 +59,7 @@ from .ir import (
     Select,
     Store,
     Var,
+    speculatable,
     walk,
 )
 from .types import DType
@@ -364,7 +366,7 @@ class _Checker:
                 self.dtypes.add(self.arrays.get(s.array, s.value.dtype))
             return None
         if not any(mentions(x, v) for x in s.index):
-            index = "".join(f"[{_text(x)}]" for x in s.index)
+            index = "".join(f"[{expr_to_c(x)}]" for x in s.index)
             return (f"the store to {s.array}{index} is the same element in every "
                     f"iteration of {v} (a reduction)")
         self.dtypes.add(self.arrays.get(s.array, s.value.dtype))
@@ -385,7 +387,7 @@ class _Checker:
             elif isinstance(x, Call) and x.fn not in VECTOR_CALLS:
                 return f"{x.fn}() has no vector form"
             elif isinstance(x, Select | Logic) and not all(
-                    _speculatable(y) for y in ((x.a, x.b) if isinstance(x, Select) else (x.b,))):
+                    speculatable(y) for y in ((x.a, x.b) if isinstance(x, Select) else (x.b,))):
                 return "a conditional expression must not evaluate one of its sides"
         return None
 
@@ -393,18 +395,6 @@ class _Checker:
 _OPS = {"fdiv": "//", "mod": "%", "pow": "**"}
 
 
-def _speculatable(e) -> bool:
-    from .codegen.llvm_expr import speculatable
-
-    return speculatable(e)
-
-
 def _is_prefetch(s: Store) -> bool:
     v = s.value
     return isinstance(v, Call) and v.fn == "prefetch"
-
-
-def _text(e) -> str:
-    from .printer import expr_to_c
-
-    return expr_to_c(e)

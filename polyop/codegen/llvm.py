@@ -64,13 +64,15 @@ from dataclasses import replace
 from llvmlite import ir
 
 from ..ir import Block, Call, Const, Extern, For, Function, If, Load, Stmt, Store, walk
+from ..kinds import LoopKind
 from ..types import INDEX, DType
 from ..vector_plan import VectorISA, isa_of, isa_of_meta, plan_vector_loop
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
 from .vector import emit_vector_for
 
-LOOP_KINDS = ("serial", "parallel", "vector", "unrolled")
+#: the loop kinds this code generator emits (GPU bindings are not among them)
+LOOP_KINDS = frozenset((LoopKind.SERIAL, LoopKind.PARALLEL, LoopKind.VECTOR, LoopKind.UNROLL))
 #: alignment (bytes) of the stack arrays of local arrays
 LOCAL_ALIGN = 64
 
@@ -185,7 +187,8 @@ class _FunctionBuilder(ExprLowering):
         self.builder = ir.IRBuilder(func.append_basic_block("entry"))
         # array pointers are handed to the thread runtime inside an environment
         # struct when the kernel has a parallel loop: they are captured then
-        has_parallel = any(isinstance(x, For) and x.kind == "parallel" for x in walk(fn.body))
+        has_parallel = any(isinstance(x, For) and x.kind is LoopKind.PARALLEL
+                           for x in walk(fn.body))
 
         arrays = []
         for p, arg in zip(fn.params, func.args, strict=True):
@@ -313,12 +316,12 @@ class _FunctionBuilder(ExprLowering):
             raise CodegenError(f"loop {s.var!r} needs a positive constant step, got {s.step!r}")
         if s.var in self.values or s.var in self.arrays:
             raise CodegenError(f"loop variable {s.var!r} shadows another name")
-        if s.kind == "parallel" and not self.in_parallel:
+        if s.kind is LoopKind.PARALLEL and not self.in_parallel:
             emit_parallel_for(self, s)
             return
         start = self.emit_as(s.start, INDEX, index=True)
         stop = self.emit_as(s.stop, INDEX, index=True)
-        if s.kind == "vector":
+        if s.kind is LoopKind.VECTOR:
             plan = plan_vector_loop(s, self.isa, self.temp_names,
                                     {name: ref.dtype for name, ref in self.arrays.items()})
             if plan.vectorised:
@@ -438,12 +441,12 @@ class _FunctionBuilder(ExprLowering):
     def _loop_metadata(self, s: For):
         m = self.module
         prop = self._prop
-        if s.kind == "vector":
+        if s.kind is LoopKind.VECTOR:
             return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 1)),
                                prop("llvm.loop.unroll.disable")])
-        if s.kind == "unrolled":
+        if s.kind is LoopKind.UNROLL:
             return _LoopID(m, [prop("llvm.loop.unroll.full")])
-        if s.kind == "serial" and copies_of_one_array(s.body):
+        if s.kind is LoopKind.SERIAL and copies_of_one_array(s.body):
             return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 0))])
         return None
 

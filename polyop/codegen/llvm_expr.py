@@ -45,7 +45,7 @@ from ..ir import (
     Not,
     Select,
     Var,
-    walk,
+    speculatable,
 )
 from ..types import INDEX, DType, f64
 
@@ -125,25 +125,6 @@ def promote_cmp(a: DType, b: DType) -> DType:
     if a.is_float != b.is_float:
         return a if a.is_float else b
     return a if a.bits >= b.bits else b
-
-
-def speculatable(e) -> bool:
-    """True when evaluating ``e`` can neither trap nor read memory out of
-    bounds, so it may be computed even when Python would not evaluate it.
-
-    Example::
-
-        >>> speculatable(Bin("add", Var("i"), Const(1), INDEX))
-        True
-        >>> speculatable(Load("A", (Var("i"),), f64))
-        False
-    """
-    for n in walk(e):
-        if isinstance(n, Load) and n.index:
-            return False
-        if isinstance(n, Bin) and n.op in ("div", "fdiv", "mod") and not n.dtype.is_float:
-            return False
-    return True
 
 
 @dataclass

@@ -57,8 +57,6 @@ def is_local_declaration(value: ast.AST, resolve: Callable[[ast.AST], object]) -
     """
     if not isinstance(value, ast.Call):
         return False
-    from ..kernel import local
-
     fn = resolve(value.func)
     return fn is np.zeros or fn is local
 
@@ -71,8 +69,6 @@ def is_prefetch(value: ast.AST, resolve: Callable[[ast.AST], object]) -> bool:
         >>> is_prefetch(ast.parse("len(x)", mode="eval").body, lambda n: len)
         False
     """
-    from ..kernel import prefetch
-
     return isinstance(value, ast.Call) and resolve(value.func) is prefetch
 
 
@@ -144,3 +140,36 @@ def _dtype_of(node: ast.AST, resolve: Callable[[ast.AST], object]) -> DType | No
         return local_dtype(node.value)
     obj = resolve(node)
     return None if obj is None else local_dtype(obj)
+
+
+def local(shape: int | tuple[int, ...], dtype) -> np.ndarray:
+    """A zero-filled local array of the kernel language: ``np.zeros(shape, dtype)``.
+
+    Inside a ``@polyop.kernel`` it declares a temporary of constant ``shape``
+    (see ``polyop.frontend.locals``); in plain Python it is ``np.zeros``.
+    ``dtype`` may also be a polyop type (``polyop.f32``).
+
+    Example::
+
+        >>> local((2, 3), "f32").dtype
+        dtype('float32')
+    """
+    dt = local_dtype(dtype)
+    if dt is None:
+        raise TypeError(f"local: unsupported dtype {dtype!r}")
+    return np.zeros(shape, dt.numpy)
+
+
+def prefetch(element, write: bool = False) -> None:
+    """A hint in the kernel language: bring the cache line holding an array
+    element (``polyop.prefetch(C[i, j])``) into the cache ahead of its use,
+    with ``write=True`` in a state ready for writing. It changes no value:
+    the model records it as a read of that element (so it must be in bounds),
+    the generated code is one ``llvm.prefetch``; in plain Python it does nothing.
+
+    Example::
+
+        >>> prefetch(1.0) is None
+        True
+    """
+    return None

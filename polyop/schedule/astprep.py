@@ -77,6 +77,7 @@ from typing import NamedTuple
 
 import islpy as isl
 
+from ..kinds import LoopKind
 from .tree import find_mark
 
 _T = isl.schedule_node_type
@@ -132,15 +133,15 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict, isolate: bool = True) -> is
     """
     bands: dict[str, _Band] = {}
     strips: list[_Strip] = []
-    serial = {k for k, v in loops.items() if v.kind == "serial"}  # loops a test may split
+    serial = {k for k, v in loops.items() if v.kind == LoopKind.SERIAL}  # loops a test may split
     for ident, info in loops.items():
-        if info.kind != "unroll" and not info.strip:
+        if info.kind != LoopKind.UNROLL and not info.strip:
             continue
         mark = find_mark(tree.get_root(), ident)
         if mark is None:
             continue
         opts = bands.setdefault(ident, _Band())
-        if info.kind == "unroll":
+        if info.kind == LoopKind.UNROLL:
             opts.loop_type = opts.isolate_loop_type = UNROLL
         runs = _runs(mark.child(0)) if info.strip and isolate else None
         if runs is None:
@@ -148,8 +149,8 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict, isolate: bool = True) -> is
         full = _full_outer_points(runs, info.strip)
         if full.is_empty() or full.is_equal(runs.domain()):
             continue  # no strip is full, or none is partial
-        parent = _enclosing_loop(mark) if info.kind == "unroll" else None
-        if parent is not None and parent in loops and loops[parent].kind == "parallel":
+        parent = _enclosing_loop(mark) if info.kind == LoopKind.UNROLL else None
+        if parent is not None and parent in loops and loops[parent].kind == LoopKind.PARALLEL:
             parent = None  # keep the partial strip in the parallel loop
         strip = _Strip(ident, runs.dim(isl.dim_type.in_), _flat_set(full),
                        _flat(runs.intersect_domain(full)), parent)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ScheduleError
+from ..kinds import LoopKind
 
 if TYPE_CHECKING:
     from .schedule import Schedule
@@ -16,7 +17,7 @@ class LoopInfo:
     """What a ``Schedule`` records per loop (keyed by its mark id)."""
 
     name: str
-    kind: str = "serial"  # serial | parallel | vector | unroll
+    kind: LoopKind = LoopKind.SERIAL
     reduction: str | None = None  # "atomic": reductions may run across iterations
     strip: int | None = None  # runs 0 .. strip-1: a split's inner loop, a cache panel
 

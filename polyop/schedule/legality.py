@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import islpy as isl
 
 from ..deps import Dependences
+from ..instances import element_text as _element
+from ..instances import sample_pair as _sample
 from ..ir import reduction_update
 from ..program import Program
 
@@ -225,49 +227,6 @@ def _privatisable(flow: isl.UnionMap, dom: isl.UnionSet, across: isl.UnionMap,
         return False
     crossing = flow.intersect_domain(dom).union(flow.intersect_range(dom)).subtract(inside)
     return not threads or crossing.is_empty()
-
-
-def _sample(program: Program, rel: isl.UnionMap):
-    """A readable instance pair of ``rel``: sizes from isl's sample, then lexmin."""
-    w = _first_map(rel.coalesce()).wrap()
-    pt = w.sample_point()
-    for k in range(w.dim(isl.dim_type.param)):
-        w = w.fix_val(isl.dim_type.param, k, pt.get_coordinate_val(isl.dim_type.param, k))
-    try:
-        pair = w.lexmin().unwrap()
-    except isl.Error:  # isl cannot always take a lexmin (unbounded); any sample is real
-        pair = isl.Set.from_point(w.sample_point()).unwrap()
-    pt = pair.wrap().sample_point()
-    sizes = ", ".join(f"{p}={pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
-                      for k, p in enumerate(w.get_var_names(isl.dim_type.param)))
-    n_in = pair.dim(isl.dim_type.in_)
-    src = _instance(program, pair.get_tuple_name(isl.dim_type.in_), pt, 0)
-    dst = _instance(program, pair.get_tuple_name(isl.dim_type.out), pt, n_in)
-    return src, dst, sizes, pair
-
-
-def _first_map(rel: isl.UnionMap) -> isl.Map:
-    maps: list[isl.Map] = []
-    rel.foreach_map(maps.append)
-    return maps[0]
-
-
-def _instance(program: Program, name: str, pt: isl.Point, offset: int) -> str:
-    its = program.statement(name).iterators
-    vals = [pt.get_coordinate_val(isl.dim_type.set, offset + k).to_python()
-            for k in range(len(its))]
-    return f"{name}[{', '.join(f'{i}={v}' for i, v in zip(its, vals))}]"
-
-
-def _element(program: Program, kind: str, array: str, pair: isl.Map) -> str:
-    src_acc = program.writes(array) if kind in ("RAW", "WAW") else program.reads(array)
-    dst_acc = program.reads(array) if kind == "RAW" else program.writes(array)
-    a = src_acc.intersect_domain(isl.UnionSet.from_set(pair.domain())).range()
-    b = dst_acc.intersect_domain(isl.UnionSet.from_set(pair.range())).range()
-    pt = a.intersect(b).sample_point()
-    n = program.arrays[array].ndim
-    idx = [str(pt.get_coordinate_val(isl.dim_type.set, k).to_python()) for k in range(n)]
-    return f"{array}[{', '.join(idx)}]"
 
 
 def _schedule_vector(smap: isl.UnionMap, inst: isl.Set) -> list[int]:

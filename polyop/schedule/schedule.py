@@ -42,14 +42,14 @@ no trace)::
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 
 import islpy as isl
 
 from ..deps import dependences
 from ..errors import IllegalScheduleError, ScheduleError
-from .astprep import prepare_for_ast
+from ..kinds import LoopKind
+from ..program import as_program
 from .cache import CachePrimitives
 from .fusion import FusionPrimitives
 from .handles import Loop, LoopInfo
@@ -60,10 +60,11 @@ from .legality import (
     order_violations,
     reduction_pairs,
 )
+from .plan import LoweringPlan, ast_ready
 from .rfactor import ReductionPrimitives
 from .scope import ScopePrimitives
 from .tensorize import TensorizePrimitives
-from .tree import find_mark, loop_values, reaches, with_disjoint_domain
+from .tree import find_mark, loop_values, reaches
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
 isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
@@ -80,8 +81,6 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
     """
 
     def __init__(self, kernel, check: bool = True):
-        from ..pipeline import as_program
-
         self.program = as_program(kernel)
         self.deps = dependences(self.program)
         self.checking = check
@@ -143,7 +142,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                                 f"{', '.join(self.stmts)})")
         return [stmt]
 
-    def loop_info(self) -> dict[str, tuple[str, str]]:
+    def loop_info(self) -> dict[str, tuple[str, LoopKind]]:
         """Mark id → (loop name, kind), for code generation."""
         return {k: (v.name, v.kind) for k, v in self._loops.items()}
 
@@ -151,17 +150,21 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """The tree with isl's AST options set: unrolling (unless ``unroll`` is
         false), and full strips of split loops isolated from partial ones
         (unless ``isolate`` is false; ``polyop.schedule.astprep``)."""
-        loops = self._loops if unroll else {
-            k: dataclasses.replace(v, kind="serial" if v.kind == "unroll" else v.kind)
-            for k, v in self._loops.items()}
-        return prepare_for_ast(with_disjoint_domain(self._tree), loops, isolate)
+        return ast_ready(self._tree, self._loops, unroll, isolate)
+
+    def lowering_plan(self) -> LoweringPlan:
+        """What lowering needs from this schedule, as a snapshot: the program,
+        the tree, the loop records, the atomic statements and the dependences
+        (``polyop.schedule.plan``)."""
+        return LoweringPlan.of(self.program, self._tree, self._loops, self.atomic_statements(),
+                               self.deps)
 
     def atomic_statements(self) -> set[str]:
         """Statements whose updates run atomically (opted-in parallel reductions)."""
         out: set[str] = set()
         for ident, info in self._loops.items():
             mark = find_mark(self._tree.get_root(), ident) if info.reduction else None
-            if mark is not None and info.kind == "parallel":
+            if mark is not None and info.kind == LoopKind.PARALLEL:
                 band = mark.child(0)
                 out |= carried_statements(self.deps, band,
                                           reduction_pairs(self.program, band))
@@ -209,9 +212,9 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         name = was.name
         outer, inner = self._new_id(f"{name}_outer"), self._new_id(f"{name}_inner")
         self._loops[inner.id].strip = factor
-        if was.kind in ("parallel", "unroll"):
+        if was.kind in (LoopKind.PARALLEL, LoopKind.UNROLL):
             self._loops[outer.id].kind, self._loops[outer.id].reduction = was.kind, was.reduction
-        if was.kind in ("vector", "unroll"):
+        if was.kind in (LoopKind.VECTOR, LoopKind.UNROLL):
             self._loops[inner.id].kind = was.kind
         node = mark.delete()
         mv = isl.MultiVal.zero(node.band_get_space()).set_val(0, isl.Val(factor))
@@ -349,7 +352,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         if reduction not in (None, "atomic"):
             raise ScheduleError(f"parallel: unknown reduction strategy {reduction!r} "
                                 "(supported: 'atomic')")
-        self._set_kind(loop, "parallel", reduction)
+        self._set_kind(loop, LoopKind.PARALLEL, reduction)
 
     def vectorize(self, loop: Loop) -> None:
         """Vectorise the innermost ``loop`` (it must carry no dependence; there
@@ -357,21 +360,21 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         if not _innermost(self._mark(loop)):
             raise ScheduleError(f"vectorize: {loop.name} is not an innermost loop (a loop "
                                 "runs inside it)")
-        self._set_kind(loop, "vector")
+        self._set_kind(loop, LoopKind.VECTOR)
 
     def unroll(self, loop: Loop, factor: int | None = None) -> Loop | None:
         """Unroll ``loop`` fully, or by ``factor`` (split, then unroll the inner loop,
         which is returned). Full unrolling needs a constant trip count."""
         if factor is not None:
             self._mark(loop)
-            self._check_kind(loop, "unroll")  # before splitting: a refusal changes nothing
+            self._check_kind(loop, LoopKind.UNROLL)  # before splitting: a refusal changes nothing
             _, inner = self.split(loop, factor)
             self.unroll(inner)
             return inner
         if not _bounded(loop_values(self._mark(loop).child(0))):
             raise ScheduleError(f"unroll: loop {loop.name} has no constant trip count; "
                                 "use unroll(loop, factor)")
-        self._set_kind(loop, "unroll")
+        self._set_kind(loop, LoopKind.UNROLL)
         return None
 
     # -- internals -----------------------------------------------------------------------------
@@ -480,13 +483,13 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         node = mark.child(0).delete().insert_partial_schedule(part)
         self._commit(what, node.get_schedule())
 
-    def _set_kind(self, loop: Loop, kind: str, reduction: str | None = None) -> None:
+    def _set_kind(self, loop: Loop, kind: LoopKind, reduction: str | None = None) -> None:
         """Make ``loop`` ``kind`` (with the ``reduction`` opt-in), if legal. A
         loop has one kind: another one already set is refused, not replaced."""
         self._mark(loop)
         self._check_kind(loop, kind)
         info = self._loops[loop.id]
-        verb = "vectorize" if kind == "vector" else kind  # the primitive's name
+        verb = kind.primitive
         old = info.kind, info.reduction
         info.kind, info.reduction = kind, reduction
         what = f"{verb}({info.name}" + (f", reduction={reduction!r})" if reduction else ")")
@@ -496,11 +499,11 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
             info.kind, info.reduction = old
             raise
 
-    def _check_kind(self, loop: Loop, kind: str) -> None:
+    def _check_kind(self, loop: Loop, kind: LoopKind) -> None:
         """Refuse to give ``loop`` ``kind`` when it already has another."""
         info = self._loops[loop.id]
-        if info.kind not in ("serial", kind):
-            verb, have = ("vectorize" if k == "vector" else k for k in (kind, info.kind))
+        if info.kind not in (LoopKind.SERIAL, kind):
+            verb, have = kind.primitive, LoopKind(info.kind).primitive
             raise ScheduleError(f"{verb}({info.name}): the loop is already marked {have}; "
                                 "a loop runs one way")
 
@@ -513,7 +516,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
 
     def _commit(self, what: str, tree: isl.Schedule, gone: dict | None = None) -> None:
         for ident, info in self._loops.items():
-            mark = find_mark(tree.get_root(), ident) if info.kind == "vector" else None
+            mark = find_mark(tree.get_root(), ident) if info.kind == LoopKind.VECTOR else None
             if mark is not None and not _innermost(mark):
                 raise ScheduleError(f"{what} would put loops inside the vectorized loop "
                                     f"{info.name}; vectorize applies to innermost loops "
@@ -533,13 +536,13 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
     def _violations(self, tree: isl.Schedule) -> list[Violation]:
         out = order_violations(self.program, self.deps, tree, self._loop_of_dim(tree))
         for ident, info in self._loops.items():
-            if info.kind in ("parallel", "vector"):
+            if info.kind in (LoopKind.PARALLEL, LoopKind.VECTOR):
                 mark = find_mark(tree.get_root(), ident)
                 if mark is not None:
                     allowed = reduction_pairs(self.program, mark.child(0)) \
                         if info.reduction else None
                     out += carried_violations(self.program, self.deps, mark.child(0),
-                                              info.name, allowed, info.kind == "parallel")
+                                              info.name, allowed, info.kind == LoopKind.PARALLEL)
         return out
 
     def _loop_of_dim(self, tree: isl.Schedule):

@@ -46,6 +46,8 @@ Example::
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
@@ -54,6 +56,20 @@ import numpy as np
 from ..errors import FrontendError
 from ..ir import BOOL
 from ..types import DTYPES, DType, f32, f64, i32, i64
+
+_HERE = os.path.dirname(os.path.abspath(__file__))  # polyop/te: not the user's code
+
+
+def user_site() -> tuple[str, int]:
+    """File and line of the innermost caller outside ``polyop.te``."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(
+            frame.f_code.co_filename)) == _HERE:
+        frame = frame.f_back
+    if frame is None:  # pragma: no cover - always called from user code
+        return "<unknown>", 0
+    return frame.f_code.co_filename, frame.f_lineno
+
 
 _DTYPE_NAMES = {"float32": f32, "float64": f64, "int32": i32, "int64": i64, "bool": BOOL,
                 **DTYPES}
@@ -89,8 +105,6 @@ class ExpressionTypeError(FrontendError, TypeError):
 
 
 def _not_a_number(e: Expr, what: str) -> ExpressionTypeError:
-    from .tensor import user_site
-
     filename, line = user_site()
     return ExpressionTypeError(
         f"'{e}' is a tensor expression, not a number, so {what} (and math.exp, "
@@ -151,9 +165,7 @@ class Expr:
     def __invert__(self): return logical_not(*_conditions("~", self))
 
     def __bool__(self) -> bool:
-        from .tensor import user_site
-
-        raise ExpressionTypeError(f"the tensor expression '{self}' has no Python truth "
+            raise ExpressionTypeError(f"the tensor expression '{self}' has no Python truth "
                                   "value: combine conditions with & | ~, choose values with "
                                   "polyop.if_then_else(cond, a, b), and use "
                                   "polyop.maximum/minimum instead of max/min", *user_site())

@@ -394,3 +394,14 @@ def lower_program(outputs, name: str | None = None, check: bool = True) -> Progr
     if check:
         check_bounds(program)
     return program
+
+
+def _program_of(tensor: Tensor, outputs=None) -> Program:
+    """``tensor.__polyop_program__()``: the program computing ``tensor`` (or
+    ``outputs``, a list it belongs to)."""
+    return lower_program(tensor if outputs is None else outputs)
+
+
+# ``polyop.program.as_program`` turns tensors into programs through this protocol,
+# so the model (and ``Schedule``) need not import the tensor-expression front-end
+Tensor.__polyop_program__ = _program_of

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import os
-import sys
 from collections.abc import Callable, Sequence
 
 import islpy as isl
@@ -52,22 +50,11 @@ from .expr import (
     as_expr,
     cast,
     to_str,
+    user_site,
     walk,
 )
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
 _ids = itertools.count()
-
-
-def user_site() -> tuple[str, int]:
-    """File and line of the innermost caller outside ``polyop.te``."""
-    frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(
-            frame.f_code.co_filename)) == _HERE:
-        frame = frame.f_back
-    if frame is None:  # pragma: no cover - always called from user code
-        return "<unknown>", 0
-    return frame.f_code.co_filename, frame.f_lineno
 
 
 def _error(msg: str, site: tuple[str, int] | None = None) -> FrontendError:

@@ -1,0 +1,75 @@
+"""Statement instances as people read them, for messages that name real ones.
+
+A refused schedule (``polyop.schedule.legality``), a refused tensorization
+and generated code that fails validation (``polyop.validate``) all name a
+pair of instances that isl found, with the sizes and the array element
+involved; this module makes that text from the model alone.
+"""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from .program import Program
+
+
+def sample_pair(program: Program, rel: isl.UnionMap):
+    """A readable instance pair of ``rel`` (a relation between statement
+    instances, such as a violated dependence): sizes from isl's sample, then
+    the lexicographically first pair; returns ``(source, sink, sizes, pair)``
+    with the instances as text (``S0[i=1]``), the sizes as ``n=4``, and the
+    pair as an isl map.
+
+    Example::
+
+        >>> import polyop
+        >>> @polyop.kernel
+        ... def shift(n: int, A: "f64[n]"):
+        ...     for i in range(1, n):
+        ...         A[i] = A[i - 1]
+        >>> raw = polyop.dependences(shift).raw
+        >>> src, dst, sizes, pair = sample_pair(shift.program, raw)
+        >>> src, dst, element_text(shift.program, "RAW", "A", pair)
+        ('S0[i=1]', 'S0[i=2]', 'A[1]')
+    """
+    w = _first_map(rel.coalesce()).wrap()
+    pt = w.sample_point()
+    for k in range(w.dim(isl.dim_type.param)):
+        w = w.fix_val(isl.dim_type.param, k, pt.get_coordinate_val(isl.dim_type.param, k))
+    try:
+        pair = w.lexmin().unwrap()
+    except isl.Error:  # isl cannot always take a lexmin (unbounded); any sample is real
+        pair = isl.Set.from_point(w.sample_point()).unwrap()
+    pt = pair.wrap().sample_point()
+    sizes = ", ".join(f"{p}={pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
+                      for k, p in enumerate(w.get_var_names(isl.dim_type.param)))
+    n_in = pair.dim(isl.dim_type.in_)
+    src = _instance(program, pair.get_tuple_name(isl.dim_type.in_), pt, 0)
+    dst = _instance(program, pair.get_tuple_name(isl.dim_type.out), pt, n_in)
+    return src, dst, sizes, pair
+
+
+def _first_map(rel: isl.UnionMap) -> isl.Map:
+    maps: list[isl.Map] = []
+    rel.foreach_map(maps.append)
+    return maps[0]
+
+
+def _instance(program: Program, name: str, pt: isl.Point, offset: int) -> str:
+    its = program.statement(name).iterators
+    vals = [pt.get_coordinate_val(isl.dim_type.set, offset + k).to_python()
+            for k in range(len(its))]
+    return f"{name}[{', '.join(f'{i}={v}' for i, v in zip(its, vals))}]"
+
+
+def element_text(program: Program, kind: str, array: str, pair: isl.Map) -> str:
+    """The array element behind the ``kind`` dependence (RAW, WAR, WAW) on
+    ``array`` between the instance pair ``pair`` (from ``sample_pair``)."""
+    src_acc = program.writes(array) if kind in ("RAW", "WAW") else program.reads(array)
+    dst_acc = program.reads(array) if kind == "RAW" else program.writes(array)
+    a = src_acc.intersect_domain(isl.UnionSet.from_set(pair.domain())).range()
+    b = dst_acc.intersect_domain(isl.UnionSet.from_set(pair.range())).range()
+    pt = a.intersect(b).sample_point()
+    n = program.arrays[array].ndim
+    idx = [str(pt.get_coordinate_val(isl.dim_type.set, k).to_python()) for k in range(n)]
+    return f"{array}[{', '.join(idx)}]"
