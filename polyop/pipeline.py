@@ -35,6 +35,7 @@ from . import ir
 from .astgen import ast_to_ir, build_ast
 from .bounds import check_bounds
 from .budget import AST_OPERATIONS, BudgetExceeded, isl_budget
+from .coalesce import coalesce_loops
 from .errors import CodegenError
 from .program import as_program
 from .schedule import Schedule
@@ -73,6 +74,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     if validate:  # every instance once, in dependence order (polyop.validate)
         validate_ast(ast, program, plan.deps)
     body = ast_to_ir(ast, program, plan.loops, plan.atomic)
+    body = coalesce_loops(body, {v.name for v in plan.loop_records.values() if v.coalesced})
     params = []
     for a in program.arguments:
         shape = program.arrays[a.name].extents if a.kind == "array" else ()

@@ -61,6 +61,10 @@ _SET = isl.dim_type.set
 _PARAM = isl.dim_type.param
 
 
+#: the largest program whose dependences are computed just for the order check
+ORDER_CHECK_STATEMENTS = 200
+
+
 def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
     """Check that ``ast`` executes each statement of ``program`` on exactly its
     domain, each instance once, every dependence of ``deps`` (a
@@ -68,11 +72,18 @@ def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
 
     Raises ``CodegenError`` naming the statement and an instance (or a pair of
     instances for a dependence) at which the generated code is wrong.
+
+    Dependences are quadratic in the number of statements (every pair that
+    touches one element): for a program of more than ``ORDER_CHECK_STATEMENTS``
+    statements whose dependences nobody has computed yet (no ``Schedule`` was
+    made of it), the order is not checked; the instances still are.
     """
     if deps is None:
         from .deps import dependences
 
-        deps = dependences(program)
+        known = "dependences" in program.meta
+        if known or len(program.statements) <= ORDER_CHECK_STATEMENTS:
+            deps = dependences(program)
     walk = _Walk(program, _depth(ast, False), _depth(ast, True))
     walk.node(ast, walk.universe, [], 0)
     # time -> instance; coalesced once, it makes every test below 3-5x cheaper
@@ -93,6 +104,8 @@ def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
         twice = when.subtract(first).domain()
         name = _first_set(twice).get_tuple_name()
         _fail(program, "runs", name, twice, "duplicated", " more than once")
+    if deps is None:
+        return
     lex_lt = isl.UnionMap.from_map(isl.Map.lex_lt(walk.time_space))
     if _ordered(deps.all, when, lex_lt):  # one test for all; on failure, find the culprit
         return

@@ -111,3 +111,24 @@ def test_isolation_over_budget_falls_back_with_a_warning(monkeypatch):
             _same_as_cpython(f, cross, range(10))
             return
     pytest.fail("no budget between the two forms")
+
+
+@polyop.kernel
+def two_steps(n: int, A: "f64[n]", B: "f64[n]"):
+    for i in range(n):
+        A[i] = A[i] + 1.0
+    for i in range(n):
+        B[i] = A[n - 1 - i]
+
+
+def test_large_programs_skip_the_order_check_unless_dependences_are_known(monkeypatch):
+    monkeypatch.setattr("polyop.validate.ORDER_CHECK_STATEMENTS", 1)
+    k = polyop.kernel(two_steps.py_func)  # a fresh model: nothing cached
+    backwards = isl.Schedule(
+        '{ domain: "[n] -> { S0[i] : 0 <= i < n; S1[i] : 0 <= i < n }", child: { sequence: '
+        '[ { filter: "[n] -> { S1[i] }" }, { filter: "[n] -> { S0[i] }" } ] } }')
+    lower_ir(k, backwards)  # instances right, order unchecked: 2 statements > 1
+    assert "dependences" not in k.program.meta
+    polyop.dependences(k)  # once known (a Schedule computes them), they are used
+    with pytest.raises(CodegenError, match="RAW dependence on A"):
+        lower_ir(k, backwards)

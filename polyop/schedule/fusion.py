@@ -35,6 +35,7 @@ import islpy as isl
 
 from ..deps import dependences
 from ..errors import IllegalScheduleError, ScheduleError
+from ..kinds import LoopKind
 from . import structure
 from .handles import Loop
 from .inline import inline_statement
@@ -51,8 +52,11 @@ class FusionPrimitives:
         """Fuse two loops into one, which is returned.
 
         - ``a`` directly enclosing ``b`` (TVM's fuse): one loop over the pairs
-          ``(a, b)`` in their original order, ``a · extent(b) + b``. ``b`` needs a
-          constant trip count (as after ``split``).
+          ``(a, b)`` in their original order, ``a · extent(b) + b``. With a
+          constant trip count of ``b`` (as after ``split``) this is an affine
+          schedule; with a symbolic one the generated loop recovers ``a`` and
+          ``b`` by division (``polyop.coalesce``), and the fused loop can then
+          only be reordered, reversed or made parallel.
         - ``a`` and ``b`` adjacent siblings (loop fusion): one loop running
           ``a``'s body then ``b``'s at each iteration; legal when no dependence
           goes from a later iteration of ``a`` to an earlier one of ``b`` (the
@@ -81,7 +85,10 @@ class FusionPrimitives:
         domain, root = from_isl(self._tree)
         inner = ma.child(0).child(0)
         if inner.get_type() == _T.mark and inner.mark_get_id().get_name() == b.id:
-            low, stride = self._constant_range(mb.child(0), what)
+            try:
+                low, stride = self._constant_range(mb.child(0), what)
+            except ScheduleError:  # a symbolic extent
+                return self._coalesce(a, b, ma, what)
             new = self._new_id(f"{a.name}_{b.name}_fused")
             root = structure.linearize(root, a.id, b.id, new.id, stride, low)
             self._commit(what, to_isl(domain, root),
@@ -91,6 +98,27 @@ class FusionPrimitives:
         root = structure.fuse_siblings(root, a.id, b.id, names)
         self._commit(what, to_isl(domain, root), gone={b.id: f"fused into {a.name}"})
         return a
+
+    def _coalesce(self, a: Loop, b: Loop, ma: isl.ScheduleNode, what: str) -> Loop:
+        """``fuse`` of ``a`` directly enclosing ``b`` whose extent is symbolic:
+        ``a · extent(b) + b`` is not affine, so the schedule keeps the pair as
+        one two-member band under one handle (the same order, so legal; a
+        ``parallel`` pair must carry no dependence between any two of its
+        iterations) and lowering turns the loop nest isl generates for it into
+        one loop, the indices recovered by division (``polyop.coalesce``)."""
+        for lp in (a, b):
+            if self._loops[lp.id].kind != LoopKind.SERIAL:
+                raise ScheduleError(f"{what}: loop {lp.name} is marked "
+                                    f"{self._loops[lp.id].kind.primitive}; fuse first")
+        pair = ma.child(0).band_get_partial_schedule().flat_range_product(
+            ma.child(0).child(0).child(0).band_get_partial_schedule())
+        node = ma.delete().delete().delete().delete()  # mark a, band a, mark b, band b
+        new = self._new_id(f"{a.name}_{b.name}_fused")
+        self._loops[new.id].coalesced = True
+        node = node.insert_partial_schedule(pair).insert_mark(isl.Id(new.id))
+        self._commit(what, node.get_schedule(),
+                     gone={a.id: f"fused into {new.name}", b.id: f"fused into {new.name}"})
+        return new
 
     def fission(self, loop: Loop) -> list[Loop]:
         """Distribute ``loop`` (and the loops perfectly nested in it down to its

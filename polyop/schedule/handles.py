@@ -20,6 +20,7 @@ class LoopInfo:
     kind: LoopKind = LoopKind.SERIAL
     reduction: str | None = None  # "atomic": reductions may run across iterations
     strip: int | None = None  # runs 0 .. strip-1: a split's inner loop, a cache panel
+    coalesced: bool = False  # two nested loops run as one (fuse with a symbolic extent)
 
 
 class Loop:

@@ -276,9 +276,9 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         if len(set(loops)) != len(loops):
             raise ScheduleError("reorder: a loop is named twice")
         # named loops already in place at either end of the nest stay out of it
-        by_depth = sorted(loops, key=lambda lp: self._mark(lp).get_tree_depth())
+        by_depth = sorted(loops, key=lambda lp: self._mark(lp, True).get_tree_depth())
         for outer, inner in zip(by_depth, by_depth[1:]):
-            if not self._encloses(self._mark(outer), self._mark(inner)):
+            if not self._encloses(self._mark(outer, True), self._mark(inner, True)):
                 raise ScheduleError(f"{what}: {outer.name} does not enclose {inner.name}: "
                                     "reorder permutes loops nested in one another")
         first = next((k for k, (a, b) in enumerate(zip(by_depth, loops)) if a != b), None)
@@ -320,7 +320,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
 
     def reverse(self, loop: Loop) -> None:
         """Run ``loop`` backwards."""
-        m = self._mark(loop)
+        m = self._mark(loop, True)  # both members of a coalesced loop run backwards
         self._replace_band(m, m.child(0).band_get_partial_schedule().neg(),
                            f"reverse({loop.name})")
 
@@ -429,11 +429,18 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
             raise ScheduleError(f"loop handle {loop.id} is stale: it was "
                                 f"{self._gone[loop.id]}")
 
-    def _mark(self, loop: Loop) -> isl.ScheduleNode:
+    def _mark(self, loop: Loop, coalesced_ok: bool = False) -> isl.ScheduleNode:
+        """The mark node of ``loop``. A coalesced loop (a two-member band: see
+        ``fuse``) is refused unless the caller handles it (``coalesced_ok``)."""
         self._check_loop(loop)
         found = find_mark(self._tree.get_root(), loop.id)
         if found is None:
             raise ScheduleError(f"loop {loop.name} ({loop.id}) is no longer in the schedule")
+        if self._loops[loop.id].coalesced and not coalesced_ok:
+            raise ScheduleError(f"loop {loop.name} runs two loops as one with indices "
+                                "recovered by division (fuse of a loop with a symbolic "
+                                "extent): it can be reordered, reversed, made parallel or "
+                                "serial, not transformed further")
         return found
 
     def _marks_above(self, stmt: str) -> list[isl.ScheduleNode]:
@@ -447,7 +454,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         return out
 
     def _depth(self, loop: Loop) -> int:
-        m, depth = self._mark(loop).parent(), 0
+        m, depth = self._mark(loop, True).parent(), 0
         while m.has_parent():
             depth += m.get_type() == _T.mark
             m = m.parent()
@@ -463,7 +470,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         return False
 
     def _chain(self, loops: tuple[Loop, ...]) -> list[tuple[isl.ScheduleNode, isl.ScheduleNode]]:
-        marks = sorted((self._mark(lp) for lp in loops), key=lambda m: m.get_tree_depth())
+        marks = sorted((self._mark(lp, True) for lp in loops), key=lambda m: m.get_tree_depth())
         wanted = {lp.id for lp in loops}
         chain, node = [], marks[0]
         while wanted:
@@ -486,7 +493,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
     def _set_kind(self, loop: Loop, kind: LoopKind, reduction: str | None = None) -> None:
         """Make ``loop`` ``kind`` (with the ``reduction`` opt-in), if legal. A
         loop has one kind: another one already set is refused, not replaced."""
-        self._mark(loop)
+        self._mark(loop, kind in (LoopKind.PARALLEL, LoopKind.SERIAL))
         self._check_kind(loop, kind)
         info = self._loops[loop.id]
         verb = kind.primitive

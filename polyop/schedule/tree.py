@@ -210,5 +210,9 @@ def with_disjoint_domain(tree: isl.Schedule) -> isl.Schedule:
     >>> with_disjoint_domain(t).get_domain().is_equal(t.get_domain())
     True
     """
+    sets: list[isl.Set] = []
+    tree.get_domain().foreach_set(sets.append)
+    if all(s.n_basic_set() <= 1 for s in sets):  # one piece each: nothing overlaps
+        return tree
     domain, root = from_isl(tree)
     return to_isl(disjoint_pieces(domain), root)
