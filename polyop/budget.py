@@ -31,6 +31,16 @@ import islpy as isl
 #: with an ``or`` guard that once hung isl went past it in about 2 s.
 AST_OPERATIONS = 5_000_000
 
+#: operations allowed to validating one AST (``polyop.validate``), likewise
+VALIDATION_OPERATIONS = 10_000_000
+
+
+def scaled(operations: int, statements: int) -> int:
+    """A budget of ``operations`` per 100 statements (at least ``operations``):
+    isl's work on long straight-line code grows with its length, and a 10,000
+    statement kernel is slow, not stuck."""
+    return operations * max(1, statements // 100)
+
 
 class BudgetExceeded(isl.Error):
     """isl stopped at the cap of ``isl_budget``."""

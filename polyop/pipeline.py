@@ -34,7 +34,7 @@ import islpy as isl
 from . import ir
 from .astgen import ast_to_ir, build_ast
 from .bounds import check_bounds
-from .budget import AST_OPERATIONS, BudgetExceeded, isl_budget
+from .budget import AST_OPERATIONS, VALIDATION_OPERATIONS, BudgetExceeded, isl_budget, scaled
 from .coalesce import coalesce_loops
 from .errors import CodegenError
 from .program import as_program
@@ -72,7 +72,14 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     ast = _generate_ast(plan)
     _dump("ast", ast.to_C_str)
     if validate:  # every instance once, in dependence order (polyop.validate)
-        validate_ast(ast, program, plan.deps)
+        budget = scaled(VALIDATION_OPERATIONS, len(program.statements))
+        try:
+            with isl_budget(budget):
+                validate_ast(ast, program, plan.deps)
+        except BudgetExceeded:
+            warnings.warn(f"validating the generated code of {program.name} took isl more than "
+                          f"{budget} operations: it was not validated (validate=False skips "
+                          "the attempt)", stacklevel=4)
     body = ast_to_ir(ast, program, plan.loops, plan.atomic)
     body = coalesce_loops(body, {v.name for v in plan.loop_records.values() if v.coalesced})
     params = []
@@ -107,16 +114,17 @@ def _generate_ast(plan: LoweringPlan) -> isl.AstNode:
     """
     program = plan.program
     options: dict[str, bool] = {}
+    budget = scaled(AST_OPERATIONS, len(program.statements))
     while True:
         try:
-            with isl_budget(AST_OPERATIONS):
+            with isl_budget(budget):
                 return build_ast(program, plan.tree(**options))
         except BudgetExceeded as e:
             if not plan.ast_options or options.get("isolate") is False:
                 raise CodegenError(f"isl's AST generation for {program.name} did not finish in "
-                                   f"{AST_OPERATIONS} operations ({e})", "", "", "budget") from e
+                                   f"{budget} operations ({e})", "", "", "budget") from e
             warnings.warn(f"isolating full tiles of {program.name} took isl more than "
-                          f"{AST_OPERATIONS} operations; generated without isolation (loop "
+                          f"{budget} operations; generated without isolation (loop "
                           "bounds of partial tiles are tested inside the loops)", stacklevel=4)
             options["isolate"] = False
         except isl.Error as e:

@@ -132,3 +132,13 @@ def test_large_programs_skip_the_order_check_unless_dependences_are_known(monkey
     polyop.dependences(k)  # once known (a Schedule computes them), they are used
     with pytest.raises(CodegenError, match="RAW dependence on A"):
         lower_ir(k, backwards)
+
+
+def test_validation_over_budget_warns_and_the_code_still_runs(monkeypatch):
+    monkeypatch.setattr("polyop.pipeline.VALIDATION_OPERATIONS", 1)
+    sch = polyop.Schedule(cross)
+    _, j = sch.get_loops("S0")
+    sch.split(j, 2)
+    with pytest.warns(UserWarning, match="not validated"):
+        f = polyop.build(sch)
+    _same_as_cpython(f, cross, range(6))
