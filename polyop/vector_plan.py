@@ -156,17 +156,19 @@ def mentions(e, var: str) -> bool:
     return any(isinstance(x, Var) and x.name == var for x in walk(e))
 
 
-def _linear(e: Expr) -> dict[str, int] | None:
-    """``e`` as ``{name: coefficient, "": constant}`` when affine, else ``None``."""
+def _linear(e: Expr, opaque: bool = False) -> dict[str, int] | None:
+    """``e`` as ``{name: coefficient, "": constant}`` when affine, else ``None``;
+    with ``opaque``, a non-affine integer term (``(p % 4)``, ``n // 4``) counts
+    as a variable of its own, keyed by its text: equal terms cancel."""
     if isinstance(e, Const):
         return None if isinstance(e.value, float) else {"": int(e.value)}
     if isinstance(e, Var):
         return {e.name: 1}
     if isinstance(e, Neg):
-        a = _linear(e.a)
+        a = _linear(e.a, opaque)
         return None if a is None else {k: -v for k, v in a.items()}
     if isinstance(e, Bin) and e.op in ("add", "sub"):
-        a, b = _linear(e.a), _linear(e.b)
+        a, b = _linear(e.a, opaque), _linear(e.b, opaque)
         if a is None or b is None:
             return None
         sign = 1 if e.op == "add" else -1
@@ -175,10 +177,13 @@ def _linear(e: Expr) -> dict[str, int] | None:
             out[k] = out.get(k, 0) + sign * v
         return out
     if isinstance(e, Bin) and e.op == "mul":
-        a, b = _linear(e.a), _linear(e.b)
+        a, b = _linear(e.a, opaque), _linear(e.b, opaque)
         for x, y in ((a, b), (b, a)):
             if x is not None and y is not None and set(x) <= {""}:
                 return {k: v * x.get("", 0) for k, v in y.items()}
+    dtype = getattr(e, "dtype", None)
+    if opaque and dtype is not None and dtype.name.startswith("i"):
+        return {f"@{e!r}": 1}
     return None
 
 
@@ -191,8 +196,13 @@ def constant_trip_count(loop: For) -> int | None:
         >>> i = Var("i")
         >>> constant_trip_count(For("j", i, Bin("add", i, Const(10), i.dtype), 4, Block(())))
         3
+        >>> r = Bin("mul", Const(14), Bin("mod", Var("p"), Const(4), i.dtype), i.dtype)
+        >>> constant_trip_count(For("w", r, Bin("add", r, Const(14), i.dtype), 1, Block(())))
+        14
     """
-    a, b = _linear(loop.start), _linear(loop.stop)
+    # the bounds are evaluated once per execution of the loop: a term that
+    # occurs in both has one value there, whatever it is
+    a, b = _linear(loop.start, True), _linear(loop.stop, True)
     if a is None or b is None:
         return None
     diff = dict(b)
