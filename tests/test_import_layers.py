@@ -26,12 +26,6 @@ ALLOWED_CYCLES: set[frozenset[str]] = {
     # polyop.bounds, which reads the model: the derived query should move out
     # of Program (callers asking polyop.bounds) or the proof into the model.
     frozenset({"polyop.bounds", "polyop.program"}),
-    # Intrinsic.verify builds a Schedule and compiles it (pipeline), while the
-    # schedule's tensorize matches Intrinsic contracts: intrinsic.py is to be
-    # split into contract + matcher (schedule) and implementation + verification
-    # (above the pipeline), ../shared/DESIGN.md item 7.
-    frozenset({"polyop.intrinsic", "polyop.pipeline", "polyop.schedule",
-               "polyop.schedule.schedule", "polyop.schedule.tensorize"}),
 }
 
 

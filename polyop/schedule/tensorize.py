@@ -85,7 +85,6 @@ import dataclasses
 import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import islpy as isl
 
@@ -96,10 +95,8 @@ from ..printer import expr_to_c
 from ..program import Access, Program, Statement
 from ..types import INDEX
 from .handles import Loop
+from .intrinsic_contract import Binding, IntrinsicContract
 from .legality import Violation, _element, _sample
-
-if TYPE_CHECKING:
-    from ..intrinsic import Binding, Intrinsic
 
 _T = isl.schedule_node_type
 _C = "_c"  # tuple name of the contract's statement in the spaces built here
@@ -108,15 +105,13 @@ _C = "_c"  # tuple name of the contract's statement in the spaces built here
 class TensorizePrimitives:
     """``tensorize`` (see the module docstring); a mixin of ``polyop.Schedule``."""
 
-    def tensorize(self, loop: Loop, intrinsic: Intrinsic, *, partial: str = "loops") -> str:
+    def tensorize(self, loop: Loop, intrinsic: IntrinsicContract, *, partial: str = "loops") -> str:
         """Replace the loops from ``loop`` inward by one call of ``intrinsic``
         per iteration of the loops around it; returns the name of the call
         statement. The requirements and an example are in
         ``polyop.schedule.tensorize``.
         """
-        from ..intrinsic import Intrinsic
-
-        if not isinstance(intrinsic, Intrinsic):
+        if not isinstance(intrinsic, IntrinsicContract):
             raise ScheduleError(f"tensorize: expected a polyop.intrinsic, got "
                                 f"{type(intrinsic).__name__}")
         if partial not in ("loops", "error"):
@@ -246,8 +241,8 @@ def _text(node) -> str:
 class _Matcher:
     """Finds the contract's dimension assignment, array roles and layouts."""
 
-    def __init__(self, program: Program, stmt: Statement, tiles: _Tiles, intr: Intrinsic,
-                 what: str):
+    def __init__(self, program: Program, stmt: Statement, tiles: _Tiles,
+                 intr: IntrinsicContract, what: str):
         self.program, self.stmt, self.tiles, self.intr, self.what = \
             program, stmt, tiles, intr, what
         self.c_dom = intr.statement.domain.set_tuple_name(_C)
@@ -423,7 +418,7 @@ def _fresh_name(program: Program, base: str) -> str:
     return name
 
 
-def _partial_message(what: str, stmt: Statement, cut: isl.Set, intr: Intrinsic) -> str:
+def _partial_message(what: str, stmt: Statement, cut: isl.Set, intr: IntrinsicContract) -> str:
     pt = cut.sample_point()
     sizes = ", ".join(f"{p}={pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
                       for k, p in enumerate(cut.get_var_names(isl.dim_type.param)))
@@ -443,7 +438,7 @@ def _partial_message(what: str, stmt: Statement, cut: isl.Set, intr: Intrinsic) 
 # -- the contract's order inside a tile ----------------------------------------------------
 
 def _check_order(program: Program, deps: Dependences, tiles: _Tiles, match: _Match,
-                 intr: Intrinsic, what: str) -> None:
+                 intr: IntrinsicContract, what: str) -> None:
     """Every dependence between two instances of one whole tile must go
     forward in the contract's own execution order."""
     csched = isl.Map.from_union_map(intr.program.schedule.get_map())
@@ -471,7 +466,7 @@ def _check_order(program: Program, deps: Dependences, tiles: _Tiles, match: _Mat
 # -- the rewrite ----------------------------------------------------------------------------------
 
 def _rewrite(sch, mark: isl.ScheduleNode, stmt: Statement, tiles: _Tiles, match: _Match,
-             intr: Intrinsic):
+             intr: IntrinsicContract):
     """The program with the call statement, its dependences, the schedule tree
     and the loop marks that disappear."""
     program = sch.program
@@ -558,7 +553,7 @@ def _chain_marks(node: isl.ScheduleNode) -> list[str]:
     return out
 
 
-def _call(program: Program, match: _Match, intr: Intrinsic) -> ir.Extern:
+def _call(program: Program, match: _Match, intr: IntrinsicContract) -> ir.Extern:
     """The call's body, in the statement's iterators (bound to the origin)."""
     args: list[ir.Expr] = []
     byref: list[bool] = []
