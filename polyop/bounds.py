@@ -15,11 +15,15 @@ sizes for which the access leaves its array. Then:
   ``i < n`` with ``A: f64[n]``), whatever sizes the caller has in mind.
 - otherwise the access leaves its array only in boundary cases
   (``corr[m - 1, m - 1]`` or ``y[0]`` at size 0): the complement of ``B``
-  in the context becomes a ``Precondition`` (``m > 0``) recorded in the
-  model (``Program.preconditions``), shown by ``print(k.program)`` and
-  ``polyop.lower`` (``// requires: m > 0``) and checked at each call, where
-  a violation is an ``ArgumentError`` naming the condition, the statement,
-  the access and the size values.
+  in the context becomes a ``Precondition`` (``m > 0``), returned by
+  ``check_bounds`` (computed once per program), shown by ``print(k.program)``
+  and ``polyop.lower`` (``// requires: m > 0``) and checked at each call,
+  where a violation is an ``ArgumentError`` naming the condition, the
+  statement, the access and the size values.
+
+The proof reads the model, so the model does not import it: callers ask
+``check_bounds(program)``, and ``str(program)`` reaches it through
+``polyop.program.set_bounds_proof``, called when this module is imported.
 
 The rule for "every large enough size", precisely: let ``U`` be the
 parameters the context leaves unbounded above (with no ``assert``, every
@@ -56,12 +60,18 @@ Example::
 from __future__ import annotations
 
 import ast
+import weakref
 
 import islpy as isl
 
 from .errors import BoundsError
 from .frontend.affine import AffineConverter
-from .program import Array, Precondition, Program, Statement
+from .program import Array, Precondition, Program, Statement, set_bounds_proof
+
+# each program's preconditions, by identity (a Program is immutable): the proof
+# runs once per program however many stages and calls ask
+_PROVEN: weakref.WeakKeyDictionary[Program, tuple[Precondition, ...]] = \
+    weakref.WeakKeyDictionary()
 
 
 def array_box(program: Program, array: Array) -> isl.Set:
@@ -80,12 +90,15 @@ def array_box(program: Program, array: Array) -> isl.Set:
 
 def check_bounds(program: Program) -> tuple[Precondition, ...]:
     """Raise ``BoundsError`` for the first access that leaves its array for every
-    large enough size; return the preconditions of the others (the program's
-    ``preconditions``, computed once)."""
-    return program.preconditions
+    large enough size; return the preconditions of the others: the conditions
+    on the sizes that a call must meet (computed once per program)."""
+    found = _PROVEN.get(program)
+    if found is None:
+        found = _PROVEN[program] = _prove(program)
+    return found
 
 
-def preconditions(program: Program) -> tuple[Precondition, ...]:
+def _prove(program: Program) -> tuple[Precondition, ...]:
     """The bounds proof of the module docstring: a ``Precondition`` per access
     that leaves its array only for some sizes; ``BoundsError`` for the first
     that leaves it for every large enough size."""
@@ -191,3 +204,6 @@ def _below_zero(program: Program, array: str, bad: isl.Map) -> isl.Map | None:
 
 def _coord(point: isl.Point, kind: isl.dim_type, pos: int) -> int:
     return point.get_coordinate_val(kind, pos).to_python()
+
+
+set_bounds_proof(check_bounds)  # str(program) lists the preconditions

@@ -114,7 +114,8 @@ def dispatcher(kernel, fallback, positional_only: tuple[str, ...] = ()):
         return None
     try:
         (names, args, code, prog, cond), scratch_slots, sizes = describe(
-            kernel.program, names, kernel.scratch, kernel.written, kernel.inferable)
+            kernel.program, names, kernel.scratch, kernel.written, kernel.inferable,
+            kernel.preconditions)
     except Unsupported:
         return None
     scratch = functools.partial(kernel._scratch_by_sizes, sizes)
@@ -135,11 +136,12 @@ def install_call(obj, call) -> None:
 
 
 def describe(program, names: tuple[str, ...], scratch: tuple[str, ...], written: set[str],
-             inferable: dict[str, tuple[str, int]]):
+             inferable: dict[str, tuple[str, int]], preconditions=()):
     """The flat description ``Dispatcher`` takes: ``(names, args, code, prog,
     cond)``, the scratch arrays' slots and the size parameters in the order the
-    scratch callable receives them (see the C source). Raises ``Unsupported``
-    for a kernel outside it."""
+    scratch callable receives them (see the C source); ``preconditions`` are the
+    program's (``polyop.bounds.check_bounds``), checked with its context. Raises
+    ``Unsupported`` for a kernel outside it."""
     slot = {a.name: k for k, a in enumerate(program.arguments)}
     if len(slot) > _MAX_ARGS:
         raise Unsupported("too many arguments")
@@ -170,7 +172,7 @@ def describe(program, names: tuple[str, ...], scratch: tuple[str, ...], written:
             extents = [add(_postfix(e, size_index)) for e in spec.extents]
             args.append((_K_ARRAY, slot[n], np.dtype(spec.dtype.numpy).num, int(n in written),
                          spec.ndim, *extents))
-    conditions = [program.context] + [p.condition for p in program.preconditions]
+    conditions = [program.context] + [p.condition for p in preconditions]
     cond = [len(conditions)]
     for c in conditions:
         cond += _union(c, size_index, add)

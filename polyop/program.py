@@ -21,12 +21,13 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import islpy as isl
 
 from . import ir
+from .errors import BoundsError
 from .types import DType
 
 
@@ -89,8 +90,8 @@ class Statement:
 class Precondition:
     """A condition on the size parameters under which one access stays inside
     its array, for an access that leaves it only for some (small) sizes, such as
-    ``corr[m - 1, m - 1]`` with ``m = 0`` (see ``polyop.bounds``). It is checked
-    at every call.
+    ``corr[m - 1, m - 1]`` with ``m = 0`` (``polyop.bounds.check_bounds`` finds
+    them). It is checked at every call.
 
     ``condition`` is the exact set of parameter values (isl, within the
     program's context) where the access is in bounds; ``text`` the same,
@@ -153,16 +154,6 @@ class Program:
     assumptions: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
 
-    @cached_property
-    def preconditions(self) -> tuple[Precondition, ...]:
-        """Conditions on the sizes for accesses that leave their array only for
-        some sizes (``polyop.bounds.preconditions``; checked at every call).
-        Raises ``BoundsError`` for an access out of bounds for every large
-        enough size."""
-        from .bounds import preconditions
-
-        return preconditions(self)
-
     @property
     def domain(self) -> isl.UnionSet:
         """The union of all statement domains."""
@@ -196,12 +187,25 @@ class Program:
         return "\n".join(out)
 
     def _shown_preconditions(self) -> tuple[Precondition, ...]:
-        from .errors import BoundsError
-
+        if not _bounds_proof:
+            return ()
         try:
-            return self.preconditions
+            return _bounds_proof[0](self)
         except BoundsError:  # reported when the program is compiled; printing still works
             return ()
+
+
+#: the bounds proof whose preconditions ``str(program)`` lists: ``polyop.bounds``
+#: installs ``check_bounds`` here when imported (``polyop`` imports it), so the
+#: model, which the proof reads, imports nothing above it (``ir`` and its printer
+#: work the same way)
+_bounds_proof: list[Callable[[Program], tuple[Precondition, ...]]] = []
+
+
+def set_bounds_proof(proof: Callable[[Program], tuple[Precondition, ...]]) -> None:
+    """Make ``proof`` (``polyop.bounds.check_bounds``) what ``str(program)``
+    asks for the preconditions it lists."""
+    _bounds_proof[:] = [proof]
 
 
 def _union(items) -> isl.UnionSet | isl.UnionMap:

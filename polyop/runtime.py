@@ -38,6 +38,7 @@ import threading
 import numpy as np
 
 from . import ir
+from .bounds import check_bounds
 from .errors import ArgumentError
 from .program import Program
 
@@ -84,7 +85,7 @@ class CompiledKernel:
         self.assumptions = [(t, compile(t, f"<assert {t}>", "eval"))
                             for t in program.assumptions]
         # sizes for which an access would leave its array (polyop.bounds)
-        self.preconditions = program.preconditions
+        self.preconditions = check_bounds(program)
         # a size left out of a call is read from the first array dimension equal to it
         self.inferable: dict[str, tuple[str, int]] = {}
         for name in self.arrays:

@@ -7,6 +7,7 @@ import pytest
 
 import polyop
 from polyop import ArgumentError, BoundsError, FrontendError
+from polyop.bounds import check_bounds
 
 
 def parse_error(fn) -> FrontendError:
@@ -305,11 +306,11 @@ def test_assert_states_assumption_for_bounds_proof_and_calls():
 
     # without the assert, n = 0 is a boundary case: a precondition checked per call
     u = polyop.kernel(unguarded)
-    assert [p.text for p in u.program.preconditions] == ["n > 0"]
+    assert [p.text for p in check_bounds(u.program)] == ["n > 0"]
     with pytest.raises(ArgumentError, match="precondition 'n > 0'"):
         u(0, np.zeros(0))
     k = polyop.kernel(guarded)
-    assert k.program.preconditions == ()
+    assert check_bounds(k.program) == ()
     assert k.program.assumptions == ("n >= 1",)
     a = np.zeros(3)
     k(3, a)

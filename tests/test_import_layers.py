@@ -17,16 +17,11 @@ import polyop
 
 PACKAGE = Path(polyop.__file__).parent
 
-# Cycles not broken yet: each entry is the whole set of modules that import one
-# another in a circle (a strongly connected component of the import graph), so
-# a module joining the circle fails the test. Remove an entry when its cycle is
-# gone (the test says so).
-ALLOWED_CYCLES: set[frozenset[str]] = {
-    # Program.preconditions (a cached property of the model) is computed by
-    # polyop.bounds, which reads the model: the derived query should move out
-    # of Program (callers asking polyop.bounds) or the proof into the model.
-    frozenset({"polyop.bounds", "polyop.program"}),
-}
+# Cycles not broken yet (none today): each entry would be the whole set of
+# modules that import one another in a circle (a strongly connected component of
+# the import graph), so a module joining the circle fails the test, with the
+# reason beside it. Remove an entry when its cycle is gone (the test says so).
+ALLOWED_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 import polyop
 from polyop import ArgumentError, BoundsError
+from polyop.bounds import check_bounds
 from tests.polybench import BENCHES
 
 
@@ -18,11 +19,22 @@ from tests.polybench import BENCHES
 ])
 def test_polybench_as_written_has_preconditions(name, text, access):
     kernel = BENCHES[name].kernel
-    pre = kernel.program.preconditions
+    pre = check_bounds(kernel.program)
     assert text in {p.text for p in pre}
     assert access in {p.access for p in pre}
     assert f"requires {text}" in str(kernel.program)
     assert f"// requires: {text}\n" in str(polyop.lower(kernel))
+
+
+def test_printed_model_lists_preconditions_before_anything_asks_for_them():
+    @polyop.kernel
+    def last(n: int, A: "f64[n]"):
+        A[n - 1] = 1.0
+
+    text = str(last.program)  # a fresh program: the model asks the proof itself
+    assert "requires n > 0  (S0, line" in text and "writes A[n - 1])" in text
+    pre = check_bounds(last.program)
+    assert check_bounds(last.program) is pre  # proven once per program
 
 
 def test_precondition_violated_names_condition_statement_access_and_sizes():
@@ -44,7 +56,7 @@ def test_disjunctive_precondition_holds_through_either_side():
             for j in range(4):
                 A[0, j] = A[0, j] + f[t]
 
-    pre = first_row.program.preconditions
+    pre = check_bounds(first_row.program)
     assert {(p.kind, p.access, p.text) for p in pre} == {
         ("writes", "A[0, j]", "n > 0 or tsteps = 0"), ("reads", "A[0, j]", "n > 0 or tsteps = 0")}
     for tsteps, n in ((3, 2), (0, 0), (2, 1)):
@@ -72,7 +84,7 @@ def test_precondition_checked_by_built_schedules_and_allows_transformations():
     f(7, a, b)
     np.testing.assert_array_equal(b, a + 6.0)
     # with n = 0 the loop is empty: A[n - 1] is never read, so no precondition
-    assert ends.program.preconditions == ()
+    assert check_bounds(ends.program) == ()
     f(0, np.zeros(0), np.zeros(0))
 
 
@@ -81,7 +93,7 @@ def test_constant_index_beyond_small_sizes_is_a_precondition():
     def sixth(n: int, A: "f64[n]"):
         A[5] = 1.0
 
-    assert [p.text for p in sixth.program.preconditions] == ["n >= 6"]
+    assert [p.text for p in check_bounds(sixth.program)] == ["n >= 6"]
     a = np.zeros(6)
     sixth(6, a)
     assert a[5] == 1.0
