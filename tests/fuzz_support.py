@@ -506,9 +506,10 @@ def _instances(uset: isl.UnionSet, params: isl.Set) -> set[tuple[str, tuple[int,
 
 
 def loop_bands(tree: isl.Schedule, program, sizes: dict[str, int], idents
-               ) -> dict[str, tuple[int, set]]:
-    """Mark id → (flattened schedule dimension of its loop, the statement
-    instances at ``sizes`` that run under it), for the marks ``idents`` still in
+               ) -> dict[str, tuple[int, int, set]]:
+    """Mark id → (flattened schedule dimension of its loop, how many dimensions
+    it spans (2 for a loop fused by division), the statement instances at
+    ``sizes`` that run under it), for the marks ``idents`` still in
     the tree. The dimension counts, like ``isl_schedule_get_map`` flattens the
     tree, one per band member and one per sequence/set node above the band.
     Per instance, not per statement: a statement can sit under several
@@ -533,7 +534,7 @@ def loop_bands(tree: isl.Schedule, program, sizes: dict[str, int], idents
                 dim += node.band_n_member()
             elif t in (_T.sequence, _T.set):
                 dim += 1
-        out[ident] = (dim, _instances(band.get_domain(), params))
+        out[ident] = (dim, band.band_n_member(), _instances(band.get_domain(), params))
     return out
 
 
@@ -597,7 +598,7 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
     if v.escapes:  # a privatised temporary read after the parallel loop
         # by loop, not by name: after fission both nests have a loop of that name
         bands = loop_bands(replay.tree, case.kernel.program, sizes, cands).values()
-        assert any(src in under and dst not in under for _, under in bands), (
+        assert any(src in under and dst not in under for _, _, under in bands), (
             f"{op.code()}: escaping temporary {v}: the sink runs under the source's "
             f"parallel loop {v.loop}")
         return
@@ -605,8 +606,8 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
         assert td <= ts, (f"{op.code()}: violation {v} is not reversed by the schedule: "
                           f"source at {ts}, sink at {td}")
         return
-    ok = [src in under and dst in under and ts[:d] == td[:d] and ts[d] != td[d]
-          for d, under in loop_bands(replay.tree, case.kernel.program, sizes,
+    ok = [src in under and dst in under and ts[:d] == td[:d] and ts[d:d + w] != td[d:d + w]
+          for d, w, under in loop_bands(replay.tree, case.kernel.program, sizes,
                                      cands).values()]
     assert any(ok), (f"{op.code()}: carried violation {v} is not carried by a "
                      f"parallel/vector loop {v.loop}: source at {ts}, sink at {td}")
@@ -629,9 +630,9 @@ def check_accepted_order(case: Case, sch: polyop.Schedule) -> None:
                              f"{src} -> {dst} out of order: {ts} vs {td}\n{sch}")
             if temporary or not par:
                 continue
-            for ident, (d, under) in par.items():
+            for ident, (d, w, under) in par.items():
                 if src in under and dst in under and ts[:d] == td[:d]:
-                    assert ts[d] == td[d], (
+                    assert ts[d:d + w] == td[d:d + w], (
                         f"accepted parallel/vector loop {ident} carries {kind} on {array} "
                         f"{src} -> {dst}: {ts} vs {td}\n{sch}")
 
