@@ -53,7 +53,7 @@ import islpy as isl
 
 from .errors import CodegenError
 from .instances import sample_pair
-from .program import Program
+from .program import Program, union_all
 
 _OP = isl.ast_expr_op_type
 _NODE = isl.ast_node_type
@@ -87,17 +87,17 @@ def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
     walk = _Walk(program, _depth(ast, False), _depth(ast, True))
     walk.node(ast, walk.universe, [], 0)
     # time -> instance; coalesced once, it makes every test below 3-5x cheaper
-    executed = walk.executed.intersect_params(program.context).coalesce()
+    executed = union_all(walk.runs, isl.UnionMap.empty(program.context.get_space()))
+    executed = executed.intersect_params(program.context).coalesce()
     ran = executed.range()
-    for stmt in program.statements:
-        domain = isl.UnionSet.from_set(stmt.domain).intersect_params(program.context)
-        mine = ran.extract_set(stmt.domain.get_space())
-        missing = domain.subtract(isl.UnionSet.from_set(mine))
-        if not missing.is_empty():
-            _fail(program, "misses", stmt.name, missing, "missing")
-        extra = isl.UnionSet.from_set(mine).subtract(domain)
-        if not extra.is_empty():
-            _fail(program, "runs", stmt.name, extra, "extra", " outside its domain")
+    domain = program.domain.intersect_params(program.context)
+    missing = domain.subtract(ran)
+    if not missing.is_empty():
+        _fail(program, "misses", _first_set(missing).get_tuple_name(), missing, "missing")
+    extra = ran.subtract(domain)
+    if not extra.is_empty():
+        _fail(program, "runs", _first_set(extra).get_tuple_name(), extra, "extra",
+              " outside its domain")
     when = executed.reverse()  # instance -> time
     if not when.is_single_valued():
         first = when.lexmin()
@@ -141,7 +141,7 @@ class _Walk:
         self.universe = isl.Set.universe(space)
         self.local = isl.LocalSpace.from_space(space)
         self.time_space = isl.Space.set_alloc(params.get_ctx(), 0, self.length)
-        self.executed = isl.UnionMap.empty(params)
+        self.runs: list[isl.UnionMap] = []  # time -> instance, one per user node
         self.iterators: dict[str, int] = {}
 
     def node(self, n: isl.AstNode, where: isl.Set, path: list, depth: int) -> None:
@@ -184,7 +184,7 @@ class _Walk:
         time = _tuple([p if isinstance(p, isl.PwAff) else self.const(p) for p in path],
                       self.universe)
         run = time.intersect_domain(where).reverse().apply_range(inst.intersect_domain(where))
-        self.executed = self.executed.union(isl.UnionMap.from_map(run))
+        self.runs.append(isl.UnionMap.from_map(run))
 
     # -- AST expressions as isl objects, with polyop's semantics ----------------------
     def var(self, d: int) -> isl.PwAff:
