@@ -157,7 +157,7 @@ class Program:
     @property
     def domain(self) -> isl.UnionSet:
         """The union of all statement domains."""
-        return _union(isl.UnionSet.from_set(s.domain) for s in self.statements)
+        return union_all(isl.UnionSet.from_set(s.domain) for s in self.statements)
 
     def reads(self, array: str | None = None) -> isl.UnionMap:
         """All read access relations (of one array, if named)."""
@@ -219,9 +219,6 @@ def union_all(items, empty=None):
         items = [items[k].union(items[k + 1]) if k + 1 < len(items) else items[k]
                  for k in range(0, len(items), 2)]
     return items[0]
-
-
-_union = union_all
 
 
 def _accesses(prog: Program, kind: str, array: str | None) -> isl.UnionMap:
