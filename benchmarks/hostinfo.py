@@ -38,8 +38,20 @@ def describe() -> dict[str, Any]:
                         for k in ("name", "version"))
     except Exception:  # noqa: BLE001 - informative only
         pass
+    import llvmlite.binding as llvm
+
+    kernels = []
+    try:  # which kernel OpenBLAS runs (OPENBLAS_CORETYPE may pin an older one)
+        from threadpoolctl import threadpool_info
+
+        kernels = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                   for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    except ImportError:
+        pass
     return {
         "cpu_model": fields.get("Model name", platform.processor()),
+        "llvm_cpu": llvm.get_host_cpu_name(),
+        "openblas_kernels": kernels,
         "cpu_family": fields.get("CPU family", ""),
         "cpus": fields.get("CPU(s)", str(os.cpu_count())),
         "caches": {k: fields[k] for k in ("L1d cache", "L2 cache", "L3 cache") if k in fields},
