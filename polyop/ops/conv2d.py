@@ -91,7 +91,7 @@ from .. import te
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 from ..target import Target, as_target
-from .matmul import copy_panels_per_pass, default_threads, register_rows
+from .matmul import CompiledOperator, copy_panels_per_pass, default_threads, register_rows
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -483,7 +483,7 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     return loops
 
 
-class Conv2d:
+class Conv2d(CompiledOperator):
     """A compiled ``polyop.ops.conv2d``: ``f(x, w, out)``, with ``bias``:
     ``f(x, w, bias, out)``, with ``bn``: ``f(x, w, scale, shift, out)`` (both:
     ``f(x, w, bias, scale, shift, out)``). ``.schedule`` is the polyop schedule
@@ -582,27 +582,6 @@ class Conv2d:
                 raise ArgumentError(f"arguments {name} and out overlap in memory", "out")
         bound.update(self._scratch({}))
         self._native(*[bound[n] for n in self._order])
-
-    @property
-    def compile_seconds(self) -> float:
-        return self.function.kernel.compile_seconds
-
-    @property
-    def llvm_ir(self) -> str:
-        return self.function.llvm_ir
-
-    @property
-    def asm(self) -> str:
-        return self.function.asm
-
-    @property
-    def target(self) -> Target:
-        return self.function.target
-
-    def export(self, path) -> list[str]:
-        """Write the operator as ``.o`` or ``.so`` with a C header (its native
-        signature, scratch arrays included: ``polyop.codegen.objcode``)."""
-        return self.function.export(path)
 
     def __repr__(self) -> str:
         s = self.shape

@@ -172,7 +172,35 @@ class MatmulTiling:
         return tiling(2, SLICE_BYTES, pack_a=False)
 
 
-class Matmul:
+class CompiledOperator:
+    """What every operator exposes of its compiled ``function`` (a TE function):
+    compile time, LLVM IR, assembly, target and ``export``."""
+
+    function: te.TEFunction
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.function.kernel.compile_seconds
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.function.llvm_ir
+
+    @property
+    def asm(self) -> str:
+        return self.function.asm
+
+    @property
+    def target(self) -> Target:
+        return self.function.target
+
+    def export(self, path) -> list[str]:
+        """Write the operator as ``.o`` or ``.so`` with a C header (its native
+        signature, scratch arrays included: ``polyop.codegen.objcode``)."""
+        return self.function.export(path)
+
+
+class Matmul(CompiledOperator):
     """A compiled ``polyop.ops.matmul``: ``f(A, B, C)`` (``f(A, B, bias, C)``
     with a bias). ``.schedule`` is the polyop schedule it was built from,
     ``.function`` the built ``TEFunction``; ``.llvm_ir``, ``.asm``,
@@ -211,27 +239,6 @@ class Matmul:
                       .dtype.numpy)
         Bp[_panels(nr)(*np.indices(B.shape, dtype=np.intp))] = B
         return Bp
-
-    @property
-    def compile_seconds(self) -> float:
-        return self.function.kernel.compile_seconds
-
-    @property
-    def llvm_ir(self) -> str:
-        return self.function.llvm_ir
-
-    @property
-    def asm(self) -> str:
-        return self.function.asm
-
-    @property
-    def target(self) -> Target:
-        return self.function.target
-
-    def export(self, path) -> list[str]:
-        """Write the operator as ``.o`` or ``.so`` with a C header (its native
-        signature, scratch arrays included: ``polyop.codegen.objcode``)."""
-        return self.function.export(path)
 
     def __repr__(self) -> str:
         m, n, k = self.shape
