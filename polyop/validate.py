@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import islpy as isl
 
+from .deps import dependences
 from .errors import CodegenError
 from .instances import sample_pair
 from .program import Program, union_all
@@ -79,8 +80,6 @@ def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
     made of it), the order is not checked; the instances still are.
     """
     if deps is None:
-        from .deps import dependences
-
         known = "dependences" in program.meta
         if known or len(program.statements) <= ORDER_CHECK_STATEMENTS:
             deps = dependences(program)
