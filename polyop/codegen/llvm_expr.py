@@ -195,17 +195,21 @@ class ExprLowering:
 
     # -- conversions -------------------------------------------------------------
 
-    def convert(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+    def convert(self, v: ir.Value, src: DType, dst: DType,
+                ty: ir.Type | None = None) -> ir.Value:
         """Convert ``v`` from ``src`` to ``dst`` like Python would (``int()``
-        truncates toward zero, ``bool()`` tests for non-zero)."""
+        truncates toward zero, ``bool()`` tests for non-zero). ``ty``: the LLVM
+        type of the result, default ``dst``'s; a vector type (with ``v`` a
+        vector) converts lane by lane."""
         if src == dst:
             return v
         b = self.builder
-        ty = ll_type(dst)
+        ty = ty or ll_type(dst)
         if is_bool(dst):
+            zero = ir.Constant(v.type, 0)
             if src.is_float:
-                return b.fcmp_unordered("!=", v, self._fconst(src, 0.0))
-            return b.icmp_signed("!=", v, ir.Constant(ll_type(src), 0))
+                return b.fcmp_unordered("!=", v, zero)
+            return b.icmp_signed("!=", v, zero)
         if is_bool(src):
             return b.uitofp(v, ty) if dst.is_float else b.zext(v, ty)
         if src.is_float and dst.is_float:

@@ -321,21 +321,4 @@ class _VectorBody:
 
     def convert(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
         """Lane-wise ``polyop.codegen.llvm_expr.ExprLowering.convert``."""
-        if src == dst:
-            return v
-        b = self.b
-        ty = self.vtype(dst)
-        zero = ir.Constant(v.type, 0)
-        if is_bool(dst):
-            if src.is_float:
-                return b.fcmp_unordered("!=", v, zero)
-            return b.icmp_signed("!=", v, zero)
-        if is_bool(src):
-            return b.uitofp(v, ty) if dst.is_float else b.zext(v, ty)
-        if src.is_float and dst.is_float:
-            return b.fpext(v, ty) if dst.bits > src.bits else b.fptrunc(v, ty)
-        if dst.is_float:
-            return b.sitofp(v, ty)
-        if src.is_float:  # NaN, infinities, out of range: the minimum, as in scalar code
-            return self.fb._float_to_int(v, src, dst)
-        return b.sext(v, ty) if dst.bits > src.bits else b.trunc(v, ty)
+        return self.fb.convert(v, src, dst, self.vtype(dst))
