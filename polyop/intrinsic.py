@@ -59,7 +59,6 @@ import hashlib
 import os
 import shlex
 import subprocess
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +68,7 @@ import numpy as np
 from .pipeline import compile_program
 from .schedule import Schedule
 from .schedule.intrinsic_contract import Binding, IntrinsicContract, IntrinsicError, Operand
-from .settings import cache_root
+from .settings import cache_subdir
 
 __all__ = ["Binding", "Intrinsic", "IntrinsicError", "Operand", "cache_dir", "intrinsic"]
 
@@ -264,18 +263,14 @@ def _hash(compiler: str, flags: tuple[str, ...], source: str) -> str:
 def cache_dir() -> Path:
     """Where compiled C micro-kernels are kept: ``intrinsics`` in
     ``polyop.settings.cache_root()`` (``$POLYOP_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/polyop`` or ``~/.cache/polyop``)."""
-    return cache_root() / "intrinsics"
+    ``$XDG_CACHE_HOME/polyop`` or ``~/.cache/polyop``), created; a temporary
+    directory where that cannot be written."""
+    return cache_subdir("intrinsics")
 
 
 def _compile_c(source: str, cflags: tuple[str, ...], key: str, name: str) -> Path:
     """The shared library of ``source`` (compiled now unless cached)."""
     directory = cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        directory = Path(tempfile.gettempdir()) / "polyop-intrinsics"
-        directory.mkdir(parents=True, exist_ok=True)
     lib = directory / f"{key[:32]}.so"
     if lib.exists():
         return lib

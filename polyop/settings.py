@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import SettingError
@@ -74,3 +75,15 @@ def cache_root() -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(xdg, "polyop")
     return Path(root)
+
+
+def cache_subdir(name: str) -> Path:
+    """The directory ``name`` under ``cache_root()``, created; where that
+    cannot be written, ``polyop-<name>`` in the system's temporary directory."""
+    directory = cache_root() / name
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        directory = Path(tempfile.gettempdir()) / f"polyop-{name}"
+        directory.mkdir(parents=True, exist_ok=True)
+    return directory
