@@ -41,11 +41,10 @@ def sample_pair(program: Program, rel: isl.UnionMap):
     except isl.Error:  # isl cannot always take a lexmin (unbounded); any sample is real
         pair = isl.Set.from_point(w.sample_point()).unwrap()
     pt = pair.wrap().sample_point()
-    sizes = ", ".join(f"{p}={pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
-                      for k, p in enumerate(w.get_var_names(isl.dim_type.param)))
+    sizes = sizes_text(pt, w.get_var_names(isl.dim_type.param))
     n_in = pair.dim(isl.dim_type.in_)
-    src = _instance(program, pair.get_tuple_name(isl.dim_type.in_), pt, 0)
-    dst = _instance(program, pair.get_tuple_name(isl.dim_type.out), pt, n_in)
+    src = instance_text(program, pair.get_tuple_name(isl.dim_type.in_), pt, 0)
+    dst = instance_text(program, pair.get_tuple_name(isl.dim_type.out), pt, n_in)
     return src, dst, sizes, pair
 
 
@@ -55,7 +54,15 @@ def _first_map(rel: isl.UnionMap) -> isl.Map:
     return maps[0]
 
 
-def _instance(program: Program, name: str, pt: isl.Point, offset: int) -> str:
+def sizes_text(pt: isl.Point, names: list[str]) -> str:
+    """The size parameters ``names`` at ``pt``, as ``n=4, m=3``."""
+    return ", ".join(f"{p}={pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
+                     for k, p in enumerate(names))
+
+
+def instance_text(program: Program, name: str, pt: isl.Point, offset: int = 0) -> str:
+    """Statement ``name``'s instance whose iterators are ``pt``'s coordinates
+    from ``offset`` on, as ``S0[i=1, j=2]``."""
     its = program.statement(name).iterators
     vals = [pt.get_coordinate_val(isl.dim_type.set, offset + k).to_python()
             for k in range(len(its))]

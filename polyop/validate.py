@@ -53,7 +53,7 @@ import islpy as isl
 
 from .deps import dependences
 from .errors import CodegenError
-from .instances import sample_pair
+from .instances import instance_text, sample_pair, sizes_text
 from .program import Program, union_all
 
 _OP = isl.ast_expr_op_type
@@ -276,11 +276,8 @@ def _fail(program: Program, verb: str, stmt: str, where: isl.UnionSet, problem: 
           tail: str = "") -> None:
     pts = _first_set(where)
     pt = pts.sample_point()
-    its = program.statement(stmt).iterators
-    vals = [pt.get_coordinate_val(_SET, k).to_python() for k in range(len(its))]
-    inst = f"{stmt}[{', '.join(f'{i}={v}' for i, v in zip(its, vals))}]"
-    sizes = ", ".join(f"{p}={pt.get_coordinate_val(_PARAM, k).to_python()}"
-                      for k, p in enumerate(pts.get_var_names(_PARAM)))
+    inst = instance_text(program, stmt, pt)
+    sizes = sizes_text(pt, pts.get_var_names(_PARAM))
     where_s = f" (with {sizes})" if sizes else ""
     raise CodegenError(f"generated code for {program.name} {verb} {inst}{where_s}"
                        f"{tail}: isl's AST is wrong for this schedule; please report it",

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import islpy as isl
 
+from ..program import union_all
+
 _T = isl.schedule_node_type
 
 
@@ -182,18 +184,6 @@ def loop_values(band: isl.ScheduleNode) -> isl.Set:
                                   .intersect_domain(band.get_domain()).range())
 
 
-def disjoint_pieces(domain: isl.UnionSet) -> isl.UnionSet:
-    """``domain`` with each statement's instances split into pairwise disjoint
-    basic sets (isl's ``make_disjoint``): the same instances, no point in two
-    pieces."""
-    out = isl.UnionSet.empty(domain.get_space())
-    sets: list[isl.Set] = []
-    domain.foreach_set(sets.append)
-    for s in sets:
-        out = out.union(isl.UnionSet.from_set(s.make_disjoint()))
-    return out
-
-
 def with_disjoint_domain(tree: isl.Schedule) -> isl.Schedule:
     """``tree`` over the same instances, its domain given as disjoint pieces.
 
@@ -214,5 +204,6 @@ def with_disjoint_domain(tree: isl.Schedule) -> isl.Schedule:
     tree.get_domain().foreach_set(sets.append)
     if all(s.n_basic_set() <= 1 for s in sets):  # one piece each: nothing overlaps
         return tree
-    domain, root = from_isl(tree)
-    return to_isl(disjoint_pieces(domain), root)
+    # each statement's instances split into pairwise disjoint basic sets
+    pieces = union_all(isl.UnionSet.from_set(s.make_disjoint()) for s in sets)
+    return to_isl(pieces, from_isl(tree)[1])
