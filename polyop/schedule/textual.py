@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import islpy as isl
 
-from ..program import Statement
+from ..program import Statement, balanced
 
 
 def _statements(items) -> list[Statement]:
@@ -31,16 +31,6 @@ def _statements(items) -> list[Statement]:
     for x in items:
         out += [x] if isinstance(x, Statement) else _statements(x.children)
     return out
-
-
-def _pairwise(items: list, combine):
-    """``combine`` over ``items`` in order, as a balanced tree of calls: isl
-    copies what it combines, so folding one at a time costs n**2 where this
-    costs n log n."""
-    while len(items) > 1:
-        items = [combine(items[k], items[k + 1]) if k + 1 < len(items) else items[k]
-                 for k in range(0, len(items), 2)]
-    return items[0]
 
 
 def _band(loop, params: isl.Space) -> isl.MultiUnionPwAff:
@@ -52,13 +42,13 @@ def _band(loop, params: isl.Space) -> isl.MultiUnionPwAff:
             pa = pa.neg()
         pieces.append(isl.UnionPwAff.from_pw_aff(pa))
     return isl.MultiUnionPwAff.from_union_pw_aff(
-        _pairwise(pieces, lambda a, b: a.union_add(b)))
+        balanced(pieces, lambda a, b: a.union_add(b)))
 
 
 def _domain(item) -> isl.UnionSet:
     """The instances of a statement, or of every statement inside a loop."""
     sets = [isl.UnionSet.from_set(s.domain) for s in _statements([item])]
-    return _pairwise(sets, lambda a, b: a.union(b))
+    return balanced(sets, lambda a, b: a.union(b))
 
 
 #: the most siblings one sequence node holds: isl's AST generator restricts
@@ -83,14 +73,14 @@ def _fill(node: isl.ScheduleNode, items: list, params: isl.Space) -> isl.Schedul
     if len(items) > _CHUNK:  # nested sequences of at most _CHUNK siblings each
         chunks = [items[k:k + _CHUNK] for k in range(0, len(items), _CHUNK)]
         filters = [isl.UnionSetList.from_union_set(
-            _pairwise([_domain(x) for x in chunk], lambda a, b: a.union(b)).universe())
+            balanced([_domain(x) for x in chunk], lambda a, b: a.union(b)).universe())
             for chunk in chunks]
-        node = node.insert_sequence(_pairwise(filters, lambda a, b: a.concat(b)))
+        node = node.insert_sequence(balanced(filters, lambda a, b: a.concat(b)))
         for k, chunk in enumerate(chunks):
             node = _fill(node.child(k).child(0), chunk, params).parent().parent()
         return node
     filters = [isl.UnionSetList.from_union_set(_domain(x).universe()) for x in items]
-    node = node.insert_sequence(_pairwise(filters, lambda a, b: a.concat(b)))
+    node = node.insert_sequence(balanced(filters, lambda a, b: a.concat(b)))
     for k, x in enumerate(items):
         if not isinstance(x, Statement):
             node = _fill_one(node.child(k).child(0), x, params).parent().parent()
@@ -110,7 +100,7 @@ def textual_schedule(nest: list, params: isl.Space) -> isl.Schedule:
     stmts = _statements(nest)
     if not stmts:
         return isl.Schedule.empty(params)
-    domain = _pairwise([isl.UnionSet.from_set(s.domain) for s in stmts],
+    domain = balanced([isl.UnionSet.from_set(s.domain) for s in stmts],
                        lambda a, b: a.union(b))
     root = isl.Schedule.from_domain(domain).get_root()
     return _fill(root.child(0), nest, params).get_schedule()
