@@ -188,8 +188,10 @@ def print_rows(res: dict[str, Any]) -> None:
               f"{vs:>7}  {e['max_rel_error']:.0e}", flush=True)
 
 
-def worker(opts: argparse.Namespace, threads: int) -> dict[str, Any]:
-    """Run every selected workload with ``threads`` threads in this process."""
+def worker(opts: argparse.Namespace, threads: int, progress=None) -> dict[str, Any]:
+    """Run every selected workload with ``threads`` threads in this process;
+    ``progress(cases, workload)``, if given, wraps each workload's list of cases
+    (``polyop bench`` passes a progress bar)."""
     done = peers.set_threads(threads)
     sizes = tuple(int(s) for s in opts.sizes.split(",")) if opts.sizes else None
     rng = np.random.default_rng(0)
@@ -208,7 +210,8 @@ def worker(opts: argparse.Namespace, threads: int) -> dict[str, Any]:
                f"{'x numpy':>7}  err")
         print(hdr + "\n" + "-" * len(hdr))
         out["workloads"][wname] = rows = []
-        for case in wl.cases(quick=opts.quick, sizes=sizes):
+        cases = wl.cases(quick=opts.quick, sizes=sizes)
+        for case in progress(cases, wname) if progress else cases:
             rows.append(bench_case(wl, case, names, threads, opts, rng))
             print_rows(rows[-1])
     return out

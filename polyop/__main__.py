@@ -1,0 +1,8 @@
+"""``python -m polyop``: the ``polyop`` command line (``polyop.cli``)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
