@@ -1,0 +1,407 @@
+"""The decisions of ``auto_schedule``, nest by nest, as named knobs.
+
+For each statement nest (deepest statements first) the heuristic decides, in
+this order, and applies each decision with the public ``polyop.Schedule``
+primitives (every one legality-checked; a refused one is recorded and the
+nest keeps what it had):
+
+1. ``fission``: distribute the loops above an imperfect nest so that the
+   statement's loops form one perfect band (tiling and reordering need one);
+2. ``order``: the loop order of the band: the permutation of least modelled
+   traffic (``polyop.autoschedule.model``), ties to the most unit-stride
+   accesses in the innermost loop, then to the kernel's order;
+3. ``tiles``: tile sizes minimising the traffic under half the L2 cache, kept
+   only when the model says tiling saves at least ``TILE_GAIN``× the traffic
+   and isl's scheduler found the band permutable (tiling is then legal);
+4. ``vectorize``: the innermost loop, when most of its accesses are unit-stride;
+5. ``parallel``: the outermost loop of the band that carries no dependence
+   (isl: coincident), when the target has more than one core;
+6. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
+   vector loops itself).
+
+Every decision is a ``Knob`` (name ``"<statement>:<decision>"``, candidate
+values, the chosen one, why) so a tuner can re-run with others.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..target import Target
+from .isl_sched import Member
+from .model import BandModel, Group
+
+#: tiling must cut the modelled traffic by at least this factor
+TILE_GAIN = 1.5
+#: the size every parameter gets when the caller gives no sizes
+DEFAULT_SIZE = 512
+
+
+@dataclass
+class Knob:
+    """One decision: ``candidates`` a tuner may try, the ``chosen`` value
+    (the model's, or an override), and ``why`` in words."""
+
+    name: str
+    candidates: list
+    chosen: Any
+    why: str = ""
+    applied: bool = True
+    formula: str = ""
+
+    def __str__(self) -> str:
+        state = "" if self.applied else "  [refused by the legality check: kept as it was]"
+        text = f"{self.name} = {self.chosen!r}{state}\n      why: {self.why}"
+        if self.formula:
+            text += f"\n      model: {self.formula}"
+        return text
+
+
+@dataclass
+class Context:
+    """What the heuristic works with: the schedule, the target, the sizes the
+    model assumes, isl's advice, the overrides and the knobs so far."""
+
+    sch: Any
+    target: Target
+    sizes: dict[str, int]
+    isl: dict[str, list[Member]]
+    overrides: dict[str, Any]
+    knobs: list[Knob] = field(default_factory=list)
+    used: set = field(default_factory=set)
+
+    def decide(self, name: str, candidates: list, default, why: str, formula: str = "") -> Knob:
+        if name in self.overrides:
+            value = self.overrides[name]
+            if value not in candidates:
+                raise ScheduleError(f"auto_schedule: knob {name!r} got {value!r}; its "
+                                    f"candidates are {candidates!r}")
+            knob = Knob(name, candidates, value, "set by the caller", formula=formula)
+            self.used.add(name)
+        else:
+            knob = Knob(name, candidates, default, why, formula=formula)
+        self.knobs.append(knob)
+        return knob
+
+
+def schedule_nests(ctx: Context) -> None:
+    """Apply the heuristic to every nest of ``ctx.sch`` (see the module docstring)."""
+    program = ctx.sch.program
+    depth = {s.name: len(s.iterators) for s in program.statements}
+    done: set[str] = set()
+    for stmt in sorted(depth, key=lambda s: (-depth[s], _order(s))):
+        if depth[stmt] < 1 or stmt in done:
+            continue
+        band, members = _nest(ctx, stmt)
+        done |= members
+        if band:
+            _schedule_band(ctx, stmt, band, members)
+
+
+def _order(name: str) -> tuple:
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else 0, name)
+
+
+def _inside(sch) -> dict[str, set[str]]:
+    """Loop id → the statements it encloses."""
+    out: dict[str, set[str]] = {}
+    for s in sch.stmts:
+        for lp in sch.get_loops(s):
+            out.setdefault(lp.id, set()).add(s)
+    return out
+
+
+def _perfect_suffix(sch, loops) -> list:
+    inside = _inside(sch)
+    inner = inside[loops[-1].id]
+    k = len(loops) - 1
+    while k > 0 and inside[loops[k - 1].id] == inner:
+        k -= 1
+    return loops[k:]
+
+
+def _nest(ctx: Context, stmt: str):
+    """The perfect band around ``stmt`` (after fission where chosen) and the
+    statements in its body."""
+    sch = ctx.sch
+    loops = sch.get_loops(stmt)
+    if not loops:
+        return [], {stmt}
+    band = _perfect_suffix(sch, loops)
+    if len(band) < len(loops) and len(loops) >= 2:
+        wanted = len(loops) >= 3
+        knob = ctx.decide(f"{stmt}:fission", [False, True], wanted,
+                          "distribute the loops above the nest so that its "
+                          f"{len(loops)} loops form one perfect, tileable band"
+                          if wanted else "a nest of fewer than 3 loops gains too little "
+                          "from a longer band to split its loops")
+        if knob.chosen:
+            for lp in loops[:len(loops) - len(band)][::-1]:
+                try:
+                    sch.fission(lp)
+                except ScheduleError as exc:
+                    knob.applied = False
+                    knob.why += f" (fission({lp.name}) refused: {str(exc).splitlines()[0]})"
+                    break
+            loops = sch.get_loops(stmt)
+            band = _perfect_suffix(sch, loops)
+    members = _inside(sch)[band[-1].id]
+    return band, members
+
+
+def _positions(sch, stmts, band) -> dict[str, list[int]]:
+    """For each statement of the band, the iterator index of each band loop
+    (its depth among the statement's loops: the heuristic reorders a band only
+    after fission, which keeps depths)."""
+    out = {}
+    for s in stmts:
+        ids = [lp.id for lp in sch.get_loops(s)]
+        out[s] = [ids.index(lp.id) for lp in band]
+    return out
+
+
+def _extents(program, stmts, pos, sizes) -> list[int]:
+    ext = [1] * len(next(iter(pos.values())))
+    for s in stmts:
+        dom = program.statement(s).domain
+        for k in range(dom.dim(_isl().dim_type.param)):
+            name = dom.get_dim_name(_isl().dim_type.param, k)
+            dom = dom.fix_val(_isl().dim_type.param, k, _isl().Val(int(sizes.get(name,
+                                                                                  DEFAULT_SIZE))))
+        for b, p in enumerate(pos[s]):
+            try:
+                lo = dom.dim_min_val(p).to_python()
+                hi = dom.dim_max_val(p).to_python()
+                ext[b] = max(ext[b], int(hi - lo + 1))
+            except Exception:  # noqa: BLE001  (empty or unbounded: no information)
+                ext[b] = max(ext[b], DEFAULT_SIZE)
+    return ext
+
+
+def _isl():
+    import islpy
+
+    return islpy
+
+
+def _groups(program, stmts, pos) -> list[Group]:
+    """Access groups of the band: one per array and linear part."""
+    found: dict[tuple, list[tuple[int, ...]]] = {}
+    elem: dict[str, int] = {}
+    for s in stmts:
+        st = program.statement(s)
+        for acc in (*st.reads, *st.writes):
+            arr = program.arrays[acc.array]
+            if arr.ndim == 0:
+                continue  # a scalar: a register
+            rows, consts = _access_affine(acc.relation, len(st.iterators))
+            lin = tuple(tuple(r[p] for p in pos[s]) for r in rows)
+            found.setdefault((acc.array, lin), []).append(consts)
+            elem[acc.array] = np.dtype(arr.dtype.numpy).itemsize
+    out = []
+    for (array, lin), consts in sorted(found.items()):
+        spread = tuple(max(c[d] for c in consts) - min(c[d] for c in consts)
+                       for d in range(len(lin)))
+        out.append(Group(array, lin, spread, elem[array]))
+    return out
+
+
+def _access_affine(rel, n: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+    isl = _isl()
+    pieces = []
+    isl.PwMultiAff.from_map(rel).foreach_piece(lambda _s, ma: pieces.append(ma))
+    ma = pieces[0]
+    rows, consts = [], []
+    for d in range(ma.dim(isl.dim_type.out)):
+        aff = ma.get_aff(d)
+        rows.append(tuple(aff.get_coefficient_val(isl.dim_type.in_, k).to_python()
+                          for k in range(n)))
+        consts.append(aff.get_constant_val().to_python())
+    return rows, tuple(consts)
+
+
+def _unit_stride(groups: list[Group], k: int) -> tuple[int, int]:
+    """(unit-stride groups, groups varying) along band loop ``k``."""
+    unit = vary = 0
+    for g in groups:
+        if not g.depends(k):
+            continue
+        vary += 1
+        last = g.coeffs[-1][k] if g.coeffs else 0
+        if abs(last) == 1 and all(row[k] == 0 for row in g.coeffs[:-1]):
+            unit += 1
+    return unit, vary
+
+
+def _permutable(ctx: Context, stmts, pos) -> bool:
+    """Whether isl put every band loop, unskewed, in one permutable band, for
+    every statement of the band (then any order and tiling are legal)."""
+    for s in stmts:
+        members = ctx.isl.get(s, [])
+        bands = set()
+        for p in pos[s]:
+            m = next((m for m in members if m.iterator() == p and m.coeffs[p] == 1), None)
+            if m is None or not m.permutable:
+                return False
+            bands.add(m.band)
+        if len(bands) != 1:
+            return False
+    return True
+
+
+def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
+    sch, program, target = ctx.sch, ctx.sch.program, ctx.target
+    stmts = sorted(stmts, key=_order)
+    pos = _positions(sch, stmts, band)
+    names = [lp.name for lp in band]
+    extents = _extents(program, stmts, pos, ctx.sizes)
+    groups = _groups(program, stmts, pos)
+    if not groups:
+        return
+    dtype = max((program.arrays[g.array].dtype for g in groups),
+                key=lambda d: np.dtype(d.numpy).itemsize)
+    lanes = target.lanes(dtype.numpy)
+    capacity = target.l2 // 2
+    permutable = _permutable(ctx, stmts, pos)
+    d = len(band)
+
+    # -- loop order -------------------------------------------------------------------
+    perms = list(itertools.permutations(range(d))) if 1 < d <= 4 and permutable else \
+        [tuple(range(d))]
+    scored = []
+    for perm in perms:
+        g2 = [Group(g.array, tuple(tuple(r[p] for p in perm) for r in g.coeffs), g.spread,
+                    g.elem) for g in groups]
+        model = BandModel.build([names[p] for p in perm], [extents[p] for p in perm], g2)
+        q0 = model.untiled_traffic(capacity)
+        unit, vary = _unit_stride(g2, d - 1)
+        scored.append(((round(q0, 3), -unit, perm != tuple(range(d))), perm, model))
+    scored.sort(key=lambda x: x[0])
+    cand_orders = [tuple(names[p] for p in perm) for _, perm, _ in scored]
+    best = scored[0]
+    why = (f"least modelled untiled traffic {best[0][0]:.4g} lines (kernel's order: "
+           f"{next(s[0][0] for s in scored if s[1] == tuple(range(d))):.4g})"
+           if len(scored) > 1 else "isl found no permutable band: the kernel's order")
+    knob = ctx.decide(f"{lead}:order", cand_orders, cand_orders[0], why)
+    perm = next(p for (_, p, _) in scored if tuple(names[q] for q in p) == knob.chosen)
+    model = next(m for (_, p, m) in scored if p == perm)
+    order = [band[p] for p in perm]
+    if list(perm) != list(range(d)):
+        try:
+            sch.reorder(*order)
+        except ScheduleError as exc:
+            knob.applied = False
+            knob.why += f" (reorder refused: {str(exc).splitlines()[0]})"
+            order, perm = list(band), tuple(range(d))
+            model = next(m for (_, p, m) in scored if p == perm)
+
+    # -- tiling -----------------------------------------------------------------------------
+    inner_loops = list(order)
+    tile_loops: list = []
+    if d >= 2:
+        ranked = model.ranked_tiles(capacity, lanes)
+        untiled = model.untiled(capacity)
+        q0, q1 = model.traffic(untiled), model.traffic(ranked[0])
+        gain = q0 / q1 if q1 else 1.0
+        pays = permutable and gain >= TILE_GAIN
+        none = tuple(model.extents)
+        cands = [none] + [t for t in ranked if t != none]
+        why = (f"tiles cut the modelled traffic {gain:.3g}x "
+               f"({q0:.4g} -> {q1:.4g} lines), footprint "
+               f"{sum(model.group_footprints(ranked[0])) * 64 / 1024:.4g} KiB <= half "
+               f"the L2 ({capacity // 1024} KiB)")
+        if not permutable:
+            why = "isl found no permutable band over these loops: tiling could be illegal"
+        elif not pays:
+            why = f"tiling saves only {gain:.3g}x (< {TILE_GAIN}x) of the modelled traffic"
+        knob = ctx.decide(f"{lead}:tiles", cands, ranked[0] if pays else none, why,
+                          model.formula())
+        tiles = knob.chosen
+        if tiles != none:
+            outers, inners = [], []
+            try:
+                for lp, t, n in zip(order, tiles, model.extents):
+                    if t < n:
+                        o, i = sch.split(lp, int(t))
+                        outers.append(o)
+                        inners.append(i)
+                    else:
+                        inners.append(lp)
+                sch.reorder(*outers, *inners)
+                tile_loops, inner_loops = outers, inners
+            except ScheduleError as exc:
+                knob.applied = False
+                knob.why += f" (refused: {str(exc).splitlines()[0]})"
+                inner_loops = [lp for lp in sch.get_loops(stmts[0])][-d:]
+                tile_loops = []
+
+    # -- vectorize --------------------------------------------------------------------------
+    unit, vary = _unit_stride([Group(g.array, g.coeffs, g.spread, g.elem)
+                               for g in model.groups], d - 1)
+    innermost = inner_loops[-1]
+    want = vary > 0 and 2 * unit >= vary and lanes > 1
+    knob = ctx.decide(f"{lead}:vectorize", [False, True], want,
+                      f"{unit} of {vary} access groups varying in {innermost.name} are "
+                      f"unit-stride ({lanes} lanes of {dtype})")
+    if knob.chosen:
+        try:
+            sch.vectorize(innermost)
+        except ScheduleError as exc:
+            knob.applied = False
+            knob.why += f" (refused: {str(exc).splitlines()[0]})"
+
+    # -- parallel ---------------------------------------------------------------------------
+    outer = tile_loops + [lp for lp in inner_loops[:-1]]
+    coincident = _coincident(ctx, stmts, pos, band, order)
+    pref = [lp for lp in outer if lp.name.split("_")[0] in coincident] + \
+        [lp for lp in outer if lp.name.split("_")[0] not in coincident]
+    cands = [None] + [lp.name for lp in pref]
+    default = pref[0].name if pref and target.cores > 1 else None
+    why = (f"{target.cores} cores; isl: coincident loops {sorted(coincident) or 'none'}"
+           if target.cores > 1 else "the target has one core")
+    knob = ctx.decide(f"{lead}:parallel", cands, default, why)
+    if knob.chosen is not None:
+        tried = [lp for lp in pref if lp.name == knob.chosen] + \
+            ([lp for lp in pref if lp.name != knob.chosen] if knob.chosen == default else [])
+        for lp in tried:
+            try:
+                sch.parallel(lp)
+                knob.chosen = lp.name
+                knob.applied = True
+                break
+            except ScheduleError as exc:
+                knob.applied = False
+                knob.why += f"; {lp.name}: {str(exc).splitlines()[0][:120]}"
+
+    # -- unroll -----------------------------------------------------------------------------
+    knob = ctx.decide(f"{lead}:unroll", [None, 2, 4, 8], None,
+                      "LLVM unrolls the vector loop itself")
+    if knob.chosen is not None and len(inner_loops) >= 2:
+        try:
+            sch.unroll(inner_loops[-2], int(knob.chosen))
+        except ScheduleError as exc:
+            knob.applied = False
+            knob.why += f" (refused: {str(exc).splitlines()[0]})"
+
+
+def _coincident(ctx: Context, stmts, pos, band, order) -> set[str]:
+    """Names of band loops that isl marked coincident for every statement."""
+    out = set()
+    for b, lp in enumerate(band):
+        ok = True
+        for s in stmts:
+            members = ctx.isl.get(s, [])
+            k = next((k for k, m in enumerate(members) if m.iterator() == pos[s][b]), None)
+            # a member's flag speaks of isl's order: it holds for the kernel's
+            # loops only when every member above it is a plain loop too
+            ok = ok and k is not None and members[k].coincident and \
+                all(m.iterator() is not None for m in members[:k])
+        if ok:
+            out.add(lp.name)
+    return out

@@ -1,0 +1,165 @@
+"""The cost model of ``auto_schedule``: cache traffic of a loop band as a
+sympy expression of its tile sizes.
+
+A *band* is a perfect nest of loops ``v_0 … v_{d-1}`` (outermost first) around
+some statements. Every array access is affine in the iterators (isl's access
+relation); over one tile, which runs ``T_k`` consecutive values of each loop,
+an access group (one array, one linear part; constant offsets such as a
+stencil's ``±1`` widen it) touches a box whose extent along each array
+dimension is ``sum_k |a_k| (T_k - 1) + 1 + spread``. Measured in cache lines
+(the last dimension is contiguous: ``(bytes + line - elem) / line`` lines)
+that is the group's *footprint* ``F_g(T)``; the tile's footprint is
+``F(T) = sum_g F_g(T)``.
+
+If ``F(T)`` fits in the cache, each tile loads its footprint once, so the
+band's *traffic* is ``Q(T) = sum_g F_g(T) * prod_k N_k / T_k``, with one
+refinement: a group that does not depend on the innermost tile loop stays in
+cache from one tile to the next and is counted once per iteration of the
+loops outside it. An untiled band is the special case ``T_k = 1`` for the
+outer loops and ``T_k = N_k`` for the largest suffix of loops whose footprint
+fits, which is how the model compares loop orders and decides whether
+tiling pays: ``Q(untiled) / min_T Q(T)`` under ``F(T) * line <= capacity``.
+The minimum is found by enumerating a grid of tile sizes (powers of two,
+multiples of the vector length for the innermost loop, and ``N_k``: no tile)
+through the lambdified expression, so it is exact on that grid and cheap.
+
+Example (a matrix product's update nest ``i, k, j``)::
+
+    >>> m = BandModel.build(
+    ...     ["i", "k", "j"], [200, 240, 220],
+    ...     [Group("C", ((1, 0, 0), (0, 0, 1)), (0, 0), 8),
+    ...      Group("A", ((1, 0, 0), (0, 1, 0)), (0, 0), 8),
+    ...      Group("B", ((0, 1, 0), (0, 0, 1)), (0, 0), 8)])
+    >>> print(m.footprint)
+    T_i*(T_j + 7)/8 + T_i*(T_k + 7)/8 + T_k*(T_j + 7)/8
+    >>> best = m.best_tiles(capacity=256 * 1024, lanes=4)
+    >>> m.untiled_traffic(256 * 1024) / m.traffic(best) > 10
+    True
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import sympy
+
+LINE = 64  # bytes per cache line
+
+
+@dataclass(frozen=True)
+class Group:
+    """Accesses of one array with one linear part: ``coeffs[d][k]`` is the
+    coefficient of band loop ``k`` in array dimension ``d``; ``spread[d]`` the
+    range of the constant offsets along ``d``; ``elem`` bytes per element."""
+
+    array: str
+    coeffs: tuple[tuple[int, ...], ...]
+    spread: tuple[int, ...]
+    elem: int
+
+    def depends(self, k: int) -> bool:
+        return any(row[k] for row in self.coeffs)
+
+
+@dataclass
+class BandModel:
+    """Footprint and traffic of a band (see the module docstring)."""
+
+    loops: tuple[str, ...]
+    extents: tuple[int, ...]
+    groups: tuple[Group, ...]
+    T: tuple[sympy.Symbol, ...]
+    N: tuple[sympy.Symbol, ...]
+    group_fp: tuple[sympy.Expr, ...]
+    footprint: sympy.Expr
+    traffic_expr: sympy.Expr
+    _fp_fns: list = field(default_factory=list, repr=False)
+
+    @classmethod
+    def build(cls, loops, extents, groups) -> BandModel:
+        """The model of a band with loops ``loops`` (names, outermost first),
+        trip counts ``extents`` and access ``groups``."""
+        T = tuple(sympy.Symbol(f"T_{v}", positive=True, integer=True) for v in loops)
+        N = tuple(sympy.Symbol(f"N_{v}", positive=True, integer=True) for v in loops)
+        fps = []
+        for g in groups:
+            dims = [sum(abs(c) * (t - 1) for c, t in zip(row, T)) + 1 + s
+                    for row, s in zip(g.coeffs, g.spread)]
+            if not dims:
+                fps.append(sympy.Integer(1))
+                continue
+            last = (dims[-1] * g.elem + LINE - g.elem) / LINE  # lines along the contiguous dim
+            fps.append(sympy.simplify(sympy.Mul(*dims[:-1]) * last))
+        fp = sympy.Add(*fps)
+        tiles = sympy.Mul(*[n / t for n, t in zip(N, T)])
+        model = cls(tuple(loops), tuple(int(e) for e in extents), tuple(groups), T, N,
+                    tuple(fps), fp, fp * tiles)
+        model._fp_fns = [sympy.lambdify(T, f, "math") for f in fps]
+        return model
+
+    # -- evaluation --------------------------------------------------------------------------
+    def group_footprints(self, tiles) -> list[float]:
+        return [f(*tiles) for f in self._fp_fns]
+
+    def fits(self, tiles, capacity: int) -> bool:
+        return sum(self.group_footprints(tiles)) * LINE <= capacity
+
+    def traffic(self, tiles) -> float:
+        """Cache lines loaded by the band with tile sizes ``tiles`` (the
+        group that is invariant in the innermost tile loop loaded once per
+        iteration of the loops outside it)."""
+        tiled = [k for k, (t, n) in enumerate(zip(tiles, self.extents)) if t < n]
+        last = tiled[-1] if tiled else None
+        total = 0.0
+        for g, fp in zip(self.groups, self.group_footprints(tiles)):
+            mult = 1.0
+            for k in tiled:
+                if k == last and not g.depends(k):
+                    continue
+                mult *= math.ceil(self.extents[k] / tiles[k])
+            total += fp * mult
+        return total
+
+    def untiled(self, capacity: int) -> tuple[int, ...]:
+        """The untiled band as tile sizes: the largest suffix of loops whose
+        footprint fits runs whole (at least the innermost loop)."""
+        d = len(self.loops)
+        for m in range(d):
+            tiles = (1,) * m + self.extents[m:]
+            if self.fits(tiles, capacity):
+                return tiles
+        return (1,) * (d - 1) + self.extents[d - 1:]
+
+    def untiled_traffic(self, capacity: int) -> float:
+        return self.traffic(self.untiled(capacity))
+
+    def best_tiles(self, capacity: int, lanes: int, min_vectors: int = 4) -> tuple[int, ...]:
+        """The tile sizes of least traffic that fit ``capacity`` bytes, on the
+        grid of the module docstring; ties go to fewer tiled loops, then to
+        larger tiles. The innermost tile is at least ``min_vectors`` vectors
+        of ``lanes`` elements wide: narrower, the vector loop's start-up and
+        remainder cost more than the lines the model saves."""
+        return self.ranked_tiles(capacity, lanes, min_vectors)[0]
+
+    def ranked_tiles(self, capacity: int, lanes: int, min_vectors: int = 4,
+                     keep: int = 4) -> list[tuple[int, ...]]:
+        """The ``keep`` best tile sizes (``best_tiles``'s order), best first."""
+        grids = []
+        for k, n in enumerate(self.extents):
+            base = lanes * min_vectors if k == len(self.extents) - 1 else 4
+            cands = {n} | {base << p for p in range(9) if base << p < n}
+            grids.append(sorted(cands))
+        scored = []
+        for tiles in itertools.product(*grids):
+            if not self.fits(tiles, capacity):
+                continue
+            split = sum(t < n for t, n in zip(tiles, self.extents))
+            scored.append(((round(self.traffic(tiles), 6), split, -math.prod(tiles)), tiles))
+        scored.sort()
+        return [t for _, t in scored[:keep]] or [tuple(self.extents)]
+
+    def formula(self) -> str:
+        """``F(T)`` and ``Q(T)`` as text, for the explanation."""
+        return f"F(T) = {self.footprint} lines;  Q(T) = {sympy.simplify(self.traffic_expr)}"
