@@ -1,0 +1,174 @@
+"""The cost model of the model-guided search: features of a point, and
+gradient-boosted trees (scikit-learn's ``HistGradientBoostingRegressor``)
+trained on the log of the measured times.
+
+Features of a point:
+
+- its knobs: the log2 of each split factor, a numeric knob's value (a bool as
+  0/1, a string as its position), each loop's position in a reorder;
+- the task's own (``Task.features``): for a kernel, features of the loop IR
+  the point lowers to (``ir_features``): loops by kind, depth, the constant
+  extents of the innermost loops, the strides of the accesses in innermost
+  loops (unit, zero, other) and the bytes those loops touch per iteration of
+  the loop above them (a footprint); for an operator, its tile's registers
+  and cache footprints against the target's.
+
+Example::
+
+    >>> from polyop.tune.space import ConfigSpace
+    >>> space = ConfigSpace(); _ = space.define_split("t", 8); _ = space.define_knob("v", [0, 1])
+    >>> knob_features(space.get(7))
+    {'t.0': 3.0, 'v': 1.0}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields, is_dataclass
+
+import numpy as np
+
+from .. import ir
+from ..kinds import LoopKind
+
+__all__ = ["CostModel", "ir_features", "knob_features"]
+
+
+def knob_features(config) -> dict[str, float]:
+    """The knob part of a point's features (module docstring)."""
+    out: dict[str, float] = {}
+    for knob in config.space.knobs.values():
+        v = config.values[knob.name]
+        if knob.kind == "split":
+            for k, f in enumerate(v):
+                out[f"{knob.name}.{k}"] = math.log2(f)
+        elif knob.kind == "reorder":
+            for pos, loop in enumerate(v):
+                out[f"{knob.name}.{loop}"] = float(pos)
+        elif isinstance(v, (bool, int, float)) and not isinstance(v, str):
+            out[knob.name] = float(v)
+        else:
+            out[knob.name] = float(knob.candidates.index(v))
+    return out
+
+
+def _value(e, env: dict[str, int]) -> int | None:
+    """An integer expression of the loop IR at ``env`` (None if not affine-evaluable)."""
+    if isinstance(e, ir.Const):
+        return int(e.value) if isinstance(e.value, (int, np.integer)) else None
+    if isinstance(e, ir.Var):
+        return env.get(e.name, 0)
+    if isinstance(e, ir.Neg):
+        a = _value(e.a, env)
+        return None if a is None else -a
+    if isinstance(e, ir.Cast):
+        return _value(e.a, env)
+    if isinstance(e, ir.Bin):
+        a, b = _value(e.a, env), _value(e.b, env)
+        if a is None or b is None:
+            return None
+        if e.op in ("fdiv", "mod") and b == 0:
+            return None
+        ops = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+               "min": lambda: min(a, b), "max": lambda: max(a, b),
+               "fdiv": lambda: a // b, "mod": lambda: a % b}
+        return ops[e.op]() if e.op in ops else None
+    return None
+
+
+def _children(node) -> list:
+    out = []
+    for f in fields(node):
+        v = getattr(node, f.name)
+        for x in v if isinstance(v, tuple) else (v,):
+            if is_dataclass(x) and not isinstance(x, type):
+                out.append(x)
+    return out
+
+
+def _loops(node, depth: int = 0, out: list | None = None) -> list[tuple[ir.For, int, bool]]:
+    """Every ``For`` below ``node`` with its depth and whether it is innermost."""
+    out = [] if out is None else out
+    for kid in _children(node):
+        if isinstance(kid, ir.For):
+            before = len(out)
+            out.append((kid, depth + 1, True))
+            _loops(kid.body, depth + 1, out)
+            if len(out) > before + 1:
+                out[before] = (kid, depth + 1, False)
+        else:
+            _loops(kid, depth, out)
+    return out
+
+
+def ir_features(fn: ir.Function, sizes: dict[str, int]) -> dict[str, float]:
+    """Features of a lowered kernel (module docstring)."""
+    loops = _loops(fn)
+    kinds = {k: 0 for k in (LoopKind.PARALLEL, LoopKind.VECTOR, LoopKind.UNROLL)}
+    for f, _, _ in loops:
+        if f.kind in kinds:
+            kinds[f.kind] += 1
+    sizes = dict(sizes)
+    unit = zero = other = 0
+    extents, footprint = [], 0.0
+    for f, _, inner in loops:
+        if not inner:
+            continue
+        lo, hi = _value(f.start, sizes), _value(f.stop, sizes)
+        trip = max(0, (hi - lo + f.step - 1) // f.step) if lo is not None and hi is not None \
+            else 0
+        extents.append(trip)
+        for n in ir.walk(f.body):
+            if isinstance(n, (ir.Load, ir.Store)) and n.index:
+                at0 = [_value(x, {**sizes, f.var: 0}) for x in n.index]
+                at1 = [_value(x, {**sizes, f.var: f.step}) for x in n.index]
+                if None in at0 or None in at1:
+                    continue
+                diff = [b - a for a, b in zip(at0, at1)]
+                if not any(diff):
+                    zero += 1
+                elif diff[-1] in (1, -1) and not any(diff[:-1]):
+                    unit += 1
+                    footprint += trip * n.dtype.bits / 8
+                else:
+                    other += 1
+                    footprint += trip * 64  # a cache line per iteration
+    total = max(1, unit + zero + other)
+    depth = max((d for _, d, _ in loops), default=0)
+    return {"ir.loops": float(len(loops)), "ir.depth": float(depth),
+            "ir.parallel": float(kinds[LoopKind.PARALLEL]),
+            "ir.vector": float(kinds[LoopKind.VECTOR]),
+            "ir.unroll": float(kinds[LoopKind.UNROLL]),
+            "ir.inner_log2_extent": math.log2(1 + (sum(extents) / len(extents)
+                                                   if extents else 0)),
+            "ir.unit_stride": unit / total, "ir.zero_stride": zero / total,
+            "ir.other_stride": other / total,
+            "ir.log2_footprint": math.log2(1 + footprint)}
+
+
+class CostModel:
+    """Gradient-boosted trees predicting log(seconds) from a point's features."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.names: list[str] = []
+        self._model = None
+
+    def matrix(self, rows: list[dict[str, float]]) -> np.ndarray:
+        return np.array([[r.get(n, 0.0) for n in self.names] for r in rows], np.float64)
+
+    def fit(self, rows: list[dict[str, float]], seconds: list[float]) -> CostModel:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        self.names = sorted({n for r in rows for n in r})
+        # few samples: small leaves, or the trees would not split at all
+        self._model = HistGradientBoostingRegressor(
+            max_iter=150, learning_rate=0.1, min_samples_leaf=2, max_leaf_nodes=15,
+            random_state=self.seed)
+        self._model.fit(self.matrix(rows), np.log(np.asarray(seconds, np.float64)))
+        return self
+
+    def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
+        """Predicted log(seconds) of each row (lower is faster)."""
+        assert self._model is not None, "fit the model first"
+        return self._model.predict(self.matrix(rows))

@@ -1,0 +1,144 @@
+"""Tuning records: one JSON object per line of a log, per trial.
+
+A record holds the task's key, the trial number, the knobs (the point), the
+schedule's trace, the status (``"ok"``, ``"illegal"``: refused by the
+legality checker and never measured, ``"wrong"``: output differs from the
+reference, ``"error"``: compile or run error, ``"failed"``: the measuring
+process crashed, hung or was lost), the seconds (``"ok"`` only), the error
+text, the worker, the target, the machine (``machine()``), polyop's
+version and the time. The log is appended to as results arrive and flushed,
+so an interrupted run loses at most the points being measured; rerun with
+the same log, it measures only the points the log lacks.
+
+Example::
+
+    >>> r = Record("t", 0, {"f": [4]}, ["split(i, 4)"], "ok", 0.5, worker="w")
+    >>> Record.from_json(r.to_json()).seconds
+    0.5
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import socket
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["Record", "apply_best", "best_record", "machine", "read_log"]
+
+
+@lru_cache(maxsize=1)
+def machine() -> dict:
+    """This machine as a record names it: host, CPU model, LLVM's CPU name,
+    CPUs usable (``polyop.hostinfo``), caches."""
+    from ..hostinfo import available_cpus, host_caches
+    from ..target import host
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"host": socket.gethostname(), "cpu_model": model, "llvm_cpu": host().cpu,
+            "cpus": available_cpus(), "caches": list(host_caches() or ())}
+
+
+@dataclass
+class Record:
+    """One trial (module docstring)."""
+
+    task: str
+    trial: int
+    knobs: dict
+    trace: list
+    status: str
+    seconds: float | None = None
+    error: str | None = None
+    worker: str | None = None
+    target: str = "cpu"
+    machine: dict = field(default_factory=dict)
+    polyop: str = ""
+    time: str = ""
+    gflops: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.seconds is not None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str) -> Record:
+        data = json.loads(line)
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_log(path: str | os.PathLike, task: str | None = None) -> list[Record]:
+    """The records of the log at ``path`` (those of ``task`` only, when given);
+    a missing log has none. A last line cut short by an interruption is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    with path.open() as fh:
+        lines = fh.read().splitlines()
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = Record.from_json(line)
+        except (json.JSONDecodeError, TypeError):
+            if n == len(lines) - 1:  # written when the run was interrupted
+                continue
+            from .space import TuneError
+
+            raise TuneError(f"{path}:{n + 1}: not a tuning record") from None
+        if task is None or rec.task == task:
+            out.append(rec)
+    return out
+
+
+def append(path: str | os.PathLike, records: Iterable[Record]) -> None:
+    """Append ``records`` to the log at ``path``, flushed to disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        for r in records:
+            fh.write(r.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def best_record(records: Iterable[Record], task: str | None = None) -> Record | None:
+    """The fastest ``"ok"`` record (of ``task``, when given); None if none."""
+    ok = [r for r in records if r.ok and (task is None or r.task == task)]
+    return min(ok, key=lambda r: (r.seconds, r.trial)) if ok else None
+
+
+def apply_best(log: str | os.PathLike, k, template=None, sizes: dict | None = None):
+    """The ``polyop.Schedule`` of the best record in ``log`` for kernel ``k``
+    (tuned with ``template``, default ``polyop.tune.default_template``, at
+    ``sizes``), rebuilt by running the template with the recorded knobs; a
+    ``polyop.tune.Task`` may be given instead of a kernel (its ``schedule``)."""
+    from .space import TuneError
+    from .task import KernelTask, Task, default_template
+
+    task = k if isinstance(k, Task) else KernelTask(template or default_template, k, sizes)
+    best = best_record(read_log(log), task.key)
+    if best is None:
+        raise TuneError(f"{log}: no successful record of task {task.key!r}")
+    space = task.space()
+    return task.schedule(space.get(space.index_of(best.knobs)))

@@ -1,0 +1,183 @@
+"""Search strategies: which points of a space to measure next.
+
+A strategy proposes batches of flat point indices (``propose(n, seen)``,
+never a point in ``seen``; fewer, or none, when the space runs out) and
+learns from results (``update``). With a fixed ``seed`` the sequence of
+proposals is fixed: for ``random`` and ``grid`` whatever the measurements
+say, for ``model`` given the same measurements.
+
+- ``grid``: the points in index order;
+- ``random``: a seeded random order without repetition;
+- ``model``: random until ``warmup`` points are measured; then each batch
+  comes from simulated annealing over the space, driven by a cost model
+  (``polyop.tune.model.CostModel``) fitted on every measurement so far:
+  chains start at the best measured points and at random ones, move one knob
+  at a time to a neighbouring candidate (or, now and then, any candidate),
+  and accept a move by its predicted time at a falling temperature. The
+  batch is the unseen points the chains visited with the best predictions,
+  plus a share of random points (``explore``) so that the model keeps
+  learning where it is unsure. Failed points are given a time worse than any
+  measured, so the model learns to avoid them.
+
+Example::
+
+    >>> from polyop.tune.space import ConfigSpace
+    >>> space = ConfigSpace(); _ = space.define_knob("a", list(range(10)))
+    >>> make_strategy("random", space, seed=1).propose(4, set())
+    [6, 8, 9, 7]
+    >>> make_strategy("grid", space).propose(3, {0})
+    [1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from .model import CostModel, knob_features
+from .space import ConfigSpace, TuneError
+
+__all__ = ["GridSearch", "ModelSearch", "RandomSearch", "Strategy", "make_strategy"]
+
+
+class Strategy:
+    """The interface (module docstring)."""
+
+    def __init__(self, space: ConfigSpace, seed: int = 0):
+        self.space, self.seed = space, seed
+
+    def propose(self, n: int, seen: set[int]) -> list[int]:
+        raise NotImplementedError
+
+    def update(self, results: list[tuple[int, float | None]]) -> None:
+        """Learn from ``(index, seconds)`` pairs (None: failed or wrong)."""
+
+
+class GridSearch(Strategy):
+    def __init__(self, space: ConfigSpace, seed: int = 0):
+        super().__init__(space, seed)
+        self._next = 0
+
+    def propose(self, n: int, seen: set[int]) -> list[int]:
+        out = []
+        while len(out) < n and self._next < len(self.space):
+            if self._next not in seen:
+                out.append(self._next)
+            self._next += 1
+        return out
+
+
+class RandomSearch(Strategy):
+    def __init__(self, space: ConfigSpace, seed: int = 0):
+        super().__init__(space, seed)
+        self.rng = random.Random(seed)
+        size = len(space)
+        # small spaces: one shuffled order; large ones: draws, repeats skipped
+        self._order = self.rng.sample(range(size), size) if size <= 200_000 else None
+        self._drawn: set[int] = set()
+
+    def propose(self, n: int, seen: set[int]) -> list[int]:
+        out: list[int] = []
+        size = len(self.space)
+        if self._order is not None:
+            while len(out) < n and self._order:
+                k = self._order.pop()
+                if k not in seen and k not in out:
+                    out.append(k)
+            return out
+        while len(out) < n and len(self._drawn) < size and len(seen) + len(out) < size:
+            k = self.rng.randrange(size)
+            if k not in self._drawn and k not in seen:
+                out.append(k)
+            self._drawn.add(k)
+        return out
+
+
+class ModelSearch(Strategy):
+    """Cost-model-guided simulated annealing (module docstring)."""
+
+    def __init__(self, space: ConfigSpace, seed: int = 0,
+                 features: Callable | None = None, warmup: int | None = None,
+                 explore: float = 0.2, chains: int = 8, steps: int = 40):
+        super().__init__(space, seed)
+        self.rng = random.Random(seed)
+        self.random = RandomSearch(space, seed)
+        self.extra = features
+        self.warmup, self.explore, self.chains, self.steps = warmup, explore, chains, steps
+        self.measured: dict[int, float | None] = {}
+        self._features: dict[int, dict[str, float]] = {}
+        self.model = CostModel(seed)
+
+    def features(self, index: int) -> dict[str, float]:
+        if index not in self._features:
+            config = self.space.get(index)
+            row = knob_features(config)
+            if self.extra is not None:
+                row.update(self.extra(config))
+            self._features[index] = row
+        return self._features[index]
+
+    def update(self, results: list[tuple[int, float | None]]) -> None:
+        self.measured.update(results)
+
+    def propose(self, n: int, seen: set[int]) -> list[int]:
+        good = {k: s for k, s in self.measured.items() if s is not None}
+        if len(good) < max(4, self.warmup if self.warmup is not None else n):
+            return self.random.propose(n, seen)
+        worst = max(good.values())
+        seconds = {k: (s if s is not None else worst * 4) for k, s in self.measured.items()}
+        keys = sorted(seconds)
+        self.model.fit([self.features(k) for k in keys], [seconds[k] for k in keys])
+        pool = self._anneal(sorted(good, key=good.get), seen)
+        n_random = min(n, max(1, round(n * self.explore))) if n > 1 else 0
+        picked = [k for k in sorted(pool, key=lambda k: (pool[k], k))][:n - n_random]
+        out = picked + self.random.propose(n - len(picked), seen | set(picked))
+        return out[:n]
+
+    def _neighbour(self, index: int) -> int:
+        pos = self.space.positions(index)
+        sizes = [len(k.candidates) for k in self.space.knobs.values()]
+        movable = [d for d, s in enumerate(sizes) if s > 1]
+        if not movable:
+            return index
+        d = self.rng.choice(movable)
+        if self.rng.random() < 0.25:  # a jump anywhere along this knob
+            pos[d] = self.rng.randrange(sizes[d])
+        else:
+            pos[d] = min(sizes[d] - 1, max(0, pos[d] + self.rng.choice((-1, 1))))
+        return self.space.from_positions(pos)
+
+    def _anneal(self, best_first: list[int], seen: set[int]) -> dict[int, float]:
+        size = len(self.space)
+        starts = best_first[: self.chains // 2]
+        while len(starts) < self.chains:
+            starts.append(self.rng.randrange(size))
+        states = list(starts)
+        scores = list(self.model.predict([self.features(k) for k in states]))
+        pool: dict[int, float] = {}
+        temperature = 1.0
+        for _ in range(self.steps):
+            moves = [self._neighbour(k) for k in states]
+            predicted = self.model.predict([self.features(k) for k in moves])
+            for c, (k, p) in enumerate(zip(moves, predicted)):
+                if k not in seen:
+                    pool[k] = float(p)
+                delta = float(p) - scores[c]
+                if delta <= 0 or self.rng.random() < math.exp(-delta / max(temperature, 1e-6)):
+                    states[c], scores[c] = k, float(p)
+            temperature *= 0.9
+        return pool
+
+
+def make_strategy(name: str, space: ConfigSpace, seed: int = 0,
+                  features: Callable | None = None, **options) -> Strategy:
+    """The strategy called ``name``: ``"random"``, ``"grid"`` or ``"model"``
+    (``features``: the task's extra features of a point, for the model)."""
+    if name == "random":
+        return RandomSearch(space, seed)
+    if name == "grid":
+        return GridSearch(space, seed)
+    if name == "model":
+        return ModelSearch(space, seed, features, **options)
+    raise TuneError(f"unknown strategy {name!r}: use 'random', 'grid' or 'model'")

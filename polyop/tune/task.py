@@ -1,0 +1,219 @@
+"""What is tuned: a ``Task`` gives the space, checks a point (legality, in the
+tuner's process), builds it (in a measuring process), makes the inputs and
+the reference output the measurement compares with.
+
+``KernelTask`` tunes a ``@polyop.kernel`` through a template at fixed sizes;
+its reference is the kernel under its default schedule (the source order,
+itself checked against CPython by polyop's tests), computed once per
+measuring process. ``polyop.tune.ops_tasks`` holds the operators' tasks.
+
+Tasks travel to other processes by pickle: a kernel and a template are sent
+by name (module and qualified name) and imported there, so they must be
+defined at the top level of an importable module.
+
+Example::
+
+    >>> task = KernelTask(default_template, example_scale, {"n": 8})
+    >>> len(task.space()) > 1
+    True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import PolyopError
+from ..kernel import kernel
+from .space import Config, ConfigSpace, TuneError, apply_split, by_name, resolve, template
+
+__all__ = ["KernelTask", "Task", "default_template"]
+
+
+class Task:
+    """The interface the tuner and the measuring processes use (module docstring)."""
+
+    #: identifies the task in logs: a resumed run must have the same key
+    key: str = "task"
+    #: the target the candidates are compiled for ("cpu": the measuring host)
+    target: str = "cpu"
+    #: floating-point operations of one run (for GFLOP/s), or None
+    flops: int | None = None
+    #: relative tolerance of the output check
+    rtol: float = 1e-4
+
+    def space(self) -> ConfigSpace:
+        raise NotImplementedError
+
+    def check(self, config: Config) -> list[str]:
+        """The point's schedule trace; raises a ``PolyopError`` for an illegal point."""
+        raise NotImplementedError
+
+    def build(self, config: Config):
+        """A callable running the point's code on ``inputs()``."""
+        raise NotImplementedError
+
+    def inputs(self) -> list:
+        """Fresh arguments of one run (same values every time)."""
+        raise NotImplementedError
+
+    def outputs(self, args: list) -> list[np.ndarray]:
+        """The arrays of ``args`` the run writes (compared with ``reference``)."""
+        raise NotImplementedError
+
+    def reference(self) -> list[np.ndarray]:
+        """The expected ``outputs`` (computed independently of the candidates)."""
+        raise NotImplementedError
+
+    def features(self, config: Config) -> dict[str, float]:
+        """Task-specific features for the cost model (beyond the knobs)."""
+        return {}
+
+
+@template
+def default_template(cfg, kernel):
+    """A generic space for a kernel: for each statement's loop nest, the
+    innermost two loops split (powers of two), the outer split loop order
+    swapped or not, the outermost loop parallel or not, the innermost
+    vectorized or not."""
+    import polyop
+
+    sch = polyop.Schedule(kernel)
+    done = set()
+    for stmt in sch.stmts:
+        loops = sch.get_loops(stmt)
+        if not loops or loops[0].id in done:
+            continue
+        done.add(loops[0].id)
+        inner = loops[-2:]
+        splits = []
+        for k, lp in enumerate(inner):
+            f = cfg.define_split(f"{stmt}_split{k}", lp, policy="power2", max_factor=64)
+            splits.append(apply_split(sch, lp, f))
+        if len(splits) == 2 and cfg.define_knob(f"{stmt}_tile", [False, True]):
+            sch.reorder(splits[0][0], splits[1][0], splits[0][1], splits[1][1])
+        if cfg.define_knob(f"{stmt}_parallel", [False, True]):
+            sch.parallel(sch.get_loops(stmt)[0])
+        if cfg.define_knob(f"{stmt}_vectorize", [False, True]):
+            sch.vectorize(sch.get_loops(stmt)[-1])
+    return sch
+
+
+class KernelTask(Task):
+    """A ``@polyop.kernel`` at fixed ``sizes`` under a ``template`` (default:
+    ``default_template``); scalars take fixed values, arrays seeded random ones."""
+
+    def __init__(self, template, kernel, sizes: dict[str, int] | None = None,
+                 target: str = "cpu", rtol: float = 1e-4):
+        self.template, self.kernel = template, kernel
+        self.sizes, self.target, self.rtol = dict(sizes or {}), target, rtol
+        program = kernel.program
+        missing = [p for p in program.params if p not in self.sizes]
+        if missing:
+            raise TuneError(f"tune {program.name}: give the sizes {missing} (sizes=)")
+        self.key = (f"{by_name(kernel)[0]}.{program.name}:{by_name(template)[1]}:"
+                    + ",".join(f"{k}={v}" for k, v in sorted(self.sizes.items())))
+        self._space: ConfigSpace | None = None
+
+    def __getstate__(self) -> dict:
+        # the kernel and template by name: a Kernel carries isl objects
+        state = {k: v for k, v in self.__dict__.items() if k not in ("kernel", "template")}
+        state["_space"] = None
+        return {**state, "kernel_ref": by_name(self.kernel),
+                "template_ref": by_name(self.template)}
+
+    def __setstate__(self, state: dict) -> None:
+        kernel_ref, template_ref = state.pop("kernel_ref"), state.pop("template_ref")
+        self.__dict__.update(state)
+        self.kernel, self.template = resolve(*kernel_ref), resolve(*template_ref)
+
+    def space(self) -> ConfigSpace:
+        if self._space is None:
+            space = ConfigSpace(self.sizes)
+            self.template(space, self.kernel)
+            if not space.knobs:
+                raise TuneError(f"template {by_name(self.template)[1]} defines no knob")
+            self._space = space
+        return self._space
+
+    def schedule(self, config: Config):
+        return self.template(config, self.kernel)
+
+    def check(self, config: Config) -> list[str]:
+        return trace_of(self.schedule(config))
+
+    def build(self, config: Config):
+        import polyop
+
+        return polyop.build(self.schedule(config))
+
+    def inputs(self) -> list:
+        return kernel_inputs(self.kernel.program, self.sizes)
+
+    def outputs(self, args: list) -> list[np.ndarray]:
+        program = self.kernel.program
+        written = {a.array for s in program.statements for a in s.writes}
+        return [v for a, v in zip(program.arguments, args)
+                if a.kind == "array" and a.name in written]
+
+    def reference(self) -> list[np.ndarray]:
+        import polyop
+
+        args = self.inputs()
+        polyop.build(polyop.Schedule(self.kernel))(*args)
+        return self.outputs(args)
+
+    def features(self, config: Config) -> dict[str, float]:
+        import polyop
+
+        from .model import ir_features
+
+        try:
+            fn = polyop.lower(self.schedule(config), validate=False)
+        except PolyopError:
+            return {}
+        return ir_features(fn, self.sizes)
+
+
+def trace_of(sch) -> list:
+    """The replayable record of a schedule: its JSON trace where the schedule
+    has one (``sch.trace``), else the primitives as ``print(sch)`` lists them."""
+    trace = getattr(sch, "trace", None)
+    if trace is not None:
+        to_json = getattr(trace, "to_json", None)
+        if to_json is not None:
+            return to_json()
+        try:
+            return [t.to_json() if hasattr(t, "to_json") else str(t) for t in trace]
+        except TypeError:
+            pass
+    return [line.strip() for line in str(sch).splitlines()[1:]]
+
+
+def kernel_inputs(program, sizes: dict[str, int], seed: int = 0) -> list:
+    """Arguments of ``program`` in signature order: ``sizes``, scalars 1.25
+    (ints 3), arrays random in [0.5, 1.5) (ints 0..9) from ``seed``."""
+    from ..runtime import eval_index
+
+    rng = np.random.default_rng(seed)
+    args: list = []
+    for a in program.arguments:
+        if a.kind == "size":
+            args.append(int(sizes[a.name]))
+        elif a.kind == "scalar":
+            args.append(1.25 if a.dtype.is_float else 3)
+        else:
+            arr = program.arrays[a.name]
+            shape = tuple(eval_index(e, sizes) for e in arr.extents)
+            dt = arr.dtype.numpy
+            values = rng.random(shape) + 0.5 if arr.dtype.is_float else \
+                rng.integers(0, 10, shape)
+            args.append(np.ascontiguousarray(values, dtype=dt))
+    return args
+
+
+@kernel
+def example_scale(n: int, x: "f64[n, n]", y: "f64[n, n]"):  # noqa: F821, UP037
+    """A small kernel for examples and tests (importable by measuring processes)."""
+    for i in range(n):
+        for j in range(n):
+            y[i, j] = 2.0 * x[i, j]

@@ -1,0 +1,218 @@
+"""``polyop.tune.tune``: the search loop.
+
+Each round the strategy proposes a batch of points; each point is checked
+in this process (the template is run and the schedule's legality checked:
+an illegal point is recorded ``"illegal"`` and never measured, and does not
+count as a trial); the legal ones go to the runner, which measures them in
+other processes; each result is appended to the log as it arrives and the
+strategy learns from the batch. A point already in the log (same task) is
+taken from it instead of being measured again, so a run interrupted and
+started again with the same arguments carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import PolyopError
+from .records import Record, append, best_record, machine, now, read_log
+from .runners import LocalRunner, Runner
+from .space import Template, TuneError
+from .strategies import make_strategy
+from .task import KernelTask, Task, default_template
+
+__all__ = ["TuneResult", "as_task", "tune"]
+
+
+@dataclass
+class TuneResult:
+    """What ``tune`` found: ``records`` (one per trial, illegal points included,
+    in trial order), ``best`` (the fastest record), ``best_seconds``,
+    ``best_knobs``, ``best_schedule`` (the ``polyop.Schedule`` of the best point,
+    rebuilt from its knobs) and ``best_gflops`` (for tasks that count flops)."""
+
+    task: Task
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def best(self) -> Record | None:
+        return best_record(self.records)
+
+    @property
+    def best_seconds(self) -> float | None:
+        return self.best.seconds if self.best else None
+
+    @property
+    def best_knobs(self) -> dict | None:
+        return self.best.knobs if self.best else None
+
+    @property
+    def best_gflops(self) -> float | None:
+        b = self.best
+        return self.task.flops / b.seconds / 1e9 if b and self.task.flops else None
+
+    @property
+    def best_schedule(self):
+        b = self.best
+        if b is None:
+            return None
+        space = self.task.space()
+        return self.task.schedule(space.get(space.index_of(b.knobs)))
+
+    @property
+    def failures(self) -> list[Record]:
+        return [r for r in self.records if r.status in ("failed", "error", "wrong")]
+
+    def __repr__(self) -> str:
+        b = self.best
+        best = f"best {b.seconds * 1e3:.4g} ms {b.knobs}" if b else "nothing measured"
+        return f"<TuneResult {self.task.key}: {len(self.records)} records, {best}>"
+
+
+def as_task(obj, kernel=None, sizes: dict | None = None, target: str = "cpu") -> Task:
+    """A ``Task`` for ``obj``: a task itself, a ``@polyop.kernel`` (with the
+    generic ``default_template``), or a template (with ``kernel``)."""
+    if isinstance(obj, Task):
+        return obj
+    if isinstance(obj, Template) or (callable(obj) and kernel is not None
+                                     and not hasattr(obj, "program")):
+        if kernel is None:
+            raise TuneError("tune(template): give the kernel it schedules (kernel=)")
+        return KernelTask(obj, kernel, sizes, target=target)
+    if hasattr(obj, "program") and hasattr(obj, "py_func"):
+        return KernelTask(default_template, obj, sizes, target=target)
+    raise TuneError(f"tune: expected a kernel, a template or a polyop.tune task, got "
+                    f"{type(obj).__name__}")
+
+
+def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str = "cpu",
+         trials: int = 32, seed: int = 0, log: str | os.PathLike | None = None,
+         runner: Runner | None = None, strategy: str = "random", batch: int | None = None,
+         timeout: float = 60.0, repeats: int = 5, min_seconds: float = 0.01,
+         progress: bool = True, max_illegal: int | None = None) -> TuneResult:
+    """Search the schedule space of ``k_or_template`` for the fastest point.
+
+    ``k_or_template``: a ``@polyop.kernel`` (the generic space of
+    ``polyop.tune.default_template``), a template (``@polyop.tune.template``,
+    with ``kernel=``) or a task (``polyop.tune.matmul_task(...)``, a ``Task``);
+    ``sizes``: the kernel's size parameters for measuring; ``trials``: legal
+    points to measure (or reuse from ``log``); ``strategy``: ``"random"``,
+    ``"grid"`` or ``"model"``; ``seed`` fixes the proposals; ``batch``: points
+    per round (default: the runner's workers, at least 4); ``runner``: where
+    to measure (default ``LocalRunner(1, timeout, repeats, min_seconds)``);
+    ``log``: the JSON-lines record file, appended to and resumed from.
+
+    Example::
+
+        >>> import polyop
+        >>> from polyop.tune.task import example_scale
+        >>> r = polyop.tune.tune(example_scale, sizes={"n": 16}, trials=3, seed=1,
+        ...                      min_seconds=1e-4, repeats=3, progress=False)
+        >>> len([x for x in r.records if x.status != "illegal"]), r.best_seconds > 0
+        (3, True)
+    """
+    task = as_task(k_or_template, kernel, sizes, target)
+    if not isinstance(trials, int) or trials < 1:
+        raise TuneError(f"tune: trials must be an int >= 1, got {trials!r}")
+    space = task.space()
+    strat = make_strategy(strategy, space, seed, features=task.features)
+    done: dict[int, Record] = {}
+    if log is not None:
+        for rec in read_log(log, task.key):
+            try:
+                done[space.index_of(rec.knobs)] = rec
+            except TuneError as e:
+                raise TuneError(f"{log}: a record of task {task.key!r} does not fit its "
+                                f"space ({e}): a log of another version of the template?") from e
+    own = runner is None
+    runner = runner or LocalRunner(1, timeout, repeats, min_seconds)
+    batch = batch or max(4, runner.workers)
+    max_illegal = max_illegal if max_illegal is not None else 100 * trials + 1000
+    import polyop
+
+    common = {"task": task.key, "target": task.target, "machine": machine(),
+              "polyop": polyop.__version__}
+    result = TuneResult(task)
+    legal = illegal = 0
+    seen: set[int] = set()
+    first_illegal: str | None = None
+    bar = _progress(trials, progress, task.key)
+    try:
+        while legal < trials and illegal < max_illegal:
+            points = strat.propose(min(batch, trials - legal), seen)
+            if not points:
+                break
+            seen.update(points)
+            fresh: list[tuple[int, dict, list, int]] = []
+            learned: list[tuple[int, float | None]] = []
+            for index in points:
+                trial = len(result.records) + len(fresh)
+                if index in done:
+                    rec = done[index]
+                    result.records.append(rec)
+                    if rec.status == "illegal":
+                        illegal += 1
+                    else:
+                        legal += 1
+                        learned.append((index, rec.seconds if rec.ok else None))
+                        _advance(bar, result, task)
+                    continue
+                config = space.get(index)
+                try:
+                    trace = task.check(config)
+                except PolyopError as e:
+                    illegal += 1
+                    first_illegal = first_illegal or f"{config.values}: {type(e).__name__}: {e}"
+                    rec = Record(trial=trial, knobs=config.to_json(), trace=[],
+                                 status="illegal", error=f"{type(e).__name__}: {e}",
+                                 time=now(), **common)
+                    result.records.append(rec)
+                    if log is not None:
+                        append(log, [rec])
+                    continue
+                fresh.append((index, config.to_json(), trace, trial))
+                legal += 1
+            for pos, res in runner.run(task, [knobs for _, knobs, _, _ in fresh]):
+                index, knobs, trace, trial = fresh[pos]
+                seconds = res.get("seconds") if res.get("status") == "ok" else None
+                gflops = task.flops / seconds / 1e9 if seconds and task.flops else None
+                rec = Record(trial=trial, knobs=knobs, trace=trace, status=res["status"],
+                             seconds=seconds, error=res.get("error"), worker=res.get("worker"),
+                             time=now(), gflops=gflops, **common)
+                result.records.append(rec)
+                learned.append((index, seconds))
+                if log is not None:
+                    append(log, [rec])
+                _advance(bar, result, task)
+            strat.update(learned)
+    finally:
+        if bar is not None:
+            bar.close()
+        if own:
+            runner.close()
+    result.records.sort(key=lambda r: r.trial)
+    if legal == 0:
+        raise TuneError(f"tune {task.key}: every point proposed is illegal ({illegal} of "
+                        f"the space's {len(space)} points; the first: {first_illegal})")
+    return result
+
+
+def _progress(total: int, enabled: bool, what: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"tune {what}"[:40], unit="trial")
+
+
+def _advance(bar, result: TuneResult, task: Task) -> None:
+    if bar is None:
+        return
+    bar.update(1)
+    best = result.best
+    post = {"failed": len(result.failures)}
+    if best is not None:
+        post["best"] = (f"{task.flops / best.seconds / 1e9:.1f} GFLOP/s" if task.flops
+                        else f"{best.seconds * 1e3:.3g} ms")
+    bar.set_postfix(post)
