@@ -35,6 +35,7 @@ Glossary (isl's vocabulary, used throughout):
 from . import ops
 from . import printer as _printer  # noqa: F401  (str() of loop IR: ir.set_printer)
 from .api import build, lower
+from .autoschedule import auto_schedule as auto_schedule
 from .deps import Dependences, dependences
 from .errors import (
                      ArgumentError,
