@@ -42,8 +42,10 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sympy
+if TYPE_CHECKING:
+    import sympy
 
 LINE = 64  # bytes per cache line
 
@@ -81,6 +83,8 @@ class BandModel:
     def build(cls, loops, extents, groups) -> BandModel:
         """The model of a band with loops ``loops`` (names, outermost first),
         trip counts ``extents`` and access ``groups``."""
+        import sympy  # here: importing sympy costs most of a second, paid only when used
+
         T = tuple(sympy.Symbol(f"T_{v}", positive=True, integer=True) for v in loops)
         N = tuple(sympy.Symbol(f"N_{v}", positive=True, integer=True) for v in loops)
         fps = []
@@ -162,4 +166,6 @@ class BandModel:
 
     def formula(self) -> str:
         """``F(T)`` and ``Q(T)`` as text, for the explanation."""
+        import sympy
+
         return f"F(T) = {self.footprint} lines;  Q(T) = {sympy.simplify(self.traffic_expr)}"
