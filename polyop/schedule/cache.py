@@ -75,17 +75,20 @@ from .. import ir
 from ..astgen import expr_to_ir
 from ..bounds import array_box
 from ..deps import dependences, unwritten_reads
-from ..errors import IllegalScheduleError, ScheduleError
+from ..errors import ScheduleError
 from ..frontend.affine import AffineConverter, NotAffine
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX
 from .inline import _aff_to_ir, overwriter
+from .state import primitive
+from .trace import TensorRef
 from .tree import Band, Leaf, Seq, contains, from_isl, to_isl
 
 
 class CachePrimitives:
     """``cache_read`` and ``cache_write`` (see the module docstring)."""
 
+    @primitive
     def cache_read(self, array, consumers=None, *, layout: Callable | None = None,
                    pad: float | int | None = None, name: str | None = None) -> str:
         """Copy ``array`` (a name, or a tensor) into a new scratch array in
@@ -128,6 +131,7 @@ class CachePrimitives:
         self._add_copy(new, copy, chosen, domain, f"{what} -> {cache}")
         return cache
 
+    @primitive
     def cache_write(self, array, *, layout: Callable | None = None,
                     name: str | None = None) -> str:
         """Make the statements writing ``array`` (a name or a tensor) write a new
@@ -196,15 +200,10 @@ class CachePrimitives:
                   domain: isl.UnionSet, what: str, after: bool = False) -> None:
         """Adopt ``program`` (with the new statement ``copy``), the copy's loop
         nest placed beside ``anchors`` in the current tree; checked."""
-        saved = self.program, self.deps
-        self.program, self.deps = program, dependences(program)
-        try:
-            nest = self._with_marks(_copy_nest(copy))
-            self._mark_strips(nest, copy.domain)
-            self._commit(what, _insert(self._tree, nest, copy, anchors, domain, after))
-        except IllegalScheduleError:
-            self.program, self.deps = saved
-            raise
+        self._state = self._state.replace(program=program, deps=dependences(program))
+        nest = self._with_marks(_copy_nest(copy))
+        self._mark_strips(nest, copy.domain)
+        self._commit(what, _insert(self._tree, nest, copy, anchors, domain, after))
 
     def _mark_strips(self, nest: isl.Schedule, domain: isl.Set) -> None:
         """Treat each copy loop with a constant range ``0 .. f-1`` (a panel of
@@ -217,11 +216,13 @@ class CachePrimitives:
             top = domain.dim_max_val(d)
             if top.is_int() and domain.lower_bound_val(isl.dim_type.set, d, isl.Val(0)) \
                     .is_equal(domain):
-                self._loops[node.mark_get_id().get_name()].strip = top.to_python() + 1
+                self._update_loop(node.mark_get_id().get_name(), strip=top.to_python() + 1)
             node = node.child(0)
 
     def _array_name(self, array) -> str:
-        """The array behind ``array``: a name, or a tensor of tensor expressions."""
+        """The array behind ``array``: a name, or a tensor of tensor expressions
+        (or a trace's reference to one)."""
+        array = getattr(array, "array", array) if isinstance(array, TensorRef) else array
         info = self.program.meta.get("te")
         if info is not None and not isinstance(array, str) and info.contains(array):
             array = info.array(array)

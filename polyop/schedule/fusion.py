@@ -34,11 +34,12 @@ from __future__ import annotations
 import islpy as isl
 
 from ..deps import dependences
-from ..errors import IllegalScheduleError, ScheduleError
+from ..errors import ScheduleError
 from ..kinds import LoopKind
 from . import structure
 from .handles import Loop
 from .inline import inline_statement
+from .state import primitive
 from .tree import Leaf, from_isl, loop_values, marks, restrict, to_isl
 
 _T = isl.schedule_node_type
@@ -48,6 +49,7 @@ class FusionPrimitives:
     """``fuse``, ``fission``, ``compute_at``, ``reverse_compute_at``, ``inline`` (see
     the module docstring)."""
 
+    @primitive
     def fuse(self, a: Loop, b: Loop) -> Loop:
         """Fuse two loops into one, which is returned.
 
@@ -114,12 +116,13 @@ class FusionPrimitives:
             ma.child(0).child(0).child(0).band_get_partial_schedule())
         node = ma.delete().delete().delete().delete()  # mark a, band a, mark b, band b
         new = self._new_id(f"{a.name}_{b.name}_fused")
-        self._loops[new.id].coalesced = True
+        self._update_loop(new.id, coalesced=True)
         node = node.insert_partial_schedule(pair).insert_mark(isl.Id(new.id))
         self._commit(what, node.get_schedule(),
                      gone={a.id: f"fused into {new.name}", b.id: f"fused into {new.name}"})
         return new
 
+    @primitive
     def fission(self, loop: Loop) -> list[Loop]:
         """Distribute ``loop`` (and the loops perfectly nested in it down to its
         body's statement sequence) over that sequence: one copy of the nest per
@@ -152,6 +155,7 @@ class FusionPrimitives:
                      gone={g: f"distributed by fission({loop.name})" for g in gone})
         return [Loop(self, h) for h in heads]
 
+    @primitive
     def compute_at(self, stmt, loop: Loop) -> None:
         """Compute the producer statement ``stmt`` (or a tensor's statements)
         inside ``loop``, where its values are consumed: each instance runs in
@@ -183,6 +187,7 @@ class FusionPrimitives:
         """
         self._move_into(stmt, loop, after=False)
 
+    @primitive
     def reverse_compute_at(self, stmt, loop: Loop) -> None:
         """Compute the consumer statement ``stmt`` (or a tensor's statements)
         inside ``loop``, where what it reads is produced: each instance runs in
@@ -216,17 +221,12 @@ class FusionPrimitives:
     def _move_into(self, stmt, loop: Loop, after: bool) -> None:
         names = self._statements(stmt)
         self._mark(loop)
-        saved = self._save()
-        try:
-            # compute_at moves the update first, so that the init lands ahead of it
-            for name in (names if after else reversed(names)):
-                self._compute_at(name, loop, after)
-        except ScheduleError:
-            self._restore(saved)
-            raise
-        if len(names) > 1:
+        # compute_at moves the update first, so that the init lands ahead of it
+        for name in (names if after else reversed(names)):
+            self._compute_at(name, loop, after)
+        if len(names) > 1:  # a tensor's statements: one line, as it was called
             verb = "reverse_compute_at" if after else "compute_at"
-            self._trace[-len(names):] = [f"{verb}({stmt.name}, {loop.name})"]
+            self._labels[-len(names):] = [f"{verb}({stmt.name}, {loop.name})"]
 
     def _compute_at(self, stmt: str, loop: Loop, after: bool = False) -> None:
         what = f"{'reverse_compute_at' if after else 'compute_at'}({stmt}, {loop.name})"
@@ -252,6 +252,7 @@ class FusionPrimitives:
             raise ScheduleError(f"{what}: {e}") from None
         self._commit(what, tree)
 
+    @primitive
     def inline(self, stmt) -> None:
         """Remove statement ``stmt``, which computes a temporary (or an
         intermediate tensor), substituting its right-hand side into every read
@@ -283,14 +284,9 @@ class FusionPrimitives:
         kept = restrict(root, program.domain)
         tree = to_isl(program.domain, kept if kept is not None else Leaf())
         gone = set(marks(root)) - set(marks(kept)) if kept is not None else set(marks(root))
-        saved = self.program, self.deps
-        self.program, self.deps = program, dependences(program)
-        try:
-            self._commit(f"inline({stmt})", tree,
-                         gone={g: f"removed with {stmt} by inline" for g in gone})
-        except IllegalScheduleError:
-            self.program, self.deps = saved
-            raise
+        self._state = self._state.replace(program=program, deps=dependences(program))
+        self._commit(f"inline({stmt})", tree,
+                     gone={g: f"removed with {stmt} by inline" for g in gone})
 
     compute_inline = inline  # TVM's name, for tensor expressions
 

@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     from .schedule import Schedule
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoopInfo:
-    """What a ``Schedule`` records per loop (keyed by its mark id)."""
+    """What a ``Schedule`` records per loop (keyed by its mark id); a value:
+    a change is a new record (``dataclasses.replace``) in a new state."""
 
     name: str
     kind: LoopKind = LoopKind.SERIAL
@@ -24,7 +25,9 @@ class LoopInfo:
 
 
 class Loop:
-    """A handle on one loop (band member) of a ``Schedule``."""
+    """A handle on one loop (band member) of a ``Schedule``: the loop's id
+    (``L<k>``, deterministic) and the schedule it came from. A schedule accepts
+    the handles of the schedules it was forked from or forked into."""
 
     def __init__(self, schedule: Schedule, ident: str):
         self._schedule, self.id = schedule, ident
@@ -50,7 +53,7 @@ class Loop:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Loop) and other.id == self.id and \
-            other._schedule is self._schedule
+            other._schedule._lineage is self._schedule._lineage
 
     def __hash__(self) -> int:
         return hash(self.id)

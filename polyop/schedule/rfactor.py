@@ -98,6 +98,7 @@ from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, DType
 from .cache import _py
 from .handles import Loop
+from .state import primitive
 from .tree import Band, Leaf, Node, Seq, contains, from_isl, to_isl
 
 _OPS = {"add": "+", "sub": "-", "mul": "*", "max": "max", "min": "min"}
@@ -109,6 +110,7 @@ _INDEX_OPS = ("add", "sub", "mul", "fdiv", "mod", "min", "max")
 class ReductionPrimitives:
     """``rfactor`` (see the module docstring)."""
 
+    @primitive
     def rfactor(self, stmt, loop: Loop, *, name: str | None = None) -> tuple[str, str]:
         """Factor the reduction ``stmt`` (a statement name, or a reduction
         tensor) over its reduction loop ``loop`` into partial results in a new
@@ -162,16 +164,11 @@ class ReductionPrimitives:
         _check_contiguous(program, self._tree, s, red.array, what)
         plan = _Plan(program, s, red, values, loop.name, name, what)
         new = plan.program()
-        saved = self.program, self.deps, dict(self._loops)
-        self.program, self.deps = new, dependences(new)
-        try:
-            tree = self._factored_tree(plan, loop.id)
-            self._commit(f"{what} -> {plan.rf}", tree)
-        except Exception:
-            self.program, self.deps, self._loops = saved
-            raise
+        self._state = self._state.replace(program=new, deps=dependences(new))
+        self._commit(f"{what} -> {plan.rf}", self._factored_tree(plan, loop.id))
         domain, root = from_isl(self._tree)
-        self.program = dataclasses.replace(new, schedule=to_isl(domain, _unmarked(root)))
+        self._state = self._state.replace(program=dataclasses.replace(
+            new, schedule=to_isl(domain, _unmarked(root))))
         return plan.init.name, plan.combine.name
 
     def _factored_tree(self, plan: _Plan, loop_id: str) -> isl.Schedule:

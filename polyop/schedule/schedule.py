@@ -52,7 +52,8 @@ from ..kinds import LoopKind
 from ..program import as_program
 from .cache import CachePrimitives
 from .fusion import FusionPrimitives
-from .handles import Loop, LoopInfo
+from .gpu import GpuPrimitives
+from .handles import Loop
 from .legality import (
     Violation,
     carried_statements,
@@ -63,7 +64,9 @@ from .legality import (
 from .plan import LoweringPlan, ast_ready
 from .rfactor import ReductionPrimitives
 from .scope import ScopePrimitives
+from .state import ScheduleHistory, ScheduleState, primitive
 from .tensorize import TensorizePrimitives
+from .trace import TensorRef
 from .tree import find_mark, loop_values, reaches
 
 isl.DEFAULT_CONTEXT.set_tile_scale_tile_loops(0)
@@ -72,22 +75,25 @@ isl.DEFAULT_CONTEXT.set_tile_shift_point_loops(1)
 _T = isl.schedule_node_type
 
 
-class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, TensorizePrimitives,
-               ScopePrimitives):
-    """A mutable schedule over a kernel's statements (see the module docstring).
+class Schedule(ScheduleHistory, FusionPrimitives, CachePrimitives, ReductionPrimitives,
+               TensorizePrimitives, ScopePrimitives, GpuPrimitives):
+    """A schedule over a kernel's statements (see the module docstring): a
+    façade over an immutable ``ScheduleState`` (``polyop.schedule.state``)
+    that each primitive replaces, recording itself in ``trace``.
 
     ``check=False`` admits illegal schedules (for experiments); ``check()``
     then reports every violated dependence.
     """
 
     def __init__(self, kernel, check: bool = True):
-        self.program = as_program(kernel)
-        self.deps = dependences(self.program)
+        program = as_program(kernel)
         self.checking = check
-        self._loops: dict[str, LoopInfo] = {}
-        self._gone: dict[str, str] = {}
-        self._trace: list[str] = []
-        self._tree = self._with_marks(self.program.schedule)
+        self._lineage = object()  # shared with forks: their handles are accepted here
+        self._history: list[ScheduleState] = []
+        self._running, self._labels = False, []
+        self._state = ScheduleState(program, dependences(program), program.schedule)
+        tree = self._with_marks(program.schedule)  # adds the loops' records to the state
+        self._state = self._state.replace(tree=tree)
 
     # -- queries ------------------------------------------------------------------------
     @property
@@ -131,12 +137,13 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """The statement names behind ``stmt``: a name, or a tensor's statements
         (``C_init``, ``C`` for a reduction)."""
         info = self.program.meta.get("te")
-        if info is not None and not isinstance(stmt, str) and info.contains(stmt):
-            array = info.array(stmt)
+        if isinstance(stmt, TensorRef) or (info is not None and not isinstance(stmt, str)
+                                           and info.contains(stmt)):
+            array = stmt.array if isinstance(stmt, TensorRef) else info.array(stmt)
             names = [s for s in (f"{array}_init", array) if s in self.stmts]
             if names:
                 return names
-            raise ScheduleError(f"tensor {stmt.name} has no statement left (inlined?)")
+            raise ScheduleError(f"tensor {array} has no statement left (inlined?)")
         if stmt not in self.stmts:
             raise ScheduleError(f"unknown statement {stmt!r} (statements: "
                                 f"{', '.join(self.stmts)})")
@@ -174,12 +181,20 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         """Every dependence the current schedule violates (empty when legal)."""
         return self._violations(self._tree)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: primitives, tree, generated code (``polyop.viz.html``)."""
+        from ..viz.html import schedule_html
+
+        return schedule_html(self)
+
     def __str__(self) -> str:
         lines = [f"schedule of {self.program.name}:"]
-        lines += [f"  {t}" for t in self._trace] or ["  (original order)"]
+        lines += [f"  {t}" for ins in self._state.trace for t in ins.labels] \
+            or ["  (original order)"]
         return "\n".join(lines)
 
     # -- primitives: loop structure ------------------------------------------------------
+    @primitive
     def split(self, loop: Loop, factor: int) -> tuple[Loop, Loop]:
         """Strip-mine ``loop`` by ``factor``: ``v = outer * factor + inner``,
         ``0 <= inner < factor``; a partial last strip is handled.
@@ -211,11 +226,11 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         was = self._loops[loop.id]
         name = was.name
         outer, inner = self._new_id(f"{name}_outer"), self._new_id(f"{name}_inner")
-        self._loops[inner.id].strip = factor
+        self._update_loop(inner.id, strip=factor)
         if was.kind in (LoopKind.PARALLEL, LoopKind.UNROLL):
-            self._loops[outer.id].kind, self._loops[outer.id].reduction = was.kind, was.reduction
+            self._update_loop(outer.id, kind=was.kind, reduction=was.reduction)
         if was.kind in (LoopKind.VECTOR, LoopKind.UNROLL):
-            self._loops[inner.id].kind = was.kind
+            self._update_loop(inner.id, kind=was.kind)
         node = mark.delete()
         mv = isl.MultiVal.zero(node.band_get_space()).set_val(0, isl.Val(factor))
         node = node.band_tile(mv).child(0).insert_mark(isl.Id(inner.id))
@@ -224,6 +239,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                      gone={loop.id: f"split into {outer.name}, {inner.name}"})
         return outer, inner
 
+    @primitive
     def tile(self, a: Loop, b: Loop, fa: int, fb: int) -> tuple[Loop, Loop, Loop, Loop]:
         """Tile the perfect nest ``a`` ⊃ ``b`` by ``fa`` × ``fb``:
         returns ``(a_outer, b_outer, a_inner, b_inner)`` in loop order.
@@ -248,20 +264,22 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                       A[8 * i_outer + i_inner][16 * j_outer + j_inner] = 0.0;
             }
         """
-        saved = self._save()
+        start = self._state
         checking, self.checking = self.checking, False
         try:  # the intermediate steps are not checked; the whole tiling is
             ao, ai = self.split(a, fa)
             bo, bi = self.split(b, fb)
             self.reorder(ao, bo, ai, bi)
-            tree = self._tree
         finally:
             self.checking = checking
-            self._restore(saved)
+        # one step from the start: the new loops' records, the tiled tree
+        tree, self._state = self._tree, start.replace(loops=self._loops)
+        self._labels.clear()
         self._commit(f"tile({a.name}, {b.name}, {fa}, {fb})", tree,
                      gone={a.id: "tiled", b.id: "tiled"})
         return ao, bo, ai, bi
 
+    @primitive
     def reorder(self, *loops: Loop) -> None:
         """Put ``loops`` (nested in one another) in the given order; loops of
         the nest that are not named keep their place.
@@ -300,6 +318,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
             node = node.insert_partial_schedule(parts[ident]).insert_mark(isl.Id(ident))
         self._commit(what, node.get_schedule())
 
+    @primitive
     def interchange(self, a: Loop, b: Loop) -> None:
         """Swap two loops of one perfect nest."""
         self._check_loop(a)
@@ -307,6 +326,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         outer, inner = (a, b) if a.depth < b.depth else (b, a)
         self._reorder((inner, outer), f"interchange({a.name}, {b.name})")
 
+    @primitive
     def skew(self, outer: Loop, inner: Loop, factor: int) -> None:
         """``inner ← inner + factor · outer`` (``outer`` must enclose ``inner``)."""
         om, im = self._mark(outer), self._mark(inner)
@@ -318,12 +338,14 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         new = i_part.add(o_part.intersect_domain(i_part.domain()).scale_val(isl.Val(factor)))
         self._replace_band(im, new, f"skew({outer.name}, {inner.name}, {factor})")
 
+    @primitive
     def reverse(self, loop: Loop) -> None:
         """Run ``loop`` backwards."""
         m = self._mark(loop, True)  # both members of a coalesced loop run backwards
         self._replace_band(m, m.child(0).band_get_partial_schedule().neg(),
                            f"reverse({loop.name})")
 
+    @primitive
     def shift(self, stmt: str, loop: Loop, offset: int) -> None:
         """Move statement ``stmt``'s iterations of ``loop`` by ``offset``."""
         m = self._mark(loop)
@@ -340,6 +362,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                            f"shift({stmt}, {loop.name}, {offset})")
 
     # -- primitives: loop kinds ------------------------------------------------------------
+    @primitive
     def parallel(self, loop: Loop, reduction: str | None = None) -> None:
         """Run the iterations of ``loop`` on all cores (``POLYOP_NUM_THREADS``).
 
@@ -354,6 +377,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                                 "(supported: 'atomic')")
         self._set_kind(loop, LoopKind.PARALLEL, reduction)
 
+    @primitive
     def vectorize(self, loop: Loop) -> None:
         """Vectorise the innermost ``loop`` (it must carry no dependence; there
         is no reduction opt-in: ``rfactor`` a reduction first)."""
@@ -362,6 +386,7 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                                 "runs inside it)")
         self._set_kind(loop, LoopKind.VECTOR)
 
+    @primitive
     def unroll(self, loop: Loop, factor: int | None = None) -> Loop | None:
         """Unroll ``loop`` fully, or by ``factor`` (split, then unroll the inner loop,
         which is returned). Full unrolling needs a constant trip count."""
@@ -408,23 +433,13 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                         names.add(it)
         return names.pop() if len(names) == 1 else f"c{len(self._loops)}"
 
-    def _new_id(self, name: str) -> Loop:
-        ident = f"L{len(self._loops) + len(self._gone)}"
-        while ident in self._loops or ident in self._gone:
-            ident = f"L{int(ident[1:]) + 1}"
-        self._loops[ident] = LoopInfo(name)
-        return Loop(self, ident)
-
-    def _fresh(self, mark: str) -> str:
-        """A new loop id copying loop ``mark``'s name and kind."""
-        info = self._loops[mark]
-        new = self._new_id(info.name)
-        self._loops[new.id].kind = info.kind
-        return new.id
-
     def _check_loop(self, loop: Loop) -> None:
-        if not isinstance(loop, Loop) or loop._schedule is not self:
+        if not isinstance(loop, Loop) or loop._schedule._lineage is not self._lineage:
             raise ScheduleError(f"{loop!r} is not a loop of this schedule")
+        if loop.id not in self._loops:
+            raise ScheduleError(f"loop handle {loop.id} is not a loop of this schedule (made "
+                                "by a fork after it was forked, or by a primitive undone "
+                                "since?)")
         if loop.id in self._gone:
             raise ScheduleError(f"loop handle {loop.id} is stale: it was "
                                 f"{self._gone[loop.id]}")
@@ -496,15 +511,10 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
         self._mark(loop, kind in (LoopKind.PARALLEL, LoopKind.SERIAL))
         self._check_kind(loop, kind)
         info = self._loops[loop.id]
-        verb = kind.primitive
-        old = info.kind, info.reduction
-        info.kind, info.reduction = kind, reduction
-        what = f"{verb}({info.name}" + (f", reduction={reduction!r})" if reduction else ")")
-        try:
-            self._commit(what, self._tree)
-        except IllegalScheduleError:
-            info.kind, info.reduction = old
-            raise
+        self._update_loop(loop.id, kind=kind, reduction=reduction)
+        what = f"{kind.primitive}({info.name}" + \
+            (f", reduction={reduction!r})" if reduction else ")")
+        self._commit(what, self._tree)
 
     def _check_kind(self, loop: Loop, kind: LoopKind) -> None:
         """Refuse to give ``loop`` ``kind`` when it already has another."""
@@ -513,13 +523,6 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
             verb, have = kind.primitive, LoopKind(info.kind).primitive
             raise ScheduleError(f"{verb}({info.name}): the loop is already marked {have}; "
                                 "a loop runs one way")
-
-    def _save(self):
-        return self._tree, dict(self._gone), list(self._trace)
-
-    def _restore(self, saved) -> None:
-        tree, gone, trace = saved
-        self._tree, self._gone, self._trace = tree, gone, trace
 
     def _commit(self, what: str, tree: isl.Schedule, gone: dict | None = None) -> None:
         for ident, info in self._loops.items():
@@ -535,21 +538,19 @@ class Schedule(FusionPrimitives, CachePrimitives, ReductionPrimitives, Tensorize
                 if len(violations) > 1:
                     msg += f" (and {len(violations) - 1} more violated dependences)"
                 raise IllegalScheduleError(msg, violations)
-        for k, why in (gone or {}).items():
-            self._gone[k] = why
-        self._tree = tree
-        self._trace.append(what)
+        self._state = self._state.replace(tree=tree, gone={**self._gone, **(gone or {})})
+        self._labels.append(what)
 
     def _violations(self, tree: isl.Schedule) -> list[Violation]:
         out = order_violations(self.program, self.deps, tree, self._loop_of_dim(tree))
         for ident, info in self._loops.items():
-            if info.kind in (LoopKind.PARALLEL, LoopKind.VECTOR):
+            if info.kind in (LoopKind.PARALLEL, LoopKind.VECTOR) or LoopKind(info.kind).is_gpu:
                 mark = find_mark(tree.get_root(), ident)
                 if mark is not None:
                     allowed = reduction_pairs(self.program, mark.child(0)) \
                         if info.reduction else None
                     out += carried_violations(self.program, self.deps, mark.child(0),
-                                              info.name, allowed, info.kind == LoopKind.PARALLEL)
+                                              info.name, allowed, info.kind != LoopKind.VECTOR)
         return out
 
     def _loop_of_dim(self, tree: isl.Schedule):

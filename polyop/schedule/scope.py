@@ -62,12 +62,14 @@ from ..program import Access, Array
 from ..types import INDEX
 from .handles import Loop
 from .rfactor import _unmarked
+from .state import primitive
 from .tree import from_isl, to_isl
 
 
 class ScopePrimitives:
     """``set_scope`` (see the module docstring)."""
 
+    @primitive
     def set_scope(self, array, scope: str, loop: Loop) -> str:
         """Store the internal ``array`` (a name or a tensor) in a buffer local to
         each iteration of ``loop``; returns its name. ``scope`` is ``"local"``.
@@ -108,7 +110,7 @@ class ScopePrimitives:
             program, statements=statements, arrays={**program.arrays, name: local},
             arguments=tuple(a for a in program.arguments if a.name != name), meta=meta,
             schedule=to_isl(domain, _unmarked(root)))
-        self.program, self.deps = new, dependences(new)
+        self._state = self._state.replace(program=new, deps=dependences(new))
         self._commit(what, self._tree)
         return name
 

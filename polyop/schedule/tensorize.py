@@ -97,6 +97,7 @@ from ..types import INDEX
 from .handles import Loop
 from .intrinsic_contract import Binding, IntrinsicContract
 from .legality import Violation, _element, _sample
+from .state import primitive
 
 _T = isl.schedule_node_type
 _C = "_c"  # tuple name of the contract's statement in the spaces built here
@@ -105,6 +106,7 @@ _C = "_c"  # tuple name of the contract's statement in the spaces built here
 class TensorizePrimitives:
     """``tensorize`` (see the module docstring); a mixin of ``polyop.Schedule``."""
 
+    @primitive
     def tensorize(self, loop: Loop, intrinsic: IntrinsicContract, *, partial: str = "loops") -> str:
         """Replace the loops from ``loop`` inward by one call of ``intrinsic``
         per iteration of the loops around it; returns the name of the call
@@ -127,17 +129,12 @@ class TensorizePrimitives:
         if self.checking:
             _check_order(self.program, self.deps, tiles, match, intrinsic, what)
         program, deps, tree, gone = _rewrite(self, mark, stmt, tiles, match, intrinsic)
-        saved = self.program, self.deps
-        self.program, self.deps = program, deps
-        try:
-            self._commit(what, tree, gone={g: f"replaced by calls of {intrinsic.name} ({what})"
-                                           for g in gone})
-        except IllegalScheduleError:
-            self.program, self.deps = saved
-            raise
+        self._state = self._state.replace(program=program, deps=deps)
+        self._commit(what, tree, gone={g: f"replaced by calls of {intrinsic.name} ({what})"
+                                       for g in gone})
         for ident in _chain_marks(mark):  # loops left with the partial tiles only: cold
             if ident not in gone:         # code, generated once (no isolated full strips)
-                self._loops[ident].strip = None
+                self._update_loop(ident, strip=None)
         return match.name
 
 
