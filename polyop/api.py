@@ -26,6 +26,7 @@ import islpy as isl
 from . import ir, te
 from .pipeline import compile_program, lower_ir
 from .target import as_target
+from .viz import html as _html
 
 
 def lower(obj, schedule: isl.Schedule | None = None, *, target=None,
@@ -77,3 +78,8 @@ def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = Fals
         return te.build(obj, schedule, fp_contract=fp_contract, target=target)
     return compile_program(obj, schedule, target=target, fp_contract=fp_contract,
                            validate=validate)
+
+
+# the schedule sits below the pipeline, so its HTML view (polyop.viz.html) gets
+# the generated code from here rather than importing the pipeline
+_html.set_lowering(lower)

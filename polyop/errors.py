@@ -50,6 +50,12 @@ class IllegalScheduleError(ScheduleError):
         self.violations = violations
         super().__init__(msg)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the message and every violation (``polyop.viz.html``)."""
+        from .viz.html import error_html
+
+        return error_html(self)
+
 
 class TargetError(PolyopError, ValueError):
     """A target that cannot be used: an unknown kind, CPU, feature or option

@@ -69,6 +69,13 @@ class Kernel:
     def __repr__(self) -> str:
         return f"<polyop.kernel {self.__name__}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: source, statements, dependences (``polyop.viz.html``)."""
+        from .deps import dependences
+        from .viz.html import kernel_html
+
+        return kernel_html(self, dependences)
+
 
 def kernel(fn: Callable | None = None, *, fp_contract: bool = False):
     """Decorate a Python loop nest as a polyop kernel (see ``Kernel``).

@@ -116,6 +116,12 @@ class CompiledKernel:
     def compile_seconds(self) -> float:
         return self.native.compile_seconds
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: loop nest, LLVM IR and assembly (``polyop.viz.html``)."""
+        from .viz.html import compiled_html
+
+        return compiled_html(self)
+
     # -- the generated code as files (polyop.export) --------------------------------------
     @property
     def target(self):

@@ -94,6 +94,12 @@ class Violation:
     def __str__(self) -> str:
         return self.describe("schedule")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the dependence and the instance pair (``polyop.viz.html``)."""
+        from ..viz.html import violation_html
+
+        return violation_html(self)
+
 
 def order_violations(program: Program, deps: Dependences, tree: isl.Schedule,
                      loop_of_dim) -> list[Violation]:

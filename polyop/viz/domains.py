@@ -223,7 +223,7 @@ def domain(obj, sizes: Mapping[str, int], stmts: Sequence[str] | str | None = No
         >>> len(fig.axes)
         1
         >>> [c.get_gid() for c in fig.axes[0].collections]
-        ['stmt:S0', 'RAW:A', 'WAR:A']
+        ['stmt:S0', 'RAW:A']
     """
     program = as_program(obj)
     fixed = check_sizes(program, sizes)
