@@ -8,9 +8,10 @@ every stage can import it.
 
 The members are ``str`` values (``LoopKind.VECTOR == "vector"``), so text
 written by hand (``For(..., kind="parallel")``) still works: ``ir.For`` turns it
-into the member. GPU bindings (``blockIdx.x``, ``threadIdx.x``, ...) are to be
-added here as members too; a code generator refuses the kinds it cannot emit
-(``polyop.codegen.llvm.LOOP_KINDS``).
+into the member. GPU bindings are members too, spelled as CUDA names them
+(``LoopKind("blockIdx.x") is LoopKind.BLOCK_X``; ``Schedule.bind``): such a loop
+runs as one block or thread index of a GPU kernel (``polyop_cuda``); a code
+generator refuses the kinds it cannot emit (``polyop.codegen.llvm.LOOP_KINDS``).
 
 Example::
 
@@ -20,6 +21,8 @@ Example::
     (True, 'parallel', 'vectorize')
     >>> LoopKind("unrolled")          # the loop IR's former spelling
     <LoopKind.UNROLL: 'unroll'>
+    >>> k = LoopKind("threadIdx.y"); k.is_gpu, k.is_thread, k.axis, k.primitive
+    (True, True, 'y', 'bind')
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ class LoopKind(str, Enum):
     PARALLEL = "parallel"  # iterations spread over the runtime's threads
     VECTOR = "vector"  # iterations are the lanes of the target's vectors
     UNROLL = "unroll"  # copies of the body, one per iteration
+    # GPU bindings: the loop's iterations are the blocks of a grid, or the
+    # threads of a block, along one axis (``Schedule.bind``)
+    BLOCK_X = "blockIdx.x"
+    BLOCK_Y = "blockIdx.y"
+    BLOCK_Z = "blockIdx.z"
+    THREAD_X = "threadIdx.x"
+    THREAD_Y = "threadIdx.y"
+    THREAD_Z = "threadIdx.z"
 
     @classmethod
     def _missing_(cls, value: object) -> LoopKind | None:
@@ -44,7 +55,24 @@ class LoopKind(str, Enum):
     @property
     def primitive(self) -> str:
         """The ``Schedule`` primitive that gives a loop this kind (for messages)."""
+        if self.is_gpu:
+            return "bind"
         return "vectorize" if self is LoopKind.VECTOR else self.value
+
+    @property
+    def is_gpu(self) -> bool:
+        """A block or thread binding (``blockIdx.*``, ``threadIdx.*``)."""
+        return "." in self.value
+
+    @property
+    def is_thread(self) -> bool:
+        """A thread binding (``threadIdx.*``)."""
+        return self.value.startswith("threadIdx.")
+
+    @property
+    def axis(self) -> str:
+        """``x``, ``y`` or ``z`` for a GPU binding, ``""`` otherwise."""
+        return self.value.rpartition(".")[2] if self.is_gpu else ""
 
     # the value, not ``LoopKind.X``, in messages and printed code (Python's
     # default for a ``str`` mix-in changed between 3.10 and 3.12)
