@@ -403,36 +403,6 @@ class Schedule(ScheduleHistory, FusionPrimitives, CachePrimitives, ReductionPrim
         return None
 
     # -- internals -----------------------------------------------------------------------------
-    def _with_marks(self, tree: isl.Schedule) -> isl.Schedule:
-        def visit(node: isl.ScheduleNode) -> isl.ScheduleNode:
-            """Mark every band below ``node``; returns the node at ``node``'s position."""
-            band = node.get_type() == _T.band
-            if band:
-                name = self._source_name(node)
-                node = node.insert_mark(isl.Id(self._new_id(name).id)).child(0)
-            for k in range(node.n_children()):
-                node = visit(node.child(k)).parent()
-            return node.parent() if band else node
-
-        return visit(tree.get_root()).get_schedule()
-
-    def _source_name(self, band: isl.ScheduleNode) -> str:
-        """The source iterator a textual band runs over (``i``), if unambiguous."""
-        umap = band.band_get_partial_schedule_union_map()
-        names = set()
-        for s in self.program.statements:
-            part = umap.intersect_domain(isl.UnionSet.from_set(s.domain))
-            if part.is_empty():
-                continue
-            for k, it in enumerate(s.iterators):
-                pa = isl.PwAff.var_on_domain(
-                    isl.LocalSpace.from_space(s.domain.get_space()), isl.dim_type.set, k)
-                for sign in (pa, pa.neg()):  # -i: a downward source loop
-                    var = isl.Map.from_pw_aff(sign).intersect_domain(s.domain)
-                    if part.is_equal(isl.UnionMap.from_map(var)):
-                        names.add(it)
-        return names.pop() if len(names) == 1 else f"c{len(self._loops)}"
-
     def _check_loop(self, loop: Loop) -> None:
         if not isinstance(loop, Loop) or loop._schedule._lineage is not self._lineage:
             raise ScheduleError(f"{loop!r} is not a loop of this schedule")

@@ -53,6 +53,8 @@ from .trace import (
     trace_to_json,
 )
 
+_T = isl.schedule_node_type
+
 
 @dataclass(frozen=True, eq=False)
 class ScheduleState:
@@ -84,10 +86,33 @@ class ScheduleState:
     def new_loop_id(self) -> str:
         """The id the next new loop gets: deterministic, so a replayed trace
         creates the same ids."""
-        k = len(self.loops) + len(self.gone)
-        while f"L{k}" in self.loops or f"L{k}" in self.gone:
-            k += 1
-        return f"L{k}"
+        return _next_id(self.loops, self.gone)
+
+
+def _next_id(loops: Mapping[str, LoopInfo], gone: Mapping[str, str]) -> str:
+    k = len(loops) + len(gone)
+    while f"L{k}" in loops or f"L{k}" in gone:
+        k += 1
+    return f"L{k}"
+
+
+def _source_name(program: Program, band: isl.ScheduleNode, count: int) -> str:
+    """The source iterator a textual band runs over (``i``), if unambiguous;
+    else ``c<count>``."""
+    umap = band.band_get_partial_schedule_union_map()
+    names = set()
+    for s in program.statements:
+        part = umap.intersect_domain(isl.UnionSet.from_set(s.domain))
+        if part.is_empty():
+            continue
+        for k, it in enumerate(s.iterators):
+            pa = isl.PwAff.var_on_domain(
+                isl.LocalSpace.from_space(s.domain.get_space()), isl.dim_type.set, k)
+            for sign in (pa, pa.neg()):  # -i: a downward source loop
+                var = isl.Map.from_pw_aff(sign).intersect_domain(s.domain)
+                if part.is_equal(isl.UnionMap.from_map(var)):
+                    names.add(it)
+    return names.pop() if len(names) == 1 else f"c{count}"
 
 
 def primitive(fn):
@@ -248,6 +273,28 @@ class ScheduleHistory:
         return cls.replay(trace_from_json(text, intrinsics), kernel, check)
 
     # -- loop records ------------------------------------------------------------------
+    def _with_marks(self, tree: isl.Schedule) -> isl.Schedule:
+        """``tree`` with a mark above every band, each a new loop named after
+        the source iterator it runs over; the records go into the state (in
+        one step: a program may have thousands of loops)."""
+        state = self._state
+        loops = dict(state.loops)
+
+        def visit(node: isl.ScheduleNode) -> isl.ScheduleNode:
+            """Mark every band below ``node``; returns the node at ``node``'s position."""
+            band = node.get_type() == _T.band
+            if band:
+                ident = _next_id(loops, state.gone)
+                loops[ident] = LoopInfo(_source_name(state.program, node, len(loops)))
+                node = node.insert_mark(isl.Id(ident)).child(0)
+            for k in range(node.n_children()):
+                node = visit(node.child(k)).parent()
+            return node.parent() if band else node
+
+        marked = visit(tree.get_root()).get_schedule()
+        self._state = state.replace(loops=loops)
+        return marked
+
     def _new_id(self, name: str) -> Loop:
         ident = self._state.new_loop_id()
         self._state = self._state.with_loop(ident, LoopInfo(name))
