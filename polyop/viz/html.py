@@ -143,11 +143,19 @@ def program_table(program) -> str:
 
 
 def dependence_table(deps) -> str:
-    """One row per (kind, array): the dependence relation (``polyop.dependences``)."""
-    rows = [(kind, array, _set_text(rel)) for kind, array, rel in deps.items()]
+    """One row per (kind, array, statement pair) of ``polyop.dependences``: the
+    distance (sink − source) where both are one statement, and the relation."""
+    rows = []
+    for kind, array, rel in deps.items():
+        maps: list = []
+        rel.foreach_map(maps.append)
+        for m in maps:
+            a, b = m.get_tuple_name(isl.dim_type.in_), m.get_tuple_name(isl.dim_type.out)
+            distance = _set_text(m.deltas()).strip("{} ") if a == b else "–"
+            rows.append((kind, array, f"{a} → {b}", distance, _set_text(m)))
     if not rows:
         return "<p>no dependences</p>"
-    return table(("kind", "array", "instance pairs (source → sink)"), rows)
+    return table(("kind", "array", "statements", "distance", "instance pairs"), rows)
 
 
 # -- schedules -----------------------------------------------------------------------------
@@ -198,8 +206,10 @@ def tree_items(node, loops: dict) -> str:
         value = html.escape(_band_text(node))
         return f"<li>{what} = <code>{value}</code><ul>{kids}</ul></li>"
     if kind == "filter":
-        names = _statement_names(node.filter_get_filter())
-        return f"<li>{html.escape(', '.join(names))}<ul>{kids}</ul></li>"
+        names = html.escape(", ".join(_statement_names(node.filter_get_filter())))
+        if node.n_children() == 1 and str(node.child(0).get_type()).endswith("leaf"):
+            return f"<li>run {names}</li>"
+        return f"<li>{names}<ul>{kids}</ul></li>"
     if kind == "leaf":
         names = _statement_names(node.get_domain())
         return f"<li>run {html.escape(', '.join(names))}</li>"

@@ -62,8 +62,9 @@ def check_sizes(program: Program, sizes: Mapping[str, int]) -> dict[str, int]:
         out[p] = int(v)
     if fix(program.context, out).is_empty():
         text = ", ".join(f"{k}={v}" for k, v in out.items())
-        why = "; ".join(program.assumptions) or "sizes are non-negative"
-        raise ArgumentError(f"sizes {text} violate the kernel's assumptions ({why})", "sizes")
+        why = ", ".join(f"'assert {a}'" for a in program.assumptions) or \
+            "that sizes are non-negative"
+        raise ArgumentError(f"sizes {text} violate the kernel's assumption {why}", "sizes")
     return out
 
 

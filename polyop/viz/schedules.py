@@ -113,6 +113,7 @@ def _paths(tree: isl.Schedule, sizes: Mapping[str, int],
     """Each instance → the (loop mark id, value) of every band member above it,
     outermost first, sequence positions included (mark ``None``)."""
     out: dict[Instance, list[tuple[str | None, int]]] = {i: [] for i in keep}
+    domain = tree.get_domain()  # filters alone may be unbounded (a whole statement)
 
     def members(node: isl.ScheduleNode) -> dict[Instance, tuple[int, ...]]:
         rel = node.band_get_partial_schedule_union_map().intersect_domain(node.get_domain())
@@ -140,13 +141,13 @@ def _paths(tree: isl.Schedule, sizes: Mapping[str, int],
         if t in (_T.sequence, _T.set):
             for k in range(node.n_children()):
                 child = node.child(k)
-                chosen = insts & _set_points(child.filter_get_filter(), sizes)
+                chosen = insts & _set_points(child.filter_get_filter().intersect(domain), sizes)
                 for inst in chosen:
                     out[inst].append((None, k))
                 visit(child, chosen, None)
             return
         if t == _T.filter:
-            insts = insts & _set_points(node.filter_get_filter(), sizes)
+            insts = insts & _set_points(node.filter_get_filter().intersect(domain), sizes)
         for k in range(node.n_children()):
             visit(node.child(k), insts, mark)
 
