@@ -1,7 +1,9 @@
-"""Loop handles of a ``Schedule`` and the record kept per loop."""
+"""Loop handles of a ``Schedule``, the record kept per loop, and the checks of
+the integers primitives take (factors, offsets)."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,3 +59,25 @@ class Loop:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+#: the largest factor or offset a primitive takes: loop bounds and subscripts
+#: are 64-bit integers, and a factor past 2**31 only means "no split"
+_LIMIT = 2**31
+
+
+def _integer(v, what: str) -> int:
+    """``v`` as a Python ``int`` (numpy integers accepted; ``bool``, floats and
+    values past ``2**31`` refused with a ``ScheduleError`` naming ``what``)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ScheduleError(f"{what} must be an integer, got {v!r} ({type(v).__name__})")
+    if abs(int(v)) > _LIMIT:
+        raise ScheduleError(f"{what} {int(v)} is out of range (at most 2**31 in magnitude)")
+    return int(v)
+
+
+def _positive(v, what: str) -> int:
+    v = _integer(v, what)
+    if v <= 0:
+        raise ScheduleError(f"{what} must be a positive integer, got {v}")
+    return v

@@ -8,6 +8,14 @@ reverse and shift, loop kinds for parallel/vector/unroll), then checks the
 result against the program's exact dependences; an illegal result raises
 ``IllegalScheduleError`` and the schedule stays as it was.
 
+The schedule is a façade over an immutable ``ScheduleState``
+(``polyop.schedule.state``): a primitive computes new states and the façade
+keeps the last one only if the primitive succeeds, so a refusal changes
+nothing, ``fork()`` is a cheap independent copy and ``undo()`` steps back.
+``trace`` lists the primitives applied (``polyop.schedule.trace``);
+``Schedule.replay(trace, kernel)`` applies them to a fresh schedule, and
+``trace_json()`` / ``Schedule.from_json`` write and read them.
+
 Example (an illegal primitive is refused, naming the dependence, and leaves
 no trace)::
 
@@ -42,8 +50,6 @@ no trace)::
 
 from __future__ import annotations
 
-import numbers
-
 import islpy as isl
 
 from ..deps import dependences
@@ -53,7 +59,7 @@ from ..program import as_program
 from .cache import CachePrimitives
 from .fusion import FusionPrimitives
 from .gpu import GpuPrimitives
-from .handles import Loop
+from .handles import Loop, _integer, _positive
 from .legality import (
     Violation,
     carried_statements,
@@ -573,28 +579,6 @@ def _innermost(mark: isl.ScheduleNode) -> bool:
                    for k in range(node.n_children()))
 
     return not loops_below(mark.child(0))
-
-
-#: the largest factor or offset a primitive takes: loop bounds and subscripts
-#: are 64-bit integers, and a factor past 2**31 only means "no split"
-_LIMIT = 2**31
-
-
-def _integer(v, what: str) -> int:
-    """``v`` as a Python ``int`` (numpy integers accepted; ``bool``, floats and
-    values past ``2**31`` refused with a ``ScheduleError`` naming ``what``)."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise ScheduleError(f"{what} must be an integer, got {v!r} ({type(v).__name__})")
-    if abs(int(v)) > _LIMIT:
-        raise ScheduleError(f"{what} {int(v)} is out of range (at most 2**31 in magnitude)")
-    return int(v)
-
-
-def _positive(v, what: str) -> int:
-    v = _integer(v, what)
-    if v <= 0:
-        raise ScheduleError(f"{what} must be a positive integer, got {v}")
-    return v
 
 
 def _bounded(values: isl.Set) -> bool:

@@ -131,18 +131,16 @@ def primitive(fn):
         self._running, self._labels = True, []
         try:
             out = fn(self, *args, **kwargs)
+            te, new = start.program.meta.get("te"), self._state
+            ins = Instruction(fn.__name__, tuple(record_value(a, te) for a in args),
+                              tuple((k, record_value(v, te)) for k, v in kwargs.items()),
+                              tuple(k for k in new.loops if k not in start.loops),
+                              tuple(self._labels) or (fn.__name__,))
         except BaseException:
-            self._state = start
+            self._state = start  # the refused call leaves no change, whatever it did
             raise
         finally:
             self._running = False
-        te = start.program.meta.get("te")
-        new = self._state
-        outputs = tuple(k for k in new.loops if k not in start.loops)
-        labels = tuple(self._labels) or (fn.__name__,)
-        ins = Instruction(fn.__name__, tuple(record_value(a, te) for a in args),
-                          tuple((k, record_value(v, te)) for k, v in kwargs.items()),
-                          outputs, labels)
         self._state = new.replace(trace=start.trace + (ins,))
         self._history.append(start)
         return out
