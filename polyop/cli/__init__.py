@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .common import USAGE, UsageError
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"polyop {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `polyop show ... | head`: the reader has gone
+        # no traceback, and none when Python flushes stdout at exit; the status
+        # is a shell's for a process ended by SIGPIPE (the verdict was not all written)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
