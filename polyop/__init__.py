@@ -47,6 +47,7 @@ from .errors import (
                      ScheduleError,
                      SettingError,
                      TargetError,
+                     TargetUnavailableError,
 )
 from .intrinsic import Intrinsic, IntrinsicError, intrinsic
 from .kernel import Kernel, kernel, local, prefetch
@@ -86,7 +87,8 @@ from .types import f32, f64, i32, i64
 
 __all__ = [
     "ArgumentError", "BoundsError", "CodegenError", "FrontendError", "IllegalScheduleError",
-    "PolyopError", "ScheduleError", "SettingError", "TargetError", "Dependences", "dependences",
+    "PolyopError", "ScheduleError", "SettingError", "TargetError", "TargetUnavailableError",
+    "Dependences", "dependences",
     "Kernel", "kernel", "local", "prefetch", "build", "lower", "ops", "Target",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "Intrinsic", "IntrinsicError", "intrinsic",

@@ -24,6 +24,7 @@ from dataclasses import replace
 import islpy as isl
 
 from . import ir, te
+from .errors import TargetError
 from .pipeline import compile_program, lower_ir
 from .target import as_target
 from .viz import html as _html
@@ -42,11 +43,32 @@ def lower(obj, schedule: isl.Schedule | None = None, *, target=None,
     (``polyop.validate``).
 
     Tensor expressions: ``lower(sch, [A, B, C])`` (see ``polyop.te.build.lower``).
+
+    ``target="cuda"`` or ``"opencl"`` (a GPU target) lowers the loops bound
+    with ``Schedule.bind`` to kernels: the result prints as CUDA C or OpenCL C
+    with the host side (``polyop_cuda.LoweredGpu``).
     """
     t = as_target(target)
+    if t.is_gpu:
+        return _gpu(obj, schedule, t).lower(obj, schedule, target=t, validate=validate)
     fn = te.lower(obj, schedule) if te.is_te(obj, schedule) else \
         lower_ir(obj, schedule, validate=validate)
+    bound = sorted({f"{n.var} ({n.kind})" for n in ir.walk(fn.body)
+                    if isinstance(n, ir.For) and n.kind.is_gpu})
+    if bound:
+        raise TargetError(f"loops bound to GPU axes: build for target='cuda' or 'opencl' "
+                          f"(target {t}; bound: {', '.join(bound)})")
     return replace(fn, meta={**fn.meta, "target": t})
+
+
+def _gpu(obj, schedule, target):
+    """The GPU back end (``polyop_cuda``), imported on first use."""
+    if te.is_te(obj, schedule):
+        raise TargetError(f"target {target}: tensor expressions cannot be built for GPU "
+                          "targets yet; use a @polyop.kernel and its Schedule")
+    import polyop_cuda
+
+    return polyop_cuda
 
 
 def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = False,
@@ -73,7 +95,16 @@ def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = Fals
 
     Tensor expressions: ``build(sch, [A, B, C])``, ``build(C, [A, B, C])`` or
     ``build([A, B, C])`` return a ``polyop.te.TEFunction`` called ``f(A, B, C)``.
+
+    ``target="cuda"`` or ``"opencl"``: a ``polyop_cuda.host.GpuFunction`` that
+    runs the kernels of the loops bound with ``Schedule.bind`` (OpenCL through
+    pyopencl; CUDA through NVRTC or nvcc and pycuda or cuda-python); without
+    the device or driver, ``polyop.TargetUnavailableError``.
     """
+    t = as_target(target)
+    if t.is_gpu:
+        return _gpu(obj, schedule, t).build(obj, schedule, target=t, validate=validate,
+                                            fp_contract=fp_contract)
     if te.is_te(obj, schedule):
         return te.build(obj, schedule, fp_contract=fp_contract, target=target)
     return compile_program(obj, schedule, target=target, fp_contract=fp_contract,

@@ -62,6 +62,12 @@ class TargetError(PolyopError, ValueError):
     (the message names it), or code compiled for another machine called here."""
 
 
+class TargetUnavailableError(TargetError):
+    """A target whose hardware, driver or runtime is missing on this machine
+    (``target="cuda"`` without a GPU or CUDA driver, ``"opencl"`` without an
+    OpenCL platform): raised when building or running for it, never at import."""
+
+
 class CodegenError(PolyopError):
     """Generated code that would not run what the schedule says: a statement
     instance ``missing``, ``extra`` (outside the domain), ``duplicated``, or a

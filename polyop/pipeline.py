@@ -62,14 +62,16 @@ def _dump(stage: str, text) -> None:
               file=sys.stderr)
 
 
-def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True) -> ir.Function:
+def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True,
+             isolate: bool = True) -> ir.Function:
     """The pipeline behind ``polyop.lower`` (``polyop.api``): model → bounds → isl AST → validated
-    AST → loop IR. ``validate=False`` skips the validation of the AST."""
+    AST → loop IR. ``validate=False`` skips the validation of the AST; ``isolate=False``
+    generates split loops without isolating full strips (GPU kernels guard partial ones)."""
     plan = lowering_plan(obj, schedule)
     program = plan.program
     _dump("model", program)
     requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
-    ast = _generate_ast(plan)
+    ast = _generate_ast(plan, isolate)
     _dump("ast", ast.to_C_str)
     if validate:  # every instance once, in dependence order (polyop.validate)
         budget = scaled(VALIDATION_OPERATIONS, len(program.statements))
@@ -104,7 +106,7 @@ def lowering_plan(obj, schedule: isl.Schedule | None = None) -> LoweringPlan:
     return LoweringPlan(as_program(obj), schedule)
 
 
-def _generate_ast(plan: LoweringPlan) -> isl.AstNode:
+def _generate_ast(plan: LoweringPlan, isolate: bool = True) -> isl.AstNode:
     """isl's AST for a plan (a ``Schedule``'s tree with AST options, a raw
     tree, or the program's own order), in a bounded number of isl operations.
 
@@ -113,7 +115,7 @@ def _generate_ast(plan: LoweringPlan) -> isl.AstNode:
     a warning. Past the budget without options: ``CodegenError``.
     """
     program = plan.program
-    options: dict[str, bool] = {}
+    options: dict[str, bool] = {} if isolate else {"isolate": False}
     budget = scaled(AST_OPERATIONS, len(program.statements))
     while True:
         try:

@@ -74,6 +74,18 @@ class CompiledKernel:
 
     def __init__(self, program: Program, function: ir.Function, compiled):
         self.program, self.function, self.native = program, function, compiled
+        self._init_signature(program)
+        # the compiled checks (polyop.fastcall) when available, else the Python path
+        from .fastcall import dispatcher, install_call
+
+        self._fast = dispatcher(self, self._checked_call)
+        self._call = self._fast if self._fast is not None else self._checked_call
+        if self._fast is not None:
+            install_call(self, self._fast)  # self(...) runs it, with no Python frame
+
+    def _init_signature(self, program: Program) -> None:
+        """What ``bind`` and ``validate`` read of the signature (GPU kernels,
+        ``polyop_cuda``, reuse the checks through it)."""
         # scratch arrays (caches made by the schedule) are allocated here, not passed
         self.scratch = tuple(program.meta.get("scratch", ()))
         self.names = tuple(a.name for a in program.arguments if a.name not in self.scratch)
@@ -92,13 +104,6 @@ class CompiledKernel:
             for d, ext in enumerate(program.arrays[name].extents):
                 if isinstance(ext, ir.Var):
                     self.inferable.setdefault(ext.name, (name, d))
-        # the compiled checks (polyop.fastcall) when available, else the Python path
-        from .fastcall import dispatcher, install_call
-
-        self._fast = dispatcher(self, self._checked_call)
-        self._call = self._fast if self._fast is not None else self._checked_call
-        if self._fast is not None:
-            install_call(self, self._fast)  # self(...) runs it, with no Python frame
 
     @property
     def llvm_ir(self) -> str:

@@ -1,7 +1,7 @@
 """What code is generated for: ``polyop.Target``, and the LLVM machine of each.
 
-A ``Target`` names a machine (today a CPU; the GPU back end adds ``"cuda"``
-and ``"opencl"`` kinds to the same class) and the facts about it that
+A ``Target`` names a machine (a CPU, or a GPU: the kinds ``"cuda"`` and
+``"opencl"``, whose facts ``polyop.gputarget`` describes) and the facts about it that
 schedules and code generation read: vector width per element type, number of
 vector registers, fused multiply-add, cache sizes, cores. Nothing else in
 polyop knows which machine it runs on: the host is one target among others,
@@ -67,12 +67,14 @@ from typing import Any
 import numpy as np
 
 from .errors import TargetError
+from .gputarget import GPU_OPTIONS, cuda_facts, opencl_facts
 from .hostinfo import CACHES, DEFAULT_CACHES, available_cpus, c_flags, host_caches
 
 __all__ = ["CACHES", "DEFAULT_CACHES", "LLVM_LOCK", "Target", "as_target", "available_cpus", "host",
            "new_jit_machine", "optimize", "target_machine"]
 
-KINDS = ("cpu",)
+GPU_KINDS = ("cuda", "opencl")
+KINDS = ("cpu", *GPU_KINDS)
 _ALIASES = {"llvm": "cpu"}
 _OPTIONS = ("-mtriple", "-mcpu", "-mattr", "-num-cores")
 
@@ -102,7 +104,10 @@ class Target:
         >>> Target("gpu")
         Traceback (most recent call last):
         ...
-        polyop.errors.TargetError: target 'gpu': unknown kind 'gpu' (known: cpu)
+        polyop.errors.TargetError: target 'gpu': unknown kind 'gpu' (known: cpu, cuda, opencl)
+        >>> t = Target("cuda -arch=sm_90")
+        >>> t.is_gpu, t.gpu.max_threads_per_block, t.gpu.warp_size, str(Target("cuda"))
+        (True, 1024, 32, 'cuda -arch=sm_80')
     """
 
     __slots__ = ("kind", "triple", "cpu", "attrs", "features", "cores", "is_host", "_text",
@@ -119,6 +124,9 @@ class Target:
         if kind not in KINDS:
             raise TargetError(f"target {spec!r}: unknown kind {words[0]!r} "
                               f"(known: {', '.join(KINDS)})")
+        if kind in GPU_KINDS:
+            self._init_gpu(spec, kind, _parse_options(spec, words[1:], GPU_OPTIONS))
+            return
         opts = _parse_options(spec, words[1:])
         host_triple, host_cpu, host_features = _host_llvm()
         triple = _normalise_triple(spec, opts.get("-mtriple", host_triple))
@@ -155,6 +163,25 @@ class Target:
             object.__setattr__(self, name, value)
         target_machine(self)  # refuses an unknown CPU or feature now
 
+    def _init_gpu(self, spec: str, kind: str, opts: dict[str, str]) -> None:
+        """A ``cuda`` or ``opencl`` target: its facts (``gpu``) from
+        ``polyop.gputarget``; no LLVM machine (``triple`` is NVPTX's for CUDA)."""
+        facts = cuda_facts(spec, opts) if kind == "cuda" else opencl_facts(spec, opts)
+        text = " ".join([kind] + [f"{k}={opts[k]}" for k in GPU_OPTIONS if k in opts])
+        if kind == "cuda" and "-arch" not in opts:
+            text = f"cuda -arch={facts.arch}" + text[4:]
+        triple = "nvptx64-nvidia-cuda" if kind == "cuda" else ""
+        for name, value in (("kind", kind), ("triple", triple), ("cpu", facts.arch),
+                            ("attrs", ()), ("features", ""), ("cores", facts.sm_count or 1),
+                            ("is_host", False), ("_text", text), ("gpu", facts)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def is_gpu(self) -> bool:
+        """A ``cuda`` or ``opencl`` target (its facts: ``self.gpu``, a
+        ``polyop.gputarget.GpuFacts``)."""
+        return self.kind in GPU_KINDS
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Target is immutable (cannot set {name})")
 
@@ -165,7 +192,8 @@ class Target:
         return f"Target({self._text!r})"
 
     def _key(self) -> tuple:
-        return (self.kind, self.triple, self.cpu, self.features, self.cores)
+        return (self.kind, self.triple, self.cpu, self.features, self.cores,
+                self.__dict__.get("gpu"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Target) and self._key() == other._key()
@@ -293,13 +321,14 @@ _cflags: dict[tuple, tuple[str, ...]] = {}
 
 # -- parsing ---------------------------------------------------------------------------------
 
-def _parse_options(spec: str, words: list[str]) -> dict[str, str]:
+def _parse_options(spec: str, words: list[str],
+                   known: tuple[str, ...] = _OPTIONS) -> dict[str, str]:
     opts: dict[str, str] = {}
     for w in words:
         name, eq, value = w.partition("=")
-        if name not in _OPTIONS:
+        if name not in known:
             raise TargetError(f"target {spec!r}: unknown option {w!r} "
-                              f"(known: {', '.join(o + '=' for o in _OPTIONS)})")
+                              f"(known: {', '.join(o + '=' for o in known)})")
         if not eq or not value:
             raise TargetError(f"target {spec!r}: option {name} needs a value ({name}=...)")
         if name in opts:
@@ -449,6 +478,9 @@ def target_machine(target: Target | str | None = None):
         'x86_64-unknown-linux-gnu'
     """
     t = as_target(target)
+    if t.is_gpu:
+        raise TargetError(f"target {t}: a GPU target has no LLVM CPU machine (its code "
+                          "is CUDA C or OpenCL C: polyop_cuda)")
     tm = _machines.get(t._key())
     if tm is None:
         with LLVM_LOCK:

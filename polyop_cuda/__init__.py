@@ -1,13 +1,25 @@
-"""polyop_cuda: the GPU backend of polyop (not implemented yet).
+"""polyop_cuda: the GPU back end of polyop (phase 1: kernels, no shared memory yet).
 
-Planned (see ``../shared/DESIGN.md``): mapping of schedule bands to CUDA blocks
-and threads, shared-memory promotion of tiles, a CUDA C printer, and execution
-with pycuda (``pip install "polyop[cuda]"``), or through OpenCL/PoCL on machines
-without a GPU. Importing this package works on every machine; using it raises
-``NotImplementedError`` until the backend lands.
+Loops bound to GPU axes with ``Schedule.bind`` become kernels; the rest of
+the program runs on the host. ``polyop.lower(sch, target="cuda")`` returns
+readable CUDA C (with the host launch code), ``target="opencl"`` OpenCL C;
+``polyop.build`` compiles and runs them (OpenCL: pyopencl, e.g. on PoCL
+without a GPU; CUDA: NVRTC or nvcc, then pycuda or cuda-python's driver
+bindings). Modules, in pipeline order:
+
+- ``kernel_ir``: the GPU kernel IR (host program, launches, kernels, barriers);
+- ``extract``: loop IR with bound loops → kernel IR (checks, barriers, extents);
+- ``cprinter``: the CUDA C / OpenCL C printer;
+- ``host``: launch sizes and limits, the host loop, argument checks (``GpuFunction``);
+- ``lowering``: ``lower`` and ``build``, called by ``polyop.lower``/``polyop.build``;
+- ``opencl``, ``cuda``: the runtimes; ``nvcc``: compiling CUDA C to cubins.
+
+Importing this package imports no GPU library: those are imported when a
+runtime is made, and their absence is a ``polyop.TargetUnavailableError``.
 """
 
+from .kernel_ir import Barrier, BoundLoop, GpuProgram, Kernel, KernelParam, Launch
+from .lowering import LoweredGpu, build, lower
 
-def build(*args, **kwargs):
-    """Compile a schedule for an NVIDIA GPU (not implemented yet)."""
-    raise NotImplementedError("polyop_cuda: the GPU backend is not implemented yet")
+__all__ = ["Barrier", "BoundLoop", "GpuProgram", "Kernel", "KernelParam", "Launch",
+           "LoweredGpu", "build", "lower"]

@@ -79,7 +79,7 @@ def test_feature_edits_apply_to_the_host():
 
 
 @pytest.mark.parametrize("spec, match", [
-    ("gpu", r"unknown kind 'gpu' \(known: cpu\)"),
+    ("gpu", r"unknown kind 'gpu' \(known: cpu, cuda, opencl\)"),
     ("", "empty target string"),
     ("cpu -mcpu=nonesuch", "LLVM knows no CPU 'nonesuch' for x86_64"),
     (X86 + "haswell -mattr=+nonesuch", "LLVM knows no feature 'nonesuch'"),

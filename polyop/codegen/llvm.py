@@ -63,6 +63,7 @@ from dataclasses import replace
 
 from llvmlite import ir
 
+from ..errors import TargetError
 from ..ir import Block, Call, Const, Extern, For, Function, If, Load, Stmt, Store, walk
 from ..kinds import LoopKind
 from ..types import INDEX, DType
@@ -310,6 +311,9 @@ class _FunctionBuilder(ExprLowering):
         b.position_at_end(end_bb)
 
     def _for(self, s: For) -> None:
+        if s.kind.is_gpu:
+            raise TargetError(f"loops bound to GPU axes: build for target='cuda' or 'opencl' "
+                              f"(loop {s.var} is bound to {s.kind})")
         if s.kind not in LOOP_KINDS:
             raise CodegenError(f"loop {s.var!r} has unknown kind {s.kind!r}")
         if not isinstance(s.step, int) or s.step <= 0:
