@@ -264,8 +264,16 @@ def test_violation_from_the_error_of_a_refused_primitive():
     sch = polyop.Schedule(t)
     with pytest.raises(polyop.IllegalScheduleError) as info:
         sch.interchange(*sch.get_loops("S0"))
-    fig = polyop.viz.violation(info.value, t)  # at the sizes the pair was found at
-    assert info.value.source in fig.axes[0].get_title()
+    err = info.value
+    fig = polyop.viz.violation(err, t)  # at sizes grown from those the pair was found at
+    ax = fig.axes[0]
+    assert err.source in ax.get_title() and "original order" in ax.get_title()
+    (ring,) = [c for c in ax.collections if c.get_gid() == "violation"]
+    assert {_rounded(p) for p in ring.get_offsets()} == {(1.0, 1.0), (2.0, 0.0)}
+    numbers = _numbers(ax)  # the original order runs the source first
+    assert numbers[(1.0, 1.0)] < numbers[(2.0, 0.0)]
+    with pytest.raises(polyop.ArgumentError, match="no instance at sizes"):
+        polyop.viz.violation(err, t, sizes={"n": 2})
 
 
 # -- errors before drawing -----------------------------------------------------------------

@@ -164,10 +164,9 @@ def draw_arrows(ax, lay: Layout, pairs: Mapping[tuple[str, str], list[tuple[Inst
     """One quiver per (kind, array) (``gid`` ``"RAW:A"``): an arrow from each
     source to its sink, both ends shortened by ``ARROW_SHRINK``; the kind's
     colour, in another shade per array."""
-    arrays = sorted({a for _, a in pairs})
-
     def color(kind: str, array: str) -> str:
         shades = KIND_SHADES[kind]
+        arrays = sorted(a for k, a in pairs if k == kind)
         return shades[arrays.index(array) % len(shades)]
     for (kind, array), ps in sorted(pairs.items(), key=lambda kv: (KINDS.index(kv[0][0]),
                                                                      kv[0][1])):

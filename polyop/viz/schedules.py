@@ -342,6 +342,27 @@ def compare(before, after, sizes: Mapping[str, int], stmts: Sequence[str] | str 
     return fig
 
 
+def _roomier(program, v, src: Instance, dst: Instance, sampled: dict[str, int],
+             names: list[str], most: int = 100) -> dict[str, int]:
+    """Sizes a little larger than ``sampled`` (isl samples the smallest), every
+    size grown by the same amount, where the pair is still a ``v.kind``
+    dependence on ``v.array`` and at most ``most`` instances are drawn; else
+    ``sampled``."""
+    rel = dependences(program).by_array[v.kind][v.array]
+    pair = isl.Map(f"{{ {src[0]}[{', '.join(map(str, src[1]))}] -> "
+                   f"{dst[0]}[{', '.join(map(str, dst[1]))}] }}")
+    for grow in (4, 3, 2, 1):
+        bigger = {k: x + grow for k, x in sampled.items()}
+        try:
+            check_sizes(program, bigger)
+            instances(program, bigger, names, limit=most)
+        except ArgumentError:
+            continue
+        if not fix(rel, bigger).intersect(isl.UnionMap.from_map(pair)).is_empty():
+            return bigger
+    return sampled
+
+
 def violation(error, schedule, sizes: Mapping[str, int] | None = None, which: int = 0,
               dims: Sequence[int | str] | None = None, ax=None):
     """Draw a refused primitive: ``error`` is an ``IllegalScheduleError``, a
@@ -350,7 +371,8 @@ def violation(error, schedule, sizes: Mapping[str, int] | None = None, which: in
     primitive applied) shows the order that breaks the dependence, the kernel
     its original order. The ``which``-th violation's source and sink are
     ringed in red and joined by a thick arrow; ``sizes`` default to those
-    the violation was sampled at. Returns the ``Figure``.
+    the violation was sampled at, grown a little where the pair stays one
+    (isl samples the smallest). Returns the ``Figure``.
 
     Example::
 
@@ -379,9 +401,13 @@ def violation(error, schedule, sizes: Mapping[str, int] | None = None, which: in
     v = found[which]
     sch = _as_schedule(schedule)
     program = as_program(sch)
-    fixed = check_sizes(program, parse_sizes(v.sizes) if sizes is None else sizes)
     src, dst = parse_instance(v.source), parse_instance(v.sink)
     names = check_statements(program, list(dict.fromkeys([src[0], dst[0]])))
+    if sizes is None:
+        fixed = _roomier(program, v, src, dst, check_sizes(program, parse_sizes(v.sizes)),
+                         names)
+    else:
+        fixed = check_sizes(program, sizes)
     insts = instances(program, fixed, names)
     for inst, role in ((src, "source"), (dst, "sink")):
         if inst[1] not in insts[inst[0]]:
