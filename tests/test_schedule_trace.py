@@ -300,6 +300,8 @@ def test_json_round_trip_is_exact_and_versioned():
     assert back == sch.trace
     assert trace_to_json(back) == text
     assert type(dict(back[0].kwargs)["pad"]) is float
+    for ins in sch.trace:  # one instruction at a time, as a tuning log stores them
+        assert Instruction.from_json(json.loads(json.dumps(ins.to_json()))) == ins
 
 
 @pytest.mark.parametrize("text, match", [
@@ -310,6 +312,9 @@ def test_json_round_trip_is_exact_and_versioned():
     ('{"version": 1, "instructions": [{"primitive": "explode"}]}',
      "unknown primitive 'explode'"),
     ('{"version": 1, "instructions": [{"args": []}]}', "expected an object with 'primitive'"),
+    ('{"version": 1, "instructions": [3]}', "expected an object with 'primitive'"),
+    ('{"version": 1, "instructions": [{"primitive": "split", "outputs": "L1"}]}',
+     "malformed"),
     ('{"version": 1, "instructions": [{"primitive": "split", "args": [{"bad": 1}]}]}',
      "cannot read argument"),
     ('{"version": 1, "instructions": [{"primitive": "cache_read", "args": ["B"], '

@@ -100,6 +100,33 @@ class Instruction:
     outputs: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
 
+    def to_json(self) -> dict:
+        """This instruction as a JSON-compatible dict (``trace_to_json``)."""
+        return {"primitive": self.primitive, "args": [_to_json(a) for a in self.args],
+                "kwargs": {k: _to_json(v) for k, v in self.kwargs},
+                "outputs": list(self.outputs), "labels": list(self.labels)}
+
+    @classmethod
+    def from_json(cls, item, intrinsics: Mapping[str, Any] | None = None,
+                  where: str = "trace: instruction") -> Instruction:
+        """The instruction ``to_json`` wrote (see ``trace_from_json``)."""
+        try:
+            name = item["primitive"]
+            args, kwargs = item.get("args", []), item.get("kwargs", {})
+            outputs, labels = item.get("outputs", []), item.get("labels", [])
+        except (TypeError, KeyError, AttributeError):
+            raise ScheduleError(f"{where}: expected an object with 'primitive'") from None
+        if name not in PRIMITIVES:
+            raise ScheduleError(f"{where}: unknown primitive {name!r} (known: "
+                                f"{', '.join(sorted(PRIMITIVES))})")
+        if not (isinstance(args, list) and isinstance(kwargs, dict)
+                and isinstance(outputs, list) and all(isinstance(o, str) for o in outputs)
+                and isinstance(labels, list) and all(isinstance(t, str) for t in labels)):
+            raise ScheduleError(f"{where} ({name}): malformed args, kwargs, outputs or labels")
+        return cls(name, tuple(_from_json(a, where, intrinsics) for a in args),
+                   tuple((key, _from_json(v, where, intrinsics)) for key, v in kwargs.items()),
+                   tuple(outputs), tuple(labels))
+
 
 def record_value(v, te_info=None):
     """An argument as a trace records it (see the module docstring)."""
@@ -183,10 +210,8 @@ def _parse_layout(text: str) -> Callable:
 def trace_to_json(trace) -> str:
     """``trace`` (a list of ``Instruction``) as JSON text, with a version field.
     An intrinsic is written by name (``trace_from_json`` needs it back)."""
-    return json.dumps({"version": TRACE_VERSION, "instructions": [
-        {"primitive": ins.primitive, "args": [_to_json(a) for a in ins.args],
-         "kwargs": {k: _to_json(v) for k, v in ins.kwargs},
-         "outputs": list(ins.outputs), "labels": list(ins.labels)} for ins in trace]})
+    return json.dumps({"version": TRACE_VERSION,
+                       "instructions": [ins.to_json() for ins in trace]})
 
 
 def trace_from_json(text: str, intrinsics: Mapping[str, Any] | None = None
@@ -206,27 +231,8 @@ def trace_from_json(text: str, intrinsics: Mapping[str, Any] | None = None
     items = data.get("instructions")
     if not isinstance(items, list):
         raise ScheduleError("trace: 'instructions' must be a list")
-    out = []
-    for k, item in enumerate(items):
-        where = f"trace: instruction {k}"
-        try:
-            name = item["primitive"]
-            args, kwargs = item.get("args", []), item.get("kwargs", {})
-            outputs, labels = item.get("outputs", []), item.get("labels", [])
-        except (TypeError, KeyError):
-            raise ScheduleError(f"{where}: expected an object with 'primitive'") from None
-        if name not in PRIMITIVES:
-            raise ScheduleError(f"{where}: unknown primitive {name!r} (known: "
-                                f"{', '.join(sorted(PRIMITIVES))})")
-        if not (isinstance(args, list) and isinstance(kwargs, dict)
-                and all(isinstance(o, str) for o in outputs)
-                and all(isinstance(s, str) for s in labels)):
-            raise ScheduleError(f"{where} ({name}): malformed args, kwargs, outputs or labels")
-        out.append(Instruction(
-            name, tuple(_from_json(a, where, intrinsics) for a in args),
-            tuple((key, _from_json(v, where, intrinsics)) for key, v in kwargs.items()),
-            tuple(outputs), tuple(labels)))
-    return out
+    return [Instruction.from_json(item, intrinsics, f"trace: instruction {k}")
+            for k, item in enumerate(items)]
 
 
 def _to_json(v):
