@@ -323,3 +323,21 @@ def test_bench_tiny_polybench(tmp_path):
                        (bad_threads, "--threads wants positive thread counts")):
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, \
             r.stderr
+
+
+@pytest.mark.slow
+def test_bench_peers_runs_each_thread_count_in_its_environment(tmp_path):
+    """The peers suite starts one process per thread count with that count's
+    thread variables (``peers.thread_env``) set before numpy loads OpenBLAS."""
+    out = tmp_path / "peers.json"
+    (r,) = run_all(["bench", "peers", "--only", "matmul", "--size", "64", "--peers", "numpy",
+                    "--threads", "2", "--repeat", "1", "--json", str(out)], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("n=64"))
+    assert "numpy" in row.split()  # after "!" where other processes were busy
+    doc = json.loads(out.read_text())
+    (run,) = doc["runs"]
+    assert run["threads"] == 2 and [c["case"] for c in run["workloads"]["matmul"]] == ["n=64"]
+    assert run["env"]["OPENBLAS_NUM_THREADS"] == "2"
+    assert run["workloads"]["matmul"][0]["peers"]["numpy"]["status"] == "ok"
+    assert "1/1" in r.stderr
