@@ -420,3 +420,14 @@ def test_html_escapes_everything_it_is_given():
     assert "<a>" in text and "x < y & \"z\"" in text and "<a>" not in page
     block = vhtml.code("if (a<b && c>d) x = \"<b>\";", "c")
     assert "<b>" not in block and "<b>" in _parse(block)
+
+
+def test_a_kernel_without_sizes_needs_none():
+    @polyop.kernel
+    def fixed(A: "f64[3, 2]"):
+        for i in range(3):
+            for j in range(2):
+                A[i, j] = 1.0
+
+    ax = polyop.viz.order(fixed).axes[0]
+    assert _numbers(ax) == {(float(i), float(j)): 2 * i + j for i in range(3) for j in range(2)}

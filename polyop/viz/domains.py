@@ -195,7 +195,7 @@ def put_legend(ax) -> None:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, frameon=False)
 
 
-def domain(obj, sizes: Mapping[str, int], stmts: Sequence[str] | str | None = None,
+def domain(obj, sizes: Mapping[str, int] | None = None, stmts: Sequence[str] | str | None = None,
            deps: bool = True, ax=None, dims: Sequence[int | str] | None = None):
     """Draw the iteration domains of ``obj`` (a kernel, ``Schedule`` or program)
     at ``sizes`` (every size parameter, e.g. ``{"n": 5}``), with the dependences

@@ -37,9 +37,11 @@ Instance = tuple[str, tuple[int, ...]]
 Pairs = dict[tuple[str, str], list[tuple[Instance, Instance]]]
 
 
-def check_sizes(program: Program, sizes: Mapping[str, int]) -> dict[str, int]:
+def check_sizes(program: Program, sizes: Mapping[str, int] | None) -> dict[str, int]:
     """``sizes`` as plain ints, checked: one value per size parameter of
-    ``program``, no other name, and the kernel's assumptions hold."""
+    ``program``, no other name, and the kernel's assumptions hold (``None``:
+    no sizes, for a kernel without size parameters)."""
+    sizes = {} if sizes is None else sizes
     if not isinstance(sizes, Mapping):
         raise ArgumentError(f"sizes must be a dict of the size parameters "
                             f"({', '.join(program.params) or 'none'}), not {sizes!r}", "sizes")

@@ -263,7 +263,8 @@ def _title(sch, fixed: Mapping[str, int]) -> str:
     return "\n".join(lines)
 
 
-def order(schedule, sizes: Mapping[str, int], stmts: Sequence[str] | str | None = None,
+def order(schedule, sizes: Mapping[str, int] | None = None,
+          stmts: Sequence[str] | str | None = None,
           tiles: bool = True, deps: bool = False, numbers: bool | None = None, ax=None,
           dims: Sequence[int | str] | None = None):
     """Draw the execution order of ``schedule`` (a ``polyop.Schedule``, or a
@@ -302,7 +303,8 @@ def order(schedule, sizes: Mapping[str, int], stmts: Sequence[str] | str | None 
     return fig
 
 
-def compare(before, after, sizes: Mapping[str, int], stmts: Sequence[str] | str | None = None,
+def compare(before, after, sizes: Mapping[str, int] | None = None,
+            stmts: Sequence[str] | str | None = None,
             tiles: bool = True, deps: bool = False, dims: Sequence[int | str] | None = None):
     """Draw the execution orders of two schedules of one kernel side by side
     (``before`` may be the kernel itself: its original order), as ``order``
