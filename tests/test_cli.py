@@ -283,10 +283,12 @@ def test_usage_errors_exit_2_without_traceback(files):
 def test_help_and_version(files):
     from polyop.cli import COMMANDS
 
-    top, version, *helps = run_all(["--help"], ["--version"], cwd=files,
-                                   batched=tuple([c, "--help"] for c in COMMANDS))
+    top, version, nothing, *helps = run_all(
+        ["--help"], ["--version"], cwd=files,
+        batched=([], *([c, "--help"] for c in COMMANDS)))
     assert top.returncode == 0 and all(c in top.stdout for c in COMMANDS)
     assert version.returncode == 0 and version.stdout.strip() == f"polyop {polyop.__version__}"
+    assert nothing.returncode == 2 and "required: COMMAND" in nothing.stderr
     for command, h in zip(COMMANDS, helps):
         assert h.returncode == 0, (command, h.stderr)
         assert h.stdout.startswith(f"usage: polyop {command}")

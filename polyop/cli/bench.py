@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .common import FAILED, OK, UsageError
+from .common import FAILED, OK, UsageError, describe
 
 #: suite name -> (script, what it measures)
 SUITES = {
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "bench", help="run a benchmark suite (" + ", ".join(SUITES) + ") and print its tables",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n", 1)[1].strip(), epilog=_EPILOG)
+        description=describe(__doc__), epilog=_EPILOG)
     p.add_argument("suite", nargs="?", default="polybench", choices=list(SUITES),
                    metavar="SUITE", help=f"one of {', '.join(SUITES)} (default polybench)")
     p.add_argument("--size", default=None,

@@ -32,6 +32,7 @@ from .common import (
     OK,
     USAGE,
     UsageError,
+    describe,
     load_kernel,
     load_schedule_function,
     primitives,
@@ -61,7 +62,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "check", help="check a schedule script's legality (exit 0 legal, 1 illegal, 2 error)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n", 1)[1].strip(), epilog=_EPILOG)
+        description=describe(__doc__), epilog=_EPILOG)
     p.add_argument("kernel", metavar="FILE.py:FUNC",
                    help="a @polyop.kernel or plain function FUNC of the Python file FILE.py")
     p.add_argument("--schedule", metavar="SCRIPT.py", required=True,

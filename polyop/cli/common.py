@@ -43,6 +43,16 @@ class UsageError(Exception):
         self.cause = cause
 
 
+def describe(doc: str) -> str:
+    """A module docstring as a command's ``--help`` text: reST's double
+    backquotes dropped, since a terminal shows them as they are.
+
+    >>> describe("``polyop show``: prints ``k.program``.")
+    'polyop show: prints k.program.'
+    """
+    return doc.replace("``", "").strip()
+
+
 def split_spec(spec: str) -> tuple[str, str]:
     """``"FILE.py:FUNC"`` as ``(FILE.py, FUNC)``; a ``UsageError`` for anything else."""
     path, colon, func = spec.rpartition(":")

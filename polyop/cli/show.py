@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import FAILED, OK, load_kernel, load_schedule_function, run_schedule_script
+from .common import FAILED, OK, describe, load_kernel, load_schedule_function, run_schedule_script
 
 SECTIONS = ("model", "deps", "code")
 
@@ -40,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "show", help="print a kernel's model, dependences and generated code",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n", 1)[1].strip(), epilog=_EPILOG)
+        description=describe(__doc__), epilog=_EPILOG)
     p.add_argument("kernel", metavar="FILE.py:FUNC",
                    help="a @polyop.kernel or plain function FUNC of the Python file FILE.py")
     p.add_argument("--schedule", metavar="SCRIPT.py",
