@@ -287,6 +287,7 @@ def test_violation_from_the_error_of_a_refused_primitive():
     (lambda: polyop.viz.domain(mm, sizes={"n": 3}, dims=("i", "q")), ["no iterator 'q'"]),
     (lambda: polyop.viz.order(mm, sizes={"n": 2.5}), ["not an integer"]),
     (lambda: polyop.viz.violation("oops", mm), ["IllegalScheduleError or Violation"]),
+    (lambda: polyop.viz.compare(mm, t, sizes={"n": 3}), ["two kernels (mm, t)"]),
 ])
 def test_bad_input_is_a_clear_error(call, words):
     with pytest.raises(polyop.ArgumentError) as info:
