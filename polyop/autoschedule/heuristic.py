@@ -274,19 +274,24 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     # -- loop order -------------------------------------------------------------------
     perms = list(itertools.permutations(range(d))) if 1 < d <= 4 and permutable else \
         [tuple(range(d))]
+    coincident = _coincident(ctx, stmts, pos, band)
     scored = []
     for perm in perms:
         g2 = [Group(g.array, tuple(tuple(r[p] for p in perm) for r in g.coeffs), g.spread,
                     g.elem) for g in groups]
-        model = BandModel.build([names[p] for p in perm], [extents[p] for p in perm], g2)
-        q0 = model.untiled_traffic(capacity)
+        model = BandModel.build([names[p] for p in perm], [extents[p] for p in perm], g2,
+                                len(stmts))
         unit, vary = _unit_stride(g2, d - 1)
-        scored.append(((round(q0, 3), -unit, perm != tuple(range(d))), perm, model))
+        vec = names[perm[-1]] in coincident and vary > 0 and 2 * unit >= vary
+        cost = model.cycles(model.untiled(capacity), lanes if vec else 1)
+        scored.append(((round(cost, 3), -unit, perm != tuple(range(d))), perm, model))
     scored.sort(key=lambda x: x[0])
     cand_orders = [tuple(names[p] for p in perm) for _, perm, _ in scored]
     best = scored[0]
-    why = (f"least modelled untiled traffic {best[0][0]:.4g} lines (kernel's order: "
-           f"{next(s[0][0] for s in scored if s[1] == tuple(range(d))):.4g})"
+    why = (f"least modelled untiled time {best[0][0]:.4g} cycles (kernel's order: "
+           f"{next(s[0][0] for s in scored if s[1] == tuple(range(d))):.4g}; roofline of "
+           "the traffic Q below and one instance per cycle, vectorized where the innermost "
+           "loop is coincident and unit-stride)"
            if len(scored) > 1 else "isl found no permutable band: the kernel's order")
     knob = ctx.decide(f"{lead}:order", cand_orders, cand_orders[0], why)
     perm = next(p for (_, p, _) in scored if tuple(names[q] for q in p) == knob.chosen)
@@ -308,18 +313,24 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         ranked = model.ranked_tiles(capacity, lanes)
         untiled = model.untiled(capacity)
         q0, q1 = model.traffic(untiled), model.traffic(ranked[0])
-        gain = q0 / q1 if q1 else 1.0
+        inner = order[-1].name
+        unit, vary = _unit_stride(list(model.groups), d - 1)
+        vl = lanes if inner in coincident and vary > 0 and 2 * unit >= vary else 1
+        c0, c1 = model.cycles(untiled, vl), model.cycles(ranked[0], vl)
+        gain = c0 / c1 if c1 else 1.0
         pays = permutable and gain >= TILE_GAIN
         none = tuple(model.extents)
         cands = [none] + [t for t in ranked if t != none]
-        why = (f"tiles cut the modelled traffic {gain:.3g}x "
-               f"({q0:.4g} -> {q1:.4g} lines), footprint "
+        why = (f"tiles cut the modelled time {gain:.3g}x ({c0:.4g} -> {c1:.4g} cycles; "
+               f"traffic {q0:.4g} -> {q1:.4g} lines), footprint "
                f"{sum(model.group_footprints(ranked[0])) * 64 / 1024:.4g} KiB <= half "
                f"the L2 ({capacity // 1024} KiB)")
         if not permutable:
             why = "isl found no permutable band over these loops: tiling could be illegal"
         elif not pays:
-            why = f"tiling saves only {gain:.3g}x (< {TILE_GAIN}x) of the modelled traffic"
+            why = (f"tiling saves only {gain:.3g}x (< {TILE_GAIN}x) of the modelled time "
+                   f"(traffic {q0:.4g} -> {q1:.4g} lines: the band is compute-bound or "
+                   "already reuses its data)")
         knob = ctx.decide(f"{lead}:tiles", cands, ranked[0] if pays else none, why,
                           model.formula())
         tiles = knob.chosen
@@ -345,10 +356,12 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     unit, vary = _unit_stride([Group(g.array, g.coeffs, g.spread, g.elem)
                                for g in model.groups], d - 1)
     innermost = inner_loops[-1]
-    want = vary > 0 and 2 * unit >= vary and lanes > 1
+    carried = innermost.name.split("_")[0] not in coincident
+    want = vary > 0 and 2 * unit >= vary and lanes > 1 and not carried
     knob = ctx.decide(f"{lead}:vectorize", [False, True], want,
                       f"{unit} of {vary} access groups varying in {innermost.name} are "
-                      f"unit-stride ({lanes} lanes of {dtype})")
+                      f"unit-stride ({lanes} lanes of {dtype})" +
+                      ("; isl: the loop carries a dependence" if carried else ""))
     if knob.chosen:
         try:
             sch.vectorize(innermost)
@@ -358,17 +371,21 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
 
     # -- parallel ---------------------------------------------------------------------------
     outer = tile_loops + [lp for lp in inner_loops[:-1]]
-    coincident = _coincident(ctx, stmts, pos, band, order)
     pref = [lp for lp in outer if lp.name.split("_")[0] in coincident] + \
         [lp for lp in outer if lp.name.split("_")[0] not in coincident]
     cands = [None] + [lp.name for lp in pref]
-    default = pref[0].name if pref and target.cores > 1 else None
+    default = pref[0].name if pref and target.cores > 1 and \
+        pref[0].name.split("_")[0] in coincident else None
     why = (f"{target.cores} cores; isl: coincident loops {sorted(coincident) or 'none'}"
            if target.cores > 1 else "the target has one core")
+    if target.cores > 1 and default is None:
+        why += ": no loop of the band is parallel"
     knob = ctx.decide(f"{lead}:parallel", cands, default, why)
     if knob.chosen is not None:
+        # the model's choice falls back to the next loop isl found coincident
         tried = [lp for lp in pref if lp.name == knob.chosen] + \
-            ([lp for lp in pref if lp.name != knob.chosen] if knob.chosen == default else [])
+            ([lp for lp in pref if lp.name != knob.chosen and
+              lp.name.split("_")[0] in coincident] if knob.chosen == default else [])
         for lp in tried:
             try:
                 sch.parallel(lp)
@@ -390,7 +407,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
             knob.why += f" (refused: {str(exc).splitlines()[0]})"
 
 
-def _coincident(ctx: Context, stmts, pos, band, order) -> set[str]:
+def _coincident(ctx: Context, stmts, pos, band) -> set[str]:
     """Names of band loops that isl marked coincident for every statement."""
     out = set()
     for b, lp in enumerate(band):

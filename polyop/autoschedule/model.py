@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     import sympy
 
 LINE = 64  # bytes per cache line
+#: lines refilled from beyond the L2 per cycle and core, in bytes (a typical
+#: sustained figure; the model only compares schedules of one band with it)
+BYTES_PER_CYCLE = 16
 
 
 @dataclass(frozen=True)
@@ -72,35 +75,35 @@ class BandModel:
     loops: tuple[str, ...]
     extents: tuple[int, ...]
     groups: tuple[Group, ...]
+    statements: int
     T: tuple[sympy.Symbol, ...]
     N: tuple[sympy.Symbol, ...]
     group_fp: tuple[sympy.Expr, ...]
     footprint: sympy.Expr
     traffic_expr: sympy.Expr
     _fp_fns: list = field(default_factory=list, repr=False)
+    _slide_fns: list = field(default_factory=list, repr=False)
 
     @classmethod
-    def build(cls, loops, extents, groups) -> BandModel:
+    def build(cls, loops, extents, groups, statements: int = 1) -> BandModel:
         """The model of a band with loops ``loops`` (names, outermost first),
-        trip counts ``extents`` and access ``groups``."""
+        trip counts ``extents``, access ``groups`` and ``statements`` in its body."""
         import sympy  # here: importing sympy costs most of a second, paid only when used
 
         T = tuple(sympy.Symbol(f"T_{v}", positive=True, integer=True) for v in loops)
         N = tuple(sympy.Symbol(f"N_{v}", positive=True, integer=True) for v in loops)
-        fps = []
-        for g in groups:
-            dims = [sum(abs(c) * (t - 1) for c, t in zip(row, T)) + 1 + s
-                    for row, s in zip(g.coeffs, g.spread)]
-            if not dims:
-                fps.append(sympy.Integer(1))
-                continue
-            last = (dims[-1] * g.elem + LINE - g.elem) / LINE  # lines along the contiguous dim
-            fps.append(sympy.simplify(sympy.Mul(*dims[:-1]) * last))
+        fps = [_footprint(g, T) for g in groups]
         fp = sympy.Add(*fps)
         tiles = sympy.Mul(*[n / t for n, t in zip(N, T)])
-        model = cls(tuple(loops), tuple(int(e) for e in extents), tuple(groups), T, N,
+        model = cls(tuple(loops), tuple(int(e) for e in extents), tuple(groups), statements, T, N,
                     tuple(fps), fp, fp * tiles)
         model._fp_fns = [sympy.lambdify(T, f, "math") for f in fps]
+        # the same footprints without the offsets' spread along each loop: what a
+        # tile adds when it slides along that loop (a stencil's rows overlap)
+        for k in range(len(T)):
+            slid = [sympy.lambdify(T, _footprint(g, T, k) if g.depends(k) else f, "math")
+                    for g, f in zip(groups, fps)]
+            model._slide_fns.append(slid)
         return model
 
     # -- evaluation --------------------------------------------------------------------------
@@ -116,15 +119,29 @@ class BandModel:
         iteration of the loops outside it)."""
         tiled = [k for k, (t, n) in enumerate(zip(tiles, self.extents)) if t < n]
         last = tiled[-1] if tiled else None
+        slid = [f(*tiles) for f in self._slide_fns[last]] if tiled else []
         total = 0.0
-        for g, fp in zip(self.groups, self.group_footprints(tiles)):
+        for j, (g, fp) in enumerate(zip(self.groups, self.group_footprints(tiles))):
             mult = 1.0
             for k in tiled:
                 if k == last and not g.depends(k):
                     continue
                 mult *= math.ceil(self.extents[k] / tiles[k])
-            total += fp * mult
+            if tiled and g.depends(last):
+                # the next tile along the innermost tile loop finds the overlap
+                # (a stencil's neighbour rows) in cache: one full load, then the rest
+                n = math.ceil(self.extents[last] / tiles[last])
+                total += mult / n * (fp + (n - 1) * slid[j])
+            else:
+                total += fp * mult
         return total
+
+    def cycles(self, tiles, lanes: int) -> float:
+        """A roofline estimate of the band's time in cycles: the larger of its
+        traffic at ``BYTES_PER_CYCLE`` and one statement instance per cycle,
+        ``lanes`` at a time when the innermost loop is vectorized."""
+        iterations = math.prod(self.extents) * max(1, self.statements)
+        return max(self.traffic(tiles) * LINE / BYTES_PER_CYCLE, iterations / max(1, lanes))
 
     def untiled(self, capacity: int) -> tuple[int, ...]:
         """The untiled band as tile sizes: the largest suffix of loops whose
@@ -169,3 +186,17 @@ class BandModel:
         import sympy
 
         return f"F(T) = {self.footprint} lines;  Q(T) = {sympy.simplify(self.traffic_expr)}"
+
+
+def _footprint(g: Group, T, slide: int | None = None):
+    """``F_g(T)`` in lines; with ``slide``, without the offsets' spread along
+    the array dimensions that loop ``slide`` moves."""
+    import sympy
+
+    dims = [sum(abs(c) * (t - 1) for c, t in zip(row, T)) + 1 +
+            (0 if slide is not None and row[slide] else s)
+            for row, s in zip(g.coeffs, g.spread)]
+    if not dims:
+        return sympy.Integer(1)
+    last = (dims[-1] * g.elem + LINE - g.elem) / LINE  # lines along the contiguous dim
+    return sympy.simplify(sympy.Mul(*dims[:-1]) * last)

@@ -1,0 +1,181 @@
+"""PolyBench/C 4.2.1: ``polyop.auto_schedule`` against the default schedule and numba.
+
+For each kernel of ``tests.polybench.BENCHES`` at one dataset (MEDIUM by
+default):
+
+- ``auto``: ``polyop.build(polyop.auto_schedule(kernel, target, sizes=<dataset>))``;
+- ``default``: the kernel compiled with its own order (``polyop.kernel``);
+- ``numba``: ``numba.njit`` of the same Python function.
+
+The three run interleaved (auto, default, numba, auto, ...), ``--repeat``
+times each on fresh copies of the init arguments, one thread; the table
+reports medians. Then, for the kernels whose schedule has a parallel loop,
+auto at 1 and 2 threads interleaved. auto's outputs are checked against
+numba's (``rtol=1e-9, atol=1e-12``). The machine is shared with other jobs,
+which is why every comparison is interleaved; the JSON says so.
+
+Usage::
+
+    python benchmarks/autoschedule_bench.py                   # all, MEDIUM
+    python benchmarks/autoschedule_bench.py --kernels gemm,2mm --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "benchmarks"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import hostinfo  # noqa: E402
+import polybench_bench as pb  # noqa: E402
+
+import polyop  # noqa: E402
+from polyop.codegen.parallel import set_num_threads  # noqa: E402
+from tests.polybench import BENCHES  # noqa: E402
+
+
+def _median_ms(ts: list[float]) -> float:
+    return 1e3 * statistics.median(ts)
+
+
+def bench_one(bench, size: str, repeat: int, target: str) -> dict:
+    import numba
+
+    sizes = bench.sizes[size]
+    args = bench.init(sizes)
+    order = list(inspect.signature(bench.kernel.py_func).parameters)
+    res: dict = {"kernel": bench.name, "sizes": sizes}
+    t0 = time.perf_counter()
+    sch = polyop.auto_schedule(bench.kernel, target, sizes=sizes)
+    auto = polyop.build(sch)
+    res["auto_compile_s"] = time.perf_counter() - t0
+    res["schedule"] = str(sch).splitlines()[1:]
+    res["knobs"] = {k.name: repr(k.chosen) for k in sch.explanation.knobs if k.applied}
+    parallel = any(k.name.endswith(":parallel") and k.applied and k.chosen is not None
+                   for k in sch.explanation.knobs)
+    res["has_parallel_loop"] = parallel
+    default = polyop.kernel(bench.kernel.py_func)
+    default.compile()
+    nb = numba.njit(bench.kernel.py_func)
+    pb.timed_call(nb, args, order)  # compile
+
+    set_num_threads(1)
+    times: dict[str, list[float]] = {"auto": [], "default": [], "numba": []}
+    outs: dict[str, dict] = {}
+    for _ in range(repeat):
+        for name, fn in (("auto", auto), ("default", default), ("numba", nb)):
+            t, outs[name] = pb.timed_call(fn, args, order)
+            times[name].append(t)
+    for name, ts in times.items():
+        res[f"{name}_ms"] = _median_ms(ts)
+        res[f"{name}_times_s"] = ts
+    res["speedup_vs_numba"] = res["numba_ms"] / res["auto_ms"]
+    res["speedup_vs_default"] = res["default_ms"] / res["auto_ms"]
+    res["match"] = bool(all(np.allclose(outs["auto"][o], outs["numba"][o], rtol=pb.RTOL,
+                                        atol=pb.ATOL, equal_nan=True)
+                            for o in bench.outputs))
+    if parallel:
+        t1, t2 = [], []
+        for _ in range(repeat):
+            set_num_threads(1)
+            t1.append(pb.timed_call(auto, args, order)[0])
+            set_num_threads(2)
+            t2.append(pb.timed_call(auto, args, order)[0])
+        set_num_threads(1)
+        res["auto_1thread_ms"], res["auto_2threads_ms"] = _median_ms(t1), _median_ms(t2)
+        res["speedup_2_threads"] = res["auto_1thread_ms"] / res["auto_2threads_ms"]
+    return res
+
+
+def _geo(xs: list[float]) -> float | None:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="MEDIUM", choices=pb.SIZES)
+    ap.add_argument("--kernels", default="", help="comma-separated names (default: all 30)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--target", default="cpu")
+    ap.add_argument("--json", default=None)
+    opts = ap.parse_args(argv)
+    names = [n.strip() for n in opts.kernels.split(",") if n.strip()] or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        ap.error(f"unknown kernel(s): {', '.join(unknown)}")
+
+    pb.warm_up()
+    results = []
+    for name in names:
+        print(f"[{opts.size}] {name} ...", file=sys.stderr, flush=True)
+        try:
+            results.append(bench_one(BENCHES[name], opts.size, opts.repeat, opts.target))
+        except Exception as exc:  # noqa: BLE001  (reported in the table and the JSON)
+            results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
+
+    print(f"\nPolyBench/C 4.2.1 {opts.size}, 1 thread, medians of {opts.repeat} interleaved runs")
+    print(f"{'kernel':16s} {'auto ms':>9s} {'default':>9s} {'numba':>9s} {'vs numba':>9s} "
+          f"{'vs dflt':>8s} {'2 thr':>6s}  check")
+    for r in results:
+        if "error" in r:
+            print(f"{r['kernel']:16s} ERROR {r['error'][:100]}")
+            continue
+        two = f"{r['speedup_2_threads']:.2f}x" if "speedup_2_threads" in r else "-"
+        print(f"{r['kernel']:16s} {r['auto_ms']:9.3f} {r['default_ms']:9.3f} "
+              f"{r['numba_ms']:9.3f} {r['speedup_vs_numba']:8.2f}x "
+              f"{r['speedup_vs_default']:7.2f}x {two:>6s}  "
+              f"{'ok' if r['match'] else 'MISMATCH'}")
+    ok = [r for r in results if "error" not in r]
+    summary = {
+        "geomean_auto_vs_numba": _geo([r["speedup_vs_numba"] for r in ok]),
+        "geomean_auto_vs_default": _geo([r["speedup_vs_default"] for r in ok]),
+        "geomean_default_vs_numba": _geo([r["numba_ms"] / r["default_ms"] for r in ok]),
+        "kernels_more_than_5pct_slower_than_default":
+            [r["kernel"] for r in ok if r["speedup_vs_default"] < 1 / 1.05],
+        "geomean_2_threads_on_parallel_kernels":
+            _geo([r["speedup_2_threads"] for r in ok if "speedup_2_threads" in r]),
+        "parallel_kernels": [r["kernel"] for r in ok if "speedup_2_threads" in r],
+    }
+    for k, v in summary.items():
+        print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
+
+    out = Path(opts.json) if opts.json else (
+        ROOT / "benchmarks" / "results" / f"autoschedule_{opts.size.lower()}.json")
+    import llvmlite
+    import numba
+
+    doc = {
+        "benchmark": "PolyBench/C 4.2.1: auto_schedule vs default schedule vs numba",
+        "size": opts.size, "repeat": opts.repeat, "target": opts.target,
+        "target_resolved": str(polyop.Target(opts.target)),
+        "method": "auto, default and numba interleaved per repetition, medians; 1 thread, "
+                  "then auto at 1 and 2 threads interleaved on kernels with a parallel "
+                  "loop. The machine was shared with other jobs (2 cores, loaded): "
+                  "figures are noisy, interleaving keeps comparisons fair.",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {**hostinfo.describe(), "numba": numba.__version__,
+                    "llvmlite": llvmlite.__version__},
+        "summary": summary,
+        "results": results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"results written to {out}")
+    return 0 if all(r.get("match") for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
