@@ -22,6 +22,7 @@ import islpy as isl
 import pytest
 
 import polyop
+from polyop.schedule import trace_from_json
 
 KERNELS = '''\
 import polyop
@@ -189,6 +190,10 @@ def test_show_prints_model_deps_schedule_and_code(files, kernels):
 
 
 def test_check_legal_illegal_and_json(files, kernels):
+    sch_legal = polyop.Schedule(kernels.mm)
+    i, j, k = sch_legal.get_loops("S0")
+    sch_legal.reorder(k, j)
+    sch_legal.parallel(i)
     sch = polyop.Schedule(kernels.mm)
     i, j, k = sch.get_loops("S0")
     sch.parallel(i)
@@ -218,12 +223,15 @@ def test_check_legal_illegal_and_json(files, kernels):
     assert report["status"] == "legal" and report["exit_status"] == 0
     assert report["primitives"] == ["reorder(k, j)", "parallel(i)"]
     assert report["violations"] == [] and report["error"] is None
+    replayed = polyop.Schedule.replay(trace_from_json(json.dumps(report["trace"])), kernels.mm)
+    assert str(polyop.lower(replayed)) == str(polyop.lower(sch_legal))
 
     report = json.loads(illegal_json.stdout)
     assert illegal_json.returncode == 1
     assert report["status"] == "illegal" and report["mode"] == "first"
     assert report["kernel"] == "kernels.py:mm" and report["schedule_script"] == "illegal.py"
     assert report["primitives"] == ["parallel(i)"]
+    assert [ins["primitive"] for ins in report["trace"]["instructions"]] == ["parallel"]
     assert report["failed_primitive"] == "parallel(k)"
     assert report["failed_at"] == "illegal.py:4: sch.parallel(k)"
     assert report["message"] == str(expected)

@@ -48,7 +48,9 @@ examples:
 
 The JSON report: {"status": "legal" | "illegal" | "error", "exit_status",
 "kernel", "schedule_script", "mode": "first" | "final", "primitives" (applied,
-in order), "failed_primitive" and "failed_at" (the script's line), "message",
+in order), "trace" (the same as data: polyop.Schedule.replay(
+polyop.schedule.trace_from_json(json.dumps(trace)), kernel) rebuilds the
+schedule), "failed_primitive" and "failed_at" (the script's line), "message",
 "violations": [{"kind", "array", "element", "source", "sink", "loop",
 "carried", "sizes", "reduction", "escapes", "description"}], "error": null or
 {"type", "message", and "file", "line", "col" for a FrontendError}}."""
@@ -78,6 +80,13 @@ def _violation(v, primitive: str) -> dict[str, Any]:
     return {**dataclasses.asdict(v), "description": v.describe(primitive)}
 
 
+def _trace(sch) -> dict[str, Any]:
+    """The primitives applied, as replayable data (``polyop.schedule.trace``)."""
+    from ..schedule import trace_to_json
+
+    return json.loads(trace_to_json(sch.trace))
+
+
 def _error(exc: BaseException) -> dict[str, Any]:
     from ..errors import FrontendError
 
@@ -99,11 +108,12 @@ def _check(args: argparse.Namespace, report: dict[str, Any]) -> int:
     except IllegalScheduleError as exc:
         found = _PRIMITIVE.match(str(exc))
         what = found.group(1) if found else "schedule"
-        report.update(status="illegal", primitives=primitives(sch), failed_primitive=what,
+        report.update(status="illegal", primitives=primitives(sch), trace=_trace(sch),
+                      failed_primitive=what,
                       failed_at=script_line(args.schedule, exc), message=str(exc),
                       violations=[_violation(v, what) for v in exc.violations])
         return FAILED
-    report["primitives"] = primitives(sch)
+    report.update(primitives=primitives(sch), trace=_trace(sch))
     violations = sch.check() if not sch.checking else []
     if violations:
         report.update(status="illegal", message=f"the final schedule violates "
@@ -142,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
         "status": None, "exit_status": None, "kernel": args.kernel,
         "schedule_script": args.schedule, "mode": "final" if args.final else "first",
-        "primitives": [], "failed_primitive": None, "failed_at": None, "message": None,
-        "violations": [], "error": None, "polyop_version": __version__}
+        "primitives": [], "trace": None, "failed_primitive": None, "failed_at": None,
+        "message": None, "violations": [], "error": None, "polyop_version": __version__}
     try:
         status = _check(args, report)
     except (UsageError, PolyopError) as exc:
