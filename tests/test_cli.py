@@ -48,6 +48,10 @@ def bad(n: int, x: "f64[n]"):
         x[i] = 1.0
         i += 1
 
+def oob(n: int, x: "f64[n]"):
+    for i in range(n):
+        x[i + 1] = 0.0
+
 NOT_A_FUNCTION = 3
 '''
 
@@ -254,7 +258,7 @@ def test_usage_errors_exit_2_without_traceback(files):
         "missing file": (["show", "nowhere.py:mm"], "kernel file nowhere.py: no such file"),
         "missing function": (["show", "kernels.py:gemm"],
                              "kernels.py has no function 'gemm' (functions and kernels there: "
-                             "axpy, bad, mm, rec)"),
+                             "axpy, bad, mm, oob, rec)"),
         "not a function": (["show", "kernels.py:NOT_A_FUNCTION"], "is a int, not a function"),
         "bad spec": (["check", "kernels.py", "--schedule", "legal.py"], "expected FILE.py:FUNC"),
         "no schedule()": (["check", "kernels.py:mm", "--schedule", "no_schedule.py"],
@@ -263,6 +267,8 @@ def test_usage_errors_exit_2_without_traceback(files):
                            "schedule script nope.py: no such file"),
         "frontend error": (["check", "kernels.py:bad", "--schedule", "legal.py"],
                            f"kernels.py:{while_line}:5: while loop is not supported"),
+        "out of bounds": (["check", "kernels.py:oob", "--schedule", "legal.py"],
+                          "kernel kernels.py:oob rejected: BoundsError: "),
         "schedule error": (["check", "kernels.py:mm", "--schedule", "unknown_stmt.py"],
                            "unknown_stmt.py:2: ScheduleError: unknown statement 'S7'"),
         "script raises": (["show", "kernels.py:mm", "--schedule", "raises.py"],

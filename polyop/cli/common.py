@@ -113,7 +113,9 @@ def load_kernel(spec: str):
     """The ``polyop.Kernel`` named by ``FILE.py:FUNC``: a ``@polyop.kernel`` of
     the file, or a plain function of it, wrapped. Its model is built here, so
     that a kernel outside the kernel language is a ``UsageError`` (with the
-    ``FrontendError``'s file, line and column) before any command uses it."""
+    ``FrontendError``'s file, line and column) before any command uses it, and
+    so is an access proven out of bounds (``BoundsError``)."""
+    from ..bounds import check_bounds
     from ..errors import PolyopError
     from ..kernel import Kernel, kernel
 
@@ -132,7 +134,9 @@ def load_kernel(spec: str):
                              "or a @polyop.kernel")
         obj = kernel(obj)
     try:
-        obj.program  # noqa: B018 - parse now: a FrontendError is the user's, reported here
+        # model and bounds proof now: a FrontendError or BoundsError is the user's,
+        # reported before any command works on the kernel
+        check_bounds(obj.program)
     except PolyopError as exc:
         raise UsageError(f"kernel {spec} rejected: {type(exc).__name__}: {exc}", exc) from None
     return obj
