@@ -275,7 +275,16 @@ def host_text(prog: GpuProgram, dialect: Dialect) -> str:
         params.append(f"{t} *{p.name}" if p.kind == "array" else f"{t} {p.name}")
     lines = ["// host side: sizes and scalars by value, arrays in device memory",
              f"void {prog.name}({', '.join(params)}) {{"]
+    for name, dtype, shape in prog.scratch:  # temporaries passed between kernels
+        n = 1
+        for e in shape:
+            n *= e
+        t = dialect.ctype(dtype)
+        lines.append(f"  {t} *{name};" if dialect.name != "cuda" else
+                     f"  {t} *{name};  cudaMalloc((void **)&{name}, {n} * sizeof({t}));")
     lines += _host(prog.body, 1, dialect)
+    if dialect.name == "cuda":
+        lines += [f"  cudaFree({name});" for name, _, _ in prog.scratch]
     lines.append("}")
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from polyop.errors import TargetUnavailableError
 
-from .host import cuda_array_interface, run_host
+from .host import cuda_array_interface, run_host, scratch_arrays
 from .kernel_ir import GpuProgram, Kernel
 from .nvcc import compile_cubin
 
@@ -120,15 +120,14 @@ class CudaRuntime:
         """Run ``prog`` with the checked arguments ``values`` (by name)."""
         pointers, owned = {}, {}
         try:
-            for p in prog.params:
-                if p.kind != "array":
-                    continue
-                a = values[p.name]
+            arrays = {p.name: values[p.name] for p in prog.params if p.kind == "array"}
+            arrays.update(scratch_arrays(prog))
+            for name, a in arrays.items():
                 cai = cuda_array_interface(a)
                 if cai is not None:  # already on the device: used in place
-                    pointers[p.name] = int(cai["data"][0])
+                    pointers[name] = int(cai["data"][0])
                 else:
-                    owned[p.name], pointers[p.name] = self._alloc(a)
+                    owned[name], pointers[name] = self._alloc(a)
             env = {p.name: values[p.name] for p in prog.params if p.kind != "array"}
             run_host(prog, env, self.target,
                      lambda k, grid, block, env: self._launch(k, grid, block, env, pointers))

@@ -44,6 +44,7 @@ Example::
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import islpy as isl
 
@@ -54,7 +55,7 @@ from polyop.kinds import LoopKind
 from polyop.program import Program
 from polyop.types import INDEX
 
-from .kernel_ir import AXES, Barrier, BoundLoop, GpuProgram, Kernel, KernelParam, Launch
+from .kernel_ir import AXES, Barrier, BoundLoop, GpuProgram, Kernel, KernelParam, Launch, walk
 
 _FORBIDDEN = (LoopKind.PARALLEL, LoopKind.VECTOR)
 
@@ -63,8 +64,64 @@ def extract(fn: ir.Function, program: Program) -> GpuProgram:
     """The ``GpuProgram`` of ``fn`` (see the module docstring)."""
     ex = _Extractor(fn, program)
     body = ex.host(fn.body, ())
-    return GpuProgram(fn.name, fn.params, tuple(ex.kernels), body,
-                      tuple(fn.meta.get("requires", ())))
+    kernels, scratch = _shared_temporaries(ex.kernels, dict(fn.temps),
+                                           fn.meta.get("temp_shapes", {}))
+    new = {k.name: k for k in kernels}
+    return GpuProgram(fn.name, fn.params, tuple(kernels), _relaunch(body, new),
+                      tuple(fn.meta.get("requires", ())), scratch)
+
+
+def _shared_temporaries(kernels: list[Kernel], temps: dict, shapes: dict):
+    """Kernels in which a temporary used by several kernels lives in device
+    memory (``scratch``: one buffer per call) rather than in each thread: where
+    the kernel only reads it, or runs one thread. A kernel that writes it in
+    bound loops keeps a private copy: legality (``Schedule.bind``) has proven
+    that no value passes between those threads, into or out of the loops."""
+    users: dict[str, int] = {}
+    for k in kernels:
+        for name, _, _ in k.temps:
+            users[name] = users.get(name, 0) + 1
+    shared = {t for t, n in users.items() if n > 1}
+    out, scratch = [], {}
+    for k in kernels:
+        written = {n.array for n in walk(k.body) if isinstance(n, ir.Store)}
+        moved = {t for t, _, _ in k.temps if t in shared and (not k.loops or t not in written)}
+        if not moved:
+            out.append(k)
+            continue
+        params = list(k.params)
+        for t in sorted(moved):
+            shape = tuple(ir.Const(n) for n in shapes.get(t, ())) or (ir.Const(1),)
+            params.append(KernelParam(t, "array", temps[t], shape, t in written))
+            scratch[t] = (t, temps[t], tuple(int(c.value) for c in shape))
+        body = _global_scalars(k.body, {t for t in moved if not shapes.get(t)})
+        out.append(replace(k, params=tuple(params), body=body,
+                           temps=tuple(x for x in k.temps if x[0] not in moved)))
+    return out, tuple(scratch[t] for t in sorted(scratch))
+
+
+def _global_scalars(node, names: set[str]):
+    """``node`` with the 0-d temporaries ``names`` accessed as element 0."""
+    if isinstance(node, Barrier):
+        return node
+    if isinstance(node, (ir.Load, ir.Store)) and node.array in names and not node.index:
+        node = replace(node, index=(ir.Const(0),))
+    if isinstance(node, ir.Block):
+        return ir.Block(tuple(_global_scalars(s, names) for s in node.stmts))
+    return ir.map_children(node, lambda c: _global_scalars(c, names))
+
+
+def _relaunch(node, kernels: dict[str, Kernel]):
+    """The host tree ``node`` launching ``kernels`` (by name) instead."""
+    if isinstance(node, Launch):
+        return Launch(kernels[node.kernel.name])
+    if isinstance(node, ir.Block):
+        return ir.Block(tuple(_relaunch(s, kernels) for s in node.stmts))
+    if isinstance(node, ir.If):
+        return ir.If(node.cond, _relaunch(node.then, kernels),
+                     None if node.else_ is None else _relaunch(node.else_, kernels))
+    assert isinstance(node, ir.For), node
+    return replace(node, body=_relaunch(node.body, kernels))
 
 
 def _bound(node) -> bool:
@@ -78,51 +135,44 @@ class _Extractor:
         self.sizes = [p.name for p in fn.params if p.kind == "size"]
         self.temp_shapes = fn.meta.get("temp_shapes", {})
         self.temps = dict(fn.temps)
-        self.temp_home: dict[str, str] = {}  # temporary -> the kernel that uses it
 
     # -- host side ---------------------------------------------------------------------
-    def host(self, node: ir.Stmt, host_vars: tuple[str, ...]):
+    def host(self, node: ir.Stmt, host_loops: tuple[ir.For, ...]):
         if isinstance(node, ir.Extern):
             raise TargetError(f"tensorize({node.name}): micro-kernel calls are CPU code; "
                               "GPU targets cannot run them")
         if not _bound(node):
-            return Launch(self.kernel(node, host_vars))
+            return Launch(self.kernel(node, host_loops))
         if isinstance(node, ir.For):
             if node.kind.is_gpu:
-                return Launch(self.kernel(node, host_vars))
+                return Launch(self.kernel(node, host_loops))
             if node.kind in _FORBIDDEN:
                 raise TargetError(f"loop {node.var} is marked {node.kind.primitive}, a CPU loop "
                                   "kind: GPU targets run bound loops (Schedule.bind)")
             return ir.For(node.var, node.start, node.stop, node.step,
-                          self.host(node.body, host_vars + (node.var,)))
+                          self.host(node.body, host_loops + (node,)))
         if isinstance(node, ir.If):
-            return ir.If(node.cond, self.host(node.then, host_vars),
-                         None if node.else_ is None else self.host(node.else_, host_vars))
+            return ir.If(node.cond, self.host(node.then, host_loops),
+                         None if node.else_ is None else self.host(node.else_, host_loops))
         assert isinstance(node, ir.Block), node
-        return ir.Block(tuple(self.host(s, host_vars) for s in node.stmts))
+        return ir.Block(tuple(self.host(s, host_loops) for s in node.stmts))
 
     # -- one kernel --------------------------------------------------------------------
-    def kernel(self, root: ir.Stmt, host_vars: tuple[str, ...]) -> Kernel:
+    def kernel(self, root: ir.Stmt, host_loops: tuple[ir.For, ...]) -> Kernel:
         name = f"{self.fn.name}_kernel{len(self.kernels)}"
         axes = {n.kind for n in ir.walk(root) if isinstance(n, ir.For) and n.kind.is_gpu}
         threads = any(k.is_thread for k in axes)
         loops: list[BoundLoop] = []
-        body = self.device(root, _Path(), axes, threads, loops, host_vars, name)
+        body = self.device(root, _Path(), axes, threads, loops, host_loops, name)
         grid, block = [], []
         for prefix, out in (("blockIdx.", grid), ("threadIdx.", block)):
             for axis in AXES:
                 exts = [b.extent for b in loops if b.kind.value == prefix + axis]
                 out.append(_max_all(exts) if exts else ir.Const(1))
-        params = self.params(body, host_vars)
+        params = self.params(body, tuple(lp.var for lp in host_loops))
         used = {n.array for n in ir.walk(body) if isinstance(n, (ir.Load, ir.Store))}
-        temps = []
-        for t in sorted(used & set(self.temps)):
-            home = self.temp_home.setdefault(t, name)
-            if home != name:
-                raise TargetError(f"the temporary {t} is used by two kernels ({home} and "
-                                  f"{name}); each thread has its own copy, so its value "
-                                  "cannot pass from one launch to the next")
-            temps.append((t, self.temps[t], tuple(self.temp_shapes.get(t, ()))))
+        temps = [(t, self.temps[t], tuple(self.temp_shapes.get(t, ())))
+                 for t in sorted(used & set(self.temps))]
         k = Kernel(name, params, body, tuple(loops), tuple(grid), tuple(block), tuple(temps))
         self.kernels.append(k)
         return k
@@ -144,10 +194,10 @@ class _Extractor:
         return tuple(out)
 
     def device(self, node: ir.Stmt, path: _Path, axes: set, threads: bool,
-               loops: list[BoundLoop], host_vars: tuple[str, ...], kname: str) -> ir.Stmt:
+               loops: list[BoundLoop], host_loops: tuple[ir.For, ...], kname: str) -> ir.Stmt:
         """``node`` checked and with barriers, its bound loops recorded in ``loops``."""
         def sub(n, p=path):
-            return self.device(n, p, axes, threads, loops, host_vars, kname)
+            return self.device(n, p, axes, threads, loops, host_loops, kname)
 
         if isinstance(node, ir.Store):
             missing = [k.value for k in sorted(axes, key=lambda k: k.value)
@@ -210,13 +260,21 @@ class _Extractor:
             raise ScheduleError(f"kernel {kname}: block loop {node.var} runs inside sequential "
                                 f"loop {path.serial[-1]} of the kernel; blocks cannot wait for "
                                 "each other (move the sequential loop out of the kernel)")
-        loops.append(BoundLoop(node.var, kind, self.extent(node, path, host_vars), node.var))
+        loops.append(BoundLoop(node.var, kind, self.extent(node, path, host_loops), node.var))
         body = sub(node.body, path.enter(node, bound=True))
         return ir.For(node.var, node.start, node.stop, node.step, body, kind)
 
-    def extent(self, loop: ir.For, path: _Path, host_vars: tuple[str, ...]) -> ir.Expr:
-        """The largest trip count of ``loop`` under the kernel's loops ``path``."""
-        return _extent(loop, path, self.sizes + list(host_vars), self.program.context)
+    def extent(self, loop: ir.For, path: _Path, host_loops: tuple[ir.For, ...]) -> ir.Expr:
+        """The largest trip count of ``loop`` under the kernel's loops ``path``:
+        for every iteration of the host loops for a thread loop (one block
+        size for all launches of the kernel: OpenCL implementations such as
+        PoCL compile a kernel again for each new work-group size), for the
+        current one (a parameter) for a block loop."""
+        if loop.kind.is_thread:
+            path = _Path(host_loops + path.loops, path.conds)
+            host_loops = ()
+        return _extent(loop, path, self.sizes + [lp.var for lp in host_loops],
+                       self.program.context)
 
 
 class _Path:

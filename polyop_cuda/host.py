@@ -131,6 +131,11 @@ def run_host(prog: GpuProgram, env: dict, target,
     run(prog.body, env)
 
 
+def scratch_arrays(prog: GpuProgram) -> dict[str, np.ndarray]:
+    """Zeroed host copies of ``prog``'s scratch buffers, for one call."""
+    return {name: np.zeros(shape, np.dtype(dtype.numpy)) for name, dtype, shape in prog.scratch}
+
+
 def cuda_array_interface(a) -> dict | None:
     """``a.__cuda_array_interface__`` (a device array), or ``None``."""
     return getattr(a, "__cuda_array_interface__", None)

@@ -122,13 +122,16 @@ class GpuProgram:
     """A whole lowered program: the kernel's own parameters (``ir.Param``), its
     kernels in launch order of appearance, and the host body of ``ir.For`` /
     ``ir.If`` / ``ir.Block`` / ``Launch``; ``requires``: the bounds
-    preconditions on the sizes (``polyop.bounds``)."""
+    preconditions on the sizes (``polyop.bounds``); ``scratch``: device
+    buffers (name, dtype, shape) the runtime allocates for a call, for the
+    temporaries that pass values from one kernel to another."""
 
     name: str
     params: tuple[ir.Param, ...]
     kernels: tuple[Kernel, ...]
     body: ir.Stmt | Launch
     requires: tuple[str, ...] = ()
+    scratch: tuple[tuple[str, DType, tuple[int, ...]], ...] = ()
 
 
 def walk(node) -> Iterator:

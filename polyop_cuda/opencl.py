@@ -60,18 +60,18 @@ class OpenCLRuntime:
         """Run ``prog`` with the checked arguments ``values`` (by name);
         arrays in ``written`` are copied back."""
         cl = self.cl
-        from .host import run_host
+        from .host import run_host, scratch_arrays
 
         flags = cl.mem_flags
         buffers = {}
-        for p in prog.params:
-            if p.kind == "array":
-                a = values[p.name]
-                if a.nbytes:
-                    buffers[p.name] = cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
-                                                hostbuf=a)
-                else:  # OpenCL has no empty buffers; nothing reads this one
-                    buffers[p.name] = cl.Buffer(self.ctx, flags.READ_WRITE, 1)
+        arrays = {p.name: values[p.name] for p in prog.params if p.kind == "array"}
+        arrays.update(scratch_arrays(prog))
+        for name, a in arrays.items():
+            if a.nbytes:
+                buffers[name] = cl.Buffer(self.ctx, flags.READ_WRITE | flags.COPY_HOST_PTR,
+                                          hostbuf=a)
+            else:  # OpenCL has no empty buffers; nothing reads this one
+                buffers[name] = cl.Buffer(self.ctx, flags.READ_WRITE, 1)
         env = {p.name: values[p.name] for p in prog.params if p.kind != "array"}
 
         def launch(k: Kernel, grid: tuple, block: tuple, env: dict) -> None:
