@@ -157,12 +157,14 @@ def test_show_prints_model_deps_schedule_and_code(files, kernels):
     sch_legal.reorder(k, j)
     sch_legal.parallel(i)
     arm = "cpu -mtriple=aarch64-linux-gnu -mcpu=neoverse-v2"
-    plain, scheduled, illegal, cross = run_all(
+    plain, scheduled, illegal, cross, gpu, gpu_asm = run_all(
         ["show", "kernels.py:mm"],
         ["show", "kernels.py:mm", "--schedule", "legal.py", "--only", "code"],
         ["show", "kernels.py:mm", "--schedule", "illegal.py"],
         ["show", "kernels.py:axpy", "--only", "code", "--target", arm, "--asm"],
-        cwd=files)
+        cwd=files, batched=(
+            ["show", "kernels.py:axpy", "--only", "code", "--target", "opencl"],
+            ["show", "kernels.py:axpy", "--target", "opencl", "--asm"]))
     assert plain.returncode == 0, plain.stderr
     assert section(plain.stdout, "model").strip() == str(kernels.mm.program).strip()
     # the same relations (isl may print an equal set in other words)
@@ -191,6 +193,11 @@ def test_show_prints_model_deps_schedule_and_code(files, kernels):
     asm = section(cross.stdout, "assembly")
     assert ("fmla" in asm or "fmul" in asm) and "ret" in asm and "xmm" not in asm
     assert "y[i] = y[i] + a * x[i]" in section(cross.stdout, "loop nest")
+
+    # a GPU target's code is its kernel source, which has no assembly here
+    assert gpu.returncode == 0, gpu.stderr
+    assert "__kernel void axpy" in section(gpu.stdout, "opencl source")
+    assert gpu_asm.returncode == 2 and "--asm and --llvm-ir are for CPU targets" in gpu_asm.stderr
 
 
 def test_check_legal_illegal_and_json(files, kernels):

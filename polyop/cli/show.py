@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import FAILED, OK, describe, load_kernel, load_schedule_function, run_schedule_script
+from .common import (
+    FAILED,
+    OK,
+    UsageError,
+    describe,
+    load_kernel,
+    load_schedule_function,
+    run_schedule_script,
+)
 
 SECTIONS = ("model", "deps", "code")
 
@@ -85,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
         _section("dependences", str(dependences(k)))
     if obj is not k:
         _section("schedule", "\n".join(str(obj).splitlines()[1:]))
+    if target.kind != "cpu" and (args.asm or args.llvm_ir):
+        raise UsageError(f"--asm and --llvm-ir are for CPU targets; for {target.kind} the "
+                         "code section is the kernel's source")
     if "code" in sections:
-        _section(f"loop nest (target {target})", str(lower(obj, target=target)))
+        title = "loop nest" if target.kind == "cpu" else f"{target.kind} source"
+        _section(f"{title} (target {target})", str(lower(obj, target=target)))
     if args.asm or args.llvm_ir:
         compiled = build(obj, target=target)
         where = "this machine" if target == host() else f"cross-compiled for {target}"
@@ -94,6 +106,6 @@ def run(args: argparse.Namespace) -> int:
             _section(f"LLVM IR ({where})", compiled.llvm_ir)
         if args.asm:
             _section(f"assembly ({where})", compiled.asm)
-    elif target != host():
+    elif target.kind == "cpu" and target != host():
         print(f"(code for {target}: pass --asm or --llvm-ir to print it)")
     return OK
