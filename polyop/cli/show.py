@@ -6,7 +6,8 @@ script's ``schedule(sch)`` on a ``polyop.Schedule`` of the kernel: a primitive
 that breaks a dependence stops it with the ``IllegalScheduleError`` (exit 1).
 ``--target`` lowers and compiles for another machine; ``--asm`` and
 ``--llvm-ir`` print the code LLVM made for it, cross-compiled when the target
-is not this machine.
+is not this machine. For a GPU target (``cuda``, ``opencl``) the code shown is
+the kernel's CUDA C or OpenCL C source.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ examples:
   polyop show kernels.py:gemm --only code --schedule tile.py
   polyop show kernels.py:gemm --target "cpu -mcpu=skylake-avx512" --asm
   polyop show kernels.py:gemm --target "cpu -mtriple=aarch64-linux-gnu -mcpu=neoverse-v2" --llvm-ir
+  polyop show kernels.py:gemm --schedule gpu.py --target cuda --only code
 
 A schedule script is a Python file defining schedule(sch):
 
