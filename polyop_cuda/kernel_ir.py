@@ -108,6 +108,8 @@ class Kernel:
     grid: tuple[ir.Expr, ir.Expr, ir.Expr]
     block: tuple[ir.Expr, ir.Expr, ir.Expr]
     temps: tuple[tuple[str, DType, tuple[int, ...]], ...] = ()
+    #: shared-memory buffers (name, dtype, shape) of a block (``polyop_cuda.promote``)
+    shared: tuple[tuple[str, DType, tuple[int, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,106 @@
+"""Kernel IR ↔ isl for promotion and the safety proof: instance sets of accesses.
+
+A kernel's loop IR is affine where it matters (loop bounds, guards and
+subscripts built by isl's AST generator); this module turns the loops and
+guards around a node into isl constraints, so that ``polyop_cuda.promote``
+(footprints) and ``polyop_cuda.proof`` (races, bounds) can ask isl exact
+questions about the instances of an access. Conditions that are not
+quasi-affine (data-dependent guards) are dropped: the instance set then
+over-approximates, which keeps a footprint large enough and a proof sound.
+
+Variables keep their loop IR names inside isl only after renaming (``Names``),
+since names such as ``min`` or ``and`` are isl keywords.
+
+Example::
+
+    >>> from polyop import ir
+    >>> loop = ir.For("i", ir.Const(0), ir.Var("n"), 2, ir.Block(()))
+    >>> names = Names(["n"], ["i"])
+    >>> print(" and ".join(loop_constraints(loop, names)))
+    0 <= v0 and v0 < p0 and (v0 - 0) mod 2 = 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import islpy as isl
+
+from polyop import ir
+from polyop.astgen import expr_to_ir
+from polyop.types import INDEX
+
+from .extract import _isl, _NotAffine
+
+NotAffine = _NotAffine
+
+
+class Names:
+    """isl names for loop IR variables: parameters ``p<k>``, variables ``v<k>``."""
+
+    def __init__(self, params: Sequence[str], variables: Sequence[str] = ()):
+        self.params = {p: f"p{k}" for k, p in enumerate(params)}
+        self.vars = {v: f"v{k}" for k, v in enumerate(variables)}
+        self.all = {**self.params, **self.vars}
+
+    def add(self, variables: Iterable[str]) -> Names:
+        """These names with more variables."""
+        return Names(list(self.params), list(self.vars) + [v for v in variables
+                                                           if v not in self.vars])
+
+    def text(self, e: ir.Expr) -> str:
+        """``e`` in isl syntax (``NotAffine`` if it is not quasi-affine)."""
+        return _isl(e, self.all)
+
+    @property
+    def param_list(self) -> str:
+        return ", ".join(self.params.values())
+
+    def back(self, e: ir.Expr) -> ir.Expr:
+        """An expression printed by isl over these names, in loop IR names."""
+        rev = {v: ir.Var(k, INDEX) for k, v in self.all.items()}
+        return ir.substitute(e, rev)
+
+
+def loop_constraints(loop: ir.For, names: Names) -> list[str]:
+    """The values ``loop.var`` takes (every loop kind: a bound loop's thread
+    runs ``start + step * idx`` when it is below ``stop``)."""
+    v = names.all[loop.var]
+    start, stop = names.text(loop.start), names.text(loop.stop)
+    out = [f"{start} <= {v}", f"{v} < {stop}"]
+    if loop.step != 1:
+        out.append(f"({v} - {start}) mod {loop.step} = 0")
+    return out
+
+
+def path_constraints(loops: Iterable[ir.For], conds: Iterable[ir.Expr], names: Names) -> list[str]:
+    """Constraints of enclosing ``loops`` and guards ``conds``; a guard that is
+    not quasi-affine is left out (the set grows: see the module docstring)."""
+    out = [c for lp in loops for c in loop_constraints(lp, names)]
+    for c in conds:
+        try:
+            out.append(names.text(c))
+        except NotAffine:
+            pass
+    return out
+
+
+def exists(variables: Sequence[str], cons: Sequence[str]) -> str:
+    """``cons`` with ``variables`` existentially quantified, in isl syntax."""
+    body = " and ".join(cons) or "true"
+    return f"exists ({', '.join(variables)} : {body})" if variables else body
+
+
+def pw_to_ir(pa: isl.PwAff, names: Names) -> ir.Expr:
+    """A piecewise quasi-affine function of the parameters ``names.params`` as
+    a loop IR expression in the original names."""
+    ctx = isl.Set(f"[{', '.join(pa.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
+    build = isl.AstBuild.from_context(ctx)
+    return names.back(expr_to_ir(build.expr_from_pw_aff(pa.coalesce())))
+
+
+def set_to_ir(s: isl.Set, names: Names) -> ir.Expr:
+    """A parameter-only set as a loop IR condition in the original names."""
+    ctx = isl.Set(f"[{', '.join(s.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
+    build = isl.AstBuild.from_context(ctx)
+    return names.back(expr_to_ir(build.expr_from_set(s.coalesce())))
