@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..target import Target
-from .isl_sched import Member
+from .isl_sched import TILING_OPTIONS, Member, isl_schedule
 from .model import BandModel, Group
 
 #: tiling must cut the modelled traffic by at least this factor
@@ -74,11 +74,15 @@ class Context:
     overrides: dict[str, Any]
     knobs: list[Knob] = field(default_factory=list)
     used: set = field(default_factory=set)
+    tiling_isl: dict[str, list[Member]] | None = None
 
-    def decide(self, name: str, candidates: list, default, why: str, formula: str = "") -> Knob:
+    def decide(self, name: str, candidates: list, default, why: str, formula: str = "",
+               accepts=None) -> Knob:
+        """The knob ``name``: the override if there is one (a candidate, or any
+        value ``accepts`` takes), else ``default``."""
         if name in self.overrides:
             value = self.overrides[name]
-            if value not in candidates:
+            if value not in candidates and not (accepts is not None and accepts(value)):
                 raise ScheduleError(f"auto_schedule: knob {name!r} got {value!r}; its "
                                     f"candidates are {candidates!r}")
             knob = Knob(name, candidates, value, "set by the caller", formula=formula)
@@ -270,6 +274,12 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     capacity = target.l2 // 2
     permutable = _permutable(ctx, stmts, pos)
     d = len(band)
+    if not permutable and d >= 2 and len(stmts) == 1:
+        skewed = _skew(ctx, stmts[0], pos[stmts[0]], band, names, extents, groups, capacity,
+                       lanes)
+        if skewed is not None:
+            extents, groups = skewed
+            permutable = True
 
     # -- loop order -------------------------------------------------------------------
     perms = list(itertools.permutations(range(d))) if 1 < d <= 4 and permutable else \
@@ -332,19 +342,20 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
                    f"(traffic {q0:.4g} -> {q1:.4g} lines: the band is compute-bound or "
                    "already reuses its data)")
         knob = ctx.decide(f"{lead}:tiles", cands, ranked[0] if pays else none, why,
-                          model.formula())
+                          model.formula(), accepts=lambda v: _tile_sizes(v, d))
         tiles = knob.chosen
         if tiles != none:
             outers, inners = [], []
             try:
                 for lp, t, n in zip(order, tiles, model.extents):
-                    if t < n:
+                    if int(t) < n:
                         o, i = sch.split(lp, int(t))
                         outers.append(o)
                         inners.append(i)
                     else:
                         inners.append(lp)
-                sch.reorder(*outers, *inners)
+                if outers:
+                    sch.reorder(*outers, *inners)
                 tile_loops, inner_loops = outers, inners
             except ScheduleError as exc:
                 knob.applied = False
@@ -405,6 +416,73 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         except ScheduleError as exc:
             knob.applied = False
             knob.why += f" (refused: {str(exc).splitlines()[0]})"
+
+
+def _skew(ctx: Context, stmt: str, pos: list[int], band, names, extents, groups,
+          capacity: int, lanes: int):
+    """Time tiling: when isl, asked for tileable bands rather than outer
+    parallelism (``TILING_OPTIONS``), skews the band's loops into a permutable
+    band ``v'_k = v_k + sum_{b<k} M[k][b] v_b``, decide whether skewing then
+    tiling pays and, if so, apply the skews (``skew`` keeps the order of
+    instances, so each is legal; the tiling after it is checked as usual).
+    Returns the skewed band's extents and access groups, or None."""
+    if ctx.tiling_isl is None:
+        ctx.tiling_isl = isl_schedule(ctx.sch.program, TILING_OPTIONS)
+    members = ctx.tiling_isl.get(stmt, [])
+    bands = [[m for m in members if m.band == b] for b in sorted({m.band for m in members})]
+    d = len(band)
+    found = next((ms for ms in bands if len(ms) == d and ms[0].permutable), None)
+    if found is None:
+        return None
+    others = [k for k in range(len(found[0].coeffs)) if k not in pos]
+    M = [[m.coeffs[p] for p in pos] for m in found]
+    if any(m.coeffs[k] for m in found for k in others) or \
+            any(M[k][k] != 1 or any(M[k][b] for b in range(k + 1, d)) for k in range(d)):
+        return None  # not a unit lower-triangular skew of the kernel's loops
+    if all(M[k][b] == 0 for k in range(d) for b in range(k)):
+        return None  # no skew: isl's band is the kernel's loops
+    inv = _unit_lower_inverse(M)
+    # accesses in the skewed loops: a . v = a . M^-1 . v'
+    g2 = [Group(g.array, tuple(tuple(sum(r[b] * inv[b][k] for b in range(d)) for k in range(d))
+                               for r in g.coeffs), g.spread, g.elem) for g in groups]
+    ext2 = [sum(abs(M[k][b]) * extents[b] for b in range(d)) for k in range(d)]
+    model = BandModel.build(names, ext2, g2)
+    c0 = model.cycles(model.untiled(capacity), 1)
+    c1 = model.cycles(model.best_tiles(capacity, lanes), 1)
+    gain = c0 / c1 if c1 else 1.0
+    text = ", ".join(m.text for m in found)
+    knob = ctx.decide(f"{stmt}:skew", [False, True], gain >= TILE_GAIN,
+                      f"isl's tileable band for time tiling is ({text}); tiling it would cut "
+                      f"the modelled time {gain:.3g}x (needs {TILE_GAIN}x)")
+    if not knob.chosen:
+        return None
+    try:
+        for k in range(d - 1, 0, -1):  # innermost first: each adds unskewed outer loops
+            for b in range(k):
+                if M[k][b]:
+                    ctx.sch.skew(band[b], band[k], M[k][b])
+    except ScheduleError as exc:
+        knob.applied = False
+        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        return None
+    return ext2, g2
+
+
+def _tile_sizes(v, d: int) -> bool:
+    """Whether ``v`` is a tile size per band loop (positive integers; one at
+    least the loop's extent leaves that loop untiled)."""
+    return isinstance(v, tuple) and len(v) == d and \
+        all(isinstance(t, int | np.integer) and not isinstance(t, bool) and t > 0 for t in v)
+
+
+def _unit_lower_inverse(M: list[list[int]]) -> list[list[int]]:
+    """The inverse of a unit lower-triangular integer matrix (integer too)."""
+    d = len(M)
+    inv = [[int(i == j) for j in range(d)] for i in range(d)]
+    for i in range(d):
+        for j in range(i):
+            inv[i][j] = -sum(M[i][k] * inv[k][j] for k in range(j, i))
+    return inv
 
 
 def _coincident(ctx: Context, stmts, pos, band) -> set[str]:

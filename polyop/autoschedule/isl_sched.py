@@ -71,14 +71,22 @@ class Member:
         return nz[0] if len(nz) == 1 and abs(self.coeffs[nz[0]]) == 1 else None
 
 
-def isl_schedule(program: Program) -> dict[str, list[Member]]:
-    """isl's schedule of ``program`` (see the module docstring): statement
-    name → its band members, outermost first."""
+#: the options for time tiling: without outer coincidence isl skews a stencil's
+#: loops into one permutable band (``t, t + i, 2t + i + j`` for seidel-2d)
+TILING_OPTIONS = {**OPTIONS, "outer_coincidence": 0}
+
+
+def isl_schedule(program: Program, options: dict[str, int] | None = None
+                 ) -> dict[str, list[Member]]:
+    """isl's schedule of ``program`` (see the module docstring) under
+    ``options`` (default ``OPTIONS``): statement name → its band members,
+    outermost first."""
     deps = dependences(program).all
     ctx = isl.DEFAULT_CONTEXT
-    saved = {k: getattr(ctx, f"get_schedule_{k}")() for k in OPTIONS}
+    options = OPTIONS if options is None else options
+    saved = {k: getattr(ctx, f"get_schedule_{k}")() for k in options}
     try:
-        for k, v in OPTIONS.items():
+        for k, v in options.items():
             getattr(ctx, f"set_schedule_{k}")(v)
         sc = isl.ScheduleConstraints.on_domain(program.domain)
         sc = sc.set_context(program.context) if program.context is not None else sc
