@@ -52,6 +52,8 @@ from .cprinter import DIALECTS, Dialect, device_source, program_text
 from .extract import extract
 from .host import GpuFunction, check_static
 from .kernel_ir import GpuProgram
+from .promote import promote_program, requests_from_schedule
+from .proof import prove_program
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ def lower(obj, schedule=None, *, target, validate: bool = True) -> LoweredGpu:
     fn = lower_ir(obj, schedule, validate=validate, isolate=False)
     model = obj.program if isinstance(obj, Schedule) else as_program(obj)
     prog = extract(fn, model)
+    sch = schedule if schedule is not None else obj
+    prog = promote_program(prog, requests_from_schedule(sch), t)
+    prove_program(prog)  # every kernel: no race, no access outside a buffer
     check_static(prog, t)
     return LoweredGpu(model, prog, t)
 

@@ -65,7 +65,7 @@ from polyop.errors import ScheduleError, TargetError
 from polyop.kinds import LoopKind
 from polyop.types import INDEX, DType
 
-from .kernel_ir import AXES, Barrier, GpuProgram, Kernel, Launch
+from .kernel_ir import AXES, Barrier, GpuProgram, Kernel
 from .polyhedra import Names, NotAffine, exists, path_constraints, pw_to_ir, set_to_ir
 
 SCOPES = ("shared", "local")
@@ -191,3 +191,384 @@ def _union(sets):
     for s in sets[1:]:
         out = out.union(s)
     return out.coalesce()
+
+
+# -- applying promotions to the kernel IR -------------------------------------------------
+
+def requests_from_schedule(sch) -> list[Request]:
+    """The promotions recorded in ``sch``'s trace (``cache_read``/``cache_write``
+    with ``scope="shared"``/``"local"``, ``promote_shared``)."""
+    out = []
+    for ins in getattr(sch, "trace", ()):
+        kw = dict(ins.kwargs)
+        if ins.primitive in ("cache_read", "cache_write") and kw.get("scope") in SCOPES:
+            at = sch._loops[kw["at"].id].name
+            array = ins.args[0] if isinstance(ins.args[0], str) else ins.args[0].name
+            out.append(Request(array, at, kw["scope"], kw.get("name") or
+                               f"{array}_{kw['scope']}"))
+        elif ins.primitive == "promote_shared":
+            at = sch._loops[(ins.args[0] if ins.args else kw["at"]).id].name
+            out.append(Request("", at, "shared", "", True, kw.get("budget")))
+    return out
+
+
+def promote_program(prog: GpuProgram, requests: list[Request], target) -> GpuProgram:
+    """``prog`` with the promotions ``requests`` applied (module docstring)."""
+    if not requests:
+        return prog
+    from .extract import _relaunch
+
+    kernels, done = [], set()
+    for k in prog.kernels:
+        mine = [r for r in requests if _find(k.body, r.at) is not None]
+        done |= set(mine)
+        kernels.append(_promote_kernel(k, mine, target) if mine else k)
+    for r in requests:
+        if r not in done:
+            raise ScheduleError(f"promotion of {r.array or 'arrays'} at loop {r.at}: the loop "
+                                "is in no GPU kernel")
+    new = {k.name: k for k in kernels}
+    return replace(prog, kernels=tuple(kernels), body=_relaunch(prog.body, new))
+
+
+def _find(node, name, loops=(), conds=()):
+    """(the loop ``name``, the loops and guards around it) or ``None``."""
+    if isinstance(node, ir.For):
+        if node.var == name:
+            return node, loops, conds
+        return _find(node.body, name, loops + (node,), conds)
+    if isinstance(node, ir.If):
+        return _find(node.then, name, loops, conds + (node.cond,)) or (
+            None if node.else_ is None else _find(node.else_, name, loops,
+                                                  conds + (ir.Not(node.cond),)))
+    if isinstance(node, ir.Block):
+        for s in node.stmts:
+            hit = _find(s, name, loops, conds)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _replace_loop(node, name, new):
+    if isinstance(node, ir.For):
+        if node.var == name:
+            return new
+        return replace(node, body=_replace_loop(node.body, name, new))
+    if isinstance(node, ir.If):
+        return ir.If(node.cond, _replace_loop(node.then, name, new),
+                     None if node.else_ is None else _replace_loop(node.else_, name, new))
+    if isinstance(node, ir.Block):
+        return ir.Block(tuple(_replace_loop(s, name, new) for s in node.stmts))
+    return node
+
+
+def _block_sizes(k: Kernel, params) -> tuple[int, int, int]:
+    """Constant threads per axis: each thread loop's largest trip count over
+    every value of the sizes and outer loops (isl), so that copy loops can
+    stride by the block's size."""
+    sizes = {a: 1 for a in AXES}
+
+    def visit(node, loops, conds):
+        if isinstance(node, ir.For) and node.kind.is_thread:
+            names = Names([], list(params) + [lp.var for lp in loops] + [node.var])
+            cons = path_constraints(loops, conds, names)
+            v, t = names.vars[node.var], "trip"
+            cons += [f"0 <= {t}", f"{names.text(node.start)} + {node.step} * {t} < "
+                     f"{names.text(node.stop)}"]
+            free = [x for x in names.vars.values() if x != v] + [v]
+            s = isl.Set(f"{{ [{t}] : {exists(free, cons)} }}")
+            best = s.dim_max(0).max_val() if not s.is_empty() else isl.Val(0)
+            if not best.is_int():
+                raise ScheduleError(f"kernel {k.name}: thread loop {node.var} has no constant "
+                                    "bound; split it by a constant before promoting")
+            ax = node.kind.axis
+            sizes[ax] = max(sizes[ax], int(best.to_python()) + 1)
+        if isinstance(node, ir.For):
+            visit(node.body, loops + (node,), conds)
+        elif isinstance(node, ir.If):
+            visit(node.then, loops, conds + (node.cond,))
+            if node.else_ is not None:
+                visit(node.else_, loops, conds)
+        elif isinstance(node, ir.Block):
+            for s in node.stmts:
+                visit(s, loops, conds)
+
+    visit(k.body, (), ())
+    return sizes["x"], sizes["y"], sizes["z"]
+
+
+def _promote_kernel(k: Kernel, requests: list[Request], target) -> Kernel:
+    params = [p.name for p in k.params if p.kind in ("size", "index")]
+    arrays = {p.name: p for p in k.params if p.kind == "array"}
+    block = _block_sizes(k, params)
+    k = replace(k, block=tuple(ir.Const(b) for b in block))
+    for r in requests:
+        at, loops, conds = _find(k.body, r.at)
+        if r.auto:
+            for name in _auto_arrays(k, at, loops, conds, params, arrays, r, target):
+                k = _apply(k, Request(name, r.at, "shared", f"{name}_shared"), params, arrays)
+        else:
+            if r.array not in arrays:
+                raise ScheduleError(f"promotion of {r.array} at loop {r.at}: the kernel "
+                                    f"{k.name} does not access {r.array}")
+            k = _apply(k, r, params, arrays)
+    _check_budget(k, target)
+    return _prune_barriers(k)
+
+
+def _apply(k: Kernel, r: Request, params, arrays) -> Kernel:
+    at, loops, conds = _find(k.body, r.at)
+    thread_axes = sorted({b.kind for b in k.loops if b.kind.is_thread}, key=lambda x: x.value)
+    in_thread = any(lp.kind.is_thread for lp in loops + (at,))
+    if r.scope == "shared":
+        if in_thread:
+            raise ScheduleError(f"cache at {r.at} in shared memory: the loop runs inside a "
+                                "thread loop; a block-wide copy needs a loop outside them")
+        blocks = {b.var for b in k.loops if not b.kind.is_thread}
+        if not blocks <= {lp.var for lp in loops + (at,)}:
+            raise ScheduleError(f"cache at {r.at} in shared memory: promote inside every "
+                                "block loop (at the innermost one, or a sequential loop in it)")
+    elif not in_thread:
+        raise ScheduleError(f"cache at {r.at} in registers (scope 'local'): the loop must run "
+                            "inside the thread loops (each thread copies its own part)")
+    fp, _ = _footprint(r.array, loops, conds, [at.body], params,
+                       [lp.var for lp in loops] + [at.var])
+    dtype = arrays[r.array].dtype
+    shape = fp.size
+    if r.scope == "shared" and _column_access(at.body, r.array, k) and len(shape) >= 2 \
+            and shape[-1] % 32 == 0:
+        shape = shape[:-1] + (shape[-1] + 1,)  # a warp down a column: spread over banks
+    body = _redirect(at.body, r.array, r.name, fp.offset)
+    read = any(isinstance(n, ir.Load) and n.array == r.array for n in ir.walk(at.body))
+    gshape = arrays[r.array].shape
+    if r.scope == "shared":
+        block = tuple(int(b.value) for b in k.block)
+        copy_in = _coop(r, fp, dtype, gshape, block, thread_axes, True) if read else None
+        copy_out = _coop(r, fp, dtype, gshape, block, thread_axes, False) \
+            if fp.written is not None else None
+        parts = [p for p in (copy_in, SharedBarrier() if copy_in else None, body,
+                             SharedBarrier() if copy_out else None, copy_out) if p is not None]
+        k = replace(k, shared=k.shared + ((r.name, dtype, shape),))
+    else:
+        parts = [p for p in (_serial(r, fp, dtype, gshape, True) if read else None, body,
+                             _serial(r, fp, dtype, gshape, False)
+                             if fp.written is not None else None) if p is not None]
+        k = replace(k, temps=k.temps + ((r.name, dtype, shape),))
+    new = replace(at, body=ir.Block(tuple(parts)))
+    return replace(k, body=_replace_loop(k.body, r.at, new))
+
+
+def _column_access(node, array: str, k: Kernel) -> bool:
+    """Some access's last subscript ignores ``threadIdx.x`` while an earlier one
+    follows it: a warp reads down a column."""
+    xs = {n.var for n in ir.walk(k.body) if isinstance(n, ir.For) and n.kind is LoopKind.THREAD_X}
+    for n in ir.walk(node):
+        if isinstance(n, (ir.Load, ir.Store)) and n.array == array and len(n.index) >= 2:
+            uses = [{v.name for v in ir.walk(x) if isinstance(v, ir.Var)} & xs for x in n.index]
+            if not uses[-1] and any(uses[:-1]):
+                return True
+    return False
+
+
+def _simplify(e: ir.Expr) -> ir.Expr:
+    """``e`` rewritten by isl (quasi-affine), else as it is."""
+    free = sorted({v.name for v in ir.walk(e) if isinstance(v, ir.Var)})
+    names = Names(free)
+    try:
+        pa = isl.PwAff(f"[{names.param_list}] -> {{ [({names.text(e)})] }}")
+    except NotAffine:
+        return e
+    return pw_to_ir(pa, names)
+
+
+def _redirect(node, array: str, buf: str, offset):
+    """``node`` with accesses to ``array`` made to ``buf`` at ``index - offset``."""
+    def idx(index):
+        return tuple(_simplify(ir.Bin("sub", x, o, INDEX)) for x, o in zip(index, offset))
+
+    def expr(e):
+        if isinstance(e, ir.Load) and e.array == array:
+            return ir.Load(buf, idx(tuple(expr(x) for x in e.index)), e.dtype)
+        return ir.map_children(e, expr)
+
+    def stmt(s):
+        if isinstance(s, Barrier):
+            return s
+        if isinstance(s, ir.Store):
+            index = tuple(expr(x) for x in s.index)
+            return replace(s, array=buf if s.array == array else s.array,
+                           index=idx(index) if s.array == array else index, value=expr(s.value))
+        if isinstance(s, ir.For):
+            return replace(s, start=expr(s.start), stop=expr(s.stop), body=stmt(s.body))
+        if isinstance(s, ir.If):
+            return ir.If(expr(s.cond), stmt(s.then), None if s.else_ is None else stmt(s.else_))
+        return ir.Block(tuple(stmt(x) for x in s.stmts))
+
+    return stmt(node)
+
+
+def _guard(fp: Footprint, glob, gshape, copy_in: bool) -> ir.Expr:
+    conds: list[ir.Expr] = []
+    for g, n in zip(glob, gshape):
+        conds += [ir.Cmp("ge", g, ir.Const(0)), ir.Cmp("lt", g, n)]
+    if not copy_in:
+        conds.append(ir.substitute(fp.written, {ir.Var(f"e{d}"): g for d, g in enumerate(glob)}))
+    out = conds[0]
+    for c in conds[1:]:
+        out = ir.Logic("and", out, c)
+    return out
+
+
+def _copy(r: Request, fp: Footprint, dtype: DType, gshape, local, copy_in: bool) -> ir.Stmt:
+    glob = tuple(_simplify(ir.Bin("add", o, x, INDEX)) for o, x in zip(fp.offset, local))
+    if copy_in:
+        st = ir.Store(r.name, local, ir.Load(r.array, glob, dtype))
+    else:
+        st = ir.Store(r.array, glob, ir.Load(r.name, local, dtype))
+    return ir.If(_guard(fp, glob, gshape, copy_in), st)
+
+
+def _coop(r: Request, fp: Footprint, dtype, gshape, block, axes, copy_in: bool) -> ir.Stmt:
+    """The block's cooperative copy: threads stride over the box, row-major,
+    ``threadIdx.x`` fastest (consecutive threads, consecutive addresses)."""
+    total = 1
+    for n in fp.size:
+        total *= n
+    tag = "in" if copy_in else "out"
+    tvars = {kind.axis: ir.Var(f"{r.name}_{tag}_t{kind.axis}") for kind in axes}
+    tid: ir.Expr = ir.Const(0)
+    stride = 1
+    for axis, n in zip(AXES, block):
+        if axis in tvars:
+            term = tvars[axis] if stride == 1 else ir.Bin("mul", ir.Const(stride), tvars[axis],
+                                                          INDEX)
+            tid = term if tid == ir.Const(0) else ir.Bin("add", tid, term, INDEX)
+            stride *= n
+    c = ir.Var(f"{r.name}_{tag}")
+    local, below = [], total
+    for n in fp.size:
+        below //= n
+        x = c if below == 1 else ir.Bin("fdiv", c, ir.Const(below), INDEX)
+        local.append(x if n * below == total else ir.Bin("mod", x, ir.Const(n), INDEX))
+    node: ir.Stmt = ir.For(c.name, tid, ir.Const(total), stride,
+                           _copy(r, fp, dtype, gshape, tuple(local), copy_in))
+    for kind in sorted(axes, key=lambda x: x.value):
+        v = tvars[kind.axis]
+        node = ir.For(v.name, ir.Const(0), ir.Const(block[AXES.index(kind.axis)]), 1, node, kind)
+    return node
+
+
+def _serial(r: Request, fp: Footprint, dtype, gshape, copy_in: bool) -> ir.Stmt:
+    """A thread's own copy of its box (registers)."""
+    tag = "in" if copy_in else "out"
+    local = tuple(ir.Var(f"{r.name}_{tag}{d}") for d in range(len(fp.size)))
+    node: ir.Stmt = _copy(r, fp, dtype, gshape, local, copy_in)
+    for v, n in reversed(list(zip(local, fp.size))):
+        node = ir.For(v.name, ir.Const(0), ir.Const(n), 1, node, LoopKind.UNROLL)
+    return node
+
+
+def _auto_arrays(k, at, loops, conds, params, arrays, r: Request, target) -> list[str]:
+    """The arrays worth promoting at ``at``: read there and not written, read by
+    more than one thread of a block, smallest first while they fit."""
+    budget = r.budget if r.budget is not None else target.gpu.shared_memory_per_block
+    used = sum(_bytes(d, s) for _, d, s in k.shared)
+    stores = {n.array for n in ir.walk(at.body) if isinstance(n, ir.Store)}
+    loads = sorted({n.array for n in ir.walk(at.body) if isinstance(n, ir.Load)
+                    and n.array in arrays and n.array not in stores})
+    cands = []
+    for name in loads:
+        try:
+            fp, (names, accs) = _footprint(name, loops, conds, [at.body], params,
+                                           [lp.var for lp in loops] + [at.var])
+        except ScheduleError:
+            continue
+        if _shared_by_threads(accs, names):
+            cands.append((_bytes(arrays[name].dtype, fp.size), name))
+    out = []
+    for size, name in sorted(cands):
+        if used + size <= budget:
+            out.append(name)
+            used += size
+    return out
+
+
+def _shared_by_threads(accs, names: Names) -> bool:
+    """Two different threads of a block read one element (isl)."""
+    maps = []
+    for acc, loops, conds, nm in accs:
+        ts = {lp.kind.axis: nm.vars[lp.var] for lp in loops if lp.kind.is_thread}
+        if not ts:
+            continue
+        dims = [f"e{d}" for d in range(len(acc.index))]
+        cons = path_constraints(loops, conds, nm) + \
+            [f"{e} = {nm.text(x)}" for e, x in zip(dims, acc.index)] + \
+            [f"w{a} = {ts.get(a, '0')}" for a in AXES]
+        maps.append(isl.Map(f"[{names.param_list}] -> {{ [wx, wy, wz] -> [{', '.join(dims)}] : "
+                            f"{exists(list(nm.vars.values()), cons)} }}"))
+    if not maps:
+        return False
+    m = maps[0]
+    for x in maps[1:]:
+        m = m.union(x)
+    pairs = m.apply_range(m.reverse())
+    same = isl.Map("{ [a, b, c] -> [a, b, c] }").align_params(pairs.get_space())
+    return not pairs.subtract(same).is_empty()
+
+
+def _bytes(dtype: DType, shape) -> int:
+    n = dtype.bits // 8
+    for s in shape:
+        n *= s
+    return n
+
+
+def _check_budget(k: Kernel, target) -> None:
+    total = sum(_bytes(d, s) for _, d, s in k.shared)
+    limit = target.gpu.shared_memory_per_block
+    if total > limit:
+        parts = ", ".join(f"{n}[{']['.join(map(str, s))}] ({_bytes(d, s)} B)"
+                          for n, d, s in k.shared)
+        raise TargetError(f"kernel {k.name}: {total} bytes of shared memory ({parts}) exceed "
+                          f"the target's limit of {limit} bytes per block ({target}); "
+                          "promote smaller tiles or fewer arrays")
+
+
+def _prune_barriers(k: Kernel) -> Kernel:
+    """Drop the promotion barriers the proof does not need, one at a time."""
+    from .proof import UnsafeKernelError, prove_kernel
+
+    count = sum(isinstance(n, SharedBarrier) for n in _walk(k.body))
+    keep = [True] * count
+    for i in range(count):
+        keep[i] = False
+        try:
+            prove_kernel(replace(k, body=_barriers(k.body, keep, itertools.count())))
+        except UnsafeKernelError:
+            keep[i] = True
+    return replace(k, body=_barriers(k.body, keep, itertools.count()))
+
+
+def _walk(node):
+    yield node
+    for c in (node.stmts if isinstance(node, ir.Block) else
+              (node.body,) if isinstance(node, ir.For) else
+              (node.then,) + (() if node.else_ is None else (node.else_,))
+              if isinstance(node, ir.If) else ()):
+        yield from _walk(c)
+
+
+def _barriers(node, keep, counter):
+    """``node`` with the ``k``-th promotion barrier kept iff ``keep[k]`` (as a
+    plain ``Barrier``)."""
+    if isinstance(node, SharedBarrier):
+        return Barrier() if keep[next(counter)] else None
+    if isinstance(node, ir.Block):
+        parts = [_barriers(s, keep, counter) for s in node.stmts]
+        return ir.Block(tuple(p for p in parts if p is not None))
+    if isinstance(node, ir.For):
+        return replace(node, body=_barriers(node.body, keep, counter))
+    if isinstance(node, ir.If):
+        return ir.If(node.cond, _barriers(node.then, keep, counter),
+                     None if node.else_ is None else _barriers(node.else_, keep, counter))
+    return node

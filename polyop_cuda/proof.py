@@ -137,24 +137,25 @@ class _Model:
         self.accesses, self.maps = accesses, [self._map(a) for a in accesses]
         self.separated = self._separated(barriers)
 
-    def _ids(self, loops, names: Names) -> list[str]:
-        """Constraints tying bound loops to the block/thread indices."""
+    def _ids(self, loops, names: Names, threads: bool = True) -> list[str]:
+        """Constraints tying bound loops to the block/thread indices (a barrier,
+        run by the whole block, has no thread indices)."""
         cons, seen = [], set()
         for lp in loops:
             if lp.kind.is_gpu:
                 idx = ("t" if lp.kind.is_thread else "b") + lp.kind.axis
                 seen.add(idx)
                 cons.append(f"{names.all[lp.var]} = {names.text(lp.start)} + {lp.step} * {idx}")
-        for axis, b in zip(AXES, self.k.block):
+        for axis, b in zip(AXES, self.k.block if threads else ()):
             cons.append(f"t{axis} >= 0")
             if isinstance(b, ir.Const):
                 cons.append(f"t{axis} < {int(b.value)}")
         cons += [f"b{axis} >= 0" for axis in AXES]
         return cons
 
-    def _domain_text(self, loops, conds, time) -> tuple[Names, list[str]]:
+    def _domain_text(self, loops, conds, time, threads=True) -> tuple[Names, list[str]]:
         names = Names(self.params, [lp.var for lp in loops])
-        cons = path_constraints(loops, conds, names) + self._ids(loops, names)
+        cons = path_constraints(loops, conds, names) + self._ids(loops, names, threads)
         padded = [names.all.get(t, t) for t in time] + ["0"] * (self.length - len(time))
         cons += [f"{p} = {t}" for p, t in zip(self.phase, padded)]
         return names, cons
@@ -174,8 +175,7 @@ class _Model:
         params = f"[{', '.join(Names(self.params).params.values())}]"
         bars = isl.Set(f"{params} -> {{ [{', '.join(['bx', 'by', 'bz'] + self.phase)}] : false }}")
         for loops, conds, time in barriers:
-            names, cons = self._domain_text(loops, conds, time)
-            cons = [c for c in cons if not c.startswith("t")]
+            names, cons = self._domain_text(loops, conds, time, threads=False)
             bars = bars.union(isl.Set(
                 f"[{names.param_list}] -> {{ [{', '.join(['bx', 'by', 'bz'] + self.phase)}] : "
                 f"{exists(list(names.vars.values()), cons)} }}"))
@@ -191,8 +191,8 @@ class _Model:
     def check_bounds(self, a: _Access, shape) -> None:
         m = self.maps[self.accesses.index(a)]
         elem = [f"e{d}" for d in range(len(shape))]
-        box = isl.Set(f"{{ {a.buffer}[{', '.join(elem)}] : "
-                      f"{' and '.join(f'0 <= {e} < {n}' for e, n in zip(elem, shape)) or 'true'} }}")
+        inside = " and ".join(f"0 <= {e} < {n}" for e, n in zip(elem, shape)) or "true"
+        box = isl.Set(f"{{ {a.buffer}[{', '.join(elem)}] : {inside} }}")
         outside = m.range().subtract(box.align_params(m.get_space()))
         if not outside.is_empty():
             pt = outside.sample_point()
@@ -217,7 +217,7 @@ class _Model:
         diff = isl.Map(f"{{ [{', '.join(inst)}] -> [{', '.join(other)}] : "
                        f"bx = bx_ and by = by_ and bz = bz_ and "
                        f"(tx != tx_ or ty != ty_ or tz != tz_) }}")
-        for i, (a, ma) in enumerate(mine):
+        for a, ma in mine:
             if not a.write:
                 continue
             for b, mb in mine:

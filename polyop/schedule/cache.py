@@ -90,12 +90,17 @@ class CachePrimitives:
 
     @primitive
     def cache_read(self, array, consumers=None, *, layout: Callable | None = None,
-                   pad: float | int | None = None, name: str | None = None) -> str:
+                   pad: float | int | None = None, name: str | None = None,
+                   scope: str = "global", at=None) -> str:
         """Copy ``array`` (a name, or a tensor) into a new scratch array in
         ``layout`` and make ``consumers`` (statement names or tensors; default:
         every reader) read the copy. Returns the new array's name, which is also
         the copy statement's (see the module docstring, and its example).
+        ``scope="shared"``/``"local"`` with ``at=loop``: a GPU buffer per
+        iteration of ``at`` instead (``polyop.schedule.gpu``).
         """
+        if scope != "global":
+            return self._gpu_cache("cache_read", array, consumers, scope, at, name)
         program = self.program
         src = self._array_name(array)
         what = f"cache_read({src})"
@@ -133,7 +138,7 @@ class CachePrimitives:
 
     @primitive
     def cache_write(self, array, *, layout: Callable | None = None,
-                    name: str | None = None) -> str:
+                    name: str | None = None, scope: str = "global", at=None) -> str:
         """Make the statements writing ``array`` (a name or a tensor) write a new
         scratch array in ``layout`` instead (their reads of ``array`` follow),
         and copy the written elements back to ``array`` after the last of them,
@@ -167,6 +172,8 @@ class CachePrimitives:
                 y[y_cache_back_0] = y_cache[y_cache_back_0];
             }
         """
+        if scope != "global":
+            return self._gpu_cache("cache_write", array, None, scope, at, name)
         program = self.program
         dst = self._array_name(array)
         what = f"cache_write({dst})"

@@ -118,3 +118,49 @@ def _bound_on_paths(sch, mark: isl.ScheduleNode) -> list[tuple[str, bool]]:
 
     below(mark.child(0))
     return out
+
+
+# -- promotion to shared memory and registers (phase 2) ----------------------------------------
+
+class GpuCachePrimitives:
+    """``cache_read``/``cache_write`` with a GPU ``scope`` and ``promote_shared``:
+    they check their arguments and are recorded in the trace; the kernel IR
+    is rewritten at lowering (``polyop_cuda.promote``), where the footprints
+    are known, and every result is proven race-free (``polyop_cuda.proof``)."""
+
+    def _gpu_cache(self, what: str, array, consumers, scope: str, at, name) -> str:
+        src = self._array_name(array)
+        if scope not in ("shared", "local"):
+            raise ScheduleError(f"{what}({src}): unknown scope {scope!r} (scopes: 'global', "
+                                "'shared', 'local')")
+        if not isinstance(at, Loop):
+            raise ScheduleError(f"{what}({src}, scope={scope!r}): give the loop to cache at "
+                                "(at=loop)")
+        self._mark(at)  # a live handle of this schedule
+        program = self.program
+        role = "reads" if what == "cache_read" else "writes"
+        users = [s.name for s in program.statements
+                 if any(a.array == src for a in (s.reads if role == "reads" else s.writes))]
+        if not users:
+            raise ScheduleError(f"{what}({src}): no statement {role} {src}")
+        if consumers is not None:
+            items = consumers if isinstance(consumers, (list, tuple)) else [consumers]
+            chosen = [n for c in items for n in self._statements(c)]
+            if not set(chosen) <= set(users):
+                raise ScheduleError(f"{what}({src}): {', '.join(sorted(set(chosen) - set(users)))}"
+                                    f" does not read {src}")
+        return name or f"{src}_{scope}"
+
+    @primitive
+    def promote_shared(self, at: Loop, budget: int | None = None) -> None:
+        """At block-level loop ``at``, promote to shared memory each array read
+        there (and not written) by several threads of a block, smallest
+        footprint first, while the buffers fit ``budget`` bytes (default: the
+        target's shared memory per block). Applied at lowering for GPU targets.
+        """
+        if not isinstance(at, Loop):
+            raise ScheduleError("promote_shared(at): at must be a loop of the schedule")
+        self._mark(at)
+        if budget is not None and (not isinstance(budget, int) or budget <= 0):
+            raise ScheduleError(f"promote_shared: budget must be a positive number of bytes, "
+                                f"got {budget!r}")

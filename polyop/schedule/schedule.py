@@ -58,7 +58,7 @@ from ..kinds import LoopKind
 from ..program import as_program
 from .cache import CachePrimitives
 from .fusion import FusionPrimitives
-from .gpu import GpuPrimitives
+from .gpu import GpuCachePrimitives, GpuPrimitives
 from .handles import Loop, _integer, _positive
 from .legality import (
     Violation,
@@ -82,7 +82,8 @@ _T = isl.schedule_node_type
 
 
 class Schedule(ScheduleHistory, FusionPrimitives, CachePrimitives, ReductionPrimitives,
-               TensorizePrimitives, ScopePrimitives, GpuPrimitives):
+               TensorizePrimitives, ScopePrimitives, GpuPrimitives,
+               GpuCachePrimitives):
     """A schedule over a kernel's statements (see the module docstring): a
     façade over an immutable ``ScheduleState`` (``polyop.schedule.state``)
     that each primitive replaces, recording itself in ``trace``.
