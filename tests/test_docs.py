@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 import pytest
@@ -26,6 +27,11 @@ DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 
 PROBE_OUTPUT = "output stored with the probe notebook"
+
+
+class Site(NamedTuple):
+    html: Path              # the built site
+    notebooks: list[str]    # the notebooks of notebooks/ it was built with
 
 
 def _ext():
@@ -49,14 +55,15 @@ def _probe_notebook(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     src = tmp_path_factory.mktemp("docs_src")
     for entry in DOCS.iterdir():
         if entry.name not in ("notebooks", "_build"):
             (src / entry.name).symlink_to(entry)
     notebooks = src / "notebooks"
     notebooks.mkdir()
-    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    linked = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for nb in linked:
         (notebooks / nb.name).symlink_to(nb)
     _probe_notebook(notebooks / "zz_probe.ipynb")
     (src / "zz-extra-page.md").write_text("# An extra page\n\nAdded after the index.\n")
@@ -68,16 +75,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env={**os.environ, "PYTHONHASHSEED": "0"})
     assert proc.returncode == 0, \
         f"sphinx-build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
-    return out
+    return Site(out, [nb.stem for nb in linked])
 
 
-def _html(site: Path, page: str) -> str:
-    path = site / f"{page}.html"
+def _html(site: Site, page: str) -> str:
+    path = site.html / f"{page}.html"
     assert path.is_file(), f"{page}.html was not built"
     return path.read_text()
 
 
-def test_pages_and_concept_anchors(site: Path) -> None:
+def test_pages_and_concept_anchors(site: Site) -> None:
     for page in ("index", "concepts", "frontends", "kernel-language", "schedules", "targets",
                  "design", "performance", "api"):
         _html(site, page)
@@ -87,7 +94,7 @@ def test_pages_and_concept_anchors(site: Path) -> None:
         assert f'id="{anchor}"' in concepts, anchor
 
 
-def test_code_cells_ran_at_build_time(site: Path) -> None:
+def test_code_cells_ran_at_build_time(site: Site) -> None:
     schedules = _html(site, "schedules")
     # outputs exist only if the cells ran: lowered loop nests and a refusal
     assert "i_outer" in schedules and "i_inner" in schedules
@@ -97,18 +104,18 @@ def test_code_cells_ran_at_build_time(site: Path) -> None:
     assert "RAW on B" in concepts
 
 
-def test_notebooks_are_rendered_not_executed(site: Path) -> None:
+def test_notebooks_are_rendered_not_executed(site: Site) -> None:
     probe = _html(site, "notebooks/zz_probe")
     assert PROBE_OUTPUT in probe
     assert "must not run" in probe            # the cell's source is shown
     assert "Traceback" not in probe
     index = _html(site, "index")
     assert 'href="notebooks/zz_probe.html"' in index
-    for nb in (ROOT / "notebooks").glob("*.ipynb"):
-        assert f'href="notebooks/{nb.stem}.html"' in index, nb.name
+    for stem in site.notebooks:
+        assert f'href="notebooks/{stem}.html"' in index, stem
 
 
-def test_pages_added_later_reach_the_index(site: Path) -> None:
+def test_pages_added_later_reach_the_index(site: Site) -> None:
     index = _html(site, "index")
     toctrees = "".join(re.findall(r'<div class="toctree-wrapper compound">(.*?)</div>',
                                   index, re.S))
@@ -117,7 +124,7 @@ def test_pages_added_later_reach_the_index(site: Path) -> None:
         assert toctrees.count(f'href="{page}.html"') == 1, page
 
 
-def test_api_reference_from_docstrings(site: Path) -> None:
+def test_api_reference_from_docstrings(site: Site) -> None:
     api = _html(site, "api")
     for anchor in ("polyop.Schedule.split", "polyop.Schedule.parallel", "polyop.build",
                    "polyop.lower", "polyop.Target", "polyop.ops.matmul", "polyop.te.compute",
@@ -128,7 +135,7 @@ def test_api_reference_from_docstrings(site: Path) -> None:
     assert 'href="api.html#polyop.IllegalScheduleError"' in concepts
 
 
-def test_benchmark_tables_come_from_the_result_files(site: Path) -> None:
+def test_benchmark_tables_come_from_the_result_files(site: Site) -> None:
     perf = re.sub(r"\s+", " ", _html(site, "performance"))
     matmul = json.loads((RESULTS / "matmul_cpu.json").read_text())
     assert matmul["machine"]["llvm_host_cpu"] in perf

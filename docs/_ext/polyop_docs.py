@@ -32,8 +32,10 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.directives.other import TocTree
+from sphinx.util import docname_join
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.matching import patfilter
+from sphinx.util.nodes import explicit_title_re
 
 Row = list[str]
 # a result file becomes (title, header, rows) tables
@@ -248,17 +250,26 @@ class AutoTocTree(TocTree):
     def parse_content(self, toctree: Any) -> None:
         current = self.env.current_document.docname
         lines = [line.strip() for line in self.content if line.strip()]
-        is_glob = [any(ch in line for ch in "*?[") for line in lines]
-        taken = {current, *self.options.get("exclude", "").split()}
-        taken |= {line for line, g in zip(lines, is_glob) if not g}
+        is_glob = [any(ch in line for ch in "*?[") and not explicit_title_re.match(line)
+                   for line in lines]
+
+        def target(line: str) -> str:
+            m = explicit_title_re.match(line)
+            return docname_join(current, m.group(2) if m else line)
+
+        taken = {current, *(docname_join(current, d)
+                            for d in self.options.get("exclude", "").split())}
+        taken |= {target(line) for line, g in zip(lines, is_glob) if not g}
         entries = []
         for line, g in zip(lines, is_glob):
             if not g:
                 entries.append(line)
                 continue
-            found = sorted(set(patfilter(self.env.found_docs, line)) - taken)
+            found = sorted(set(patfilter(self.env.found_docs, docname_join(current, line)))
+                           - taken)
             taken |= set(found)
-            entries += found
+            # absolute names, so that a toctree in a subfolder lists them right
+            entries += [f"/{doc}" for doc in found]
         self.content = entries  # type: ignore[assignment]
         toctree["glob"] = False
         super().parse_content(toctree)
