@@ -2,8 +2,8 @@
 
 ``compile_cubin(source, arch)`` returns the cubin of ``source`` for ``arch``
 (``sm_80``…); ``compile_many(sources, archs)`` compiles several programs'
-sources in one nvcc run per architecture (what the tests do: nvcc costs
-1.5–2 s per run, mostly start-up). Every compile uses ``--fmad=false``: no
+sources as one translation unit, one nvcc run per architecture (what the
+tests do: nvcc costs 1.5–2 s per run, mostly start-up). Every compile uses ``--fmad=false``: no
 contraction, as the CPU back end. Results are cached by the hash of source,
 architecture and compiler under ``polyop.settings.cache_subdir("cuda")``.
 Neither compiler present: ``polyop.TargetUnavailableError``.
@@ -73,7 +73,7 @@ def compile_cubin(source: str, arch: str) -> bytes:
     if path.exists():
         return path.read_bytes()
     cubin = _nvrtc(rtc, source, arch) if rtc is not None else \
-        compile_many([source], (arch,))[0][arch]
+        compile_many([source], (arch,))[arch]
     _store(path, cubin)
     return cubin
 
@@ -108,39 +108,43 @@ def _nvrtc(rtc, source: str, arch: str) -> bytes:
 
 
 def compile_many(sources: list[str], archs: tuple[str, ...] = ("sm_80", "sm_90"),
-                 timeout: float = 600) -> list[dict[str, bytes]]:
-    """Each of ``sources`` (whole CUDA C files: host code too) compiled to a
-    cubin per architecture with nvcc, one nvcc run per architecture; returns
-    per source ``{arch: cubin}``. A refusal is a ``CodegenError`` with nvcc's
-    messages."""
+                 timeout: float = 600) -> dict[str, bytes]:
+    """``sources`` (whole CUDA C files of different programs: host code too)
+    compiled together by nvcc, one translation unit in which each source is
+    a namespace of its own (nvcc's cost is mostly per run and per file), to a
+    cubin per architecture; the runs for the architectures go in parallel.
+    Returns ``{arch: cubin}``; the kernels' names (``extern "C"``) must differ
+    between sources. A refusal is a ``CodegenError`` with nvcc's messages."""
     nvcc = nvcc_path()
     if nvcc is None:
         raise TargetUnavailableError("nvcc not found (set POLYOP_NVCC or put nvcc on the PATH)")
-    out: list[dict[str, bytes]] = [{} for _ in sources]
-    todo: dict[str, list[int]] = {}
-    for arch in archs:
-        for k, src in enumerate(sources):
-            path = _cache_dir() / f"{_key(src, arch, 'nvcc')}.cubin"
+    includes: list[str] = []
+    parts = []
+    for k, src in enumerate(sources):
+        lines = src.splitlines()
+        includes += [x for x in lines if x.startswith("#include") and x not in includes]
+        body = "\n".join(x for x in lines if not x.startswith("#include"))
+        parts.append(f"namespace polyop_source_{k} {{\n{body}\n}}")
+    unit = "\n".join(includes + parts) + "\n"
+    out: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "all.cu").write_text(unit)
+        runs = {}
+        for arch in archs:
+            path = _cache_dir() / f"{_key(unit, arch, 'nvcc')}.cubin"
             if path.exists():
-                out[k][arch] = path.read_bytes()
-            else:
-                todo.setdefault(arch, []).append(k)
-    for arch, ks in todo.items():
-        with tempfile.TemporaryDirectory() as d:
-            files = []
-            for k in ks:
-                f = Path(d) / f"p{k}.cu"
-                f.write_text(sources[k])
-                files.append(str(f))
-            run = subprocess.run([nvcc, "-cubin", f"-arch={arch}", *FLAGS, "-odir", d, *files],
-                                 capture_output=True, text=True, timeout=timeout, cwd=d)
+                out[arch] = path.read_bytes()
+                continue
+            runs[arch] = subprocess.Popen(
+                [nvcc, "-cubin", f"-arch={arch}", *FLAGS, "-o", f"{arch}.cubin", "all.cu"],
+                cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for arch, run in runs.items():
+            log, _ = run.communicate(timeout=timeout)
             if run.returncode != 0:
-                raise CodegenError(f"nvcc refused generated CUDA C for {arch}:\n"
-                                   f"{_tidy(run.stderr + run.stdout)}", "", "", "compile")
-            for k in ks:
-                cubin = (Path(d) / f"p{k}.cubin").read_bytes()
-                out[k][arch] = cubin
-                _store(_cache_dir() / f"{_key(sources[k], arch, 'nvcc')}.cubin", cubin)
+                raise CodegenError(f"nvcc refused generated CUDA C for {arch}:\n{_tidy(log)}",
+                                   "", "", "compile")
+            out[arch] = Path(d, f"{arch}.cubin").read_bytes()
+            _store(_cache_dir() / f"{_key(unit, arch, 'nvcc')}.cubin", out[arch])
     return out
 
 
