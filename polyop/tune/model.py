@@ -1,5 +1,5 @@
 """The cost model of the model-guided search: features of a point, and
-gradient-boosted trees (scikit-learn's ``HistGradientBoostingRegressor``)
+gradient-boosted trees (scikit-learn's ``GradientBoostingRegressor``)
 trained on the log of the measured times.
 
 Features of a point:
@@ -93,7 +93,7 @@ def _loops(node, depth: int = 0, out: list | None = None) -> list[tuple[ir.For, 
         if isinstance(kid, ir.For):
             before = len(out)
             out.append((kid, depth + 1, True))
-            _loops(kid.body, depth + 1, out)
+            _loops(kid, depth + 1, out)
             if len(out) > before + 1:
                 out[before] = (kid, depth + 1, False)
         else:
@@ -129,7 +129,8 @@ def ir_features(fn: ir.Function, sizes: dict[str, int]) -> dict[str, float]:
                     zero += 1
                 elif diff[-1] in (1, -1) and not any(diff[:-1]):
                     unit += 1
-                    footprint += trip * n.dtype.bits / 8
+                    dtype = n.dtype if isinstance(n, ir.Load) else n.value.dtype
+                    footprint += trip * dtype.bits / 8
                 else:
                     other += 1
                     footprint += trip * 64  # a cache line per iteration
@@ -158,13 +159,16 @@ class CostModel:
         return np.array([[r.get(n, 0.0) for n in self.names] for r in rows], np.float64)
 
     def fit(self, rows: list[dict[str, float]], seconds: list[float]) -> CostModel:
-        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.ensemble import GradientBoostingRegressor
 
         self.names = sorted({n for r in rows for n in r})
-        # few samples: small leaves, or the trees would not split at all
-        self._model = HistGradientBoostingRegressor(
-            max_iter=150, learning_rate=0.1, min_samples_leaf=2, max_leaf_nodes=15,
-            random_state=self.seed)
+        # exact trees, not the histogram variant: a log holds tens to hundreds of
+        # points, where HistGradientBoostingRegressor's OpenMP threads cost more
+        # than the fit (24 points, 40 predictions on 2 loaded cores: 17 s vs 0.5 s);
+        # small leaves, or trees on few samples would not split at all
+        self._model = GradientBoostingRegressor(
+            n_estimators=100, learning_rate=0.1, min_samples_leaf=2, max_leaf_nodes=15,
+            subsample=1.0, random_state=self.seed)
         self._model.fit(self.matrix(rows), np.log(np.asarray(seconds, np.float64)))
         return self
 

@@ -88,7 +88,7 @@ def now() -> str:
 
 def read_log(path: str | os.PathLike, task: str | None = None) -> list[Record]:
     """The records of the log at ``path`` (those of ``task`` only, when given);
-    a missing log has none. A last line cut short by an interruption is ignored."""
+    a missing log has none. A line cut short by an interruption is skipped."""
     path = Path(path)
     if not path.exists():
         return []
@@ -99,10 +99,12 @@ def read_log(path: str | os.PathLike, task: str | None = None) -> list[Record]:
         if not line.strip():
             continue
         try:
-            rec = Record.from_json(line)
-        except (json.JSONDecodeError, TypeError):
-            if n == len(lines) - 1:  # written when the run was interrupted
-                continue
+            data = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short when a run was interrupted
+            continue
+        try:
+            rec = Record(**{k: data[k] for k in Record.__dataclass_fields__ if k in data})
+        except TypeError:
             from .space import TuneError
 
             raise TuneError(f"{path}:{n + 1}: not a tuning record") from None
@@ -115,7 +117,11 @@ def append(path: str | os.PathLike, records: Iterable[Record]) -> None:
     """Append ``records`` to the log at ``path``, flushed to disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
+    with path.open("a+") as fh:
+        if fh.tell() > 0:  # after a line cut short, start a new one
+            fh.seek(fh.tell() - 1)
+            if fh.read(1) != "\n":
+                fh.write("\n")
         for r in records:
             fh.write(r.to_json() + "\n")
         fh.flush()

@@ -109,6 +109,7 @@ class _Definitions:
     """What ``ConfigSpace`` and ``Config`` share: the ``define_*`` calls of a template."""
 
     sizes: dict[str, int]
+    target: str
 
     def define_split(self, name: str, extent, num_outputs: int = 2, policy: str = "power2",
                      candidates: Sequence | None = None, max_factor: int | None = None,
@@ -149,17 +150,44 @@ class _Definitions:
 class ConfigSpace(_Definitions):
     """The knobs a template declares, in order; a point is a ``Config``."""
 
-    def __init__(self, sizes: dict[str, int] | None = None):
-        self.sizes = dict(sizes or {})
+    def __init__(self, sizes: dict[str, int] | None = None, target: str = "cpu"):
+        self.sizes, self.target = dict(sizes or {}), target
         self.knobs: dict[str, Knob] = {}
+        self._preset: dict = {}
+        self._this_pass: set[str] = set()
+        #: the first error a run of the template raised while collecting knobs
+        self.error: PolyopError | None = None
 
     def _define(self, name: str, kind: str, candidates: list):
         if not candidates:
             raise TuneError(f"knob {name!r} has no candidate value")
-        if name in self.knobs:
+        if name in self._this_pass:
             raise TuneError(f"knob {name!r} is defined twice")
+        self._this_pass.add(name)
+        if name in self.knobs:
+            return self._preset.get(name, self.knobs[name].candidates[0])
         self.knobs[name] = Knob(name, kind, tuple(candidates))
         return candidates[0]
+
+    def collect(self, template: Callable, kernel, probes: int = 64) -> ConfigSpace:
+        """Run ``template`` to record its knobs. Where the first run stops at
+        an illegal primitive (a ``PolyopError``), knobs defined after it are
+        found by runs at other points of the knobs known so far (up to
+        ``probes`` runs), until one runs through."""
+        for k in range(probes + 1):
+            if k:
+                if k - 1 >= len(self):
+                    break
+                self._preset = self.get(k - 1).values
+            self._this_pass = set()
+            try:
+                template(self, kernel)
+                break
+            except PolyopError as e:
+                self.error = self.error or e
+                continue
+        self._preset, self._this_pass = {}, set()
+        return self
 
     def __len__(self) -> int:
         return math.prod(len(k.candidates) for k in self.knobs.values())
@@ -209,7 +237,8 @@ class Config(_Definitions):
     """One point of a space: ``values`` by knob name; ``define_*`` return them."""
 
     def __init__(self, space: ConfigSpace, values: dict):
-        self.space, self.values, self.sizes = space, dict(values), space.sizes
+        self.space, self.values = space, dict(values)
+        self.sizes, self.target = space.sizes, space.target
 
     def _define(self, name: str, kind: str, candidates: list):
         if name not in self.values:

@@ -26,7 +26,7 @@ from ..errors import PolyopError
 from ..kernel import kernel
 from .space import Config, ConfigSpace, TuneError, apply_split, by_name, resolve, template
 
-__all__ = ["KernelTask", "Task", "default_template"]
+__all__ = ["KernelTask", "Task", "auto_template", "default_template"]
 
 
 class Task:
@@ -98,6 +98,40 @@ def default_template(cfg, kernel):
     return sch
 
 
+@template
+def auto_template(cfg, kernel):
+    """The space of ``polyop.auto_schedule``'s decisions (``auto_knobs``): one
+    knob per decision, its candidates with the heuristic's choice first, so
+    that the first point of the space is the automatic schedule.
+
+    A decision naming a loop (which loop is parallel) has candidates that
+    depend on earlier decisions (tiling renames ``i`` to ``i_outer``): such a
+    knob holds a position among the candidates of the point's own run (0: the
+    heuristic's choice, then the others), found by a first run with the other
+    knobs set (positions past the end take the last candidate)."""
+    from ..autoschedule import auto_knobs, auto_schedule
+
+    if isinstance(cfg, Config):  # a point: its values are the overrides
+        values = {k: v for k, v in cfg.values.items() if not k.startswith("#")}
+        positions = {k[1:]: v for k, v in cfg.values.items() if k.startswith("#")}
+        if positions:
+            for knob in auto_knobs(kernel, cfg.target, cfg.sizes, knobs=values):
+                if knob.name in positions and knob.candidates:
+                    ranked = [knob.chosen] + [c for c in knob.candidates if c != knob.chosen]
+                    values[knob.name] = ranked[min(positions[knob.name], len(ranked) - 1)]
+        return auto_schedule(kernel, cfg.target, knobs=values, sizes=cfg.sizes)
+    values = {}
+    for knob in auto_knobs(kernel, cfg.target, cfg.sizes):
+        if not knob.candidates:
+            continue
+        rest = [c for c in knob.candidates if c != knob.chosen]
+        if any(isinstance(c, str) for c in knob.candidates):  # names a loop
+            cfg.define_knob("#" + knob.name, list(range(len(knob.candidates))))
+        else:
+            values[knob.name] = cfg.define_knob(knob.name, [knob.chosen, *rest])
+    return auto_schedule(kernel, cfg.target, knobs=values, sizes=cfg.sizes)
+
+
 class KernelTask(Task):
     """A ``@polyop.kernel`` at fixed ``sizes`` under a ``template`` (default:
     ``default_template``); scalars take fixed values, arrays seeded random ones."""
@@ -110,7 +144,7 @@ class KernelTask(Task):
         missing = [p for p in program.params if p not in self.sizes]
         if missing:
             raise TuneError(f"tune {program.name}: give the sizes {missing} (sizes=)")
-        self.key = (f"{by_name(kernel)[0]}.{program.name}:{by_name(template)[1]}:"
+        self.key = (f"{_label(kernel)}:{_label(template)}:"
                     + ",".join(f"{k}={v}" for k, v in sorted(self.sizes.items())))
         self._space: ConfigSpace | None = None
 
@@ -128,10 +162,11 @@ class KernelTask(Task):
 
     def space(self) -> ConfigSpace:
         if self._space is None:
-            space = ConfigSpace(self.sizes)
-            self.template(space, self.kernel)
+            space = ConfigSpace(self.sizes, self.target).collect(self.template, self.kernel)
             if not space.knobs:
-                raise TuneError(f"template {by_name(self.template)[1]} defines no knob")
+                why = f" before {type(space.error).__name__}: {space.error}" if space.error \
+                    else ""
+                raise TuneError(f"template {_label(self.template)} defines no knob{why}")
             self._space = space
         return self._space
 
@@ -172,6 +207,12 @@ class KernelTask(Task):
         except PolyopError:
             return {}
         return ir_features(fn, self.sizes)
+
+
+def _label(obj) -> str:
+    """``module.qualname`` of a kernel or template, for task keys."""
+    fn = getattr(obj, "py_func", None) or getattr(obj, "fn", None) or obj
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def trace_of(sch) -> list:

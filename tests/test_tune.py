@@ -1,0 +1,324 @@
+"""polyop.tune: spaces, pruning of illegal points, isolated measurement (crash,
+hang, wrong output), determinism, resume from a log, apply_best, strategies."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+import polyop
+from polyop.tune import (
+    ConfigSpace,
+    KernelTask,
+    LocalRunner,
+    TuneError,
+    apply_best,
+    apply_split,
+    read_log,
+    template,
+    tune,
+)
+from polyop.tune.model import ir_features
+from polyop.tune.space import split_candidates
+from polyop.tune.strategies import ModelSearch
+from polyop.tune.task import auto_template
+
+
+@polyop.kernel
+def mm(n: int, A: "f64[n, n]", B: "f64[n, n]", C: "f64[n, n]"):
+    for i in range(n):
+        for j in range(n):
+            for k in range(n):
+                C[i, j] += A[i, k] * B[k, j]
+
+
+@polyop.kernel
+def prefix(n: int, A: "f64[n]"):
+    for i in range(1, n):
+        A[i] = A[i] + A[i - 1]
+
+
+@template
+def mm_template(cfg, k):
+    """Tile j, swap k inside or outside j, optionally parallel i."""
+    sch = polyop.Schedule(k)
+    i, j, kk = sch.get_loops("S0")
+    jo, ji = apply_split(sch, j, cfg.define_split("tj", j, policy="power2", max_factor=8))
+    if cfg.define_knob("k_out", [False, True]):
+        sch.reorder(kk, jo, ji)
+    if cfg.define_knob("par", [False, True]):
+        sch.parallel(i)
+    return sch
+
+
+@template
+def prefix_template(cfg, k):
+    """Every point parallelises a loop with a RAW dependence: all illegal."""
+    sch = polyop.Schedule(k)
+    (i,) = sch.get_loops("S0")
+    factor = cfg.define_knob("f", [2, 4, 8])
+    sch.parallel(i)
+    sch.split(i, factor)
+    return sch
+
+
+@template
+def prefix_partly_illegal(cfg, k):
+    sch = polyop.Schedule(k)
+    (i,) = sch.get_loops("S0")
+    io, ii = apply_split(sch, i, cfg.define_split("ti", 16, policy="factors"))
+    if cfg.define_knob("par", [False, True]):
+        sch.parallel(io)
+    return sch
+
+
+class FaultyTask(KernelTask):
+    """``mm`` whose ``mode`` knob makes a candidate crash, hang or compute wrong."""
+
+    def __init__(self, n: int = 8):
+        super().__init__(faulty_template, mm, {"n": n})
+
+    def build(self, config):
+        f = super().build(config)
+        mode = config["mode"]
+        if mode == "abort":
+            os.abort()
+        if mode == "hang":
+            time.sleep(600)
+        if mode == "wrong":
+            def wrong(*args):
+                f(*args)
+                args[-1][0, 0] += 1.0
+            return wrong
+        return f
+
+
+@template
+def faulty_template(cfg, k):
+    cfg.define_knob("mode", ["ok", "abort", "hang", "wrong"])
+    return polyop.Schedule(k)
+
+
+def _mm_args(n: int):
+    rng = np.random.default_rng(3)
+    return [n, rng.random((n, n)), rng.random((n, n)), np.zeros((n, n))]
+
+
+def _check_against_cpython(sch, kernel, args):
+    """The schedule's result equals the kernel's Python body run by CPython."""
+    got = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    want = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    polyop.build(sch)(*got)
+    kernel.py_func(*want)
+    for g, w in zip(got, want):
+        if isinstance(g, np.ndarray):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    with LocalRunner(workers=2, timeout=20, repeats=3, min_seconds=1e-4) as r:
+        yield r
+
+
+# -- spaces ----------------------------------------------------------------------------------
+
+def test_split_candidates_and_space_indexing():
+    assert split_candidates(12, policy="factors") == [(1,), (2,), (3,), (4,), (6,), (12,)]
+    three = split_candidates(16, 3, "power2")
+    assert all(a * b <= 16 for a, b in three) and (4, 4) in three and (2, 16) not in three
+    space = ConfigSpace()
+    space.define_split("s", 8)
+    space.define_knob("k", ["a", "b", "c"])
+    space.define_reorder("r", 3)
+    assert len(space) == 4 * 3 * 6
+    for index in (0, 17, len(space) - 1):
+        cfg = space.get(index)
+        assert space.index_of(json.loads(json.dumps(cfg.to_json()))) == index
+    with pytest.raises(TuneError, match="defined twice"):
+        space.define_knob("k", [1])
+    with pytest.raises(TuneError, match="not one of"):
+        space.index_of({"s": [3], "k": "a", "r": [0, 1, 2]})
+
+
+def test_split_of_a_loop_takes_its_extent_at_the_sizes():
+    task = KernelTask(mm_template, mm, {"n": 12})
+    space = task.space()
+    assert space.knobs["tj"].candidates == ((1,), (2,), (4,), (8,))
+    with pytest.raises(TuneError, match="sizes"):
+        KernelTask(mm_template, mm, {})
+
+
+def test_reorder_knob_applies_a_permutation():
+    @template
+    def orders(cfg, k):
+        sch = polyop.Schedule(k)
+        loops = sch.get_loops("S0")
+        order = cfg.define_reorder("order", loops)
+        if order != (0, 1, 2):
+            sch.reorder(*[loops[p] for p in order])
+        return sch
+
+    task = KernelTask(orders, mm, {"n": 5})
+    space = task.space()
+    assert len(space) == 6
+    sch = task.schedule(space.get(space.index_of({"order": [2, 0, 1]})))
+    assert [lp.name for lp in sch.get_loops("S0")] == ["k", "i", "j"]
+    _check_against_cpython(sch, mm, _mm_args(5))
+
+
+# -- pruning ----------------------------------------------------------------------------------
+
+def test_all_illegal_space_is_a_clear_error(tmp_path, runner):
+    with pytest.raises(TuneError, match="every point proposed is illegal.*IllegalScheduleError"):
+        tune(prefix_template, kernel=prefix, sizes={"n": 16}, trials=4, runner=runner,
+             log=tmp_path / "log.jsonl", progress=False)
+    recs = read_log(tmp_path / "log.jsonl")
+    assert len(recs) == 3 and {r.status for r in recs} == {"illegal"}
+    assert all(r.worker is None and r.seconds is None for r in recs)
+
+
+def test_illegal_points_are_pruned_before_measurement(runner):
+    r = tune(prefix_partly_illegal, kernel=prefix, sizes={"n": 16}, trials=20, seed=0,
+             runner=runner, progress=False)
+    illegal = [x for x in r.records if x.status == "illegal"]
+    legal = [x for x in r.records if x.status != "illegal"]
+    # parallel(io) carries the recurrence for some n, whatever the factor
+    assert len(illegal) == 5 and all(x.knobs["par"] for x in illegal)
+    assert all(x.worker is None and "RAW" in x.error for x in illegal)
+    assert len(legal) == 5 and all(x.status == "ok" and x.worker for x in legal)
+    args = [16, np.random.default_rng(0).random(16)]
+    _check_against_cpython(r.best_schedule, prefix, args)
+
+
+# -- measurement in other processes -----------------------------------------------------------
+
+def test_crash_hang_and_wrong_candidates_are_recorded_and_the_search_goes_on(tmp_path):
+    log = tmp_path / "faulty.jsonl"
+    with LocalRunner(workers=2, timeout=3, repeats=2, min_seconds=1e-4) as runner:
+        r = tune(FaultyTask(), trials=4, strategy="grid", runner=runner, log=log,
+                 progress=False)
+    by_mode = {x.knobs["mode"]: x for x in r.records}
+    assert by_mode["ok"].status == "ok" and by_mode["ok"].seconds > 0
+    assert by_mode["abort"].status == "failed" and "SIGABRT" in by_mode["abort"].error
+    assert by_mode["hang"].status == "failed" and "timeout" in by_mode["hang"].error
+    assert by_mode["wrong"].status == "wrong" and "element (0, 0)" in by_mode["wrong"].error
+    assert r.best.knobs == {"mode": "ok"} and len(r.failures) == 3
+    assert {x.knobs["mode"] for x in read_log(log)} == set(by_mode)
+
+
+# -- the search -------------------------------------------------------------------------------
+
+def test_same_seed_same_points_and_best_schedule_matches_cpython(runner):
+    def run(seed):
+        r = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=5, seed=seed, runner=runner,
+                 progress=False)
+        return r, [x.knobs for x in r.records]
+
+    r1, first = run(7)
+    _, again = run(7)
+    _, other = run(8)
+    assert first == again and first != other
+    assert all(x.status == "ok" for x in r1.records)
+    assert r1.best_seconds == min(x.seconds for x in r1.records)
+    assert all(x.trace and x.machine["cpus"] >= 1 and x.polyop == polyop.__version__
+               for x in r1.records)
+    _check_against_cpython(r1.best_schedule, mm, _mm_args(12))
+
+
+def test_resume_from_log_and_apply_best(tmp_path, runner):
+    log = tmp_path / "mm.jsonl"
+    first = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=3, seed=1, log=log,
+                 runner=runner, progress=False)
+    with open(log, "a") as fh:  # an interrupted write: a torn last line
+        fh.write('{"task": "cut sh')
+    second = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=6, seed=1, log=log,
+                  runner=runner, progress=False)
+    kept = {json.dumps(x.knobs, sort_keys=True): x for x in first.records}
+    reused = [x for x in second.records if json.dumps(x.knobs, sort_keys=True) in kept]
+    assert len(reused) == 3 and all(x.time == kept[json.dumps(x.knobs, sort_keys=True)].time
+                                    for x in reused)
+    records = read_log(log)
+    assert len(records) == 6 and len({json.dumps(x.knobs, sort_keys=True)
+                                      for x in records}) == 6
+    sch = apply_best(log, mm, mm_template, {"n": 12})
+    best = min((x for x in records if x.ok), key=lambda x: x.seconds)
+    assert isinstance(sch, polyop.Schedule) and str(sch) == str(second.best_schedule)
+    assert best.knobs == second.best_knobs
+    _check_against_cpython(sch, mm, _mm_args(12))
+    with pytest.raises(TuneError, match="no successful record"):
+        apply_best(log, mm, mm_template, {"n": 10})
+
+
+def test_model_search_improves_over_its_first_batch():
+    """On a synthetic landscape (no measurement), batches after the model's first
+    fit land much closer to the optimum than the random first batch."""
+    space = ConfigSpace()
+    space.define_knob("x", list(range(16)))
+    space.define_knob("y", list(range(16)))
+
+    def cost(index):
+        v = space.get(index).values
+        return 1e-3 * (1 + (v["x"] - 11) ** 2 + (v["y"] - 4) ** 2)
+
+    strat = ModelSearch(space, seed=3, warmup=8)
+    seen: set[int] = set()
+    batches = []
+    for _ in range(4):
+        batch = strat.propose(8, seen)
+        assert len(batch) == 8 and not seen & set(batch)
+        seen |= set(batch)
+        batches.append(sorted(cost(k) for k in batch))
+        strat.update([(k, cost(k)) for k in batch])
+    first_median = batches[0][4]
+    later = [b[0] for b in batches[1:]]
+    assert min(later) < batches[0][0] and np.median([b[3] for b in batches[2:]]) < first_median
+
+
+def test_model_strategy_end_to_end_with_ir_features(runner):
+    r = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=10, batch=4, seed=2,
+             strategy="model", runner=runner, progress=False)
+    assert len(r.records) == 10 and r.best is not None
+    _check_against_cpython(r.best_schedule, mm, _mm_args(12))
+    task = KernelTask(mm_template, mm, {"n": 12})
+    space = task.space()
+    plain = task.features(space.get(space.index_of({"tj": [1], "k_out": False, "par": False})))
+    par = task.features(space.get(space.index_of({"tj": [4], "k_out": True, "par": True})))
+    assert plain["ir.parallel"] == 0 and par["ir.parallel"] == 1
+    # innermost k (12 iterations; B read across rows) against innermost j_inner
+    # (4 iterations; C and B along rows, A invariant)
+    assert par["ir.inner_log2_extent"] < plain["ir.inner_log2_extent"]
+    assert par["ir.unit_stride"] > plain["ir.unit_stride"]
+    assert 0 < par["ir.zero_stride"] < plain["ir.zero_stride"]  # A, against C read and written
+    assert ir_features(polyop.lower(mm), {"n": 12})["ir.loops"] == 3
+
+
+def test_auto_schedule_space():
+    task = KernelTask(auto_template, mm, {"n": 64})
+    space = task.space()
+    assert len(space) > 1
+    first = task.schedule(space.get(0))
+    auto = polyop.auto_schedule(mm, "cpu", sizes={"n": 64})
+    assert str(first) == str(auto)  # the first point is the heuristic's choice
+    values = dict(space.get(0).values)
+    for name, knob in space.knobs.items():  # other tiles (candidates of later knobs
+        if name.endswith((":tiles", ":unroll")):  # depend on the loop order)
+            values[name] = knob.candidates[-1]
+    other = task.schedule(space.get(space.index_of(values)))
+    assert str(other) != str(first)
+    _check_against_cpython(other, mm, _mm_args(9))
+
+
+def test_bad_arguments_are_tune_errors():
+    with pytest.raises(TuneError, match="trials"):
+        tune(mm_template, kernel=mm, sizes={"n": 8}, trials=0)
+    with pytest.raises(TuneError, match="strategy"):
+        tune(mm_template, kernel=mm, sizes={"n": 8}, strategy="magic")
+    with pytest.raises(TuneError, match="kernel"):
+        tune(mm_template)
+    with pytest.raises(TuneError, match="workers"):
+        LocalRunner(workers=0)
