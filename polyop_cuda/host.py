@@ -201,19 +201,26 @@ class GpuFunction(CompiledKernel):
                                 "array is read-only", name)
 
     def _no_aliasing(self, bound: dict) -> None:
-        host = {n: bound[n] for n in self.arrays if cuda_array_interface(bound[n]) is None}
-        super()._no_aliasing(host)
+        # host arrays as on the CPU; device arrays by their address ranges (a host
+        # and a device array never overlap)
         spans = []
         for n in self.arrays:
-            cai = cuda_array_interface(bound[n])
-            if cai is not None:
+            a, cai = bound[n], cuda_array_interface(bound[n])
+            if cai is None:
+                spans.append((n, a, None, a.nbytes))
+            else:
                 size = int(np.prod(cai["shape"], dtype=np.int64)) * \
                     np.dtype(cai["typestr"]).itemsize
-                spans.append((n, int(cai["data"][0]), size))
-        for i, (na, pa, sa) in enumerate(spans):
-            for nb, pb, sb in spans[i + 1:]:
-                if (na in self.written or nb in self.written) and sa and sb and \
-                        pa < pb + sb and pb < pa + sa:
+                spans.append((n, None, int(cai["data"][0]), size))
+        for i, (na, a, pa, sa) in enumerate(spans):
+            for nb, b, pb, sb in spans[i + 1:]:
+                if (na not in self.written and nb not in self.written) or not (sa and sb):
+                    continue
+                if a is not None and b is not None:
+                    overlap = np.may_share_memory(a, b)
+                else:
+                    overlap = pa is not None and pb is not None and pa < pb + sb and pb < pa + sa
+                if overlap:
                     raise ArgumentError(f"arguments {na} and {nb} overlap in memory; "
                                         "array arguments must not alias", nb)
 
