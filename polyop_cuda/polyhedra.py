@@ -79,9 +79,11 @@ def path_constraints(loops: Iterable[ir.For], conds: Iterable[ir.Expr], names: N
     out = [c for lp in loops for c in loop_constraints(lp, names)]
     for c in conds:
         try:
-            out.append(names.text(c))
-        except NotAffine:
-            pass
+            text = names.text(c)
+            isl.Set(f"[{names.param_list}] -> {{ [{', '.join(names.vars.values())}] : {text} }}")
+        except (NotAffine, isl.Error):  # outside isl's language: leave it out
+            continue
+        out.append(text)
     return out
 
 

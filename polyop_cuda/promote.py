@@ -328,7 +328,10 @@ def _apply(k: Kernel, r: Request, params, arrays) -> Kernel:
         if not blocks <= {lp.var for lp in loops + (at,)}:
             raise ScheduleError(f"cache at {r.at} in shared memory: promote inside every "
                                 "block loop (at the innermost one, or a sequential loop in it)")
-    elif not in_thread:
+    else:  # the register copy gave wrong results in testing: refused until fixed
+        raise ScheduleError(f"cache at {r.at} in registers (scope 'local'): not supported yet "
+                            "on GPU targets")
+    if r.scope == "local" and not in_thread:
         raise ScheduleError(f"cache at {r.at} in registers (scope 'local'): the loop must run "
                             "inside the thread loops (each thread copies its own part)")
     fp, _ = _footprint(r.array, loops, conds, [at.body], params,
