@@ -136,13 +136,13 @@ def best_record(records: Iterable[Record], task: str | None = None) -> Record | 
 
 def apply_best(log: str | os.PathLike, k, template=None, sizes: dict | None = None):
     """The ``polyop.Schedule`` of the best record in ``log`` for kernel ``k``
-    (tuned with ``template``, default ``polyop.tune.default_template``, at
+    (tuned with ``template``, default ``auto_schedule``'s space, at
     ``sizes``), rebuilt by running the template with the recorded knobs; a
     ``polyop.tune.Task`` may be given instead of a kernel (its ``schedule``)."""
     from .space import TuneError
-    from .task import KernelTask, Task, default_template
+    from .task import KernelTask, Task, auto_template
 
-    task = k if isinstance(k, Task) else KernelTask(template or default_template, k, sizes)
+    task = k if isinstance(k, Task) else KernelTask(template or auto_template, k, sizes)
     best = best_record(read_log(log), task.key)
     if best is None:
         raise TuneError(f"{log}: no successful record of task {task.key!r}")

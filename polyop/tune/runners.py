@@ -227,6 +227,10 @@ def _dask_measure(task, knobs: dict, options: dict, timeout: float) -> dict:
     """Run on a Dask worker: measure in this worker thread's measuring process."""
     from distributed import get_worker
 
+    if multiprocessing.current_process().daemon:
+        raise TuneError("DaskRunner: this Dask worker runs as a daemon process and cannot "
+                        "start measuring processes: start workers with --no-nanny, or set "
+                        "DASK_DISTRIBUTED__WORKER__DAEMON=False")
     worker = get_worker()
     name = f"{worker.name}" if worker.name is not None else worker.address
     with _worker_lock:

@@ -20,7 +20,7 @@ from .records import Record, append, best_record, machine, now, read_log
 from .runners import LocalRunner, Runner
 from .space import Template, TuneError
 from .strategies import make_strategy
-from .task import KernelTask, Task, default_template
+from .task import KernelTask, Task, auto_template
 
 __all__ = ["TuneResult", "as_task", "tune"]
 
@@ -71,8 +71,8 @@ class TuneResult:
 
 
 def as_task(obj, kernel=None, sizes: dict | None = None, target: str = "cpu") -> Task:
-    """A ``Task`` for ``obj``: a task itself, a ``@polyop.kernel`` (with the
-    generic ``default_template``), or a template (with ``kernel``)."""
+    """A ``Task`` for ``obj``: a task itself, a ``@polyop.kernel`` (the space of
+    ``auto_schedule``'s decisions, ``auto_template``), or a template (with ``kernel``)."""
     if isinstance(obj, Task):
         return obj
     if isinstance(obj, Template) or (callable(obj) and kernel is not None
@@ -81,7 +81,7 @@ def as_task(obj, kernel=None, sizes: dict | None = None, target: str = "cpu") ->
             raise TuneError("tune(template): give the kernel it schedules (kernel=)")
         return KernelTask(obj, kernel, sizes, target=target)
     if hasattr(obj, "program") and hasattr(obj, "py_func"):
-        return KernelTask(default_template, obj, sizes, target=target)
+        return KernelTask(auto_template, obj, sizes, target=target)
     raise TuneError(f"tune: expected a kernel, a template or a polyop.tune task, got "
                     f"{type(obj).__name__}")
 
@@ -93,8 +93,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
          progress: bool = True, max_illegal: int | None = None) -> TuneResult:
     """Search the schedule space of ``k_or_template`` for the fastest point.
 
-    ``k_or_template``: a ``@polyop.kernel`` (the generic space of
-    ``polyop.tune.default_template``), a template (``@polyop.tune.template``,
+    ``k_or_template``: a ``@polyop.kernel`` (the space of ``auto_schedule``'s
+    decisions, ``polyop.tune.task.auto_template``), a template (``@polyop.tune.template``,
     with ``kernel=``) or a task (``polyop.tune.matmul_task(...)``, a ``Task``);
     ``sizes``: the kernel's size parameters for measuring; ``trials``: legal
     points to measure (or reuse from ``log``); ``strategy``: ``"random"``,
@@ -107,7 +107,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
 
         >>> import polyop
         >>> from polyop.tune.task import example_scale
-        >>> r = polyop.tune.tune(example_scale, sizes={"n": 16}, trials=3, seed=1,
+        >>> r = polyop.tune.tune(polyop.tune.default_template, kernel=example_scale,
+        ...                      sizes={"n": 16}, trials=3, seed=1,
         ...                      min_seconds=1e-4, repeats=3, progress=False)
         >>> len([x for x in r.records if x.status != "illegal"]), r.best_seconds > 0
         (3, True)
