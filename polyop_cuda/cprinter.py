@@ -131,9 +131,10 @@ class Dialect:
         shape = (shapes or {}).get(array)
         if shape is None:  # a local array: C's own multi-dimensional indexing
             return array + "".join(f"[{self.expr(x, 0, shapes)}]" for x in index)
-        flat = self.expr(index[0], 4, shapes)
-        for x, extent in zip(index[1:], shape[1:]):
-            flat = f"({flat}) * {self.expr(extent, 5)} + {self.expr(x, 4, shapes)}"
+        flat = self.expr(index[0], 5 if len(index) > 1 else 0, shapes)  # row-major
+        for k, (x, extent) in enumerate(zip(index[1:], shape[1:])):
+            flat = f"{flat if k == 0 else f'({flat})'} * {self.expr(extent, 6)} + " \
+                   f"{self.expr(x, 4, shapes)}"
         return f"{array}[{flat}]"
 
     # -- statements ------------------------------------------------------------------------
@@ -297,8 +298,8 @@ def _host(node, indent: int, d: Dialect) -> list[str]:
     pad = "  " * indent
     if isinstance(node, Launch):
         k = node.kernel
-        grid = ", ".join(f"(unsigned){d.expr(e)}" for e in k.grid)
-        block = ", ".join(f"(unsigned){d.expr(e)}" for e in k.block)
+        grid = ", ".join(f"(unsigned)({d.expr(e)})" for e in k.grid)
+        block = ", ".join(f"(unsigned)({d.expr(e)})" for e in k.block)
         args = ", ".join(p.name for p in k.params)
         if d.name == "cuda":
             return [f"{pad}{{",

@@ -218,7 +218,8 @@ class _Extractor:
             parts = [sub(s) for s in node.stmts]
             if threads and not path.in_thread and len(parts) > 1:
                 parts = list(itertools.chain.from_iterable(
-                    (p, Barrier()) if k < len(parts) - 1 else (p,) for k, p in enumerate(parts)))
+                    (p, Barrier()) if k < len(parts) - 1 and not _ends_with_barrier(p) else (p,)
+                    for k, p in enumerate(parts)))
             elif path.in_thread and len(parts) > 1 and any(_bound(s) for s in node.stmts):
                 raise ScheduleError(f"kernel {kname}: statements run in sequence inside thread "
                                     f"loop {path.thread_name()} and around other thread loops; "
@@ -245,7 +246,7 @@ class _Extractor:
                                         "between block loops; blocks cannot wait for each "
                                         "other (move it out of the kernel, above the "
                                         "outermost bound loop, or inside the block loops)")
-            if threads and not path.in_thread:
+            if threads and not path.in_thread and not _ends_with_barrier(body):
                 body = ir.Block((body, Barrier()))
             return ir.For(node.var, node.start, node.stop, node.step, body, kind)
         for outer in path.bound:
@@ -304,6 +305,19 @@ class _Path:
 
     def guarded(self, cond: ir.Expr) -> _Path:
         return _Path(self.loops, self.conds + (cond,), self.bound, self.serial)
+
+
+def _ends_with_barrier(node) -> bool:
+    """Whether every thread passes a barrier after the last store of ``node``
+    (a loop whose body ends with one does, after its last iteration; one
+    that runs no iteration stores nothing)."""
+    if isinstance(node, Barrier):
+        return True
+    if isinstance(node, ir.Block):
+        return bool(node.stmts) and _ends_with_barrier(node.stmts[-1])
+    if isinstance(node, ir.For) and not node.kind.is_gpu:
+        return _ends_with_barrier(node.body)
+    return False
 
 
 def _max_all(exprs: list[ir.Expr]) -> ir.Expr:

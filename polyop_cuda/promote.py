@@ -170,13 +170,13 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
     offset, size = [], []
     for d in range(whole.dim(isl.dim_type.set)):
         lo, hi = whole.dim_min(d), whole.dim_max(d)
-        width = (hi - lo).max_val()
-        if not width.is_int():
+        low, width = _affine_lower(lo.gist_params(context), hi.gist_params(context))
+        if width is None:
             raise ScheduleError(f"promotion of {array}: its footprint has no constant size "
                                 f"along dimension {d} (tile the loops under the promotion "
                                 "point by constants)")
-        size.append(int(width.to_python()) + 1)
-        offset.append(pw_to_ir(lo.gist_params(context), names))
+        size.append(width)
+        offset.append(pw_to_ir(low, names))
     written = None
     if wsets:
         w = _union(wsets)
@@ -184,6 +184,30 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
         w = w.move_dims(isl.dim_type.param, w.dim(isl.dim_type.param), isl.dim_type.set, 0, n)
         written = set_to_ir(w.gist_params(context.align_params(w.get_space())), names)
     return Footprint(array, tuple(offset), tuple(size), written), (names, accs)
+
+
+def _affine_lower(lo: isl.PwAff, hi: isl.PwAff) -> tuple[isl.PwAff, int | None]:
+    """One affine lower bound of a footprint's dimension and the box's width
+    from it (``None``: no constant width).
+
+    The smallest subscript ``lo`` is piecewise where a tile meets the
+    domain's boundary (a stencil's first tile starts at its halo's clamped
+    edge): a piece of ``lo`` that is below ``lo`` everywhere, with a constant
+    width up to ``hi``, is the offset of the unclamped tile, one expression
+    for every tile; the elements it adds outside the array are never copied
+    (the copies are guarded by the array's bounds). The narrowest such piece
+    wins; a single-piece ``lo`` is its own answer.
+    """
+    best: tuple[isl.PwAff, int | None] = (lo, None)
+    candidates = [lo] if lo.n_piece() <= 1 else \
+        [isl.PwAff.from_aff(aff) for _, aff in lo.get_pieces()]
+    for cand in candidates:
+        if lo.n_piece() > 1 and not lo.domain().is_subset(lo.ge_set(cand)):
+            continue
+        width = (hi - cand).max_val()
+        if width.is_int() and (best[1] is None or int(width.to_python()) + 1 < best[1]):
+            best = (cand, int(width.to_python()) + 1)
+    return best
 
 
 def _union(sets):

@@ -25,7 +25,7 @@ Example::
     >>> sch.bind(k, "threadIdx.y")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       ...
-    polyop.errors.IllegalScheduleError: bind(k): loop k carries a RAW dependence on C: ...
+    polyop.errors.IllegalScheduleError: bind(k, 'threadIdx.y'): loop k carries a RAW ...
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ class GpuPrimitives:
                 raise ScheduleError(f"bind({info.name}, {axis!r}): loop {name} inside it is "
                                     f"bound to {have.value}; a thread loop cannot enclose a "
                                     "block loop (bind the outer loops to blocks)")
-        self._set_kind(loop, kind)
+        # as _set_kind, with the axis in the trace's label
+        self._update_loop(loop.id, kind=kind, reduction=None)
+        self._commit(f"bind({info.name}, {axis!r})", self._tree)
 
 
 def _bound_on_paths(sch, mark: isl.ScheduleNode) -> list[tuple[str, bool]]:
