@@ -291,6 +291,30 @@ def test_set_scope_makes_a_tile_sized_local_buffer():
         sch.fission(jo)
 
 
+@polyop.kernel
+def double_rows(n: int, A: "f64[n, 4]", B: "f64[n, 4]"):
+    for i in range(n):
+        for j in range(4):
+            B[i, j] = A[i, j] * 2.0
+
+
+def test_set_scope_of_a_write_cache_moved_into_the_loop():
+    # the write-back statement's domain names its dimensions i0, i1 while its
+    # body uses B_cache_back_0, B_cache_back_1: the shifted indices must use
+    # the body's names (they used isl's, and the build failed)
+    sch = polyop.Schedule(double_rows)
+    cache = sch.cache_write("B")
+    i = sch.get_loops("S0")[0]
+    sch.reverse_compute_at(f"{cache}_back", i)
+    sch.set_scope(cache, "local", i)
+    assert sch.program.arrays[cache].shape == ("1", "4")
+    a, b = rand(7, 4), np.zeros((7, 4))
+    polyop.build(sch)(7, a, b)
+    expected = np.zeros((7, 4))
+    double_rows.py_func(7, a, expected)
+    np.testing.assert_array_equal(b, expected)
+
+
 def test_set_scope_refusals():
     sch, (A, B, C, D), (io, jo, kk, ii, ji) = gemm_relu(8, 8, 4)
     with pytest.raises(ScheduleError, match="also accessed outside loop"):
