@@ -7,16 +7,23 @@ nest keeps what it had):
 
 1. ``fission``: distribute the loops above an imperfect nest so that the
    statement's loops form one perfect band (tiling and reordering need one);
-2. ``order``: the loop order of the band: the permutation of least modelled
-   traffic (``polyop.autoschedule.model``), ties to the most unit-stride
+2. ``skew`` (a band isl cannot tile as written, one statement): isl's
+   skewed permutable band (time tiling of a stencil), applied with ``skew``
+   when tiling it would pay;
+3. ``order``: the loop order of the band: the permutation of least modelled
+   time (``polyop.autoschedule.model``: a roofline of cache traffic and one
+   statement instance per cycle, vector lanes at a time where the innermost
+   loop is coincident and unit-stride), ties to the most unit-stride
    accesses in the innermost loop, then to the kernel's order;
-3. ``tiles``: tile sizes minimising the traffic under half the L2 cache, kept
-   only when the model says tiling saves at least ``TILE_GAIN``× the traffic
+4. ``tiles``: tile sizes minimising the traffic under half the L2 cache, kept
+   only when the model says tiling saves at least ``TILE_GAIN``× the time
    and isl's scheduler found the band permutable (tiling is then legal);
-4. ``vectorize``: the innermost loop, when most of its accesses are unit-stride;
-5. ``parallel``: the outermost loop of the band that carries no dependence
+   otherwise the kernel's loops stay untiled: the default schedule's choice;
+5. ``vectorize``: the innermost loop, when isl finds it coincident and most of
+   its accesses are unit-stride;
+6. ``parallel``: the outermost loop of the band that carries no dependence
    (isl: coincident), when the target has more than one core;
-6. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
+7. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
    vector loops itself).
 
 Every decision is a ``Knob`` (name ``"<statement>:<decision>"``, candidate
@@ -231,16 +238,25 @@ def _access_affine(rel, n: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]
 
 
 def _unit_stride(groups: list[Group], k: int) -> tuple[int, int]:
-    """(unit-stride groups, groups varying) along band loop ``k``."""
+    """(unit-stride groups, groups varying) along band loop ``k``; unit stride
+    is +1 along the contiguous dimension (a reversed access needs shuffles)."""
     unit = vary = 0
     for g in groups:
         if not g.depends(k):
             continue
         vary += 1
         last = g.coeffs[-1][k] if g.coeffs else 0
-        if abs(last) == 1 and all(row[k] == 0 for row in g.coeffs[:-1]):
+        if last == 1 and all(row[k] == 0 for row in g.coeffs[:-1]):
             unit += 1
     return unit, vary
+
+
+def _vector_friendly(unit: int, vary: int) -> bool:
+    """Whether explicit vector code pays: every access that moves with the loop
+    is unit-stride. Loops with strided or reversed accesses are left to LLVM's
+    own vectorizer, as in the default schedule (its cost model weighs gathers
+    and shuffles; measured, forcing them was slower)."""
+    return vary > 0 and unit == vary
 
 
 def _permutable(ctx: Context, stmts, pos) -> bool:
@@ -292,7 +308,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         model = BandModel.build([names[p] for p in perm], [extents[p] for p in perm], g2,
                                 len(stmts))
         unit, vary = _unit_stride(g2, d - 1)
-        vec = names[perm[-1]] in coincident and vary > 0 and 2 * unit >= vary
+        vec = names[perm[-1]] in coincident and _vector_friendly(unit, vary)
         cost = model.cycles(model.untiled(capacity), lanes if vec else 1)
         scored.append(((round(cost, 3), -unit, perm != tuple(range(d))), perm, model))
     scored.sort(key=lambda x: x[0])
@@ -325,7 +341,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         q0, q1 = model.traffic(untiled), model.traffic(ranked[0])
         inner = order[-1].name
         unit, vary = _unit_stride(list(model.groups), d - 1)
-        vl = lanes if inner in coincident and vary > 0 and 2 * unit >= vary else 1
+        vl = lanes if inner in coincident and _vector_friendly(unit, vary) else 1
         c0, c1 = model.cycles(untiled, vl), model.cycles(ranked[0], vl)
         gain = c0 / c1 if c1 else 1.0
         pays = permutable and gain >= TILE_GAIN
@@ -368,7 +384,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
                                for g in model.groups], d - 1)
     innermost = inner_loops[-1]
     carried = innermost.name.split("_")[0] not in coincident
-    want = vary > 0 and 2 * unit >= vary and lanes > 1 and not carried
+    want = _vector_friendly(unit, vary) and lanes > 1 and not carried
     knob = ctx.decide(f"{lead}:vectorize", [False, True], want,
                       f"{unit} of {vary} access groups varying in {innermost.name} are "
                       f"unit-stride ({lanes} lanes of {dtype})" +

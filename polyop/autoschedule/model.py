@@ -19,6 +19,11 @@ loops outside it. An untiled band is the special case ``T_k = 1`` for the
 outer loops and ``T_k = N_k`` for the largest suffix of loops whose footprint
 fits, which is how the model compares loop orders and decides whether
 tiling pays: ``Q(untiled) / min_T Q(T)`` under ``F(T) * line <= capacity``.
+Where a group slides along the innermost tile loop (a stencil's rows
+``i - 1 .. i + 1``), the next tile finds the overlap in cache and loads only
+the new part. Time is a roofline (``cycles``): the larger of the traffic at
+``BYTES_PER_CYCLE`` and one statement instance per cycle (``lanes`` per cycle
+when vectorized), so a compute-bound band gains nothing from tiling.
 The minimum is found by enumerating a grid of tile sizes (powers of two,
 multiples of the vector length for the innermost loop, and ``N_k``: no tile)
 through the lambdified expression, so it is exact on that grid and cheap.
