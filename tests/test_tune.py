@@ -322,3 +322,35 @@ def test_bad_arguments_are_tune_errors():
         tune(mm_template)
     with pytest.raises(TuneError, match="workers"):
         LocalRunner(workers=0)
+
+
+# -- operators ---------------------------------------------------------------------------------
+
+def test_ops_tuning_fills_the_database_that_matmul_consults(tmp_path, monkeypatch, runner):
+    from polyop.ops import ConvShape, MatmulTiling
+    from polyop.tune.database import lookup
+    from polyop.tune.ops_tasks import conv2d_task, matmul_task, tune_ops
+
+    monkeypatch.setenv("POLYOP_TUNE_DB", str(tmp_path / "ops.json"))
+    task = matmul_task(24, 40, 32)
+    space = task.space()
+    default = MatmulTiling.default("float32", 32, 40, 1)
+    assert task.tiling(space.get(space.index_of(task.knobs_of(default)))) == default
+    assert polyop.ops.matmul(24, 40, 32, threads=1).tiling.mr == default.mr  # nothing stored
+    conv = conv2d_task(ConvShape(8, 6, 6, 16, layout="NHWC"))
+    results = tune_ops([task, conv], trials=3, strategy="random", seed=4, runner=runner,
+                       progress=False)
+    for key, r in results.items():
+        assert r.best is not None and all(x.status == "ok" for x in r.records), key
+        assert r.best_gflops > 0 and "cache_read" in json.dumps(r.best.trace)
+    best = task.tiling(space.get(space.index_of(results[task.key].best_knobs)))
+    assert MatmulTiling(**lookup(task.target, task.key)) == best
+    mm = polyop.ops.matmul(24, 40, 32, threads=1)  # now the tuned tiling
+    assert (mm.tiling.mr, mm.tiling.nr, mm.tiling.mb, mm.tiling.pack_a) == \
+        (best.mr, best.nr, best.mb, best.pack_a)
+    a = np.random.default_rng(0).random((24, 32), np.float32)
+    b = np.random.default_rng(1).random((32, 40), np.float32)
+    c = np.empty((24, 40), np.float32)
+    mm(a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5)
+    assert lookup(conv.target, conv.key)["mr"] >= 2

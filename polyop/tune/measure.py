@@ -86,8 +86,13 @@ def measure(task, knobs: dict, repeats: int = 5, min_seconds: float = 0.01) -> d
             for _ in range(number):
                 fn(*args)
             times.append((time.perf_counter() - t0) / number)
-        return {"status": "ok", "error": None, "seconds": statistics.median(times),
-                "build_seconds": build_seconds, "number": number, "repeats": len(times)}
+        out = {"status": "ok", "error": None, "seconds": statistics.median(times),
+               "build_seconds": build_seconds, "number": number, "repeats": len(times)}
+        if getattr(fn, "schedule", None) is not None:  # an operator: its schedule's trace
+            from .task import trace_of
+
+            out["trace"] = trace_of(fn.schedule)
+        return out
     except PolyopError as e:
         return {"status": "error", "error": f"{type(e).__name__}: {e}", "seconds": None}
     except Exception as e:  # a candidate's failure is a result, not the tuner's crash

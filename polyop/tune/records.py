@@ -50,6 +50,15 @@ def machine() -> dict:
             "cpus": available_cpus(), "caches": list(host_caches() or ())}
 
 
+def polyop_version() -> str:
+    """polyop's version, as installed (the package's ``__version__``, read
+    without importing the package from here)."""
+    import sys
+
+    module = sys.modules.get("polyop")
+    return getattr(module, "__version__", "") or "unknown"
+
+
 @dataclass
 class Record:
     """One trial (module docstring)."""

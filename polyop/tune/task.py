@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import build, lower
 from ..errors import PolyopError
 from ..kernel import kernel
+from ..schedule import Schedule
 from .space import Config, ConfigSpace, TuneError, apply_split, by_name, resolve, template
 
 __all__ = ["KernelTask", "Task", "auto_template", "default_template"]
@@ -75,9 +77,7 @@ def default_template(cfg, kernel):
     innermost two loops split (powers of two), the outer split loop order
     swapped or not, the outermost loop parallel or not, the innermost
     vectorized or not."""
-    import polyop
-
-    sch = polyop.Schedule(kernel)
+    sch = Schedule(kernel)
     done = set()
     for stmt in sch.stmts:
         loops = sch.get_loops(stmt)
@@ -177,9 +177,7 @@ class KernelTask(Task):
         return trace_of(self.schedule(config))
 
     def build(self, config: Config):
-        import polyop
-
-        return polyop.build(self.schedule(config))
+        return build(self.schedule(config))
 
     def inputs(self) -> list:
         return kernel_inputs(self.kernel.program, self.sizes)
@@ -191,19 +189,15 @@ class KernelTask(Task):
                 if a.kind == "array" and a.name in written]
 
     def reference(self) -> list[np.ndarray]:
-        import polyop
-
         args = self.inputs()
-        polyop.build(polyop.Schedule(self.kernel))(*args)
+        build(Schedule(self.kernel))(*args)
         return self.outputs(args)
 
     def features(self, config: Config) -> dict[str, float]:
-        import polyop
-
         from .model import ir_features
 
         try:
-            fn = polyop.lower(self.schedule(config), validate=False)
+            fn = lower(self.schedule(config), validate=False)
         except PolyopError:
             return {}
         return ir_features(fn, self.sizes)

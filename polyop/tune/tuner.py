@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import PolyopError
-from .records import Record, append, best_record, machine, now, read_log
+from .records import Record, append, best_record, machine, now, polyop_version, read_log
 from .runners import LocalRunner, Runner
 from .space import Template, TuneError
 from .strategies import make_strategy
@@ -130,10 +130,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     runner = runner or LocalRunner(1, timeout, repeats, min_seconds)
     batch = batch or max(4, runner.workers)
     max_illegal = max_illegal if max_illegal is not None else 100 * trials + 1000
-    import polyop
-
     common = {"task": task.key, "target": task.target, "machine": machine(),
-              "polyop": polyop.__version__}
+              "polyop": polyop_version()}
     result = TuneResult(task)
     legal = illegal = 0
     seen: set[int] = set()
@@ -178,7 +176,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
                 index, knobs, trace, trial = fresh[pos]
                 seconds = res.get("seconds") if res.get("status") == "ok" else None
                 gflops = task.flops / seconds / 1e9 if seconds and task.flops else None
-                rec = Record(trial=trial, knobs=knobs, trace=trace, status=res["status"],
+                rec = Record(trial=trial, knobs=knobs, trace=res.get("trace") or trace,
+                             status=res["status"],
                              seconds=seconds, error=res.get("error"), worker=res.get("worker"),
                              time=now(), gflops=gflops, **common)
                 result.records.append(rec)
