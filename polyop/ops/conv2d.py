@@ -91,7 +91,13 @@ from .. import te
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 from ..target import Target, as_target
-from .matmul import CompiledOperator, copy_panels_per_pass, default_threads, register_rows
+from .matmul import (
+    CompiledOperator,
+    copy_panels_per_pass,
+    default_threads,
+    register_rows,
+    tuned_tiling,
+)
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -266,8 +272,9 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     epilogue ``((conv + bias) · scale + shift)``, then ``max(·, 0)``, as asked.
     With ``packed_weights`` the weight placeholder ``w`` has the packed shape
     of ``weight_layout`` (the schedule then copies nothing). Without a
-    ``tiling``, ``ConvTiling.default`` picks one for ``threads`` threads on
-    ``target``.
+    ``tiling``, the one ``polyop tune ops`` stored for this shape and target
+    (``polyop.tune.database``) is used, else ``ConvTiling.default`` picks one
+    for ``threads`` threads on ``target``.
 
     Example::
 
@@ -276,7 +283,8 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         (['x', 'w', 'out'], (64, 4))
     """
     shape.validate()
-    tiling = tiling or ConvTiling.default(shape, dtype, threads, target)
+    tiling = tiling or tuned_tiling(ConvTiling, as_target(target), "conv2d", shape, dtype,
+                                    threads) or ConvTiling.default(shape, dtype, threads, target)
     if tiling.vector not in ("filters", "pixels") or (tiling.vector == "pixels"
                                                       and not shape.is_gemm):
         raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "

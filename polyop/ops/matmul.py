@@ -172,6 +172,19 @@ class MatmulTiling:
         return tiling(2, SLICE_BYTES, pack_a=False)
 
 
+def tuned_tiling(cls, target: Target, op: str, *key):
+    """The tiling ``polyop tune ops`` stored for this operator and shape on
+    ``target`` (``polyop.tune.database``), as a ``cls``; None when there is
+    none (the target heuristic decides)."""
+    from ..tune.database import conv2d_key, lookup, matmul_key
+
+    found = lookup(str(target), (matmul_key if op == "matmul" else conv2d_key)(*key))
+    try:
+        return cls(**found) if found else None
+    except TypeError:  # written by another version of the operator
+        return None
+
+
 class CompiledOperator:
     """What every operator exposes of its compiled ``function`` (a TE function):
     compile time, LLVM IR, assembly, target and ``export``."""
@@ -257,6 +270,8 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
     runtime's threads at call time; ``threads=1`` compiles a serial operator.
     ``target`` (default the host) picks the tiling and the machine code: for
     another CPU the operator is not callable here (``.asm``, ``.export``).
+    Without a ``tiling``, the one ``polyop tune ops`` stored for this shape
+    and target is used, else ``MatmulTiling.default``.
     ``fp_contract`` allows fused
     multiply-adds (the default; results then differ from a CPython loop in the
     last bits, as BLAS results do). ``packed_b`` makes ``B`` an argument in
@@ -278,7 +293,8 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
             raise ValueError(f"matmul: {name} must be a positive int, got {v!r}")
     threads = default_threads("matmul", threads)
     target = as_target(target)
-    tiling = tiling or MatmulTiling.default(dtype, K, N, threads, target)
+    tiling = tiling or tuned_tiling(MatmulTiling, target, "matmul", M, N, K, dtype, threads) \
+        or MatmulTiling.default(dtype, K, N, threads, target)
     slices = -(-K // tiling.kc)  # equal slices of k: no short last slice to compile
     tiling = replace(tiling, kc=-(-K // slices))
     A = te.placeholder((M, K), dtype, name="A")
