@@ -180,7 +180,8 @@ class Built:
     def __init__(self, make):
         self.sch, self.args, self.reference, self.rtol = make()
         self.fn = polyop.build(self.sch, target="opencl")
-        self.cuda = str(dataclasses.replace(self.fn.lowered, target=as_target("cuda")))
+        self.cuda_lowered = dataclasses.replace(self.fn.lowered, target=as_target("cuda"))
+        self.cuda = str(self.cuda_lowered)
 
     def check(self) -> None:
         args = copy.deepcopy(self.args)
@@ -206,7 +207,7 @@ def cubins(built):
     if not nvcc.available():
         pytest.skip("neither nvcc nor NVRTC is installed: CUDA C cannot be compiled here")
     if nvcc.nvcc_path() is None:  # NVRTC only: one program at a time
-        return {n: {a: nvcc.compile_cubin(b.fn.lowered.device_source, a)
+        return {n: {a: nvcc.compile_cubin(b.cuda_lowered.device_source, a)
                     for a in ("sm_80", "sm_90")} for n, b in built.items()}
     found = nvcc.compile_many([b.cuda for b in built.values()], ("sm_80", "sm_90"))
     return {n: found for n in built}
@@ -251,3 +252,16 @@ def test_kernels_bind_and_launch_as_scheduled(built):
     rn = built["rownorm"].fn.lowered
     assert ("s", polyop.f64, ()) in rn.program.kernels[0].temps
     assert "  double s;" in rn.text
+
+
+def test_runtime_compiles_device_source_alone(built):
+    """What ``polyop.build(..., target="cuda")`` compiles: the kernels without
+    the host side (NVRTC accepts no host code), with NVRTC where cuda-python
+    is installed, else nvcc."""
+    if not nvcc.available():
+        pytest.skip("neither nvcc nor NVRTC is installed: CUDA C cannot be compiled here")
+    lowered = built["fused"].cuda_lowered
+    assert "<<<" not in lowered.device_source and "<<<" in lowered.text
+    for arch in ("sm_80", "sm_90"):
+        cubin = nvcc.compile_cubin(lowered.device_source, arch)
+        assert cubin[:4] == b"\x7fELF" and b"fused_kernel0" in cubin
