@@ -354,3 +354,18 @@ def test_ops_tuning_fills_the_database_that_matmul_consults(tmp_path, monkeypatc
     mm(a, b, c)
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-5)
     assert lookup(conv.target, conv.key)["mr"] >= 2
+
+
+def test_polyop_tune_ops_command(tmp_path, monkeypatch, capsys):
+    from polyop.cli import main
+    from polyop.tune.database import lookup, matmul_key
+
+    monkeypatch.setenv("POLYOP_TUNE_DB", str(tmp_path / "ops.json"))
+    assert main(["tune", "ops", "--matmul", "16x24x8", "--trials", "2", "--strategy", "random",
+                 "--timeout", "60", "--no-progress", "--log", str(tmp_path / "ops.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "matmul float32 16x24x8 t1:" in out and "GFLOP/s" in out and str(tmp_path) in out
+    assert lookup(str(polyop.target.host()), matmul_key(16, 24, 8, "float32", 1)) is not None
+    assert len(read_log(tmp_path / "ops.jsonl")) == 2
+    assert main(["tune", "ops", "--matmul", "16x24"]) == 2
+    assert "expected MxNxK" in capsys.readouterr().err

@@ -27,7 +27,7 @@ import sys
 from .common import USAGE, UsageError
 
 #: the command modules, in the order of ``polyop --help``
-COMMANDS = ["show", "check", "bench", "demo", "version"]
+COMMANDS = ["show", "check", "bench", "tune", "demo", "version"]
 
 _EPILOG = """\
 examples:
@@ -35,6 +35,7 @@ examples:
   polyop show kernels.py:gemm --schedule tile.py     ... after a schedule script
   polyop check kernels.py:gemm --schedule tile.py    exit 0 if legal, 1 if not
   polyop bench polybench --size MINI                 run a benchmark suite
+  polyop tune ops                                    tune matmul/conv2d tilings here
   polyop demo                                        compile, check and time two kernels
 
 `polyop COMMAND --help` describes each command."""
