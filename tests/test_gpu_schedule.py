@@ -150,6 +150,18 @@ def test_extraction_refusals_name_the_loops():
         polyop.lower(sch, target="opencl")
 
 
+def test_bind_is_traced_and_replays():
+    sch = _axpy_schedule()
+    assert [ins.primitive for ins in sch.trace] == ["split", "bind", "bind"]
+    assert "bind(i_outer, 'blockIdx.x')" in str(sch)
+    from polyop.schedule.trace import trace_from_json
+
+    again = polyop.Schedule.replay(trace_from_json(sch.trace_json()), axpy)
+    assert str(polyop.lower(again, target="cuda")) == str(polyop.lower(sch, target="cuda"))
+    sch.undo()
+    assert [ins.primitive for ins in sch.trace] == ["split", "bind"]
+
+
 # -- CPU targets refuse bound loops -------------------------------------------------------------
 
 def test_cpu_targets_refuse_bound_loops():
