@@ -32,7 +32,7 @@ Glossary (isl's vocabulary, used throughout):
   no dependence.
 """
 
-from . import ops
+from . import ops, tune
 from . import printer as _printer  # noqa: F401  (str() of loop IR: ir.set_printer)
 from .api import build, lower
 from .autoschedule import auto_schedule as auto_schedule
@@ -89,7 +89,7 @@ __all__ = [
     "ArgumentError", "BoundsError", "CodegenError", "FrontendError", "IllegalScheduleError",
     "PolyopError", "ScheduleError", "SettingError", "TargetError", "TargetUnavailableError",
     "Dependences", "dependences",
-    "Kernel", "kernel", "local", "prefetch", "build", "lower", "ops", "Target",
+    "Kernel", "kernel", "local", "prefetch", "build", "lower", "ops", "tune", "Target",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "Intrinsic", "IntrinsicError", "intrinsic",
     "f32", "f64", "i32", "i64",
