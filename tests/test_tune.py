@@ -250,6 +250,8 @@ def test_resume_from_log_and_apply_best(tmp_path, runner):
     assert isinstance(sch, polyop.Schedule) and str(sch) == str(second.best_schedule)
     assert best.knobs == second.best_knobs
     _check_against_cpython(sch, mm, _mm_args(12))
+    replayed = apply_best(log, mm, mm_template, {"n": 12}, replay=True)  # from the JSON trace
+    assert replayed.trace_json() == sch.trace_json() and str(replayed) == str(sch)
     with pytest.raises(TuneError, match="no successful record"):
         apply_best(log, mm, mm_template, {"n": 10})
 

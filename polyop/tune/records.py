@@ -143,11 +143,14 @@ def best_record(records: Iterable[Record], task: str | None = None) -> Record | 
     return min(ok, key=lambda r: (r.seconds, r.trial)) if ok else None
 
 
-def apply_best(log: str | os.PathLike, k, template=None, sizes: dict | None = None):
+def apply_best(log: str | os.PathLike, k, template=None, sizes: dict | None = None, *,
+               replay: bool = False):
     """The ``polyop.Schedule`` of the best record in ``log`` for kernel ``k``
     (tuned with ``template``, default ``auto_schedule``'s space, at
-    ``sizes``), rebuilt by running the template with the recorded knobs; a
-    ``polyop.tune.Task`` may be given instead of a kernel (its ``schedule``)."""
+    ``sizes``), rebuilt by running the template with the recorded knobs, or
+    with ``replay=True`` by replaying the record's JSON trace
+    (``polyop.Schedule.from_json``: the template is not needed then, only
+    its key); a ``polyop.tune.Task`` may be given instead of a kernel."""
     from .space import TuneError
     from .task import KernelTask, Task, auto_template
 
@@ -155,5 +158,9 @@ def apply_best(log: str | os.PathLike, k, template=None, sizes: dict | None = No
     best = best_record(read_log(log), task.key)
     if best is None:
         raise TuneError(f"{log}: no successful record of task {task.key!r}")
+    if replay:
+        from ..schedule import Schedule
+
+        return Schedule.from_json(json.dumps(best.trace), task.kernel)
     space = task.space()
     return task.schedule(space.get(space.index_of(best.knobs)))

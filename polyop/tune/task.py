@@ -20,6 +20,8 @@ Example::
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..api import build, lower
@@ -212,6 +214,9 @@ def _label(obj) -> str:
 def trace_of(sch) -> list:
     """The replayable record of a schedule: its JSON trace where the schedule
     has one (``sch.trace``), else the primitives as ``print(sch)`` lists them."""
+    to_text = getattr(sch, "trace_json", None)
+    if to_text is not None:
+        return json.loads(to_text())
     trace = getattr(sch, "trace", None)
     if trace is not None:
         to_json = getattr(trace, "to_json", None)
