@@ -155,7 +155,19 @@ class _Extractor:
             return ir.If(node.cond, self.host(node.then, host_loops),
                          None if node.else_ is None else self.host(node.else_, host_loops))
         assert isinstance(node, ir.Block), node
-        return ir.Block(tuple(self.host(s, host_loops) for s in node.stmts))
+        parts: list = []
+        serial: list[ir.Stmt] = []  # consecutive statements without bound loops: one kernel
+        for s in (*node.stmts, None):
+            if s is not None and not _bound(s):
+                serial.append(s)
+                continue
+            if serial:
+                one = serial[0] if len(serial) == 1 else ir.Block(tuple(serial))
+                parts.append(Launch(self.kernel(one, host_loops)))
+                serial = []
+            if s is not None:
+                parts.append(self.host(s, host_loops))
+        return ir.Block(tuple(parts))
 
     # -- one kernel --------------------------------------------------------------------
     def kernel(self, root: ir.Stmt, host_loops: tuple[ir.For, ...]) -> Kernel:
