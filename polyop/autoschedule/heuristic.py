@@ -13,7 +13,8 @@ nest keeps what it had):
 3. ``order``: the loop order of the band: the permutation of least modelled
    time (``polyop.autoschedule.model``: a roofline of cache traffic and one
    statement instance per cycle, vector lanes at a time where the innermost
-   loop is coincident and unit-stride), ties to the most unit-stride
+   loop is coincident and unit-stride, one per add latency where it carries
+   a dependence), ties to the most unit-stride
    accesses in the innermost loop, then to the kernel's order;
 4. ``tiles``: tile sizes minimising the traffic under half the L2 cache, kept
    only when the model says tiling saves at least ``TILE_GAIN``× the time
@@ -287,12 +288,14 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     dtype = max((program.arrays[g.array].dtype for g in groups),
                 key=lambda d: np.dtype(d.numpy).itemsize)
     lanes = target.lanes(dtype.numpy)
-    capacity = target.l2 // 2
+    # the untiled nest keeps what fits in the whole L2 (LRU keeps data touched
+    # every iteration); a tile gets half of it, the rest for the data streaming past
+    cache, capacity = target.l2, target.l2 // 2
     permutable = _permutable(ctx, stmts, pos)
     d = len(band)
     if not permutable and d >= 2 and len(stmts) == 1:
-        skewed = _skew(ctx, stmts[0], pos[stmts[0]], band, names, extents, groups, capacity,
-                       lanes)
+        skewed = _skew(ctx, stmts[0], pos[stmts[0]], band, names, extents, groups, cache,
+                       capacity, lanes)
         if skewed is not None:
             extents, groups = skewed
             permutable = True
@@ -308,8 +311,9 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         model = BandModel.build([names[p] for p in perm], [extents[p] for p in perm], g2,
                                 len(stmts))
         unit, vary = _unit_stride(g2, d - 1)
-        vec = names[perm[-1]] in coincident and _vector_friendly(unit, vary)
-        cost = model.cycles(model.untiled(capacity), lanes if vec else 1)
+        carried = names[perm[-1]] not in coincident
+        vec = not carried and _vector_friendly(unit, vary)
+        cost = model.cycles(model.untiled(cache), lanes if vec else 1, carried)
         scored.append(((round(cost, 3), -unit, perm != tuple(range(d))), perm, model))
     scored.sort(key=lambda x: x[0])
     cand_orders = [tuple(names[p] for p in perm) for _, perm, _ in scored]
@@ -337,12 +341,13 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     tile_loops: list = []
     if d >= 2:
         ranked = model.ranked_tiles(capacity, lanes)
-        untiled = model.untiled(capacity)
+        untiled = model.untiled(cache)
         q0, q1 = model.traffic(untiled), model.traffic(ranked[0])
         inner = order[-1].name
         unit, vary = _unit_stride(list(model.groups), d - 1)
-        vl = lanes if inner in coincident and _vector_friendly(unit, vary) else 1
-        c0, c1 = model.cycles(untiled, vl), model.cycles(ranked[0], vl)
+        carried = inner.split("_")[0] not in coincident
+        vl = lanes if not carried and _vector_friendly(unit, vary) else 1
+        c0, c1 = model.cycles(untiled, vl, carried), model.cycles(ranked[0], vl, carried)
         gain = c0 / c1 if c1 else 1.0
         pays = permutable and gain >= TILE_GAIN
         none = tuple(model.extents)
@@ -435,7 +440,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
 
 
 def _skew(ctx: Context, stmt: str, pos: list[int], band, names, extents, groups,
-          capacity: int, lanes: int):
+          cache: int, capacity: int, lanes: int):
     """Time tiling: when isl, asked for tileable bands rather than outer
     parallelism (``TILING_OPTIONS``), skews the band's loops into a permutable
     band ``v'_k = v_k + sum_{b<k} M[k][b] v_b``, decide whether skewing then
@@ -463,8 +468,8 @@ def _skew(ctx: Context, stmt: str, pos: list[int], band, names, extents, groups,
                                for r in g.coeffs), g.spread, g.elem) for g in groups]
     ext2 = [sum(abs(M[k][b]) * extents[b] for b in range(d)) for k in range(d)]
     model = BandModel.build(names, ext2, g2)
-    c0 = model.cycles(model.untiled(capacity), 1)
-    c1 = model.cycles(model.best_tiles(capacity, lanes), 1)
+    c0 = model.cycles(model.untiled(cache), 1, True)
+    c1 = model.cycles(model.best_tiles(capacity, lanes), 1, True)
     gain = c0 / c1 if c1 else 1.0
     text = ", ".join(m.text for m in found)
     knob = ctx.decide(f"{stmt}:skew", [False, True], gain >= TILE_GAIN,

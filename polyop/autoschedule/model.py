@@ -23,7 +23,8 @@ Where a group slides along the innermost tile loop (a stencil's rows
 ``i - 1 .. i + 1``), the next tile finds the overlap in cache and loads only
 the new part. Time is a roofline (``cycles``): the larger of the traffic at
 ``BYTES_PER_CYCLE`` and one statement instance per cycle (``lanes`` per cycle
-when vectorized), so a compute-bound band gains nothing from tiling.
+when vectorized; one per ``LATENCY`` cycles when the innermost loop carries a
+dependence), so a compute-bound band gains nothing from tiling.
 The minimum is found by enumerating a grid of tile sizes (powers of two,
 multiples of the vector length for the innermost loop, and ``N_k``: no tile)
 through the lambdified expression, so it is exact on that grid and cheap.
@@ -56,6 +57,9 @@ LINE = 64  # bytes per cache line
 #: lines refilled from beyond the L2 per cycle and core, in bytes (a typical
 #: sustained figure; the model only compares schedules of one band with it)
 BYTES_PER_CYCLE = 16
+#: cycles of a floating-point add: an innermost loop that carries a dependence
+#: issues one instance per that many cycles (without fast-math, nothing reassociates)
+LATENCY = 4
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,15 @@ class BandModel:
                 total += fp * mult
         return total
 
-    def cycles(self, tiles, lanes: int) -> float:
+    def cycles(self, tiles, lanes: int, carried: bool = False) -> float:
         """A roofline estimate of the band's time in cycles: the larger of its
-        traffic at ``BYTES_PER_CYCLE`` and one statement instance per cycle,
-        ``lanes`` at a time when the innermost loop is vectorized."""
+        traffic at ``BYTES_PER_CYCLE`` and its instances: one per cycle,
+        ``lanes`` at a time when the innermost loop is vectorized, or one per
+        ``LATENCY`` cycles when the innermost loop carries a dependence (a
+        reduction's chain of dependent adds)."""
         iterations = math.prod(self.extents) * max(1, self.statements)
-        return max(self.traffic(tiles) * LINE / BYTES_PER_CYCLE, iterations / max(1, lanes))
+        per = LATENCY if carried else 1 / max(1, lanes)
+        return max(self.traffic(tiles) * LINE / BYTES_PER_CYCLE, iterations * per)
 
     def untiled(self, capacity: int) -> tuple[int, ...]:
         """The untiled band as tile sizes: the largest suffix of loops whose
