@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import inspect
 from collections.abc import Callable
 
 import islpy as isl
@@ -80,6 +79,7 @@ from ..frontend.affine import AffineConverter, NotAffine
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX
 from .inline import _aff_to_ir, overwriter
+from .layout import apply_layout, index_source
 from .state import primitive
 from .trace import TensorRef
 from .tree import Band, Leaf, Seq, contains, from_isl, to_isl
@@ -248,7 +248,7 @@ class _Layout:
         self.program, self.source, self.cache, self.what = program, array, cache, what
         names = [f"_a{k}" for k in range(array.ndim)]
         formal = [ir.Var(n, INDEX) for n in names]
-        out = _apply(layout, formal, what) if layout is not None else formal
+        out = apply_layout(layout, formal, what) if layout is not None else formal
         self.exprs = out  # cache index over the formal array indices _a0, _a1, ...
         space = isl.Space.create_from_names(isl.DEFAULT_CONTEXT, set=names,
                                             params=list(program.params))
@@ -256,10 +256,10 @@ class _Layout:
         graph = None
         for e in out:
             try:
-                pa = conv.pwaff(ast.parse(_py(e), mode="eval").body)
+                pa = conv.pwaff(ast.parse(index_source(e), mode="eval").body)
             except NotAffine as err:
-                raise ScheduleError(f"{what}: layout index {_py(e)} is not affine: {err}") \
-                    from None
+                raise ScheduleError(f"{what}: layout index {index_source(e)} is not "
+                                    f"affine: {err}") from None
             m = isl.Map.from_pw_aff(pa)
             graph = m if graph is None else graph.flat_range_product(m)
         box = array_box(program, array)
@@ -279,7 +279,7 @@ class _Layout:
             nonneg = self.image.lower_bound_val(isl.dim_type.set, d, isl.Val(0))
             if not self.image.is_subset(nonneg):
                 raise ScheduleError(f"{self.what}: cache index {d} "
-                                    f"({_py(self.exprs[d])}) can be negative")
+                                    f"({index_source(self.exprs[d])}) can be negative")
             high = self.image.dim_max(d)
             top = high.max_val() if not high.is_empty() else None
             if top is not None and top.is_int():
@@ -287,14 +287,14 @@ class _Layout:
             else:
                 ext = _plus_one(expr_to_ir(build.expr_from_pw_aff(high)))
             extents.append(ext)
-            shape.append(_py(ext))
+            shape.append(index_source(ext))
         return Array(self.cache, self.source.dtype, tuple(shape), tuple(extents))
 
     def redirect(self, acc: Access) -> Access:
         """A consumer's read of the array as a read of the cache."""
         rel = acc.relation.apply_range(self.map)
         index = self.index_of(acc.index)
-        return Access(self.cache, rel, index, f"{self.cache}[{', '.join(map(_py, index))}]")
+        return Access(self.cache, rel, index, _subscript(self.cache, index))
 
     def index_of(self, index: tuple[ir.Expr, ...]) -> tuple[ir.Expr, ...]:
         env = {f"_a{k}": e for k, e in enumerate(index)}
@@ -333,7 +333,7 @@ class _Layout:
         domain = isl.Set.from_basic_set(isl.BasicSet.universe(space)).set_tuple_name(cache) \
             .intersect(domain.intersect_params(self.program.context))
         read_rel = self.map.reverse().intersect_domain(slots)
-        read = Access(src.name, read_rel, index, f"{src.name}[{', '.join(map(_py, index))}]")
+        read = Access(src.name, read_rel, index, _subscript(src.name, index))
         value: ir.Expr = ir.Load(src.name, index, src.dtype)
         if pad is not None and not slots.is_equal(box.intersect_params(self.program.context)):
             value = ir.Select(_condition(slots.gist(box), its, self.program.params), value,
@@ -342,7 +342,7 @@ class _Layout:
         write_rel = isl.Map.from_domain_and_range(domain, domain).intersect(
             isl.Map.identity(domain.get_space().map_from_set()))
         write = Access(cache, write_rel, target, f"{cache}[{', '.join(its)}]")
-        text = f"{cache}[{', '.join(its)}] = {src.name}[{', '.join(map(_py, index))}]"
+        text = f"{cache}[{', '.join(its)}] = {_subscript(src.name, index)}"
         return Statement(cache, its, domain, (read,), (write,),
                          ir.Store(cache, target, value), line, text)
 
@@ -365,7 +365,7 @@ class _Layout:
             isl.Map.identity(isl.Space.map_from_set(written.get_space()))
             .set_tuple_name(isl.dim_type.in_, back))
         read = Access(self.cache, ident.apply_range(self.map), index,
-                      f"{self.cache}[{', '.join(map(_py, index))}]")
+                      _subscript(self.cache, index))
         write = Access(src.name, ident, target, f"{src.name}[{', '.join(its)}]")
         text = f"{src.name}[{', '.join(its)}] = {read.text}"
         return Statement(back, its, domain, (read,), (write,),
@@ -390,87 +390,8 @@ def _with_cache(program: Program, statements: list[Statement], cache: Array,
     return new, domain
 
 
-def _apply(layout: Callable, formal: list[ir.Expr], what: str) -> tuple[ir.Expr, ...]:
-    if not callable(layout):
-        raise ScheduleError(f"{what}: the layout must be a function of the array's "
-                            f"indices (lambda i, j: ...), got {type(layout).__name__}")
-    try:
-        sig = inspect.signature(layout)
-    except (TypeError, ValueError):
-        sig = None  # no signature to check (a builtin): the call says what is wrong
-    if sig is not None:  # the wrong arity: say so, not Python's TypeError from the call
-        try:
-            sig.bind(*formal)
-        except TypeError:
-            names = ", ".join(f"i{k}" for k in range(len(formal)))
-            raise ScheduleError(f"{what}: the layout must take one index per dimension "
-                                f"of the array ({len(formal)}: lambda {names}: ...), but "
-                                f"its signature is {sig}") from None
-    out = layout(*[_Index(v) for v in formal])
-    if not isinstance(out, (tuple, list)):
-        out = (out,)
-    result = []
-    for e in out:
-        if isinstance(e, int) and not isinstance(e, bool):
-            e = _Index(ir.Const(e, INDEX))
-        if not isinstance(e, _Index):
-            raise ScheduleError(f"{what}: the layout must return integer expressions of its "
-                                f"arguments, got {type(e).__name__}")
-        result.append(e.expr)
-    return tuple(result)
-
-
-class _Index:
-    """An index expression in a layout: ``+ - *`` (by constants), ``//`` and ``%``
-    (by positive constants) build loop-IR expressions."""
-
-    def __init__(self, expr: ir.Expr):
-        self.expr = expr
-
-    @staticmethod
-    def _of(v) -> ir.Expr:
-        if isinstance(v, _Index):
-            return v.expr
-        if isinstance(v, int) and not isinstance(v, bool):
-            return ir.Const(v, INDEX)
-        raise TypeError(f"layout: expected an index or an int, got {type(v).__name__}")
-
-    def _bin(self, op: str, a, b) -> _Index:
-        return _Index(ir.Bin(op, self._of(a), self._of(b), INDEX))
-
-    def _by_constant(self, op: str, c) -> _Index:
-        if not isinstance(c, int) or isinstance(c, bool) or c <= 0:
-            raise TypeError(f"layout: {'//' if op == 'fdiv' else '%'} needs a positive "
-                            "integer constant")
-        return self._bin(op, self, c)
-
-    def __add__(self, o): return self._bin("add", self, o)
-    def __radd__(self, o): return self._bin("add", o, self)
-    def __sub__(self, o): return self._bin("sub", self, o)
-    def __rsub__(self, o): return self._bin("sub", o, self)
-    def __mul__(self, o): return self._bin("mul", self, o)
-    def __rmul__(self, o): return self._bin("mul", o, self)
-    def __neg__(self): return _Index(ir.Neg(self.expr, INDEX))
-    def __floordiv__(self, c): return self._by_constant("fdiv", c)
-    def __mod__(self, c): return self._by_constant("mod", c)
-
-
-_PY = {"add": "+", "sub": "-", "mul": "*", "fdiv": "//", "mod": "%"}
-
-
-def _py(e: ir.Expr) -> str:
-    """An integer index expression as Python source (array shapes are written so)."""
-    if isinstance(e, ir.Const):
-        return str(e.value)
-    if isinstance(e, ir.Var):
-        return e.name
-    if isinstance(e, ir.Neg):
-        return f"-({_py(e.a)})"
-    if isinstance(e, ir.Bin) and e.op in _PY:
-        return f"({_py(e.a)} {_PY[e.op]} {_py(e.b)})"
-    if isinstance(e, ir.Bin) and e.op in ("min", "max"):
-        return f"{e.op}({_py(e.a)}, {_py(e.b)})"
-    raise AssertionError(f"not an integer index expression: {e!r}")
+def _subscript(array: str, index: tuple[ir.Expr, ...]) -> str:
+    return f"{array}[{', '.join(map(index_source, index))}]"
 
 
 def _plus_one(e: ir.Expr) -> ir.Expr:

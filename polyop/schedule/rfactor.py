@@ -96,8 +96,8 @@ from ..errors import ScheduleError
 from ..printer import expr_to_c
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, DType
-from .cache import _py
 from .handles import Loop
+from .layout import index_source
 from .state import primitive
 from .tree import Band, Leaf, Node, Seq, contains, from_isl, to_isl
 
@@ -349,7 +349,7 @@ class _Plan:
         w = s.writes[0].relation
         self.w_rf = isl.Map.from_pw_aff(l_pa).flat_range_product(w).set_tuple_name(
             isl.dim_type.out, self.rf)
-        self.array = Array(self.rf, x.dtype, (_py(extent), *x.shape), (extent, *x.extents))
+        self.array = Array(self.rf, x.dtype, (index_source(extent), *x.shape), (extent, *x.extents))
         index = (l_ir, *red.index)
         text = f"{self.rf}[{', '.join(map(expr_to_c, index))}]"
         self.access = Access(self.rf, self.w_rf, index, text)

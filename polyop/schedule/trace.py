@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ScheduleError
+from .layout import layout_text
 
 #: the version of the JSON form written by ``trace_to_json``
 TRACE_VERSION = 1
@@ -148,21 +149,6 @@ def record_value(v, te_info=None):
     if callable(v):
         return Layout(layout_text(v))
     return v  # replayable in this process; trace_to_json refuses it by name
-
-
-def layout_text(layout: Callable) -> str:
-    """A (valid) layout function as the lambda text of the index expressions it
-    computes."""
-    import inspect
-
-    from .. import ir
-    from ..types import INDEX
-    from .cache import _apply, _py
-
-    n = len(inspect.signature(layout).parameters)
-    names = [f"i{k}" for k in range(n)]
-    out = _apply(layout, [ir.Var(v, INDEX) for v in names], "layout")
-    return f"lambda {', '.join(names)}: ({''.join(_py(e) + ', ' for e in out)})"
 
 
 _BIN = {ast.Add: "__add__", ast.Sub: "__sub__", ast.Mult: "__mul__",
