@@ -32,7 +32,7 @@ PATHS = nbutil.notebooks()
 
 def test_the_notebooks_are_there():
     names = [p.stem for p in PATHS]
-    for prefix in ("01_", "02_", "03_", "04_", "07_"):
+    for prefix in ("01_", "02_", "03_", "04_", "05_", "06_", "07_"):
         assert any(n.startswith(prefix) for n in names), f"no notebook {prefix}*: {names}"
 
 
