@@ -50,8 +50,10 @@ def lower(obj, schedule: isl.Schedule | None = None, *, target=None,
     """
     t = as_target(target)
     if t.is_gpu:
-        return _gpu(obj, schedule, t).lower(obj, schedule, target=t, validate=validate)
-    fn = te.lower(obj, schedule) if te.is_te(obj, schedule) else \
+        if te.is_te(obj, schedule):
+            return te.lower(obj, schedule, target=t, validate=validate)
+        return _gpu().lower(obj, schedule, target=t, validate=validate)
+    fn = te.lower(obj, schedule, validate=validate) if te.is_te(obj, schedule) else \
         lower_ir(obj, schedule, validate=validate)
     bound = sorted({f"{n.var} ({n.kind})" for n in ir.walk(fn.body)
                     if isinstance(n, ir.For) and n.kind.is_gpu})
@@ -61,11 +63,8 @@ def lower(obj, schedule: isl.Schedule | None = None, *, target=None,
     return replace(fn, meta={**fn.meta, "target": t})
 
 
-def _gpu(obj, schedule, target):
+def _gpu():
     """The GPU back end (``polyop_cuda``), imported on first use."""
-    if te.is_te(obj, schedule):
-        raise TargetError(f"target {target}: tensor expressions cannot be built for GPU "
-                          "targets yet; use a @polyop.kernel and its Schedule")
     import polyop_cuda
 
     return polyop_cuda
@@ -102,11 +101,12 @@ def build(obj, schedule: isl.Schedule | None = None, *, fp_contract: bool = Fals
     the device or driver, ``polyop.TargetUnavailableError``.
     """
     t = as_target(target)
+    if te.is_te(obj, schedule):  # on a GPU target too: polyop.te.build routes it
+        return te.build(obj, schedule, fp_contract=fp_contract, target=target,
+                        validate=validate)
     if t.is_gpu:
-        return _gpu(obj, schedule, t).build(obj, schedule, target=t, validate=validate,
-                                            fp_contract=fp_contract)
-    if te.is_te(obj, schedule):
-        return te.build(obj, schedule, fp_contract=fp_contract, target=target)
+        return _gpu().build(obj, schedule, target=t, validate=validate,
+                            fp_contract=fp_contract)
     return compile_program(obj, schedule, target=target, fp_contract=fp_contract,
                            validate=validate)
 

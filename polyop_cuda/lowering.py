@@ -108,7 +108,13 @@ def build(obj, schedule=None, *, target, validate: bool = True,
     if fp_contract:
         raise TargetError("fp_contract=True: GPU code is generated without contraction "
                           "(bit-exact + - * /); contraction is a CPU option for now")
-    lowered = lower(obj, schedule, target=target, validate=validate)
+    return load(lower(obj, schedule, target=target, validate=validate))
+
+
+def load(lowered: LoweredGpu) -> GpuFunction:
+    """Compile and load a ``LoweredGpu`` with its target's runtime (the last
+    step of ``build``; tensor expressions, ``polyop.te.build``, call it with
+    their scratch arrays recorded in the model)."""
     if lowered.target.kind == "opencl":
         from .opencl import OpenCLRuntime
 

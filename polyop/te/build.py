@@ -37,9 +37,10 @@ import islpy as isl
 import numpy as np
 
 from .. import ir
-from ..errors import ArgumentError
+from ..errors import ArgumentError, TargetError
 from ..program import Program
 from ..schedule import Schedule
+from ..target import as_target
 from .affine import pwaff
 from .expr import Var
 from .lowering import TEInfo, as_tensors, lower_program
@@ -152,9 +153,13 @@ def _check_args(program: Program, info: TEInfo, args: tuple) -> tuple:
     return args
 
 
-def lower(obj, args=None) -> ir.Function:
+def lower(obj, args=None, *, target=None, validate: bool = True):
     """The loop IR of a TE schedule; ``print`` it to see the loop nest, with
     the parameters in the order of ``args`` (then scratch arrays, then sizes).
+
+    For a GPU ``target`` (``"cuda"``, ``"opencl"``; loops bound with
+    ``Schedule.bind``) the result is the ``polyop_cuda.LoweredGpu``: CUDA C
+    or OpenCL C with the host side, its parameters in the program's order.
 
     Example::
 
@@ -171,7 +176,11 @@ def lower(obj, args=None) -> ir.Function:
     from ..pipeline import lower_ir
 
     sch, info, args = _resolve(obj, args, required=False)
-    fn = lower_ir(sch)
+    if target is not None and as_target(target).is_gpu:
+        import polyop_cuda
+
+        return polyop_cuda.lower(sch, target=target, validate=validate)
+    fn = lower_ir(sch, validate=validate)
     order = _param_order(sch.program, info, args)
     rank = {n: k for k, n in enumerate(order)}
     return replace(fn, params=tuple(sorted(fn.params, key=lambda p: rank[p.name])))
@@ -186,13 +195,16 @@ def _param_order(program: Program, info: TEInfo, args: tuple) -> list[str]:
 
 
 def build(obj, args=None, name: str | None = None, *,
-          fp_contract: bool = False, target=None) -> TEFunction:
+          fp_contract: bool = False, target=None, validate: bool = True) -> TEFunction:
     """Compile a TE schedule (or tensors, with the default schedule) into a
     function of ``args``; ``name`` names it in messages (and the program, when
     built from tensors); ``fp_contract`` as in ``polyop.build`` (fused
     multiply-adds allowed, results no longer bit-identical to CPython);
     ``target`` as in ``polyop.build`` (for another CPU the function is not
-    callable here: ``.asm``, ``.llvm_ir``, ``.export(path)``).
+    callable here: ``.asm``, ``.llvm_ir``, ``.export(path)``). A GPU target
+    (``"cuda"``, ``"opencl"``) runs the loops bound with ``Schedule.bind`` as
+    kernels (``polyop_cuda``); the function is called the same way and its
+    ``.source`` is the generated CUDA C or OpenCL C.
 
     Example::
 
@@ -210,17 +222,39 @@ def build(obj, args=None, name: str | None = None, *,
     from ..pipeline import compile_program
 
     sch, info, args = _resolve(obj, args, name=name)
+    if target is not None and as_target(target).is_gpu:
+        return TEFunction(_build_gpu(sch, info, args, as_target(target), fp_contract,
+                                     validate), info, args, name or sch.program.name)
     options = {"fp_contract": True} if fp_contract else {}
-    compiled = compile_program(sch, target=target, **options)
-    # intermediate stages left out of the argument list are scratch, as caches are
-    program = compiled.program
+    compiled = compile_program(sch, target=target, validate=validate, **options)
+    program = _with_scratch(compiled.program, info, args)
+    compiled = type(compiled)(program, compiled.function, compiled.native)
+    return TEFunction(compiled, info, args, name or sch.program.name)
+
+
+def _with_scratch(program: Program, info: TEInfo, args: tuple) -> Program:
+    """``program`` with the intermediate stages left out of the argument list
+    recorded as scratch (allocated by the runtime, as caches are)."""
     listed = {info.array(a) for a in args if isinstance(a, Tensor)}
     present = {a.name for a in program.arguments}
     scratch = tuple(info.array(t) for t in info.tensors
                     if info.array(t) not in listed and info.array(t) in present)
     meta = {**program.meta, "scratch": tuple(program.meta.get("scratch", ())) + scratch}
-    compiled = type(compiled)(replace(program, meta=meta), compiled.function, compiled.native)
-    return TEFunction(compiled, info, args, name or sch.program.name)
+    return replace(program, meta=meta)
+
+
+def _build_gpu(sch: Schedule, info: TEInfo, args: tuple, target, fp_contract: bool,
+               validate: bool):
+    """The ``polyop_cuda.host.GpuFunction`` of a TE schedule for a GPU target;
+    the GPU back end is imported here, on first use, as ``polyop.build`` does."""
+    if fp_contract:
+        raise TargetError("fp_contract=True: GPU code is generated without contraction; "
+                          "it is a CPU option")
+    from polyop_cuda.lowering import load
+    from polyop_cuda.lowering import lower as gpu_lower
+
+    lowered = gpu_lower(sch, target=target, validate=validate)
+    return load(replace(lowered, model=_with_scratch(lowered.model, info, args)))
 
 
 class TEFunction:
@@ -256,6 +290,11 @@ class TEFunction:
         return self.kernel.function
 
     @property
+    def source(self) -> str:
+        """The generated CUDA C or OpenCL C (a function built for a GPU target)."""
+        return self.kernel.source
+
+    @property
     def llvm_ir(self) -> str:
         return self.kernel.llvm_ir
 
@@ -282,8 +321,9 @@ class TEFunction:
         if "_fast" not in self.__dict__:
             from ..fastcall import dispatcher, install_call
 
+            # a GPU function has no native entry point for the compiled checks
             self._fast = dispatcher(self.kernel, self._checked_call, self.arg_names) \
-                if self.arg_names else None
+                if self.arg_names and self.kernel.function is not None else None
             if self._fast is not None:
                 install_call(self, self._fast)
                 return self._fast(*args, **sizes)
@@ -291,7 +331,7 @@ class TEFunction:
 
     def _checked_call(self, *args, **sizes) -> None:
         """The Python path of ``__call__``: bind, infer the sizes with isl, call."""
-        if not self.kernel.target.is_host:
+        if not (self.kernel.target.is_host or self.kernel.target.is_gpu):
             self.kernel()  # raises TargetError: compiled for another machine
         if len(args) != len(self.arg_names):
             raise ArgumentError(f"{self.name}() takes {len(self.arg_names)} arguments "
