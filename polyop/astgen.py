@@ -8,9 +8,8 @@ instance ``S3(c0, c1 + 1)``) the statement's ``Store`` with its iterators
 replaced by the AST's expressions. A generated loop takes the name of the
 source iterator it runs over when that is unambiguous (``i`` rather than ``c0``).
 
-isl expression semantics kept exactly: ``fdiv_q``/``pdiv_q`` floor, ``pdiv_r``
-and ``zdiv_r`` are remainders (the IR's floored ``mod`` agrees where isl uses
-them), ``min``/``max`` are n-ary.
+Expressions are translated by ``polyop.isl_ir`` (the one isl ↔ IR bridge),
+which keeps isl's semantics exactly.
 
 Example::
 
@@ -32,19 +31,16 @@ import itertools
 import islpy as isl
 
 from . import ir
+from .isl_ir import ast_expr_to_ir, plus_one
 from .kinds import LoopKind
 from .program import Program
 from .schedule.tree import with_disjoint_domain
 from .types import INDEX
 
-isl.DEFAULT_CONTEXT.set_ast_build_detect_min_max(1)
-
 _OP = isl.ast_expr_op_type
-_BIN = {_OP.add: "add", _OP.sub: "sub", _OP.mul: "mul", _OP.div: "fdiv",
-        _OP.fdiv_q: "fdiv", _OP.pdiv_q: "fdiv", _OP.pdiv_r: "mod", _OP.zdiv_r: "mod",
-        _OP.min: "min", _OP.max: "max"}
-_CMP = {_OP.eq: "eq", _OP.le: "le", _OP.lt: "lt", _OP.ge: "ge", _OP.gt: "gt"}
-_LOGIC = {_OP.and_: "and", _OP.and_then: "and", _OP.or_: "or", _OP.or_else: "or"}
+
+#: the translation of one isl AST expression, under the name polyop_cuda imports
+expr_to_ir = ast_expr_to_ir
 
 
 def build_ast(program: Program, schedule: isl.Schedule | None = None) -> isl.AstNode:
@@ -105,36 +101,11 @@ def _annotated(node: isl.AstNode, build: isl.AstBuild, quasi: dict) -> isl.AstNo
         if not here.is_subset(element.domain()):
             continue  # a guarded read, not made at every point here: keep its subscripts
         table[(a.array, a.index)] = tuple(
-            expr_to_ir(build.expr_from_pw_aff(element.get_pw_aff(d)))
+            ast_expr_to_ir(build.expr_from_pw_aff(element.get_pw_aff(d)))
             for d in range(element.dim(isl.dim_type.out)))
     key = f"polyop_subscripts_{next(_KEYS)}"
     _SUBSCRIPTS[key] = table
     return node.set_annotation(isl.Id(key))
-
-
-def expr_to_ir(e: isl.AstExpr) -> ir.Expr:
-    """Translate one isl AST expression (integer valued or boolean)."""
-    t = e.get_type()
-    if t == isl.ast_expr_type.id:
-        return ir.Var(e.get_id().get_name(), INDEX)
-    if t == isl.ast_expr_type.int:
-        return ir.Const(e.get_val().to_python(), INDEX)
-    op = e.get_op_type()
-    args = [expr_to_ir(e.get_op_arg(i)) for i in range(e.get_op_n_arg())]
-    if op in _BIN:
-        out = args[0]
-        for b in args[1:]:
-            out = ir.Bin(_BIN[op], out, b, INDEX)
-        return out
-    if op == _OP.minus:
-        return ir.Neg(args[0], INDEX)
-    if op in _CMP:
-        return ir.Cmp(_CMP[op], args[0], args[1])
-    if op in _LOGIC:
-        return ir.Logic(_LOGIC[op], args[0], args[1])
-    if op in (_OP.cond, _OP.select):
-        return ir.Select(args[0], args[1], args[2], args[1].dtype)
-    raise AssertionError(f"unexpected isl AST expression {e.to_C_str()}")
 
 
 class _Translator:
@@ -170,7 +141,7 @@ class _Translator:
         if t == isl.ast_node_type.for_:
             return self.loop(n, scope, info)
         if t == isl.ast_node_type.if_:
-            cond = expr_to_ir(n.if_get_cond())
+            cond = ast_expr_to_ir(n.if_get_cond())
             then, uses = self.node(n.if_get_then_node(), scope, info)
             other = None
             if n.if_has_else_node():
@@ -189,15 +160,15 @@ class _Translator:
     def loop(self, n: isl.AstNode, scope: frozenset,
              info: tuple[str, str] | None = None) -> tuple[ir.Stmt, dict]:
         var = n.for_get_iterator().get_id().get_name()
-        start = expr_to_ir(n.for_get_init())
+        start = ast_expr_to_ir(n.for_get_init())
         cond = n.for_get_cond()
         assert cond.get_op_type() in (_OP.le, _OP.lt) and \
             cond.get_op_arg(0).get_type() == isl.ast_expr_type.id and \
             cond.get_op_arg(0).get_id().get_name() == var, \
             f"unexpected loop condition {cond.to_C_str()}"
-        stop = expr_to_ir(cond.get_op_arg(1))
+        stop = ast_expr_to_ir(cond.get_op_arg(1))
         if cond.get_op_type() == _OP.le:
-            stop = _plus_one(stop)
+            stop = plus_one(stop)
         step = n.for_get_inc().get_val().to_python()
         body, uses = self.node(n.for_get_body(), scope | {var})
         names = uses.pop(var, set())
@@ -222,7 +193,7 @@ class _Translator:
         env, uses = {}, {}
         for k, it in enumerate(stmt.iterators):
             arg = e.get_op_arg(k + 1)
-            env[it] = expr_to_ir(arg)
+            env[it] = ast_expr_to_ir(arg)
             if arg.get_type() == isl.ast_expr_type.id:
                 uses.setdefault(arg.get_id().get_name(), set()).add(it)
             else:
@@ -249,16 +220,6 @@ def _instance(node, env: dict[str, ir.Expr], subscripts: dict):
 def _merge(into: dict, other: dict) -> None:
     for k, v in other.items():
         into.setdefault(k, set()).update(v)
-
-
-def _plus_one(e: ir.Expr) -> ir.Expr:
-    if isinstance(e, ir.Const):
-        return ir.Const(e.value + 1, INDEX)
-    if isinstance(e, ir.Bin) and e.op == "add" and isinstance(e.b, ir.Const):
-        return ir.Bin("add", e.a, ir.Const(e.b.value + 1), INDEX)
-    if isinstance(e, ir.Bin) and e.op == "sub" and isinstance(e.b, ir.Const) and e.b.value == 1:
-        return e.a
-    return ir.Bin("add", e, ir.Const(1, INDEX), INDEX)
 
 
 def ast_to_ir(node: isl.AstNode, program: Program,

@@ -184,16 +184,13 @@ def set_to_ir(s: isl.Set, iterators: Sequence[str]) -> ir.Expr:
     'n > 4 * p + q && (q >= 0)'
     """
     disjuncts: list[ir.Expr] = []
-
-    def conjunct(bset: isl.BasicSet) -> None:
+    # lists, not isl's foreach callbacks: the error below must not pass through isl
+    for bset in s.get_basic_sets():
         if bset.dim(isl.dim_type.div):
             raise NotAnIndexError(f"the condition {s} needs integer division")
-        terms: list[ir.Expr] = []
-        bset.foreach_constraint(
-            lambda c: terms.append(_compare(c.get_aff(), c.is_equality(), iterators)))
+        terms = [_compare(c.get_aff(), c.is_equality(), iterators)
+                 for c in bset.get_constraints()]
         disjuncts.append(_joined("and", terms, True))
-
-    s.foreach_basic_set(conjunct)
     return _joined("or", disjuncts, False)
 
 

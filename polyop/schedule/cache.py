@@ -71,15 +71,24 @@ from collections.abc import Callable
 import islpy as isl
 
 from .. import ir
-from ..astgen import expr_to_ir
 from ..bounds import array_box
 from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
 from ..frontend.affine import AffineConverter, NotAffine
+from ..isl_ir import (
+    NotAnIndexError,
+    aff_to_ir,
+    fresh_name,
+    index_text,
+    plus_one,
+    program_names,
+    pw_aff_to_ir,
+    set_to_ir,
+)
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX
-from .inline import _aff_to_ir, overwriter
-from .layout import apply_layout, index_source
+from .inline import overwriter
+from .layout import apply_layout
 from .state import primitive
 from .trace import TensorRef
 from .tree import Band, Leaf, Seq, contains, from_isl, to_isl
@@ -104,7 +113,7 @@ class CachePrimitives:
         program = self.program
         src = self._array_name(array)
         what = f"cache_read({src})"
-        cache = name or _fresh_name(program, f"{src}_cache")
+        cache = name or fresh_name(f"{src}_cache", program_names(program), sep="")
         if cache in program.arrays or cache in self.stmts or cache in program.params:
             raise ScheduleError(f"{what}: the name {cache!r} is taken")
         readers = [s for s in program.statements if any(a.array == src for a in s.reads)]
@@ -177,7 +186,7 @@ class CachePrimitives:
         program = self.program
         dst = self._array_name(array)
         what = f"cache_write({dst})"
-        cache = name or _fresh_name(program, f"{dst}_cache")
+        cache = name or fresh_name(f"{dst}_cache", program_names(program), sep="")
         back = f"{cache}_back"
         for taken in (cache, back):
             if taken in program.arrays or taken in self.stmts or taken in program.params:
@@ -256,9 +265,9 @@ class _Layout:
         graph = None
         for e in out:
             try:
-                pa = conv.pwaff(ast.parse(index_source(e), mode="eval").body)
+                pa = conv.pwaff(ast.parse(index_text(e), mode="eval").body)
             except NotAffine as err:
-                raise ScheduleError(f"{what}: layout index {index_source(e)} is not "
+                raise ScheduleError(f"{what}: layout index {index_text(e)} is not "
                                     f"affine: {err}") from None
             m = isl.Map.from_pw_aff(pa)
             graph = m if graph is None else graph.flat_range_product(m)
@@ -273,21 +282,24 @@ class _Layout:
 
     def _shape(self) -> Array:
         context = self.program.context
-        build = isl.AstBuild.from_context(context)
         shape, extents = [], []
         for d in range(len(self.exprs)):
             nonneg = self.image.lower_bound_val(isl.dim_type.set, d, isl.Val(0))
             if not self.image.is_subset(nonneg):
                 raise ScheduleError(f"{self.what}: cache index {d} "
-                                    f"({index_source(self.exprs[d])}) can be negative")
+                                    f"({index_text(self.exprs[d])}) can be negative")
             high = self.image.dim_max(d)
             top = high.max_val() if not high.is_empty() else None
             if top is not None and top.is_int():
                 ext: ir.Expr = ir.Const(top.to_python() + 1, INDEX)
             else:
-                ext = _plus_one(expr_to_ir(build.expr_from_pw_aff(high)))
+                try:
+                    ext = plus_one(pw_aff_to_ir(high, within=context))
+                except NotAnIndexError as err:
+                    raise ScheduleError(f"{self.what}: the extent of cache index {d}: "
+                                        f"{err}") from None
             extents.append(ext)
-            shape.append(index_source(ext))
+            shape.append(index_text(ext))
         return Array(self.cache, self.source.dtype, tuple(shape), tuple(extents))
 
     def redirect(self, acc: Access) -> Access:
@@ -324,9 +336,8 @@ class _Layout:
         pieces: list[isl.MultiAff] = []
         inverse.foreach_piece(lambda _s, ma: pieces.append(ma))
         try:
-            index = tuple(_aff_to_ir(pieces[0].get_aff(k), its, self.program.params)
-                          for k in range(src.ndim))
-        except ScheduleError:
+            index = tuple(aff_to_ir(pieces[0].get_aff(k), its) for k in range(src.ndim))
+        except NotAnIndexError:
             raise ScheduleError(f"{self.what}: the layout's inverse needs integer division; "
                                 "use a layout whose inverse is affine") from None
         domain = slots if pad is None else box
@@ -336,8 +347,12 @@ class _Layout:
         read = Access(src.name, read_rel, index, _subscript(src.name, index))
         value: ir.Expr = ir.Load(src.name, index, src.dtype)
         if pad is not None and not slots.is_equal(box.intersect_params(self.program.context)):
-            value = ir.Select(_condition(slots.gist(box), its, self.program.params), value,
-                              ir.Const(pad, src.dtype), src.dtype)
+            try:
+                inside = set_to_ir(slots.gist(box), its)
+            except NotAnIndexError:
+                raise ScheduleError(f"{self.what}: the padding condition needs integer "
+                                    "division") from None
+            value = ir.Select(inside, value, ir.Const(pad, src.dtype), src.dtype)
         target = tuple(ir.Var(v, INDEX) for v in its)
         write_rel = isl.Map.from_domain_and_range(domain, domain).intersect(
             isl.Map.identity(domain.get_space().map_from_set()))
@@ -391,62 +406,7 @@ def _with_cache(program: Program, statements: list[Statement], cache: Array,
 
 
 def _subscript(array: str, index: tuple[ir.Expr, ...]) -> str:
-    return f"{array}[{', '.join(map(index_source, index))}]"
-
-
-def _plus_one(e: ir.Expr) -> ir.Expr:
-    if isinstance(e, ir.Bin) and e.op == "sub" and e.b == ir.Const(1, INDEX):
-        return e.a
-    if isinstance(e, ir.Bin) and e.op == "add" and isinstance(e.b, ir.Const):
-        return ir.Bin("add", e.a, ir.Const(e.b.value + 1, INDEX), INDEX)
-    return ir.Bin("add", e, ir.Const(1, INDEX), INDEX)
-
-
-def _condition(s: isl.Set, its: tuple[str, ...], params: tuple[str, ...]) -> ir.Expr:
-    """``s``'s constraints (no existentials) as a boolean loop-IR expression."""
-    disjuncts: list[ir.Expr] = []
-
-    def conjunct(bset: isl.BasicSet) -> None:
-        if bset.dim(isl.dim_type.div):
-            raise ScheduleError("cache_read: the padding condition needs integer division")
-        terms: list[ir.Expr] = []
-
-        def one(c: isl.Constraint) -> None:
-            terms.append(_compare(c.get_aff(), c.is_equality(), its, params))
-
-        bset.foreach_constraint(one)
-        out: ir.Expr = terms[0] if terms else ir.Const(True, ir.BOOL)
-        for t in terms[1:]:
-            out = ir.Logic("and", out, t)
-        disjuncts.append(out)
-
-    s.foreach_basic_set(conjunct)
-    out = disjuncts[0]
-    for d in disjuncts[1:]:
-        out = ir.Logic("or", out, d)
-    return out
-
-
-def _compare(aff: isl.Aff, equality: bool, its: tuple[str, ...],
-             params: tuple[str, ...]) -> ir.Expr:
-    """``aff >= 0`` (``== 0``) as ``pos + c >= neg`` or ``pos > neg``: readable."""
-    pos = neg = isl.Aff.zero_on_domain(aff.get_domain_local_space())
-    for kind in (isl.dim_type.in_, isl.dim_type.param):
-        for k in range(aff.dim(kind)):
-            v = aff.get_coefficient_val(kind, k)
-            if v.is_pos():
-                pos = pos.set_coefficient_val(kind, k, v)
-            elif v.is_neg():
-                neg = neg.set_coefficient_val(kind, k, v.neg())
-    const = aff.get_constant_val().to_python()
-    if const == -1 and not equality:
-        return ir.Cmp("gt", _aff_to_ir(pos, its, params), _aff_to_ir(neg, its, params))
-    if const < 0:
-        neg = neg.set_constant_val(isl.Val(-const))
-    else:
-        pos = pos.set_constant_val(isl.Val(const))
-    return ir.Cmp("eq" if equality else "ge", _aff_to_ir(pos, its, params),
-                  _aff_to_ir(neg, its, params))
+    return f"{array}[{', '.join(map(index_text, index))}]"
 
 
 def _copy_nest(copy: Statement) -> isl.Schedule:
@@ -548,10 +508,3 @@ def _check_no_early_reader(program: Program, back: Statement, writers: list[str]
                 raise ScheduleError(f"{what}: {s.name} reads {dst} after a writer wrote "
                                     "the element and before the write-back; it would "
                                     "miss the value")
-
-
-def _fresh_name(program: Program, base: str) -> str:
-    taken = set(program.arrays) | {s.name for s in program.statements} | set(program.params)
-    if base not in taken:
-        return base
-    return next(f"{base}{k}" for k in range(1, 1 << 20) if f"{base}{k}" not in taken)

@@ -39,8 +39,8 @@ import islpy as isl
 
 from .. import ir
 from ..errors import ScheduleError
+from ..isl_ir import NotAnIndexError, aff_to_ir
 from ..program import Access, Program, Statement
-from ..types import INDEX
 
 
 def inline_statement(program: Program, name: str) -> Program:
@@ -81,8 +81,12 @@ def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Stat
     for acc in uses:
         source = _producer_of(program, p, acc, what, s.name)
         _check_operands_unchanged(program, p, s, source, what)
-        env = {it: _aff_to_ir(source.get_aff(k), s.iterators, program.params)
-               for k, it in enumerate(p.iterators)}
+        try:
+            env = {it: aff_to_ir(source.get_aff(k), s.iterators)
+                   for k, it in enumerate(p.iterators)}
+        except NotAnIndexError as err:
+            # the producer instance read by s, as a function of s's iterators
+            raise ScheduleError(f"{what}: the producer instance {err}") from None
         value = ir.substitute(p.body.value, env)
         body = _replace_load(body, acc.index, target.array, value)
         src_map = isl.Map.from_pw_multi_aff(isl.PwMultiAff.from_multi_aff(source))
@@ -160,27 +164,6 @@ def overwriter(program: Program, uses: isl.UnionMap, reads: isl.UnionMap,
     pair: list[isl.Map] = []
     late.foreach_map(pair.append)
     return pair[0].get_tuple_name(isl.dim_type.in_), pair[0].get_tuple_name(isl.dim_type.out)
-
-
-def _aff_to_ir(aff: isl.Aff, iterators: tuple[str, ...], params: tuple[str, ...]) -> ir.Expr:
-    """An integer affine expression (no integer divisions) as loop IR."""
-    if aff.dim(isl.dim_type.div) or not aff.get_denominator_val().is_one():
-        raise ScheduleError(f"inline: the producer instance {aff} needs integer division")
-    terms: list[ir.Expr] = []
-    for kind, names in ((isl.dim_type.in_, iterators), (isl.dim_type.param, params)):
-        for k in range(aff.dim(kind)):
-            c = aff.get_coefficient_val(kind, k).to_python()
-            name = aff.get_dim_name(kind, k) if kind == isl.dim_type.param else names[k]
-            if c:
-                v = ir.Var(name, INDEX)
-                terms.append(v if c == 1 else ir.Bin("mul", ir.Const(c, INDEX), v, INDEX))
-    const = aff.get_constant_val().to_python()
-    out: ir.Expr = terms[0] if terms else ir.Const(const, INDEX)
-    for t in terms[1:]:
-        out = ir.Bin("add", out, t, INDEX)
-    if terms and const:
-        out = ir.Bin("add", out, ir.Const(const, INDEX), INDEX)
-    return out
 
 
 def _replace_load(node, index: tuple[ir.Expr, ...], array: str, value: ir.Expr):

@@ -1,7 +1,8 @@
 """Layouts of caches: a layout is a Python function from an array's indices to
 the cache's (``lambda i, j: (j, i)``, ``lambda i: (i // 8, i % 8)``), traced on
 symbolic indices into loop-IR index expressions; ``layout_text`` writes one
-back as source, which is how a schedule's trace records it.
+back as source (``polyop.isl_ir.index_text``), which is how a schedule's trace
+records it.
 
 Example::
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from .. import ir
 from ..errors import ScheduleError
+from ..isl_ir import index_text
 from ..types import INDEX
 
 
@@ -84,28 +86,10 @@ class LayoutIndex:
     def __mod__(self, c): return self._by_constant("mod", c)
 
 
-_PY = {"add": "+", "sub": "-", "mul": "*", "fdiv": "//", "mod": "%"}
-
-
-def index_source(e: ir.Expr) -> str:
-    """An integer index expression as Python source (array shapes are written so)."""
-    if isinstance(e, ir.Const):
-        return str(e.value)
-    if isinstance(e, ir.Var):
-        return e.name
-    if isinstance(e, ir.Neg):
-        return f"-({index_source(e.a)})"
-    if isinstance(e, ir.Bin) and e.op in _PY:
-        return f"({index_source(e.a)} {_PY[e.op]} {index_source(e.b)})"
-    if isinstance(e, ir.Bin) and e.op in ("min", "max"):
-        return f"{e.op}({index_source(e.a)}, {index_source(e.b)})"
-    raise AssertionError(f"not an integer index expression: {e!r}")
-
-
 def layout_text(layout: Callable) -> str:
     """A (valid) layout function as the lambda text of the index expressions it
     computes."""
     n = len(inspect.signature(layout).parameters)
     names = [f"i{k}" for k in range(n)]
     out = apply_layout(layout, [ir.Var(v, INDEX) for v in names], "layout")
-    return f"lambda {', '.join(names)}: ({''.join(index_source(e) + ', ' for e in out)})"
+    return f"lambda {', '.join(names)}: ({''.join(index_text(e) + ', ' for e in out)})"

@@ -90,21 +90,26 @@ import islpy as isl
 import numpy as np
 
 from .. import ir
-from ..astgen import expr_to_ir
 from ..deps import dependences
 from ..errors import ScheduleError
+from ..isl_ir import (
+    NotAnIndexError,
+    fresh_name,
+    identifier,
+    index_text,
+    program_names,
+    pw_aff_to_ir,
+)
 from ..printer import expr_to_c
 from ..program import Access, Argument, Array, Program, Statement
 from ..types import INDEX, DType
 from .handles import Loop
-from .layout import index_source
 from .state import primitive
 from .tree import Band, Leaf, Node, Seq, contains, from_isl, to_isl
 
 _OPS = {"add": "+", "sub": "-", "mul": "*", "max": "max", "min": "min"}
 _COMBINE = {"add": "add", "sub": "add", "mul": "mul", "max": "max", "min": "min"}
 _COMMUTATIVE = ("add", "mul", "max", "min")
-_INDEX_OPS = ("add", "sub", "mul", "fdiv", "mod", "min", "max")
 
 
 class ReductionPrimitives:
@@ -325,15 +330,14 @@ class _Plan:
     def __init__(self, program: Program, s: Statement, red: _Reduction, values: isl.Map,
                  loop: str, name: str | None, what: str):
         self.source, self.stmt, self.red, self.what = program, s, red, what
-        taken = set(program.arrays) | {t.name for t in program.statements} | \
-            set(program.params) | {a.name for a in program.arguments}
+        taken = program_names(program)
         if name is not None and (name in taken or not name.isidentifier()):
             raise ScheduleError(f"{what}: the name {name!r} is taken or not an identifier")
-        self.rf = name or _fresh(f"{red.array}_rf", taken)
+        self.rf = name or fresh_name(f"{red.array}_rf", taken)
         taken.add(self.rf)
-        init_name = _fresh(f"{self.rf}_init", taken)
+        init_name = fresh_name(f"{self.rf}_init", taken)
         taken.add(init_name)
-        combine_name = _fresh(f"{self.rf}_combine", taken)
+        combine_name = fresh_name(f"{self.rf}_combine", taken)
         x = program.arrays[red.array]
         ctx = program.context
         low, extent = _loop_range(values, ctx, loop, s.name, what)
@@ -343,13 +347,15 @@ class _Plan:
         if l_pa.n_piece() != 1:
             raise ScheduleError(f"{what}: the value of loop {loop} is not one affine "
                                 f"function of {s.name}'s iterators ({l_pa})")
-        build = isl.AstBuild.from_context(s.domain.intersect_params(ctx))
-        l_ir = expr_to_ir(build.expr_from_pw_aff(l_pa))
-        _check_index(l_ir, set(s.iterators) | set(program.params), what, f"loop {loop}")
+        try:
+            l_ir = pw_aff_to_ir(l_pa, s.iterators, within=s.domain.intersect_params(ctx))
+        except NotAnIndexError as err:
+            raise ScheduleError(f"{what}: the value of loop {loop} is not an affine index "
+                                f"expression: {err}") from None
         w = s.writes[0].relation
         self.w_rf = isl.Map.from_pw_aff(l_pa).flat_range_product(w).set_tuple_name(
             isl.dim_type.out, self.rf)
-        self.array = Array(self.rf, x.dtype, (index_source(extent), *x.shape), (extent, *x.extents))
+        self.array = Array(self.rf, x.dtype, (index_text(extent), *x.shape), (extent, *x.extents))
         index = (l_ir, *red.index)
         text = f"{self.rf}[{', '.join(map(expr_to_c, index))}]"
         self.access = Access(self.rf, self.w_rf, index, text)
@@ -358,7 +364,7 @@ class _Plan:
             {a.name for a in program.arguments}
         its: list[str] = []
         for base in [loop] + [_dim_name(e, s, x.name, d) for d, e in enumerate(red.index)]:
-            its.append(_fresh(_identifier(base), reserved | set(its)))
+            its.append(fresh_name(identifier(base), reserved | set(its)))
         self.init = self._init(init_name, tuple(its), s.line)
         self.combine = self._combine(combine_name, tuple(its), s.line)
         self.partial = self._partial()
@@ -486,18 +492,11 @@ def _loop_range(values: isl.Map, context: isl.Set, loop: str, stmt: str,
         raise ScheduleError(f"{what}: the extent of loop {loop} is not one affine "
                             f"expression of the sizes ({extent}); split it by a constant "
                             "and rfactor the inner loop")
-    e = expr_to_ir(isl.AstBuild.from_context(context).expr_from_pw_aff(extent))
-    _check_index(e, set(context.get_var_names(isl.dim_type.param)), what, f"extent of {loop}")
-    return low, e
-
-
-def _check_index(e: ir.Expr, names: set[str], what: str, thing: str) -> None:
-    for n in ir.walk(e):
-        ok = isinstance(n, (ir.Const, ir.Neg)) or (isinstance(n, ir.Var) and n.name in names) \
-            or (isinstance(n, ir.Bin) and n.op in _INDEX_OPS)
-        if not ok:
-            raise ScheduleError(f"{what}: the {thing} ({expr_to_c(e)}) is not an affine "
-                                "index expression")
+    try:
+        return low, pw_aff_to_ir(extent, within=context)
+    except NotAnIndexError as err:
+        raise ScheduleError(f"{what}: the extent of loop {loop} is not an affine index "
+                            f"expression: {err}") from None
 
 
 def _identity(op: str, dtype: DType) -> int | float:
@@ -542,14 +541,3 @@ def _unmarked(node: Node) -> Node:
 
 def _dim_name(e: ir.Expr, s: Statement, array: str, d: int) -> str:
     return e.name if isinstance(e, ir.Var) and e.name in s.iterators else f"{array}_{d}"
-
-
-def _identifier(name: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
-    return out if out.isidentifier() else f"v_{out}"
-
-
-def _fresh(base: str, taken: set[str]) -> str:
-    if base not in taken:
-        return base
-    return next(f"{base}_{k}" for k in range(1, 1 << 20) if f"{base}_{k}" not in taken)

@@ -55,9 +55,9 @@ import dataclasses
 import islpy as isl
 
 from .. import ir
-from ..astgen import expr_to_ir
 from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
+from ..isl_ir import NotAnIndexError, pw_aff_to_ir
 from ..program import Access, Array
 from ..types import INDEX
 from .handles import Loop
@@ -141,28 +141,17 @@ def _shifted(s, name: str, prefix: isl.UnionMap, corner: list[isl.PwAff]):
         return s
     when = isl.PwMultiAff.from_map(isl.Map.from_union_map(
         prefix.intersect_domain(isl.UnionSet.from_set(s.domain))))
-    # isl prints an expression with the dimension names of its domain, which
-    # need not be the names the statement's body uses (a write-back statement's
-    # domain is [i0, i1], its body reads B_cache_back_0): name them alike
-    domain = s.domain
-    for k, it in enumerate(s.iterators):
-        domain = domain.set_dim_name(isl.dim_type.set, k, it)
-    build = isl.AstBuild.from_context(domain)
-    known = set(s.iterators) | set(domain.get_var_names(isl.dim_type.param))
     table = {}
     for a in mine:
         element = isl.PwMultiAff.from_map(a.relation)
         index = []
         for d, low in enumerate(corner):
             shifted = element.get_pw_aff(d).sub(low.pullback_pw_multi_aff(when))
-            for k, it in enumerate(s.iterators):
-                shifted = shifted.set_dim_id(isl.dim_type.in_, k, isl.Id(it))
-            e = expr_to_ir(build.expr_from_pw_aff(shifted.coalesce()))
-            unknown = sorted({v.name for v in ir.walk(e) if isinstance(v, ir.Var)} - known)
-            if unknown:
-                raise ScheduleError(f"set_scope({name}): the shifted index of {s.name} uses "
-                                    f"{', '.join(unknown)}, which are not its iterators")
-            index.append(e)
+            try:
+                index.append(pw_aff_to_ir(shifted, s.iterators, within=s.domain))
+            except NotAnIndexError as err:
+                raise ScheduleError(f"set_scope({name}): the shifted index of {s.name} in "
+                                    f"dimension {d}: {err}") from None
         table[(a.array, a.index)] = tuple(index)
 
     offset = None  # instance -> corner of its iteration's footprint

@@ -83,7 +83,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from dataclasses import dataclass
 
 import islpy as isl
@@ -91,6 +90,7 @@ import islpy as isl
 from .. import ir
 from ..deps import Dependences
 from ..errors import IllegalScheduleError, ScheduleError
+from ..isl_ir import NotAnIndexError, fresh_name, identifier, index_text, program_names
 from ..printer import expr_to_c
 from ..program import Access, Program, Statement
 from ..types import INDEX
@@ -199,27 +199,12 @@ class _Match:
     operands: dict  # contract array -> (sigma, base index exprs)
 
 
-def _affine_text(e: ir.Expr) -> str:
-    """An integer loop-IR expression in isl's syntax."""
-    if isinstance(e, ir.Const) and isinstance(e.value, int):
-        return str(e.value)
-    if isinstance(e, ir.Var):
-        return e.name
-    if isinstance(e, ir.Neg):
-        return f"-({_affine_text(e.a)})"
-    if isinstance(e, ir.Bin):
-        a, b = _affine_text(e.a), _affine_text(e.b)
-        ops = {"add": f"({a}) + ({b})", "sub": f"({a}) - ({b})", "mul": f"({a}) * ({b})",
-               "fdiv": f"floor(({a}) / ({b}))", "mod": f"({a}) mod ({b})",
-               "min": f"min({a}, {b})", "max": f"max({a}, {b})"}
-        if e.op in ops:
-            return ops[e.op]
-    raise ScheduleError(f"tensorize: subscript {expr_to_c(e)} is not affine")
-
-
 def _access_map(program: Program | None, tuple_name: str, iterators, node) -> isl.Map:
     params = f"[{', '.join(program.params)}] -> " if program is not None else ""
-    idx = ", ".join(_affine_text(e) for e in node.index)
+    try:
+        idx = ", ".join(index_text(e, "isl") for e in node.index)
+    except NotAnIndexError:
+        raise ScheduleError(f"tensorize: subscript {_text(node)} is not affine") from None
     return isl.Map(f"{params}{{ {tuple_name}[{', '.join(iterators)}] -> "
                    f"{node.array}[{idx}] }}")
 
@@ -270,7 +255,8 @@ class _Matcher:
             for binding in bindings:
                 found = self._operands(binding, *tile)
                 if found is not None:
-                    name = _fresh_name(self.program, f"{stmt.name}_{intr.name}")
+                    name = fresh_name(identifier(f"{stmt.name}_{intr.name}"),
+                                      program_names(self.program))
                     return _Match(name, binding, tile[0], tile[1], found)
         raise ScheduleError(self.failure[1])
 
@@ -404,15 +390,6 @@ def _minus(e: ir.Expr, c: int) -> ir.Expr:
         op = "add" if e.op == "add" else "sub"
         return e.a if rest == 0 else ir.Bin(op, e.a, ir.Const(rest, INDEX), INDEX)
     return ir.Bin("sub", e, ir.Const(c, INDEX), INDEX)
-
-
-def _fresh_name(program: Program, base: str) -> str:
-    base = re.sub(r"[^A-Za-z0-9_]", "_", base)
-    taken = {s.name for s in program.statements} | set(program.arrays)
-    name, k = base, 1
-    while name in taken:
-        name, k = f"{base}_{k}", k + 1
-    return name
 
 
 def _partial_message(what: str, stmt: Statement, cut: isl.Set, intr: IntrinsicContract) -> str:
