@@ -330,17 +330,41 @@ def _promote_kernel(k: Kernel, requests: list[Request], target) -> Kernel:
         at, loops, conds = _find(k.body, r.at)
         if r.auto:
             for name in _auto_arrays(k, at, loops, conds, params, arrays, r, target):
-                k = _apply(k, Request(name, r.at, "shared", f"{name}_shared"), params, arrays)
+                k = _apply(k, Request(name, r.at, "shared", f"{name}_shared"), params, arrays,
+                           target)
         else:
             if r.array not in arrays:
                 raise ScheduleError(f"promotion of {r.array} at loop {r.at}: the kernel "
                                     f"{k.name} does not access {r.array}")
-            k = _apply(k, r, params, arrays)
+            k = _apply(k, r, params, arrays, target)
     _check_budget(k, target)
-    return _prune_barriers(k)
+    k = _prune_barriers(k)
+    if getattr(target, "kind", "") == "opencl":
+        for at in {r.at for r in requests}:
+            k = _close(k, at)
+    return k
 
 
-def _apply(k: Kernel, r: Request, params, arrays) -> Kernel:
+def _close(k: Kernel, at: str) -> Kernel:
+    """``k`` with a barrier ending the body of loop ``at`` if none does.
+
+    PoCL (the CI's OpenCL) miscompiled a block's last barrier region when it
+    held nested thread guards (threads past a guard ran the compute); a
+    closing barrier keeps every region between two barriers, which it
+    handles. Only for OpenCL: on CUDA the proof alone places barriers.
+    """
+    loop = _find(k.body, at)[0]
+    stmts = loop.body.stmts if isinstance(loop.body, ir.Block) else (loop.body,)
+    last = stmts[-1]
+    while isinstance(last, ir.Block) and last.stmts:
+        last = last.stmts[-1]
+    if not any(isinstance(n, Barrier) for n in _walk(loop.body)) or isinstance(last, Barrier):
+        return k
+    return replace(k, body=_replace_loop(k.body, at, replace(
+        loop, body=ir.Block(tuple(stmts) + (Barrier(),)))))
+
+
+def _apply(k: Kernel, r: Request, params, arrays, target=None) -> Kernel:
     at, loops, conds = _find(k.body, r.at)
     thread_axes = sorted({b.kind for b in k.loops if b.kind.is_thread}, key=lambda x: x.value)
     in_thread = any(lp.kind.is_thread for lp in loops + (at,))
@@ -562,18 +586,18 @@ def _check_budget(k: Kernel, target) -> None:
 
 
 def _prune_barriers(k: Kernel) -> Kernel:
-    """Drop the promotion barriers the proof does not need, one at a time."""
-    from .proof import UnsafeKernelError, prove_kernel
+    """Drop the promotion barriers the proof does not need (one model for
+    every trial: ``proof.needed_barriers``)."""
+    from .proof import needed_barriers
 
-    count = sum(isinstance(n, SharedBarrier) for n in _walk(k.body))
-    keep = [True] * count
-    for i in range(count):
-        keep[i] = False
-        try:
-            prove_kernel(replace(k, body=_barriers(k.body, keep, itertools.count())))
-        except UnsafeKernelError:
-            keep[i] = True
-    return replace(k, body=_barriers(k.body, keep, itertools.count()))
+    keep = needed_barriers(k, lambda b: isinstance(b, SharedBarrier))
+    # the counter below walks promotion barriers only: pick their flags
+    mine = [f for f, b in zip(keep, _barrier_list(k.body)) if isinstance(b, SharedBarrier)]
+    return replace(k, body=_barriers(k.body, mine, itertools.count()))
+
+
+def _barrier_list(node):
+    return [n for n in _walk(node) if isinstance(n, Barrier)]
 
 
 def _walk(node):

@@ -57,7 +57,8 @@ from polyop.errors import CodegenError
 from .kernel_ir import AXES, Barrier, GpuProgram, Kernel
 from .polyhedra import Names, exists, path_constraints
 
-__all__ = ["UnsafeKernelError", "prove_kernel", "prove_program", "replace"]
+__all__ = ["UnsafeKernelError", "needed_barriers", "prove_kernel", "prove_program",
+           "replace"]
 
 
 class UnsafeKernelError(CodegenError):
@@ -84,26 +85,70 @@ def prove_program(prog: GpuProgram) -> None:
 def prove_kernel(k: Kernel) -> None:
     """Prove ``k`` race-free in shared memory and in bounds in its shared and
     local buffers, or raise ``UnsafeKernelError`` (see the module docstring)."""
+    if k in _PROVEN:
+        return
+    model = _model(k)
+    if model is not None:
+        model.check_all_bounds()
+        model.check_races(model.separated([True] * len(model.barriers)))
+    _remember(k)
+
+
+def needed_barriers(k: Kernel, optional) -> list[bool]:
+    """Which barriers of ``k`` (pre-order) the proof needs: the barriers for
+    which ``optional(barrier)`` holds are dropped one at a time, in order,
+    while the kernel stays race-free; the others are kept. One model serves
+    every trial (the accesses and each barrier's separation are built once;
+    a trial is a union and one inclusion test), so pruning costs about one
+    proof. Raises ``UnsafeKernelError`` when even every barrier is not enough.
+    """
+    model = _model(k)
+    if model is None:
+        return [True for _ in _barrier_nodes(k.body)]
+    model.check_all_bounds()
+    keep = [True] * len(model.barriers)
+    model.check_races(model.separated(keep))
+    for i, node in enumerate(model.barrier_nodes):
+        if not optional(node):
+            continue
+        keep[i] = False
+        if not model.race_free(model.separated(keep)):
+            keep[i] = True
+    return keep
+
+
+_PROVEN: dict[Kernel, None] = {}
+
+
+def _remember(k: Kernel) -> None:
+    """Kernels proven here (lowering proves what promotion just proved)."""
+    if len(_PROVEN) > 64:
+        _PROVEN.pop(next(iter(_PROVEN)))
+    _PROVEN[k] = None
+
+
+def _barrier_nodes(node):
+    from .kernel_ir import walk
+    return [n for n in walk(node) if isinstance(n, Barrier)]
+
+
+def _model(k: Kernel):
     shared = {name: shape for name, _, shape in k.shared}
     local = {name: shape for name, _, shape in k.temps if shape}
     if not shared and not local:
-        return
+        return None
     accesses: list[_Access] = []
     barriers: list[tuple] = []
     _collect(k.body, (), (), (), False, set(shared) | set(local), accesses, barriers)
     params = [p.name for p in k.params if p.kind in ("size", "index")]
-    model = _Model(k, params, accesses, barriers)
-    for a in accesses:
-        model.check_bounds(a, {**shared, **local}[a.buffer])
-    for name in shared:
-        model.check_races(name)
+    return _Model(k, params, accesses, barriers, shared, local)
 
 
 def _collect(node, loops, conds, time, in_thread, buffers, out, barriers) -> None:
     if isinstance(node, Barrier):
         if in_thread:
             raise AssertionError("a barrier inside a thread loop")
-        barriers.append((loops, conds, time))
+        barriers.append((loops, conds, time, node))
     elif isinstance(node, ir.Block):
         for pos, s in enumerate(node.stmts):
             _collect(s, loops, conds, time if in_thread else time + (str(pos),), in_thread,
@@ -129,13 +174,16 @@ def _collect(node, loops, conds, time, in_thread, buffers, out, barriers) -> Non
 
 
 class _Model:
-    def __init__(self, k: Kernel, params, accesses, barriers):
+    def __init__(self, k: Kernel, params, accesses, barriers, shared, local):
         self.k, self.params = k, params
+        self.shared, self.buffers = shared, {**shared, **local}
         self.length = max([len(a.time) for a in accesses] + [len(b[2]) for b in barriers] + [0])
         self.ids = ["bx", "by", "bz", "tx", "ty", "tz"]
         self.phase = [f"t{j}" for j in range(self.length)]
         self.accesses, self.maps = accesses, [self._map(a) for a in accesses]
-        self.separated = self._separated(barriers)
+        self.barriers = [self._instances(b) for b in barriers]
+        self.barrier_nodes = [b[3] for b in barriers]
+        self._conflicts: list | None = None
 
     def _ids(self, loops, names: Names, threads: bool = True) -> list[str]:
         """Constraints tying bound loops to the block/thread indices (a barrier,
@@ -168,18 +216,23 @@ class _Model:
                        f"{a.buffer}[{', '.join(elem)}] : "
                        f"{exists(list(names.vars.values()), cons)} }}")
 
-    def _separated(self, barriers) -> isl.Map:
+    def _instances(self, barrier) -> isl.Set:
+        """The instances of ``barrier``: (block, phase) points."""
+        loops, conds, time, _ = barrier
+        names, cons = self._domain_text(loops, conds, time, threads=False)
+        return isl.Set(f"[{names.param_list}] -> {{ [{', '.join(['bx', 'by', 'bz'] + self.phase)}]"
+                       f" : {exists(list(names.vars.values()), cons)} }}")
+
+    def separated(self, keep) -> isl.Map:
+        """Pairs of instances of one block with a kept barrier (``keep``: one
+        flag each) strictly between their phases, either way round."""
         n = 3 + self.length
-        space = isl.Space.set_alloc(isl.DEFAULT_CONTEXT, 0, n)
-        lt = isl.Map.lex_lt(space)
+        lt = isl.Map.lex_lt(isl.Space.set_alloc(isl.DEFAULT_CONTEXT, 0, n))
         params = f"[{', '.join(Names(self.params).params.values())}]"
         bars = isl.Set(f"{params} -> {{ [{', '.join(['bx', 'by', 'bz'] + self.phase)}] : false }}")
-        for loops, conds, time in barriers:
-            names, cons = self._domain_text(loops, conds, time, threads=False)
-            bars = bars.union(isl.Set(
-                f"[{names.param_list}] -> {{ [{', '.join(['bx', 'by', 'bz'] + self.phase)}] : "
-                f"{exists(list(names.vars.values()), cons)} }}"))
-        bars = bars.set_tuple_name(None) if bars.get_tuple_name() else bars
+        for b, k in zip(self.barriers, keep):
+            if k:
+                bars = bars.union(b.align_params(bars.get_space()))
         lt = lt.align_params(bars.get_space())
         between = lt.intersect_range(bars).apply_range(lt.intersect_domain(bars))
         between = between.union(between.reverse())
@@ -187,6 +240,43 @@ class _Model:
         proj = isl.Map(f"{{ [{inst}] -> [{', '.join(['bx', 'by', 'bz'] + self.phase)}] }}")
         proj = proj.align_params(bars.get_space())
         return proj.apply_range(between).apply_range(proj.reverse())
+
+    def conflicts(self) -> list:
+        """(write, access, instance pairs): the same shared element touched by
+        two threads of one block, the first access a write."""
+        if self._conflicts is None:
+            inst = self.ids + self.phase
+            other = [f"{x}_" for x in inst]
+            diff = isl.Map(f"{{ [{', '.join(inst)}] -> [{', '.join(other)}] : "
+                           f"bx = bx_ and by = by_ and bz = bz_ and "
+                           f"(tx != tx_ or ty != ty_ or tz != tz_) }}")
+            out = []
+            for a, ma in zip(self.accesses, self.maps):
+                if not a.write or a.buffer not in self.shared:
+                    continue
+                for b, mb in zip(self.accesses, self.maps):
+                    if b.buffer != a.buffer:
+                        continue
+                    pairs = ma.apply_range(mb.reverse())
+                    pairs = pairs.intersect(diff.align_params(pairs.get_space()))
+                    if not pairs.is_empty():
+                        out.append((a, b, pairs))
+            self._conflicts = out
+        return self._conflicts
+
+    def race_free(self, separated: isl.Map) -> bool:
+        """Every conflicting pair separated (one inclusion test)."""
+        pairs = [p for _, _, p in self.conflicts()]
+        if not pairs:
+            return True
+        whole = pairs[0]
+        for p in pairs[1:]:
+            whole = whole.union(p.align_params(whole.get_space()))
+        return whole.is_subset(separated.align_params(whole.get_space()))
+
+    def check_all_bounds(self) -> None:
+        for a in self.accesses:
+            self.check_bounds(a, self.buffers[a.buffer])
 
     def check_bounds(self, a: _Access, shape) -> None:
         m = self.maps[self.accesses.index(a)]
@@ -210,40 +300,36 @@ class _Model:
         return ", ".join(f"{n} = {pt.get_coordinate_val(isl.dim_type.param, k).to_python()}"
                          for k, n in enumerate(names)) or "none"
 
-    def check_races(self, buffer: str) -> None:
-        mine = [(a, m) for a, m in zip(self.accesses, self.maps) if a.buffer == buffer]
+    def check_races(self, separated: isl.Map) -> None:
+        """Raise ``UnsafeKernelError`` for a conflicting pair not ``separated``."""
+        if self.race_free(separated):
+            return
         inst = self.ids + self.phase
-        other = [f"{x}_" for x in inst]
-        diff = isl.Map(f"{{ [{', '.join(inst)}] -> [{', '.join(other)}] : "
-                       f"bx = bx_ and by = by_ and bz = bz_ and "
-                       f"(tx != tx_ or ty != ty_ or tz != tz_) }}")
-        for a, ma in mine:
-            if not a.write:
+        for a, b, pairs in self.conflicts():
+            ma = self.maps[self.accesses.index(a)]
+            pairs = pairs.subtract(separated.align_params(pairs.get_space()))
+            if pairs.is_empty():
                 continue
-            for b, mb in mine:
-                pairs = ma.apply_range(mb.reverse())
-                pairs = pairs.intersect(diff.align_params(pairs.get_space()))
-                pairs = pairs.subtract(self.separated.align_params(pairs.get_space()))
-                if pairs.is_empty():
-                    continue
-                pt = pairs.wrap().sample_point()
-                n = len(inst)
-                coords = [pt.get_coordinate_val(isl.dim_type.set, d).to_python()
-                          for d in range(2 * n)]
-                one = isl.Set.from_point(pt).unwrap()
-                el = ma.intersect_domain(one.domain()).range()
-                ept = el.sample_point()
-                elem = [str(ept.get_coordinate_val(isl.dim_type.set, d).to_python())
-                        for d in range(el.dim(isl.dim_type.set))]
-                ta, tb = tuple(coords[3:6]), tuple(coords[n + 3:n + 6])
-                what = "writes" if b.write else "reads"
-                raise UnsafeKernelError(
-                    f"kernel {self.k.name}: race on shared {buffer}[{', '.join(elem)}]: "
-                    f"`{_text(a.stmt)}` writes it in thread {ta} and `{_text(b.stmt)}` {what} "
-                    f"it in thread {tb} of block {tuple(coords[:3])} with no barrier between "
-                    f"them (sizes {self._params(pt)})",
-                    f"{_text(a.stmt)} / {_text(b.stmt)}", f"{buffer}[{', '.join(elem)}]",
-                    "race")
+            pt = pairs.wrap().sample_point()
+            n = len(inst)
+            coords = [pt.get_coordinate_val(isl.dim_type.set, d).to_python()
+                      for d in range(2 * n)]
+            one = isl.Set.from_point(pt).unwrap()
+            el = ma.intersect_domain(one.domain()).range()
+            ept = el.sample_point()
+            elem = [str(ept.get_coordinate_val(isl.dim_type.set, d).to_python())
+                    for d in range(el.dim(isl.dim_type.set))]
+            ta, tb = tuple(coords[3:6]), tuple(coords[n + 3:n + 6])
+            what = "writes" if b.write else "reads"
+            buffer = a.buffer
+            raise UnsafeKernelError(
+                f"kernel {self.k.name}: race on shared {buffer}[{', '.join(elem)}]: "
+                f"`{_text(a.stmt)}` writes it in thread {ta} and `{_text(b.stmt)}` {what} "
+                f"it in thread {tb} of block {tuple(coords[:3])} with no barrier between "
+                f"them (sizes {self._params(pt)})",
+                f"{_text(a.stmt)} / {_text(b.stmt)}", f"{buffer}[{', '.join(elem)}]",
+                "race")
+        raise AssertionError("race_free and the per-pair check disagree")
 
 
 def _text(s: ir.Store) -> str:
