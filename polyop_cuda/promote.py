@@ -56,6 +56,7 @@ Example (footprint of ``A[i, k]`` for a 16 × 16 tile of ``i`` and ``k``)::
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import islpy as isl
@@ -208,6 +209,11 @@ def _affine_lower(lo: isl.PwAff, hi: isl.PwAff) -> tuple[isl.PwAff, int | None]:
         if width.is_int() and (best[1] is None or int(width.to_python()) + 1 < best[1]):
             best = (cand, int(width.to_python()) + 1)
     return best
+
+
+footprint_hook: Callable[[Footprint], Footprint] | None = None
+"""For tests of the proof: a function applied to every box before it is
+used (a box one element short must be refused at build)."""
 
 
 def _union(sets):
@@ -384,6 +390,8 @@ def _apply(k: Kernel, r: Request, params, arrays, target=None) -> Kernel:
                             "inside the thread loops (each thread copies its own part)")
     fp, _ = _footprint(r.array, loops, conds, [at.body], params,
                        [lp.var for lp in loops] + [at.var])
+    if footprint_hook is not None:
+        fp = footprint_hook(fp)
     dtype = arrays[r.array].dtype
     shape = fp.size
     if r.scope == "shared" and _column_access(at.body, r.array, k) and len(shape) >= 2 \

@@ -12,6 +12,7 @@ import pytest
 
 import polyop
 from polyop.errors import TargetError
+from polyop_cuda import nvcc, promote
 from polyop_cuda.kernel_ir import Barrier
 from polyop_cuda.proof import UnsafeKernelError, prove_kernel
 
@@ -167,3 +168,54 @@ def test_bad_promotion_requests():
         polyop.lower(sch, target="opencl")
     with pytest.raises(polyop.ScheduleError, match="unknown scope"):
         gemm_schedule(None).cache_read("A", scope="texture", at=i)
+
+
+def test_stencil_halo_promotion_on_pocl():
+    """The 8 x 8 tile reads a 10 x 10 box of A (a one-element halo) at one
+    affine offset per tile, although the first tile's smallest subscript is
+    clamped by the domain; sizes not multiples of 8, and the smallest ones."""
+    f = polyop.build(jacobi_schedule(), target="opencl")
+    (k,) = f.lowered.program.kernels
+    assert [(n, s) for n, _, s in k.shared] == [("A_shared", (10, 10))]
+    rng = np.random.default_rng(1)
+    for n in (3, 4, 9, 21, 37):
+        A, B = rng.random((n, n)), rng.random((n, n))
+        want = B.copy()
+        jac.py_func(n, A, want)
+        f(n, A, B)
+        np.testing.assert_allclose(B, want, rtol=1e-14, err_msg=f"n = {n}")
+
+
+def _one_short(fp):
+    """The box one element short in its last dimension."""
+    return replace(fp, size=fp.size[:-1] + (fp.size[-1] - 1,))
+
+
+def test_proof_refuses_a_footprint_one_element_short(monkeypatch):
+    monkeypatch.setattr(promote, "footprint_hook", _one_short)
+    with pytest.raises(UnsafeKernelError, match=r"`B\[.*` reads A_shared\[\d+, 9\], outside "
+                       r"the buffer A_shared\[10, 9\]") as info:
+        polyop.lower(jacobi_schedule(), target="opencl")
+    assert "A_shared[i_inner + 1][j_inner + 2]" in str(info.value)  # the access at fault
+    with pytest.raises(UnsafeKernelError, match=r"`C\[.*` reads [AB]_shared\[\d+, 15\], "
+                       r"outside the buffer [AB]_shared\[16, 15\]"):
+        polyop.lower(gemm_schedule(), target="opencl")
+
+
+def test_cuda_sources_compile_for_sm80_and_sm90():
+    """Every CUDA kernel of this file, in one nvcc run per architecture."""
+    if not nvcc.available():
+        pytest.skip("neither nvcc nor NVRTC is installed: CUDA C cannot be compiled here")
+    lowered = [polyop.lower(s, target="cuda") for s in (gemm_schedule(), jacobi_schedule())]
+    sources = [str(x) for x in lowered]
+    assert all("__shared__" in s and "__syncthreads();" in s for s in sources)
+    if nvcc.nvcc_path() is None:  # NVRTC: one program at a time
+        found = {a: b"".join(nvcc.compile_cubin(x.device_source, a) for x in lowered)
+                 for a in ("sm_80", "sm_90")}
+    else:
+        found = nvcc.compile_many(sources, ("sm_80", "sm_90"))
+    for arch in ("sm_80", "sm_90"):
+        assert found[arch][:4] == b"\x7fELF", arch
+        for x in lowered:
+            for k in x.program.kernels:
+                assert k.name.encode() in found[arch], (k.name, arch)
