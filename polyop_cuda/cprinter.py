@@ -147,6 +147,10 @@ class Dialect:
         if isinstance(node, ir.Store):
             return [f"{pad}{self.access(node.array, node.index, shapes)} = "
                     f"{self.expr(node.value, 0, shapes)};"]
+        if isinstance(node, ir.Extern):  # a device function (polyop_cuda.wmma)
+            args = [f"&{self.access(a.array, a.index, shapes)}" if ref else
+                    self.expr(a, 0, shapes) for a, ref in zip(node.args, node.byref)]
+            return [f"{pad}{node.symbol}({', '.join(args)});"]
         if isinstance(node, ir.If):
             out = [f"{pad}if ({self.expr(node.cond, 0, shapes)}) {{",
                    *self.stmt(node.then, indent + 1, shapes), f"{pad}}}"]
@@ -268,7 +272,10 @@ DIALECTS = {"cuda": CUDA, "opencl": OPENCL}
 
 def device_source(prog: GpuProgram, dialect: Dialect) -> str:
     """The kernels of ``prog`` with the helpers they use: what is compiled."""
-    return "\n\n".join([dialect.prelude] + [dialect.kernel(k) for k in prog.kernels]) + "\n"
+    from .wmma import device_functions
+
+    return "\n\n".join([dialect.prelude, *device_functions(prog, dialect.name)]
+                       + [dialect.kernel(k) for k in prog.kernels]) + "\n"
 
 
 def host_text(prog: GpuProgram, dialect: Dialect) -> str:

@@ -138,7 +138,7 @@ class _Extractor:
 
     # -- host side ---------------------------------------------------------------------
     def host(self, node: ir.Stmt, host_loops: tuple[ir.For, ...]):
-        if isinstance(node, ir.Extern):
+        if isinstance(node, ir.Extern) and not getattr(node.impl, "runs_on_gpu", False):
             raise TargetError(f"tensorize({node.name}): micro-kernel calls are CPU code; "
                               "GPU targets cannot run them")
         if not _bound(node):
@@ -221,6 +221,8 @@ class _Extractor:
                                     "it, or move it out of the bound loops)")
             return node
         if isinstance(node, ir.Extern):
+            if getattr(node.impl, "runs_on_gpu", False):  # a warp's tile (polyop_cuda.wmma)
+                return node
             raise TargetError(f"tensorize({node.name}): micro-kernel calls are CPU code; GPU "
                               "targets cannot run them")
         if isinstance(node, ir.If):

@@ -54,6 +54,7 @@ from .host import GpuFunction, check_static
 from .kernel_ir import GpuProgram
 from .promote import promote_program, requests_from_schedule
 from .proof import prove_program
+from .wmma import warp_kernels
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def lower(obj, schedule=None, *, target, validate: bool = True) -> LoweredGpu:
                           "(cuda or opencl)")
     fn = lower_ir(obj, schedule, validate=validate, isolate=False)
     model = obj.program if isinstance(obj, Schedule) else as_program(obj)
-    prog = extract(fn, model)
+    prog = warp_kernels(extract(fn, model), t)  # WMMA tiles run on whole warps
     sch = schedule if schedule is not None else obj
     prog = promote_program(prog, requests_from_schedule(sch), t)
     prove_program(prog)  # every kernel: no race, no access outside a buffer
