@@ -1,5 +1,5 @@
 """``benchmarks/gpu_bench.py`` without a GPU: its ``--opencl --quick`` mode
-builds every case (SGEMM, conv2d, stencil, the WMMA tile schedule) for
+builds every case (SGEMM, conv2d, stencil, the WMMA GEMM's tile schedule) for
 OpenCL (PoCL in CI) and checks the results against numpy, in a subprocess
 as a user runs it; its CUDA mode refuses clearly when cupy is missing; its
 FP32 peak follows the documented formula. Nothing is timed here.
@@ -35,6 +35,8 @@ def test_opencl_quick_checks_every_case():
     for case in ("sgemm", "conv2d", "stencil"):
         mine = [r for r in rows if r and r[0] == case]
         assert any("ok" in r and "err" in r for r in mine), (case, run.stdout)
+    fp16 = [r for r in rows if r and r[0] == "fp16"]
+    assert fp16 and "ok" in fp16[0] and "no" in fp16[0], run.stdout  # tiles without WMMA
     assert "wrong result" not in run.stdout + run.stderr
 
 
