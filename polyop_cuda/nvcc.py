@@ -84,6 +84,15 @@ def _store(path: Path, data: bytes) -> None:
     os.replace(tmp, path)  # atomic: concurrent compiles never see half a file
 
 
+def _toolkit_includes() -> list[str]:
+    """A CUDA toolkit's include folder, when there is one: NVRTC from pip has
+    no ``mma.h`` (the WMMA tiles of ``polyop_cuda.wmma`` include it)."""
+    for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if root and os.path.isfile(os.path.join(root, "include", "mma.h")):
+            return [os.path.join(root, "include")]
+    return []
+
+
 def _nvrtc(rtc, source: str, arch: str) -> bytes:
     def check(result, what):
         err = result[0]
@@ -92,7 +101,8 @@ def _nvrtc(rtc, source: str, arch: str) -> bytes:
         return result[1:]
 
     (prog,) = check(rtc.nvrtcCreateProgram(source.encode(), b"polyop.cu", 0, [], []), "create")
-    opts = [f"--gpu-architecture={arch}".encode(), *(f.encode() for f in FLAGS)]
+    opts = [f"--gpu-architecture={arch}".encode(), *(f.encode() for f in FLAGS),
+            *(f"-I{d}".encode() for d in _toolkit_includes())]
     err = rtc.nvrtcCompileProgram(prog, len(opts), opts)[0]
     if int(err) != 0:
         (size,) = check(rtc.nvrtcGetProgramLogSize(prog), "log size")

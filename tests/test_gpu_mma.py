@@ -107,6 +107,10 @@ def test_cubins_for_sm80_and_sm90():
     if nvcc.nvcc_path() is None:
         pytest.skip("nvcc is not installed: the WMMA kernels cannot be compiled here")
     cubins = nvcc.compile_many(sources, ("sm_80", "sm_90"))
+    # what the runtime compiles (NVRTC where cuda-python is installed, else nvcc)
+    device = polyop.lower(wmma.gemm_tile_schedule(gemm_b, tensorize="f16"),
+                          target="cuda -arch=sm_90").device_source
+    assert nvcc.compile_cubin(device, "sm_90")[:4] == b"\x7fELF"
     for arch in ("sm_80", "sm_90"):
         assert cubins[arch][:4] == b"\x7fELF", arch
         assert b"gemm_f32_kernel0" in cubins[arch] and b"gemm_b_kernel0" in cubins[arch]
