@@ -13,7 +13,17 @@ For each size (default 512 and 1024, square), on one thread:
 
 Results go to ``benchmarks/results/tune_gemm.json`` with the machine and its
 load (other processes share it). Run: ``python benchmarks/tune_bench.py
-[--sizes 512 1024] [--trials 32]``.
+[--sizes 512 1024] [--trials 64] [--seeds 0 1] [--tvm]``.
+
+``--tvm``: TVM's MetaSchedule tunes the same GEMMs in the same run
+(``tune_tvm.py``, in a child process with a timeout, since it may crash);
+its time to tune and GFLOP/s, or why it did not run, go into the JSON.
+
+``--conv``: ``polyop.ops.conv2d``'s knobs (``conv2d_task``) tuned on
+ResNet-50's layers (NCHW, batch 1, fp32, one thread), then the default
+schedule (the target heuristic's ``ConvTiling.default``), the tuned one and
+PyTorch timed in interleaved rounds, each output checked against PyTorch's;
+results in ``benchmarks/results/tune_conv.json``.
 """
 
 from __future__ import annotations
@@ -84,13 +94,122 @@ def trials_to(points: list[float | None], target: float) -> int | None:
     return None
 
 
+#: ResNet-50's layers: (name, C, H=W, F, R)
+RESNET_LAYERS = [("3x3 64@56", 64, 56, 64, 3), ("3x3 128@28", 128, 28, 128, 3),
+                 ("3x3 256@14", 256, 14, 256, 3), ("3x3 512@7", 512, 7, 512, 3),
+                 ("1x1 64->256@56", 64, 56, 256, 1), ("1x1 256->64@56", 256, 56, 64, 1),
+                 ("1x1 1024->256@14", 1024, 14, 256, 1)]
+
+
+def _interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns`` in ``rounds`` rounds, one timing of
+    each per round: a load that comes and goes hits all of them alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(_median_seconds(fn, repeats=3, min_seconds=0.05))
+    return times
+
+
+def conv_main(args) -> None:
+    """``--conv``: tune conv2d on ResNet-50's layers (module docstring)."""
+    import hostinfo
+    import torch
+
+    import polyop
+    from polyop.ops import ConvShape, ConvTiling
+    from polyop.tune import LocalRunner, tune
+    from polyop.tune.ops_tasks import conv2d_task
+
+    torch.set_num_threads(1)
+    machine = hostinfo.describe()
+    machine.pop("lscpu", None)
+    print(f"CPU: {machine['cpu_model']} (LLVM {machine['llvm_cpu']}); torch {torch.__version__}",
+          flush=True)
+    load = {"loadavg_start": _loadavg()}
+    rows, started = [], time.time()
+    names = set(args.layers or [])
+    with LocalRunner(workers=1, timeout=120, repeats=5, min_seconds=0.05) as runner:
+        for name, C, H, F, R in RESNET_LAYERS:
+            if names and name not in names:
+                continue
+            shape = ConvShape(C, H, H, F, R, R, 1, R // 2)
+            t0 = time.time()
+            r = tune(conv2d_task(shape), trials=args.conv_trials, seed=args.seed,
+                     strategy="model", runner=runner, batch=4, progress=False)
+            tune_seconds = time.time() - t0
+            task = r.task
+            tuned_tiling = task.tiling(task.space().get(task.space().index_of(r.best_knobs)))
+            default_tiling = ConvTiling.default(shape, "float32", 1)
+            ops = {"default": polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=default_tiling),
+                   "tuned": polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=tuned_tiling)}
+            rng = np.random.default_rng(0)
+            x = rng.random((C, H, H), dtype=np.float32) - 0.5
+            w = rng.random((F, C, R, R), dtype=np.float32) - 0.5
+            tx, tw = torch.from_numpy(x[None]), torch.from_numpy(w)
+            want = torch.nn.functional.conv2d(tx, tw, padding=R // 2)[0].numpy()
+            outs = {k: np.empty(want.shape, np.float32) for k in ops}
+            for k, op in ops.items():  # every figure below is of a checked output
+                op(x, w, outs[k])
+                np.testing.assert_allclose(outs[k], want, rtol=0, atol=1e-4 * np.abs(want).max())
+            fns = {k: (lambda op=op, o=outs[k], x=x, w=w: op(x, w, o)) for k, op in ops.items()}
+            fns["torch"] = lambda tx=tx, tw=tw, p=R // 2: torch.nn.functional.conv2d(
+                tx, tw, padding=p)
+            times = _interleaved(fns, args.rounds)
+            gf = {k: round(shape.flops / statistics.median(v) / 1e9, 2) for k, v in times.items()}
+            row = {"layer": name, "C": C, "H": H, "W": H, "F": F, "R": R,
+                   "gflops_median": gf,
+                   "gflops_best": {k: round(shape.flops / min(v) / 1e9, 2)
+                                   for k, v in times.items()},
+                   "tuned_over_default": round(gf["tuned"] / gf["default"], 3),
+                   "tuned_over_torch": round(gf["tuned"] / gf["torch"], 3),
+                   "default_tiling": repr(default_tiling), "tuned_tiling": repr(tuned_tiling),
+                   "tuning_best_gflops": round(r.best_gflops, 2),
+                   "tuning_seconds": round(tune_seconds, 1),
+                   "trials": len([x for x in r.records if x.status != "illegal"]),
+                   "failures": len(r.failures),
+                   "curve_gflops": curve(r.records, shape.flops)}
+            print(f"{name}: default {gf['default']}, tuned {gf['tuned']}, torch {gf['torch']} "
+                  f"GFLOP/s (tuned/default {row['tuned_over_default']}, {tune_seconds:.0f} s "
+                  f"of tuning) {tuned_tiling}", flush=True)
+            rows.append(row)
+    load["loadavg_end"] = _loadavg()
+    result = {
+        "benchmark": "tune_bench.py --conv: polyop.ops.conv2d tuned vs default vs PyTorch",
+        "machine": machine, "load": load, "torch": torch.__version__,
+        "note": ("shared machine, loaded by other agents' builds and tests (load average "
+                 "above): the final comparison interleaves default, tuned and torch, one "
+                 f"timing of each per round, {args.rounds} rounds; gflops_median is the "
+                 "median over rounds. NCHW, batch 1, fp32, one thread; OPENBLAS_CORETYPE "
+                 "and OPENBLAS_L2_SIZE unset"),
+        "strategy": "model", "trials_per_layer": args.conv_trials, "seed": args.seed,
+        "tuned_beats_default": sum(r["tuned_over_default"] > 1 for r in rows),
+        "wall_seconds": round(time.time() - started, 1), "layers": rows,
+    }
+    out = Path(args.out or HERE / "results" / "tune_conv.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"tuned beats default on {result['tuned_beats_default']} of {len(rows)} layers; "
+          f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
-    ap.add_argument("--trials", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "results" / "tune_gemm.json"))
+    ap.add_argument("--trials", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0, help="seed of --conv's tuning")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of GEMM tuning")
+    ap.add_argument("--tvm", action="store_true", help="TVM MetaSchedule on the same GEMMs")
+    ap.add_argument("--tvm-timeout", type=float, default=900.0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--conv", action="store_true", help="tune conv2d on ResNet-50's layers")
+    ap.add_argument("--conv-trials", type=int, default=24)
+    ap.add_argument("--layers", nargs="*", help="only these layers (names as printed)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --conv")
     args = ap.parse_args()
+    if args.conv:
+        conv_main(args)
+        return
 
     import hostinfo
 
@@ -103,8 +222,15 @@ def main() -> None:
     machine.pop("lscpu", None)
     print(f"CPU: {machine['cpu_model']} (LLVM {machine['llvm_cpu']}); OpenBLAS: "
           f"{machine['openblas_kernels']}", flush=True)
-    load = {"loadavg_start": _loadavg()}
-    rows = []
+    out = Path(args.out or HERE / "results" / "tune_gemm.json")
+    result = {
+        "benchmark": "tune_bench.py: fp32 GEMM tiling knobs, random vs model-guided",
+        "machine": machine, "load": {"loadavg_start": _loadavg()},
+        "note": ("shared machine: other agents ran builds and tests meanwhile, and "
+                 "tune_bench.py --conv ran beside it (load average above), so figures are "
+                 "noisy and lower than on an idle core; numpy and the shipped operator are "
+                 "timed before each size's tuning"),
+        "threads": 1, "trials": args.trials, "seeds": args.seeds, "sizes": []}
     started = time.time()
     with LocalRunner(workers=1, timeout=120, repeats=5, min_seconds=0.05) as runner:
         for n in args.sizes:
@@ -120,45 +246,61 @@ def main() -> None:
             np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4)
             row = {"n": n, "numpy_gflops": round(flops / t_np / 1e9, 2),
                    "shipped_gflops": round(flops / t_ship / 1e9, 2),
-                   "shipped_tiling": repr(shipped.tiling), "strategies": {}}
+                   "shipped_tiling": repr(shipped.tiling), "runs": []}
             print(f"{n}: numpy {row['numpy_gflops']} GFLOP/s, shipped polyop "
                   f"{row['shipped_gflops']}", flush=True)
-            for strategy in ("random", "model"):
-                t0 = time.time()
-                r = tune(matmul_task(n, n, n), trials=args.trials, seed=args.seed,
-                         strategy=strategy, runner=runner, batch=4, progress=False)
-                points = curve(r.records, flops)
-                row["strategies"][strategy] = {
-                    "best_gflops": round(r.best_gflops, 2), "best_knobs": r.best_knobs,
-                    "curve_gflops": points, "seconds": round(time.time() - t0, 1),
-                    "failures": len(r.failures)}
-                print(f"  {strategy}: best {r.best_gflops:.1f} GFLOP/s after "
-                      f"{len(points)} trials ({time.time() - t0:.0f} s) {r.best_knobs}",
-                      flush=True)
-            best_known = max([row["shipped_gflops"]] + [s["best_gflops"]
-                                                       for s in row["strategies"].values()])
+            for seed in args.seeds:
+                for strategy in ("random", "model"):
+                    t0 = time.time()
+                    r = tune(matmul_task(n, n, n), trials=args.trials, seed=seed,
+                             strategy=strategy, runner=runner, batch=4, progress=False)
+                    points = curve(r.records, flops)
+                    row["runs"].append({
+                        "strategy": strategy, "seed": seed,
+                        "best_gflops": round(r.best_gflops, 2), "best_knobs": r.best_knobs,
+                        "curve_gflops": points, "seconds": round(time.time() - t0, 1),
+                        "failures": len(r.failures)})
+                    print(f"  {strategy} seed {seed}: best {r.best_gflops:.1f} GFLOP/s after "
+                          f"{len(points)} trials ({time.time() - t0:.0f} s) {r.best_knobs}",
+                          flush=True)
+            if args.tvm:
+                row["tvm"] = run_tvm(n, args.trials, machine["llvm_cpu"], args.tvm_timeout)
+                print(f"  TVM MetaSchedule: {row['tvm']}", flush=True)
+            best_known = max([row["shipped_gflops"]] + [s["best_gflops"] for s in row["runs"]])
             row["best_known_gflops"] = best_known
-            for s in row["strategies"].values():
+            for s in row["runs"]:
                 s["trials_to_95pct_of_best"] = trials_to(s["curve_gflops"], 0.95 * best_known)
                 s["vs_numpy"] = round(s["best_gflops"] / row["numpy_gflops"], 3)
                 s["vs_shipped"] = round(s["best_gflops"] / row["shipped_gflops"], 3)
-            print(f"  trials to 95% of {best_known}: "
-                  f"{ {k: v['trials_to_95pct_of_best'] for k, v in row['strategies'].items()} }",
-                  flush=True)
-            rows.append(row)
-    load["loadavg_end"] = _loadavg()
-    result = {
-        "benchmark": "tune_bench.py: fp32 GEMM tiling knobs, random vs model-guided",
-        "machine": machine, "load": load,
-        "note": ("shared machine: other agents ran builds and tests meanwhile (load average "
-                 "above), so figures are noisy and lower than on an idle core"),
-        "threads": 1, "trials": args.trials, "seed": args.seed,
-        "wall_seconds": round(time.time() - started, 1), "sizes": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+            reached = [(s["strategy"], s["seed"], s["trials_to_95pct_of_best"])
+                       for s in row["runs"]]
+            print(f"  trials to 95% of {best_known}: {reached}", flush=True)
+            result["sizes"].append(row)
+            result["load"]["loadavg_end"] = _loadavg()
+            result["wall_seconds"] = round(time.time() - started, 1)
+            out.parent.mkdir(parents=True, exist_ok=True)  # after each size: a partial run counts
+            out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
 
+
+def run_tvm(n: int, trials: int, cpu: str, timeout: float) -> dict:
+    """TVM's MetaSchedule on the ``n``-cubed GEMM (``tune_tvm.py``, a child
+    process under ``timeout`` seconds): its JSON line, or why there is none."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        try:
+            proc = subprocess.run([sys.executable, str(HERE / "tune_tvm.py"), str(n),
+                                   str(trials), work, cpu], capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"status": "timeout", "error": f"no result within {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if lines:
+        return json.loads(lines[-1][len("RESULT "):])
+    tail = " ".join((proc.stdout + proc.stderr).split())[-600:]
+    return {"status": "crashed", "returncode": proc.returncode, "error": tail}
 
 if __name__ == "__main__":
     main()
