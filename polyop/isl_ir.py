@@ -134,6 +134,8 @@ def pw_aff_to_ir(pa: isl.PwAff | isl.Aff, iterators: Sequence[str] = (),
         pa = pa.set_dim_id(isl.dim_type.in_, k, isl.Id(it))
     if within is None:
         within = isl.Set.universe(pa.get_domain_space())
+    elif n and within.is_params():  # the sizes' context of a statement's function
+        within = isl.Set.universe(pa.get_domain_space()).intersect_params(within)
     within = within.align_params(pa.get_space())
     pa = pa.align_params(within.get_space())
     if within.dim(isl.dim_type.set):

@@ -135,6 +135,11 @@ def test_parameter_only_function_in_a_context():
     extent = isl.PwAff("[n] -> { [(n + 3)] }")
     e = pw_aff_to_ir(extent, within=isl.Set("[n] -> { : n >= 1 }"))
     assert evaluate(e, {"n": 5}) == 8 and names_in(e) == {"n"}
+    # a statement's function known only within the sizes' context
+    pa = isl.PwAff("[n] -> { S[x] -> [(min(x, n))] }")
+    e = pw_aff_to_ir(pa, ("i",), within=isl.Set("[n] -> { : n >= 0 }"))
+    assert names_in(e) == {"i", "n"}
+    assert_same_function(pa, e, ("i",), ("n",), range(0, 6))
 
 
 def test_piecewise_function_that_is_not_one_expression_is_a_clear_error():
