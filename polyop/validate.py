@@ -47,10 +47,13 @@ Example::
 
 from __future__ import annotations
 
+import random
+import re
 from dataclasses import dataclass
 
 import islpy as isl
 
+from .budget import BudgetExceeded, isl_budget
 from .deps import dependences
 from .errors import CodegenError
 from .instances import instance_text, sample_pair, sizes_text
@@ -65,11 +68,16 @@ _PARAM = isl.dim_type.param
 #: the largest program whose dependences are computed just for the order check
 ORDER_CHECK_STATEMENTS = 200
 
+#: sizes checked when the check for all sizes at once is over its budget
+SAMPLED_SIZES = 32
 
-def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
+
+def validate_ast(ast: isl.AstNode, program: Program, deps=None,
+                 context: isl.Set | None = None) -> None:
     """Check that ``ast`` executes each statement of ``program`` on exactly its
     domain, each instance once, every dependence of ``deps`` (a
-    ``polyop.deps.Dependences``; default: the program's) source first.
+    ``polyop.deps.Dependences``; default: the program's) source first; for
+    every size of the program's context, or for those of ``context`` only.
 
     Raises ``CodegenError`` naming the statement and an instance (or a pair of
     instances for a dependence) at which the generated code is wrong.
@@ -79,17 +87,114 @@ def validate_ast(ast: isl.AstNode, program: Program, deps=None) -> None:
     statements whose dependences nobody has computed yet (no ``Schedule`` was
     made of it), the order is not checked; the instances still are.
     """
+    deps = _deps(program, deps)
+    walk = _walk(ast, program)
+    _check(walk, program, deps, program.context if context is None else context)
+
+
+def validate_within(ast: isl.AstNode, program: Program, deps, operations: int,
+                    samples: int = SAMPLED_SIZES) -> list[dict[str, int]]:
+    """``validate_ast`` within ``operations`` isl operations.
+
+    The check for all sizes at once comes first. Where it needs more (the
+    executed relation of skewed, tiled loops has many pieces with integer
+    divisions, and subtracting those from the domain can take isl minutes),
+    the same checks run at ``samples`` fixed sizes, which isl does in
+    milliseconds each: the sizes that make the generated code's constants
+    (tile sizes, strides, offsets) change a tile's shape, near 0, and a few
+    mixed. Returns ``[]`` when every size was checked, else the sizes that
+    were; raises ``BudgetExceeded`` when even those did not fit.
+
+    Example (a wavefront of skewed tiles, checked at sampled sizes)::
+
+        >>> import polyop
+        >>> from polyop.astgen import build_ast
+        >>> @polyop.kernel
+        ... def seidel(T: int, n: int, A: "f64[n]"):
+        ...     for t in range(T):
+        ...         for i in range(1, n - 1):
+        ...             A[i] = (A[i - 1] + A[i] + A[i + 1]) / 3.0
+        >>> sch = polyop.Schedule(seidel)
+        >>> t, i = sch.get_loops("S0")
+        >>> sch.skew(t, i, 1)
+        >>> to, io, ti, ii = sch.tile(*sch.get_loops("S0"), 4, 64)
+        >>> sch.skew(to, io, 1)
+        >>> sch.interchange(*sch.get_loops("S0")[:2])
+        >>> ast = build_ast(sch.program, sch.ast_tree())
+        >>> len(validate_within(ast, sch.program, sch.deps, 1_000_000)) > 10
+        True
+    """
+    deps = _deps(program, deps)
+    with isl_budget(operations):
+        walk = _walk(ast, program)
+    try:
+        with isl_budget(operations):
+            _check(walk, program, deps, program.context)
+        return []
+    except BudgetExceeded:
+        pass
+    sizes = sample_sizes(program, ast, samples)
+    with isl_budget(operations):
+        for values in sizes:
+            _check(walk, program, deps, _at(program, values))
+    return sizes
+
+
+def sample_sizes(program: Program, ast: isl.AstNode, count: int) -> list[dict[str, int]]:
+    """Up to ``count`` sizes in the program's context, chosen to exercise the
+    generated code: per size parameter the values around the integer
+    constants of the AST (``m - 1, m, m + 1, 2m + 1``: full and partial tiles)
+    and small values; the same value for all parameters first, then mixes
+    drawn with a fixed seed (the choice is reproducible)."""
+    params = program.context.get_var_names(_PARAM)
+    if not params:
+        return [{}]
+    consts = {int(c) for c in re.findall(r"\b\d+\b", ast.to_C_str())}
+    pool = {0, 1, 2, 3, 5, 8}
+    for m in consts:
+        if 1 < m <= 4096:
+            pool |= {m - 1, m, m + 1, m + 2, 2 * m + 1}
+    values = sorted(pool)
+    candidates = [dict.fromkeys(params, v) for v in values]
+    rng = random.Random(0)
+    candidates += [{p: rng.choice(values) for p in params} for _ in range(8 * count)]
+    out: list[dict[str, int]] = []
+    for c in candidates:
+        if c not in out and not _at(program, c).is_empty():
+            out.append(c)
+        if len(out) == count:
+            break
+    return out
+
+
+def _at(program: Program, sizes: dict[str, int]) -> isl.Set:
+    """The program's context at the given sizes."""
+    fixed = isl.Set(f"[{', '.join(sizes)}] -> {{ : "
+                    f"{' and '.join(f'{p} = {v}' for p, v in sizes.items())} }}")
+    return program.context.intersect_params(fixed.align_params(program.context.get_space()))
+
+
+def _deps(program: Program, deps):
     if deps is None:
         known = "dependences" in program.meta
         if known or len(program.statements) <= ORDER_CHECK_STATEMENTS:
             deps = dependences(program)
+    return deps
+
+
+def _walk(ast: isl.AstNode, program: Program) -> _Walk:
     walk = _Walk(program, _depth(ast, False), _depth(ast, True))
     walk.node(ast, walk.universe, [], 0)
+    walk.executed = union_all(walk.runs, isl.UnionMap.empty(program.context.get_space()))
+    return walk
+
+
+def _check(walk: _Walk, program: Program, deps, context: isl.Set) -> None:
+    """The checks of ``validate_ast`` on the executed relation, for the sizes of ``context``."""
     # time -> instance; coalesced once, it makes every test below 3-5x cheaper
-    executed = union_all(walk.runs, isl.UnionMap.empty(program.context.get_space()))
-    executed = executed.intersect_params(program.context).coalesce()
+    executed = walk.executed.intersect_params(context).coalesce()
     ran = executed.range()
-    domain = program.domain.intersect_params(program.context)
+    domain = program.domain.intersect_params(context)
     missing = domain.subtract(ran)
     if not missing.is_empty():
         _fail(program, "misses", _first_set(missing).get_tuple_name(), missing, "missing")
@@ -145,6 +250,7 @@ class _Walk:
         self.local = isl.LocalSpace.from_space(space)
         self.time_space = isl.Space.set_alloc(params.get_ctx(), 0, self.length)
         self.runs: list[isl.UnionMap] = []  # time -> instance, one per user node
+        self.executed: isl.UnionMap | None = None  # their union
         self.iterators: dict[str, int] = {}
 
     def node(self, n: isl.AstNode, where: isl.Set, path: list, depth: int) -> None:

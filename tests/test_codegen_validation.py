@@ -10,8 +10,9 @@ import pytest
 import polyop
 from polyop import CodegenError
 from polyop.astgen import build_ast
+from polyop.budget import BudgetExceeded
 from polyop.pipeline import lower_ir
-from polyop.validate import validate_ast
+from polyop.validate import SAMPLED_SIZES, validate_ast, validate_within
 
 
 @polyop.kernel
@@ -163,3 +164,63 @@ def test_long_straight_line_code_builds_and_matches_cpython(tmp_path):
     f(a)
     module.straight.py_func(b)
     np.testing.assert_array_equal(a, b)
+
+
+@polyop.kernel
+def seidel(T: int, n: int, A: "f64[n]"):
+    for t in range(T):
+        for i in range(1, n - 1):
+            A[i] = (A[i - 1] + A[i] + A[i + 1]) / 3.0
+
+
+def _wavefront(bt: int, bi: int) -> polyop.Schedule:
+    """Skewed tiles of a 1-D Gauss-Seidel run as wavefronts: the executed
+    relation has dozens of pieces with integer divisions, and checking it for
+    all sizes at once took isl 35-100 s (then gave up)."""
+    sch = polyop.Schedule(seidel)
+    sch.skew(*sch.get_loops("S0"), 1)
+    to, io, _, _ = sch.tile(*sch.get_loops("S0"), bt, bi)
+    sch.skew(to, io, 1)
+    sch.interchange(*sch.get_loops("S0")[:2])
+    sch.parallel(sch.get_loops("S0")[1])
+    return sch
+
+
+def test_validation_over_budget_checks_sampled_sizes_instead():
+    sch = _wavefront(4, 64)
+    plan = sch.lowering_plan()
+    ast = build_ast(plan.program, sch.ast_tree())
+    sizes = validate_within(ast, plan.program, plan.deps, 1_000_000)
+    assert len(sizes) == SAMPLED_SIZES and len({tuple(s.items()) for s in sizes}) == len(sizes)
+    # the tile sizes' neighbourhoods are among them: full and partial tiles
+    assert {s["n"] for s in sizes} & {63, 64, 65} and {s["T"] for s in sizes} & {3, 4, 5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # validated (at sampled sizes): nothing to warn about
+        f = polyop.build(sch)
+    for T, n in [(0, 5), (3, 2), (9, 70), (13, 300)]:
+        a = np.random.default_rng(T).random(n)
+        b = a.copy()
+        f(T, n, a)
+        seidel.py_func(T, n, b)
+        np.testing.assert_array_equal(a, b, err_msg=f"T={T}, n={n}")
+
+
+def test_sampled_sizes_still_catch_a_wrong_ast(monkeypatch):
+    # a schedule running the recurrence backwards, checked only at sampled sizes
+    monkeypatch.setattr("polyop.validate._check", _all_sizes_over_budget(
+        polyop.validate._check))
+    t = isl.Schedule('{ domain: "[n] -> { S0[i] : 1 <= i < n }", child: { schedule: '
+                     '"[n] -> [{ S0[i] -> [(-i)] }]" } }')
+    with pytest.raises(CodegenError, match="RAW dependence on A") as info:
+        lower_ir(prefix, t)
+    assert info.value.problem == "misordered"
+
+
+def _all_sizes_over_budget(check):
+    """``_check`` that gives up on the parametric context (any size), as isl
+    does on hard relations, and runs at fixed sizes."""
+    def bounded(walk, program, deps, context):
+        if context.is_equal(program.context):
+            raise BudgetExceeded("isl gave up (test)")
+        return check(walk, program, deps, context)
+    return bounded
