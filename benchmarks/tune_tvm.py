@@ -46,8 +46,13 @@ def tune_gemm(n: int, trials: int, work_dir: Path, cpu: str) -> dict:
     target = tvm.target.Target({"kind": "llvm", "mcpu": cpu, "num-cores": 1})
     out = {"n": n, "trials": trials, "tvm": tvm.__version__, "target": str(target)}
     t0 = time.time()
+    # builds and runs get minutes, not MetaSchedule's default 30 s: on a loaded
+    # machine its builder processes alone took minutes to start, and every
+    # candidate then failed to build for want of time
     db = ms.tune_tir(mod=mod, target=target, work_dir=str(work_dir), max_trials_global=trials,
-                     num_trials_per_iter=min(64, trials), database="memory", seed=0)
+                     num_trials_per_iter=min(64, trials), database="memory", seed=0,
+                     builder=ms.builder.LocalBuilder(max_workers=1, timeout_sec=600),
+                     runner=ms.runner.LocalRunner(timeout_sec=300))
     out["tune_seconds"] = round(time.time() - t0, 1)
     sch = ms.tir_integration.compile_tir(db, mod, target)
     if sch is None:

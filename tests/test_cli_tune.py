@@ -45,6 +45,7 @@ def polyop_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def files(tmp_path: Path) -> Path:
     (tmp_path / "k.py").write_text(textwrap.dedent(KERNEL))
     (tmp_path / "tiles.py").write_text(textwrap.dedent(TEMPLATE))
+    (tmp_path / "bad.py").write_text("def template(cfg, k):\n    return undefined_name\n")
     return tmp_path
 
 
@@ -112,6 +113,8 @@ def test_tune_auto_space_resumes_from_log(files: Path):
     (["k.py:nope", "--sizes", "n=8,m=8"], "has no function 'nope'"),
     (["k.py:scale", "--sizes", "n=8,m=8", "--schedule-template", "k.py"],
      "defines no function template(cfg, kernel)"),
+    (["k.py:scale", "--sizes", "n=8,m=8", "--schedule-template", "bad.py"],
+     "schedule template bad.py:2: NameError: name 'undefined_name' is not defined"),
     (["--apply-best", "missing.jsonl", "k.py:scale"], "no such log"),
     (["ops", "--sizes", "n=8"], "--sizes and --schedule-template are for a kernel"),
 ])
