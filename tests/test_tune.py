@@ -371,3 +371,19 @@ def test_polyop_tune_ops_command(tmp_path, monkeypatch, capsys):
     assert len(read_log(tmp_path / "ops.jsonl")) == 2
     assert main(["tune", "ops", "--matmul", "16x24"]) == 2
     assert "expected MxNxK" in capsys.readouterr().err
+
+
+def test_operator_tuning_measures_the_heuristics_tiling_first(runner):
+    """The first trial of an operator task is the target heuristic's tiling,
+    whatever the strategy: a search never ends worse than the default."""
+    from polyop.ops import MatmulTiling
+    from polyop.tune.ops_tasks import matmul_task
+
+    task = matmul_task(24, 40, 32)
+    r = polyop.tune.tune(task, trials=2, strategy="random", seed=7, runner=runner,
+                         progress=False)
+    first = min(r.records, key=lambda x: x.trial)
+    assert first.status == "ok"
+    assert task.tiling(task.space().get(task.space().index_of(first.knobs))) == \
+        MatmulTiling.default("float32", 32, 40, 1)
+    assert len({json.dumps(x.knobs, sort_keys=True) for x in r.records}) == 2

@@ -81,6 +81,11 @@ class MatmulTask(Task):
                 "kc_bytes": tiling.kc * np.dtype(self.dtype).itemsize, "mb": tiling.mb,
                 "pack_a": tiling.pack_a, "columns_outer": tiling.columns_outer}
 
+    def initial_points(self) -> list[dict]:
+        """The target heuristic's tiling (``MatmulTiling.default``)."""
+        return [self.knobs_of(MatmulTiling.default(self.dtype, self.K, self.N, self.threads,
+                                                   self.target))]
+
     def check(self, config: Config) -> list:
         t = self.tiling(config)
         return [f"polyop.ops.matmul({self.M}, {self.N}, {self.K}, {self.dtype!r}, "
@@ -165,6 +170,16 @@ class Conv2dTask(Task):
         return ConvTiling(mr=v["mr"], nr=v["vectors"] * lanes, vector=v["vector"], kc=v["kc"],
                           blocks_outer=v["blocks_outer"], pixels_outer=v["pixels_outer"],
                           pack_input=v["pack_input"])
+
+    def initial_points(self) -> list[dict]:
+        """The target heuristic's tiling (``ConvTiling.default``), where its
+        channel block is one of the space's."""
+        t = ConvTiling.default(self.shape, self.dtype, self.threads, self.target)
+        lanes = as_target(self.target).lanes(np.dtype(self.dtype).name)
+        kc = t.kc if self.shape.C % t.kc == 0 else self.shape.C  # a block not dividing C: all
+        return [{"vectors": t.nr // lanes, "mr": t.mr, "kc": kc,
+                 "blocks_outer": t.blocks_outer, "pixels_outer": t.pixels_outer,
+                 "vector": t.vector, "pack_input": t.pack_input}]
 
     def check(self, config: Config) -> list:
         t = self.tiling(config)

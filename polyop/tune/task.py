@@ -72,6 +72,11 @@ class Task:
         """Task-specific features for the cost model (beyond the knobs)."""
         return {}
 
+    def initial_points(self) -> list[dict]:
+        """Points (knob values) measured before any the strategy proposes: the
+        task's own heuristic choice, so that a search never ends worse than it."""
+        return []
+
 
 @template
 def default_template(cfg, kernel):

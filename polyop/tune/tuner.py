@@ -136,10 +136,15 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     legal = illegal = 0
     seen: set[int] = set()
     first_illegal: str | None = None
+    start = _initial(task, space)
     bar = _progress(trials, progress, task.key)
     try:
         while legal < trials and illegal < max_illegal:
-            points = strat.propose(min(batch, trials - legal), seen)
+            want = min(batch, trials - legal)
+            points = [p for p in start if p not in seen][:want]
+            start = []  # only the first batch: one look at the heuristic's point
+            if len(points) < want:
+                points += strat.propose(want - len(points), seen | set(points))
             if not points:
                 break
             seen.update(points)
@@ -196,6 +201,17 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
         raise TuneError(f"tune {task.key}: every point proposed is illegal ({illegal} of "
                         f"the space's {len(space)} points; the first: {first_illegal})")
     return result
+
+
+def _initial(task: Task, space) -> list[int]:
+    """The indices of the task's initial points (those of its space)."""
+    out = []
+    for values in task.initial_points():
+        try:
+            out.append(space.index_of(values))
+        except TuneError:  # the heuristic chose a value the space does not hold
+            continue
+    return list(dict.fromkeys(out))
 
 
 def _progress(total: int, enabled: bool, what: str):
