@@ -552,6 +552,21 @@ def oracle_dependences(kernel, args: Mapping[str, object], *, eager: bool = True
     return dependences_of_events(run_recorded(kernel, args, eager=eager))
 
 
+def nearest_dependences(events: Iterable[Event]) -> DepTable:
+    """Of ``dependences_of_events``, per sink and per (kind, array), only the
+    pair from the latest source in the order of ``events``."""
+    events = list(events)
+    when = {e.instance: k for k, e in enumerate(events)}
+    out: DepTable = {}
+    for key, pairs in dependences_of_events(events).items():
+        latest: dict[Instance, Instance] = {}
+        for src, dst in pairs:
+            if dst not in latest or when[src] > when[latest[dst]]:
+                latest[dst] = src
+        out[key] = {(src, dst) for dst, src in latest.items()}
+    return out
+
+
 def oracle_instances(events: Iterable[Event]) -> set[Instance]:
     """The executed statement instances."""
     return {e.instance for e in events}

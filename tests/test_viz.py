@@ -21,9 +21,14 @@ import pytest
 import polyop
 import polyop.viz
 from polyop.viz import html as vhtml
-from polyop.viz.domains import ARROW_SHRINK, layout
+from polyop.viz.domains import ARROW_SHRINK, DEPS_TITLES, layout
 from polyop.viz.schedules import steps
-from tests.oracle import oracle_dependences, oracle_instances, run_recorded
+from tests.oracle import (
+    nearest_dependences,
+    oracle_dependences,
+    oracle_instances,
+    run_recorded,
+)
 
 matplotlib.use("Agg")
 
@@ -54,17 +59,26 @@ def mm(n: int, A: "f64[n, n]", B: "f64[n, n]", C: "f64[n, n]"):
 
 
 @polyop.kernel
+def jac(T: int, n: int, A: "f64[n]", B: "f64[n]"):
+    for t in range(T):
+        for i in range(1, n - 1):
+            B[i] = (A[i - 1] + A[i] + A[i + 1]) / 3.0
+        for i in range(1, n - 1):
+            A[i] = B[i]
+
+
+@polyop.kernel
 def t(n: int, A: "f64[n, n]"):
     for i in range(1, n):
         for j in range(n - 1):
             A[i, j] = A[i - 1, j + 1]
 
 
-def _args(k, n: int) -> dict:
+def _args(k, n: int, sizes: dict | None = None) -> dict:
     out: dict = {}
     for a in k.program.arguments:
         if a.kind == "size":
-            out[a.name] = n
+            out[a.name] = (sizes or {}).get(a.name, n)
         elif a.name in k.program.arrays:
             out[a.name] = np.ones(tuple(n for _ in k.program.arrays[a.name].shape))
         else:
@@ -114,12 +128,25 @@ def test_domain_points_are_the_instances_cpython_runs():
     assert f"S0: {count} instances" in labels and f"S1: {n} instances" in labels
 
 
-def test_dependence_arrows_are_the_oracle_pairs():
-    n = 5
-    fig = polyop.viz.domain(tri, sizes={"n": n})
-    ax = fig.axes[0]
-    lay = layout(tri.program, ["S0", "S1"], None)
-    oracle = oracle_dependences(tri, _args(tri, n))
+@pytest.mark.parametrize("kernel, sizes", [(tri, {"n": 5}), (jac, {"T": 3, "n": 6})],
+                         ids=["tri", "jacobi"])
+@pytest.mark.parametrize("mode", ["direct", "all"])
+def test_dependence_arrows_are_the_oracle_pairs(kernel, sizes, mode):
+    """"all": every pair the brute-force oracle finds; "direct" (the default):
+    per sink and (kind, array), only the latest source CPython ran."""
+    kw = {} if mode == "direct" else {"deps": mode}
+    ax = polyop.viz.domain(kernel, sizes=sizes, **kw).axes[0]
+    stmts = [s.name for s in kernel.program.statements]
+    lay = layout(kernel.program, stmts, None)
+    args = _args(kernel, sizes["n"], sizes)
+    events = run_recorded(kernel, args)
+    all_pairs = oracle_dependences(kernel, args)
+    oracle = nearest_dependences(events) if mode == "direct" else all_pairs
+    if mode == "direct":  # fewer arrows, each one of the memory-based pairs
+        assert sum(map(len, oracle.values())) < sum(map(len, all_pairs.values()))
+        assert all(oracle[k] <= all_pairs[k] for k in oracle)
+    assert ax.get_legend().get_title().get_text() == DEPS_TITLES[mode]
+    assert f"and {mode} dependences" in ax.get_title()
     drawn = _arrows(ax)
     assert set(drawn) == {f"{kind}:{array}" for kind, array in oracle}
     for (kind, array), pairs in oracle.items():
@@ -288,6 +315,9 @@ def test_violation_from_the_error_of_a_refused_primitive():
     (lambda: polyop.viz.order(mm, sizes={"n": 2.5}), ["not an integer"]),
     (lambda: polyop.viz.violation("oops", mm), ["IllegalScheduleError or Violation"]),
     (lambda: polyop.viz.compare(mm, t, sizes={"n": 3}), ["two kernels (mm, t)"]),
+    (lambda: polyop.viz.domain(mm, sizes={"n": 3}, deps="near"), ["deps must be one of",
+                                                                  "'direct', 'all'"]),
+    (lambda: polyop.viz.order(mm, sizes={"n": 3}, deps=1), ["not 1"]),
 ])
 def test_bad_input_is_a_clear_error(call, words):
     with pytest.raises(polyop.ArgumentError) as info:
@@ -313,9 +343,12 @@ def test_too_many_arrows_is_refused_with_the_way_out():
         for i in range(n):
             s[0] += x[i]
 
-    with pytest.raises(polyop.ArgumentError, match="deps=False"):
-        polyop.viz.domain(acc, sizes={"n": 60})
-    assert polyop.viz.domain(acc, sizes={"n": 60}, deps=False)  # the way out works
+    with pytest.raises(polyop.ArgumentError, match="deps='direct' or deps=False"):
+        polyop.viz.domain(acc, sizes={"n": 100}, deps="all")
+    # the ways out work: the direct pairs (3 per instance but the first) fit
+    ax = polyop.viz.domain(acc, sizes={"n": 100}).axes[0]
+    assert sum(len(v) for v in _arrows(ax).values()) == 3 * 99
+    assert polyop.viz.domain(acc, sizes={"n": 100}, deps=False)
 
 
 # -- HTML ----------------------------------------------------------------------------------

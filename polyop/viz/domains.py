@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from ..deps import KINDS, dependences
 from ..errors import ArgumentError
 from ..program import Program, as_program
-from .points import Instance, check_sizes, check_statements, dependence_pairs, instances
+from .points import (
+    Instance,
+    check_sizes,
+    check_statements,
+    dependence_pairs,
+    deps_mode,
+    instances,
+)
 
 KIND_COLORS = {"RAW": "#d62728", "WAR": "#1f77b4", "WAW": "#2ca02c"}
 #: per kind, one shade per array (the first is the kind's colour)
@@ -36,6 +43,9 @@ STMT_COLORS = ("#333333", "#8c564b", "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22",
 #: an arrow leaves this fraction of its length out at each end, so that its
 #: head stops at the sink's marker instead of under it
 ARROW_SHRINK = 0.12
+#: the legend's title, per ``deps`` mode: which pairs the arrows are
+DEPS_TITLES = {"direct": "arrows: nearest source of each sink (deps='direct')",
+               "all": "arrows: every dependent pair, memory-based (deps='all')"}
 
 
 @dataclass(frozen=True)
@@ -189,17 +199,26 @@ def draw_arrows(ax, lay: Layout, pairs: Mapping[tuple[str, str], list[tuple[Inst
         q.set_gid(f"{kind}:{array}")
 
 
-def put_legend(ax) -> None:
-    """The legend under the axes, where it hides no point."""
+def put_legend(ax, deps: str | None = None) -> None:
+    """The legend under the axes, where it hides no point; with arrows drawn
+    in mode ``deps``, its title says which pairs they are."""
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, frameon=False,
+                  title=DEPS_TITLES.get(deps or ""), title_fontsize=8)
 
 
 def domain(obj, sizes: Mapping[str, int] | None = None, stmts: Sequence[str] | str | None = None,
-           deps: bool = True, ax=None, dims: Sequence[int | str] | None = None):
+           deps: bool | str = "direct", ax=None, dims: Sequence[int | str] | None = None):
     """Draw the iteration domains of ``obj`` (a kernel, ``Schedule`` or program)
     at ``sizes`` (every size parameter, e.g. ``{"n": 5}``), with the dependences
-    between the drawn statements as arrows (``deps=False`` leaves them out).
+    between the drawn statements as arrows.
+
+    ``deps="direct"`` (the default) draws, for each sink instance and each
+    kind and array, one arrow from its nearest source in the original order
+    (the last write before a read or a write, the last read before a write);
+    ``deps="all"`` every pair of the memory-based dependences (all earlier
+    accesses to the element: a stencil's picture fills with long arrows);
+    ``deps=False`` none. The legend's title says which.
 
     ``stmts`` picks statements (default all); ``dims`` the two iterators to draw
     (names or positions, default the first two: deeper nests are projected);
@@ -207,8 +226,9 @@ def domain(obj, sizes: Mapping[str, int] | None = None, stmts: Sequence[str] | s
     come from isl at those sizes. Returns the matplotlib ``Figure``.
 
     Raises ``ArgumentError`` before drawing for a missing or unknown size, an
-    unknown statement or iterator, or more points (``points.MAX_POINTS``) or
-    arrows (``points.MAX_ARROWS``) than a picture can show.
+    unknown statement, iterator or ``deps`` mode, or more points
+    (``points.MAX_POINTS``) or arrows (``points.MAX_ARROWS``) than a picture
+    can show.
 
     Example::
 
@@ -225,17 +245,18 @@ def domain(obj, sizes: Mapping[str, int] | None = None, stmts: Sequence[str] | s
         ['stmt:S0', 'RAW:A']
     """
     program = as_program(obj)
+    mode = deps_mode(deps)
     fixed = check_sizes(program, sizes)
     names = check_statements(program, stmts)
     lay = layout(program, names, dims)
     insts = instances(program, fixed, names)
-    pairs = dependence_pairs(dependences(program), fixed, names) if deps else {}
+    pairs = dependence_pairs(dependences(program), fixed, names, mode=mode) if mode else {}
     fig, ax = new_axes(ax)
     draw_points(ax, lay, insts)
     draw_arrows(ax, lay, pairs)
     at = ", ".join(f"{k}={v}" for k, v in fixed.items())
     what = "iteration domain" + ("s" if len(names) > 1 else "")
     style_axes(ax, lay, f"{program.name}: {what}" + (f" at {at}" if at else "")
-               + (" and dependences" if deps else ""))
-    put_legend(ax)
+               + (f" and {mode} dependences" if mode else ""))
+    put_legend(ax, mode)
     return fig

@@ -32,6 +32,8 @@ from ..program import Program
 MAX_POINTS = 2000
 #: at most this many dependence arrows in one picture
 MAX_ARROWS = 3000
+#: the dependences a picture can draw (``deps=``): per sink its nearest source, or every pair
+DEPS_MODES = ("direct", "all")
 
 Instance = tuple[str, tuple[int, ...]]
 Pairs = dict[tuple[str, str], list[tuple[Instance, Instance]]]
@@ -134,16 +136,60 @@ def instances(program: Program, sizes: Mapping[str, int], stmts: list[str],
     return {name: points_of(d) for name, d in chosen.items()}
 
 
+def deps_mode(deps: bool | str | None) -> str | None:
+    """The dependences a picture draws: ``"direct"`` (nearest source of each
+    sink), ``"all"`` (the memory-based relation) or ``None`` (no arrows);
+    ``True`` means ``"direct"``, ``False`` none.
+
+    >>> deps_mode(True), deps_mode("all"), deps_mode(False)
+    ('direct', 'all', None)
+    """
+    if deps is None or deps is False:
+        return None
+    if deps is True:
+        return "direct"
+    if isinstance(deps, str) and deps in DEPS_MODES:
+        return deps
+    raise ArgumentError(f"deps must be one of {', '.join(map(repr, DEPS_MODES))}, True or "
+                        f"False, not {deps!r}", "deps")
+
+
+def nearest_sources(rel: isl.UnionMap, order: isl.UnionMap) -> isl.UnionMap:
+    """The pairs of ``rel`` (source → sink) whose source is, for its sink, the
+    last one to run in ``order`` (instance → time, injective); other sources
+    of that sink are left out.
+
+    The relation is carried into the time space, where sources of every
+    statement compare lexicographically; ``lexmax`` of each sink's sources
+    there is the latest, and the result is carried back.
+
+    >>> rel = isl.UnionMap("{ S[i] -> S[j] : 0 <= i < j < 4 }")
+    >>> print(nearest_sources(rel, isl.UnionMap("{ S[i] -> [i] }")))
+    { S[i] -> S[i' = 1 + i] : 0 <= i <= 2 }
+    """
+    timed = rel.apply_domain(order).apply_range(order)
+    back = order.reverse()
+    return timed.reverse().lexmax().reverse().apply_domain(back).apply_range(back)
+
+
 def dependence_pairs(deps, sizes: Mapping[str, int], stmts: list[str],
-                     limit: int = MAX_ARROWS) -> Pairs:
+                     limit: int = MAX_ARROWS, mode: str = "all") -> Pairs:
     """``(kind, array)`` → the dependent instance pairs (source, sink) between
-    statements of ``stmts`` at ``sizes``, from isl's dependences ``deps``."""
+    statements of ``stmts`` at ``sizes``, from isl's dependences ``deps``:
+    every pair (``mode="all"``, memory-based), or per sink only its nearest
+    source of each kind and array in the original order (``mode="direct"``:
+    the last write before a read or write, the last read before a write),
+    chosen among all statements before ``stmts`` filters."""
     keep = set(stmts)
     out: Pairs = {}
     total = 0
+    order = fix(deps.program.schedule.get_map(), sizes) if mode == "direct" else None
     for kind, array, rel in deps.items():
         maps: list[isl.Map] = []
-        fix(rel, sizes).foreach_map(maps.append)
+        rel = fix(rel, sizes)
+        if order is not None:
+            rel = nearest_sources(rel, order)
+        rel.foreach_map(maps.append)
         pairs: list[tuple[Instance, Instance]] = []
         for m in maps:
             a, b = m.get_tuple_name(isl.dim_type.in_), m.get_tuple_name(isl.dim_type.out)
@@ -155,7 +201,8 @@ def dependence_pairs(deps, sizes: Mapping[str, int], stmts: list[str],
                 raise ArgumentError(
                     f"too many dependences to draw: more than {limit} instance pairs at "
                     f"{', '.join(f'{k}={v}' for k, v in sizes.items())}; pass smaller sizes, "
-                    "fewer statements (stmts=[...]) or deps=False", "sizes")
+                    "fewer statements (stmts=[...])"
+                    + (", deps='direct'" if mode == "all" else "") + " or deps=False", "sizes")
             pairs += [((a, p[:n_in]), (b, p[n_in:])) for p in points_of(m)]
         if pairs:
             out[(kind, array)] = sorted(pairs)

@@ -39,6 +39,7 @@ from .points import (
     check_sizes,
     check_statements,
     dependence_pairs,
+    deps_mode,
     fix,
     instances,
     parse_instance,
@@ -171,7 +172,7 @@ def _loop_notes(sch) -> str:
 
 
 def _draw_order(ax, sch, fixed: dict[str, int], names: list[str], lay: Layout,
-                tiles: bool, deps: bool, numbers: bool | None) -> dict[Instance, Step]:
+                tiles: bool, deps: str | None, numbers: bool | None) -> dict[Instance, Step]:
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
@@ -183,7 +184,7 @@ def _draw_order(ax, sch, fixed: dict[str, int], names: list[str], lay: Layout,
     norm = Normalize(0, max(n_steps - 1, 1))
     cmap = colormaps["viridis"]
     if deps:
-        draw_arrows(ax, lay, dependence_pairs(dependences(program), fixed, names))
+        draw_arrows(ax, lay, dependence_pairs(dependences(program), fixed, names, mode=deps))
     if tiles:
         _draw_tiles(ax, lay, st)
     if not parallel:  # the path through the instances, in execution order
@@ -265,16 +266,18 @@ def _title(sch, fixed: Mapping[str, int]) -> str:
 
 def order(schedule, sizes: Mapping[str, int] | None = None,
           stmts: Sequence[str] | str | None = None,
-          tiles: bool = True, deps: bool = False, numbers: bool | None = None, ax=None,
+          tiles: bool = True, deps: bool | str = False, numbers: bool | None = None, ax=None,
           dims: Sequence[int | str] | None = None):
     """Draw the execution order of ``schedule`` (a ``polyop.Schedule``, or a
     kernel: its original order) at ``sizes``: each instance coloured and
     numbered by its step; on parallel or vector loops, by its wavefront (the
     instances that run together share a number). Tiles (instances that share
     the loops outside a split's inner loop) are outlined; the loops that are
-    not serial are named under the title. ``deps=True`` adds the dependence
-    arrows; ``numbers`` forces the step numbers on or off (default: on up to
-    ``MAX_NUMBERED`` instances). ``stmts``, ``dims`` and ``ax`` as in
+    not serial are named under the title. ``deps="direct"`` (or ``True``)
+    adds the dependence arrows from each sink's nearest source, ``deps="all"``
+    every memory-based pair (as in ``polyop.viz.domain``); ``numbers``
+    forces the step numbers on or off (default: on up to ``MAX_NUMBERED``
+    instances). ``stmts``, ``dims`` and ``ax`` as in
     ``polyop.viz.domain``. Returns the ``Figure``.
 
     Example::
@@ -293,19 +296,21 @@ def order(schedule, sizes: Mapping[str, int] | None = None,
         2
     """
     sch = _as_schedule(schedule)
+    mode = deps_mode(deps)
     fixed = check_sizes(sch.program, sizes)
     names = check_statements(sch.program, stmts)
     lay = layout(sch.program, names, dims)
     fig, ax = new_axes(ax, (6.4, 5.6))
-    _draw_order(ax, sch, fixed, names, lay, tiles, deps, numbers)
+    _draw_order(ax, sch, fixed, names, lay, tiles, mode, numbers)
     style_axes(ax, lay, _title(sch, fixed))
-    put_legend(ax)
+    put_legend(ax, mode)
     return fig
 
 
 def compare(before, after, sizes: Mapping[str, int] | None = None,
             stmts: Sequence[str] | str | None = None,
-            tiles: bool = True, deps: bool = False, dims: Sequence[int | str] | None = None):
+            tiles: bool = True, deps: bool | str = False,
+            dims: Sequence[int | str] | None = None):
     """Draw the execution orders of two schedules of one kernel side by side
     (``before`` may be the kernel itself: its original order), as ``order``
     draws each. Returns the ``Figure`` (two pictures, two colour bars).
@@ -328,6 +333,7 @@ def compare(before, after, sizes: Mapping[str, int] | None = None,
     from matplotlib.figure import Figure
 
     a, b = _as_schedule(before), _as_schedule(after)
+    mode = deps_mode(deps)
     if a.program.name != b.program.name:
         raise ArgumentError(f"compare: schedules of two kernels ({a.program.name}, "
                             f"{b.program.name}); compare two schedules of one kernel", "after")
@@ -338,9 +344,9 @@ def compare(before, after, sizes: Mapping[str, int] | None = None,
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for ax, sch in ((left, a), (right, b)):
         lay = layout(sch.program, names, dims)
-        _draw_order(ax, sch, fixed, names, lay, tiles, deps, None)
+        _draw_order(ax, sch, fixed, names, lay, tiles, mode, None)
         style_axes(ax, lay, _title(sch, fixed))
-        put_legend(ax)
+        put_legend(ax, mode)
     return fig
 
 
@@ -419,7 +425,7 @@ def violation(error, schedule, sizes: Mapping[str, int] | None = None, which: in
                                 f"sizes out to draw at the violation's own ({v.sizes})", "sizes")
     lay = layout(program, names, dims)
     fig, ax = new_axes(ax, (6.4, 5.8))
-    st = _draw_order(ax, sch, fixed, names, lay, tiles=False, deps=False, numbers=None)
+    st = _draw_order(ax, sch, fixed, names, lay, tiles=False, deps=None, numbers=None)
     (x0, y0), (x1, y1) = lay.pos(src), lay.pos(dst)
     color = KIND_COLORS[v.kind]
     ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=5, arrowprops=dict(
