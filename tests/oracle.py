@@ -553,18 +553,27 @@ def oracle_dependences(kernel, args: Mapping[str, object], *, eager: bool = True
 
 
 def nearest_dependences(events: Iterable[Event]) -> DepTable:
-    """Of ``dependences_of_events``, per sink and per (kind, array), only the
-    pair from the latest source in the order of ``events``."""
-    events = list(events)
-    when = {e.instance: k for k, e in enumerate(events)}
-    out: DepTable = {}
-    for key, pairs in dependences_of_events(events).items():
-        latest: dict[Instance, Instance] = {}
-        for src, dst in pairs:
-            if dst not in latest or when[src] > when[latest[dst]]:
-                latest[dst] = src
-        out[key] = {(src, dst) for dst, src in latest.items()}
-    return out
+    """Per sink, per element it accesses and per kind, only the pair from the
+    latest earlier instance that accessed that element as the kind's source
+    (the last writer before a read or a write, the last reader before a
+    write), run in the order of ``events``."""
+    last_writer: dict[Element, Instance] = {}
+    last_reader: dict[Element, Instance] = {}
+    out: DepTable = defaultdict(set)
+    for e in events:
+        me = e.instance
+        for elem in e.reads:
+            if elem in last_writer:
+                out[("RAW", elem[0])].add((last_writer[elem], me))
+        for elem in e.writes:
+            if elem in last_reader:
+                out[("WAR", elem[0])].add((last_reader[elem], me))
+            if elem in last_writer:
+                out[("WAW", elem[0])].add((last_writer[elem], me))
+        # after the checks: an instance is never its own source
+        last_reader.update((elem, me) for elem in e.reads)
+        last_writer.update((elem, me) for elem in e.writes)
+    return dict(out)
 
 
 def oracle_instances(events: Iterable[Event]) -> set[Instance]:

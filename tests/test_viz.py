@@ -68,6 +68,13 @@ def jac(T: int, n: int, A: "f64[n]", B: "f64[n]"):
 
 
 @polyop.kernel
+def seidel(T: int, n: int, A: "f64[n]"):
+    for t in range(T):
+        for i in range(1, n - 1):
+            A[i] = (A[i - 1] + A[i] + A[i + 1]) / 3.0
+
+
+@polyop.kernel
 def t(n: int, A: "f64[n, n]"):
     for i in range(1, n):
         for j in range(n - 1):
@@ -128,8 +135,9 @@ def test_domain_points_are_the_instances_cpython_runs():
     assert f"S0: {count} instances" in labels and f"S1: {n} instances" in labels
 
 
-@pytest.mark.parametrize("kernel, sizes", [(tri, {"n": 5}), (jac, {"T": 3, "n": 6})],
-                         ids=["tri", "jacobi"])
+@pytest.mark.parametrize("kernel, sizes", [(tri, {"n": 5}), (jac, {"T": 3, "n": 6}),
+                                           (seidel, {"T": 3, "n": 7})],
+                         ids=["tri", "jacobi", "seidel"])
 @pytest.mark.parametrize("mode", ["direct", "all"])
 def test_dependence_arrows_are_the_oracle_pairs(kernel, sizes, mode):
     """"all": every pair the brute-force oracle finds; "direct" (the default):
@@ -154,6 +162,16 @@ def test_dependence_arrows_are_the_oracle_pairs(kernel, sizes, mode):
         assert drawn[f"{kind}:{array}"] == expected, (kind, array)
         assert any(label.startswith(f"{kind} ") and f" on {array}: {len(pairs)} pairs" in label
                    for label in ax.get_legend_handles_labels()[1])
+
+
+def test_direct_stencil_arrows_are_its_three_neighbours():
+    """Per element, not per array: each point of the in-place sweep gets the
+    new value of its left neighbour and the old values of itself and its
+    right neighbour, from the last sweep: (0, 1), (1, 0) and (1, -1) in
+    (t, i), the last one the reason tiling is refused."""
+    ax = polyop.viz.domain(seidel, sizes={"T": 4, "n": 8}, dims=("i", "t")).axes[0]
+    raw = {(b[0] - a[0], b[1] - a[1]) for a, b in _arrows(ax)["RAW:A"]}
+    assert raw == {(1.0, 0.0), (0.0, 1.0), (-1.0, 1.0)}  # (di, dt): space across
 
 
 def test_deps_false_draws_no_arrow_and_stmts_picks_statements():

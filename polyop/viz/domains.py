@@ -44,7 +44,7 @@ STMT_COLORS = ("#333333", "#8c564b", "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22",
 #: head stops at the sink's marker instead of under it
 ARROW_SHRINK = 0.12
 #: the legend's title, per ``deps`` mode: which pairs the arrows are
-DEPS_TITLES = {"direct": "arrows: nearest source of each sink (deps='direct')",
+DEPS_TITLES = {"direct": "arrows: nearest source per sink and element (deps='direct')",
                "all": "arrows: every dependent pair, memory-based (deps='all')"}
 
 
@@ -213,9 +213,10 @@ def domain(obj, sizes: Mapping[str, int] | None = None, stmts: Sequence[str] | s
     at ``sizes`` (every size parameter, e.g. ``{"n": 5}``), with the dependences
     between the drawn statements as arrows.
 
-    ``deps="direct"`` (the default) draws, for each sink instance and each
-    kind and array, one arrow from its nearest source in the original order
-    (the last write before a read or a write, the last read before a write);
+    ``deps="direct"`` (the default) draws, for each sink instance, element
+    it accesses and kind, one arrow from the nearest source in the original
+    order (the last write before a read or a write, the last read before a
+    write): a stencil's neighbourhood, without the transitive pairs;
     ``deps="all"`` every pair of the memory-based dependences (all earlier
     accesses to the element: a stencil's picture fills with long arrows);
     ``deps=False`` none. The legend's title says which.

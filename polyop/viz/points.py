@@ -34,6 +34,8 @@ MAX_POINTS = 2000
 MAX_ARROWS = 3000
 #: the dependences a picture can draw (``deps=``): per sink its nearest source, or every pair
 DEPS_MODES = ("direct", "all")
+#: per dependence kind, the accesses of its source and of its sink
+ROLES = {"RAW": ("writes", "reads"), "WAR": ("reads", "writes"), "WAW": ("writes", "writes")}
 
 Instance = tuple[str, tuple[int, ...]]
 Pairs = dict[tuple[str, str], list[tuple[Instance, Instance]]]
@@ -154,41 +156,52 @@ def deps_mode(deps: bool | str | None) -> str | None:
                         f"False, not {deps!r}", "deps")
 
 
-def nearest_sources(rel: isl.UnionMap, order: isl.UnionMap) -> isl.UnionMap:
-    """The pairs of ``rel`` (source → sink) whose source is, for its sink, the
-    last one to run in ``order`` (instance → time, injective); other sources
-    of that sink are left out.
+def nearest_sources(rel: isl.UnionMap, order: isl.UnionMap, source_access: isl.UnionMap,
+                    sink_access: isl.UnionMap) -> isl.UnionMap:
+    """The pairs of ``rel`` (source → sink) whose source is, for its sink and
+    an element both access, the last one to run in ``order`` (instance →
+    time, injective). ``source_access`` and ``sink_access`` (instance →
+    element) are the accesses that make ``rel`` a dependence: writes and
+    reads for RAW.
 
-    The relation is carried into the time space, where sources of every
-    statement compare lexicographically; ``lexmax`` of each sink's sources
-    there is the latest, and the result is carried back.
+    Per element, not per array: a stencil's sink reads several elements, and
+    each one's last writer is a dependence the picture must show (the one
+    pointing back in space is what forbids tiling). Per sink and element the
+    candidate sources are carried into the time space, where sources of every
+    statement compare lexicographically; ``lexmax`` is the latest.
 
     >>> rel = isl.UnionMap("{ S[i] -> S[j] : 0 <= i < j < 4 }")
-    >>> print(nearest_sources(rel, isl.UnionMap("{ S[i] -> [i] }")))
+    >>> acc = isl.UnionMap("{ S[i] -> A[0] }")
+    >>> print(nearest_sources(rel, isl.UnionMap("{ S[i] -> [i] }"), acc, acc))
     { S[i] -> S[i' = 1 + i] : 0 <= i <= 2 }
     """
-    timed = rel.apply_domain(order).apply_range(order)
-    back = order.reverse()
-    return timed.reverse().lexmax().reverse().apply_domain(back).apply_range(back)
+    # [sink -> element] -> source, for the sources of rel that access the element
+    candidates = sink_access.range_map().apply_range(source_access.reverse()).intersect(
+        sink_access.domain_map().apply_range(rel.reverse()))
+    latest = candidates.apply_range(order).lexmax().apply_range(order.reverse())
+    return latest.reverse().apply_range(sink_access.domain_map())
 
 
 def dependence_pairs(deps, sizes: Mapping[str, int], stmts: list[str],
                      limit: int = MAX_ARROWS, mode: str = "all") -> Pairs:
     """``(kind, array)`` → the dependent instance pairs (source, sink) between
     statements of ``stmts`` at ``sizes``, from isl's dependences ``deps``:
-    every pair (``mode="all"``, memory-based), or per sink only its nearest
-    source of each kind and array in the original order (``mode="direct"``:
-    the last write before a read or write, the last read before a write),
-    chosen among all statements before ``stmts`` filters."""
+    every pair (``mode="all"``, memory-based), or per sink and element it
+    accesses only the nearest source of each kind in the original order
+    (``mode="direct"``: the last write before a read or a write, the last
+    read before a write), chosen among all statements before ``stmts``
+    filters."""
     keep = set(stmts)
     out: Pairs = {}
     total = 0
-    order = fix(deps.program.schedule.get_map(), sizes) if mode == "direct" else None
+    program = deps.program
+    order = fix(program.schedule.get_map(), sizes) if mode == "direct" else None
     for kind, array, rel in deps.items():
         maps: list[isl.Map] = []
         rel = fix(rel, sizes)
         if order is not None:
-            rel = nearest_sources(rel, order)
+            source, sink = (fix(getattr(program, role)(array), sizes) for role in ROLES[kind])
+            rel = nearest_sources(rel, order, source, sink)
         rel.foreach_map(maps.append)
         pairs: list[tuple[Instance, Instance]] = []
         for m in maps:
