@@ -21,7 +21,7 @@ import pytest
 import polyop
 import polyop.viz
 from polyop.viz import html as vhtml
-from polyop.viz.domains import ARROW_SHRINK, DEPS_TITLES, layout
+from polyop.viz.domains import ARROW_SHRINK, DEPS_TITLES, KIND_OFFSETS, layout
 from polyop.viz.schedules import steps
 from tests.oracle import (
     nearest_dependences,
@@ -109,7 +109,10 @@ def _arrows(ax) -> dict[str, set[tuple[tuple[float, float], tuple[float, float]]
     for c in ax.collections:
         if isinstance(c, matplotlib.quiver.Quiver):
             du, dv = c.U / (1 - 2 * ARROW_SHRINK), c.V / (1 - 2 * ARROW_SHRINK)
-            x0, y0 = c.X - ARROW_SHRINK * du, c.Y - ARROW_SHRINK * dv
+            # moved aside to the left of the arrow by the kind's offset
+            side = KIND_OFFSETS[c.get_gid().split(":")[0]] / np.hypot(du, dv)
+            x0 = c.X - ARROW_SHRINK * du + dv * side
+            y0 = c.Y - ARROW_SHRINK * dv - du * side
             out[c.get_gid()] = {((round(a, 6), round(b, 6)), (round(a + u, 6), round(b + v, 6)))
                                 for a, b, u, v in zip(x0, y0, du, dv)}
     return out
@@ -410,6 +413,14 @@ def test_kernel_html_lists_statements_and_escapes_isl_text():
     assert "0 <= j <= i" not in page and "0 &lt;= j &lt;= i" in page  # ... escaped
     assert "RAW" in text and "S0 → S1" in text  # dependences, by statement pair
     assert "(i + j) % 3 != 1" in text  # the source, highlighted
+
+
+def test_kernel_html_dependence_distances():
+    # one distance at every size: a vector; several: the set, without isl's tuple name
+    rows = _parse(vhtml.dependence_table(polyop.dependences(t)))
+    assert "S0 → S0(1, -1){ S0[i, j] -> S0[i' = 1 + i, j' = -1 + j]" in rows
+    rows = _parse(vhtml.dependence_table(polyop.dependences(sweep)))
+    assert "S0 → S0[i, j = 1 - i] : " in rows  # (1, 0) and (0, 1), no vector alone
 
 
 def test_kernel_html_of_a_kernel_outside_the_language_shows_the_error():

@@ -43,6 +43,10 @@ STMT_COLORS = ("#333333", "#8c564b", "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22",
 #: an arrow leaves this fraction of its length out at each end, so that its
 #: head stops at the sink's marker instead of under it
 ARROW_SHRINK = 0.12
+#: per kind, how far (data units, to the left of the arrow's direction) its
+#: arrows are moved aside, so that a RAW, a WAR and a WAW pair joining the same
+#: two points show as three parallel arrows instead of one hiding the others
+KIND_OFFSETS = {"RAW": 0.0, "WAR": 0.09, "WAW": -0.09}
 #: the legend's title, per ``deps`` mode: which pairs the arrows are
 DEPS_TITLES = {"direct": "arrows: nearest source per sink and element (deps='direct')",
                "all": "arrows: every dependent pair, memory-based (deps='all')"}
@@ -172,8 +176,9 @@ def draw_points(ax, lay: Layout, insts: Mapping[str, list[tuple[int, ...]]],
 def draw_arrows(ax, lay: Layout, pairs: Mapping[tuple[str, str], list[tuple[Instance, Instance]]],
                 legend: bool = True) -> None:
     """One quiver per (kind, array) (``gid`` ``"RAW:A"``): an arrow from each
-    source to its sink, both ends shortened by ``ARROW_SHRINK``; the kind's
-    colour, in another shade per array."""
+    source to its sink, both ends shortened by ``ARROW_SHRINK`` and moved
+    aside by the kind's ``KIND_OFFSETS``; the kind's colour, in another shade
+    per array."""
     def color(kind: str, array: str) -> str:
         shades = KIND_SHADES[kind]
         arrays = sorted(a for k, a in pairs if k == kind)
@@ -189,14 +194,22 @@ def draw_arrows(ax, lay: Layout, pairs: Mapping[tuple[str, str], list[tuple[Inst
         if not segs:
             ax.plot([], [], color=color(kind, array), label=label if legend else None)
             continue
-        x = [a[0] + ARROW_SHRINK * (b[0] - a[0]) for a, b in segs]
-        y = [a[1] + ARROW_SHRINK * (b[1] - a[1]) for a, b in segs]
+        side = [_aside(a, b, KIND_OFFSETS[kind]) for a, b in segs]
+        x = [a[0] + ARROW_SHRINK * (b[0] - a[0]) + dx for (a, b), (dx, _) in zip(segs, side)]
+        y = [a[1] + ARROW_SHRINK * (b[1] - a[1]) + dy for (a, b), (_, dy) in zip(segs, side)]
         u = [(1 - 2 * ARROW_SHRINK) * (b[0] - a[0]) for a, b in segs]
         v = [(1 - 2 * ARROW_SHRINK) * (b[1] - a[1]) for a, b in segs]
         q = ax.quiver(x, y, u, v, angles="xy", scale_units="xy", scale=1,
                       color=color(kind, array), width=0.004, headwidth=4, headlength=5,
                       zorder=2, alpha=0.85, label=label if legend else None)
         q.set_gid(f"{kind}:{array}")
+
+
+def _aside(a: tuple[float, float], b: tuple[float, float], by: float) -> tuple[float, float]:
+    """The vector of length ``by`` perpendicular to ``a → b``, to its left."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    norm = (dx * dx + dy * dy) ** 0.5
+    return (-dy * by / norm, dx * by / norm)
 
 
 def put_legend(ax, deps: str | None = None) -> None:

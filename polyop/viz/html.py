@@ -101,6 +101,19 @@ def _set_text(s) -> str:
     return text.split("->", 1)[1].strip() if text.startswith("[") and "->" in text else text
 
 
+def _distance(deltas) -> str:
+    """A dependence's distances (``Map.deltas``): one vector as ``(1, -1)``
+    where it is the same at every size, else the set without its tuple name
+    (``[i, j] : ...``)."""
+    fixed = deltas.project_out_all_params()
+    if fixed.is_singleton():
+        point = fixed.sample_point()
+        values = [point.get_coordinate_val(isl.dim_type.set, k).to_python()
+                  for k in range(fixed.dim(isl.dim_type.set))]
+        return "(" + ", ".join(map(str, values)) + ")"
+    return _set_text(deltas.reset_tuple_id()).strip("{} ")
+
+
 def _error_of(e: BaseException) -> bool:
     return any(c.__name__ == "PolyopError" for c in type(e).__mro__)
 
@@ -151,7 +164,7 @@ def dependence_table(deps) -> str:
         rel.foreach_map(maps.append)
         for m in maps:
             a, b = m.get_tuple_name(isl.dim_type.in_), m.get_tuple_name(isl.dim_type.out)
-            distance = _set_text(m.deltas()).strip("{} ") if a == b else "–"
+            distance = _distance(m.deltas()) if a == b else "–"
             rows.append((kind, array, f"{a} → {b}", distance, _set_text(m)))
     if not rows:
         return "<p>no dependences</p>"
