@@ -163,10 +163,10 @@ class Dialect:
         start, stop = self.expr(node.start, 0, shapes), self.expr(node.stop, 3, shapes)
         body = self.stmt(node.body, indent + 1, shapes)
         if not node.kind.is_gpu:
-            head = f"{pad}for ({i64} {v} = {start}; {v} < {stop}; {v} += {node.step}) {{"
-            if node.kind is LoopKind.UNROLL:
-                head = f"{pad}#pragma unroll\n{head}"
-            return [head, *body, f"{pad}}}"]
+            head = [f"{pad}for ({i64} {v} = {start}; {v} < {stop}; {v} += {node.step}) {{"]
+            if node.kind is LoopKind.UNROLL:  # a line of its own: callers indent by line
+                head.insert(0, f"{pad}#pragma unroll")
+            return [*head, *body, f"{pad}}}"]
         axis = AXES.index(node.kind.axis)
         index = (self.thread_index if node.kind.is_thread else self.block_index).format(
             axis, node.kind.axis)

@@ -46,7 +46,7 @@ class Names:
     def add(self, variables: Iterable[str]) -> Names:
         """These names with more variables."""
         return Names(list(self.params), list(self.vars) + [v for v in variables
-                                                           if v not in self.vars])
+                                                           if v not in self.all])
 
     def text(self, e: ir.Expr) -> str:
         """``e`` in isl syntax (``NotAffine`` if it is not quasi-affine)."""
@@ -103,6 +103,9 @@ def pw_to_ir(pa: isl.PwAff, names: Names) -> ir.Expr:
 
 def set_to_ir(s: isl.Set, names: Names) -> ir.Expr:
     """A parameter-only set as a loop IR condition in the original names."""
+    if not s.is_params():  # a set of no dimension is no parameter set to isl's AST build
+        assert s.dim(isl.dim_type.set) == 0, s
+        s = s.params()
     ctx = isl.Set(f"[{', '.join(s.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
     build = isl.AstBuild.from_context(ctx)
     return names.back(expr_to_ir(build.expr_from_set(s.coalesce())))

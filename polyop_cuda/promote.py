@@ -20,9 +20,11 @@ use the buffer:
   one element when a warp would walk down a column of a 32-wide buffer
   (bank conflicts). Barriers the proof (``polyop_cuda.proof``) finds useless
   are removed again: barriers where the proof needs them, not more;
-- **local** scope (registers): ``at`` runs inside the thread loops; each
-  thread copies its own box (a micro-tile of an accumulator, say) into a
-  private array, computes, and writes back what it wrote. No barrier.
+- **local** scope (registers, ``polyop_cuda.registers``): each thread copies
+  its own box (a micro-tile of an accumulator, say) into a private array,
+  computes, and writes back what it wrote; ``at`` inside the thread loops, or
+  at block level around a sequential loop (the micro-tile then lives across
+  it). No barrier.
 - **auto** (``Schedule.promote_shared``): at a block-level loop, each array
   read there, and not written, whose elements are read by more than one
   thread of a block (reuse) is promoted, smallest first, while the buffers
@@ -138,7 +140,8 @@ def footprint(array: str, outer_loops, outer_conds, inner_loops, inner_conds, st
     return fp
 
 
-def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra=None):
+def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra=None,
+               shape=()):
     names = Names(list(params) + list(outer_vars))
     outer = path_constraints(outer_loops, outer_conds, names)
     sets, wsets, accs = [], [], []
@@ -149,7 +152,7 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
             if extra is not None:
                 loops, conds = tuple(extra[0]), tuple(extra[1]) + conds
             nm = names.add(lp.var for lp in loops)
-            inner = [nm.vars[lp.var] for lp in loops]
+            inner = [nm.vars[lp.var] for lp in loops if lp.var in nm.vars]  # not fixed ones
             dims = [f"e{d}" for d in range(len(acc.index))]
             try:
                 cons = outer + path_constraints(loops, conds, nm) + \
@@ -182,6 +185,17 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
     if wsets:
         w = _union(wsets)
         n = w.dim(isl.dim_type.set)
+        # the copy-out's other guards hold where this one is tested: the box,
+        # the array's bounds (``shape``), the loops around; isl drops what they imply
+        known = outer + [f"{names.text(o)} <= e{d} < {names.text(o)} + {m}"
+                         for d, (o, m) in enumerate(zip(offset, size))]
+        try:
+            known += [f"0 <= e{d} < {names.text(x)}" for d, x in enumerate(shape)]
+        except NotAffine:
+            pass
+        around = isl.Set(f"[{names.param_list}] -> {{ [{', '.join(dims)}] : "
+                         f"{' and '.join(known) or 'true'} }}")
+        w = w.union(around.complement()).coalesce().gist(around).coalesce()
         w = w.move_dims(isl.dim_type.param, w.dim(isl.dim_type.param), isl.dim_type.set, 0, n)
         written = set_to_ir(w.gist_params(context.align_params(w.get_space())), names)
     return Footprint(array, tuple(offset), tuple(size), written), (names, accs)
@@ -372,47 +386,35 @@ def _close(k: Kernel, at: str) -> Kernel:
 
 def _apply(k: Kernel, r: Request, params, arrays, target=None) -> Kernel:
     at, loops, conds = _find(k.body, r.at)
+    if r.scope == "local":
+        from .registers import promote_local
+        return promote_local(k, r, at, loops, conds, params, arrays)
     thread_axes = sorted({b.kind for b in k.loops if b.kind.is_thread}, key=lambda x: x.value)
-    in_thread = any(lp.kind.is_thread for lp in loops + (at,))
-    if r.scope == "shared":
-        if in_thread:
-            raise ScheduleError(f"cache at {r.at} in shared memory: the loop runs inside a "
-                                "thread loop; a block-wide copy needs a loop outside them")
-        blocks = {b.var for b in k.loops if not b.kind.is_thread}
-        if not blocks <= {lp.var for lp in loops + (at,)}:
-            raise ScheduleError(f"cache at {r.at} in shared memory: promote inside every "
-                                "block loop (at the innermost one, or a sequential loop in it)")
-    else:  # the register copy gave wrong results in testing: refused until fixed
-        raise ScheduleError(f"cache at {r.at} in registers (scope 'local'): not supported yet "
-                            "on GPU targets")
-    if r.scope == "local" and not in_thread:
-        raise ScheduleError(f"cache at {r.at} in registers (scope 'local'): the loop must run "
-                            "inside the thread loops (each thread copies its own part)")
+    if any(lp.kind.is_thread for lp in loops + (at,)):
+        raise ScheduleError(f"cache at {r.at} in shared memory: the loop runs inside a "
+                            "thread loop; a block-wide copy needs a loop outside them")
+    blocks = {b.var for b in k.loops if not b.kind.is_thread}
+    if not blocks <= {lp.var for lp in loops + (at,)}:
+        raise ScheduleError(f"cache at {r.at} in shared memory: promote inside every "
+                            "block loop (at the innermost one, or a sequential loop in it)")
     fp, _ = _footprint(r.array, loops, conds, [at.body], params,
-                       [lp.var for lp in loops] + [at.var])
+                       [lp.var for lp in loops] + [at.var], shape=arrays[r.array].shape)
     if footprint_hook is not None:
         fp = footprint_hook(fp)
     dtype = arrays[r.array].dtype
     shape = fp.size
-    if r.scope == "shared" and _column_access(at.body, r.array, k) and len(shape) >= 2 \
-            and shape[-1] % 32 == 0:
+    if _column_access(at.body, r.array, k) and len(shape) >= 2 and shape[-1] % 32 == 0:
         shape = shape[:-1] + (shape[-1] + 1,)  # a warp down a column: spread over banks
     body = _redirect(at.body, r.array, r.name, fp.offset)
     read = any(isinstance(n, ir.Load) and n.array == r.array for n in ir.walk(at.body))
     gshape = arrays[r.array].shape
-    if r.scope == "shared":
-        block = tuple(int(b.value) for b in k.block)
-        copy_in = _coop(r, fp, dtype, gshape, block, thread_axes, True) if read else None
-        copy_out = _coop(r, fp, dtype, gshape, block, thread_axes, False) \
-            if fp.written is not None else None
-        parts = [p for p in (copy_in, SharedBarrier() if copy_in else None, body,
-                             SharedBarrier() if copy_out else None, copy_out) if p is not None]
-        k = replace(k, shared=k.shared + ((r.name, dtype, shape),))
-    else:
-        parts = [p for p in (_serial(r, fp, dtype, gshape, True) if read else None, body,
-                             _serial(r, fp, dtype, gshape, False)
-                             if fp.written is not None else None) if p is not None]
-        k = replace(k, temps=k.temps + ((r.name, dtype, shape),))
+    block = tuple(int(b.value) for b in k.block)
+    copy_in = _coop(r, fp, dtype, gshape, block, thread_axes, True) if read else None
+    copy_out = _coop(r, fp, dtype, gshape, block, thread_axes, False) \
+        if fp.written is not None else None
+    parts = [p for p in (copy_in, SharedBarrier() if copy_in else None, body,
+                         SharedBarrier() if copy_out else None, copy_out) if p is not None]
+    k = replace(k, shared=k.shared + ((r.name, dtype, shape),))
     new = replace(at, body=ir.Block(tuple(parts)))
     return replace(k, body=_replace_loop(k.body, r.at, new))
 
@@ -471,7 +473,7 @@ def _guard(fp: Footprint, glob, gshape, copy_in: bool) -> ir.Expr:
     for g, n in zip(glob, gshape):
         conds += [ir.Cmp("ge", g, ir.Const(0)), ir.Cmp("lt", g, n)]
     if not copy_in:
-        conds.append(ir.substitute(fp.written, {ir.Var(f"e{d}"): g for d, g in enumerate(glob)}))
+        conds.append(ir.substitute(fp.written, {f"e{d}": g for d, g in enumerate(glob)}))
     out = conds[0]
     for c in conds[1:]:
         out = ir.Logic("and", out, c)
@@ -514,16 +516,6 @@ def _coop(r: Request, fp: Footprint, dtype, gshape, block, axes, copy_in: bool) 
     for kind in sorted(axes, key=lambda x: x.value):
         v = tvars[kind.axis]
         node = ir.For(v.name, ir.Const(0), ir.Const(block[AXES.index(kind.axis)]), 1, node, kind)
-    return node
-
-
-def _serial(r: Request, fp: Footprint, dtype, gshape, copy_in: bool) -> ir.Stmt:
-    """A thread's own copy of its box (registers)."""
-    tag = "in" if copy_in else "out"
-    local = tuple(ir.Var(f"{r.name}_{tag}{d}") for d in range(len(fp.size)))
-    node: ir.Stmt = _copy(r, fp, dtype, gshape, local, copy_in)
-    for v, n in reversed(list(zip(local, fp.size))):
-        node = ir.For(v.name, ir.Const(0), ir.Const(n), 1, node, LoopKind.UNROLL)
     return node
 
 

@@ -27,6 +27,23 @@ def mm(ni: int, nj: int, nk: int, A: "f64[ni, nk]", B: "f64[nk, nj]", C: "f64[ni
                 C[i, j] += A[i, k] * B[k, j]
 
 
+# the same product under other names: kernels compiled in one nvcc run need names of their own
+@polyop.kernel
+def mm_regs(ni: int, nj: int, nk: int, A: "f64[ni, nk]", B: "f64[nk, nj]", C: "f64[ni, nj]"):
+    for i in range(ni):
+        for j in range(nj):
+            for k in range(nk):
+                C[i, j] += A[i, k] * B[k, j]
+
+
+@polyop.kernel
+def sgemm(ni: int, nj: int, nk: int, A: "f64[ni, nk]", B: "f64[nk, nj]", C: "f64[ni, nj]"):
+    for i in range(ni):
+        for j in range(nj):
+            for k in range(nk):
+                C[i, j] += A[i, k] * B[k, j]
+
+
 @polyop.kernel
 def jac(n: int, A: "f64[n, n]", B: "f64[n, n]"):
     for i in range(1, n - 1):
@@ -55,7 +72,7 @@ def gemm_schedule(promote="manual", tile=16):
 
 def gemm_registers():
     """Blocks of 8 x 8 threads, each a 2 x 2 micro-tile of C kept in registers."""
-    sch = polyop.Schedule(mm)
+    sch = polyop.Schedule(mm_regs)
     i, j, k = sch.get_loops("S0")
     io, ir = sch.split(i, 16)
     it, im = sch.split(ir, 2)
@@ -67,6 +84,28 @@ def gemm_registers():
     sch.bind(it, "threadIdx.y")
     sch.bind(jt, "threadIdx.x")
     sch.cache_write("C", scope="local", at=jt)
+    return sch
+
+
+def sgemm_schedule(block=16, micro=4, ktile=8):
+    """The classic SGEMM: blocks of ``block`` x ``block`` elements of C,
+    threads of ``micro`` x ``micro`` elements kept in registers across the
+    ``k`` tiles, A and B tiles of depth ``ktile`` in shared memory."""
+    sch = polyop.Schedule(sgemm)
+    i, j, k = sch.get_loops("S0")
+    io, ir = sch.split(i, block)
+    jo, jr = sch.split(j, block)
+    it, im = sch.split(ir, micro)
+    jt, jm = sch.split(jr, micro)
+    ko, ki = sch.split(k, ktile)
+    sch.reorder(io, jo, ko, it, jt, ki, im, jm)
+    sch.bind(io, "blockIdx.y")
+    sch.bind(jo, "blockIdx.x")
+    sch.bind(it, "threadIdx.y")
+    sch.bind(jt, "threadIdx.x")
+    sch.cache_read("A", scope="shared", at=ko)
+    sch.cache_read("B", scope="shared", at=ko)
+    sch.cache_write("C", scope="local", at=jo)
     return sch
 
 
@@ -115,9 +154,52 @@ def test_auto_promotion_picks_the_reused_arrays():
     assert len(k.shared) == 1
 
 
-def test_register_promotion_is_refused_for_now():
-    with pytest.raises(polyop.ScheduleError, match="registers.*not supported yet"):
-        polyop.lower(gemm_registers(), target="opencl")
+def _micro_tile_loops(k, buffer):
+    """The loops whose variables index ``buffer`` in the compute (not the copies)."""
+    from polyop import ir
+    used = {v.name for n in _walk(k.body) if isinstance(n, (ir.Load, ir.Store))
+            and n.array == buffer for x in n.index for v in ir.walk(x) if isinstance(v, ir.Var)}
+    return [n for n in _walk(k.body) if isinstance(n, ir.For) and n.var in used
+            and not n.var.startswith(buffer)]
+
+
+def _global_accesses(k, array):
+    from polyop import ir
+    return [n for n in _walk(k.body) if isinstance(n, (ir.Load, ir.Store)) and n.array == array]
+
+
+def test_register_micro_tile_inside_the_threads_on_pocl():
+    """2 x 2 elements of C per thread, in registers from the thread loop down."""
+    f = run_gemm(gemm_registers(), sizes=((37, 45, 29), (16, 32, 48), (1, 3, 2)))
+    (k,) = f.lowered.program.kernels
+    assert ("C_local", (2, 2)) in {(n, s) for n, _, s in k.temps}
+    assert "double C_local[2][2];" in f.source
+    for loop in _micro_tile_loops(k, "C_local"):  # constant subscripts once unrolled
+        assert loop.kind.value == "unroll" and loop.stop == polyop.ir.Const(2), loop.var
+
+
+def test_sgemm_shared_tiles_and_register_micro_tile_on_pocl():
+    """Shared A and B tiles per k tile, C's 4 x 4 micro-tile in registers across
+    the k tiles: C read once and written once per element, at sizes that are
+    not multiples of the tiles."""
+    f = run_gemm(sgemm_schedule(), sizes=((37, 45, 29), (16, 32, 8), (5, 3, 1), (4, 4, 0)))
+    (k,) = f.lowered.program.kernels
+    assert {(n, s) for n, _, s in k.shared} == {("A_shared", (16, 8)), ("B_shared", (8, 16))}
+    assert [(n, s) for n, _, s in k.temps] == [("C_local", (4, 4))]
+    assert [type(n).__name__ for n in _global_accesses(k, "C")] == ["Load", "Store"]
+    assert sorted(lp.var for lp in _micro_tile_loops(k, "C_local")) == \
+        ["i_inner_inner", "j_inner_inner"]
+    assert all(lp.kind.value == "unroll" for lp in _micro_tile_loops(k, "C_local"))
+    # after the copy-in of a k tile and at its end; OpenCL closes the block's loop with one
+    assert sum(isinstance(n, Barrier) for n in _walk(k.body)) == 3
+
+
+def test_bad_register_requests():
+    sch = sgemm_schedule()
+    io = sch.get_loops("S0")[0]  # outside the block loop bound to blockIdx.x
+    sch.cache_write("C", scope="local", at=io)
+    with pytest.raises(polyop.ScheduleError, match=r"registers.*outside block loop\(s\) j_outer"):
+        polyop.lower(sch, target="opencl")
 
 
 def _walk(node):
@@ -200,15 +282,20 @@ def test_proof_refuses_a_footprint_one_element_short(monkeypatch):
     with pytest.raises(UnsafeKernelError, match=r"`C\[.*` reads [AB]_shared\[\d+, 15\], "
                        r"outside the buffer [AB]_shared\[16, 15\]"):
         polyop.lower(gemm_schedule(), target="opencl")
+    with pytest.raises(UnsafeKernelError, match=r"C_local\[\d+, 3\], outside the buffer "
+                       r"C_local\[4, 3\]"):  # local buffers are proven in bounds too
+        polyop.lower(sgemm_schedule(), target="opencl")
 
 
 def test_cuda_sources_compile_for_sm80_and_sm90():
     """Every CUDA kernel of this file, in one nvcc run per architecture."""
     if not nvcc.available():
         pytest.skip("neither nvcc nor NVRTC is installed: CUDA C cannot be compiled here")
-    lowered = [polyop.lower(s, target="cuda") for s in (gemm_schedule(), jacobi_schedule())]
+    lowered = [polyop.lower(s, target="cuda") for s in (gemm_schedule(), jacobi_schedule(),
+                                                         sgemm_schedule(), gemm_registers())]
     sources = [str(x) for x in lowered]
-    assert all("__shared__" in s and "__syncthreads();" in s for s in sources)
+    assert all("__shared__" in s and "__syncthreads();" in s for s in sources[:3])
+    assert "double C_local[4][4];" in sources[2] and "#pragma unroll" in sources[2]
     if nvcc.nvcc_path() is None:  # NVRTC: one program at a time
         found = {a: b"".join(nvcc.compile_cubin(x.device_source, a) for x in lowered)
                  for a in ("sm_80", "sm_90")}
