@@ -127,7 +127,8 @@ def _bind(sch, *pairs) -> None:
 def sgemm_tiled(block: int, micro: int, ktile: int, shared: bool, registers: bool):
     """Blocks of ``block x block`` elements of C, threads of ``micro x micro``
     elements; A and B tiles of depth ``ktile`` in shared memory; C's
-    micro-tile in registers."""
+    micro-tile in registers across the k tiles (promoted at the block loop,
+    written back once)."""
     def make() -> polyop.Schedule:
         sch = polyop.Schedule(sgemm)
         i, j, k = sch.get_loops("S0")
@@ -148,13 +149,14 @@ def sgemm_tiled(block: int, micro: int, ktile: int, shared: bool, registers: boo
             sch.cache_read("A", scope="shared", at=ko)
             sch.cache_read("B", scope="shared", at=ko)
         if registers:
-            sch.cache_write("C", scope="local", at=jt)
+            sch.cache_write("C", scope="local", at=jo)
         return sch
     return make
 
 
 SGEMM_SCHEDULES = {
     "shared 64x64x16, 4x4 registers": sgemm_tiled(64, 4, 16, True, True),
+    "shared 128x128x8, 8x8 registers": sgemm_tiled(128, 8, 8, True, True),
     "shared 64x64x16": sgemm_tiled(64, 4, 16, True, False),
     "shared 16x16x16": sgemm_tiled(16, 1, 16, True, False),
     "global 16x16": sgemm_tiled(16, 1, 16, False, False),
