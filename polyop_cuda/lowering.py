@@ -96,7 +96,7 @@ def lower(obj, schedule=None, *, target, validate: bool = True) -> LoweredGpu:
     model = obj.program if isinstance(obj, Schedule) else as_program(obj)
     prog = warp_kernels(extract(fn, model), t)  # WMMA tiles run on whole warps
     sch = schedule if schedule is not None else obj
-    prog = promote_program(prog, requests_from_schedule(sch), t)
+    prog = promote_program(prog, requests_from_schedule(sch), t, model.context)
     prove_program(prog)  # every kernel: no race, no access outside a buffer
     check_static(prog, t)
     return LoweredGpu(model, prog, t)

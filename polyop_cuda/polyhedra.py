@@ -93,6 +93,21 @@ def exists(variables: Sequence[str], cons: Sequence[str]) -> str:
     return f"exists ({', '.join(variables)} : {body})" if variables else body
 
 
+def largest(s: isl.Set) -> int | None:
+    """The largest value of the one dimension of ``s`` (a set without
+    parameters), ``None`` when ``s`` is empty or unbounded above (isl's
+    ``dim_max`` raises on an unbounded set: asked only of bounded ones).
+
+    >>> bounded, unbounded = "{ [t] : exists (n : 0 <= t < n <= 8) }", "{ [t] : t >= 0 }"
+    >>> largest(isl.Set(bounded)), largest(isl.Set(unbounded))
+    (7, None)
+    """
+    if s.is_empty() or not s.is_bounded():
+        return None
+    best = s.dim_max(0).max_val()
+    return int(best.to_python()) if best.is_int() else None
+
+
 def pw_to_ir(pa: isl.PwAff, names: Names) -> ir.Expr:
     """A piecewise quasi-affine function of the parameters ``names.params`` as
     a loop IR expression in the original names."""

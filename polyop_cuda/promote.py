@@ -69,7 +69,7 @@ from polyop.kinds import LoopKind
 from polyop.types import INDEX, DType
 
 from .kernel_ir import AXES, Barrier, GpuProgram, Kernel
-from .polyhedra import Names, NotAffine, exists, path_constraints, pw_to_ir, set_to_ir
+from .polyhedra import Names, NotAffine, exists, largest, path_constraints, pw_to_ir, set_to_ir
 
 SCOPES = ("shared", "local")
 
@@ -256,8 +256,10 @@ def requests_from_schedule(sch) -> list[Request]:
     return out
 
 
-def promote_program(prog: GpuProgram, requests: list[Request], target) -> GpuProgram:
-    """``prog`` with the promotions ``requests`` applied (module docstring)."""
+def promote_program(prog: GpuProgram, requests: list[Request], target,
+                    context: isl.Set | None = None) -> GpuProgram:
+    """``prog`` with the promotions ``requests`` applied (module docstring);
+    ``context``: the program's assumptions on its sizes."""
     if not requests:
         return prog
     from .extract import _relaunch
@@ -266,7 +268,7 @@ def promote_program(prog: GpuProgram, requests: list[Request], target) -> GpuPro
     for k in prog.kernels:
         mine = [r for r in requests if _find(k.body, r.at) is not None]
         done |= set(mine)
-        kernels.append(_promote_kernel(k, mine, target) if mine else k)
+        kernels.append(_promote_kernel(k, mine, target, context) if mine else k)
     for r in requests:
         if r not in done:
             raise ScheduleError(f"promotion of {r.array or 'arrays'} at loop {r.at}: the loop "
@@ -306,27 +308,36 @@ def _replace_loop(node, name, new):
     return node
 
 
-def _block_sizes(k: Kernel, params) -> tuple[int, int, int]:
+def _block_sizes(k: Kernel, params, context: isl.Set | None = None) -> tuple[int, int, int]:
     """Constant threads per axis: each thread loop's largest trip count over
-    every value of the sizes and outer loops (isl), so that copy loops can
-    stride by the block's size."""
+    every value of the sizes the program's ``context`` admits and of the
+    outer loops (isl), so that copy loops can stride by the block's size. A
+    thread loop with no such bound is refused, naming it."""
+    from .extract import _aligned_context
+
     sizes = {a: 1 for a in AXES}
 
     def visit(node, loops, conds):
         if isinstance(node, ir.For) and node.kind.is_thread:
-            names = Names([], list(params) + [lp.var for lp in loops] + [node.var])
+            names = Names(params, [lp.var for lp in loops] + [node.var])
             cons = path_constraints(loops, conds, names)
-            v, t = names.vars[node.var], "trip"
+            t = "trip"
             cons += [f"0 <= {t}", f"{names.text(node.start)} + {node.step} * {t} < "
                      f"{names.text(node.stop)}"]
-            free = [x for x in names.vars.values() if x != v] + [v]
-            s = isl.Set(f"{{ [{t}] : {exists(free, cons)} }}")
-            best = s.dim_max(0).max_val() if not s.is_empty() else isl.Val(0)
-            if not best.is_int():
-                raise ScheduleError(f"kernel {k.name}: thread loop {node.var} has no constant "
-                                    "bound; split it by a constant before promoting")
+            s = isl.Set(f"[{names.param_list}] -> {{ [{t}] : "
+                        f"{exists(list(names.vars.values()), cons)} }}")
+            if context is not None:  # the sizes' assumptions (asserts) may bound it
+                s = s.intersect_params(_aligned_context(context, names.params, s.params()))
+            s = s.move_dims(isl.dim_type.set, 1, isl.dim_type.param, 0, len(params))
+            s = s.project_out(isl.dim_type.set, 1, len(params))
+            best = largest(s)
+            if best is None and not s.is_empty():
+                raise ScheduleError(f"kernel {k.name}: thread loop {node.var} "
+                                    f"({node.kind.value}) has no constant bound for every "
+                                    "size, and a promotion needs the block's size; split it "
+                                    "by a constant (or bound the sizes with an assert)")
             ax = node.kind.axis
-            sizes[ax] = max(sizes[ax], int(best.to_python()) + 1)
+            sizes[ax] = max(sizes[ax], (best or 0) + 1)
         if isinstance(node, ir.For):
             visit(node.body, loops + (node,), conds)
         elif isinstance(node, ir.If):
@@ -341,10 +352,10 @@ def _block_sizes(k: Kernel, params) -> tuple[int, int, int]:
     return sizes["x"], sizes["y"], sizes["z"]
 
 
-def _promote_kernel(k: Kernel, requests: list[Request], target) -> Kernel:
+def _promote_kernel(k: Kernel, requests: list[Request], target, context=None) -> Kernel:
     params = [p.name for p in k.params if p.kind in ("size", "index")]
     arrays = {p.name: p for p in k.params if p.kind == "array"}
-    block = _block_sizes(k, params)
+    block = _block_sizes(k, params, context)
     k = replace(k, block=tuple(ir.Const(b) for b in block))
     for r in requests:
         at, loops, conds = _find(k.body, r.at)

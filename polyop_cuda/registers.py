@@ -55,7 +55,7 @@ from polyop.errors import ScheduleError
 from polyop.kinds import LoopKind
 
 from .kernel_ir import Barrier, Kernel
-from .polyhedra import Names, NotAffine, exists, path_constraints
+from .polyhedra import Names, NotAffine, exists, largest, path_constraints
 
 #: the longest micro-tile loop unrolled (longer ones stay loops, still correct)
 MAX_UNROLL = 32
@@ -194,9 +194,6 @@ def _max_trips(loop: ir.For, path, conds, params) -> int | None:
                  f"{names.text(loop.stop)}"]
     except NotAffine:
         return None
-    s = isl.Set(f"{{ [trip] : {exists(list(names.vars.values()), cons)} }}")
-    if s.is_empty():
-        return None
-    best = s.dim_max(0).max_val()
-    return int(best.to_python()) + 1 if best.is_int() else None
+    best = largest(isl.Set(f"{{ [trip] : {exists(list(names.vars.values()), cons)} }}"))
+    return None if best is None else best + 1
 

@@ -237,6 +237,68 @@ def test_proof_refuses_a_removed_barrier():
         prove_kernel(replace(k, body=_without_barrier(k.body, 1)))  # next tile overwrites
 
 
+def test_unchecked_schedule_with_a_race_is_refused_naming_both_accesses():
+    """``check=False`` lets a reduction loop be bound to threads: the threads
+    of a block then update one element of C's shared tile at once."""
+    sch = polyop.Schedule(mm, check=False)
+    i, j, k = sch.get_loops("S0")
+    io, ii = sch.split(i, 8)
+    jo, ji = sch.split(j, 8)
+    ko, ki = sch.split(k, 4)
+    sch.reorder(io, jo, ko, ii, ki, ji)
+    sch.bind(io, "blockIdx.y")
+    sch.bind(jo, "blockIdx.x")
+    sch.bind(ii, "threadIdx.y")
+    sch.bind(ki, "threadIdx.x")  # illegal: k carries the sum
+    sch.cache_write("C", scope="shared", at=jo)
+    update = r"`C_shared\[i_inner\]\[j_inner\] = C_shared\[i_inner\]\[j_inner\] \+ A\[.*\]`"
+    with pytest.raises(UnsafeKernelError, match=rf"race on shared C_shared\[\d+, \d+\]: "
+                       rf"{update} writes it in thread \((\d+), (\d+), 0\) and {update} "
+                       r"(reads|writes) it in thread \(\d+, \2, 0\) of block"):
+        polyop.lower(sch, target="opencl")
+
+
+@polyop.kernel
+def scale_rows(m: int, n: int, W: "f64[m]", A: "f64[m, n]", B: "f64[m, n]"):
+    for r in range(m):
+        for i in range(n):
+            B[r, i] = A[r, i] * W[r]
+
+
+@polyop.kernel
+def scale_short_rows(m: int, n: int, W: "f64[m]", A: "f64[m, n]", B: "f64[m, n]"):
+    assert n <= 48
+    for r in range(m):
+        for i in range(n):
+            B[r, i] = A[r, i] * W[r]
+
+
+def _rows_schedule(kernel, check=True):
+    sch = polyop.Schedule(kernel, check=check)
+    r, i = sch.get_loops("S0")
+    sch.bind(r, "blockIdx.x")
+    sch.bind(i, "threadIdx.x")  # as many threads as n: bounded only by an assert
+    sch.cache_read("W", scope="shared", at=r)
+    return sch
+
+
+def test_block_size_bounded_by_the_sizes_assumptions_or_refused():
+    """A thread loop over all of ``n`` has a block size only where an assert
+    bounds ``n``; elsewhere a clear refusal naming the loop (isl's maximum is
+    asked of bounded sets only: an unbounded one once raised isl's own
+    'unbounded optimum')."""
+    with pytest.raises(polyop.ScheduleError, match=r"thread loop i \(threadIdx.x\) has no "
+                       "constant bound"):
+        polyop.lower(_rows_schedule(scale_rows, check=False), target="opencl")
+    f = polyop.build(_rows_schedule(scale_short_rows), target="opencl")
+    assert f.lowered.program.kernels[0].block[0] == polyop.ir.Const(48)
+    rng = np.random.default_rng(2)
+    for m, n in ((5, 37), (3, 48), (1, 1)):
+        W, A, B = rng.random(m), rng.random((m, n)), np.zeros((m, n))
+        f(m, n, W, A, B)
+        np.testing.assert_array_equal(B, A * W[:, None])
+
+
 def test_too_much_shared_memory_is_refused_before_launch():
     with pytest.raises(TargetError, match=r"A_shared.*exceed the target's limit of 1024 bytes"):
         polyop.lower(gemm_schedule(), target="cuda -arch=sm_80 -max-shared-memory-per-block=1024")
