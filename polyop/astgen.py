@@ -39,10 +39,6 @@ from .types import INDEX
 
 _OP = isl.ast_expr_op_type
 
-#: the translation of one isl AST expression, under the name polyop_cuda imports
-expr_to_ir = ast_expr_to_ir
-
-
 def build_ast(program: Program, schedule: isl.Schedule | None = None) -> isl.AstNode:
     """isl's AST for ``schedule`` (default: the program's textual schedule).
 

@@ -18,7 +18,9 @@ inline, tensorize) and the AST generator agree on names and semantics:
   (in-dimensions, then parameters, then the constant: the order users read).
 - ``set_to_ir``: a set without existentials as a boolean condition.
 - ``index_text``: an IR index expression as Python source or in isl's syntax
-  (the way back, IR → isl, goes through isl's parser).
+  (the way back, IR → isl, goes through isl's parser); ``isl_text``: an
+  affine expression or condition in isl's syntax with variables renamed
+  (the GPU back end's guards and loop bounds).
 - ``plus_one``: an exclusive bound from an inclusive one, folded.
 - ``fresh_name``/``identifier``: names for new statements, arrays, iterators.
 
@@ -41,7 +43,7 @@ Example (dimensions named ``c0`` in isl, ``i`` in the statement)::
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import islpy as isl
 
@@ -104,7 +106,7 @@ def ast_expr_to_ir(e: isl.AstExpr) -> ir.Expr:
 
 
 def pw_aff_to_ir(pa: isl.PwAff | isl.Aff, iterators: Sequence[str] = (),
-                 within: isl.Set | None = None) -> ir.Expr:
+                 within: isl.Set | None = None, selects: bool = False) -> ir.Expr:
     """``pa`` as one integer index expression over ``iterators`` (its domain
     dimensions, in order) and its parameters.
 
@@ -112,7 +114,8 @@ def pw_aff_to_ir(pa: isl.PwAff | isl.Aff, iterators: Sequence[str] = (),
     known where the expression is used (a statement's domain, the sizes'
     context): isl simplifies against it. Pieces must join into ``min``/``max``;
     otherwise, or when a name is neither an iterator nor a parameter,
-    ``NotAnIndexError``.
+    ``NotAnIndexError``. ``selects=True``: pieces no ``min``/``max`` joins are
+    selects (a value computed once, as a GPU launch's extents, not an index).
 
     >>> from polyop.exprtext import expr_to_c
     >>> pa = isl.PwAff("{ [a, b] -> [(a - 2 * b)] : b >= 0; [a, b] -> [(a)] : b < 0 }")
@@ -144,7 +147,10 @@ def pw_aff_to_ir(pa: isl.PwAff | isl.Aff, iterators: Sequence[str] = (),
     # a build whose "loops" are the domain's dimensions, named as the statement's
     e = ast_expr_to_ir(isl.AstBuild.from_context(within).expr_from_pw_aff(pa.coalesce()))
     names = set(iterators) | set(pa.get_space().get_var_names(isl.dim_type.param))
-    check_index(e, names)
+    if selects:
+        check_names(e, names)
+    else:
+        check_index(e, names)
     return e
 
 
@@ -226,17 +232,21 @@ def _compare(aff: isl.Aff, equality: bool, iterators: Sequence[str]) -> ir.Expr:
 
 # -- IR index expressions ---------------------------------------------------------------------
 
+def check_names(e: ir.Expr, names: Iterable[str]) -> None:
+    """Raise ``NotAnIndexError`` if ``e`` uses a variable not among ``names``."""
+    known = set(names)
+    others = sorted({v.name for v in ir.walk(e) if isinstance(v, ir.Var) and v.name not in known})
+    if others:
+        raise NotAnIndexError(f"'{expr_to_c(e)}' uses {', '.join(others)}, which "
+                              f"{'is' if len(others) == 1 else 'are'} not among "
+                              f"the names {', '.join(sorted(known)) or '(none)'}")
+
+
 def check_index(e: ir.Expr, names: Iterable[str]) -> None:
     """Raise ``NotAnIndexError`` unless ``e`` is an integer index expression
     (constants, ``names``, ``+ - * // %``, ``min``/``max``, negation)."""
-    known = set(names)
+    check_names(e, names)
     for n in ir.walk(e):
-        if isinstance(n, ir.Var) and n.name not in known:
-            others = sorted({v.name for v in ir.walk(e)
-                             if isinstance(v, ir.Var) and v.name not in known})
-            raise NotAnIndexError(f"'{expr_to_c(e)}' uses {', '.join(others)}, which "
-                                  f"{'is' if len(others) == 1 else 'are'} not among "
-                                  f"the names {', '.join(sorted(known)) or '(none)'}")
         if isinstance(n, (ir.Select, ir.Cmp, ir.Logic, ir.Not)):
             raise NotAnIndexError(f"'{expr_to_c(e)}' has pieces no min/max joins")
         if not (isinstance(n, (ir.Var, ir.Neg)) or _int_const(n)
@@ -280,6 +290,48 @@ def index_text(e: ir.Expr, syntax: str = "python") -> str:
         if isinstance(x, ir.Bin) and x.op in ops:
             return f"({text(x.a)} {ops[x.op]} {text(x.b)})"
         raise NotAnIndexError(f"'{expr_to_c(e)}' is not an integer index expression")
+
+    return text(e)
+
+
+_CMP_ISL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "="}
+
+
+def isl_text(e: ir.Expr, names: Mapping[str, str]) -> str:
+    """A quasi-affine IR expression or condition (comparisons but ``!=``,
+    ``and``/``or``) in isl's syntax, each variable written as ``names`` maps
+    it: loop IR names such as ``min`` or ``and`` are isl keywords, so callers
+    rename. Anything else (a variable not in ``names``, a load, a product of
+    two variables, a division by a non-constant) raises ``NotAnIndexError``,
+    which lets a caller drop a data-dependent guard.
+
+    >>> c = ir.Cmp("lt", ir.Bin("mod", ir.Var("min"), ir.Const(4), INDEX), ir.Var("n"))
+    >>> isl_text(c, {"min": "v0", "n": "p0"})
+    '((v0 mod 4) < p0)'
+    """
+    def text(x: ir.Expr) -> str:
+        if _int_const(x):
+            return str(x.value)
+        if isinstance(x, ir.Var) and x.name in names:
+            return names[x.name]
+        if isinstance(x, ir.Neg):
+            return f"(-{text(x.a)})"
+        if isinstance(x, ir.Bin):
+            if x.op in ("add", "sub"):
+                return f"({text(x.a)} {'+' if x.op == 'add' else '-'} {text(x.b)})"
+            if x.op == "mul" and (_int_const(x.a) or _int_const(x.b)):
+                return f"({text(x.a)} * {text(x.b)})"
+            if x.op in ("fdiv", "mod") and _int_const(x.b) and x.b.value > 0:
+                return f"floor({text(x.a)} / {x.b.value})" if x.op == "fdiv" else \
+                    f"({text(x.a)} mod {x.b.value})"
+            if x.op in ("min", "max"):
+                return f"{x.op}({text(x.a)}, {text(x.b)})"
+        if isinstance(x, ir.Cmp) and x.op in _CMP_ISL:
+            return f"({text(x.a)} {_CMP_ISL[x.op]} {text(x.b)})"
+        if isinstance(x, ir.Logic):
+            return f"({text(x.a)} {x.op} {text(x.b)})"
+        raise NotAnIndexError(f"'{expr_to_c(x)}' is outside isl's quasi-affine language "
+                              "(or uses a name not given)")
 
     return text(e)
 

@@ -49,8 +49,8 @@ from dataclasses import replace
 import islpy as isl
 
 from polyop import ir
-from polyop.astgen import expr_to_ir
 from polyop.errors import ScheduleError, TargetError
+from polyop.isl_ir import NotAnIndexError, isl_text, pw_aff_to_ir
 from polyop.kinds import LoopKind
 from polyop.program import Program
 from polyop.types import INDEX
@@ -343,38 +343,6 @@ def _max_all(exprs: list[ir.Expr]) -> ir.Expr:
 
 # -- isl: extents -----------------------------------------------------------------------------
 
-class _NotAffine(Exception):
-    pass
-
-
-def _isl(e: ir.Expr, names: dict[str, str]) -> str:
-    """``e`` in isl's syntax, variables renamed by ``names`` (isl keywords such
-    as ``min`` or ``and`` cannot clash); ``_NotAffine`` when it is not
-    quasi-affine."""
-    if isinstance(e, ir.Const) and isinstance(e.value, int) and not isinstance(e.value, bool):
-        return str(e.value)
-    if isinstance(e, ir.Var) and e.name in names:
-        return names[e.name]
-    if isinstance(e, ir.Neg):
-        return f"(-{_isl(e.a, names)})"
-    if isinstance(e, ir.Bin):
-        a, b = _isl(e.a, names), _isl(e.b, names)
-        if e.op in ("add", "sub"):
-            return f"({a} {'+' if e.op == 'add' else '-'} {b})"
-        if e.op == "mul" and (isinstance(e.a, ir.Const) or isinstance(e.b, ir.Const)):
-            return f"({a} * {b})"
-        if e.op in ("fdiv", "mod") and isinstance(e.b, ir.Const) and e.b.value > 0:
-            return f"floor({a} / {b})" if e.op == "fdiv" else f"({a} mod {b})"
-        if e.op in ("min", "max"):
-            return f"{e.op}({a}, {b})"
-    if isinstance(e, ir.Cmp) and e.op != "ne":
-        sym = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "="}[e.op]
-        return f"({_isl(e.a, names)} {sym} {_isl(e.b, names)})"
-    if isinstance(e, ir.Logic):
-        return f"({_isl(e.a, names)} {e.op} {_isl(e.b, names)})"
-    raise _NotAffine(repr(e))
-
-
 def _extent(loop: ir.For, path: _Path, params: list[str], context: isl.Set) -> ir.Expr:
     pnames = {p: f"p{k}" for k, p in enumerate(params)}
     dnames = {lp.var: f"d{k}" for k, lp in enumerate(path.loops)}
@@ -382,14 +350,14 @@ def _extent(loop: ir.For, path: _Path, params: list[str], context: isl.Set) -> i
     cons = []
     for lp in path.loops:
         v = dnames[lp.var]
-        cons.append(f"{_isl(lp.start, names)} <= {v} < {_isl(lp.stop, names)}")
+        cons.append(f"{isl_text(lp.start, names)} <= {v} < {isl_text(lp.stop, names)}")
     for c in path.conds:
         try:
-            cons.append(_isl(c, names))
-        except _NotAffine:  # a data-dependent condition: the extent covers both ways
+            cons.append(isl_text(c, names))
+        except NotAnIndexError:  # a data-dependent condition: the extent covers both ways
             pass
-    cons.append(f"0 <= t and {_isl(loop.start, names)} + {loop.step} * t < "
-                f"{_isl(loop.stop, names)}")
+    cons.append(f"0 <= t and {isl_text(loop.start, names)} + {loop.step} * t < "
+                f"{isl_text(loop.stop, names)}")
     text = (f"[{', '.join(pnames.values())}] -> {{ [{', '.join([*dnames.values(), 't'])}] : "
             f"{' and '.join(cons)} }}")
     trips = isl.Set(text).project_out(isl.dim_type.set, 0, len(dnames))
@@ -398,8 +366,7 @@ def _extent(loop: ir.For, path: _Path, params: list[str], context: isl.Set) -> i
     # max t + 1 where the loop runs, 0 where it does not
     extent = trips.dim_max(0).add_constant_val(isl.Val(1)).union_max(zero)
     extent = extent.gist_params(_aligned_context(context, pnames, ctx)).coalesce()
-    build = isl.AstBuild.from_context(ctx)
-    expr = expr_to_ir(build.expr_from_pw_aff(extent))
+    expr = pw_aff_to_ir(extent, selects=True)  # "n == 0 ? 0 : min(32, n)" is a host value
     back = {v: ir.Var(k, INDEX) for k, v in pnames.items()}
     return ir.substitute(expr, back)
 

@@ -27,12 +27,11 @@ from collections.abc import Iterable, Sequence
 import islpy as isl
 
 from polyop import ir
-from polyop.astgen import expr_to_ir
+from polyop.isl_ir import NotAnIndexError, ast_expr_to_ir, isl_text, pw_aff_to_ir
 from polyop.types import INDEX
 
-from .extract import _isl, _NotAffine
-
-NotAffine = _NotAffine
+#: an expression outside isl's quasi-affine language (``polyop.isl_ir``'s error)
+NotAffine = NotAnIndexError
 
 
 class Names:
@@ -50,7 +49,7 @@ class Names:
 
     def text(self, e: ir.Expr) -> str:
         """``e`` in isl syntax (``NotAffine`` if it is not quasi-affine)."""
-        return _isl(e, self.all)
+        return isl_text(e, self.all)
 
     @property
     def param_list(self) -> str:
@@ -110,17 +109,21 @@ def largest(s: isl.Set) -> int | None:
 
 def pw_to_ir(pa: isl.PwAff, names: Names) -> ir.Expr:
     """A piecewise quasi-affine function of the parameters ``names.params`` as
-    a loop IR expression in the original names."""
-    ctx = isl.Set(f"[{', '.join(pa.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
-    build = isl.AstBuild.from_context(ctx)
-    return names.back(expr_to_ir(build.expr_from_pw_aff(pa.coalesce())))
+    one index expression (``polyop.isl_ir.pw_aff_to_ir``) in the original names."""
+    return names.back(pw_aff_to_ir(pa))
 
 
 def set_to_ir(s: isl.Set, names: Names) -> ir.Expr:
-    """A parameter-only set as a loop IR condition in the original names."""
+    """A parameter-only set as a loop IR condition in the original names.
+
+    Through isl's AST build rather than ``polyop.isl_ir.set_to_ir``: the sets
+    here (a footprint's written elements) may have existentially quantified
+    variables (a strided access), which the AST build writes with floor
+    divisions and remainders; the translation of its expression is the bridge's.
+    """
     if not s.is_params():  # a set of no dimension is no parameter set to isl's AST build
         assert s.dim(isl.dim_type.set) == 0, s
         s = s.params()
     ctx = isl.Set(f"[{', '.join(s.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
     build = isl.AstBuild.from_context(ctx)
-    return names.back(expr_to_ir(build.expr_from_set(s.coalesce())))
+    return names.back(ast_expr_to_ir(build.expr_from_set(s.coalesce())))
