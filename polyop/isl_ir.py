@@ -308,6 +308,10 @@ def isl_text(e: ir.Expr, names: Mapping[str, str]) -> str:
     >>> c = ir.Cmp("lt", ir.Bin("mod", ir.Var("min"), ir.Const(4), INDEX), ir.Var("n"))
     >>> isl_text(c, {"min": "v0", "n": "p0"})
     '((v0 mod 4) < p0)'
+    >>> isl_text(ir.Bin("mul", ir.Var("i"), ir.Var("i"), INDEX), {"i": "v0"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    polyop.isl_ir.NotAnIndexError: 'i * i' is outside isl's quasi-affine language ...
     """
     def text(x: ir.Expr) -> str:
         if _int_const(x):
