@@ -135,12 +135,15 @@ def _thread_loops(at: ir.For, array: str, where: str, known: set[str]) -> tuple[
                 visit(s, threads)
 
     visit(at.body, ())
-    if not found or not found[0]:
+    if not found or not all(found):
         raise ScheduleError(f"{where}: {array} is accessed outside the thread loops under "
                             f"{at.var}; each thread can only keep its own elements")
+    def signature(threads):  # a loop's iterations, whatever its body
+        return [(t.var, t.start, t.stop, t.step, t.kind) for t in threads]
+
     first = found[0]
     for other in found[1:]:
-        if other != first:
+        if signature(other) != signature(first):
             raise ScheduleError(f"{where}: {array} is accessed under different thread loops "
                                 f"({', '.join(t.var for t in first)} and "
                                 f"{', '.join(t.var for t in other)}); promote inside them")
