@@ -369,10 +369,14 @@ def _promote_kernel(k: Kernel, requests: list[Request], target, context=None) ->
                                     f"{k.name} does not access {r.array}")
             k = _apply(k, r, params, arrays, target)
     _check_budget(k, target)
-    k = _prune_barriers(k)
+    k = _prune_barriers(k)  # proves k: bounds, and races with the barriers it keeps
     if getattr(target, "kind", "") == "opencl":
         for at in {r.at for r in requests}:
             k = _close(k, at)
+    # one more block-level barrier separates more pairs and moves no access:
+    # the closed kernel is proven too, and lowering's proof need not redo it
+    from .proof import _remember
+    _remember(k)
     return k
 
 
