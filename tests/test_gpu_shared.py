@@ -194,6 +194,35 @@ def test_sgemm_shared_tiles_and_register_micro_tile_on_pocl():
     assert sum(isinstance(n, Barrier) for n in _walk(k.body)) == 3
 
 
+@polyop.kernel
+def pairs(n: int, m: int, A: "f64[n, 2 * m + 1]", B: "f64[n, m]"):
+    for i in range(n):
+        for j in range(m):
+            B[i, j] = A[i, 2 * j] + A[i, 2 * j + 1] * A[i, 2 * j + 2]
+
+
+def test_register_read_cache_on_pocl():
+    """``cache_read(scope="local")``: each thread copies the three elements of A
+    it reads into registers (a 1 x 3 box), and writes nothing back."""
+    sch = polyop.Schedule(pairs)
+    i, j = sch.get_loops("S0")
+    jo, ji = sch.split(j, 8)
+    sch.bind(i, "blockIdx.x")
+    sch.bind(ji, "threadIdx.x")
+    sch.cache_read("A", scope="local", at=ji)
+    f = polyop.build(sch, target="opencl")
+    (k,) = f.lowered.program.kernels
+    assert [(n, s) for n, _, s in k.temps] == [("A_local", (1, 3))]
+    assert [type(n).__name__ for n in _global_accesses(k, "A")] == ["Load"]  # the copy-in
+    rng = np.random.default_rng(3)
+    for n, m in ((3, 13), (1, 8), (2, 1)):
+        A, B = rng.random((n, 2 * m + 1)), np.zeros((n, m))
+        want = B.copy()
+        pairs.py_func(n, m, A, want)
+        f(n, m, A, B)
+        np.testing.assert_array_equal(B, want)
+
+
 def test_bad_register_requests():
     sch = sgemm_schedule()
     io = sch.get_loops("S0")[0]  # outside the block loop bound to blockIdx.x
