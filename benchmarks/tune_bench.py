@@ -138,14 +138,25 @@ def conv_main(args) -> None:
             r = tune(conv2d_task(shape), trials=args.conv_trials, seed=args.seed,
                      strategy="model", runner=runner, batch=4, progress=False)
             tune_seconds = time.time() - t0
-            task = r.task
-            tuned_tiling = task.tiling(task.space().get(task.space().index_of(r.best_knobs)))
-            default_tiling = ConvTiling.default(shape, "float32", 1)
-            ops = {"default": polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=default_tiling),
-                   "tuned": polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=tuned_tiling)}
+            task, space = r.task, r.task.space()
             rng = np.random.default_rng(0)
             x = rng.random((C, H, H), dtype=np.float32) - 0.5
             w = rng.random((F, C, R, R), dtype=np.float32) - 0.5
+            # the tuning's best time is the luckiest of many noisy ones: its
+            # finalists (best three) are timed again, interleaved, to pick the
+            # tuned tiling; the comparison below is timed afresh
+            ok = sorted((x_ for x_ in r.records if x_.ok), key=lambda x_: x_.seconds)
+            finalists = list(dict.fromkeys(
+                task.tiling(space.get(space.index_of(x_.knobs))) for x_ in ok))[:args.finalists]
+            fin_ops = {k: polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=t)
+                       for k, t in enumerate(finalists)}
+            buf = np.empty(shape.arrays()["out"], np.float32)
+            picked = _interleaved({k: (lambda op=op, x=x, w=w, o=buf: op(x, w, o))
+                                   for k, op in fin_ops.items()}, args.rounds)
+            tuned_tiling = finalists[min(picked, key=lambda k: statistics.median(picked[k]))]
+            default_tiling = ConvTiling.default(shape, "float32", 1)
+            ops = {"default": polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=default_tiling),
+                   "tuned": polyop.ops.conv2d(C, H, H, F, R, threads=1, tiling=tuned_tiling)}
             tx, tw = torch.from_numpy(x[None]), torch.from_numpy(w)
             want = torch.nn.functional.conv2d(tx, tw, padding=R // 2)[0].numpy()
             outs = {k: np.empty(want.shape, np.float32) for k in ops}
@@ -180,7 +191,10 @@ def conv_main(args) -> None:
         "note": ("shared machine, loaded by other agents' builds and tests (load average "
                  "above): the final comparison interleaves default, tuned and torch, one "
                  f"timing of each per round, {args.rounds} rounds; gflops_median is the "
-                 "median over rounds. NCHW, batch 1, fp32, one thread; OPENBLAS_CORETYPE "
+                 "median over rounds. The tuned tiling is the best of the tuning's "
+                 f"{args.finalists} best points timed again in {args.rounds} interleaved "
+                 "rounds (the default is trial 0 of every tuning). "
+                 "NCHW, batch 1, fp32, one thread; OPENBLAS_CORETYPE "
                  "and OPENBLAS_L2_SIZE unset"),
         "strategy": "model", "trials_per_layer": args.conv_trials, "seed": args.seed,
         "tuned_beats_default": sum(r["tuned_over_default"] > 1 for r in rows),
@@ -206,7 +220,14 @@ def main() -> None:
     ap.add_argument("--conv-trials", type=int, default=24)
     ap.add_argument("--layers", nargs="*", help="only these layers (names as printed)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --conv")
+    ap.add_argument("--finalists", type=int, default=3,
+                    help="--conv: the tuning's best points timed again to pick the tuned one")
+    ap.add_argument("--recheck", default=None, metavar="JSON",
+                    help="time numpy, shipped and the best tuned GEMM again, interleaved")
     args = ap.parse_args()
+    if args.recheck:
+        recheck(Path(args.recheck), args.rounds)
+        return
     if args.conv:
         conv_main(args)
         return
@@ -281,6 +302,44 @@ def main() -> None:
             out.parent.mkdir(parents=True, exist_ok=True)  # after each size: a partial run counts
             out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
+
+
+def recheck(path: Path, rounds: int) -> None:
+    """Time numpy, the shipped operator and each size's best tuned tiling again,
+    interleaved (one timing of each per round), and add the figures to the
+    results at ``path``: tuning's own figures were taken minutes apart, under a
+    load that came and went."""
+    import polyop
+    from polyop.ops import MatmulTiling
+    from polyop.tune.ops_tasks import matmul_task
+
+    result = json.loads(path.read_text())
+    for row in result["sizes"]:
+        n = row["n"]
+        best = max(row["runs"], key=lambda s: s["best_gflops"])
+        task = matmul_task(n, n, n)
+        tuned = task.tiling(task.space().get(task.space().index_of(best["best_knobs"])))
+        rng = np.random.default_rng(0)
+        a = rng.random((n, n), dtype=np.float32)
+        b = rng.random((n, n), dtype=np.float32)
+        ops = {"shipped": polyop.ops.matmul(n, n, n, threads=1,
+                                            tiling=MatmulTiling.default("float32", n, n, 1)),
+               "tuned": polyop.ops.matmul(n, n, n, threads=1, tiling=tuned)}
+        outs = {k: np.empty((n, n), np.float32) for k in ops}
+        for k, op in ops.items():
+            op(a, b, outs[k])
+            np.testing.assert_allclose(outs[k], a.astype(np.float64) @ b, rtol=1e-4)
+        fns = {k: (lambda op=op, o=outs[k], a=a, b=b: op(a, b, o)) for k, op in ops.items()}
+        c = np.empty((n, n), np.float32)
+        fns["numpy"] = lambda c=c, a=a, b=b: np.matmul(a, b, out=c)
+        times = _interleaved(fns, rounds)
+        gf = {k: round(2 * n ** 3 / statistics.median(v) / 1e9, 2) for k, v in times.items()}
+        row["recheck"] = {"gflops_median": gf, "tuned_tiling": repr(tuned), "rounds": rounds,
+                          "tuned_vs_numpy": round(gf["tuned"] / gf["numpy"], 3),
+                          "tuned_vs_shipped": round(gf["tuned"] / gf["shipped"], 3),
+                          "loadavg": _loadavg()}
+        print(f"{n}: {row['recheck']}", flush=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 def run_tvm(n: int, trials: int, cpu: str, timeout: float) -> dict:
