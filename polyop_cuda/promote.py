@@ -57,7 +57,6 @@ Example (footprint of ``A[i, k]`` for a 16 × 16 tile of ``i`` and ``k``)::
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -68,7 +67,8 @@ from polyop.errors import ScheduleError, TargetError
 from polyop.kinds import LoopKind
 from polyop.types import INDEX, DType
 
-from .kernel_ir import AXES, Barrier, GpuProgram, Kernel
+from .barriers import SharedBarrier, prune_barriers
+from .kernel_ir import AXES, Barrier, GpuProgram, Kernel, walk
 from .polyhedra import Names, NotAffine, exists, largest, path_constraints, pw_to_ir, set_to_ir
 
 SCOPES = ("shared", "local")
@@ -86,10 +86,6 @@ class Request:
     name: str
     auto: bool = False
     budget: int | None = None
-
-
-class SharedBarrier(Barrier):
-    """A barrier placed by promotion (the proof may find it useless)."""
 
 
 @dataclass(frozen=True)
@@ -369,7 +365,7 @@ def _promote_kernel(k: Kernel, requests: list[Request], target, context=None) ->
                                     f"{k.name} does not access {r.array}")
             k = _apply(k, r, params, arrays, target)
     _check_budget(k, target)
-    k = _prune_barriers(k)  # proves k: bounds, and races with the barriers it keeps
+    k = prune_barriers(k)  # proves k: bounds, and races with the barriers it keeps
     if getattr(target, "kind", "") == "opencl":
         for at in {r.at for r in requests}:
             k = _close(k, at)
@@ -393,7 +389,7 @@ def _close(k: Kernel, at: str) -> Kernel:
     last = stmts[-1]
     while isinstance(last, ir.Block) and last.stmts:
         last = last.stmts[-1]
-    if not any(isinstance(n, Barrier) for n in _walk(loop.body)) or isinstance(last, Barrier):
+    if not any(isinstance(n, Barrier) for n in walk(loop.body)) or isinstance(last, Barrier):
         return k
     return replace(k, body=_replace_loop(k.body, at, replace(
         loop, body=ir.Block(tuple(stmts) + (Barrier(),)))))
@@ -598,43 +594,3 @@ def _check_budget(k: Kernel, target) -> None:
         raise TargetError(f"kernel {k.name}: {total} bytes of shared memory ({parts}) exceed "
                           f"the target's limit of {limit} bytes per block ({target}); "
                           "promote smaller tiles or fewer arrays")
-
-
-def _prune_barriers(k: Kernel) -> Kernel:
-    """Drop the promotion barriers the proof does not need (one model for
-    every trial: ``proof.needed_barriers``)."""
-    from .proof import needed_barriers
-
-    keep = needed_barriers(k, lambda b: isinstance(b, SharedBarrier))
-    # the counter below walks promotion barriers only: pick their flags
-    mine = [f for f, b in zip(keep, _barrier_list(k.body)) if isinstance(b, SharedBarrier)]
-    return replace(k, body=_barriers(k.body, mine, itertools.count()))
-
-
-def _barrier_list(node):
-    return [n for n in _walk(node) if isinstance(n, Barrier)]
-
-
-def _walk(node):
-    yield node
-    for c in (node.stmts if isinstance(node, ir.Block) else
-              (node.body,) if isinstance(node, ir.For) else
-              (node.then,) + (() if node.else_ is None else (node.else_,))
-              if isinstance(node, ir.If) else ()):
-        yield from _walk(c)
-
-
-def _barriers(node, keep, counter):
-    """``node`` with the ``k``-th promotion barrier kept iff ``keep[k]`` (as a
-    plain ``Barrier``)."""
-    if isinstance(node, SharedBarrier):
-        return Barrier() if keep[next(counter)] else None
-    if isinstance(node, ir.Block):
-        parts = [_barriers(s, keep, counter) for s in node.stmts]
-        return ir.Block(tuple(p for p in parts if p is not None))
-    if isinstance(node, ir.For):
-        return replace(node, body=_barriers(node.body, keep, counter))
-    if isinstance(node, ir.If):
-        return ir.If(node.cond, _barriers(node.then, keep, counter),
-                     None if node.else_ is None else _barriers(node.else_, keep, counter))
-    return node
