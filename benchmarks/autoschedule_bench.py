@@ -12,8 +12,9 @@ times each on fresh copies of the init arguments, one thread; the table
 reports medians (the JSON also the best of the runs, the least disturbed on a
 loaded machine). Then, for the kernels whose schedule has a parallel loop,
 auto at 1 and 2 threads interleaved. auto's outputs are checked against
-numba's (``rtol=1e-9, atol=1e-12``). The machine is shared with other jobs,
-which is why every comparison is interleaved; the JSON says so.
+numba's (``rtol=1e-9, atol=1e-12``). Every comparison is interleaved, so that
+other jobs on the machine disturb all three alike; ``--conditions`` records in
+the JSON what else ran.
 
 Usage::
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--target", default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--conditions", default="not recorded",
+                    help="what else ran on the machine, recorded in the JSON")
     opts = ap.parse_args(argv)
     names = [n.strip() for n in opts.kernels.split(",") if n.strip()] or list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
@@ -181,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         "target_resolved": str(polyop.Target(opts.target)),
         "method": "auto, default and numba interleaved per repetition, medians; 1 thread, "
                   "then auto at 1 and 2 threads interleaved on kernels with a parallel "
-                  "loop. The machine was shared with other jobs (2 cores, loaded): "
-                  "figures are noisy, interleaving keeps comparisons fair.",
+                  "loop.",
+        "conditions": opts.conditions,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {**hostinfo.describe(), "numba": numba.__version__,
                     "llvmlite": llvmlite.__version__},

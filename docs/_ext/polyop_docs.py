@@ -151,6 +151,24 @@ def _polybench(d: dict[str, Any]) -> Tables:
                      "same result"], rows)]
 
 
+def _autoschedule(d: dict[str, Any]) -> Tables:
+    def two(r: dict[str, Any]) -> str:
+        return _f(r["speedup_2_threads"], 2) if "speedup_2_threads" in r else "-"
+
+    rows = [[r["kernel"], _f(r["auto_ms"], 3), _f(r["default_ms"], 3), _f(r["numba_ms"], 3),
+             _f(r["speedup_vs_numba"], 2), _f(r["speedup_vs_default"], 2), two(r),
+             "yes" if r["match"] else "NO"] for r in d["results"]]
+    s = d["summary"]
+    title = (f"auto_schedule, PolyBench {d['size']} sizes, medians of {d['repeat']} "
+             f"({d.get('conditions', 'conditions not recorded')}); geometric means: "
+             f"{_f(s['geomean_auto_vs_numba'], 2)}x over numba, "
+             f"{_f(s['geomean_auto_vs_default'], 2)}x over the default schedule, 2 threads "
+             f"{_f(s['geomean_2_threads_on_parallel_kernels'], 2)}x over 1 on kernels with "
+             "a parallel loop")
+    return [(title, ["kernel", "auto (ms)", "default (ms)", "numba (ms)", "vs numba",
+                     "vs default", "2 threads / 1", "same result"], rows)]
+
+
 def _validation_cost(d: dict[str, Any]) -> Tables:
     rows = [[r["kernel"], r["form"], _f(r["build_s"], 3), _f(r["validate_s"], 3),
              _f(100 * r["validate_s"] / r["build_s"], 0)] for r in d["rows"]]
@@ -169,6 +187,8 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "polybench_small.json": _polybench,
     "polybench_medium.json": _polybench,
     "validation_cost.json": _validation_cost,
+    "autoschedule_medium.json": _autoschedule,
+    "autoschedule_medium_parallel.json": _autoschedule,
 }
 
 
