@@ -191,3 +191,56 @@ def test_model_footprint_and_traffic_by_hand():
     # a stencil's offsets widen the box: A[i-1..i+1] over T_i
     s = BandModel.build(["i"], [100], [Group("A", ((1,),), (2,), 8)])
     assert s.group_footprints((16,)) == [(16 + 2) * 8 / 64 + 56 / 64]
+
+
+@polyop.kernel
+def row_scan(n: int, A: "f64[n, n]", y: "f64[n, n]"):
+    for i in range(n):
+        s = 0.0  # a scalar statement in the i loop: the band is j alone
+        for j in range(n):
+            s = s + A[i, j]
+            y[i, j] = s
+
+
+@polyop.kernel
+def col_scan(n: int, A: "f64[n, n]"):
+    for i in range(1, n):
+        s = 0.0
+        for j in range(n):
+            s = s + A[i - 1, j]  # row i reads row i - 1: i carries a dependence
+            A[i, j] = s
+
+
+def test_outer_parallel_loop_above_the_band():
+    from polyop.codegen.parallel import get_num_threads, set_num_threads
+
+    sch = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300})
+    knob = sch.explanation.knob("outer_parallel")
+    assert knob.chosen and knob.why.endswith(": i")
+    assert "parallel(i)" in str(sch)
+    off = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300}, knobs={"outer_parallel": False})
+    assert "parallel(" not in str(off)
+    one = polyop.auto_schedule(row_scan, "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell "
+                               "-num-cores=1", sizes={"n": 300})
+    assert "parallel(" not in str(one)
+    # the caller's "keep this band serial" holds for the loops around it too
+    kept = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300},
+                                knobs={k.name: None for k in sch.explanation.knobs
+                                       if k.name.endswith(":parallel")})
+    assert "parallel(" not in str(kept)
+    f = polyop.build(sch)
+    a = np.random.rand(300, 300)
+    ref = np.zeros((300, 300))
+    row_scan.py_func(300, a, ref)
+    before = get_num_threads()
+    try:
+        for threads in (1, 2):
+            set_num_threads(threads)
+            y = np.zeros((300, 300))
+            f(300, a, y)
+            np.testing.assert_allclose(y, ref, rtol=1e-12)
+    finally:
+        set_num_threads(before)
+    dep = polyop.auto_schedule(col_scan, AVX2, sizes={"n": 300})
+    assert "parallel(" not in str(dep)
+    assert dep.explanation.knob("outer_parallel").why.endswith("none found")
