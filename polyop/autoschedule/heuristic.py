@@ -43,7 +43,7 @@ from ..errors import ScheduleError
 from ..target import Target
 from .isl_sched import TILING_OPTIONS, Member, isl_schedule
 from .model import BandModel, Group
-from .outer import parallelise_outer
+from .outer import enclosed_statements, parallelise_outer
 
 #: tiling must cut the modelled traffic by at least this factor
 TILE_GAIN = 1.5
@@ -131,17 +131,8 @@ def _order(name: str) -> tuple:
     return (int(digits) if digits else 0, name)
 
 
-def _inside(sch) -> dict[str, set[str]]:
-    """Loop id → the statements it encloses."""
-    out: dict[str, set[str]] = {}
-    for s in sch.stmts:
-        for lp in sch.get_loops(s):
-            out.setdefault(lp.id, set()).add(s)
-    return out
-
-
 def _perfect_suffix(sch, loops) -> list:
-    inside = _inside(sch)
+    inside = enclosed_statements(sch)
     inner = inside[loops[-1].id]
     k = len(loops) - 1
     while k > 0 and inside[loops[k - 1].id] == inner:
@@ -174,7 +165,7 @@ def _nest(ctx: Context, stmt: str):
                     break
             loops = sch.get_loops(stmt)
             band = _perfect_suffix(sch, loops)
-    members = _inside(sch)[band[-1].id]
+    members = enclosed_statements(sch)[band[-1].id]
     return band, members
 
 

@@ -55,7 +55,7 @@ def parallelise_outer(sch, serial: set[str] = frozenset()) -> list[str]:
             continue
         lp = loops[0]
         tried.add(lp.id)
-        kinds, below = sch.loop_info(), _inside(sch)[lp.id]
+        kinds, below = sch.loop_info(), enclosed_statements(sch)[lp.id]
         if below & serial or any(kinds[q.id][1] == LoopKind.PARALLEL for s in below
                                  for q in sch.get_loops(s)):
             continue  # kept serial by the caller, or a parallel loop runs inside already
@@ -72,7 +72,8 @@ def parallelise_outer(sch, serial: set[str] = frozenset()) -> list[str]:
     return done
 
 
-def _inside(sch) -> dict[str, set[str]]:
+def enclosed_statements(sch) -> dict[str, set[str]]:
+    """Loop id → the statements it encloses."""
     out: dict[str, set[str]] = {}
     for s in sch.stmts:
         for lp in sch.get_loops(s):
