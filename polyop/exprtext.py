@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import ir
@@ -47,6 +48,21 @@ def expr_to_c(e: ir.Expr, prec: int = 0, plan: VectorPlan | None = None) -> str:
             s = f"{sub(e.a, p)} {sym} {sub(e.b, p + 1)}"
             return f"({s})" if p < prec else s
         return f"{e.op}({sub(e.a)}, {sub(e.b)})"
+    if isinstance(e, ir.Call):
+        return f"{e.fn}({', '.join(sub(a) for a in e.args)})"
+    if isinstance(e, ir.Cast):
+        return f"({CTYPE[e.dtype.name]}){sub(e.a, 9)}"
+    text = operator_to_c(e, prec, sub)
+    if text is None:
+        raise AssertionError(f"unknown expression {e!r}")
+    return text
+
+
+def operator_to_c(e: ir.Expr, prec: int, sub: Callable[..., str]) -> str | None:
+    """The text of the expressions every C dialect writes alike — comparisons,
+    ``&&``/``||``, ``!``, unary ``-`` and ``?:`` — with ``sub(x, p)`` printing
+    an operand at binding strength ``p``; ``None`` for any other expression
+    (the printers of the loop nest and of GPU kernels share it)."""
     if isinstance(e, ir.Cmp):
         s = f"{sub(e.a, 3)} {_CMP[e.op]} {sub(e.b, 3)}"
         return f"({s})" if prec > 2 else s
@@ -58,14 +74,10 @@ def expr_to_c(e: ir.Expr, prec: int = 0, plan: VectorPlan | None = None) -> str:
         return f"!{sub(e.a, 9)}"
     if isinstance(e, ir.Neg):
         return f"-{sub(e.a, 9)}"
-    if isinstance(e, ir.Call):
-        return f"{e.fn}({', '.join(sub(a) for a in e.args)})"
     if isinstance(e, ir.Select):
         s = f"{sub(e.cond, 1)} ? {sub(e.a, 1)} : {sub(e.b, 1)}"
         return f"({s})" if prec > 0 else s
-    if isinstance(e, ir.Cast):
-        return f"({CTYPE[e.dtype.name]}){sub(e.a, 9)}"
-    raise AssertionError(f"unknown expression {e!r}")
+    return None
 
 
 def access_to_c(array: str, index: tuple, plan: VectorPlan | None, gather: str) -> str:

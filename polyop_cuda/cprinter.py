@@ -31,13 +31,13 @@ import math
 from dataclasses import dataclass
 
 from polyop import ir
+from polyop.exprtext import operator_to_c
 from polyop.kinds import LoopKind
 from polyop.types import DType
 
 from .kernel_ir import AXES, Barrier, GpuProgram, Kernel, Launch
 
 _INFIX = {"add": ("+", 4), "sub": ("-", 4), "mul": ("*", 5), "div": ("/", 5)}
-_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _SUFFIX = {"f32": "f32", "f64": "f64", "i32": "i32", "i64": "i64"}
 
 
@@ -85,28 +85,17 @@ class Dialect:
             name = {"fdiv": "floordiv", "mod": "mod", "min": "min", "max": "max",
                     "div": "floordiv"}[e.op]
             return f"polyop_{name}_{t}({sub(e.a)}, {sub(e.b)})"
-        if isinstance(e, ir.Cmp):
-            s = f"{sub(e.a, 3)} {_CMP[e.op]} {sub(e.b, 3)}"
-            return f"({s})" if prec > 2 else s
-        if isinstance(e, ir.Logic):
-            p = 2 if e.op == "and" else 1
-            s = f"{sub(e.a, p)} {'&&' if e.op == 'and' else '||'} {sub(e.b, p + 1)}"
-            return f"({s})" if p < prec else s
-        if isinstance(e, ir.Not):
-            return f"!{sub(e.a, 9)}"
-        if isinstance(e, ir.Neg):
-            return f"-{sub(e.a, 9)}"
         if isinstance(e, ir.Call):
             args = ", ".join(sub(a) for a in e.args)
             if e.fn == "abs":
                 return f"fabs({args})" if e.dtype.is_float else f"polyop_abs_{e.dtype.name}({args})"
             return f"{e.fn}({args})"
-        if isinstance(e, ir.Select):
-            s = f"{sub(e.cond, 1)} ? {sub(e.a, 1)} : {sub(e.b, 1)}"
-            return f"({s})" if prec > 0 else s
         if isinstance(e, ir.Cast):
             return f"({self.ctype(e.dtype)}){sub(e.a, 9)}"
-        raise AssertionError(f"unknown expression {e!r}")
+        text = operator_to_c(e, prec, sub)
+        if text is None:
+            raise AssertionError(f"unknown expression {e!r}")
+        return text
 
     def const(self, v, dtype: DType) -> str:
         if dtype.is_float or isinstance(v, float):
