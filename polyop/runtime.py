@@ -45,24 +45,47 @@ from .program import Program
 _I64 = (-(2**63), 2**63 - 1)
 
 
-def eval_index(e: ir.Expr, env: dict[str, int]) -> int:
-    """Evaluate an integer expression over size parameters (array extents)."""
+def eval_index(e: ir.Expr, env: dict[str, int]):
+    """The value of an integer or boolean expression over sizes (array extents,
+    GPU launch sizes and host conditions), computed as the generated code
+    does: Python's floor ``//`` and ``%`` (by zero: 0), comparisons, ``and``,
+    ``or``, ``not`` and ``?:``.
+
+    Example::
+
+        >>> from polyop import ir
+        >>> eval_index(ir.Bin("fdiv", ir.Bin("add", ir.Var("n"), ir.Const(31), ir.INDEX),
+        ...                   ir.Const(32), ir.INDEX), {"n": 100})
+        4
+    """
     if isinstance(e, ir.Const):
-        return int(e.value)
+        return e.value
     if isinstance(e, ir.Var):
         return env[e.name]
     if isinstance(e, ir.Neg):
         return -eval_index(e.a, env)
-    if isinstance(e, ir.Bin):
-        a, b = eval_index(e.a, env), eval_index(e.b, env)
-        ops = {"add": a + b, "sub": a - b, "mul": a * b, "min": min(a, b), "max": max(a, b)}
-        if e.op in ops:
-            return ops[e.op]
-        if e.op == "fdiv":
-            return a // b
-        if e.op == "mod":
-            return a % b
-    raise AssertionError(f"extent expression {e!r} is not integer affine")
+    if isinstance(e, ir.Not):
+        return not eval_index(e.a, env)
+    if isinstance(e, ir.Select):
+        return eval_index(e.a, env) if eval_index(e.cond, env) else eval_index(e.b, env)
+    if isinstance(e, ir.Logic):
+        a = eval_index(e.a, env)
+        return (a and eval_index(e.b, env)) if e.op == "and" else (a or eval_index(e.b, env))
+    if not isinstance(e, (ir.Cmp, ir.Bin)):
+        raise AssertionError(f"expression {e!r} is not an integer or boolean expression")
+    a, b = eval_index(e.a, env), eval_index(e.b, env)
+    if isinstance(e, ir.Cmp):
+        return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b,
+                "ne": a != b}[e.op]
+    if e.op in ("fdiv", "mod"):
+        if b == 0:
+            return 0
+        return a // b if e.op == "fdiv" else a % b
+    ops = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+           "min": lambda: b if b < a else a, "max": lambda: b if b > a else a}
+    if e.op not in ops:
+        raise AssertionError(f"expression {e!r} is not an integer or boolean expression")
+    return ops[e.op]()
 
 
 class CompiledKernel:

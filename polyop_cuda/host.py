@@ -13,12 +13,8 @@ aliasing, assumptions, bounds preconditions), and also accepts device arrays
 (objects with ``__cuda_array_interface__``, e.g. CuPy or torch tensors) where
 the runtime can use them in place (CUDA).
 
-Example::
-
-    >>> from polyop import ir
-    >>> evaluate(ir.Bin("fdiv", ir.Bin("add", ir.Var("n"), ir.Const(31), ir.INDEX),
-    ...                 ir.Const(32), ir.INDEX), {"n": 100})
-    4
+Host expressions (launch sizes, conditions around launches) are evaluated
+by ``polyop.runtime.eval_index``, as the generated code computes them.
 """
 
 from __future__ import annotations
@@ -30,44 +26,15 @@ import numpy as np
 
 from polyop import ir
 from polyop.errors import ArgumentError, TargetError
-from polyop.runtime import CompiledKernel
+from polyop.runtime import CompiledKernel, eval_index
 
 from .kernel_ir import AXES, GpuProgram, Kernel, Launch
 
 
-def evaluate(e: ir.Expr, env: dict):
-    """The value of a host expression (integers, comparisons, conditions)
-    with Python's floor ``//`` and ``%``, as the generated code computes them."""
-    if isinstance(e, ir.Const):
-        return e.value
-    if isinstance(e, ir.Var):
-        return env[e.name]
-    if isinstance(e, ir.Neg):
-        return -evaluate(e.a, env)
-    if isinstance(e, ir.Not):
-        return not evaluate(e.a, env)
-    if isinstance(e, ir.Select):
-        return evaluate(e.a, env) if evaluate(e.cond, env) else evaluate(e.b, env)
-    if isinstance(e, ir.Logic):
-        a = evaluate(e.a, env)
-        return (a and evaluate(e.b, env)) if e.op == "and" else (a or evaluate(e.b, env))
-    a, b = evaluate(e.a, env), evaluate(e.b, env)
-    if isinstance(e, ir.Cmp):
-        return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b,
-                "ne": a != b}[e.op]
-    assert isinstance(e, ir.Bin), e
-    if e.op in ("fdiv", "mod"):
-        if b == 0:
-            return 0
-        return a // b if e.op == "fdiv" else a % b
-    return {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
-            "min": lambda: b if b < a else a, "max": lambda: b if b > a else a}[e.op]()
-
-
 def launch_sizes(k: Kernel, env: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Grid and block sizes (x, y, z) of ``k`` at the values ``env``."""
-    return (tuple(max(0, int(evaluate(g, env))) for g in k.grid),
-            tuple(max(0, int(evaluate(b, env))) for b in k.block))
+    return (tuple(max(0, int(eval_index(g, env))) for g in k.grid),
+            tuple(max(0, int(eval_index(b, env))) for b in k.block))
 
 
 def check_launch(k: Kernel, block: tuple[int, ...], grid: tuple[int, ...], target) -> None:
@@ -118,14 +85,14 @@ def run_host(prog: GpuProgram, env: dict, target,
             for s in node.stmts:
                 run(s, env)
         elif isinstance(node, ir.If):
-            if evaluate(node.cond, env):
+            if eval_index(node.cond, env):
                 run(node.then, env)
             elif node.else_ is not None:
                 run(node.else_, env)
         else:
             assert isinstance(node, ir.For), node
-            stop = evaluate(node.stop, env)
-            for v in range(evaluate(node.start, env), stop, node.step):
+            stop = eval_index(node.stop, env)
+            for v in range(eval_index(node.start, env), stop, node.step):
                 run(node.body, {**env, node.var: v})
 
     run(prog.body, env)
@@ -231,7 +198,7 @@ class GpuFunction(CompiledKernel):
 
 
 def _extent(e: ir.Expr, sizes: dict[str, int]) -> int:
-    value = evaluate(e, sizes)
+    value = eval_index(e, sizes)
     if not isinstance(value, numbers.Integral):
         raise AssertionError(f"extent {e!r} is not an integer")
     return int(value)
