@@ -55,7 +55,7 @@ from polyop import ir
 from polyop.errors import CodegenError
 
 from .kernel_ir import AXES, Barrier, GpuProgram, Kernel
-from .polyhedra import Names, exists, path_constraints
+from polyop.polyhedra import Names, exists, path_constraints
 
 __all__ = ["UnsafeKernelError", "needed_barriers", "prove_kernel", "prove_program",
            "replace"]

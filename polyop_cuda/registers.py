@@ -4,7 +4,7 @@ an array in a private buffer.
 Requested as ``cache_write(array, scope="local", at=loop)`` (or
 ``cache_read``); ``polyop_cuda.promote`` calls ``promote_local`` for it.
 The footprint is the box of ``array`` touched by **one thread** under ``at``
-(``polyop_cuda.promote.footprint`` with the thread indices fixed): for a GEMM
+(``polyop.promotion``'s footprint with the thread indices fixed): for a GEMM
 whose threads each compute a 4 × 4 block of C, a ``float C_local[4][4]``.
 
 - ``at`` inside the thread loops: each thread copies its box in at the start
@@ -25,8 +25,9 @@ whose threads each compute a 4 × 4 block of C, a ``float C_local[4][4]``.
   compiler keeps the tile in registers (a variable subscript sends a private
   array to local memory on CUDA).
 
-The copy-in runs when the array is read under ``at``, guarded by the array's
-bounds; the copy-out writes only the elements the thread wrote (the footprint's
+The rewrite is the core's (``polyop.promotion.rewrite``, the CPU's too) with
+its serial copier, unrolled and run inside the thread loops: the copy-in runs
+when the array is read under ``at``, guarded by the array's bounds; the copy-out writes only the elements the thread wrote (the footprint's
 written set, an isl set, is its guard). No barrier: the buffer is private. The
 proof (``polyop_cuda.proof``) checks every access to the buffer in bounds.
 
@@ -53,9 +54,10 @@ import islpy as isl
 from polyop import ir
 from polyop.errors import ScheduleError
 from polyop.kinds import LoopKind
+from polyop.polyhedra import Names, NotAffine, exists, largest, path_constraints
+from polyop.promotion import _footprint, replace_loop, rewrite, serial_copier
 
 from .kernel_ir import Barrier, Kernel
-from .polyhedra import Names, NotAffine, exists, largest, path_constraints
 
 #: the longest micro-tile loop unrolled (longer ones stay loops, still correct)
 MAX_UNROLL = 32
@@ -65,7 +67,7 @@ def promote_local(k: Kernel, r, at: ir.For, loops, conds, params, arrays) -> Ker
     """``k`` with ``r.array`` kept in each thread's buffer ``r.name`` under the
     loop ``at`` (enclosed by ``loops`` and guards ``conds``): see the module
     docstring."""
-    from .promote import _copy, _footprint, _redirect, _replace_loop, footprint_hook
+    from . import promote
 
     in_thread = any(lp.kind.is_thread for lp in (*loops, at))
     where = f"cache at {r.at} in registers (scope 'local')"
@@ -83,27 +85,21 @@ def promote_local(k: Kernel, r, at: ir.For, loops, conds, params, arrays) -> Ker
     fixed = [lp.var for lp in loops] + [at.var] + [t.var for t in threads]
     fp, _ = _footprint(r.array, tuple(loops) + threads, conds, [at.body], params, fixed,
                        shape=arrays[r.array].shape)
-    if footprint_hook is not None:
-        fp = footprint_hook(fp)
+    if promote.footprint_hook is not None:
+        fp = promote.footprint_hook(fp)
     dtype, gshape = arrays[r.array].dtype, arrays[r.array].shape
-    body = _redirect(at.body, r.array, r.name, fp.offset)
-    body = unroll_micro_tile(body, r.name, (*loops, at), conds, params)
-    read = any(isinstance(n, ir.Load) and n.array == r.array for n in ir.walk(at.body))
+    serial = serial_copier(LoopKind.UNROLL)
 
-    def copy(copy_in: bool) -> ir.Stmt:
-        tag = "in" if copy_in else "out"
-        local = tuple(ir.Var(f"{r.name}_{tag}{d}") for d in range(len(fp.size)))
-        node: ir.Stmt = _copy(r, fp, dtype, gshape, local, copy_in)
-        for v, n in reversed(list(zip(local, fp.size))):
-            node = ir.For(v.name, ir.Const(0), ir.Const(n), 1, node, LoopKind.UNROLL)
+    def copier(r, fp, dtype, gshape, copy_in: bool) -> ir.Stmt:
+        node = serial(r, fp, dtype, gshape, copy_in)
         for t in reversed(threads):  # the thread's own index, as in the compute
             node = replace(t, body=node)
         return node
 
-    parts = [p for p in (copy(True) if read else None, body,
-                         copy(False) if fp.written is not None else None) if p is not None]
+    new = rewrite(at, r, fp, dtype, gshape, copier,
+                  lambda body: unroll_micro_tile(body, r.name, (*loops, at), conds, params))
     k = replace(k, temps=k.temps + ((r.name, dtype, fp.size),))
-    return replace(k, body=_replace_loop(k.body, r.at, replace(at, body=ir.Block(tuple(parts)))))
+    return replace(k, body=replace_loop(k.body, r.at, new))
 
 
 def _thread_loops(at: ir.For, array: str, where: str, known: set[str]) -> tuple[ir.For, ...]:

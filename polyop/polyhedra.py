@@ -1,12 +1,13 @@
-"""Kernel IR ↔ isl for promotion and the safety proof: instance sets of accesses.
+"""Loop IR ↔ isl: instance sets of the accesses under a loop nest.
 
-A kernel's loop IR is affine where it matters (loop bounds, guards and
-subscripts built by isl's AST generator); this module turns the loops and
-guards around a node into isl constraints, so that ``polyop_cuda.promote``
-(footprints) and ``polyop_cuda.proof`` (races, bounds) can ask isl exact
-questions about the instances of an access. Conditions that are not
-quasi-affine (data-dependent guards) are dropped: the instance set then
-over-approximates, which keeps a footprint large enough and a proof sound.
+Loop IR is affine where it matters (loop bounds, guards and subscripts built
+by isl's AST generator); this module turns the loops and guards around a
+node into isl constraints, so that promotion (``polyop.promotion``:
+footprints, on CPU and GPU) and the GPU's safety proof (``polyop_cuda.proof``:
+races, bounds) can ask isl exact questions about the instances of an access.
+Conditions that are not quasi-affine (data-dependent guards) are dropped: the
+instance set then over-approximates, which keeps a footprint large enough and
+a proof sound.
 
 Variables keep their loop IR names inside isl only after renaming (``Names``),
 since names such as ``min`` or ``and`` are isl keywords.

@@ -1,0 +1,393 @@
+"""Promotion of an array into a buffer per iteration of a loop, for every target.
+
+A promotion copies the part of an array that the instances under one loop
+(``at``) touch into a buffer, and makes those instances use the buffer.
+Requested on the schedule (``cache_read(A, scope=..., at=loop)``,
+``cache_write``, ``promote_shared``: ``requests_from_schedule``), it is
+applied to the loop IR at lowering, where the footprints are known:
+
+- **footprint** (``footprint``): the elements of the array accessed under
+  ``at`` for one iteration of ``at`` and the loops around it, as a box
+  computed with isl: per dimension, the lower corner is one quasi-affine
+  function of the outer loops and sizes (``_affine_lower``: the unclamped
+  tile's where the smallest subscript is clamped at a boundary) and the size
+  the largest width over every iteration, a constant (a footprint without one
+  is refused: tile the loops under ``at``). ``set_scope``
+  (``polyop.schedule.scope``) sizes its buffers with the same function;
+- **rewrite** (``rewrite``): at the start of ``at``'s body the box is copied
+  in (when the array is read there), every access under ``at`` is redirected
+  to the buffer at ``index - corner``, and at the end the elements written
+  (and only those: the written footprint, an isl set, guards the copy-out)
+  are copied back. Copies are guarded by the array's bounds: the box of a
+  boundary tile may stick out of the array. How the box is copied is a
+  *copier*: ``serial_copier`` (nested loops; the CPU, and the GPU's
+  registers, ``polyop_cuda.registers``) or the GPU's cooperative copy of a
+  block's threads with its barriers (``polyop_cuda.promote``);
+- **CPU** (``promote_function``): ``scope="local"`` requests become local
+  arrays of the kernel (stack buffers, private to each thread inside a
+  ``parallel`` loop); ``"shared"`` is a GPU scope and refused.
+
+The rewritten loop IR is not validated again against the model, so the
+rewrite refuses what it cannot do exactly: an access to the array under
+``at`` that cannot be redirected (a micro-kernel call, an atomic update), a
+written set that is not known exactly (a store under a data-dependent
+condition), a ``parallel`` loop under ``at`` writing the buffer.
+
+Example (footprint of ``A[i, k]`` for a 16 × 16 tile of ``i`` and ``k``)::
+
+    >>> from polyop.kinds import LoopKind
+    >>> from polyop.types import f32
+    >>> I = lambda n: ir.Var(n)
+    >>> add = lambda a, b: ir.Bin("add", a, b, ir.INDEX)
+    >>> mul = lambda c, a: ir.Bin("mul", ir.Const(c), a, ir.INDEX)
+    >>> body = ir.Store("B", (I("ii"),), ir.Load("A", (add(mul(16, I("io")), I("ii")),
+    ...                                                 add(mul(16, I("ko")), I("ki"))), f32))
+    >>> inner = (ir.For("ii", ir.Const(0), ir.Const(16), 1, body, LoopKind.THREAD_X),
+    ...          ir.For("ki", ir.Const(0), ir.Const(16), 1, body))
+    >>> fp = footprint("A", [], [], list(inner), [], [body], ["n"], ["io", "ko"])
+    >>> fp.size
+    (16, 16)
+    >>> from polyop.exprtext import expr_to_c
+    >>> [expr_to_c(e) for e in fp.offset]
+    ['16 * io', '16 * ko']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import islpy as isl
+
+from . import ir
+from .errors import ScheduleError, TargetError
+from .kinds import LoopKind
+from .polyhedra import Names, NotAffine, exists, path_constraints, pw_to_ir, set_to_ir
+from .types import INDEX, DType
+
+SCOPES = ("shared", "local")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One promotion: ``array`` into ``scope`` at the loop named ``at``;
+    ``name``: the buffer's; ``auto``: ``promote_shared`` (arrays chosen by
+    the reuse test, ``budget`` in bytes or the target's)."""
+
+    array: str
+    at: str
+    scope: str
+    name: str
+    auto: bool = False
+    budget: int | None = None
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The box of ``array`` accessed under a loop: ``offset`` (loop IR
+    expressions of the outer loops and sizes), ``size`` (constants);
+    ``written``: the guard of the elements written (over ``e0``, ``e1`` …,
+    the array's subscripts), ``None`` when nothing is written."""
+
+    array: str
+    offset: tuple[ir.Expr, ...]
+    size: tuple[int, ...]
+    written: ir.Expr | None
+
+
+#: how a box is copied: ``copier(request, footprint, dtype, array shape,
+#: copy_in)`` is the statement copying it in (or the written elements out)
+Copier = Callable[[Request, Footprint, DType, Sequence[ir.Expr], bool], ir.Stmt]
+
+
+def requests_from_schedule(sch) -> list[Request]:
+    """The promotions recorded in ``sch``'s trace (``cache_read``/``cache_write``
+    with ``scope="shared"``/``"local"``, ``promote_shared``)."""
+    out = []
+    for ins in getattr(sch, "trace", ()):
+        kw = dict(ins.kwargs)
+        if ins.primitive in ("cache_read", "cache_write") and kw.get("scope") in SCOPES:
+            at = sch._loops[kw["at"].id].name
+            array = ins.args[0] if isinstance(ins.args[0], str) else ins.args[0].name
+            out.append(Request(array, at, kw["scope"], kw.get("name") or
+                               f"{array}_{kw['scope']}"))
+        elif ins.primitive == "promote_shared":
+            at = sch._loops[(ins.args[0] if ins.args else kw["at"]).id].name
+            out.append(Request("", at, "shared", "", True, kw.get("budget")))
+    return out
+
+
+# -- footprints -----------------------------------------------------------------------------
+
+def accesses(node, loops=(), conds=()):
+    """(Load or Store, enclosing loops, guards) of every access under ``node``;
+    statements of other kinds (a GPU barrier, a micro-kernel call) are skipped."""
+    def loads(e):
+        return (x for x in ir.walk(e) if isinstance(x, ir.Load))
+
+    if isinstance(node, ir.Store):
+        yield node, loops, conds
+        for e in (*node.index, node.value):
+            for x in loads(e):
+                yield x, loops, conds
+    elif isinstance(node, ir.For):
+        for e in (node.start, node.stop):
+            for x in loads(e):
+                yield x, loops, conds
+        yield from accesses(node.body, loops + (node,), conds)
+    elif isinstance(node, ir.If):
+        for x in loads(node.cond):  # a data-dependent guard reads too
+            yield x, loops, conds
+        yield from accesses(node.then, loops, conds + (node.cond,))
+        if node.else_ is not None:
+            yield from accesses(node.else_, loops, conds + (ir.Not(node.cond),))
+    elif isinstance(node, ir.Block):
+        for s in node.stmts:
+            yield from accesses(s, loops, conds)
+
+
+def footprint(array: str, outer_loops, outer_conds, inner_loops, inner_conds, stmts,
+              params, outer_vars) -> Footprint:
+    """The footprint box of ``array`` in ``stmts`` (see the module docstring):
+    ``outer_*`` enclose the promotion point (their variables, ``outer_vars``,
+    are fixed), ``inner_*`` are below it, ``params`` the sizes."""
+    fp, _ = _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars,
+                       extra=(inner_loops, inner_conds))
+    return fp
+
+
+def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra=None,
+               shape=()):
+    names = Names(list(params) + list(outer_vars))
+    outer = path_constraints(outer_loops, outer_conds, names)
+    sets, wsets, accs = [], [], []
+    for stmt in stmts:
+        for acc, loops, conds in accesses(stmt):
+            if acc.array != array:
+                continue
+            if extra is not None:
+                loops, conds = tuple(extra[0]), tuple(extra[1]) + conds
+            nm = names.add(lp.var for lp in loops)
+            inner = [nm.vars[lp.var] for lp in loops if lp.var in nm.vars]  # not fixed ones
+            dims = [f"e{d}" for d in range(len(acc.index))]
+            try:
+                cons = outer + path_constraints(loops, conds, nm) + \
+                    [f"{e} = {nm.text(x)}" for e, x in zip(dims, acc.index)]
+            except NotAffine:
+                raise ScheduleError(f"promotion of {array}: the subscript "
+                                    f"{array}[{', '.join(map(str, acc.index))}] (or a loop "
+                                    "bound around it) is not affine") from None
+            s = isl.Set(f"[{names.param_list}] -> {{ [{', '.join(dims)}] : "
+                        f"{exists(inner, cons)} }}")
+            sets.append(s)
+            accs.append((acc, loops, conds, nm))
+            if isinstance(acc, ir.Store):
+                wsets.append(s)
+    if not sets:
+        raise ScheduleError(f"promotion of {array}: no access to {array} under the loop")
+    whole = _union(sets)
+    context = isl.Set(f"[{names.param_list}] -> {{ : {' and '.join(outer) or 'true'} }}")
+    offset, size = [], []
+    for d in range(whole.dim(isl.dim_type.set)):
+        lo, hi = whole.dim_min(d), whole.dim_max(d)
+        low, width = _affine_lower(lo.gist_params(context), hi.gist_params(context))
+        if width is None:
+            raise ScheduleError(f"promotion of {array}: its footprint has no constant size "
+                                f"along dimension {d} (tile the loops under the promotion "
+                                "point by constants)")
+        size.append(width)
+        offset.append(pw_to_ir(low, names))
+    written = None
+    if wsets:
+        w = _union(wsets)
+        n = w.dim(isl.dim_type.set)
+        # the copy-out's other guards hold where this one is tested: the box,
+        # the array's bounds (``shape``), the loops around; isl drops what they imply
+        known = outer + [f"{names.text(o)} <= e{d} < {names.text(o)} + {m}"
+                         for d, (o, m) in enumerate(zip(offset, size))]
+        try:
+            known += [f"0 <= e{d} < {names.text(x)}" for d, x in enumerate(shape)]
+        except NotAffine:
+            pass
+        around = isl.Set(f"[{names.param_list}] -> {{ [{', '.join(dims)}] : "
+                         f"{' and '.join(known) or 'true'} }}")
+        w = w.union(around.complement()).coalesce().gist(around).coalesce()
+        w = w.move_dims(isl.dim_type.param, w.dim(isl.dim_type.param), isl.dim_type.set, 0, n)
+        written = set_to_ir(w.gist_params(context.align_params(w.get_space())), names)
+    return Footprint(array, tuple(offset), tuple(size), written), (names, accs)
+
+
+def _affine_lower(lo: isl.PwAff, hi: isl.PwAff) -> tuple[isl.PwAff, int | None]:
+    """One affine lower bound of a footprint's dimension and the box's width
+    from it (``None``: no constant width).
+
+    The smallest subscript ``lo`` is piecewise where a tile meets the
+    domain's boundary (a stencil's first tile starts at its halo's clamped
+    edge): a piece of ``lo`` that is below ``lo`` everywhere, with a constant
+    width up to ``hi``, is the offset of the unclamped tile, one expression
+    for every tile; the elements it adds outside the array are never copied
+    (the copies are guarded by the array's bounds). The narrowest such piece
+    wins; a single-piece ``lo`` is its own answer.
+
+    >>> lo = isl.PwAff("[t] -> { [max(0, 4 * t - 1)] }")
+    >>> hi = isl.PwAff("[t] -> { [4 * t + 4] }")
+    >>> low, width = _affine_lower(lo, hi)
+    >>> print(low, width)
+    [t] -> { [(-1 + 4t)] } 6
+    """
+    best: tuple[isl.PwAff, int | None] = (lo, None)
+    candidates = [lo] if lo.n_piece() <= 1 else \
+        [isl.PwAff.from_aff(aff) for _, aff in lo.get_pieces()]
+    for cand in candidates:
+        if lo.n_piece() > 1 and not lo.domain().is_subset(lo.ge_set(cand)):
+            continue
+        width = (hi - cand).max_val()
+        if width.is_int() and (best[1] is None or int(width.to_python()) + 1 < best[1]):
+            best = (cand, int(width.to_python()) + 1)
+    return best
+
+
+def _union(sets):
+    out = sets[0]
+    for s in sets[1:]:
+        out = out.union(s)
+    return out.coalesce()
+
+
+# -- the loop IR rewrite --------------------------------------------------------------------
+
+def find_loop(node, name, loops=(), conds=()):
+    """(the first loop ``name``, the loops and guards around it) or ``None``."""
+    if isinstance(node, ir.For):
+        if node.var == name:
+            return node, loops, conds
+        return find_loop(node.body, name, loops + (node,), conds)
+    if isinstance(node, ir.If):
+        return find_loop(node.then, name, loops, conds + (node.cond,)) or (
+            None if node.else_ is None else find_loop(node.else_, name, loops,
+                                                      conds + (ir.Not(node.cond),)))
+    if isinstance(node, ir.Block):
+        for s in node.stmts:
+            hit = find_loop(s, name, loops, conds)
+            if hit is not None:
+                return hit
+    return None
+
+
+def map_loop(node, name: str, fn, loops=(), conds=()):
+    """``node`` with every loop ``name`` replaced by ``fn(loop, loops, conds)``
+    (the loops and guards around it): isl may generate a loop more than once
+    (a full tile and a partial one)."""
+    if isinstance(node, ir.For):
+        if node.var == name:
+            return fn(node, loops, conds)
+        return replace(node, body=map_loop(node.body, name, fn, loops + (node,), conds))
+    if isinstance(node, ir.If):
+        return ir.If(node.cond, map_loop(node.then, name, fn, loops, conds + (node.cond,)),
+                     None if node.else_ is None else
+                     map_loop(node.else_, name, fn, loops, conds + (ir.Not(node.cond),)))
+    if isinstance(node, ir.Block):
+        return ir.Block(tuple(map_loop(s, name, fn, loops, conds) for s in node.stmts))
+    return node
+
+
+def replace_loop(node, name: str, new):
+    """``node`` with the loop ``name`` replaced by ``new``."""
+    return map_loop(node, name, lambda *_: new)
+
+
+def simplify(e: ir.Expr) -> ir.Expr:
+    """``e`` rewritten by isl (quasi-affine), else as it is."""
+    free = sorted({v.name for v in ir.walk(e) if isinstance(v, ir.Var)})
+    names = Names(free)
+    try:
+        pa = isl.PwAff(f"[{names.param_list}] -> {{ [({names.text(e)})] }}")
+    except NotAffine:
+        return e
+    return pw_to_ir(pa, names)
+
+
+def redirect(node, array: str, buf: str, offset):
+    """``node`` with accesses to ``array`` made to ``buf`` at ``index - offset``.
+    A micro-kernel call or an atomic update of ``array`` cannot be redirected
+    (the call's strides, the update's atomicity across copies): refused."""
+    def idx(index):
+        return tuple(simplify(ir.Bin("sub", x, o, INDEX)) for x, o in zip(index, offset))
+
+    def expr(e):
+        if isinstance(e, ir.Load) and e.array == array:
+            return ir.Load(buf, idx(tuple(expr(x) for x in e.index)), e.dtype)
+        return ir.map_children(e, expr)
+
+    def stmt(s):
+        if isinstance(s, ir.Store):
+            if s.atomic and s.array == array:
+                raise ScheduleError(f"promotion of {array} into {buf}: {s} is an atomic "
+                                    "update (a parallel reduction); a copy would lose it")
+            index = tuple(expr(x) for x in s.index)
+            return replace(s, array=buf if s.array == array else s.array,
+                           index=idx(index) if s.array == array else index, value=expr(s.value))
+        if isinstance(s, ir.For):
+            return replace(s, start=expr(s.start), stop=expr(s.stop), body=stmt(s.body))
+        if isinstance(s, ir.If):
+            return ir.If(expr(s.cond), stmt(s.then), None if s.else_ is None else stmt(s.else_))
+        if isinstance(s, ir.Block):
+            return ir.Block(tuple(stmt(x) for x in s.stmts))
+        if isinstance(s, ir.Extern) and any(isinstance(n, ir.Load) and n.array == array
+                                            for a in s.args for n in ir.walk(a)):
+            raise ScheduleError(f"promotion of {array} into {buf}: the micro-kernel call "
+                                f"{s.name} uses {array} by address; promote outside the "
+                                "tensorized loops")
+        return s  # a barrier, a call that does not touch the array
+
+    return stmt(node)
+
+
+def _guard(fp: Footprint, glob, gshape, copy_in: bool) -> ir.Expr:
+    conds: list[ir.Expr] = []
+    for g, n in zip(glob, gshape):
+        conds += [ir.Cmp("ge", g, ir.Const(0)), ir.Cmp("lt", g, n)]
+    if not copy_in:
+        conds.append(ir.substitute(fp.written, {f"e{d}": g for d, g in enumerate(glob)}))
+    out = conds[0] if conds else ir.Const(True)
+    for c in conds[1:]:
+        out = ir.Logic("and", out, c)
+    return out
+
+
+def copy_element(r: Request, fp: Footprint, dtype: DType, gshape, local,
+                 copy_in: bool) -> ir.Stmt:
+    """The copy of the box's element ``local`` (buffer subscripts) in or out,
+    guarded by the array's bounds ``gshape`` (and, out, the written set)."""
+    glob = tuple(simplify(ir.Bin("add", o, x, INDEX)) for o, x in zip(fp.offset, local))
+    if copy_in:
+        st = ir.Store(r.name, local, ir.Load(r.array, glob, dtype))
+    else:
+        st = ir.Store(r.array, glob, ir.Load(r.name, local, dtype))
+    return ir.If(_guard(fp, glob, gshape, copy_in), st)
+
+
+def serial_copier(kind: LoopKind = LoopKind.SERIAL) -> Copier:
+    """The copier of one thread: loops over the box, row-major, of ``kind``."""
+    def copy(r: Request, fp: Footprint, dtype: DType, gshape, copy_in: bool) -> ir.Stmt:
+        tag = "in" if copy_in else "out"
+        local = tuple(ir.Var(f"{r.name}_{tag}{d}", INDEX) for d in range(len(fp.size)))
+        node: ir.Stmt = copy_element(r, fp, dtype, gshape, local, copy_in)
+        for v, n in reversed(list(zip(local, fp.size))):
+            node = ir.For(v.name, ir.Const(0), ir.Const(n), 1, node, kind)
+        return node
+    return copy
+
+
+def rewrite(at: ir.For, r: Request, fp: Footprint, dtype: DType, gshape, copier: Copier,
+            transform: Callable[[ir.Stmt], ir.Stmt] | None = None) -> ir.For:
+    """``at`` with its body running on the buffer: copy-in (when ``r.array`` is
+    read there), the body redirected (then ``transform``-ed), copy-out of the
+    written elements (when some are written)."""
+    body = redirect(at.body, r.array, r.name, fp.offset)
+    if transform is not None:
+        body = transform(body)
+    read = any(isinstance(n, ir.Load) and n.array == r.array for n in ir.walk(at.body))
+    parts = [copier(r, fp, dtype, gshape, True) if read else None, body,
+             copier(r, fp, dtype, gshape, False) if fp.written is not None else None]
+    return replace(at, body=ir.Block(tuple(p for p in parts if p is not None)))
