@@ -59,6 +59,7 @@ from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
 from ..isl_ir import NotAnIndexError, pw_aff_to_ir
 from ..program import Access, Array
+from ..promotion import _affine_lower
 from ..types import INDEX
 from .handles import Loop
 from .rfactor import _unmarked
@@ -117,19 +118,21 @@ class ScopePrimitives:
 
 def _box(footprint: isl.Map, what: str) -> tuple[list[isl.PwAff], tuple[int, ...]]:
     """The lower corner (a function of the iteration) and the constant size of
-    the box holding each iteration's footprint."""
+    the box holding each iteration's footprint: per dimension the corner and
+    width of ``polyop.promotion._affine_lower``, the box of every promotion
+    (a corner clamped at a boundary gives way to the unclamped tile's)."""
     corner = []
     shape = []
     for d in range(footprint.dim(isl.dim_type.out)):
         low, high = footprint.dim_min(d).coalesce(), footprint.dim_max(d).coalesce()
-        if low.n_piece() != 1:
+        lower, size = _affine_lower(low, high)
+        if size is None and low.n_piece() != 1:
             raise ScheduleError(f"{what}: the footprint's lower bound in dimension {d} is "
                                 f"not one affine function ({low})")
-        size = high.sub(low).max_val()
-        if not size.is_int():
+        if size is None:
             raise ScheduleError(f"{what}: the footprint has no constant size in dimension {d}")
-        corner.append(low)
-        shape.append(size.to_python() + 1)
+        corner.append(lower)
+        shape.append(size)
     return corner, tuple(shape)
 
 
