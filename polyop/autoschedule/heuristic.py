@@ -44,6 +44,7 @@ from ..target import Target
 from .isl_sched import TILING_OPTIONS, Member, isl_schedule
 from .model import BandModel, Group
 from .outer import enclosed_statements, parallelise_outer
+from .strips import strip_inner, strip_middle
 
 #: tiling must cut the modelled traffic by at least this factor
 TILE_GAIN = 1.5
@@ -386,14 +387,16 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
                 inner_loops = [lp for lp in sch.get_loops(stmts[0])][-d:]
                 tile_loops = []
 
-    # -- parallel strips of the innermost loop ----------------------------------------------
+    # -- parallel strips (polyop.autoschedule.strips) -----------------------------------------
     # only for a band at the outermost level: inside a serial loop the strips
     # fork once per iteration of it (measured 1.3x slower on fdtd-2d at 1 thread)
-    if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0 \
-            and not any(lp.name.split("_")[0] in coincident
-                        for lp in tile_loops + inner_loops[:-1]):
-        inner_loops, tile_loops = _strip_inner(ctx, lead, inner_loops, tile_loops, coincident,
-                                               model.extents[-1], lanes)
+    if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
+        if not any(lp.name.split("_")[0] in coincident for lp in tile_loops + inner_loops[:-1]):
+            inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops, coincident,
+                                                  model.extents[-1], lanes)
+        else:
+            inner_loops, tile_loops = strip_middle(ctx, lead, inner_loops, tile_loops,
+                                                   coincident, list(model.extents))
 
     # -- vectorize --------------------------------------------------------------------------
     unit, vary = _unit_stride([Group(g.array, g.coeffs, g.spread, g.elem)
@@ -450,46 +453,6 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         except ScheduleError as exc:
             knob.applied = False
             knob.why += f" (refused: {str(exc).splitlines()[0]})"
-
-
-def _strip_inner(ctx: Context, lead: str, inner_loops: list, tile_loops: list,
-                 coincident: set[str], extent: int, lanes: int) -> tuple[list, list]:
-    """When only the innermost loop of a permutable band is parallel (trmm's
-    ``i, k, j``: ``i`` and ``k`` carry the update's dependences, every column
-    ``j`` is independent), split it into ``2 * cores`` strips and move the
-    strip loop outermost, so one parallel region covers the whole band instead
-    of one region per iteration of the serial loops. Returns the band's new
-    (inner loops, tile loops)."""
-    sch, cores = ctx.sch, ctx.target.cores
-    inner = inner_loops[-1]
-    strip = -(-extent // (2 * cores))
-    strip = -(-strip // lanes) * lanes
-    able = inner.name.split("_")[0] in coincident and strip < extent and strip >= 4 * lanes
-    # off unless asked: measured on trmm (MEDIUM, Zen 3) the strips gave 1.3-1.7x
-    # at 2 threads but cost 10-30 % at 1 thread (the serial loops re-read A per strip)
-    knob = ctx.decide(f"{lead}:parallel_strip", [None, strip] if able else [None], None,
-                      f"no loop outside {inner.name} is parallel; strips of {strip} "
-                      f"iterations of {inner.name} ({extent}) as the outermost, parallel "
-                      "loop would fork once, but cost 10-30 % at one thread on trmm: off"
-                      if able else "a loop outside the innermost is parallel, or the "
-                      "innermost is not (or too short to strip)",
-                      accepts=lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0)
-    if knob.chosen is None:
-        return inner_loops, tile_loops
-    try:
-        outer, rest = sch.split(inner, int(knob.chosen))
-    except ScheduleError as exc:
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
-        return inner_loops, tile_loops
-    try:
-        sch.reorder(outer, *tile_loops, *inner_loops[:-1], rest)
-    except ScheduleError as exc:
-        sch.undo()  # the split alone would only cost: back to the unsplit loop
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
-        return inner_loops, tile_loops
-    return inner_loops[:-1] + [rest], [outer] + tile_loops
 
 
 def _skew(ctx: Context, stmt: str, pos: list[int], band, names, extents, groups,
