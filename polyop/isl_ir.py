@@ -202,6 +202,23 @@ def set_to_ir(s: isl.Set, iterators: Sequence[str]) -> ir.Expr:
     return _joined("or", disjuncts, False)
 
 
+def params_set_to_ir(s: isl.Set) -> ir.Expr:
+    """A set of parameters only (existentially quantified variables allowed:
+    isl's AST build writes them with floor divisions and remainders) as a
+    boolean expression over the parameters' names.
+
+    >>> from polyop.exprtext import expr_to_c
+    >>> expr_to_c(params_set_to_ir(isl.Set("[n] -> { : exists (k : n = 4k) }")))
+    'n % 4 == 0'
+    """
+    if not s.is_params():  # a set of no dimension is no parameter set to isl's AST build
+        assert s.dim(isl.dim_type.set) == 0, s
+        s = s.params()
+    ctx = isl.Set(f"[{', '.join(s.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
+    build = isl.AstBuild.from_context(ctx)
+    return ast_expr_to_ir(build.expr_from_set(s.coalesce()))
+
+
 def _joined(op: str, parts: list[ir.Expr], empty: bool) -> ir.Expr:
     out: ir.Expr = parts[0] if parts else ir.Const(empty, ir.BOOL)
     for p in parts[1:]:
@@ -334,6 +351,8 @@ def isl_text(e: ir.Expr, names: Mapping[str, str]) -> str:
             return f"({text(x.a)} {_CMP_ISL[x.op]} {text(x.b)})"
         if isinstance(x, ir.Logic):
             return f"({text(x.a)} {x.op} {text(x.b)})"
+        if isinstance(x, ir.Not):  # the else branch of a guard
+            return f"(not {text(x.a)})"
         raise NotAnIndexError(f"'{expr_to_c(x)}' is outside isl's quasi-affine language "
                               "(or uses a name not given)")
 

@@ -38,6 +38,7 @@ from .budget import AST_OPERATIONS, VALIDATION_OPERATIONS, BudgetExceeded, isl_b
 from .coalesce import coalesce_loops
 from .errors import CodegenError
 from .program import as_program
+from .promotion import promote_function, requests_from_schedule
 from .schedule import Schedule
 from .schedule.plan import LoweringPlan
 from .validate import validate_within
@@ -63,10 +64,12 @@ def _dump(stage: str, text) -> None:
 
 
 def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True,
-             isolate: bool = True) -> ir.Function:
+             isolate: bool = True, promote: bool = True) -> ir.Function:
     """The pipeline behind ``polyop.lower`` (``polyop.api``): model → bounds → isl AST → validated
     AST → loop IR. ``validate=False`` skips the validation of the AST; ``isolate=False``
-    generates split loops without isolating full strips (GPU kernels guard partial ones)."""
+    generates split loops without isolating full strips (GPU kernels guard partial ones);
+    ``promote=False`` leaves the schedule's promotions (``cache_read(..., scope=, at=)``) to
+    the caller (GPU lowering applies them to its kernels)."""
     plan = lowering_plan(obj, schedule)
     program = plan.program
     _dump("model", program)
@@ -93,6 +96,8 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
               for a in program.arrays.values() if a.temporary and a.ndim}
     fn = ir.Function(program.name, tuple(params), temps, body,
                      {"temp_shapes": shapes, "requires": requires})
+    if promote:  # per-iteration buffers: exact by construction, after validation
+        fn = promote_function(fn, requests_from_schedule(obj))
     _dump("ir", fn)
     return fn
 

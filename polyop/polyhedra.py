@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 import islpy as isl
 
 from polyop import ir
-from polyop.isl_ir import NotAnIndexError, ast_expr_to_ir, isl_text, pw_aff_to_ir
+from polyop.isl_ir import NotAnIndexError, isl_text, params_set_to_ir, pw_aff_to_ir
 from polyop.types import INDEX
 
 #: an expression outside isl's quasi-affine language (``polyop.isl_ir``'s error)
@@ -117,14 +117,8 @@ def pw_to_ir(pa: isl.PwAff, names: Names) -> ir.Expr:
 def set_to_ir(s: isl.Set, names: Names) -> ir.Expr:
     """A parameter-only set as a loop IR condition in the original names.
 
-    Through isl's AST build rather than ``polyop.isl_ir.set_to_ir``: the sets
-    here (a footprint's written elements) may have existentially quantified
-    variables (a strided access), which the AST build writes with floor
-    divisions and remainders; the translation of its expression is the bridge's.
+    Through ``polyop.isl_ir.params_set_to_ir`` rather than its ``set_to_ir``:
+    the sets here (a footprint's written elements) may have existentially
+    quantified variables (a strided access).
     """
-    if not s.is_params():  # a set of no dimension is no parameter set to isl's AST build
-        assert s.dim(isl.dim_type.set) == 0, s
-        s = s.params()
-    ctx = isl.Set(f"[{', '.join(s.get_space().get_var_names(isl.dim_type.param))}] -> {{ : }}")
-    build = isl.AstBuild.from_context(ctx)
-    return names.back(ast_expr_to_ir(build.expr_from_set(s.coalesce())))
+    return names.back(params_set_to_ir(s))

@@ -190,7 +190,7 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
     offset, size = [], []
     for d in range(whole.dim(isl.dim_type.set)):
         lo, hi = whole.dim_min(d), whole.dim_max(d)
-        low, width = _affine_lower(lo.gist_params(context), hi.gist_params(context))
+        low, width = _affine_lower(lo, hi, context)
         if width is None:
             raise ScheduleError(f"promotion of {array}: its footprint has no constant size "
                                 f"along dimension {d} (tile the loops under the promotion "
@@ -217,9 +217,11 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
     return Footprint(array, tuple(offset), tuple(size), written), (names, accs)
 
 
-def _affine_lower(lo: isl.PwAff, hi: isl.PwAff) -> tuple[isl.PwAff, int | None]:
+def _affine_lower(lo: isl.PwAff, hi: isl.PwAff,
+                  context: isl.Set | None = None) -> tuple[isl.PwAff, int | None]:
     """One affine lower bound of a footprint's dimension and the box's width
-    from it (``None``: no constant width).
+    from it (``None``: no constant width), where the parameters satisfy
+    ``context`` (the loops and guards around the promotion point).
 
     The smallest subscript ``lo`` is piecewise where a tile meets the
     domain's boundary (a stencil's first tile starts at its halo's clamped
@@ -235,13 +237,18 @@ def _affine_lower(lo: isl.PwAff, hi: isl.PwAff) -> tuple[isl.PwAff, int | None]:
     >>> print(low, width)
     [t] -> { [(-1 + 4t)] } 6
     """
+    where = lo.domain()
+    if context is not None:  # the box only holds where the code runs
+        lo, hi = lo.gist_params(context), hi.gist_params(context)
+        where = lo.domain().intersect_params(context)
     best: tuple[isl.PwAff, int | None] = (lo, None)
     candidates = [lo] if lo.n_piece() <= 1 else \
         [isl.PwAff.from_aff(aff) for _, aff in lo.get_pieces()]
     for cand in candidates:
-        if lo.n_piece() > 1 and not lo.domain().is_subset(lo.ge_set(cand)):
+        if lo.n_piece() > 1 and not where.is_subset(lo.ge_set(cand)):
             continue
-        width = (hi - cand).max_val()
+        diff = hi - cand
+        width = (diff if context is None else diff.intersect_params(context)).max_val()
         if width.is_int() and (best[1] is None or int(width.to_python()) + 1 < best[1]):
             best = (cand, int(width.to_python()) + 1)
     return best
@@ -391,3 +398,119 @@ def rewrite(at: ir.For, r: Request, fp: Footprint, dtype: DType, gshape, copier:
     parts = [copier(r, fp, dtype, gshape, True) if read else None, body,
              copier(r, fp, dtype, gshape, False) if fp.written is not None else None]
     return replace(at, body=ir.Block(tuple(p for p in parts if p is not None)))
+
+
+# -- CPU targets ----------------------------------------------------------------------------
+
+def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Function:
+    """``fn``, a CPU kernel's loop IR, with the promotions ``requests`` applied:
+    each buffer a local array of the kernel (a stack array, private to each
+    thread inside a ``parallel`` loop), copied by ``serial_copier`` at every
+    loop named ``at`` (isl may generate a loop more than once), its shape the
+    largest box. ``"shared"`` (GPU shared memory) is a ``TargetError``; what
+    cannot be promoted exactly a ``ScheduleError`` (module docstring).
+
+    Example (a 4-element strip of ``A`` per iteration of ``io``)::
+
+        >>> from polyop.types import f64, i64
+        >>> i = ir.Bin("add", ir.Bin("mul", ir.Const(4), ir.Var("io"), INDEX), ir.Var("ii"),
+        ...            INDEX)
+        >>> nest = ir.For("io", ir.Const(0), ir.Const(2), 1, ir.For("ii", ir.Const(0),
+        ...               ir.Const(4), 1, ir.Store("B", (i,), ir.Load("A", (i,), f64))))
+        >>> fn = ir.Function("copy", (ir.Param("A", "array", f64, (ir.Const(8),)),
+        ...                  ir.Param("B", "array", f64, (ir.Const(8),))), (), nest)
+        >>> new = promote_function(fn, [Request("A", "io", "local", "A_local")])
+        >>> new.temps, new.meta["temp_shapes"]
+        ((('A_local', f64),), {'A_local': (4,)})
+        >>> print(new.body.body.stmts[1])
+        for (ii = 0; ii < 4; ii += 1)
+          B[4 * io + ii] = A_local[ii];
+    """
+    if not requests:
+        return fn
+    params = [p.name for p in fn.params if p.kind == "size"]
+    local_shapes = dict(fn.meta.get("temp_shapes", {}))
+    arrays = {p.name: (p.dtype, tuple(p.shape)) for p in fn.params if p.kind == "array"}
+    arrays.update({n: (dt, tuple(ir.Const(x, INDEX) for x in local_shapes[n]))
+                   for n, dt in fn.temps if n in local_shapes})
+    taken = {p.name for p in fn.params} | {n for n, _ in fn.temps} | \
+        {x.var for x in ir.walk(fn.body) if isinstance(x, ir.For)}
+    body, temps = fn.body, list(fn.temps)
+    for r in requests:
+        what = f"promotion of {r.array} at loop {r.at}"
+        if r.auto or r.scope == "shared":
+            raise TargetError(f"{'promote_shared' if r.auto else what}: scope 'shared' is GPU "
+                              f"shared memory, a GPU scope, and {fn.name} is built for a CPU; "
+                              "use scope='local' (a buffer per iteration of the loop) or "
+                              "build for target='cuda' or 'opencl'")
+        if r.array not in arrays or not arrays[r.array][1]:
+            raise ScheduleError(f"{what}: {r.array} is no array of kernel {fn.name} with "
+                                "dimensions to tile")
+        if r.name in taken:
+            raise ScheduleError(f"{what}: the buffer's name {r.name} is taken in kernel "
+                                f"{fn.name}; give another one (name=...)")
+        if find_loop(body, r.at) is None:
+            raise ScheduleError(f"{what}: there is no loop {r.at} in the generated code of "
+                                f"{fn.name}")
+        dtype, gshape = arrays[r.array]
+        sizes: list[tuple[int, ...]] = []
+
+        def one(at: ir.For, loops, conds, r=r, dtype=dtype, gshape=gshape, sizes=sizes):
+            if not any(isinstance(n, (ir.Load, ir.Store)) and n.array == r.array
+                       for n in ir.walk(at.body)):
+                return at  # a copy of the loop for other statements
+            _check_exact(r, at, loops, params)
+            fp, _ = _footprint(r.array, loops + (at,), conds, [at.body], params,
+                               [lp.var for lp in loops] + [at.var], shape=gshape)
+            sizes.append(fp.size)
+            return rewrite(at, r, fp, dtype, gshape, serial_copier())
+
+        body = map_loop(body, r.at, one)
+        if not sizes:
+            raise ScheduleError(f"{what}: no access to {r.array} under the loop")
+        shape = tuple(max(s[d] for s in sizes) for d in range(len(sizes[0])))
+        temps.append((r.name, dtype))
+        local_shapes[r.name] = shape
+        arrays[r.name] = (dtype, tuple(ir.Const(x, INDEX) for x in shape))
+        taken.add(r.name)
+    return replace(fn, body=body, temps=tuple(temps),
+                   meta={**fn.meta, "temp_shapes": local_shapes})
+
+
+def _check_exact(r: Request, at: ir.For, loops, params) -> None:
+    """Refuse a promotion at ``at`` whose copy-out would not be exact: a store
+    to ``r.array`` under a guard isl cannot read (its written set would be
+    larger than what runs, and writing back an element nobody wrote can undo
+    another thread's write), or a ``parallel`` loop under ``at`` storing to
+    the buffer (each thread would write its own copy of it)."""
+    names = Names(list(params), [lp.var for lp in loops] + [at.var] +
+                  [x.var for x in ir.walk(at.body) if isinstance(x, ir.For)])
+
+    def visit(node, conds, par):
+        if isinstance(node, ir.Store) and node.array == r.array:
+            if par is not None:
+                raise ScheduleError(f"promotion of {r.array} at loop {r.at}: the parallel "
+                                    f"loop {par} under it writes {r.array}, and each thread "
+                                    "would write its own copy of the buffer; promote at or "
+                                    f"inside loop {par}")
+            for c in conds:
+                try:
+                    isl.Set(f"[{names.param_list}] -> {{ [{', '.join(names.vars.values())}]"
+                            f" : {names.text(c)} }}")
+                except (NotAffine, isl.Error):
+                    raise ScheduleError(f"promotion of {r.array} at loop {r.at}: {r.array} is "
+                                        f"written under the data-dependent condition {c}, so "
+                                        "the elements written are not known exactly; promote "
+                                        "outside that condition") from None
+        elif isinstance(node, ir.For):
+            inner = node.var if node.kind is LoopKind.PARALLEL and par is None else par
+            visit(node.body, conds, inner)
+        elif isinstance(node, ir.If):
+            visit(node.then, conds + (node.cond,), par)
+            if node.else_ is not None:
+                visit(node.else_, conds + (ir.Not(node.cond),), par)
+        elif isinstance(node, ir.Block):
+            for s in node.stmts:
+                visit(s, conds, par)
+
+    visit(at.body, (), None)

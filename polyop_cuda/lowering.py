@@ -92,7 +92,7 @@ def lower(obj, schedule=None, *, target, validate: bool = True) -> LoweredGpu:
     if not t.is_gpu:
         raise TargetError(f"polyop_cuda.lower: target {t} is not a GPU target "
                           "(cuda or opencl)")
-    fn = lower_ir(obj, schedule, validate=validate, isolate=False)
+    fn = lower_ir(obj, schedule, validate=validate, isolate=False, promote=False)
     model = obj.program if isinstance(obj, Schedule) else as_program(obj)
     prog = warp_kernels(extract(fn, model), t)  # WMMA tiles run on whole warps
     sch = schedule if schedule is not None else obj
