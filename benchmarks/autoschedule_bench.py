@@ -20,6 +20,13 @@ Usage::
 
     python benchmarks/autoschedule_bench.py                   # all, MEDIUM
     python benchmarks/autoschedule_bench.py --kernels gemm,2mm --repeat 3
+    python benchmarks/autoschedule_bench.py --timetile --kernels jacobi-1d,jacobi-2d \
+        --json benchmarks/results/autoschedule_timetile.json
+
+``--timetile`` adds, for kernels whose schedule has a ``<stmt>:time_tile``
+knob, auto with that knob forced on (``timetile_on``) and off
+(``timetile_off``) to the interleaved runs, and at 1 and 2 threads
+timetile_on, timetile_off and default interleaved.
 """
 
 from __future__ import annotations
@@ -53,7 +60,19 @@ def _median_ms(ts: list[float]) -> float:
     return 1e3 * statistics.median(ts)
 
 
-def bench_one(bench, size: str, repeat: int, target: str) -> dict:
+def _timetile_variants(bench, sch, target: str, sizes: dict) -> dict:
+    """auto with the time-tiling knob forced on and off (``--timetile``)."""
+    names = [k.name for k in sch.explanation.knobs if k.name.endswith(":time_tile")]
+    out = {}
+    for name in names[:1]:
+        for label, value in (("timetile_on", True), ("timetile_off", False)):
+            s = polyop.auto_schedule(bench.kernel, target, sizes=sizes, knobs={name: value})
+            t0 = time.perf_counter()
+            out[label] = (polyop.build(s), time.perf_counter() - t0, s)
+    return out
+
+
+def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False) -> dict:
     import numba
 
     sizes = bench.sizes[size]
@@ -73,12 +92,18 @@ def bench_one(bench, size: str, repeat: int, target: str) -> dict:
     default.compile()
     nb = numba.njit(bench.kernel.py_func)
     pb.timed_call(nb, args, order)  # compile
+    variants = _timetile_variants(bench, sch, target, sizes) if timetile else {}
+    for label, (_, secs, s) in variants.items():
+        res[f"{label}_compile_s"] = secs
+        res[f"{label}_schedule"] = str(s).splitlines()[1:]
+    fns = [("auto", auto), ("default", default), ("numba", nb)] + \
+        [(label, v[0]) for label, v in variants.items()]
 
     set_num_threads(1)
-    times: dict[str, list[float]] = {"auto": [], "default": [], "numba": []}
+    times: dict[str, list[float]] = {name: [] for name, _ in fns}
     outs: dict[str, dict] = {}
     for _ in range(repeat):
-        for name, fn in (("auto", auto), ("default", default), ("numba", nb)):
+        for name, fn in fns:
             t, outs[name] = pb.timed_call(fn, args, order)
             times[name].append(t)
     for name, ts in times.items():
@@ -90,9 +115,22 @@ def bench_one(bench, size: str, repeat: int, target: str) -> dict:
     # best-of-n: on a loaded machine the least disturbed run of each
     res["speedup_vs_numba_min"] = res["numba_min_ms"] / res["auto_min_ms"]
     res["speedup_vs_default_min"] = res["default_min_ms"] / res["auto_min_ms"]
-    res["match"] = bool(all(np.allclose(outs["auto"][o], outs["numba"][o], rtol=pb.RTOL,
+    res["match"] = bool(all(np.allclose(outs[v][o], outs["numba"][o], rtol=pb.RTOL,
                                         atol=pb.ATOL, equal_nan=True)
-                            for o in bench.outputs))
+                            for o in bench.outputs for v in outs))
+    for label in variants:
+        res[f"{label}_vs_default"] = res["default_ms"] / res[f"{label}_ms"]
+    if variants:  # time tiles' wavefront vs per-step parallel loops, at 1 and 2 threads
+        runs: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            for threads in (1, 2):
+                set_num_threads(threads)
+                for name, fn in [("default", default)] + \
+                        [(label, v[0]) for label, v in variants.items()]:
+                    runs.setdefault(f"{name}_{threads}t", []).append(
+                        pb.timed_call(fn, args, order)[0])
+        set_num_threads(1)
+        res["threads_ms"] = {k: _median_ms(v) for k, v in runs.items()}
     if parallel:
         t1, t2 = [], []
         for _ in range(repeat):
@@ -118,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--target", default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--timetile", action="store_true",
+                    help="also time auto with the time-tiling knob forced on and off")
     ap.add_argument("--conditions", default="not recorded",
                     help="what else ran on the machine, recorded in the JSON")
     opts = ap.parse_args(argv)
@@ -131,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"[{opts.size}] {name} ...", file=sys.stderr, flush=True)
         try:
-            results.append(bench_one(BENCHES[name], opts.size, opts.repeat, opts.target))
+            results.append(bench_one(BENCHES[name], opts.size, opts.repeat, opts.target,
+                                     opts.timetile))
         except Exception as exc:  # noqa: BLE001  (reported in the table and the JSON)
             results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
 
@@ -148,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['speedup_vs_default']:7.2f}x {two:>6s}  "
               f"{'ok' if r['match'] else 'MISMATCH'}")
     ok = [r for r in results if "error" not in r]
+    for r in ok:
+        if "timetile_on_ms" in r:
+            print(f"{r['kernel']:16s} time tiles on {r['timetile_on_ms']:.3f} ms "
+                  f"({r['timetile_on_vs_default']:.2f}x default), off "
+                  f"{r['timetile_off_ms']:.3f} ms ({r['timetile_off_vs_default']:.2f}x); "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in r["threads_ms"].items()))
     summary = {
         "geomean_auto_vs_numba": _geo([r["speedup_vs_numba"] for r in ok]),
         "geomean_auto_vs_default": _geo([r["speedup_vs_default"] for r in ok]),
