@@ -45,6 +45,7 @@ from .isl_sched import TILING_OPTIONS, Member, isl_schedule
 from .model import BandModel, Group
 from .outer import enclosed_statements, parallelise_outer
 from .strips import strip_inner, strip_middle
+from .timetile import time_tile
 
 #: tiling must cut the modelled traffic by at least this factor
 TILE_GAIN = 1.5
@@ -109,7 +110,7 @@ def schedule_nests(ctx: Context) -> None:
     """Apply the heuristic to every nest of ``ctx.sch`` (see the module docstring)."""
     program = ctx.sch.program
     depth = {s.name: len(s.iterators) for s in program.statements}
-    done: set[str] = set()
+    done: set[str] = time_tile(ctx)  # a stencil's statements, time-tiled together
     for stmt in sorted(depth, key=lambda s: (-depth[s], _order(s))):
         if depth[stmt] < 1 or stmt in done:
             continue
