@@ -439,7 +439,8 @@ def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Functio
     for r in requests:
         what = f"promotion of {r.array} at loop {r.at}"
         if r.auto or r.scope == "shared":
-            raise TargetError(f"{'promote_shared' if r.auto else what}: scope 'shared' is GPU "
+            who = f"promote_shared at loop {r.at}" if r.auto else what
+            raise TargetError(f"{who}: scope 'shared' is GPU "
                               f"shared memory, a GPU scope, and {fn.name} is built for a CPU; "
                               "use scope='local' (a buffer per iteration of the loop) or "
                               "build for target='cuda' or 'opencl'")
@@ -455,15 +456,20 @@ def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Functio
         dtype, gshape = arrays[r.array]
         sizes: list[tuple[int, ...]] = []
 
-        def one(at: ir.For, loops, conds, r=r, dtype=dtype, gshape=gshape, sizes=sizes):
+        def one(at: ir.For, loops, conds, r=r, dtype=dtype, gshape=gshape, sizes=sizes,
+                what=what):
             if not any(isinstance(n, (ir.Load, ir.Store)) and n.array == r.array
                        for n in ir.walk(at.body)):
                 return at  # a copy of the loop for other statements
             _check_exact(r, at, loops, params)
-            fp, _ = _footprint(r.array, loops + (at,), conds, [at.body], params,
-                               [lp.var for lp in loops] + [at.var], shape=gshape)
-            sizes.append(fp.size)
-            return rewrite(at, r, fp, dtype, gshape, serial_copier())
+            try:
+                fp, _ = _footprint(r.array, loops + (at,), conds, [at.body], params,
+                                   [lp.var for lp in loops] + [at.var], shape=gshape)
+                sizes.append(fp.size)
+                return rewrite(at, r, fp, dtype, gshape, serial_copier())
+            except ScheduleError as e:  # the same refusal, naming the loop too
+                raise ScheduleError(str(e).replace(f"promotion of {r.array}", what, 1)) \
+                    from None
 
         body = map_loop(body, r.at, one)
         if not sizes:
