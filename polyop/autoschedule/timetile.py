@@ -292,6 +292,8 @@ def time_tile(ctx) -> set[str]:
            f"cycles; compute {compute:.4g} cycles at {tm.ops} memory operations per "
            f"instance, {LOADS_PER_CYCLE} a cycle, {lanes} lanes) (needs {GAIN}x)")
     knob = ctx.decide(f"{lead}:time_tile", [False, True], gain >= GAIN and bool(ranked), why)
+    if knob.why == "set by the caller":
+        knob.why += f" (the model: {why})"
     if not knob.chosen:
         return set()
     d = st.depth
