@@ -23,6 +23,17 @@ Usage::
     python benchmarks/autoschedule_bench.py --timetile --kernels jacobi-1d,jacobi-2d \
         --json benchmarks/results/autoschedule_timetile.json
 
+``--parallel-only`` times only the kernels whose schedule has a parallel
+loop (the others are listed in the JSON's summary); with it, 1 against 2
+threads on an otherwise idle machine::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/autoschedule_bench.py \
+        --parallel-only --repeat 9 --json benchmarks/results/autoschedule_medium_parallel.json \
+        --conditions "the kernels with a parallel loop, --repeat 9, no other job on the machine"
+
+The JSON has each kernel's forks per call at 2 threads (regions that got a
+team) and whether its 2-thread outputs match numba's.
+
 ``--timetile`` adds, for kernels whose schedule has a ``<stmt>:time_tile``
 knob, auto with that knob forced on (``timetile_on``) and off
 (``timetile_off``) to the interleaved runs, and at 1 and 2 threads
@@ -52,7 +63,7 @@ import hostinfo  # noqa: E402
 import polybench_bench as pb  # noqa: E402
 
 import polyop  # noqa: E402
-from polyop.codegen.parallel import set_num_threads  # noqa: E402
+from polyop.codegen.parallel import set_num_threads, team_regions  # noqa: E402
 from tests.polybench import BENCHES  # noqa: E402
 
 
@@ -72,7 +83,18 @@ def _timetile_variants(bench, sch, target: str, sizes: dict) -> dict:
     return out
 
 
-def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False) -> dict:
+def _parallel_loops(sch) -> int:
+    """Parallel loops of the schedule's loop nest (the heuristic's, the outer
+    pass's and time tiling's wavefronts alike)."""
+    from polyop.ir import For, walk
+    from polyop.kinds import LoopKind
+
+    return sum(isinstance(s, For) and s.kind == LoopKind.PARALLEL
+               for s in walk(polyop.lower(sch)))
+
+
+def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False,
+              parallel_only: bool = False) -> dict:
     import numba
 
     sizes = bench.sizes[size]
@@ -85,9 +107,11 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
     res["auto_compile_s"] = time.perf_counter() - t0
     res["schedule"] = str(sch).splitlines()[1:]
     res["knobs"] = {k.name: repr(k.chosen) for k in sch.explanation.knobs if k.applied}
-    parallel = any(k.name.endswith(":parallel") and k.applied and k.chosen is not None
-                   for k in sch.explanation.knobs)
+    res["parallel_loops"] = _parallel_loops(sch)
+    parallel = res["parallel_loops"] > 0
     res["has_parallel_loop"] = parallel
+    if parallel_only and not parallel:
+        return {**res, "skipped": "no parallel loop"}
     default = polyop.kernel(bench.kernel.py_func)
     default.compile()
     nb = numba.njit(bench.kernel.py_func)
@@ -138,6 +162,16 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
             t1.append(pb.timed_call(auto, args, order)[0])
             set_num_threads(2)
             t2.append(pb.timed_call(auto, args, order)[0])
+        # deterministic evidence beside the times: regions that got a team
+        # (forks) in one call at 2 threads, and the 2-thread outputs checked
+        set_num_threads(2)
+        r0 = team_regions()
+        out2 = pb.timed_call(auto, args, order)[1]
+        res["forks_per_call_2_threads"] = team_regions() - r0
+        res["match_2_threads"] = bool(all(
+            np.allclose(out2[o], outs["numba"][o], rtol=pb.RTOL, atol=pb.ATOL, equal_nan=True)
+            for o in bench.outputs))
+        res["match"] = res["match"] and res["match_2_threads"]
         set_num_threads(1)
         res["auto_1thread_ms"], res["auto_2threads_ms"] = _median_ms(t1), _median_ms(t2)
         res["speedup_2_threads"] = res["auto_1thread_ms"] / res["auto_2threads_ms"]
@@ -158,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--timetile", action="store_true",
                     help="also time auto with the time-tiling knob forced on and off")
+    ap.add_argument("--parallel-only", action="store_true",
+                    help="time only the kernels whose schedule has a parallel loop")
     ap.add_argument("--conditions", default="not recorded",
                     help="what else ran on the machine, recorded in the JSON")
     opts = ap.parse_args(argv)
@@ -172,9 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{opts.size}] {name} ...", file=sys.stderr, flush=True)
         try:
             results.append(bench_one(BENCHES[name], opts.size, opts.repeat, opts.target,
-                                     opts.timetile))
+                                     opts.timetile, opts.parallel_only))
         except Exception as exc:  # noqa: BLE001  (reported in the table and the JSON)
             results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
+    skipped = [r["kernel"] for r in results if "skipped" in r]
+    results = [r for r in results if "skipped" not in r]
+    if skipped:
+        print(f"no parallel loop (not timed): {', '.join(skipped)}", file=sys.stderr)
 
     print(f"\nPolyBench/C 4.2.1 {opts.size}, 1 thread, medians of {opts.repeat} interleaved runs")
     print(f"{'kernel':16s} {'auto ms':>9s} {'default':>9s} {'numba':>9s} {'vs numba':>9s} "
@@ -212,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                 _geo([r["speedup_2_threads_min"] for r in ok if "speedup_2_threads_min" in r]),
         },
         "parallel_kernels": [r["kernel"] for r in ok if "speedup_2_threads" in r],
+        "forks_per_call_2_threads": {r["kernel"]: r["forks_per_call_2_threads"] for r in ok
+                                     if "forks_per_call_2_threads" in r},
+        "not_timed_no_parallel_loop": skipped,
     }
     for k, v in summary.items():
         if isinstance(v, dict):
