@@ -41,11 +41,18 @@ legality-checked primitive:
 
 1. ``xp``: an ``if_then_else`` on the border, computed once (O(C·H·W), never
    inside the micro-kernel); NHWC without padding reads ``x`` itself; an NCHW
-   1 × 1 convolution with a stride copies only the pixels it reads.
+   1 × 1 convolution with a stride copies only the pixels it reads. NCHW's
+   input is first transposed channels last (``xt``, or ``xp`` itself without
+   a border), then bordered along the channels, so that neither copy has a
+   condition that varies along its vector loop.
 2. ``cache_read`` packs the weights into panels of ``nr`` filters (``mr`` for
-   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]``, zero-padded to
-   whole panels (and, for vectors along pixels, by default the input into
-   panels of ``nr`` pixels, ``ConvTiling.default``). With
+   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` (the filters past
+   ``F`` in the last panel are neither copied nor read), and, for vectors
+   along pixels, by default the input into panels of ``nr`` pixels
+   (``ConvTiling.default``). The copies that transpose (NCHW's input and
+   weights) read the source in vectors along its rows and store lane by lane
+   (``polyop.ops.copies``): left to LLVM's loop vectorizer, they were gathers
+   and scatters on AVX-512. With
    ``packed_weights`` the operator takes ``w`` in that layout instead
    (``weight_layout``, ``Conv2d.pack_weights``): constant weights are packed
    once, at set-up, as TVM and oneDNN do for inference. On 3 × 3 512 → 512 at
@@ -91,6 +98,7 @@ from .. import te
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 from ..target import Target, as_target
+from .copies import transpose_by_blocks
 from .matmul import (
     CompiledOperator,
     copy_panels_per_pass,
@@ -250,7 +258,9 @@ class ConvStages:
     the zero-bordered input ``xp`` (or ``None``), the reduction ``conv`` and
     the output ``out`` (``conv`` itself, or the epilogue reading it); ``kc`` is
     the channel block in use (``C`` when unblocked); with ``packed_weights``,
-    ``w`` is already in the layout of ``weight_layout``."""
+    ``w`` is already in the layout of ``weight_layout``; ``transpose`` is the
+    stage that copies NCHW's input channels last, ``hwc[h, w, c] = x[c, h, w]``
+    (``xt``, or ``xp`` itself when there is no border), or ``None``."""
 
     shape: ConvShape
     tiling: ConvTiling
@@ -262,6 +272,7 @@ class ConvStages:
     out: te.Tensor
     kc: int
     packed_weights: bool = False
+    transpose: te.Tensor | None = None
 
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
@@ -307,13 +318,16 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         ci = te.reduce_axis((0, kc), name="c_inner")
         ch, axes = co * kc + ci, [co, r, s, ci]
     layout, packed_shape = weight_layout(shape, tiling)
-    w = te.placeholder(packed_shape if packed_weights else dims["w"], dtype, name="w")
+    # NCHW 1 x 1 weights viewed as [F, C · R · S]: c is their last subscript
+    flat = shape.layout == "NCHW" and R == S == 1 and not packed_weights
+    w = te.placeholder(packed_shape if packed_weights else (F, C) if flat else dims["w"],
+                       dtype, name="w")
 
     def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
         at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
         if packed_weights:
             return w[layout(*at) if kc == C else _packed_block(layout(*at), co, ci)]
-        return w[at]
+        return w[(f, c * R * S + r_ * S + s_) if flat else at]
 
     extra = _epilogue_params(F, dtype, bias, bn)
     fused = bias or bn or relu
@@ -321,7 +335,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     def epilogue(v, f):
         return _epilogue(v, f, extra, relu, dtype)
 
-    xp = None
+    xp = transpose = None
     if tiling.vector == "pixels":  # x as [C, H · W], out as [F, H · W]
         x = te.placeholder((C, H * W), dtype, name="x")
         conv = te.compute((F, H * W), lambda f, q: te.reduce_sum(
@@ -336,10 +350,19 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
             xp = src = te.compute((Ho, Wo, C), lambda h, w_, c_: x[c_, h * st, w_ * st],
                                   name="xp")
             step = 1
-        elif pad or not nhwc:
+        elif not nhwc and pad == 0:  # channels last, nothing to pad
+            xp = src = transpose = te.compute((H, W, C), lambda h, w_, c_: x[c_, h, w_],
+                                              name="xp")
+        elif pad:
+            # NCHW: transposed first (xt), then padded channels last, so that
+            # each copy has a vector loop with no condition varying in it
+            hwc = x if nhwc else te.compute((H, W, C), lambda h, w_, c_: x[c_, h, w_],
+                                             name="xt")
+            transpose = None if nhwc else hwc
+
             def padded(h, w_, c_):
-                at = (h - pad, w_ - pad, c_) if nhwc else (c_, h - pad, w_ - pad)
-                return te.if_then_else(_inside(h, w_, H, W, pad), x[at], zero)
+                return te.if_then_else(_inside(h, w_, H, W, pad), hwc[h - pad, w_ - pad, c_],
+                                       zero)
 
             xp = src = te.compute((H + 2 * pad, W + 2 * pad, C), padded, name="xp")
 
@@ -357,7 +380,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         else:
             out = conv
     return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
-                      packed_weights)
+                      packed_weights, transpose)
 
 
 def weight_layout(shape: ConvShape, tiling: ConvTiling):
@@ -423,11 +446,12 @@ def _epilogue(v, f, extra: tuple[te.Tensor, ...], relu: bool, dtype: str):
     return te.maximum(v, te.const(0, dtype)) if relu else v
 
 
-def schedule_conv2d(sch: Schedule, stages: ConvStages,
-                    parallel: bool = False) -> dict[str, Loop]:
+def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
+                    target: Target | str | None = None) -> dict[str, Loop]:
     """Apply the packed, register-blocked implicit-GEMM schedule (module
     docstring) with ``stages.tiling`` to the stages of ``conv2d_compute`` in
-    ``sch``. Returns the convolution's loops by name: ``pixel_outer``,
+    ``sch``; ``target`` (default the host) sets the vectors of the copies.
+    Returns the convolution's loops by name: ``pixel_outer``,
     ``filter_outer``, the reduction loops, ``pixel_inner``, ``filter_inner``.
 
     Example::
@@ -442,10 +466,19 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     """
     t, shape, conv, kc = stages.tiling, stages.shape, stages.conv, stages.kc
     pixels = t.vector == "pixels"
-    copies: list = [stages.xp] if stages.xp is not None else []
+    lanes = as_target(target).lanes(conv.dtype.numpy.name)
+    copies: list = [c for c in (stages.transpose, stages.xp) if c is not None]
+    if stages.transpose is not None:  # x[c, h, w] read along w, a block at a time
+        _, w_loop, _ = sch.get_loops(stages.transpose)
+        transpose_by_blocks(sch, stages.transpose.name, w_loop.name, lanes)
     if not stages.packed_weights:
-        sch.cache_read(stages.w, conv, layout=weight_layout(shape, t)[0], pad=0.0, name="Wp")
+        packed = weight_layout(shape, t)[0]
+        flat = len(stages.w.shape) == 2  # NCHW 1 x 1 weights viewed as [F, C]
+        sch.cache_read(stages.w, conv, layout=(lambda f, c: packed(f, c, 0, 0)) if flat
+                       else packed, name="Wp")
         copies.append("Wp")
+        if shape.layout == "NCHW":
+            _transpose_weights(sch, shape, lanes)
     per_panel = t.pack_input and t.pixels_outer
     if t.pack_input:  # x[c, q] in panels of nr pixels, Xp[q // nr, c, q % nr]
         sch.cache_read(stages.x, conv, layout=lambda c, q: (q // t.nr, c, q % t.nr),
@@ -489,6 +522,22 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages,
     loops.update({lp.name: lp for lp in red})
     loops.update({"pixel_inner": pixel_i, "filter_inner": filter_i})
     return loops
+
+
+def _transpose_weights(sch: Schedule, shape: ConvShape, lanes: int) -> None:
+    """Order the copy of NCHW weights ``w[f, c, r, s]`` into panels of
+    filters (``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``, a
+    transpose): for a 1 × 1 window, a blocked transpose along ``c``
+    (``transpose_by_blocks``); otherwise each filter's window copied by the
+    loop over its channels, with the window unrolled (its ``R · S`` elements
+    are contiguous in ``w``, at ``R · S`` places in ``Wp``): scalar copies
+    that no vectorizer turns into gathers."""
+    *outer, r, s, c, f = sch.get_loops("Wp")
+    if shape.R == shape.S == 1:
+        transpose_by_blocks(sch, "Wp", c.name, lanes)
+        return
+    sch.reorder(*outer, f, c, r, s)
+    sch.vectorize(s)
 
 
 class Conv2d(CompiledOperator):
@@ -640,7 +689,7 @@ def conv2d(C: int, H: int, W: int, F: int, R: int = 3, S: int | None = None, *,
     stages = conv2d_compute(shape, dtype, tiling, bias=bias, bn=bn, relu=relu,
                             packed_weights=packed_weights, threads=threads, target=target)
     sch = te.create_schedule(stages.out, name="conv2d")
-    schedule_conv2d(sch, stages, parallel=threads > 1)
+    schedule_conv2d(sch, stages, parallel=threads > 1, target=target)
     name = f"conv2d_{layout.lower()}" + "".join(
         f"_{k}" for k, on in (("packed", packed_weights), ("bias", bias), ("bn", bn),
                               ("relu", relu)) if on)

@@ -65,6 +65,7 @@ from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 from ..settings import check_int
 from ..target import Target, as_target
+from .copies import transpose_by_blocks
 
 #: bytes of a slice of ``k`` (``kc`` elements): 4 KiB, 8 KiB where ``A``'s rows
 #: alias in L1 — measured on AVX2 (``MatmulTiling.default``); a tuning knob
@@ -317,7 +318,8 @@ def matmul(M: int, N: int, K: int, dtype: str = "float32", *, bias: bool = False
         args += [b] if bias else []
     sch = te.create_schedule(out, name="matmul")
     schedule_matmul(sch, A, None if packed_b else B, C, tiling,
-                    epilogue=out if out is not C else None, parallel=threads > 1)
+                    epilogue=out if out is not C else None, parallel=threads > 1,
+                    target=target)
     name = "matmul" + "".join(f"_{k}" for k, on in (("packed", packed_b), ("bias", bias),
                                                       ("relu", relu)) if on)
     f = te.build(sch, args + [out], name=name, fp_contract=fp_contract, target=target)
@@ -365,11 +367,13 @@ def _epilogue(C, b, i, j, relu: bool):
 
 
 def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(),
-                    epilogue=None, parallel: bool = False) -> dict[str, Loop]:
+                    epilogue=None, parallel: bool = False,
+                    target: Target | str | None = None) -> dict[str, Loop]:
     """Apply the packed, register-blocked GEMM schedule (module docstring) to
     the reduction ``C`` of ``A`` and ``B`` in ``sch`` (``B=None``: ``C`` reads
     ``B`` already packed); ``epilogue`` is an elementwise stage reading ``C``,
-    run per tile. Returns the loops by name.
+    run per tile; ``target`` (default the host) sets the vectors of the
+    packing of ``A``. Returns the loops by name.
 
     Example::
 
@@ -390,6 +394,9 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
     packing = []
     if t.pack_a:
         sch.cache_read(A, C, layout=lambda i, k: (i // t.mr, k, i % t.mr), name="Ap")
+        # a transpose: A's rows read in vectors, a block of k at a time
+        transpose_by_blocks(sch, "Ap", sch.get_loops("Ap")[1].name,
+                            as_target(target).lanes(A.dtype.numpy.name))
         packing.append(sch.get_loops("Ap")[0])
     if B is not None:
         sch.cache_read(B, C, layout=_panels(t.nr), name="Bp")
