@@ -87,12 +87,15 @@ class Footprint:
     """The box of ``array`` accessed under a loop: ``offset`` (loop IR
     expressions of the outer loops and sizes), ``size`` (constants);
     ``written``: the guard of the elements written (over ``e0``, ``e1`` …,
-    the array's subscripts), ``None`` when nothing is written."""
+    the array's subscripts), ``None`` when nothing is written; ``inside``:
+    the guard of the box's elements inside the array, simplified by what the
+    loops around imply (``None``: each bound tested)."""
 
     array: str
     offset: tuple[ir.Expr, ...]
     size: tuple[int, ...]
     written: ir.Expr | None
+    inside: ir.Expr | None = None
 
 
 #: how a box is copied: ``copier(request, footprint, dtype, array shape,
@@ -157,7 +160,10 @@ def footprint(array: str, outer_loops, outer_conds, inner_loops, inner_conds, st
 
 
 def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra=None,
-               shape=()):
+               shape=(), bounds=False):
+    """The footprint and, for the GPU's reuse test, the names and accesses;
+    ``bounds``: also the array's bounds as a guard of the box's elements,
+    simplified where the loops around imply them (``Footprint.inside``)."""
     names = Names(list(params) + list(outer_vars))
     outer = path_constraints(outer_loops, outer_conds, names)
     sets, wsets, accs = [], [], []
@@ -197,24 +203,31 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
                                 "point by constants)")
         size.append(width)
         offset.append(pw_to_ir(low, names))
-    written = None
-    if wsets:
-        w = _union(wsets)
-        n = w.dim(isl.dim_type.set)
-        # the copy-out's other guards hold where this one is tested: the box,
-        # the array's bounds (``shape``), the loops around; isl drops what they imply
-        known = outer + [f"{names.text(o)} <= e{d} < {names.text(o)} + {m}"
-                         for d, (o, m) in enumerate(zip(offset, size))]
-        try:
-            known += [f"0 <= e{d} < {names.text(x)}" for d, x in enumerate(shape)]
-        except NotAffine:
-            pass
+    dims = [f"e{d}" for d in range(len(size))]
+    box = outer + [f"{names.text(o)} <= e{d} < {names.text(o)} + {m}"
+                   for d, (o, m) in enumerate(zip(offset, size))]
+    try:
+        array_bounds = [f"0 <= e{d} < {names.text(x)}" for d, x in enumerate(shape)]
+    except NotAffine:
+        array_bounds = []
+
+    def condition(s: isl.Set, known: list[str]) -> ir.Expr:
+        """``s``, over the subscripts, as a condition where ``known`` holds."""
         around = isl.Set(f"[{names.param_list}] -> {{ [{', '.join(dims)}] : "
                          f"{' and '.join(known) or 'true'} }}")
-        w = w.union(around.complement()).coalesce().gist(around).coalesce()
-        w = w.move_dims(isl.dim_type.param, w.dim(isl.dim_type.param), isl.dim_type.set, 0, n)
-        written = set_to_ir(w.gist_params(context.align_params(w.get_space())), names)
-    return Footprint(array, tuple(offset), tuple(size), written), (names, accs)
+        s = s.union(around.complement()).coalesce().gist(around).coalesce()
+        s = s.move_dims(isl.dim_type.param, s.dim(isl.dim_type.param), isl.dim_type.set, 0,
+                        len(dims))
+        return set_to_ir(s.gist_params(context.align_params(s.get_space())), names)
+
+    written = None
+    if wsets:  # the copy-out's other guards hold where it is tested: isl drops what they imply
+        written = condition(_union(wsets), box + array_bounds)
+    inside = None
+    if bounds and array_bounds:
+        inside = condition(isl.Set(f"[{names.param_list}] -> {{ [{', '.join(dims)}] : "
+                                   f"{' and '.join(array_bounds)} }}"), box)
+    return Footprint(array, tuple(offset), tuple(size), written, inside), (names, accs)
 
 
 def _affine_lower(lo: isl.PwAff, hi: isl.PwAff,
@@ -350,13 +363,21 @@ def redirect(node, array: str, buf: str, offset):
     return stmt(node)
 
 
-def _guard(fp: Footprint, glob, gshape, copy_in: bool) -> ir.Expr:
+def _guard(fp: Footprint, glob, gshape, copy_in: bool) -> ir.Expr | None:
+    """The condition of copying the element ``glob`` (``None``: always)."""
     conds: list[ir.Expr] = []
-    for g, n in zip(glob, gshape):
-        conds += [ir.Cmp("ge", g, ir.Const(0)), ir.Cmp("lt", g, n)]
+    at = {f"e{d}": g for d, g in enumerate(glob)}
+    if fp.inside is not None:
+        conds.append(ir.substitute(fp.inside, at))
+    else:
+        for g, n in zip(glob, gshape):
+            conds += [ir.Cmp("ge", g, ir.Const(0)), ir.Cmp("lt", g, n)]
     if not copy_in:
-        conds.append(ir.substitute(fp.written, {f"e{d}": g for d, g in enumerate(glob)}))
-    out = conds[0] if conds else ir.Const(True)
+        conds.append(ir.substitute(fp.written, at))
+    conds = [c for c in conds if not (isinstance(c, ir.Const) and c.value)]
+    if not conds:
+        return None
+    out = conds[0]
     for c in conds[1:]:
         out = ir.Logic("and", out, c)
     return out
@@ -371,7 +392,8 @@ def copy_element(r: Request, fp: Footprint, dtype: DType, gshape, local,
         st = ir.Store(r.name, local, ir.Load(r.array, glob, dtype))
     else:
         st = ir.Store(r.array, glob, ir.Load(r.name, local, dtype))
-    return ir.If(_guard(fp, glob, gshape, copy_in), st)
+    guard = _guard(fp, glob, gshape, copy_in)
+    return st if guard is None else ir.If(guard, st)
 
 
 def serial_copier(kind: LoopKind = LoopKind.SERIAL) -> Copier:
@@ -464,7 +486,8 @@ def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Functio
             _check_exact(r, at, loops, params)
             try:
                 fp, _ = _footprint(r.array, loops + (at,), conds, [at.body], params,
-                                   [lp.var for lp in loops] + [at.var], shape=gshape)
+                                   [lp.var for lp in loops] + [at.var], shape=gshape,
+                                   bounds=True)
                 sizes.append(fp.size)
                 return rewrite(at, r, fp, dtype, gshape, serial_copier())
             except ScheduleError as e:  # the same refusal, naming the loop too

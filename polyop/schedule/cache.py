@@ -105,11 +105,19 @@ class CachePrimitives:
         ``layout`` and make ``consumers`` (statement names or tensors; default:
         every reader) read the copy. Returns the new array's name, which is also
         the copy statement's (see the module docstring, and its example).
-        ``scope="shared"``/``"local"`` with ``at=loop``: a GPU buffer per
-        iteration of ``at`` instead (``polyop.schedule.gpu``).
+
+        ``scope="local"`` with ``at=loop``: instead, a buffer per iteration of
+        ``at``, on every target (``polyop.promotion``): at lowering, the box of
+        ``array``'s elements accessed under ``at`` is copied into it at the
+        start of each iteration, every access under ``at`` uses it, and the
+        elements written there are copied back at the end (a CPU's local
+        array, private to each thread; a GPU thread's registers).
+        ``scope="shared"``: the box in GPU shared memory, copied by the
+        block's threads (GPU targets; a CPU build refuses it). Returns the
+        buffer's name (``name``, default ``<array>_<scope>``).
         """
         if scope != "global":
-            return self._gpu_cache("cache_read", array, consumers, scope, at, name)
+            return self._scoped_cache("cache_read", array, consumers, scope, at, name)
         program = self.program
         src = self._array_name(array)
         what = f"cache_read({src})"
@@ -181,8 +189,8 @@ class CachePrimitives:
                 y[y_cache_back_0] = y_cache[y_cache_back_0];
             }
         """
-        if scope != "global":
-            return self._gpu_cache("cache_write", array, None, scope, at, name)
+        if scope != "global":  # a buffer per iteration of ``at``, as in cache_read
+            return self._scoped_cache("cache_write", array, None, scope, at, name)
         program = self.program
         dst = self._array_name(array)
         what = f"cache_write({dst})"

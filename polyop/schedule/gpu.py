@@ -122,15 +122,18 @@ def _bound_on_paths(sch, mark: isl.ScheduleNode) -> list[tuple[str, bool]]:
     return out
 
 
-# -- promotion to shared memory and registers (phase 2) ----------------------------------------
+# -- promotion: local buffers, shared memory, registers --------------------------------------------
 
 class GpuCachePrimitives:
-    """``cache_read``/``cache_write`` with a GPU ``scope`` and ``promote_shared``:
-    they check their arguments and are recorded in the trace; the kernel IR
-    is rewritten at lowering (``polyop_cuda.promote``), where the footprints
-    are known, and every result is proven race-free (``polyop_cuda.proof``)."""
+    """``cache_read``/``cache_write`` with a ``scope`` and ``promote_shared``:
+    they check their arguments and are recorded in the trace; the loop IR is
+    rewritten at lowering, where the footprints are known, by one mechanism
+    (``polyop.promotion``): on a CPU target ``scope="local"`` becomes a local
+    array per iteration of ``at`` (``"shared"`` is refused there); on a GPU
+    target ``polyop_cuda.promote`` adds the block's cooperative copies and
+    barriers, and every result is proven race-free (``polyop_cuda.proof``)."""
 
-    def _gpu_cache(self, what: str, array, consumers, scope: str, at, name) -> str:
+    def _scoped_cache(self, what: str, array, consumers, scope: str, at, name) -> str:
         src = self._array_name(array)
         if scope not in ("shared", "local"):
             raise ScheduleError(f"{what}({src}): unknown scope {scope!r} (scopes: 'global', "
@@ -158,7 +161,9 @@ class GpuCachePrimitives:
         """At block-level loop ``at``, promote to shared memory each array read
         there (and not written) by several threads of a block, smallest
         footprint first, while the buffers fit ``budget`` bytes (default: the
-        target's shared memory per block). Applied at lowering for GPU targets.
+        target's shared memory per block). Applied at lowering for GPU targets;
+        a CPU build refuses it (shared memory is a GPU scope: use
+        ``cache_read(..., scope="local", at=...)``).
         """
         if not isinstance(at, Loop):
             raise ScheduleError("promote_shared(at): at must be a loop of the schedule")
