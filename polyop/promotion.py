@@ -474,7 +474,8 @@ def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Functio
                                 f"{fn.name}; give another one (name=...)")
         if find_loop(body, r.at) is None:
             raise ScheduleError(f"{what}: there is no loop {r.at} in the generated code of "
-                                f"{fn.name}")
+                                f"{fn.name} (an unrolled loop is none: promote at a loop "
+                                "around it)")
         dtype, gshape = arrays[r.array]
         sizes: list[tuple[int, ...]] = []
 
