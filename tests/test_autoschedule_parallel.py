@@ -186,3 +186,48 @@ def test_parallel_kernels_match_cpython_at_1_and_2_threads(name, threads):
         for o in bench.outputs:
             np.testing.assert_allclose(got[o], ref[o], rtol=1e-9, atol=1e-12,
                                        err_msg=f"{name} at {n} threads: {o}")
+
+
+@polyop.kernel
+def rows_scaled(n: int, m: int, A: "f64[n, m]", B: "f64[n, m]"):
+    for i in range(n):
+        for j in range(m):
+            B[i, j] = 2.0 * A[i, j] + 1.0
+
+
+def test_thread_profile_counts_every_iteration_once(threads):
+    """The pool's per-thread counters: every iteration of a parallel loop is
+    counted once, on the thread that ran it (thread 0 alone at 1 thread),
+    with CPU time where it ran; nothing is counted once profiling is off."""
+    from polyop.codegen.parallel import set_profiling, thread_stats
+
+    sch = polyop.Schedule(rows_scaled)
+    sch.parallel(sch.get_loops("S0")[0])
+    f = polyop.build(sch)
+    a = np.random.default_rng(1).random((301, 64))
+    calls = 3
+    try:
+        for n in (1, 2):
+            threads(n)
+            set_profiling(True)
+            for _ in range(calls):
+                b = np.zeros_like(a)
+                f(301, 64, a, b)
+                np.testing.assert_array_equal(b, 2.0 * a + 1.0)
+            stats = thread_stats()
+            assert sum(it for it, _ in stats) == 301 * calls
+            if n == 1:
+                assert stats[0][0] == 301 * calls and stats[0][1] > 0
+            assert all(cpu >= 0 for _, cpu in stats)
+            assert all(cpu > 0 for it, cpu in stats if it > 0) or not _linux()
+        set_profiling(False)
+        f(301, 64, a, np.zeros_like(a))
+        assert sum(it for it, _ in thread_stats()) == 301 * calls
+    finally:
+        set_profiling(False)
+
+
+def _linux() -> bool:
+    import sys
+
+    return sys.platform.startswith("linux")

@@ -19,6 +19,11 @@ process by ``polyop.codegen.parallel``) that defines:
 - ``i32 polyop_rt_shutdown()``: stops and joins every worker (1 on success,
   0 when a region stayed busy too long); later regions start a new pool;
   ``polyop_rt_after_fork()``: forgets the parent's workers in a child.
+- ``polyop_rt_set_profile(i32)``, ``i64 polyop_rt_thread_stat(i32, i32)``:
+  iterations and CPU time each thread spent in loop bodies.
+
+The control functions (settings, counters, profiling, shutdown, fork) are
+emitted by ``polyop.codegen.threadpool_control``'s mixin of the builder.
 
 Design: a persistent pool of worker threads created lazily with
 ``pthread_create`` (the calling thread is worker 0). Every worker has its own
@@ -70,6 +75,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from .threadpool_control import I8, I8P, I32, I64, SEQ, VOID, PoolControl, c32, c64
+
 __all__ = ["BODY_TYPE", "ENTRY", "ENTRY_TYPE", "MAX_THREADS", "build_pool_module"]
 
 #: most threads a team may have (the calling thread included)
@@ -82,38 +89,26 @@ SPIN_ROUNDS = 1 << 11
 #: chunks a thread is dealt (fewer when the loop has fewer iterations): its
 #: leftovers, when it is late or its chunks are dearer, go to the others
 CHUNKS_PER_THREAD = 4
-#: ``sched_yield`` rounds ``polyop_rt_shutdown`` waits for a busy region
-SHUTDOWN_TRIES = 1 << 20
 
 ENTRY = "polyop_rt_parallel_for"
 
-I1 = ir.IntType(1)
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-I8P = I8.as_pointer()
-VOID = ir.VoidType()
 #: the outlined loop body: ``void body(i8* env, i64 lo, i64 hi)``
 BODY_TYPE = ir.FunctionType(VOID, [I8P, I64, I64])
 #: the region entry: ``void polyop_rt_parallel_for(body, env, i64 n, i64 work)``
 ENTRY_TYPE = ir.FunctionType(VOID, [BODY_TYPE.as_pointer(), I8P, I64, I64])
 
-_SEQ = "seq_cst"
+_SEQ = SEQ
 _FUTEX_WAIT_PRIVATE = 128
 _FUTEX_WAKE_PRIVATE = 129
 _SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98,
               "powerpc64le": 221, "powerpc64": 221, "ppc64le": 221, "s390x": 238}
 
 
-def _c32(v: int) -> ir.Constant:
-    return ir.Constant(I32, v)
+I1 = ir.IntType(1)
+_c32, _c64 = c32, c64
 
 
-def _c64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
-
-
-class _PoolBuilder:
+class _PoolBuilder(PoolControl):
     def __init__(self, triple: str):
         self.m = m = ir.Module(name="polyop_rt")
         m.triple = triple
@@ -137,6 +132,7 @@ class _PoolBuilder:
         self.task = self._global("polyop_rt.task", self.task_ty)
         self.remaining = self._global("polyop_rt.remaining", I32)
         self.master_sleeping = self._global("polyop_rt.master_sleeping", I32)
+        self.profile = self._global("polyop_rt.profile", I32)
         self.mail = self._global("polyop_rt.mail", ir.ArrayType(self.mail_ty, MAX_THREADS))
 
         self.syscall = self._declare("syscall", ir.FunctionType(I64, [I64], var_arg=True))
@@ -149,6 +145,9 @@ class _PoolBuilder:
                                                     start_ty.as_pointer(), I8P]))
         self.pthread_join = self._declare("pthread_join",
                                           ir.FunctionType(I32, [I64, I8P.as_pointer()]))
+        self.clock_gettime = self._declare("clock_gettime", ir.FunctionType(
+            I32, [I32, ir.LiteralStructType([I64, I64]).as_pointer()])) \
+            if "linux" in triple else None
         self.pause_fn = self.cycles = None
         if self.x86:
             self.pause_fn = ir.Function(m, ir.FunctionType(VOID, []), "llvm.x86.sse2.pause")
@@ -159,13 +158,7 @@ class _PoolBuilder:
         self.run_chunks = self._run_chunks()
         self.worker = self._worker()
         self._parallel_for()
-        self._setter("polyop_rt_set_num_threads", self.nthreads)
-        self._setter("polyop_rt_set_min_work", self.min_work)
-        self._getter("polyop_rt_pool_size", self.pool_size)
-        self._getter("polyop_rt_team_regions", self.regions)
-        self._getter("polyop_rt_revoked", self.revoked)
-        self._shutdown_fn()
-        self._after_fork()
+        self._control()
 
     # -- helpers ---------------------------------------------------------------
 
@@ -332,7 +325,7 @@ class _PoolBuilder:
         b.cbranch(b.icmp_signed("<", c, end), run, bb["next"])
         b.position_at_end(run)
         lo, hi = self._chunk(b, c, n, b.mul(k, g))
-        b.call(body, [env, lo, hi])
+        self._call_body(b, first, body, env, lo, hi)
         b.branch(bb["claim"])
 
         b.position_at_end(bb["next"])
@@ -429,8 +422,10 @@ class _PoolBuilder:
         b.cbranch(b.icmp_signed("<=", k, _c64(1)), blk["inline"], blk["try"])
 
         # no team: run everything here
+        # (profiled only outside any region: a nested one is inside a chunk)
         b.position_at_end(blk["inline"])
-        b.call(body, [env, _c64(0), n])
+        idle = b.icmp_signed("==", self._load(b, self.busy, "monotonic"), _c32(0))
+        self._call_body(b, _c64(0), body, env, _c64(0), n, count=idle)
         b.ret_void()
 
         b.position_at_end(blk["try"])
@@ -474,7 +469,7 @@ class _PoolBuilder:
         b.cbranch(b.icmp_signed("<=", k2, _c64(1)), blk["release_inline"], blk["launch"])
 
         b.position_at_end(blk["release_inline"])
-        b.call(body, [env, _c64(0), n])
+        self._call_body(b, _c64(0), body, env, _c64(0), n)
         self._store(b, _c32(0), self.busy)
         b.ret_void()
 
@@ -554,72 +549,6 @@ class _PoolBuilder:
         self._wait_until_changed(b, self.remaining, _c32(0), self.master_sleeping, "join",
                                  until_zero=True)
         self._store(b, _c32(0), self.busy)
-        b.ret_void()
-
-    # -- control -------------------------------------------------------------------
-
-    def _setter(self, name: str, g: ir.GlobalVariable) -> None:
-        f, b = self._function(name, ir.FunctionType(VOID, [g.value_type]), internal=False)
-        self._store(b, f.args[0], g)
-        b.ret_void()
-
-    def _getter(self, name: str, g: ir.GlobalVariable) -> None:
-        f, b = self._function(name, ir.FunctionType(g.value_type, []), internal=False)
-        b.ret(self._load(b, g))
-
-    def _shutdown_fn(self) -> None:
-        f, b = self._function("polyop_rt_shutdown", ir.FunctionType(I32, []), internal=False)
-        blk = {name: f.append_basic_block(name) for name in (
-            "try", "yield", "fail", "have", "stop", "stop.one", "done")}
-        entry = b.block
-        b.branch(blk["try"])
-
-        b.position_at_end(blk["try"])
-        t = b.phi(I32)
-        t.add_incoming(_c32(0), entry)
-        res = b.cmpxchg(self.busy, _c32(0), _c32(1), _SEQ, _SEQ)
-        b.cbranch(b.extract_value(res, 1), blk["have"], blk["yield"])
-
-        b.position_at_end(blk["yield"])
-        b.call(self.sched_yield, [])
-        t1 = b.add(t, _c32(1))
-        t.add_incoming(t1, blk["yield"])
-        b.cbranch(b.icmp_signed("<", t1, _c32(SHUTDOWN_TRIES)), blk["try"], blk["fail"])
-
-        b.position_at_end(blk["fail"])
-        b.ret(_c32(0))
-
-        # no region runs, so every go is even: make it odd (the worker accepts,
-        # sees ``shutdown`` and returns), then join the worker
-        b.position_at_end(blk["have"])
-        self._store(b, _c32(1), self.shutdown)
-        ps = b.sext(self._load(b, self.pool_size), I64)
-        b.branch(blk["stop"])
-
-        b.position_at_end(blk["stop"])
-        w = b.phi(I64)
-        w.add_incoming(_c64(1), blk["have"])
-        b.cbranch(b.icmp_signed("<=", w, ps), blk["stop.one"], blk["done"])
-
-        b.position_at_end(blk["stop.one"])
-        go = self._mailbox(b, w, 0)
-        self._store(b, b.add(self._load(b, go, "monotonic"), _c32(1)), go)
-        b.call(self.futex_wake, [go, _c32(1)])
-        b.call(self.pthread_join, [b.load(self._mailbox(b, w, 2)),
-                                   ir.Constant(I8P.as_pointer(), None)])
-        w.add_incoming(b.add(w, _c64(1)), blk["stop.one"])
-        b.branch(blk["stop"])
-
-        b.position_at_end(blk["done"])
-        self._store(b, _c32(0), self.pool_size)
-        self._store(b, _c32(0), self.shutdown)
-        self._store(b, _c32(0), self.busy)
-        b.ret(_c32(1))
-
-    def _after_fork(self) -> None:
-        f, b = self._function("polyop_rt_after_fork", ir.FunctionType(VOID, []), internal=False)
-        for g in (self.pool_size, self.shutdown, self.remaining, self.master_sleeping, self.busy):
-            self._store(b, _c32(0), g)
         b.ret_void()
 
 
