@@ -32,7 +32,11 @@ threads on an otherwise idle machine::
         --conditions "the kernels with a parallel loop, --repeat 9, no other job on the machine"
 
 The JSON has each kernel's forks per call at 2 threads (regions that got a
-team) and whether its 2-thread outputs match numba's.
+team), whether its 2-thread outputs match numba's, and a thread profile
+(``thread_profile``: each thread's iterations and CPU time in the parallel
+loops, at 1 and 2 threads; ``cpu_2t_over_1t`` near 1 means the two threads
+did the 1-thread work without slowing each other down, so a speed-up short
+of 2 is time spent waiting: an uneven split or a late worker).
 
 ``--timetile`` adds, for kernels whose schedule has a ``<stmt>:time_tile``
 knob, auto with that knob forced on (``timetile_on``) and off
@@ -63,7 +67,13 @@ import hostinfo  # noqa: E402
 import polybench_bench as pb  # noqa: E402
 
 import polyop  # noqa: E402
-from polyop.codegen.parallel import set_num_threads, team_regions  # noqa: E402
+from polyop.codegen.parallel import (  # noqa: E402
+    late_workers,
+    set_num_threads,
+    set_profiling,
+    team_regions,
+    thread_stats,
+)
 from tests.polybench import BENCHES  # noqa: E402
 
 
@@ -172,11 +182,37 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
             np.allclose(out2[o], outs["numba"][o], rtol=pb.RTOL, atol=pb.ATOL, equal_nan=True)
             for o in bench.outputs))
         res["match"] = res["match"] and res["match_2_threads"]
+        res["thread_profile"] = _thread_profile(auto, args, order, repeat)
         set_num_threads(1)
         res["auto_1thread_ms"], res["auto_2threads_ms"] = _median_ms(t1), _median_ms(t2)
         res["speedup_2_threads"] = res["auto_1thread_ms"] / res["auto_2threads_ms"]
         res["speedup_2_threads_min"] = min(t1) / min(t2)
     return res
+
+
+def _thread_profile(fn, args: dict, order: list[str], repeat: int) -> dict:
+    """Per call, at 1 and at 2 threads: each thread's share of the parallel
+    loops' iterations and its CPU time in their bodies (``thread_stats``),
+    the regions a late worker missed, and the CPU time summed over threads
+    against 1 thread's: more CPU in total at 2 threads is work slowed down by
+    sharing (memory, caches); an uneven split of CPU or iterations is
+    imbalance, or a worker that started late."""
+    out: dict = {}
+    for threads in (1, 2):
+        set_num_threads(threads)
+        late0 = late_workers()
+        set_profiling(True)
+        for _ in range(repeat):
+            pb.timed_call(fn, args, order)
+        stats = thread_stats()[:threads]
+        set_profiling(False)
+        out[f"{threads}t"] = {
+            "iterations_per_thread": [it / repeat for it, _ in stats],
+            "cpu_ms_per_thread": [1e3 * cpu / repeat for _, cpu in stats],
+            "late_worker_regions": late_workers() - late0}
+    one, two = (sum(out[t]["cpu_ms_per_thread"]) for t in ("1t", "2t"))
+    out["cpu_2t_over_1t"] = two / one if one else None
+    return out
 
 
 def _geo(xs: list[float]) -> float | None:
