@@ -1,4 +1,5 @@
-"""polyop_cuda: the GPU back end of polyop (phase 1: kernels, no shared memory yet).
+"""polyop_cuda: the GPU back end of polyop (kernels, shared-memory and register
+promotion proven race-free, tensor cores).
 
 Loops bound to GPU axes with ``Schedule.bind`` become kernels; the rest of
 the program runs on the host. ``polyop.lower(sch, target="cuda")`` returns
@@ -9,6 +10,12 @@ bindings). Modules, in pipeline order:
 
 - ``kernel_ir``: the GPU kernel IR (host program, launches, kernels, barriers);
 - ``extract``: loop IR with bound loops → kernel IR (checks, barriers, extents);
+- ``promote``, ``registers``: shared-memory and register promotion, the GPU
+  copiers of the generic mechanism in ``polyop.promotion`` (cooperative,
+  coalesced copies, padding, ``promote_shared``'s choice, the budget);
+- ``barriers``, ``proof``: barrier placement, and the isl proof that no two
+  threads of a block race on a shared element and no access leaves its buffer;
+- ``wmma``: tensor-core tiles for ``tensorize``;
 - ``cprinter``: the CUDA C / OpenCL C printer;
 - ``host``: launch sizes and limits, the host loop, argument checks (``GpuFunction``);
 - ``lowering``: ``lower`` and ``build``, called by ``polyop.lower``/``polyop.build``;
