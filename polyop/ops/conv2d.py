@@ -260,7 +260,9 @@ class ConvStages:
     the channel block in use (``C`` when unblocked); with ``packed_weights``,
     ``w`` is already in the layout of ``weight_layout``; ``transpose`` is the
     stage that copies NCHW's input channels last, ``hwc[h, w, c] = x[c, h, w]``
-    (``xt``, or ``xp`` itself when there is no border), or ``None``."""
+    (``xt``, or ``xp`` itself when there is no border), or ``None``;
+    ``wt`` is NCHW's weights of a window larger than 1 × 1 transposed,
+    ``wt[(c · R + r) · S + s, f]``, or ``None``."""
 
     shape: ConvShape
     tiling: ConvTiling
@@ -273,6 +275,7 @@ class ConvStages:
     kc: int
     packed_weights: bool = False
     transpose: te.Tensor | None = None
+    wt: te.Tensor | None = None
 
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
@@ -318,16 +321,22 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         ci = te.reduce_axis((0, kc), name="c_inner")
         ch, axes = co * kc + ci, [co, r, s, ci]
     layout, packed_shape = weight_layout(shape, tiling)
-    # NCHW 1 x 1 weights viewed as [F, C · R · S]: c is their last subscript
-    flat = shape.layout == "NCHW" and R == S == 1 and not packed_weights
-    w = te.placeholder(packed_shape if packed_weights else (F, C) if flat else dims["w"],
-                       dtype, name="w")
+    # NCHW weights viewed as [F, C · R · S], rows read in vectors by the copies;
+    # larger windows transposed first (wt), packed from there (schedule_conv2d)
+    flat = shape.layout == "NCHW" and not packed_weights
+    w = te.placeholder(packed_shape if packed_weights else (F, C * R * S) if flat
+                       else dims["w"], dtype, name="w")
+    wt = te.compute((C * R * S, F), lambda m, f: w[f, m], name="wt") \
+        if flat and R * S > 1 else None
 
     def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
         at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
         if packed_weights:
             return w[layout(*at) if kc == C else _packed_block(layout(*at), co, ci)]
-        return w[(f, c * R * S + r_ * S + s_) if flat else at]
+        if flat:
+            m = (c * R + r_) * S + s_
+            return w[f, m] if wt is None else wt[m, f]
+        return w[at]
 
     extra = _epilogue_params(F, dtype, bias, bn)
     fused = bias or bn or relu
@@ -380,7 +389,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         else:
             out = conv
     return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
-                      packed_weights, transpose)
+                      packed_weights, transpose, wt)
 
 
 def weight_layout(shape: ConvShape, tiling: ConvTiling):
@@ -467,18 +476,16 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     t, shape, conv, kc = stages.tiling, stages.shape, stages.conv, stages.kc
     pixels = t.vector == "pixels"
     lanes = as_target(target).lanes(conv.dtype.numpy.name)
-    copies: list = [c for c in (stages.transpose, stages.xp) if c is not None]
-    if stages.transpose is not None:  # x[c, h, w] read along w, a block at a time
-        _, w_loop, _ = sch.get_loops(stages.transpose)
-        transpose_by_blocks(sch, stages.transpose.name, w_loop.name, lanes)
+    copies: list = [c for c in (stages.transpose, stages.wt, stages.xp) if c is not None]
+    if stages.transpose is not None:  # x[c, h, w] -> [h, w, c], in tiles of (w, c)
+        _, w_loop, c_loop = sch.get_loops(stages.transpose)
+        transpose_by_blocks(sch, stages.transpose.name, w_loop.name, c_loop.name, lanes)
+    if stages.wt is not None:  # w[f, m] -> wt[m, f], in tiles of (m, f)
+        m_loop, f_loop = sch.get_loops(stages.wt)
+        transpose_by_blocks(sch, stages.wt.name, m_loop.name, f_loop.name, lanes)
     if not stages.packed_weights:
-        packed = weight_layout(shape, t)[0]
-        flat = len(stages.w.shape) == 2  # NCHW 1 x 1 weights viewed as [F, C]
-        sch.cache_read(stages.w, conv, layout=(lambda f, c: packed(f, c, 0, 0)) if flat
-                       else packed, name="Wp")
+        _pack_weights(sch, stages, lanes)
         copies.append("Wp")
-        if shape.layout == "NCHW":
-            _transpose_weights(sch, shape, lanes)
     per_panel = t.pack_input and t.pixels_outer
     if t.pack_input:  # x[c, q] in panels of nr pixels, Xp[q // nr, c, q % nr]
         sch.cache_read(stages.x, conv, layout=lambda c, q: (q // t.nr, c, q % t.nr),
@@ -524,20 +531,28 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     return loops
 
 
-def _transpose_weights(sch: Schedule, shape: ConvShape, lanes: int) -> None:
-    """Order the copy of NCHW weights ``w[f, c, r, s]`` into panels of
-    filters (``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``, a
-    transpose): for a 1 × 1 window, a blocked transpose along ``c``
-    (``transpose_by_blocks``); otherwise each filter's window copied by the
-    loop over its channels, with the window unrolled (its ``R · S`` elements
-    are contiguous in ``w``, at ``R · S`` places in ``Wp``): scalar copies
-    that no vectorizer turns into gathers."""
-    *outer, r, s, c, f = sch.get_loops("Wp")
-    if shape.R == shape.S == 1:
-        transpose_by_blocks(sch, "Wp", c.name, lanes)
-        return
-    sch.reorder(*outer, f, c, r, s)
-    sch.vectorize(s)
+def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int) -> None:
+    """``cache_read`` of the weights into ``Wp`` (``weight_layout``), from
+    NCHW's weights viewed as ``[F, C]`` (1 × 1) or from ``wt`` (larger
+    windows), and the loop order of the copy: NCHW 1 × 1, a transpose of
+    ``(c, f)`` tiles (``transpose_by_blocks``); otherwise the panel's
+    filters, contiguous on both sides, innermost in vectors."""
+    shape, t = stages.shape, stages.tiling
+    packed = weight_layout(shape, t)[0]
+    RS, S = shape.R * shape.S, shape.S
+    if stages.wt is not None:  # wt[m, f], m = (c · R + r) · S + s
+        source, layout = stages.wt, (lambda m, f: packed(f, m // RS, m // S % shape.R, m % S))
+    elif shape.layout == "NCHW":  # w[f, c] (1 x 1)
+        source, layout = stages.w, (lambda f, c: packed(f, c, 0, 0))
+    else:
+        source, layout = stages.w, packed
+    sch.cache_read(source, stages.conv, layout=layout, name="Wp")
+    *_, c, f = sch.get_loops("Wp")
+    if stages.wt is None and shape.layout == "NCHW":
+        panel = t.mr if t.vector == "pixels" else t.nr
+        transpose_by_blocks(sch, "Wp", c.name, f.name, lanes, rows=0 if panel <= lanes else lanes)
+    else:
+        sch.vectorize(f)
 
 
 class Conv2d(CompiledOperator):

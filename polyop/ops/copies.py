@@ -11,31 +11,34 @@ sides; left to LLVM's loop vectorizer, the destination-contiguous loop
 became gathers on AVX-512 (``vgatherdps``, ``vgatherqps``; on AVX2, chains
 of ``vinsertps``) and the source-contiguous one scatters (``vscatterqps``).
 
-``transpose_by_blocks`` orders such a copy as a blocked transpose instead:
-the loop that is unit-stride in the source is split into blocks of
-``BLOCK_VECTORS`` vectors of the target, the block loop takes its place and
-the loop inside the block goes innermost, vectorised by polyop (explicit
-vector code, ``polyop.codegen.vector``): each source row of the block is
-read in whole vectors, its elements stored one by one into the destination
-block, which stays in L1 while the block's rows are read.
+``transpose_by_blocks`` orders such a copy as a transpose of tiles of
+``lanes × lanes`` elements (``lanes``: the target's, for the element type):
+the loop that is unit-stride in the destination is split into rows of
+``lanes`` and unrolled, the loop unit-stride in the source split into
+vectors of ``lanes``, innermost, and vectorised by polyop (explicit vector
+code, ``polyop.codegen.vector``). Each row of a tile is then one vector load
+of the source and ``lanes`` stores of its elements; with the rows unrolled,
+LLVM's SLP vectorizer turns those stores into whole vector stores of the
+destination, built by shuffles in registers: an in-register transpose, with
+no gather or scatter on any target. (On AVX2, a 64 × 1152 float32 transpose
+in L2: 0.20 ns per element, against 0.24 for LLVM's gathers by hand and
+0.34 for vector loads with the stores left one by one.)
 """
 
 from __future__ import annotations
 
 from ..schedule import Loop, Schedule
 
-#: vectors of the source row a block of a transposing copy reads: the
-#: destination block (``BLOCK_VECTORS · lanes`` elements × the other loops of
-#: the copy inside the block) stays in L1
-BLOCK_VECTORS = 4
 
-
-def transpose_by_blocks(sch: Schedule, copy: str, source_loop: str, lanes: int) -> Loop:
-    """Order the loops of the copy statement ``copy`` as a blocked transpose
-    (module docstring): ``source_loop``, the loop unit-stride in the source,
-    is split by ``BLOCK_VECTORS · lanes`` (``lanes``: the target's lanes for
-    the element type); the block loop takes its place, the loop inside the
-    block goes innermost and is vectorised. Returns that innermost loop.
+def transpose_by_blocks(sch: Schedule, copy: str, source_loop: str, dest_loop: str,
+                        lanes: int, rows: int | None = None) -> Loop:
+    """Order the loops of the copy statement ``copy`` as a transpose of tiles
+    (module docstring): ``source_loop``, unit-stride in the source, is split
+    by ``lanes``, ``dest_loop``, unit-stride in the destination, by ``rows``
+    (default ``lanes``; 0: not split, for a loop with a small constant trip
+    count); the outer loops keep their places, the tile's rows go inside
+    them, unrolled, and its vector loop innermost, vectorised. Returns the
+    vector loop.
 
     Example::
 
@@ -46,15 +49,22 @@ def transpose_by_blocks(sch: Schedule, copy: str, source_loop: str, lanes: int) 
         >>> _ = sch.cache_read(A, B, layout=lambda i, k: (i // 6, k, i % 6), name="Ap")
         >>> [lp.name for lp in sch.get_loops("Ap")]
         ['Ap_0', 'Ap_1', 'Ap_2']
-        >>> transpose_by_blocks(sch, "Ap", "Ap_1", lanes=8).name
+        >>> transpose_by_blocks(sch, "Ap", "Ap_1", "Ap_2", lanes=8, rows=0).name
         'Ap_1_inner'
         >>> [lp.name for lp in sch.get_loops("Ap")]
         ['Ap_0', 'Ap_1_outer', 'Ap_2', 'Ap_1_inner']
     """
-    loops = sch.get_loops(copy)
-    names = [lp.name for lp in loops]
-    at = names.index(source_loop)
-    outer, inner = sch.split(loops[at], BLOCK_VECTORS * lanes)
-    sch.reorder(*loops[:at], outer, *loops[at + 1:], inner)
-    sch.vectorize(inner)
-    return inner
+    loops = {lp.name: lp for lp in sch.get_loops(copy)}
+    order = list(loops.values())
+    src_outer, src_inner = sch.split(loops[source_loop], lanes)
+    order[order.index(loops[source_loop])] = src_outer
+    if rows == 0:
+        row = loops[dest_loop]
+        order.remove(row)
+    else:
+        dst_outer, row = sch.split(loops[dest_loop], rows or lanes)
+        order[order.index(loops[dest_loop])] = dst_outer
+    sch.reorder(*order, row, src_inner)
+    sch.unroll(row)
+    sch.vectorize(src_inner)
+    return src_inner

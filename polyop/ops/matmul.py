@@ -394,9 +394,10 @@ def schedule_matmul(sch: Schedule, A, B, C, tiling: MatmulTiling = MatmulTiling(
     packing = []
     if t.pack_a:
         sch.cache_read(A, C, layout=lambda i, k: (i // t.mr, k, i % t.mr), name="Ap")
-        # a transpose: A's rows read in vectors, a block of k at a time
-        transpose_by_blocks(sch, "Ap", sch.get_loops("Ap")[1].name,
-                            as_target(target).lanes(A.dtype.numpy.name))
+        # a transpose: tiles of mr rows of A (unrolled) x one vector along k
+        lanes = as_target(target).lanes(A.dtype.numpy.name)
+        _, k, i = sch.get_loops("Ap")
+        transpose_by_blocks(sch, "Ap", k.name, i.name, lanes, rows=0 if t.mr <= lanes else lanes)
         packing.append(sch.get_loops("Ap")[0])
     if B is not None:
         sch.cache_read(B, C, layout=_panels(t.nr), name="Bp")
