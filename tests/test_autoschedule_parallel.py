@@ -231,3 +231,33 @@ def _linux() -> bool:
     import sys
 
     return sys.platform.startswith("linux")
+
+
+@polyop.kernel
+def col_update(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
+    for j in range(n):  # carries the sums into x
+        for i in range(n):
+            x[i] += A[j, i] * y[j]
+
+
+def test_innermost_strips_off_by_default_with_the_model_and_exact_when_asked(threads):
+    sch = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400})
+    knob = sch.explanation.knob("S0:parallel_strip")
+    assert knob.chosen is None and knob.candidates == [None, 100]
+    assert "modelled traffic" in knob.why and "off" in knob.why
+    assert not _parallel_loops(sch)
+    on = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400},
+                              knobs={"S0:parallel_strip": 100})
+    (par,) = _parallel_loops(on)
+    assert par.var == "i_outer"
+    f = polyop.build(on)
+    rng = np.random.default_rng(2)
+    args = {"n": 203, "A": rng.random((203, 203)), "x": rng.random(203), "y": rng.random(203)}
+    ref = copy.deepcopy(args)
+    col_update.py_func(**ref)
+    for n in (1, 2):
+        threads(n)
+        got = copy.deepcopy(args)
+        f(**got)
+        np.testing.assert_allclose(got["x"], ref["x"], rtol=1e-12)
+    assert _forks(f, args) == 1

@@ -393,8 +393,9 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     # fork once per iteration of it (measured 1.3x slower on fdtd-2d at 1 thread)
     if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
         if not any(lp.name.split("_")[0] in coincident for lp in tile_loops + inner_loops[:-1]):
-            inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops, coincident,
-                                                  model.extents[-1], lanes)
+            if not _parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
+                inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops,
+                                                      coincident, model, cache, lanes)
         else:
             inner_loops, tile_loops = strip_middle(ctx, lead, inner_loops, tile_loops,
                                                    coincident, list(model.extents))
@@ -465,6 +466,16 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         except ScheduleError as exc:
             knob.applied = False
             knob.why += f" (refused: {str(exc).splitlines()[0]})"
+
+
+def _parallel_legal(sch, loop) -> bool:
+    """Whether the legality check lets ``loop`` run in parallel (tried, then undone)."""
+    try:
+        sch.parallel(loop)
+    except ScheduleError:
+        return False
+    sch.undo()
+    return True
 
 
 def _skew(ctx: Context, stmt: str, pos: list[int], band, names, extents, groups,

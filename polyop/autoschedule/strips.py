@@ -16,9 +16,11 @@ strip of the result in cache across the whole ``k`` loop.
   loop (on by default: the strip keeps the vector loop and its unit-stride
   accesses; measured on covariance, correlation and syr2k it is no slower at
   one thread);
-- ``strip_inner``: only the innermost loop is free (trmm's ``i, k, j``): its
-  strips (off by default: they cost 10-30 % at one thread on trmm, where the
-  serial loops re-read a column of ``A`` per strip).
+- ``strip_inner``: only the innermost loop is free (trmm's ``i, k, j``, mvt's
+  second nest ``j, i``): its strips (off by default: they cost 9-30 % at one
+  thread on trmm, mvt and gemver). When the band's outermost loop is legal
+  in parallel in the kernel's own order (isl's flags speak of its fused
+  schedule), the heuristic makes that loop parallel instead.
 
 Strip counts: ``STRIPS_PER_CORE`` strips a core, so that the pool's
 work-sharing (``polyop.codegen.threadpool``: chunks dealt round-robin, the
@@ -109,28 +111,41 @@ def strip_middle(ctx, lead: str, inner_loops: list, tile_loops: list, coincident
 
 
 def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident: set[str],
-                extent: int, lanes: int) -> tuple[list, list]:
+                model, cache: int, lanes: int) -> tuple[list, list]:
     """When only the innermost loop of a permutable band is parallel (trmm's
     ``i, k, j``: ``i`` and ``k`` carry the update's dependences, every column
-    ``j`` is independent), split it into ``2 * cores`` strips and move the
-    strip loop outermost, so one parallel region covers the whole band instead
-    of one region per iteration of the serial loops. Off unless the knob
-    ``<lead>:parallel_strip`` asks for it. Returns the band's new
-    (inner loops, tile loops)."""
+    ``j`` is independent; mvt's ``j, i``: ``j`` carries the sum), split it
+    into ``2 * cores`` strips and move the strip loop outermost, so one
+    parallel region covers the whole band instead of none. Off unless the
+    knob ``<lead>:parallel_strip`` asks for it: measured at one thread
+    (Zen 3, MEDIUM) the strips cost 10-30 % on trmm (each strip re-reads a
+    column of ``A``), 9 % on mvt and 12 % on gemver (each strip reads its
+    own columns of ``A``: the traffic is the same, but in row pieces of 100
+    elements instead of whole rows). The explanation gives the band
+    ``model``'s traffic of the strips (each an untiled band of its own, in a
+    ``cache`` of that many bytes) against the untiled band's, for a tuner.
+    Returns the band's new (inner loops, tile loops)."""
+    from .model import BandModel
+
     sch, cores = ctx.sch, ctx.target.cores
-    inner = inner_loops[-1]
+    inner, extent = inner_loops[-1], int(model.extents[-1])
     strip = -(-extent // (2 * cores))
     strip = -(-strip // lanes) * lanes
     able = _base(inner.name) in coincident and strip < extent and strip >= 4 * lanes
-    # off unless asked: measured on trmm (MEDIUM, Zen 3) the strips gave 1.3-1.7x
-    # at 2 threads but cost 10-30 % at 1 thread (the serial loops re-read A per strip)
+    why = ("a loop outside the innermost is parallel, or the innermost is not (or too "
+           "short to strip)")
+    if able:
+        q0 = model.untiled_traffic(cache)
+        one = BandModel.build(model.loops, [*model.extents[:-1], strip], model.groups,
+                              model.statements)
+        q1 = -(-extent // strip) * one.untiled_traffic(cache)
+        why = (f"no loop outside {inner.name} is parallel; {-(-extent // strip)} strips of "
+               f"{strip} iterations of {inner.name} ({extent}) as the outermost, parallel "
+               f"loop would fork once; modelled traffic {q1:.4g} lines against {q0:.4g} "
+               f"untiled ({q1 / q0 if q0 else 1:.3g}x), but strips of the innermost loop "
+               "cost 9-30 % at one thread (trmm, mvt, gemver): off")
     knob = ctx.decide(f"{lead}:parallel_strip", [None, strip] if able else [None], None,
-                      f"no loop outside {inner.name} is parallel; strips of {strip} "
-                      f"iterations of {inner.name} ({extent}) as the outermost, parallel "
-                      "loop would fork once, but cost 10-30 % at one thread on trmm: off"
-                      if able else "a loop outside the innermost is parallel, or the "
-                      "innermost is not (or too short to strip)",
-                      accepts=_int)
+                      why, accepts=_int)
     if knob.chosen is None:
         return inner_loops, tile_loops
     try:
