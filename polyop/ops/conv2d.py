@@ -260,9 +260,7 @@ class ConvStages:
     the channel block in use (``C`` when unblocked); with ``packed_weights``,
     ``w`` is already in the layout of ``weight_layout``; ``transpose`` is the
     stage that copies NCHW's input channels last, ``hwc[h, w, c] = x[c, h, w]``
-    (``xt``, or ``xp`` itself when there is no border), or ``None``;
-    ``wt`` is NCHW's weights of a window larger than 1 × 1 transposed,
-    ``wt[(c · R + r) · S + s, f]``, or ``None``."""
+    (``xt``, or ``xp`` itself when there is no border), or ``None``."""
 
     shape: ConvShape
     tiling: ConvTiling
@@ -275,7 +273,6 @@ class ConvStages:
     kc: int
     packed_weights: bool = False
     transpose: te.Tensor | None = None
-    wt: te.Tensor | None = None
 
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
@@ -321,22 +318,18 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         ci = te.reduce_axis((0, kc), name="c_inner")
         ch, axes = co * kc + ci, [co, r, s, ci]
     layout, packed_shape = weight_layout(shape, tiling)
-    # NCHW weights viewed as [F, C · R · S], rows read in vectors by the copies;
-    # larger windows transposed first (wt), packed from there (schedule_conv2d)
+    # NCHW weights viewed as [F, C · R · S]: the copy into panels reads their
+    # rows in vectors (weight_layout)
     flat = shape.layout == "NCHW" and not packed_weights
     w = te.placeholder(packed_shape if packed_weights else (F, C * R * S) if flat
                        else dims["w"], dtype, name="w")
-    wt = te.compute((C * R * S, F), lambda m, f: w[f, m], name="wt") \
-        if flat and R * S > 1 else None
 
     def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
         at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
         if packed_weights:
-            return w[layout(*at) if kc == C else _packed_block(layout(*at), co, ci)]
-        if flat:
-            m = (c * R + r_) * S + s_
-            return w[f, m] if wt is None else wt[m, f]
-        return w[at]
+            return w[layout(*at) if kc == C else _packed_block(shape, layout(*at), co, ci,
+                                                                 r_, s_)]
+        return w[f, (c * R + r_) * S + s_] if flat else w[at]
 
     extra = _epilogue_params(F, dtype, bias, bn)
     fused = bias or bn or relu
@@ -389,36 +382,48 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         else:
             out = conv
     return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
-                      packed_weights, transpose, wt)
+                      packed_weights, transpose)
 
 
 def weight_layout(shape: ConvShape, tiling: ConvTiling):
     """The packed weights: ``(layout, packed_shape)``, ``layout`` mapping an
-    index of the caller's weights (``w[f, c, r, s]`` in NCHW, ``w[r, s, c, f]``
-    in NHWC) to ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``, the
-    panels of ``nr`` filters (``mr`` for vectors along pixels) zero-padded to
-    whole panels, each laid out in the order the reduction reads it.
+    index of the caller's weights to its place in the panels of ``nr``
+    filters (``mr`` for vectors along pixels), zero-padded to whole panels
+    (by ``Conv2d.pack_weights``; the copy per call leaves the padding unread):
+
+    - NHWC, ``w[r, s, c, f]``: ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``,
+      each block in the order the reduction reads it;
+    - NCHW, ``w[f, c, r, s]``: ``Wp[f // panel, (c // kc,) (c (% kc) · R + r) · S + s,
+      f % panel]``, each block in the order of ``w``'s rows, so that the copy
+      is a plain transpose of ``[filters, (c, r, s)]`` tiles
+      (``polyop.ops.copies``); the reduction reads it at a constant stride.
 
     Example::
 
+        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40, layout="NHWC"),
+        ...                                ConvTiling())
+        >>> packed, layout(2, 1, 70, 17)
+        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
         >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40), ConvTiling())
         >>> packed, layout(17, 70, 2, 1)
-        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
+        ((3, 2, 576, 16), (1, 1, 61, 1))
     """
     kc = _channel_block(shape, tiling)
-    panel = tiling.mr if tiling.vector == "pixels" else tiling.nr
+    panel = _panel(tiling)
+    R, S = shape.R, shape.S
     blocked = kc < shape.C
-
-    def packed(r, s, c, f):
-        blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
-        return (f // panel, *blocks, f % panel)
-
     if shape.layout == "NHWC":
-        layout = packed
+        def layout(r, s, c, f):
+            blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
+            return (f // panel, *blocks, f % panel)
+
+        blocks = (shape.C // kc, R, S, kc) if blocked else (R, S, shape.C)
     else:
         def layout(f, c, r, s):
-            return packed(r, s, c, f)
-    blocks = (shape.C // kc, shape.R, shape.S, kc) if blocked else (shape.R, shape.S, shape.C)
+            blocks = (c // kc, (c % kc * R + r) * S + s) if blocked else ((c * R + r) * S + s,)
+            return (f // panel, *blocks, f % panel)
+
+        blocks = (shape.C // kc, kc * R * S) if blocked else (shape.C * R * S,)
     return layout, (-(-shape.F // panel), *blocks, panel)
 
 
@@ -429,10 +434,12 @@ def _channel_block(shape: ConvShape, tiling: ConvTiling) -> int:
     return kc if 0 < kc < shape.C and shape.C % kc == 0 else shape.C
 
 
-def _packed_block(index: tuple, co, ci) -> tuple:
+def _packed_block(shape: ConvShape, index: tuple, co, ci, r, s) -> tuple:
     """A packed index with the channel block and offset given by the reduction
     axes themselves (``c = co · kc + ci``): subscripts without ``//``/``%``."""
-    f_outer, _, r, s, _, f_inner = index
+    f_outer, f_inner = index[0], index[-1]
+    if shape.layout == "NCHW":
+        return (f_outer, co, (ci * shape.R + r) * shape.S + s, f_inner)
     return (f_outer, co, r, s, ci, f_inner)
 
 
@@ -476,13 +483,10 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     t, shape, conv, kc = stages.tiling, stages.shape, stages.conv, stages.kc
     pixels = t.vector == "pixels"
     lanes = as_target(target).lanes(conv.dtype.numpy.name)
-    copies: list = [c for c in (stages.transpose, stages.wt, stages.xp) if c is not None]
+    copies: list = [c for c in (stages.transpose, stages.xp) if c is not None]
     if stages.transpose is not None:  # x[c, h, w] -> [h, w, c], in tiles of (w, c)
         _, w_loop, c_loop = sch.get_loops(stages.transpose)
         transpose_by_blocks(sch, stages.transpose.name, w_loop.name, c_loop.name, lanes)
-    if stages.wt is not None:  # w[f, m] -> wt[m, f], in tiles of (m, f)
-        m_loop, f_loop = sch.get_loops(stages.wt)
-        transpose_by_blocks(sch, stages.wt.name, m_loop.name, f_loop.name, lanes)
     if not stages.packed_weights:
         _pack_weights(sch, stages, lanes)
         copies.append("Wp")
@@ -532,27 +536,31 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
 
 
 def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int) -> None:
-    """``cache_read`` of the weights into ``Wp`` (``weight_layout``), from
-    NCHW's weights viewed as ``[F, C]`` (1 × 1) or from ``wt`` (larger
-    windows), and the loop order of the copy: NCHW 1 × 1, a transpose of
-    ``(c, f)`` tiles (``transpose_by_blocks``); otherwise the panel's
+    """``cache_read`` of the weights into ``Wp`` (``weight_layout``) and the
+    loop order of the copy: for NCHW (weights viewed as ``[F, C · R · S]``),
+    a transpose of tiles (``transpose_by_blocks``); for NHWC, the panel's
     filters, contiguous on both sides, innermost in vectors."""
     shape, t = stages.shape, stages.tiling
-    packed = weight_layout(shape, t)[0]
-    RS, S = shape.R * shape.S, shape.S
-    if stages.wt is not None:  # wt[m, f], m = (c · R + r) · S + s
-        source, layout = stages.wt, (lambda m, f: packed(f, m // RS, m // S % shape.R, m % S))
-    elif shape.layout == "NCHW":  # w[f, c] (1 x 1)
-        source, layout = stages.w, (lambda f, c: packed(f, c, 0, 0))
+    if shape.layout == "NCHW":
+        RS = shape.R * shape.S
+        kc = _channel_block(shape, t)
+
+        def rows(f, m):  # w[f, (c · R + r) · S + s] -> Wp, as layout(f, c, r, s)
+            blocks = (m,) if kc == shape.C else (m // (kc * RS), m % (kc * RS))
+            return (f // _panel(t), *blocks, f % _panel(t))
+
+        sch.cache_read(stages.w, stages.conv, layout=rows, name="Wp")
+        *_, m, f = sch.get_loops("Wp")
+        transpose_by_blocks(sch, "Wp", m.name, f.name, lanes,
+                            rows=0 if _panel(t) <= lanes else lanes)
     else:
-        source, layout = stages.w, packed
-    sch.cache_read(source, stages.conv, layout=layout, name="Wp")
-    *_, c, f = sch.get_loops("Wp")
-    if stages.wt is None and shape.layout == "NCHW":
-        panel = t.mr if t.vector == "pixels" else t.nr
-        transpose_by_blocks(sch, "Wp", c.name, f.name, lanes, rows=0 if panel <= lanes else lanes)
-    else:
-        sch.vectorize(f)
+        sch.cache_read(stages.w, stages.conv, layout=weight_layout(shape, t)[0], name="Wp")
+        sch.vectorize(sch.get_loops("Wp")[-1])
+
+
+def _panel(t: ConvTiling) -> int:
+    """The filters of a panel of packed weights."""
+    return t.mr if t.vector == "pixels" else t.nr
 
 
 class Conv2d(CompiledOperator):
