@@ -46,14 +46,15 @@ legality-checked primitive:
    a border), then bordered along the channels, so that neither copy has a
    condition that varies along its vector loop.
 2. ``cache_read`` packs the weights into panels of ``nr`` filters (``mr`` for
-   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` (the filters past
-   ``F`` in the last panel are neither copied nor read), and, for vectors
-   along pixels, by default the input into panels of ``nr`` pixels
-   (``ConvTiling.default``). The copies that transpose (NCHW's input and
-   weights) read the source in vectors along its rows and store lane by lane
-   (``polyop.ops.copies``): left to LLVM's loop vectorizer, they were gathers
-   and scatters on AVX-512. With
-   ``packed_weights`` the operator takes ``w`` in that layout instead
+   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` for NHWC,
+   ``Wp[f // nr, (c · R + r) · S + s, f % nr]`` for NCHW (``weight_layout``;
+   the filters past ``F`` in the last panel are neither copied nor read),
+   and, for vectors along pixels, by default the input into panels of ``nr``
+   pixels (``ConvTiling.default``). The copies that transpose (NCHW's input
+   and weights) run in tiles of ``lanes × lanes``, vector loads along the
+   source's rows (``polyop.ops.copies``): left to LLVM's loop vectorizer,
+   they were gathers and scatters on AVX-512. With ``packed_weights`` the
+   operator takes ``w`` in that layout instead
    (``weight_layout``, ``Conv2d.pack_weights``): constant weights are packed
    once, at set-up, as TVM and oneDNN do for inference. On 3 × 3 512 → 512 at
    7 × 7 the copy per call was 30 % of the time (62 → 88 GFLOP/s on one core).
@@ -74,6 +75,9 @@ legality-checked primitive:
    after it (``reverse_compute_at``), so the fused operator makes one pass
    over the output.
 5. With ``threads > 1`` the outer tile loop (and the copies) run in parallel.
+
+``ConvShape``, ``ConvTiling`` (with its target-derived defaults) and the
+packed weight layout live in ``polyop.ops.conv_tiling``.
 
 A call checks its arrays in Python and runs the native code directly (the
 sizes are compile-time constants: nothing is inferred per call).
@@ -98,157 +102,15 @@ from .. import te
 from ..errors import ArgumentError, ScheduleError
 from ..schedule import Loop, Schedule
 from ..target import Target, as_target
-from .copies import transpose_by_blocks
-from .matmul import (
-    CompiledOperator,
-    copy_panels_per_pass,
-    default_threads,
-    register_rows,
-    tuned_tiling,
+from .conv_tiling import (
+    ConvShape,
+    ConvTiling,
+    channel_block,
+    panel_filters,
+    weight_layout,
 )
-
-LAYOUTS = ("NCHW", "NHWC")
-
-
-@dataclass(frozen=True)
-class ConvShape:
-    """A batch-1 convolution: ``C`` channels of ``H × W`` in, ``F`` filters of
-    ``R × S``, ``stride``, zero ``pad`` on each side, ``layout`` NCHW or NHWC."""
-
-    C: int
-    H: int
-    W: int
-    F: int
-    R: int = 3
-    S: int = 3
-    stride: int = 1
-    pad: int = 1
-    layout: str = "NCHW"
-
-    @property
-    def Ho(self) -> int:
-        return (self.H + 2 * self.pad - self.R) // self.stride + 1
-
-    @property
-    def Wo(self) -> int:
-        return (self.W + 2 * self.pad - self.S) // self.stride + 1
-
-    @property
-    def flops(self) -> int:
-        """Multiply-adds counted as two flops."""
-        return 2 * self.C * self.F * self.R * self.S * self.Ho * self.Wo
-
-    @property
-    def is_gemm(self) -> bool:
-        """An NCHW 1 × 1 convolution with stride 1 and no padding: ``w · x``
-        on ``x`` viewed as ``[C, H · W]``."""
-        return (self.layout == "NCHW" and self.R == self.S == 1 and self.stride == 1
-                and self.pad == 0)
-
-    def arrays(self) -> dict[str, tuple[int, ...]]:
-        """The caller's shapes of ``x``, ``w`` and ``out``."""
-        C, H, W, F, R, S, Ho, Wo = (self.C, self.H, self.W, self.F, self.R, self.S,
-                                    self.Ho, self.Wo)
-        if self.layout == "NCHW":
-            return {"x": (C, H, W), "w": (F, C, R, S), "out": (F, Ho, Wo)}
-        return {"x": (H, W, C), "w": (R, S, C, F), "out": (Ho, Wo, F)}
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad parameter."""
-        for name in ("C", "H", "W", "F", "R", "S", "stride", "pad"):
-            v = getattr(self, name)
-            low = 0 if name == "pad" else 1
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-                kind = "a non-negative" if low == 0 else "a positive"
-                raise ValueError(f"conv2d: {name} must be {kind} int, got {v!r}")
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"conv2d: layout must be one of {LAYOUTS}, got {self.layout!r}")
-        if self.Ho < 1 or self.Wo < 1:
-            raise ValueError(f"conv2d: a {self.R}x{self.S} filter does not fit the "
-                             f"{self.H}x{self.W} input padded by {self.pad}")
-
-
-@dataclass(frozen=True)
-class ConvTiling:
-    """The loop structure of ``schedule_conv2d``.
-
-    - ``mr × nr``: the register tile, ``mr`` rows whose operand is broadcast ×
-      ``nr`` columns held in vectors;
-    - ``vector``: what the vectors run along, ``"filters"`` or ``"pixels"``
-      (only for ``ConvShape.is_gemm``);
-    - ``kc``: the channels of a block of the reduction (used when it divides
-      ``C``), each block running over the whole window;
-    - ``blocks_outer``: the loop over channel blocks goes outside the tile
-      loops, as a GEMM's ``k`` slices (a tile's accumulators are then loaded
-      and stored once per block): for 1 × 1 windows, which have no window
-      reuse of the input;
-    - ``pixels_outer``: the loop over pixel tiles runs outside the loop over
-      filter panels;
-    - ``pack_input`` (vectors along pixels only): ``cache_read`` copies ``x``
-      into panels of ``nr`` pixels, ``Xp[q // nr, c, q % nr]``, read
-      contiguously by each filter panel.
-    """
-
-    mr: int = 6
-    nr: int = 16
-    vector: str = "filters"
-    kc: int = 64
-    blocks_outer: bool = False
-    pixels_outer: bool = True
-    pack_input: bool = False
-
-    @classmethod
-    def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1,
-                target: Target | str | None = None) -> ConvTiling:
-        """The tiling for ``target`` (default the host; ``ConvShape`` of one
-        image, ``threads`` the number of threads running it). Tiles are 2
-        (or 3) vector registers wide, ``nr = 2 · lanes``, with the most rows
-        ``mr`` the registers hold (``polyop.ops.matmul.register_rows``: 6 (4)
-        on AVX2's 16 registers, 14 (9) with AVX-512's or NEON's 32); the
-        channel blocks and the thresholds below are as measured on AVX2.
-        Only measurement can settle — the knobs a tuner searches: the tile's
-        width and rows (with 14 rows of filters, 64 filters leave a partial
-        tile), the channel block ``kc``, the loop orders and packing, and
-        the size thresholds, all measured on AVX2 only.
-
-        Measured best on AVX2 over ResNet-50's layers:
-
-        Vectors along filters: 12 accumulators of the 16 vector registers, 6
-        pixels × 2 vectors of filters; blocks of 64 channels inside the tiles,
-        or for 1 × 1 windows of 128 outside them. The broadcast dimension's
-        tile divides the usual filter counts, so only the pixels leave a
-        partial tile.
-
-        A GEMM-shaped NCHW convolution (vectors along pixels):
-
-        - up to 1024 pixels (28 × 28 and smaller): 4 filters × 3 vectors of
-          pixels, pixel panels outermost, each packed just before its use
-          (by the thread that uses it), all channels in one block: a panel
-          of input stays in L2 while the packed weights stream, and the tile
-          of a fused epilogue stays in registers (1 thread, 512 → 128 at
-          28 × 28, fused: 83 → 92 GFLOP/s; 1024 → 256 at 14 × 14: 88 → 89;
-          2 threads, packing per panel rather than ahead: 152 → 160);
-        - larger images: 6 filters × 2 vectors of pixels, blocks of 256
-          channels. With 16 filter panels per thread or more, filter panels
-          outermost and the input packed, each panel of weights in L1 while
-          the input streams (1 thread at 56 × 56, fused: 256 → 128 84 → 86,
-          64 → 256 83 → 85); with fewer, pixel panels outermost and the input
-          read in place (256 → 64, fused, in the benchmark's rounds: 1 thread
-          67 → 72, 2 threads 147 → 159; packing 3 MiB of input for 64
-          filters cost more than it saved)."""
-        t = as_target(target)
-        size = np.dtype(dtype).itemsize
-        lanes = t.lanes(np.dtype(dtype).name)
-        mr2, mr3 = register_rows(t, 2), register_rows(t, 3)
-        if shape.is_gemm:
-            if shape.H * shape.W <= 1024:
-                return cls(mr=mr3, nr=3 * lanes, vector="pixels", kc=shape.C, pack_input=True)
-            few = shape.F < 16 * mr2 * threads
-            return cls(mr=mr2, nr=2 * lanes, vector="pixels", kc=1024 // size,
-                       blocks_outer=True, pixels_outer=few, pack_input=not few)
-        if shape.R == shape.S == 1:
-            return cls(mr=mr2, nr=2 * lanes, kc=128, blocks_outer=True)
-        return cls(mr=mr2, nr=2 * lanes)
+from .copies import transpose_by_blocks
+from .matmul import CompiledOperator, copy_panels_per_pass, default_threads, tuned_tiling
 
 
 @dataclass(frozen=True)
@@ -305,7 +167,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
                          "place, one broadcast per pixel, otherwise)")
     C, H, W, F, R, S = shape.C, shape.H, shape.W, shape.F, shape.R, shape.S
     st, pad, Ho, Wo = shape.stride, shape.pad, shape.Ho, shape.Wo
-    kc = _channel_block(shape, tiling)
+    kc = channel_block(shape, tiling)
     zero = te.const(0, dtype)
     dims = shape.arrays()
     r = te.reduce_axis((0, R), name="r")
@@ -383,55 +245,6 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
             out = conv
     return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
                       packed_weights, transpose)
-
-
-def weight_layout(shape: ConvShape, tiling: ConvTiling):
-    """The packed weights: ``(layout, packed_shape)``, ``layout`` mapping an
-    index of the caller's weights to its place in the panels of ``nr``
-    filters (``mr`` for vectors along pixels), zero-padded to whole panels
-    (by ``Conv2d.pack_weights``; the copy per call leaves the padding unread):
-
-    - NHWC, ``w[r, s, c, f]``: ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``,
-      each block in the order the reduction reads it;
-    - NCHW, ``w[f, c, r, s]``: ``Wp[f // panel, (c // kc,) (c (% kc) · R + r) · S + s,
-      f % panel]``, each block in the order of ``w``'s rows, so that the copy
-      is a plain transpose of ``[filters, (c, r, s)]`` tiles
-      (``polyop.ops.copies``); the reduction reads it at a constant stride.
-
-    Example::
-
-        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40, layout="NHWC"),
-        ...                                ConvTiling())
-        >>> packed, layout(2, 1, 70, 17)
-        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
-        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40), ConvTiling())
-        >>> packed, layout(17, 70, 2, 1)
-        ((3, 2, 576, 16), (1, 1, 61, 1))
-    """
-    kc = _channel_block(shape, tiling)
-    panel = _panel(tiling)
-    R, S = shape.R, shape.S
-    blocked = kc < shape.C
-    if shape.layout == "NHWC":
-        def layout(r, s, c, f):
-            blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
-            return (f // panel, *blocks, f % panel)
-
-        blocks = (shape.C // kc, R, S, kc) if blocked else (R, S, shape.C)
-    else:
-        def layout(f, c, r, s):
-            blocks = (c // kc, (c % kc * R + r) * S + s) if blocked else ((c * R + r) * S + s,)
-            return (f // panel, *blocks, f % panel)
-
-        blocks = (shape.C // kc, kc * R * S) if blocked else (shape.C * R * S,)
-    return layout, (-(-shape.F // panel), *blocks, panel)
-
-
-def _channel_block(shape: ConvShape, tiling: ConvTiling) -> int:
-    """The channels of a block of the reduction: ``tiling.kc`` where it divides
-    ``C``, else ``C`` (unblocked)."""
-    kc = tiling.kc
-    return kc if 0 < kc < shape.C and shape.C % kc == 0 else shape.C
 
 
 def _packed_block(shape: ConvShape, index: tuple, co, ci, r, s) -> tuple:
@@ -543,24 +356,19 @@ def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int) -> None:
     shape, t = stages.shape, stages.tiling
     if shape.layout == "NCHW":
         RS = shape.R * shape.S
-        kc = _channel_block(shape, t)
+        kc = channel_block(shape, t)
 
         def rows(f, m):  # w[f, (c · R + r) · S + s] -> Wp, as layout(f, c, r, s)
             blocks = (m,) if kc == shape.C else (m // (kc * RS), m % (kc * RS))
-            return (f // _panel(t), *blocks, f % _panel(t))
+            return (f // panel_filters(t), *blocks, f % panel_filters(t))
 
         sch.cache_read(stages.w, stages.conv, layout=rows, name="Wp")
         *_, m, f = sch.get_loops("Wp")
         transpose_by_blocks(sch, "Wp", m.name, f.name, lanes,
-                            rows=0 if _panel(t) <= lanes else lanes)
+                            rows=0 if panel_filters(t) <= lanes else lanes)
     else:
         sch.cache_read(stages.w, stages.conv, layout=weight_layout(shape, t)[0], name="Wp")
         sch.vectorize(sch.get_loops("Wp")[-1])
-
-
-def _panel(t: ConvTiling) -> int:
-    """The filters of a panel of packed weights."""
-    return t.mr if t.vector == "pixels" else t.nr
 
 
 class Conv2d(CompiledOperator):

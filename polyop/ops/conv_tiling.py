@@ -1,0 +1,223 @@
+"""The shape of a ``polyop.ops.conv2d`` and what the target and the shape
+decide of its schedule: ``ConvShape`` (sizes, stride, padding, layout),
+``ConvTiling`` (the register tile, the channel blocks, the loop orders, the
+packing; ``ConvTiling.default`` derives them from a ``polyop.Target``) and
+``weight_layout``, the panels of packed weights the micro-kernel reads.
+The tensor expressions and the schedule built from these choices are in
+``polyop.ops.conv2d``.
+
+Example::
+
+    >>> s = ConvShape(64, 56, 56, 64)
+    >>> s.Ho, s.flops, s.arrays()["w"]
+    (56, 231211008, (64, 64, 3, 3))
+    >>> t = ConvTiling.default(s, target="cpu -mtriple=x86_64-linux-gnu -mcpu=haswell")
+    >>> t.mr, t.nr, t.vector
+    (6, 16, 'filters')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..target import Target, as_target
+from .matmul import register_rows
+
+LAYOUTS = ("NCHW", "NHWC")
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A batch-1 convolution: ``C`` channels of ``H × W`` in, ``F`` filters of
+    ``R × S``, ``stride``, zero ``pad`` on each side, ``layout`` NCHW or NHWC."""
+
+    C: int
+    H: int
+    W: int
+    F: int
+    R: int = 3
+    S: int = 3
+    stride: int = 1
+    pad: int = 1
+    layout: str = "NCHW"
+
+    @property
+    def Ho(self) -> int:
+        return (self.H + 2 * self.pad - self.R) // self.stride + 1
+
+    @property
+    def Wo(self) -> int:
+        return (self.W + 2 * self.pad - self.S) // self.stride + 1
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds counted as two flops."""
+        return 2 * self.C * self.F * self.R * self.S * self.Ho * self.Wo
+
+    @property
+    def is_gemm(self) -> bool:
+        """An NCHW 1 × 1 convolution with stride 1 and no padding: ``w · x``
+        on ``x`` viewed as ``[C, H · W]``."""
+        return (self.layout == "NCHW" and self.R == self.S == 1 and self.stride == 1
+                and self.pad == 0)
+
+    def arrays(self) -> dict[str, tuple[int, ...]]:
+        """The caller's shapes of ``x``, ``w`` and ``out``."""
+        C, H, W, F, R, S, Ho, Wo = (self.C, self.H, self.W, self.F, self.R, self.S,
+                                    self.Ho, self.Wo)
+        if self.layout == "NCHW":
+            return {"x": (C, H, W), "w": (F, C, R, S), "out": (F, Ho, Wo)}
+        return {"x": (H, W, C), "w": (R, S, C, F), "out": (Ho, Wo, F)}
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad parameter."""
+        for name in ("C", "H", "W", "F", "R", "S", "stride", "pad"):
+            v = getattr(self, name)
+            low = 0 if name == "pad" else 1
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+                kind = "a non-negative" if low == 0 else "a positive"
+                raise ValueError(f"conv2d: {name} must be {kind} int, got {v!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"conv2d: layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.Ho < 1 or self.Wo < 1:
+            raise ValueError(f"conv2d: a {self.R}x{self.S} filter does not fit the "
+                             f"{self.H}x{self.W} input padded by {self.pad}")
+
+
+@dataclass(frozen=True)
+class ConvTiling:
+    """The loop structure of ``schedule_conv2d``.
+
+    - ``mr × nr``: the register tile, ``mr`` rows whose operand is broadcast ×
+      ``nr`` columns held in vectors;
+    - ``vector``: what the vectors run along, ``"filters"`` or ``"pixels"``
+      (only for ``ConvShape.is_gemm``);
+    - ``kc``: the channels of a block of the reduction (used when it divides
+      ``C``), each block running over the whole window;
+    - ``blocks_outer``: the loop over channel blocks goes outside the tile
+      loops, as a GEMM's ``k`` slices (a tile's accumulators are then loaded
+      and stored once per block): for 1 × 1 windows, which have no window
+      reuse of the input;
+    - ``pixels_outer``: the loop over pixel tiles runs outside the loop over
+      filter panels;
+    - ``pack_input`` (vectors along pixels only): ``cache_read`` copies ``x``
+      into panels of ``nr`` pixels, ``Xp[q // nr, c, q % nr]``, read
+      contiguously by each filter panel.
+    """
+
+    mr: int = 6
+    nr: int = 16
+    vector: str = "filters"
+    kc: int = 64
+    blocks_outer: bool = False
+    pixels_outer: bool = True
+    pack_input: bool = False
+
+    @classmethod
+    def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1,
+                target: Target | str | None = None) -> ConvTiling:
+        """The tiling for ``target`` (default the host; ``ConvShape`` of one
+        image, ``threads`` the number of threads running it). Tiles are 2
+        (or 3) vector registers wide, ``nr = 2 · lanes``, with the most rows
+        ``mr`` the registers hold (``polyop.ops.matmul.register_rows``: 6 (4)
+        on AVX2's 16 registers, 14 (9) with AVX-512's or NEON's 32); the
+        channel blocks and the thresholds below are as measured on AVX2.
+        Only measurement can settle — the knobs a tuner searches: the tile's
+        width and rows (with 14 rows of filters, 64 filters leave a partial
+        tile), the channel block ``kc``, the loop orders and packing, and
+        the size thresholds, all measured on AVX2 only.
+
+        Measured best on AVX2 over ResNet-50's layers:
+
+        Vectors along filters: 12 accumulators of the 16 vector registers, 6
+        pixels × 2 vectors of filters; blocks of 64 channels inside the tiles,
+        or for 1 × 1 windows of 128 outside them. The broadcast dimension's
+        tile divides the usual filter counts, so only the pixels leave a
+        partial tile.
+
+        A GEMM-shaped NCHW convolution (vectors along pixels):
+
+        - up to 1024 pixels (28 × 28 and smaller): 4 filters × 3 vectors of
+          pixels, pixel panels outermost, each packed just before its use
+          (by the thread that uses it), all channels in one block: a panel
+          of input stays in L2 while the packed weights stream, and the tile
+          of a fused epilogue stays in registers (1 thread, 512 → 128 at
+          28 × 28, fused: 83 → 92 GFLOP/s; 1024 → 256 at 14 × 14: 88 → 89;
+          2 threads, packing per panel rather than ahead: 152 → 160);
+        - larger images: 6 filters × 2 vectors of pixels, blocks of 256
+          channels. With 16 filter panels per thread or more, filter panels
+          outermost and the input packed, each panel of weights in L1 while
+          the input streams (1 thread at 56 × 56, fused: 256 → 128 84 → 86,
+          64 → 256 83 → 85); with fewer, pixel panels outermost and the input
+          read in place (256 → 64, fused, in the benchmark's rounds: 1 thread
+          67 → 72, 2 threads 147 → 159; packing 3 MiB of input for 64
+          filters cost more than it saved)."""
+        t = as_target(target)
+        size = np.dtype(dtype).itemsize
+        lanes = t.lanes(np.dtype(dtype).name)
+        mr2, mr3 = register_rows(t, 2), register_rows(t, 3)
+        if shape.is_gemm:
+            if shape.H * shape.W <= 1024:
+                return cls(mr=mr3, nr=3 * lanes, vector="pixels", kc=shape.C, pack_input=True)
+            few = shape.F < 16 * mr2 * threads
+            return cls(mr=mr2, nr=2 * lanes, vector="pixels", kc=1024 // size,
+                       blocks_outer=True, pixels_outer=few, pack_input=not few)
+        if shape.R == shape.S == 1:
+            return cls(mr=mr2, nr=2 * lanes, kc=128, blocks_outer=True)
+        return cls(mr=mr2, nr=2 * lanes)
+
+
+def weight_layout(shape: ConvShape, tiling: ConvTiling):
+    """The packed weights: ``(layout, packed_shape)``, ``layout`` mapping an
+    index of the caller's weights to its place in the panels of ``nr``
+    filters (``mr`` for vectors along pixels), zero-padded to whole panels
+    (by ``Conv2d.pack_weights``; the copy per call leaves the padding unread):
+
+    - NHWC, ``w[r, s, c, f]``: ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``,
+      each block in the order the reduction reads it;
+    - NCHW, ``w[f, c, r, s]``: ``Wp[f // panel, (c // kc,) (c (% kc) · R + r) · S + s,
+      f % panel]``, each block in the order of ``w``'s rows, so that the copy
+      is a plain transpose of ``[filters, (c, r, s)]`` tiles
+      (``polyop.ops.copies``); the reduction reads it at a constant stride.
+
+    Example::
+
+        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40, layout="NHWC"),
+        ...                                ConvTiling())
+        >>> packed, layout(2, 1, 70, 17)
+        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
+        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40), ConvTiling())
+        >>> packed, layout(17, 70, 2, 1)
+        ((3, 2, 576, 16), (1, 1, 61, 1))
+    """
+    kc = channel_block(shape, tiling)
+    panel = panel_filters(tiling)
+    R, S = shape.R, shape.S
+    blocked = kc < shape.C
+    if shape.layout == "NHWC":
+        def layout(r, s, c, f):
+            blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
+            return (f // panel, *blocks, f % panel)
+
+        blocks = (shape.C // kc, R, S, kc) if blocked else (R, S, shape.C)
+    else:
+        def layout(f, c, r, s):
+            blocks = (c // kc, (c % kc * R + r) * S + s) if blocked else ((c * R + r) * S + s,)
+            return (f // panel, *blocks, f % panel)
+
+        blocks = (shape.C // kc, kc * R * S) if blocked else (shape.C * R * S,)
+    return layout, (-(-shape.F // panel), *blocks, panel)
+
+
+def channel_block(shape: ConvShape, tiling: ConvTiling) -> int:
+    """The channels of a block of the reduction: ``tiling.kc`` where it divides
+    ``C``, else ``C`` (unblocked)."""
+    kc = tiling.kc
+    return kc if 0 < kc < shape.C and shape.C % kc == 0 else shape.C
+
+
+def panel_filters(t: ConvTiling) -> int:
+    """The filters of a panel of packed weights."""
+    return t.mr if t.vector == "pixels" else t.nr
