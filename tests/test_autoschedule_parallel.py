@@ -261,3 +261,36 @@ def test_innermost_strips_off_by_default_with_the_model_and_exact_when_asked(thr
         f(**got)
         np.testing.assert_allclose(got["x"], ref["x"], rtol=1e-12)
     assert _forks(f, args) == 1
+
+
+def test_parallel_tiles_resized_to_split_evenly(threads):
+    """gemm at MEDIUM on a 256 KiB L2: the model's i tiles of 64 over 200 rows
+    would leave 2 threads 128 and 72 rows; tiles of 50 give each 100. Not on
+    one core, nor when the caller sets the tiles."""
+    bench = BENCHES["gemm"]
+    sizes = bench.sizes["MEDIUM"]
+    sch = polyop.auto_schedule(bench.kernel, TWO, sizes=sizes)
+    knob = sch.explanation.knob("S1:tiles")
+    assert knob.chosen == (50, 4, 220) and "i's tiles 64 -> 50" in knob.why
+    one = polyop.auto_schedule(bench.kernel, ONE, sizes=sizes)
+    assert one.explanation.knob("S1:tiles").chosen == (64, 4, 220)
+    kept = polyop.auto_schedule(bench.kernel, TWO, sizes=sizes, knobs={"S1:tiles": (64, 4, 220)})
+    assert kept.explanation.knob("S1:tiles").chosen == (64, 4, 220)
+    f = polyop.build(sch)
+    args = bench.init({"ni": 120, "nj": 70, "nk": 90})
+    ref = copy.deepcopy(args)
+    bench.kernel.py_func(**ref)
+    for n in (1, 2):
+        threads(n)
+        got = copy.deepcopy(args)
+        f(**got)
+        np.testing.assert_allclose(got["C"], ref["C"], rtol=1e-12)
+
+
+def test_split_efficiency_of_tiles():
+    from polyop.autoschedule.strips import split_efficiency
+
+    assert split_efficiency(180, 64, 2) == 180 / 232  # 64 + 52 | 64
+    assert split_efficiency(180, 45, 2) == 1.0
+    assert split_efficiency(7, 1, 2) == 7 / 8
+    assert split_efficiency(100, 100, 2) == 0.5  # one tile: one thread

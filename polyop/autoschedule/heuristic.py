@@ -44,7 +44,7 @@ from ..target import Target
 from .isl_sched import TILING_OPTIONS, Member, isl_schedule
 from .model import BandModel, Group
 from .outer import enclosed_statements, parallelise_outer
-from .strips import strip_inner, strip_middle
+from .strips import even_tiles, strip_inner, strip_middle
 from .timetile import time_tile
 
 #: tiling must cut the modelled traffic by at least this factor
@@ -369,6 +369,9 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         knob = ctx.decide(f"{lead}:tiles", cands, ranked[0] if pays else none, why,
                           model.formula(), accepts=lambda v: _tile_sizes(v, d))
         tiles = knob.chosen
+        if tiles != none and knob.why != "set by the caller" and target.cores > 1:
+            tiles = knob.chosen = even_tiles(knob, model, order, tiles, coincident,
+                                             target.cores, vl, carried)
         if tiles != none:
             outers, inners = [], []
             try:

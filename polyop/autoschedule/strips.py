@@ -162,3 +162,57 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
         knob.why += f" (refused: {str(exc).splitlines()[0]})"
         return inner_loops, tile_loops
     return inner_loops[:-1] + [rest], [outer] + tile_loops
+
+
+#: an even tile count may cost at most this much modelled time at one thread
+EVEN_COST = 1.05
+
+
+def split_efficiency(n: int, tile: int, cores: int) -> float:
+    """How evenly ``cores`` threads share ``n`` iterations cut into tiles of
+    ``tile`` (the last one partial), each tile to the thread with least
+    work so far (the pool's work sharing hands out whole tiles): the
+    work over ``cores`` times the busiest thread's.
+
+    >>> split_efficiency(200, 64, 2)   # 64, 64 | 64, 8
+    0.78125
+    >>> split_efficiency(200, 50, 2)
+    1.0
+    """
+    load = [0] * cores
+    for lo in range(0, n, tile):
+        load[load.index(min(load))] += min(tile, n - lo)
+    return n / (cores * max(load))
+
+
+def even_tiles(knob, model, order: list, tiles: tuple, coincident: set[str], cores: int,
+               lanes: int, carried: bool) -> tuple:
+    """The model's ``tiles`` with the parallel tile loop's tiles resized so
+    that ``cores`` threads get even shares (gemm at MEDIUM on a 256 KiB L2:
+    ``i`` tiles of 64 over 200 rows leave 2 threads 128 and 72 rows: tiles of
+    50 split them 100/100), when that costs at most ``EVEN_COST``x the
+    modelled time; the reason goes into ``knob.why``. ``order`` is the band's
+    loops, ``lanes`` and ``carried`` the innermost loop's vector width and
+    whether it carries a dependence (for the model's time)."""
+    k = next((k for k, (lp, t, n) in enumerate(zip(order, tiles, model.extents))
+              if t < n and _base(lp.name) in coincident), None)
+    if k is None or cores < 2:
+        return tiles
+    n, t = int(model.extents[k]), int(tiles[k])
+    count = -(-n // t)
+    t2 = -(-n // (cores * -(-count // cores)))
+    if k == len(tiles) - 1:
+        t2 = -(-t2 // lanes) * lanes  # the vector loop: whole vectors
+    e0, e1 = split_efficiency(n, t, cores), split_efficiency(n, t2, cores)
+    if e1 <= e0 + 0.02:
+        return tiles
+    new = (*tiles[:k], t2, *tiles[k + 1:])
+    c0, c1 = model.cycles(tiles, lanes, carried), model.cycles(new, lanes, carried)
+    if c1 > EVEN_COST * c0:
+        knob.why += (f"; {order[k].name}'s tiles of {t} split {n} iterations {e0:.2f} evenly "
+                     f"over {cores} cores, but tiles of {t2} cost {c1 / c0:.3g}x the "
+                     "modelled time: kept")
+        return tiles
+    knob.why += (f"; {order[k].name}'s tiles {t} -> {t2} so that {cores} cores share its {n} "
+                 f"iterations evenly ({e0:.2f} -> {e1:.2f}; modelled time {c1 / c0:.3g}x)")
+    return new
