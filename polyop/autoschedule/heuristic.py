@@ -19,11 +19,18 @@ nest keeps what it had):
 4. ``tiles``: tile sizes minimising the traffic under half the L2 cache, kept
    only when the model says tiling saves at least ``TILE_GAIN``× the time
    and isl's scheduler found the band permutable (tiling is then legal);
-   otherwise the kernel's loops stay untiled: the default schedule's choice;
+   otherwise the kernel's loops stay untiled: the default schedule's choice.
+   With more than one core, the parallel tile loop's tiles are resized so
+   that the cores get even shares (``polyop.autoschedule.strips.even_tiles``);
+   ``parallel_strip_middle``: a band whose outer loop carries a dependence
+   around a free loop gets that loop's strips outermost, so that it forks
+   once, not once per outer iteration (``polyop.autoschedule.strips``);
 5. ``vectorize``: the innermost loop, when isl finds it coincident and most of
    its accesses are unit-stride;
 6. ``parallel``: the outermost loop of the band that carries no dependence
-   (isl: coincident), when the target has more than one core;
+   (isl: coincident), when the target has more than one core; when isl
+   flags none (its flags speak of its fused, shifted schedule), the band's
+   outermost loop if the legality check allows it in the kernel's order;
 7. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
    vector loops itself).
 
