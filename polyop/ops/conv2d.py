@@ -122,7 +122,9 @@ class ConvStages:
     the channel block in use (``C`` when unblocked); with ``packed_weights``,
     ``w`` is already in the layout of ``weight_layout``; ``transpose`` is the
     stage that copies NCHW's input channels last, ``hwc[h, w, c] = x[c, h, w]``
-    (``xt``, or ``xp`` itself when there is no border), or ``None``."""
+    (``xt``, or ``xp`` itself when there is no border), or ``None``; ``wt``
+    is NCHW's weights of a window larger than 1 × 1 transposed,
+    ``wt[(c · R + r) · S + s, f]``, or ``None``."""
 
     shape: ConvShape
     tiling: ConvTiling
@@ -135,6 +137,7 @@ class ConvStages:
     kc: int
     packed_weights: bool = False
     transpose: te.Tensor | None = None
+    wt: te.Tensor | None = None
 
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
@@ -180,18 +183,24 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         ci = te.reduce_axis((0, kc), name="c_inner")
         ch, axes = co * kc + ci, [co, r, s, ci]
     layout, packed_shape = weight_layout(shape, tiling)
-    # NCHW weights viewed as [F, C · R · S]: the copy into panels reads their
-    # rows in vectors (weight_layout)
+    # NCHW weights viewed as [F, C · R · S], their rows read in vectors by the
+    # copies: larger windows transposed (wt, by blocks: schedule_conv2d), then
+    # packed
     flat = shape.layout == "NCHW" and not packed_weights
     w = te.placeholder(packed_shape if packed_weights else (F, C * R * S) if flat
                        else dims["w"], dtype, name="w")
+    wt = te.compute((C * R * S, F), lambda m, f: w[f, m], name="wt") \
+        if flat and R * S > 1 else None
 
     def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
         at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
         if packed_weights:
             return w[layout(*at) if kc == C else _packed_block(shape, layout(*at), co, ci,
                                                                  r_, s_)]
-        return w[f, (c * R + r_) * S + s_] if flat else w[at]
+        if flat:
+            m = (c * R + r_) * S + s_
+            return w[f, m] if wt is None else wt[m, f]
+        return w[at]
 
     extra = _epilogue_params(F, dtype, bias, bn)
     fused = bias or bn or relu
@@ -244,7 +253,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         else:
             out = conv
     return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
-                      packed_weights, transpose)
+                      packed_weights, transpose, wt)
 
 
 def _packed_block(shape: ConvShape, index: tuple, co, ci, r, s) -> tuple:
@@ -350,25 +359,34 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
 
 def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int) -> None:
     """``cache_read`` of the weights into ``Wp`` (``weight_layout``) and the
-    loop order of the copy: for NCHW (weights viewed as ``[F, C · R · S]``),
-    a transpose of tiles (``transpose_by_blocks``); for NHWC, the panel's
-    filters, contiguous on both sides, innermost in vectors."""
+    loop order of the copies. NCHW 1 × 1 (weights viewed as ``[F, C]``): a
+    transpose of tiles (``transpose_by_blocks``). Larger NCHW windows: ``wt``
+    computed per panel of filters and block of channels, in a local buffer
+    (a transpose of tiles), then copied into ``Wp`` in vectors along the
+    filters, as NHWC's weights are."""
     shape, t = stages.shape, stages.tiling
-    if shape.layout == "NCHW":
-        RS = shape.R * shape.S
-        kc = channel_block(shape, t)
-
-        def rows(f, m):  # w[f, (c · R + r) · S + s] -> Wp, as layout(f, c, r, s)
-            blocks = (m,) if kc == shape.C else (m // (kc * RS), m % (kc * RS))
-            return (f // panel_filters(t), *blocks, f % panel_filters(t))
-
-        sch.cache_read(stages.w, stages.conv, layout=rows, name="Wp")
-        *_, m, f = sch.get_loops("Wp")
-        transpose_by_blocks(sch, "Wp", m.name, f.name, lanes,
-                            rows=0 if panel_filters(t) <= lanes else lanes)
+    layout = weight_layout(shape, t)[0]
+    RS, S = shape.R * shape.S, shape.S
+    if stages.wt is not None:  # wt[m, f], m = (c · R + r) · S + s
+        source, rows = stages.wt, (lambda m, f: layout(f, m // RS, m % RS // S, m % S))
+    elif shape.layout == "NCHW":  # w[f, c] (1 x 1)
+        source, rows = stages.w, (lambda f, c: layout(f, c, 0, 0))
     else:
-        sch.cache_read(stages.w, stages.conv, layout=weight_layout(shape, t)[0], name="Wp")
-        sch.vectorize(sch.get_loops("Wp")[-1])
+        source, rows = stages.w, layout
+    sch.cache_read(source, stages.conv, layout=rows, name="Wp")
+    loops = sch.get_loops("Wp")
+    if stages.wt is None and shape.layout == "NCHW":
+        c, f = loops[-2:]
+        panel = panel_filters(t)
+        transpose_by_blocks(sch, "Wp", c.name, f.name, lanes, rows=0 if panel <= lanes else lanes)
+        return
+    sch.vectorize(loops[-1])
+    if stages.wt is not None:
+        block = loops[1] if channel_block(shape, t) < shape.C else loops[0]
+        sch.compute_at(stages.wt.name, block)
+        sch.set_scope(stages.wt, "local", block)
+        m, f = sch.get_loops(stages.wt.name)[-2:]
+        transpose_by_blocks(sch, stages.wt.name, m.name, f.name, lanes)
 
 
 class Conv2d(CompiledOperator):

@@ -171,43 +171,32 @@ class ConvTiling:
 
 def weight_layout(shape: ConvShape, tiling: ConvTiling):
     """The packed weights: ``(layout, packed_shape)``, ``layout`` mapping an
-    index of the caller's weights to its place in the panels of ``nr``
-    filters (``mr`` for vectors along pixels), zero-padded to whole panels
-    (by ``Conv2d.pack_weights``; the copy per call leaves the padding unread):
-
-    - NHWC, ``w[r, s, c, f]``: ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``,
-      each block in the order the reduction reads it;
-    - NCHW, ``w[f, c, r, s]``: ``Wp[f // panel, (c // kc,) (c (% kc) · R + r) · S + s,
-      f % panel]``, each block in the order of ``w``'s rows, so that the copy
-      is a plain transpose of ``[filters, (c, r, s)]`` tiles
-      (``polyop.ops.copies``); the reduction reads it at a constant stride.
+    index of the caller's weights (``w[f, c, r, s]`` in NCHW, ``w[r, s, c, f]``
+    in NHWC) to ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``, the
+    panels of ``nr`` filters (``mr`` for vectors along pixels) zero-padded to
+    whole panels (by ``Conv2d.pack_weights``; the copy per call leaves the
+    padding unread), each laid out in the order the reduction reads it.
 
     Example::
 
-        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40, layout="NHWC"),
-        ...                                ConvTiling())
-        >>> packed, layout(2, 1, 70, 17)
-        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
         >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40), ConvTiling())
         >>> packed, layout(17, 70, 2, 1)
-        ((3, 2, 576, 16), (1, 1, 61, 1))
+        ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
     """
     kc = channel_block(shape, tiling)
     panel = panel_filters(tiling)
-    R, S = shape.R, shape.S
     blocked = kc < shape.C
-    if shape.layout == "NHWC":
-        def layout(r, s, c, f):
-            blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
-            return (f // panel, *blocks, f % panel)
 
-        blocks = (shape.C // kc, R, S, kc) if blocked else (R, S, shape.C)
+    def packed(r, s, c, f):
+        blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
+        return (f // panel, *blocks, f % panel)
+
+    if shape.layout == "NHWC":
+        layout = packed
     else:
         def layout(f, c, r, s):
-            blocks = (c // kc, (c % kc * R + r) * S + s) if blocked else ((c * R + r) * S + s,)
-            return (f // panel, *blocks, f % panel)
-
-        blocks = (shape.C // kc, kc * R * S) if blocked else (shape.C * R * S,)
+            return packed(r, s, c, f)
+    blocks = (shape.C // kc, shape.R, shape.S, kc) if blocked else (shape.R, shape.S, shape.C)
     return layout, (-(-shape.F // panel), *blocks, panel)
 
 
