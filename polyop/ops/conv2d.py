@@ -46,15 +46,16 @@ legality-checked primitive:
    a border), then bordered along the channels, so that neither copy has a
    condition that varies along its vector loop.
 2. ``cache_read`` packs the weights into panels of ``nr`` filters (``mr`` for
-   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` for NHWC,
-   ``Wp[f // nr, (c · R + r) · S + s, f % nr]`` for NCHW (``weight_layout``;
+   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` (``weight_layout``;
    the filters past ``F`` in the last panel are neither copied nor read),
    and, for vectors along pixels, by default the input into panels of ``nr``
    pixels (``ConvTiling.default``). The copies that transpose (NCHW's input
    and weights) run in tiles of ``lanes × lanes``, vector loads along the
-   source's rows (``polyop.ops.copies``): left to LLVM's loop vectorizer,
-   they were gathers and scatters on AVX-512. With ``packed_weights`` the
-   operator takes ``w`` in that layout instead
+   source's rows (``polyop.ops.copies``); NCHW weights of a larger window
+   are transposed, per panel and block of channels, into a local ``wt``,
+   then packed from it in vectors along the filters. Left to LLVM's loop
+   vectorizer, these copies were gathers and scatters on AVX-512. With
+   ``packed_weights`` the operator takes ``w`` in that layout instead
    (``weight_layout``, ``Conv2d.pack_weights``): constant weights are packed
    once, at set-up, as TVM and oneDNN do for inference. On 3 × 3 512 → 512 at
    7 × 7 the copy per call was 30 % of the time (62 → 88 GFLOP/s on one core).
