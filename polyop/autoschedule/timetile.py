@@ -91,8 +91,13 @@ LOADS_PER_CYCLE = 2
 L3_BYTES_PER_CYCLE = 32
 #: time tiling must cut the modelled time by this factor (as tiling in the heuristic)
 GAIN = 1.5
+#: a wavefront's tile loops are skewed too, and isl's AST generation time grows
+#: with the slant ``S_1 / (a_1 T)`` of the tiles it skews (jacobi-1d, 16 x 128:
+#: 87 s against 2 s without the wavefront; 16 x 64: 13 s; 32 x 256 gave up):
+#: with a wavefront the outer space tile is at most this many times ``a_1 T``
+WAVEFRONT_SLANT = 2
 #: tile sizes tried: time steps, and (skewed) space points per loop
-TIME_STEPS = (2, 4, 8, 16, 32)
+TIME_STEPS = (2, 4, 8, 16)
 SPACE_POINTS = (8, 16, 32, 64, 128, 256)
 
 
@@ -250,14 +255,16 @@ def _array_extent(program, array: str, sizes: dict[str, int]) -> list[int]:
     return [max(0, int(eval_index(e, env))) for e in program.arrays[array].extents]
 
 
-def _ranked(tm: TimeModel, capacity: int, lanes: int, keep: int = 4) -> list[tuple[int, ...]]:
+def _ranked(tm: TimeModel, capacity: int, lanes: int, wavefront: bool,
+            keep: int = 4) -> list[tuple[int, ...]]:
     grids = [[t for t in TIME_STEPS if t < tm.extents[0]] or [tm.extents[0]]]
     for k in range(1, len(tm.extents)):
         low = 4 * lanes if k == len(tm.extents) - 1 else 1
         grids.append([s for s in SPACE_POINTS if s >= low] or [SPACE_POINTS[-1]])
     scored = []
     for sizes in itertools.product(*grids):
-        if sum(tm.band.group_footprints(sizes)) * LINE > capacity:
+        if sum(tm.band.group_footprints(sizes)) * LINE > capacity or \
+                (wavefront and sizes[1] > WAVEFRONT_SLANT * max(1, tm.skew[0]) * sizes[0]):
             continue
         scored.append(((round(tm.traffic(sizes), 3), -math.prod(sizes)), sizes))
     scored.sort()
@@ -280,7 +287,8 @@ def time_tile(ctx) -> set[str]:
     lanes = ctx.target.lanes(dtype.numpy)
     tm = time_model(ctx, st, lanes)
     capacity = ctx.target.l2 // 2
-    ranked = _ranked(tm, capacity, lanes)
+    wavefront = ctx.overrides.get(f"{lead}:wavefront", ctx.target.cores > 1)
+    ranked = _ranked(tm, capacity, lanes, bool(wavefront))
     c0 = tm.cycles(None)
     c1 = tm.cycles(ranked[0]) if ranked else c0
     gain = c0 / c1 if c1 else 1.0
@@ -298,11 +306,12 @@ def time_tile(ctx) -> set[str]:
         return set()
     d = st.depth
     none = tuple(tm.extents)
-    tknob = ctx.decide(f"{lead}:time_tiles", ranked or [none], ranked[0] if ranked else none,
-                       f"{ranked[0] if ranked else none}: T time steps x S (skewed) space "
-                       f"points of least traffic whose footprint fits half the L2 "
-                       f"({capacity // 1024} KiB): {tm.traffic(ranked[0]) if ranked else 0:.4g}"
-                       f" lines vs {tm.traffic(None):.4g} untiled",
+    best = ranked[0] if ranked else none
+    slant = f", S_1 <= {WAVEFRONT_SLANT} a_1 T (the wavefront's AST)" if wavefront else ""
+    tknob = ctx.decide(f"{lead}:time_tiles", ranked or [none], best,
+                       f"{best}: T time steps x S (skewed) space points of least traffic "
+                       f"whose footprint fits half the L2 ({capacity // 1024} KiB){slant}: "
+                       f"{tm.traffic(best):.4g} lines vs {tm.traffic(None):.4g} untiled",
                        tm.band.formula(), accepts=lambda v: _sizes_ok(v, d + 1))
     wknob = ctx.decide(f"{lead}:wavefront", [False, True], ctx.target.cores > 1,
                        "tiles of one wavefront (outer space tile + time tile) run in "
