@@ -29,13 +29,15 @@ Example::
     >>> print(sch)
     schedule of mm:
       reorder(i, k, j)
-      split(i, 32)
+      split(i, 30)
       split(k, 16)
       reorder(i_outer, k_outer, i_inner, k_inner, j)
       vectorize(j)
       parallel(i_outer)
     >>> sch.explanation.knob("S0:order").chosen
     ('i', 'k', 'j')
+
+(``i``'s tiles of 30, not the model's 32: ten even tiles for two cores.)
 """
 
 from __future__ import annotations
