@@ -14,6 +14,7 @@ import pytest
 import polyop
 from polyop.autoschedule import heuristic
 from polyop.codegen.parallel import get_num_threads, set_num_threads
+from polyop.errors import ScheduleError
 from polyop.kinds import LoopKind
 from tests.polybench import BENCHES
 
@@ -166,3 +167,22 @@ def test_fdtd_2d_explains_why_not_and_stays_correct():
                     np.testing.assert_allclose(args[o], ref[o], rtol=1e-12, atol=1e-14)
     finally:
         set_num_threads(before)
+
+
+def test_a_refused_step_undoes_the_whole_time_tiling(monkeypatch):
+    bench = BENCHES["jacobi-1d"]
+    sizes = bench.sizes["MEDIUM"]
+    old = polyop.auto_schedule(bench.kernel, AVX2, sizes=sizes, knobs={"S0:time_tile": False})
+    real = polyop.Schedule.fission
+
+    def refuse(self, loop):  # the last structural step fails: all before it is taken back
+        if loop.name == "i_inner":
+            raise ScheduleError("fission(i_inner): refused for the test")
+        return real(self, loop)
+
+    monkeypatch.setattr(polyop.Schedule, "fission", refuse)
+    sch = polyop.auto_schedule(bench.kernel, AVX2, sizes=sizes,
+                               knobs={"S0:time_tile": True, "S0:time_tiles": (4, 16)})
+    knob = sch.explanation.knob("S0:time_tile")
+    assert knob.applied is False and "refused for the test" in knob.why
+    assert str(sch) == str(old) and sch.check() == []
