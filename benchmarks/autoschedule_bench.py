@@ -298,6 +298,15 @@ def main(argv: list[str] | None = None) -> int:
                                      if "forks_per_call_2_threads" in r},
         "not_timed_no_parallel_loop": skipped,
     }
+    if opts.timetile:  # per kernel: the model's choice and each variant against the default
+        summary["timetile"] = {r["kernel"]: {
+            "chosen": next((v for k, v in r["knobs"].items() if k.endswith(":time_tile")), None),
+            **{f"{v}_vs_default{m}": r[f"default{m}_ms"] / r[f"{v}{m}_ms"]
+               for v in ("auto", "timetile_on", "timetile_off") for m in ("", "_min")
+               if f"{v}_ms" in r},
+            **{f"{v}_2t_vs_default_2t": r["threads_ms"]["default_2t"] / r["threads_ms"][f"{v}_2t"]
+               for v in ("timetile_on", "timetile_off") if f"{v}_2t" in r.get("threads_ms", {})},
+        } for r in ok}
     for k, v in summary.items():
         if isinstance(v, dict):
             for k2, v2 in v.items():
