@@ -123,14 +123,17 @@ def recognise(ctx) -> tuple[Stencil | None, str]:
         if len(loops) >= 2 and len(inside[loops[0].id]) >= 2:
             break
     else:
-        return None, "no outer loop encloses several statements inside loops of their own"
+        return None, ""  # no outer loop encloses several statements in loops of their own
     stmts = tuple(s for s in sch.stmts if s in inside[loops[0].id])
     depths = {s: len(sch.get_loops(s)) for s in stmts}
     if len(set(depths.values())) != 1:
         if ctx.tiling_isl is None:
             ctx.tiling_isl = isl_schedule(sch.program, TILING_OPTIONS)
-        skewed = any(sum(1 for c in m.coeffs if c) > 1
-                     for s in stmts for m in ctx.tiling_isl.get(s, []))
+        # a time loop: isl keeps the outer loop outermost and skews others by it
+        skewed = all(ctx.tiling_isl.get(s) and ctx.tiling_isl[s][0].coeffs[0] == 1 and
+                     not any(ctx.tiling_isl[s][0].coeffs[1:]) for s in stmts) and \
+            any(m.coeffs[0] and any(m.coeffs[1:])
+                for s in stmts for m in ctx.tiling_isl[s][1:])
         # only a time-tiling candidate (isl skews its loops) gets a knob saying why not
         return None, ("" if not skewed else "isl skews these statements' loops into one "
                       "tileable band, but they have different loop depths under the time loop "
