@@ -219,10 +219,13 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     else:  # pixels p = h · Wo + w broadcast from xp[h, w, c], filters in vectors
         nhwc = shape.layout == "NHWC"
         x = src = te.placeholder(dims["x"], dtype, name="x")
-        step = st
-        if not nhwc and R == S == 1 and pad == 0:  # only the pixels read, x[c, st·h, st·w]
-            xp = src = te.compute((Ho, Wo, C), lambda h, w_, c_: x[c_, h * st, w_ * st],
-                                  name="xp")
+        step = col_step = st
+        if not nhwc and R == S == 1 and pad == 0:
+            # only the rows read, x[c, st·h, w], channels last: whole rows are
+            # read in vectors (picking the columns too would read x[c, h, st·w]
+            # one element per lane); the pixels read are xp[h, st·w, c]
+            xp = src = transpose = te.compute((Ho, W, C), lambda h, w_, c_: x[c_, h * st, w_],
+                                              name="xp")
             step = 1
         elif not nhwc and pad == 0:  # channels last, nothing to pad
             xp = src = transpose = te.compute((H, W, C), lambda h, w_, c_: x[c_, h, w_],
@@ -241,7 +244,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
             xp = src = te.compute((H + 2 * pad, W + 2 * pad, C), padded, name="xp")
 
         def tap(p, f):
-            h, w_ = p // Wo * step + r, p % Wo * step + s
+            h, w_ = p // Wo * step + r, p % Wo * col_step + s
             return src[h, w_, ch] * weight(f, ch, r, s)
 
         conv = te.compute((Ho * Wo, F), lambda p, f: te.reduce_sum(tap(p, f), axis=axes),
