@@ -105,7 +105,8 @@ def test_middle_strips_need_more_than_one_core_and_room():
                              knobs={"S0:parallel_strip_middle": -4})
 
 
-@pytest.mark.parametrize("name", ["covariance", "correlation", "syr2k"])
+@pytest.mark.parametrize("name", ["covariance", "syr2k",
+                                  pytest.param("correlation", marks=pytest.mark.slow)])
 def test_polybench_serial_outer_loop_forks_once(name, threads):
     """MEDIUM's schedule, run on MINI: the band whose outer loop carried the
     dependence (k) forked once per k before the strips; now once a call per
