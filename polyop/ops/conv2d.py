@@ -196,8 +196,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
         at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
         if packed_weights:
-            return w[layout(*at) if kc == C else _packed_block(shape, layout(*at), co, ci,
-                                                                 r_, s_)]
+            return w[layout(*at) if kc == C else _packed_block(layout(*at), co, ci)]
         if flat:
             m = (c * R + r_) * S + s_
             return w[f, m] if wt is None else wt[m, f]
@@ -260,12 +259,10 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
                       packed_weights, transpose, wt)
 
 
-def _packed_block(shape: ConvShape, index: tuple, co, ci, r, s) -> tuple:
+def _packed_block(index: tuple, co, ci) -> tuple:
     """A packed index with the channel block and offset given by the reduction
     axes themselves (``c = co · kc + ci``): subscripts without ``//``/``%``."""
-    f_outer, f_inner = index[0], index[-1]
-    if shape.layout == "NCHW":
-        return (f_outer, co, (ci * shape.R + r) * shape.S + s, f_inner)
+    f_outer, _, r, s, _, f_inner = index
     return (f_outer, co, r, s, ci, f_inner)
 
 
