@@ -18,7 +18,7 @@ primitives, level by level: ``shift`` each statement's loop by ``c_{s,k}``,
 permutable, so ``split`` + ``reorder`` make parallelogram tiles of ``T`` time
 steps by ``S_k`` (skewed) space points. Inside a tile, ``fission`` of the
 point loops gives each statement its own innermost loop again, which is
-``vectorize``-d (the fused loop carries the forward dependence S0 → S1).
+``vectorize``-d (the fused loop carries the forward dependence from S0 to S1).
 Tiles of one wavefront run in parallel: ``skew`` the outer space tile loop
 by the time tile loop, ``reorder`` it outermost and make the time tile loop
 ``parallel`` (two tiles of a wavefront differ in time tile and so in space
@@ -34,9 +34,21 @@ the skewed loops), and the tiles are counted over the parallelogram, not its
 bounding box. Time is a roofline: refill traffic at the bandwidth of the
 level the arrays come from (the L3 when they fit it, else memory) against the
 instances at ``LOADS_PER_CYCLE`` memory operations a cycle, ``lanes`` at a
-time. A stencil whose arrays fit the L3 usually comes out compute-bound, and
-time tiling is then not chosen (measured: jacobi-2d at PolyBench MEDIUM on a
-Zen 3 ran 5-10 % slower time-tiled; ``benchmarks/results/autoschedule_timetile.json``).
+time. A stencil whose arrays fit the L3 comes out compute-bound, and time
+tiling is then not chosen. Measured at PolyBench MEDIUM on a Zen 3 (1 thread,
+interleaved with the default schedule, ``benchmarks/results/autoschedule_timetile.json``),
+time tiles forced on ran at 0.77x the default's speed on jacobi-1d, 0.81x on
+jacobi-2d and 0.62x on heat-3d (the arrays fit the L2 or the L3, whose
+bandwidth keeps up with the sweeps; the tiles' partial-tile code and shorter
+vector loops cost more than the refills they save), so the model's "no" there
+is the measured answer. Compiling a time-tiled nest also costs isl seconds
+(10-40 s at those tile sizes).
+
+Not handled: statements of different depths under the time loop (fdtd-2d's
+``ey[0, j]`` row, which isl places at ``i = 0`` of the fused band: no
+primitive embeds a statement at one iteration of another's loop, and
+``compute_at`` is not time-aware), which get a knob saying so; a single
+statement (seidel-2d) is the heuristic's own ``skew`` decision.
 
 Example (the knob forced on; the model keeps it off at this size)::
 
@@ -50,14 +62,14 @@ Example (the knob forced on; the model keeps it off at this size)::
     ...             A[i] = (B[i - 1] + B[i] + B[i + 1]) / 3.0
     >>> tgt = "cpu -mcpu=haswell -num-cores=2"
     >>> sch = polyop.auto_schedule(jac, tgt, sizes={"T": 50, "n": 100},
-    ...                            knobs={"S0:time_tile": True, "S0:time_tiles": (4, 32)})
+    ...                            knobs={"S0:time_tile": True, "S0:time_tiles": (4, 16)})
     >>> print(sch)
     schedule of jac:
       shift(S1, i, 1)
       fuse(i, i)
       skew(t, i, 2)
       split(t, 4)
-      split(i, 32)
+      split(i, 16)
       reorder(t_outer, i_outer, t_inner, i_inner)
       skew(t_outer, i_outer, 1)
       reorder(i_outer, t_outer)
