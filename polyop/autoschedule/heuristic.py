@@ -49,15 +49,13 @@ import numpy as np
 from ..errors import ScheduleError
 from ..target import Target
 from .isl_sched import TILING_OPTIONS, Member, isl_schedule
-from .model import BandModel, Group
+from .model import BandModel, Group, access_groups, band_extents
 from .outer import enclosed_statements, parallelise_outer
 from .strips import even_tiles, strip_inner, strip_middle
 from .timetile import time_tile
 
 #: tiling must cut the modelled traffic by at least this factor
 TILE_GAIN = 1.5
-#: the size every parameter gets when the caller gives no sizes
-DEFAULT_SIZE = 512
 
 
 @dataclass
@@ -189,66 +187,6 @@ def _positions(sch, stmts, band) -> dict[str, list[int]]:
     return out
 
 
-def _extents(program, stmts, pos, sizes) -> list[int]:
-    ext = [1] * len(next(iter(pos.values())))
-    for s in stmts:
-        dom = program.statement(s).domain
-        for k in range(dom.dim(_isl().dim_type.param)):
-            name = dom.get_dim_name(_isl().dim_type.param, k)
-            dom = dom.fix_val(_isl().dim_type.param, k, _isl().Val(int(sizes.get(name,
-                                                                                  DEFAULT_SIZE))))
-        for b, p in enumerate(pos[s]):
-            try:
-                lo = dom.dim_min_val(p).to_python()
-                hi = dom.dim_max_val(p).to_python()
-                ext[b] = max(ext[b], int(hi - lo + 1))
-            except Exception:  # noqa: BLE001  (empty or unbounded: no information)
-                ext[b] = max(ext[b], DEFAULT_SIZE)
-    return ext
-
-
-def _isl():
-    import islpy
-
-    return islpy
-
-
-def _groups(program, stmts, pos) -> list[Group]:
-    """Access groups of the band: one per array and linear part."""
-    found: dict[tuple, list[tuple[int, ...]]] = {}
-    elem: dict[str, int] = {}
-    for s in stmts:
-        st = program.statement(s)
-        for acc in (*st.reads, *st.writes):
-            arr = program.arrays[acc.array]
-            if arr.ndim == 0:
-                continue  # a scalar: a register
-            rows, consts = _access_affine(acc.relation, len(st.iterators))
-            lin = tuple(tuple(r[p] for p in pos[s]) for r in rows)
-            found.setdefault((acc.array, lin), []).append(consts)
-            elem[acc.array] = np.dtype(arr.dtype.numpy).itemsize
-    out = []
-    for (array, lin), consts in sorted(found.items()):
-        spread = tuple(max(c[d] for c in consts) - min(c[d] for c in consts)
-                       for d in range(len(lin)))
-        out.append(Group(array, lin, spread, elem[array]))
-    return out
-
-
-def _access_affine(rel, n: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
-    isl = _isl()
-    pieces = []
-    isl.PwMultiAff.from_map(rel).foreach_piece(lambda _s, ma: pieces.append(ma))
-    ma = pieces[0]
-    rows, consts = [], []
-    for d in range(ma.dim(isl.dim_type.out)):
-        aff = ma.get_aff(d)
-        rows.append(tuple(aff.get_coefficient_val(isl.dim_type.in_, k).to_python()
-                          for k in range(n)))
-        consts.append(aff.get_constant_val().to_python())
-    return rows, tuple(consts)
-
-
 def _unit_stride(groups: list[Group], k: int) -> tuple[int, int]:
     """(unit-stride groups, groups varying) along band loop ``k``; unit stride
     is +1 along the contiguous dimension (a reversed access needs shuffles)."""
@@ -292,8 +230,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     stmts = sorted(stmts, key=_order)
     pos = _positions(sch, stmts, band)
     names = [lp.name for lp in band]
-    extents = _extents(program, stmts, pos, ctx.sizes)
-    groups = _groups(program, stmts, pos)
+    extents = band_extents(program, stmts, pos, ctx.sizes)
+    groups = access_groups(program, stmts, pos)
     if not groups:
         return
     dtype = max((program.arrays[g.array].dtype for g in groups),

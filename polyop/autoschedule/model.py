@@ -50,6 +50,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import islpy as isl
+import numpy as np
+
 if TYPE_CHECKING:
     import sympy
 
@@ -60,6 +63,8 @@ BYTES_PER_CYCLE = 16
 #: cycles of a floating-point add: an innermost loop that carries a dependence
 #: issues one instance per that many cycles (without fast-math, nothing reassociates)
 LATENCY = 4
+#: the size every parameter gets when the caller gives no sizes
+DEFAULT_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -212,3 +217,62 @@ def _footprint(g: Group, T, slide: int | None = None):
         return sympy.Integer(1)
     last = (dims[-1] * g.elem + LINE - g.elem) / LINE  # lines along the contiguous dim
     return sympy.simplify(sympy.Mul(*dims[:-1]) * last)
+
+
+# -- a band's extents and access groups, read from the program ------------------------------
+
+def band_extents(program, stmts, pos, sizes) -> list[int]:
+    """Trip counts of a band's loops at ``sizes`` (``pos[s]``: the iterator of each
+    band loop in statement ``s``), the largest over the statements."""
+    ext = [1] * len(next(iter(pos.values())))
+    for s in stmts:
+        dom = program.statement(s).domain
+        for k in range(dom.dim(isl.dim_type.param)):
+            name = dom.get_dim_name(isl.dim_type.param, k)
+            dom = dom.fix_val(isl.dim_type.param, k, isl.Val(int(sizes.get(name,
+                                                                                  DEFAULT_SIZE))))
+        for b, p in enumerate(pos[s]):
+            try:
+                lo = dom.dim_min_val(p).to_python()
+                hi = dom.dim_max_val(p).to_python()
+                ext[b] = max(ext[b], int(hi - lo + 1))
+            except Exception:  # noqa: BLE001  (empty or unbounded: no information)
+                ext[b] = max(ext[b], DEFAULT_SIZE)
+    return ext
+
+
+def access_groups(program, stmts, pos) -> list[Group]:
+    """Access groups of the band: one per array and linear part."""
+    found: dict[tuple, list[tuple[int, ...]]] = {}
+    elem: dict[str, int] = {}
+    for s in stmts:
+        st = program.statement(s)
+        for acc in (*st.reads, *st.writes):
+            arr = program.arrays[acc.array]
+            if arr.ndim == 0:
+                continue  # a scalar: a register
+            rows, consts = access_affine(acc.relation, len(st.iterators))
+            lin = tuple(tuple(r[p] for p in pos[s]) for r in rows)
+            found.setdefault((acc.array, lin), []).append(consts)
+            elem[acc.array] = np.dtype(arr.dtype.numpy).itemsize
+    out = []
+    for (array, lin), consts in sorted(found.items()):
+        spread = tuple(max(c[d] for c in consts) - min(c[d] for c in consts)
+                       for d in range(len(lin)))
+        out.append(Group(array, lin, spread, elem[array]))
+    return out
+
+
+def access_affine(rel, n: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+    """The linear part (one row per array dimension over ``n`` iterators) and the
+    constant offsets of an access relation (its first piece)."""
+    pieces = []
+    isl.PwMultiAff.from_map(rel).foreach_piece(lambda _s, ma: pieces.append(ma))
+    ma = pieces[0]
+    rows, consts = [], []
+    for d in range(ma.dim(isl.dim_type.out)):
+        aff = ma.get_aff(d)
+        rows.append(tuple(aff.get_coefficient_val(isl.dim_type.in_, k).to_python()
+                          for k in range(n)))
+        consts.append(aff.get_constant_val().to_python())
+    return rows, tuple(consts)

@@ -92,7 +92,15 @@ import numpy as np
 
 from ..errors import ScheduleError
 from .isl_sched import TILING_OPTIONS, isl_schedule
-from .model import BYTES_PER_CYCLE, LINE, BandModel, Group
+from .model import (
+    BYTES_PER_CYCLE,
+    DEFAULT_SIZE,
+    LINE,
+    BandModel,
+    Group,
+    access_affine,
+    band_extents,
+)
 from .outer import enclosed_statements
 
 #: memory operations (loads and stores) a core issues per cycle (two on the
@@ -218,14 +226,12 @@ class TimeModel:
 
 def time_model(ctx, st: Stencil, lanes: int) -> TimeModel:
     """The model of the module docstring for stencil ``st`` at ``ctx.sizes``."""
-    from .heuristic import _access_affine, _extents
-
     sch, program = ctx.sch, ctx.sch.program
     band = sch.get_loops(st.stmts[0])
     d = st.depth
     # before fusion each statement has loops of its own: the time loop, then
     # the space loops in iterator order
-    extents = _extents(program, st.stmts, {s: list(range(d + 1)) for s in st.stmts},
+    extents = band_extents(program, st.stmts, {s: list(range(d + 1)) for s in st.stmts},
                        ctx.sizes)
     # array index x_k = x'_k - a_k t in the skewed loops; shifts widen the spread
     found: dict[tuple, list[tuple[int, ...]]] = {}
@@ -237,7 +243,7 @@ def time_model(ctx, st: Stencil, lanes: int) -> TimeModel:
         accs = [a for a in (*stmt.reads, *stmt.writes) if program.arrays[a.array].ndim]
         distinct = set()
         for acc in accs:
-            rows, consts = _access_affine(acc.relation, d + 1)
+            rows, consts = access_affine(acc.relation, d + 1)
             lin = tuple((r[0] - sum(r[k + 1] * st.skew[k] for k in range(d)),
                          *r[1:]) for r in rows)
             off = tuple(c + sum(r[k + 1] * st.shifts[s][k] for k in range(d))
@@ -264,7 +270,6 @@ def time_model(ctx, st: Stencil, lanes: int) -> TimeModel:
 
 def _array_extent(program, array: str, sizes: dict[str, int]) -> list[int]:
     from ..runtime import eval_index
-    from .heuristic import DEFAULT_SIZE
 
     env = {p: int(sizes.get(p, DEFAULT_SIZE)) for p in program.params}
     return [max(0, int(eval_index(e, env))) for e in program.arrays[array].extents]
