@@ -65,6 +65,22 @@ def _forks(f, args: dict) -> int:
     return team_regions() - r0
 
 
+def _matches_cpython(f, bench, sizes: dict, threads, label: str) -> dict:
+    """``f`` (a build of ``bench``'s kernel) at 1 and 2 threads against the
+    kernel run by CPython, on ``bench``'s data at ``sizes`` (returned)."""
+    args = bench.init(sizes)
+    ref = copy.deepcopy(args)
+    bench.kernel.py_func(**ref)
+    for n in (1, 2):
+        threads(n)
+        got = copy.deepcopy(args)
+        f(**got)
+        for o in bench.outputs:
+            np.testing.assert_allclose(got[o], ref[o], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{label} at {n} threads: {o}")
+    return args
+
+
 def test_middle_loop_strips_fork_once_and_match_cpython(threads):
     sizes = {"n": 26, "m": 24}
     sch = polyop.auto_schedule(cov_update, TWO, sizes=sizes)
@@ -116,16 +132,7 @@ def test_polybench_serial_outer_loop_forks_once(name, threads):
     assert any(k.name.endswith(":parallel_strip_middle") and k.chosen and k.applied
                for k in sch.explanation.knobs)
     f = polyop.build(sch)
-    args = bench.init(bench.sizes["MINI"])
-    ref = copy.deepcopy(args)
-    bench.kernel.py_func(**ref)
-    for n in (1, 2):
-        threads(n)
-        got = copy.deepcopy(args)
-        f(**got)
-        for o in bench.outputs:
-            np.testing.assert_allclose(got[o], ref[o], rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{name} at {n} threads: {o}")
+    args = _matches_cpython(f, bench, bench.sizes["MINI"], threads, name)
     # no parallel loop sits inside a serial loop: each forks at most once a
     # call (a loop of one iteration at MINI runs inline); without the strips
     # the band's loop forks once per iteration of its serial outer loop
@@ -150,15 +157,7 @@ def test_rows_isl_shifted_are_parallel_by_the_legality_check(threads):
                                 knobs={"S1:parallel": None})
     assert kept.explanation.knob("S1:parallel").chosen is None
     f = polyop.build(sch)
-    args = bench.init(bench.sizes["MINI"])
-    ref = copy.deepcopy(args)
-    bench.kernel.py_func(**ref)
-    for n in (1, 2):
-        threads(n)
-        got = copy.deepcopy(args)
-        f(**got)
-        for o in bench.outputs:
-            np.testing.assert_allclose(got[o], ref[o], rtol=1e-12, err_msg=f"{n} threads: {o}")
+    args = _matches_cpython(f, bench, bench.sizes["MINI"], threads, "fdtd-2d")
     # three row nests a time step, each its own region
     assert _forks(f, args) == 3 * args["tmax"] and len(_parallel_loops(sch)) == 3
 
@@ -177,16 +176,7 @@ def test_parallel_kernels_match_cpython_at_1_and_2_threads(name, threads):
     sch = polyop.auto_schedule(bench.kernel, ZEN3, sizes=bench.sizes["MEDIUM"])
     assert _parallel_loops(sch), f"{name}: no parallel loop\n{sch.explanation}"
     f = polyop.build(sch)
-    args = bench.init(bench.sizes["MINI"])
-    ref = copy.deepcopy(args)
-    bench.kernel.py_func(**ref)
-    for n in (1, 2):
-        threads(n)
-        got = copy.deepcopy(args)
-        f(**got)
-        for o in bench.outputs:
-            np.testing.assert_allclose(got[o], ref[o], rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{name} at {n} threads: {o}")
+    _matches_cpython(f, bench, bench.sizes["MINI"], threads, name)
 
 
 @polyop.kernel
