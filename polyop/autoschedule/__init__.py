@@ -49,6 +49,7 @@ from ..program import as_program
 from ..schedule import Schedule
 from ..target import Target, as_target
 from .explain import Explanation
+from .gpu import schedule_gpu
 from .heuristic import Context, Knob, schedule_nests
 from .isl_sched import isl_schedule
 
@@ -77,14 +78,22 @@ def auto_schedule(kernel, target: Target | str = "cpu", knobs: dict[str, Any] | 
     sch = Schedule(kernel)
     info = isl_schedule(program)
     ctx = Context(sch, tgt, dict(sizes or {}), info, overrides)
-    schedule_nests(ctx)
+    if tgt.is_gpu:  # blocks, threads and shared memory (polyop.autoschedule.gpu)
+        schedule_gpu(ctx)
+    else:
+        schedule_nests(ctx)
     unused = sorted(set(overrides) - ctx.used)
     if unused:
         raise ScheduleError(f"auto_schedule({program.name}): no decision is called "
                             f"{', '.join(map(repr, unused))} (knobs: "
                             f"{', '.join(k.name for k in ctx.knobs) or 'none'})")
-    facts = {"vector_bits": tgt.vector_bits, "vector_registers": tgt.vector_registers,
-             "L1d": tgt.l1d, "L2": tgt.l2, "L3": tgt.l3, "cores": tgt.cores}
+    if tgt.is_gpu:
+        g = tgt.gpu
+        facts = {"max_threads_per_block": g.max_threads_per_block, "warp_size": g.warp_size,
+                 "shared_memory_per_block": g.shared_memory_per_block}
+    else:
+        facts = {"vector_bits": tgt.vector_bits, "vector_registers": tgt.vector_registers,
+                 "L1d": tgt.l1d, "L2": tgt.l2, "L3": tgt.l3, "cores": tgt.cores}
     sch.explanation = Explanation(program.name, str(tgt), facts, dict(sizes or {}), info,
                                   ctx.knobs)
     return sch

@@ -1,0 +1,297 @@
+"""GPU mapping for ``auto_schedule`` on ``cuda`` and ``opencl`` targets.
+
+Per statement nest (deepest statements first, as on the CPU) the decisions
+are, in order, each a ``Knob`` applied through the legality-checked
+``polyop.Schedule`` primitives (a refused one is recorded and undone, so the
+schedule stays legal):
+
+1. ``fission``: distribute the loops above an imperfect nest, so that the
+   statement's loops form one perfect band (more loops to map, one kernel
+   per band);
+2. ``bind``: up to two loops the legality check finds parallel. Inside the
+   band they move outermost where that is legal, so loops carrying a
+   reduction run sequentially inside each thread; where it is not (a
+   stencil's time loop) the loops above them stay on the host, one launch
+   per iteration. A loop above the band that is parallel is mapped alone;
+3. ``block``: threads per block along each bound loop: the loop whose
+   accesses are unit-stride gets ``threadIdx.x`` (coalescing) and a multiple
+   of the warp size; the product stays within the target's threads per
+   block. Each bound loop is split by its block size, the strips bound to
+   ``blockIdx`` and the iterations in a strip to ``threadIdx``;
+4. ``reduction_tile`` and ``promote``: where a sequential loop right inside
+   the thread loops reads arrays that several threads of a block read too
+   (GEMM's ``A[i, k]`` along ``j``), that loop is split by a constant (a
+   constant footprint box) and ``promote_shared`` copies those arrays'
+   boxes into shared memory at the block-level tile loop, when the estimated
+   footprint fits the target's shared memory per block; the result is
+   lowered for the target (promotion, barriers, proof) and undone if that
+   fails.
+
+A statement with no parallel loop is left unbound: the back end runs it in a
+kernel of one thread, so its data stays on the device (``docs/gpu.md``).
+
+Example::
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def mm(n: int, A: "f32[n, n]", B: "f32[n, n]", C: "f32[n, n]"):
+    ...     for i in range(n):
+    ...         for j in range(n):
+    ...             for k in range(n):
+    ...                 C[i, j] += A[i, k] * B[k, j]
+    >>> sch = polyop.auto_schedule(mm, "cuda")
+    >>> print(sch)
+    schedule of mm:
+      split(i, 8)
+      split(j, 32)
+      reorder(i_outer, j_outer, i_inner, j_inner)
+      bind(i_outer, "blockIdx.y")
+      bind(j_outer, "blockIdx.x")
+      bind(i_inner, "threadIdx.y")
+      bind(j_inner, "threadIdx.x")
+      split(k, 16)
+      reorder(k_outer, i_inner, j_inner, k_inner)
+      promote_shared(k_outer, budget=49152)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import PolyopError, ScheduleError
+from .heuristic import Context, _order, _perfect_suffix, _unit_stride
+from .model import access_groups
+from .outer import enclosed_statements
+
+#: threads per block aimed at: enough warps to hide latency, small enough
+#: for several blocks per multiprocessor
+THREADS = 256
+#: the reduction tile lengths tried, preferred first
+REDUCTION_TILES = (16, 8, 32, 4)
+
+
+def schedule_gpu(ctx: Context) -> None:
+    """Map every nest of ``ctx.sch`` to GPU blocks and threads (module docstring)."""
+    sch = ctx.sch
+    depth = {s.name: len(s.iterators) for s in sch.program.statements}
+    for stmt in sorted(depth, key=lambda s: (-depth[s], _order(s))):
+        if _bound(sch, stmt):
+            continue
+        if depth[stmt] == 0:
+            ctx.decide(f"{stmt}:bind", [()], (), "the statement is in no loop: it runs "
+                       "in a kernel of one thread")
+            continue
+        _fission(ctx, stmt)
+        _map_nest(ctx, stmt)
+
+
+def _bound(sch, stmt: str) -> bool:
+    kinds = sch.lowering_plan().loops
+    return any(kinds[lp.id][1].is_gpu for lp in sch.get_loops(stmt))
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:160]
+
+
+def _fission(ctx: Context, stmt: str) -> None:
+    sch = ctx.sch
+    loops = sch.get_loops(stmt)
+    band = _perfect_suffix(sch, loops)
+    if len(band) == len(loops):
+        return
+    knob = ctx.decide(f"{stmt}:fission", [False, True], True,
+                      f"distribute {', '.join(lp.name for lp in loops[:len(loops) - len(band)])} "
+                      "so that the statement's loops form one perfect band (more loops to "
+                      "map to blocks and threads)")
+    if not knob.chosen:
+        return
+    for lp in loops[:len(loops) - len(band)][::-1]:
+        try:
+            sch.fission(lp)
+        except ScheduleError as exc:
+            knob.applied = False
+            knob.why += f" (fission({lp.name}) refused: {_first_line(exc)})"
+            break
+
+
+def _parallel(sch, loop) -> bool:
+    """Whether the legality check lets ``loop`` run in parallel (tried, undone)."""
+    try:
+        sch.parallel(loop)
+    except ScheduleError:
+        return False
+    sch.undo()
+    return True
+
+
+def _map_nest(ctx: Context, stmt: str) -> None:
+    sch = ctx.sch
+    loops = sch.get_loops(stmt)
+    band = _perfect_suffix(sch, loops)
+    above = loops[:len(loops) - len(band)]
+    par = [lp for lp in loops if _parallel(sch, lp)]
+    names = [lp.name for lp in loops]
+    # the candidates: the outermost parallel loop above the band alone, or
+    # one or two parallel loops of the band
+    cands: list[tuple[str, ...]] = [()]
+    in_band = [lp for lp in par if lp in band]
+    if in_band:
+        cands += [tuple(lp.name for lp in in_band[:2])] if len(in_band) >= 2 else []
+        cands += [(lp.name,) for lp in in_band]
+    cands += [(lp.name,) for lp in par if lp in above]
+    default = cands[1] if len(cands) > 1 else ()
+    if default:
+        why = (f"the legality check finds {', '.join(lp.name for lp in par)} parallel; "
+               f"bound: {', '.join(default)}")
+    else:
+        why = ("no loop of the nest can run in parallel (legality check): it runs in a "
+               "kernel of one thread")
+    knob = ctx.decide(f"{stmt}:bind", cands, default, why)
+    chosen = [loops[names.index(n)] for n in knob.chosen]
+    if not chosen:
+        return
+    # each loop's iterator index: its depth, before this nest is reordered or
+    # split (fission keeps depths); split loops inherit it
+    its = {lp.id: k for k, lp in enumerate(loops)}
+    mark = len(sch.trace)
+    try:
+        threads = _bind(ctx, stmt, chosen, band, its)
+    except ScheduleError as exc:
+        sch.undo(len(sch.trace) - mark)
+        knob.applied = False
+        knob.why += f" (refused: {_first_line(exc)})"
+        return
+    _promote(ctx, stmt, threads, its)
+
+
+def _bind(ctx: Context, stmt: str, chosen: list, band: list, its: dict[str, int]) -> list:
+    """Move ``chosen`` outermost in the band where legal, split each by its
+    block size and bind; returns the thread loops with their block sizes."""
+    sch, facts = ctx.sch, ctx.target.gpu
+    program = sch.program
+    if len(chosen) > 1 or chosen[0] in band:
+        rest = [lp for lp in band if lp not in chosen]
+        lead = [lp for lp in rest if band.index(lp) < band.index(chosen[0])]
+        for order in (chosen + rest, lead + chosen + [lp for lp in rest if lp not in lead]):
+            if order == band:
+                break
+            try:
+                sch.reorder(*order)
+                break
+            except ScheduleError:
+                continue
+        else:
+            raise ScheduleError(f"the loops {', '.join(lp.name for lp in chosen)} cannot be "
+                                "brought together at the top of the band")
+        loops = sch.get_loops(stmt)
+        chosen = [next(lp for lp in loops if lp.id == c.id) for c in chosen]
+    # coalescing: threadIdx.x on the loop with most unit-stride accesses
+    stmts = sorted(enclosed_statements(sch)[chosen[-1].id], key=_order)
+    pos = {s: [its[c.id] for c in chosen] for s in stmts}
+    groups = access_groups(program, stmts, pos)
+    unit = [_unit_stride(groups, k)[0] for k in range(len(chosen))]
+    x = max(range(len(chosen)), key=lambda k: (unit[k], k))
+    warp = max(facts.warp_size, 1)
+    total = max(warp, min(THREADS, facts.max_threads_per_block) // warp * warp)
+    if len(chosen) == 1:
+        sizes = [min(total, facts.max_block[0])]
+    else:
+        bx = min(total, max(32, warp) // warp * warp or warp, facts.max_block[0])
+        by = max(1, min(total // bx, facts.max_block[1]))
+        sizes = [bx if k == x else by for k in range(2)]
+    cands = [tuple(sizes)] + [tuple(max(1, s // 2) for s in sizes)]
+    knob = ctx.decide(
+        f"{stmt}:block", cands, tuple(sizes),
+        f"threads per block along {', '.join(c.name for c in chosen)}: {'x'.join(map(str, sizes))}"
+        f" ({THREADS} aimed at, at most {facts.max_threads_per_block} per block, warps of "
+        f"{facts.warp_size}); threadIdx.x on {chosen[x].name}: {unit[x]} unit-stride access "
+        "group(s) (coalesced)",
+        accepts=lambda v: isinstance(v, tuple) and len(v) == len(chosen) and
+        all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in v) and
+        int(np.prod(v)) <= facts.max_threads_per_block)
+    sizes = list(knob.chosen)
+    outers, inners = [], []
+    for lp, b in zip(chosen, sizes):
+        o, i = sch.split(lp, int(b))
+        its[o.id] = its[i.id] = its[lp.id]
+        outers.append(o)
+        inners.append(i)
+    if len(chosen) > 1:
+        sch.reorder(*outers, *inners)
+    axis = ["y", "x"] if len(chosen) == 2 else ["x"]
+    if len(chosen) == 2 and x == 0:
+        axis = ["x", "y"]
+    for o, a in zip(outers, axis):
+        sch.bind(o, f"blockIdx.{a}")
+    for i, a in zip(inners, axis):
+        sch.bind(i, f"threadIdx.{a}")
+    return list(zip(inners, sizes))
+
+
+def _promote(ctx: Context, stmt: str, threads: list, its: dict[str, int]) -> None:
+    """Tile the reduction loop right inside the threads and promote the
+    arrays its iterations share between threads (module docstring, step 4)."""
+    sch, facts = ctx.sch, ctx.target.gpu
+    program = sch.program
+    loops = sch.get_loops(stmt)
+    ids = [lp.id for lp in loops]
+    last = ids.index(threads[-1][0].id)
+    inside = enclosed_statements(sch)
+    if last + 1 >= len(loops) or inside[loops[last + 1].id] != inside[loops[last].id]:
+        return
+    red = loops[last + 1]
+    stmts = sorted(inside[red.id], key=_order)
+    tloops = [next(lp for lp in loops if lp.id == t.id) for t, _ in threads]
+    pos = {s: [its[lp.id] for lp in tloops + [red]] for s in stmts}
+    groups = access_groups(program, stmts, pos)
+    written = {a.array for s in program.statements if s.name in stmts for a in s.writes}
+    r = len(tloops)
+    shared = [g for g in groups if g.array not in written and g.depends(r)
+              and any(not g.depends(k) for k in range(r))]
+    if not shared:
+        ctx.decide(f"{stmt}:promote", [False, True], False,
+                   f"no array read along {red.name} is read by several threads of a block")
+        return
+
+    def footprint(tile: int) -> int:
+        total = 0
+        for g in shared:
+            elems = tile * int(np.prod([b for k, (_, b) in enumerate(threads) if g.depends(k)]))
+            total += elems * np.dtype(program.arrays[g.array].dtype.numpy).itemsize
+        return total
+
+    budget = facts.shared_memory_per_block
+    fits = [t for t in REDUCTION_TILES if footprint(t) <= budget // 2]
+    reuse = {g.array: int(np.prod([b for k, (_, b) in enumerate(threads) if not g.depends(k)]))
+             for g in shared}
+    tile_knob = ctx.decide(
+        f"{stmt}:reduction_tile", [None, *REDUCTION_TILES], fits[0] if fits else None,
+        f"split {red.name} so that the shared footprint is a constant box: "
+        f"{footprint(fits[0]) if fits else footprint(min(REDUCTION_TILES))} bytes <= half the "
+        f"{budget} bytes of shared memory per block" if fits else
+        f"even {min(REDUCTION_TILES)} iterations of {red.name} overflow half the shared memory")
+    tile = tile_knob.chosen
+    knob = ctx.decide(
+        f"{stmt}:promote", [False, True], tile is not None,
+        f"{', '.join(f'{a} read by {n} threads of a block' for a, n in sorted(reuse.items()))}"
+        f"; footprint {footprint(tile) if tile else '-'} bytes of {budget}")
+    if tile is None or not knob.chosen:
+        return
+    mark = len(sch.trace)
+    try:
+        ro, ri = sch.split(red, int(tile))
+        sch.reorder(ro, *tloops, ri)
+        sch.promote_shared(ro, budget=budget)
+        kernels = _lowered_kernels(sch, ctx.target)
+        if not any(k.shared for k in kernels):
+            raise ScheduleError("promote_shared found no array to promote")
+    except PolyopError as exc:
+        sch.undo(len(sch.trace) - mark)
+        knob.applied = tile_knob.applied = False
+        knob.why += f" (refused: {_first_line(exc)})"
+
+
+def _lowered_kernels(sch, target) -> list:
+    from ..api import lower  # the GPU lowering: promotion, barriers and proof
+    return lower(sch, target=target).program.kernels
