@@ -63,6 +63,7 @@ from . import ir
 from .errors import ScheduleError, TargetError
 from .kinds import LoopKind
 from .polyhedra import Names, NotAffine, exists, path_constraints, pw_to_ir, set_to_ir
+from .schedule.tree import find_mark
 from .types import INDEX, DType
 
 SCOPES = ("shared", "local")
@@ -110,14 +111,28 @@ def requests_from_schedule(sch) -> list[Request]:
     for ins in getattr(sch, "trace", ()):
         kw = dict(ins.kwargs)
         if ins.primitive in ("cache_read", "cache_write") and kw.get("scope") in SCOPES:
+            _live(sch, kw["at"], ins.labels[0] if ins.labels else ins.primitive)
             at = sch._loops[kw["at"].id].name
             array = ins.args[0] if isinstance(ins.args[0], str) else ins.args[0].name
             out.append(Request(array, at, kw["scope"], kw.get("name") or
                                f"{array}_{kw['scope']}"))
         elif ins.primitive == "promote_shared":
-            at = sch._loops[(ins.args[0] if ins.args else kw["at"]).id].name
+            loop = ins.args[0] if ins.args else kw["at"]
+            _live(sch, loop, ins.labels[0] if ins.labels else ins.primitive)
+            at = sch._loops[loop.id].name
             out.append(Request("", at, "shared", "", True, kw.get("budget")))
     return out
+
+
+def _live(sch, loop, what: str) -> None:
+    """Refuse a promotion whose loop a later primitive replaced (split, fused,
+    ...): the buffer was asked for per iteration of a loop that is gone."""
+    ident = loop.id
+    info = sch._loops.get(ident)
+    if info is None or ident in sch._gone or find_mark(sch.tree.get_root(), ident) is None:
+        why = sch._gone.get(ident, "a later primitive removed it")
+        raise ScheduleError(f"{what}: loop {info.name if info else ident} is gone from the "
+                            f"schedule ({why}); promote at one of the loops that replaced it")
 
 
 # -- footprints -----------------------------------------------------------------------------

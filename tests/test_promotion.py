@@ -210,6 +210,21 @@ def test_buffer_name_taken_refused():
         polyop.lower(sch)
 
 
+
+def test_promotion_shown_in_the_schedule_and_its_loop_kept():
+    """The request is printed with its arguments; a later primitive that
+    replaces its loop makes lowering refuse it, naming the request and what
+    replaced the loop (a buffer per iteration of a loop that is gone)."""
+    sch = gemm(None, read_at="ko", write_at="jo")
+    text = str(sch)
+    assert "cache_read(A, scope='local', at=k_outer) -> A_local" in text
+    assert "cache_write(C, scope='local', at=j_outer) -> C_local" in text
+    sch.split(sch.get_loops("S0")[2], 2)  # k_outer
+    with pytest.raises(ScheduleError, match=r"cache_read\(A, scope='local', at=k_outer\) -> "
+                       r"A_local: loop k_outer is gone from the schedule \(split into "
+                       r"k_outer_outer, k_outer_inner\)"):
+        polyop.lower(sch)
+
 # -- the rewrite on hand-written loop IR ---------------------------------------------------
 
 def _strip(body):

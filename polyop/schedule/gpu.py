@@ -154,7 +154,10 @@ class GpuCachePrimitives:
             if not set(chosen) <= set(users):
                 raise ScheduleError(f"{what}({src}): {', '.join(sorted(set(chosen) - set(users)))}"
                                     f" does not read {src}")
-        return name or f"{src}_{scope}"
+        buffer = name or f"{src}_{scope}"
+        self._labels.append(f"{what}({src}, scope={scope!r}, at={self._loops[at.id].name})"
+                            f" -> {buffer}")
+        return buffer
 
     @primitive
     def promote_shared(self, at: Loop, budget: int | None = None) -> None:
@@ -171,3 +174,5 @@ class GpuCachePrimitives:
         if budget is not None and (not isinstance(budget, int) or budget <= 0):
             raise ScheduleError(f"promote_shared: budget must be a positive number of bytes, "
                                 f"got {budget!r}")
+        self._labels.append(f"promote_shared({self._loops[at.id].name}"
+                            f"{'' if budget is None else f', budget={budget}'})")
