@@ -225,6 +225,17 @@ def test_promotion_shown_in_the_schedule_and_its_loop_kept():
                        r"k_outer_outer, k_outer_inner\)"):
         polyop.lower(sch)
 
+
+def test_layout_and_pad_refused_with_a_scope():
+    sch = polyop.Schedule(mm)
+    io, jo, ii, ji = sch.tile(*sch.get_loops("S0")[:2], 8, 8)
+    with pytest.raises(ScheduleError, match=r"cache_read\(A, scope='local'\): layout and pad "
+                       r"are for scope='global'"):
+        sch.cache_read("A", scope="local", at=jo, layout=lambda i, k: (k, i))
+    with pytest.raises(ScheduleError, match=r"cache_write\(C, scope='local'\): layout is for"):
+        sch.cache_write("C", scope="local", at=jo, layout=lambda i, j: (j, i))
+    assert "cache" not in str(sch)  # refused: nothing recorded
+
 # -- the rewrite on hand-written loop IR ---------------------------------------------------
 
 def _strip(body):

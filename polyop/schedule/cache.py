@@ -117,6 +117,10 @@ class CachePrimitives:
         buffer's name (``name``, default ``<array>_<scope>``).
         """
         if scope != "global":
+            if layout is not None or pad is not None:
+                raise ScheduleError(f"cache_read({self._array_name(array)}, scope={scope!r}): "
+                                    "layout and pad are for scope='global' (a scoped buffer "
+                                    "keeps the array's layout over its footprint's box)")
             return self._scoped_cache("cache_read", array, consumers, scope, at, name)
         program = self.program
         src = self._array_name(array)
@@ -190,6 +194,10 @@ class CachePrimitives:
             }
         """
         if scope != "global":  # a buffer per iteration of ``at``, as in cache_read
+            if layout is not None:
+                raise ScheduleError(f"cache_write({self._array_name(array)}, scope={scope!r}): "
+                                    "layout is for scope='global' (a scoped buffer keeps the "
+                                    "array's layout over its footprint's box)")
             return self._scoped_cache("cache_write", array, None, scope, at, name)
         program = self.program
         dst = self._array_name(array)
