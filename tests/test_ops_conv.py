@@ -13,6 +13,7 @@ from polyop.target import host
 
 #: code checked instruction by instruction is compiled for a named CPU
 HASWELL = "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell"
+AVX512 = "cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512"
 
 rng = np.random.default_rng(11)
 
@@ -62,6 +63,7 @@ def run(conv, dtype=np.float32, **flags):
 
 
 SMALL = ConvTiling(mr=3, nr=8, kc=2)  # partial tiles and channel blocks at small sizes
+PANELS = ConvTiling(mr=3, nr=8, kc=2, pixels_outer=False, pack_per_panel=True)
 CASES = [
     # layout, (C, H, W, F), (R, S), stride, pad, tiling, epilogue
     ("NHWC", (5, 7, 9, 19), (3, 3), 1, 1, SMALL, dict(bias=True, relu=True)),
@@ -80,6 +82,12 @@ CASES = [
     ("NCHW", (7, 5, 6, 13), (1, 1), 1, 0, None, dict(bias=True, bn=True, relu=True)),
     ("NCHW", (12, 5, 6, 7), (1, 1), 1, 0, None, dict(bn=True)),
     ("NCHW", (4, 6, 7, 5), (1, 1), 2, 0, SMALL, {}),
+    # weights packed per call one filter panel at a time, in a local buffer
+    # (partial last panel: 19 = 2 x 8 + 3; channel blocks; a stride)
+    ("NCHW", (6, 7, 9, 19), (3, 3), 1, 1, PANELS, dict(bn=True, relu=True)),
+    ("NHWC", (6, 7, 9, 19), (3, 3), 1, 1, PANELS, dict(bias=True, relu=True)),
+    ("NHWC", (5, 9, 8, 10), (3, 3), 2, 1, PANELS, dict(bn=True)),
+    ("NCHW", (5, 6, 7, 9), (1, 3), 1, 1, PANELS, {}),
 ]
 
 
@@ -145,6 +153,32 @@ def test_default_gemm_shaped_tilings_match_numpy(C, H, F, threads, flags):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 
 
+def test_weights_outgrowing_l2_are_packed_panel_by_panel():
+    # (the L2 of each named CPU: 256 KiB on haswell, 1 MiB on skylake-avx512)
+    def default(C, H, F, target=HASWELL, **kw):
+        return ConvTiling.default(ConvShape(C, H, H, F, layout="NHWC"), target=target, **kw)
+
+    t = default(256, 14, 256)  # 2.4 MB of weights, a panel of 16 filters 147 KB
+    assert t.pack_per_panel and not t.pixels_outer and not t.blocks_outer
+    assert not default(256, 14, 256, packed_weights=True).pack_per_panel  # no copy to place
+    assert not default(64, 56, 64).pack_per_panel    # 147 KB of weights: in L2 already
+    assert not default(512, 7, 512).pack_per_panel   # a panel (295 KB) outgrows 256 KiB
+    assert default(512, 7, 512, target=AVX512).pack_per_panel  # 590 KB panels, 1 MiB L2
+    t = ConvTiling.default(ConvShape(512, 7, 7, 512, 1, 1, 1, 0, "NHWC"), target=HASWELL)
+    assert not t.pack_per_panel  # 1 x 1: channel blocks outside the tiles
+    # the copy inside the filter-panel loop, into a buffer of one panel; run
+    # on 2 threads, each with its own buffer, against numpy
+    tiling = ConvTiling(mr=3, nr=8, kc=4, pixels_outer=False, pack_per_panel=True)
+    for layout in ("NCHW", "NHWC"):
+        conv = polyop.ops.conv2d(8, 5, 6, 27, layout=layout, bn=True, relu=True,
+                                 tiling=tiling, threads=2)
+        text = str(polyop.lower(conv.schedule))
+        assert "float Wp[1][2][3][3][4][8];" in text, text
+        assert text.index("for (f_outer") < text.index("Wp[0]") < text.index("for (p_outer")
+        out, ref = run(conv, bn=True, relu=True)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_fused_epilogue_runs_per_tile_and_the_kernel_uses_fma():
     conv = polyop.ops.conv2d(16, 8, 8, 32, layout="NHWC", bias=True, relu=True)
     sch = conv.schedule
@@ -192,6 +226,9 @@ def test_argument_errors():
     (dict(dtype="int32"), "float32 or float64"),
     (dict(tiling=ConvTiling(vector="pixels")), "along 'pixels' for an NCHW 1x1"),
     (dict(R=1, pad=0, tiling=ConvTiling(pack_input=True)), "pack_input needs"),
+    (dict(tiling=ConvTiling(pack_per_panel=True)), "pack_per_panel needs"),
+    (dict(tiling=ConvTiling(pixels_outer=False, blocks_outer=True, pack_per_panel=True)),
+     "pack_per_panel needs"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     args = dict(C=3, H=6, W=6, F=4) | kwargs

@@ -161,11 +161,17 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     """
     shape.validate()
     tiling = tiling or tuned_tiling(ConvTiling, as_target(target), "conv2d", shape, dtype,
-                                    threads) or ConvTiling.default(shape, dtype, threads, target)
+                                    threads) or ConvTiling.default(shape, dtype, threads, target,
+                                                                   packed_weights)
     if tiling.vector not in ("filters", "pixels") or (tiling.vector == "pixels"
                                                       and not shape.is_gemm):
         raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "
                          "along 'pixels' for an NCHW 1x1 convolution with stride 1, no padding")
+    if tiling.pack_per_panel and (tiling.vector != "filters" or tiling.pixels_outer
+                                  or tiling.blocks_outer):
+        raise ValueError("conv2d: pack_per_panel needs vector='filters', pixels_outer=False "
+                         "and blocks_outer=False (each panel of filters packed once, "
+                         "before its tiles)")
     if tiling.pack_input and tiling.vector != "pixels":
         raise ValueError("conv2d: pack_input needs vector='pixels' (the input is read in "
                          "place, one broadcast per pixel, otherwise)")
@@ -310,7 +316,8 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     if stages.transpose is not None:  # x[c, h, w] -> [h, w, c], in tiles of (w, c)
         _, w_loop, c_loop = sch.get_loops(stages.transpose)
         transpose_by_blocks(sch, stages.transpose.name, w_loop.name, c_loop.name, lanes)
-    if not stages.packed_weights:
+    per_filter_panel = t.pack_per_panel and not stages.packed_weights
+    if not stages.packed_weights and not per_filter_panel:
         _pack_weights(sch, stages, lanes)
         copies.append("Wp")
     per_panel = t.pack_input and t.pixels_outer
@@ -338,6 +345,9 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     sch.compute_at(f"{conv.name}_init", outer[1])
     if per_panel:  # each pixel panel packed just before its use, by the thread using it
         sch.compute_at("Xp", pixel_o)
+    if per_filter_panel:  # each panel of weights packed just before its tiles, in L2
+        _pack_weights(sch, stages, lanes, at=filter_o)
+        sch.set_scope("Wp", "local", filter_o)
     if stages.out is not conv:
         sch.reverse_compute_at(stages.out, outer[1])
         # rows of the epilogue in vectors; fully unrolled, the SLP vectorizer
@@ -358,7 +368,8 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     return loops
 
 
-def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int) -> None:
+def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int,
+                  at: Loop | None = None) -> None:
     """``cache_read`` of the weights into ``Wp`` (``weight_layout``) and the
     loop order of the copies. NCHW 1 × 1 (weights viewed as ``[F, C]``): a
     transpose of tiles (``transpose_by_blocks``). Larger NCHW windows: ``wt``
@@ -375,7 +386,11 @@ def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int) -> None:
     else:
         source, rows = stages.w, layout
     sch.cache_read(source, stages.conv, layout=rows, name="Wp")
+    if at is not None:
+        sch.compute_at("Wp", at)
     loops = sch.get_loops("Wp")
+    if at is not None:  # the copy's own loops, below the tile loop it moved into
+        loops = loops[[lp.name for lp in loops].index(at.name) + 1:]
     if stages.wt is None and shape.layout == "NCHW":
         c, f = loops[-2:]
         panel = panel_filters(t)
