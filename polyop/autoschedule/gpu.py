@@ -45,13 +45,15 @@ Example::
       split(i, 8)
       split(j, 32)
       reorder(i_outer, j_outer, i_inner, j_inner)
-      bind(i_outer, "blockIdx.y")
-      bind(j_outer, "blockIdx.x")
-      bind(i_inner, "threadIdx.y")
-      bind(j_inner, "threadIdx.x")
+      bind(i_outer, 'blockIdx.y')
+      bind(j_outer, 'blockIdx.x')
+      bind(i_inner, 'threadIdx.y')
+      bind(j_inner, 'threadIdx.x')
       split(k, 16)
       reorder(k_outer, i_inner, j_inner, k_inner)
       promote_shared(k_outer, budget=49152)
+    >>> sch.explanation.knob("S0:block").chosen   # threadIdx.x on j: B[k, j], C[i, j]
+    (8, 32)
 """
 
 from __future__ import annotations
