@@ -90,6 +90,23 @@ def test_conv2d_copies_have_no_gathers(target, layer):
         assert not LANE_LOAD.search(conv.asm)
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_conv2d_weights_packed_per_panel_have_no_gathers(target, layout):
+    # the copy of one filter panel into a local buffer inside the panel loop
+    # (ConvTiling.pack_per_panel, the default for weights that outgrow L2)
+    from polyop.ops import ConvShape
+    shape = ConvShape(32, 7, 7, 64, layout=layout)
+    tiling = replace(ConvTiling.default(shape, target=target), pixels_outer=False,
+                     pack_per_panel=True)
+    conv = polyop.ops.conv2d(32, 7, 7, 64, 3, layout=layout, bn=True, relu=True, threads=1,
+                             tiling=tiling, target=target)
+    assert "float Wp[1]" in str(polyop.lower(conv.schedule))
+    assert gathers(conv.asm) == []
+    if "aarch64" in target and layout == "NHWC":
+        assert not LANE_LOAD.search(conv.asm)
+
+
 # -- results on this host ---------------------------------------------------------------
 
 
