@@ -167,3 +167,23 @@ def test_no_parallel_loop_runs_in_one_thread():
 def test_cpu_targets_keep_their_decisions():
     sch = polyop.auto_schedule(mm, "cpu -mcpu=haswell -num-cores=2")
     assert not _bound(sch) and "S0:order" in {k.name for k in sch.explanation.knobs}
+
+
+def test_refused_decisions_are_recorded_and_host_loops_launch(schedules):
+    """jacobi-2d: distributing t over the two sweeps is illegal (recorded,
+    undone); t stays on the host, two launches per step."""
+    sch = schedules["jacobi-2d"]
+    knob = sch.explanation.knob("S0:fission")
+    assert not knob.applied and "RAW dependence on A" in knob.why
+    assert "t above stays on the host" in sch.explanation.knob("S0:bind").why
+    assert not sch.check()
+    text = str(polyop.lower(sch, target="cuda"))
+    assert "for (long long t = 0; t < tsteps; t += 1)" in text and text.count("<<<") == 2
+
+
+def test_statements_of_one_nest_are_separated_when_none_is_parallel(schedules):
+    """bicg's body sums s[j] along i and q[i] along j: no loop is parallel for
+    both, so the nest is distributed and each sum gets its own parallel loop."""
+    ex = schedules["bicg"].explanation
+    assert ex.knob("S2:separate").applied
+    assert ex.knob("S2:bind").chosen == ("j",) and ex.knob("S3:bind").chosen == ("i",)

@@ -127,12 +127,39 @@ def _parallel(sch, loop) -> bool:
     return True
 
 
+def _separate(ctx: Context, stmt: str) -> list:
+    """The parallel loops of ``stmt``; where there are none and the nest's
+    body holds several statements, its loops are first distributed, innermost
+    first, so that each statement gets loops of its own (bicg's two sums
+    along ``j`` and along ``i``, each parallel along the other loop)."""
+    sch = ctx.sch
+    loops = sch.get_loops(stmt)
+    par = [lp for lp in loops if _parallel(sch, lp)]
+    if par or len(enclosed_statements(sch)[loops[-1].id]) < 2:
+        return par
+    knob = ctx.decide(f"{stmt}:separate", [False, True], True,
+                      "no loop is parallel for all the statements of the nest together: "
+                      "distribute its loops so that each statement is mapped on its own")
+    if not knob.chosen:
+        return par
+    mark = len(sch.trace)
+    try:
+        for lp in loops[::-1]:
+            sch.fission(lp)
+    except ScheduleError as exc:
+        sch.undo(len(sch.trace) - mark)
+        knob.applied = False
+        knob.why += f" (refused: {_first_line(exc)})"
+        return par
+    return [lp for lp in sch.get_loops(stmt) if _parallel(sch, lp)]
+
+
 def _map_nest(ctx: Context, stmt: str) -> None:
     sch = ctx.sch
+    par = _separate(ctx, stmt)
     loops = sch.get_loops(stmt)
     band = _perfect_suffix(sch, loops)
     above = loops[:len(loops) - len(band)]
-    par = [lp for lp in loops if _parallel(sch, lp)]
     names = [lp.name for lp in loops]
     # the candidates: the outermost parallel loop above the band alone, or
     # one or two parallel loops of the band
@@ -146,6 +173,15 @@ def _map_nest(ctx: Context, stmt: str) -> None:
     if default:
         why = (f"the legality check finds {', '.join(lp.name for lp in par)} parallel; "
                f"bound: {', '.join(default)}")
+        first = names.index(default[0])
+        host = [lp.name for lp in loops[:first] if lp not in band]
+        if host and all(lp not in par for lp in loops[:first]):
+            verb = "stays" if len(host) == 1 else "stay"
+            why += f"; {', '.join(host)} above {verb} on the host (one launch per iteration)"
+        seq = [lp.name for lp in loops if lp not in par]
+        if seq and not host:
+            verb = "carries" if len(seq) == 1 else "carry"
+            why += f"; {', '.join(seq)} {verb} dependences: sequential inside each thread"
     else:
         why = ("no loop of the nest can run in parallel (legality check): it runs in a "
                "kernel of one thread")
