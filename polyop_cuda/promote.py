@@ -93,8 +93,15 @@ def promote_program(prog: GpuProgram, requests: list[Request], target,
     from .extract import _relaunch
 
     kernels, done = [], set()
+    # a request names its loop by its variable, which loops of other kernels
+    # may share (a nest distributed, then each copy split): a request for one
+    # array goes to the kernels with that loop that access the array
+    found = {r: [k for k in prog.kernels if find_loop(k.body, r.at) is not None]
+             for r in requests}
     for k in prog.kernels:
-        mine = [r for r in requests if find_loop(k.body, r.at) is not None]
+        mine = [r for r in requests if k in found[r] and
+                (r.auto or not any(_accesses(c, r.array) for c in found[r]) or
+                 _accesses(k, r.array))]
         done |= set(mine)
         kernels.append(_promote_kernel(k, mine, target, context) if mine else k)
     for r in requests:
@@ -103,6 +110,10 @@ def promote_program(prog: GpuProgram, requests: list[Request], target,
                                 "is in no GPU kernel")
     new = {k.name: k for k in kernels}
     return replace(prog, kernels=tuple(kernels), body=_relaunch(prog.body, new))
+
+
+def _accesses(k: Kernel, array: str | None) -> bool:
+    return any(p.kind == "array" and p.name == array for p in k.params)
 
 
 def _block_sizes(k: Kernel, params, context: isl.Set | None = None) -> tuple[int, int, int]:

@@ -109,6 +109,7 @@ def test_gemm_gets_blocks_threads_and_shared_memory():
     assert sorted(n for n, _, _ in k.shared) == ["A_shared", "B_shared"]
     assert sch.explanation.knob("S0:promote").chosen is True
     assert sch.explanation.knob("S0:reduction_tile").chosen == 16
+    assert "cache_write(C, scope='local', at=j_outer)" in text  # C in a register per thread
     rng = np.random.default_rng(1)
     A, B = rng.random((37, 23), "f4"), rng.random((23, 45), "f4")
     C = rng.random((37, 45), "f4")
@@ -118,11 +119,12 @@ def test_gemm_gets_blocks_threads_and_shared_memory():
     cuda = str(polyop.lower(polyop.auto_schedule(mm, "cuda"), target="cuda"))
     assert "__shared__ float A_shared[8][16];" in cuda
     assert "__shared__ float B_shared[16][32];" in cuda
+    assert "float C_local[1][1];" in cuda
 
 
 def test_knobs_override_and_are_listed():
     names = {k.name for k in auto_knobs(mm, "cuda")}
-    assert {"S0:bind", "S0:block", "S0:reduction_tile", "S0:promote"} <= names
+    assert {"S0:bind", "S0:block", "S0:reduction_tile", "S0:promote", "S0:registers"} <= names
     sch = polyop.auto_schedule(mm, "cuda", knobs={"S0:block": (4, 16), "S0:promote": False})
     text = "\n".join(str(i) for i in sch.trace)
     assert "split(i, 4)" in text and "split(j, 16)" in text
@@ -140,7 +142,7 @@ def test_explanation_lists_the_decisions():
     text = str(polyop.auto_schedule(mm, "cuda").explanation)
     assert "shared_memory_per_block=49152" in text and "warp_size=32" in text
     for knob in ("S0:bind = ('i', 'j')", "S0:block = (8, 32)", "S0:reduction_tile = 16",
-                 "S0:promote = True"):
+                 "S0:promote = True", "S0:registers = True"):
         assert knob in text
     assert "A read by 32 threads of a block, B read by 8 threads" in text
 
@@ -187,3 +189,14 @@ def test_statements_of_one_nest_are_separated_when_none_is_parallel(schedules):
     ex = schedules["bicg"].explanation
     assert ex.knob("S2:separate").applied
     assert ex.knob("S2:bind").chosen == ("j",) and ex.knob("S3:bind").chosen == ("i",)
+
+
+def test_register_cache_in_one_of_several_kernels_with_the_same_loop_names(schedules):
+    """gesummv: the nest is distributed and each copy of ``i`` split, so two
+    kernels have a loop ``i_outer``; the register cache of ``y`` goes to the
+    one that accesses ``y`` (it ran on PoCL above)."""
+    sch = schedules["gesummv"]
+    assert sch.explanation.knob("S2:registers").applied
+    text = "\n".join(str(i) for i in sch.trace)
+    assert "cache_write(y, scope='local', at=i_outer)" in text
+    assert "y_local" in str(polyop.lower(sch, target="opencl"))

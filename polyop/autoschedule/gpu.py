@@ -25,7 +25,14 @@ schedule stays legal):
    boxes into shared memory at the block-level tile loop, when the estimated
    footprint fits the target's shared memory per block; the result is
    lowered for the target (promotion, barriers, proof) and undone if that
-   fails.
+   fails;
+5. ``registers``: after a promotion, the arrays the threads accumulate along
+   the reduction (GEMM's ``C[i, j]``) stay in a register per thread across
+   its tiles (``cache_write(..., scope="local")`` at the innermost block
+   loop), checked the same way.
+
+Promotion comes after every nest is mapped: each step is checked by lowering
+the whole program, which a later nest's fission or binding would change.
 
 A statement with no parallel loop is left unbound: the back end runs it in a
 kernel of one thread, so its data stays on the device (``docs/gpu.md``).
@@ -52,6 +59,7 @@ Example::
       split(k, 16)
       reorder(k_outer, i_inner, j_inner, k_inner)
       promote_shared(k_outer, budget=49152)
+      cache_write(C, scope='local', at=j_outer) -> C_local
     >>> sch.explanation.knob("S0:block").chosen   # threadIdx.x on j: B[k, j], C[i, j]
     (8, 32)
 """
@@ -76,6 +84,7 @@ def schedule_gpu(ctx: Context) -> None:
     """Map every nest of ``ctx.sch`` to GPU blocks and threads (module docstring)."""
     sch = ctx.sch
     depth = {s.name: len(s.iterators) for s in sch.program.statements}
+    pending: list[tuple[str, list, dict[str, int]]] = []
     for stmt in sorted(depth, key=lambda s: (-depth[s], _order(s))):
         if _bound(sch, stmt):
             continue
@@ -84,7 +93,13 @@ def schedule_gpu(ctx: Context) -> None:
                        "in a kernel of one thread")
             continue
         _fission(ctx, stmt)
-        _map_nest(ctx, stmt)
+        mapped = _map_nest(ctx, stmt)
+        if mapped is not None:
+            pending.append((stmt, *mapped))
+    # promotion last: each step is checked by lowering the whole program, which
+    # later fission or binding of other nests would change
+    for stmt, threads, its in pending:
+        _promote(ctx, stmt, threads, its)
 
 
 def _bound(sch, stmt: str) -> bool:
@@ -154,7 +169,7 @@ def _separate(ctx: Context, stmt: str) -> list:
     return [lp for lp in sch.get_loops(stmt) if _parallel(sch, lp)]
 
 
-def _map_nest(ctx: Context, stmt: str) -> None:
+def _map_nest(ctx: Context, stmt: str) -> tuple[list, dict[str, int]] | None:
     sch = ctx.sch
     par = _separate(ctx, stmt)
     loops = sch.get_loops(stmt)
@@ -188,7 +203,7 @@ def _map_nest(ctx: Context, stmt: str) -> None:
     knob = ctx.decide(f"{stmt}:bind", cands, default, why)
     chosen = [loops[names.index(n)] for n in knob.chosen]
     if not chosen:
-        return
+        return None
     # each loop's iterator index: its depth, before this nest is reordered or
     # split (fission keeps depths); split loops inherit it
     its = {lp.id: k for k, lp in enumerate(loops)}
@@ -199,8 +214,8 @@ def _map_nest(ctx: Context, stmt: str) -> None:
         sch.undo(len(sch.trace) - mark)
         knob.applied = False
         knob.why += f" (refused: {_first_line(exc)})"
-        return
-    _promote(ctx, stmt, threads, its)
+        return None
+    return threads, its
 
 
 def _bind(ctx: Context, stmt: str, chosen: list, band: list, its: dict[str, int]) -> list:
@@ -327,6 +342,27 @@ def _promote(ctx: Context, stmt: str, threads: list, its: dict[str, int]) -> Non
     except PolyopError as exc:
         sch.undo(len(sch.trace) - mark)
         knob.applied = tile_knob.applied = False
+        knob.why += f" (refused: {_first_line(exc)})"
+        return
+    # what the threads accumulate along the reduction: in registers across its tiles
+    acc = sorted({g.array for g in groups if g.array in written})
+    if not acc or any(g.depends(r) for g in groups if g.array in acc):
+        return
+    block = sch.get_loops(stmt)[[lp.id for lp in sch.get_loops(stmt)].index(ro.id) - 1]
+    knob = ctx.decide(f"{stmt}:registers", [False, True], True,
+                      f"{', '.join(acc)}: each thread's element stays in a register across "
+                      f"the {red.name} tiles (cache_write scope='local' at {block.name}), "
+                      "written back once")
+    if not knob.chosen:
+        return
+    mark = len(sch.trace)
+    try:
+        for a in acc:
+            sch.cache_write(a, scope="local", at=block)
+        _lowered_kernels(sch, ctx.target)
+    except PolyopError as exc:
+        sch.undo(len(sch.trace) - mark)
+        knob.applied = False
         knob.why += f" (refused: {_first_line(exc)})"
 
 
