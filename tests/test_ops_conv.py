@@ -63,7 +63,8 @@ def run(conv, dtype=np.float32, **flags):
 
 
 SMALL = ConvTiling(mr=3, nr=8, kc=2)  # partial tiles and channel blocks at small sizes
-PANELS = ConvTiling(mr=3, nr=8, kc=2, pixels_outer=False, pack_per_panel=True)
+PANELS = ConvTiling(mr=3, nr=8, kc=2, pixels_outer=False, pack_in_nest=True)
+BLOCKS = ConvTiling(mr=3, nr=8, kc=2, pixels_outer=False, blocks_outer=True, pack_in_nest=True)
 CASES = [
     # layout, (C, H, W, F), (R, S), stride, pad, tiling, epilogue
     ("NHWC", (5, 7, 9, 19), (3, 3), 1, 1, SMALL, dict(bias=True, relu=True)),
@@ -88,6 +89,8 @@ CASES = [
     ("NHWC", (6, 7, 9, 19), (3, 3), 1, 1, PANELS, dict(bias=True, relu=True)),
     ("NHWC", (5, 9, 8, 10), (3, 3), 2, 1, PANELS, dict(bn=True)),
     ("NCHW", (5, 6, 7, 9), (1, 3), 1, 1, PANELS, {}),
+    ("NHWC", (6, 7, 9, 19), (3, 3), 1, 1, BLOCKS, dict(bn=True, relu=True)),
+    ("NHWC", (4, 9, 8, 10), (3, 3), 2, 1, BLOCKS, dict(bias=True)),
 ]
 
 
@@ -153,28 +156,43 @@ def test_default_gemm_shaped_tilings_match_numpy(C, H, F, threads, flags):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 
 
-def test_weights_outgrowing_l2_are_packed_panel_by_panel():
+def test_weights_outgrowing_l2_are_packed_inside_the_nest():
     # (the L2 of each named CPU: 256 KiB on haswell, 1 MiB on skylake-avx512)
-    def default(C, H, F, target=HASWELL, **kw):
-        return ConvTiling.default(ConvShape(C, H, H, F, layout="NHWC"), target=target, **kw)
+    def default(C, H, F, layout="NCHW", target=HASWELL, **kw):
+        return ConvTiling.default(ConvShape(C, H, H, F, layout=layout), target=target, **kw)
 
-    t = default(256, 14, 256)  # 2.4 MB of weights, a panel of 16 filters 147 KB
-    assert t.pack_per_panel and not t.pixels_outer and not t.blocks_outer
-    assert not default(256, 14, 256, packed_weights=True).pack_per_panel  # no copy to place
-    assert not default(64, 56, 64).pack_per_panel    # 147 KB of weights: in L2 already
-    assert not default(512, 7, 512).pack_per_panel   # a panel (295 KB) outgrows 256 KiB
-    assert default(512, 7, 512, target=AVX512).pack_per_panel  # 590 KB panels, 1 MiB L2
+    t = default(256, 14, 256)  # NCHW: 2.4 MB of weights, a panel of 16 filters 147 KB
+    assert t.pack_in_nest and not t.pixels_outer and not t.blocks_outer
+    assert not default(256, 14, 256, packed_weights=True).pack_in_nest  # no copy to place
+    assert not default(64, 56, 64).pack_in_nest    # 147 KB of weights: in L2 already
+    assert not default(512, 7, 512).pack_in_nest   # a panel (295 KB) outgrows 256 KiB
+    assert default(512, 7, 512, target=AVX512).pack_in_nest  # 590 KB panels, 1 MiB L2
     t = ConvTiling.default(ConvShape(512, 7, 7, 512, 1, 1, 1, 0, "NHWC"), target=HASWELL)
-    assert not t.pack_per_panel  # 1 x 1: channel blocks outside the tiles
-    # the copy inside the filter-panel loop, into a buffer of one panel; run
-    # on 2 threads, each with its own buffer, against numpy
-    tiling = ConvTiling(mr=3, nr=8, kc=4, pixels_outer=False, pack_per_panel=True)
-    for layout in ("NCHW", "NHWC"):
+    assert not t.pack_in_nest  # 1 x 1
+    # NHWC on one thread: blocks of channels outside the tiles, a block of
+    # weights at most twice the L2
+    t = default(512, 7, 512, "NHWC")
+    assert t.pack_in_nest and t.blocks_outer and t.kc * 512 * 9 * 4 <= 2 * 256 * 1024
+    assert default(512, 7, 512, "NHWC", target=AVX512).kc == 64  # 1.2 MB <= 2 MiB
+    t = default(256, 14, 256, "NHWC", threads=2)  # several threads: per filter panel
+    assert t.pack_in_nest and not t.blocks_outer and not t.pixels_outer
+    # the copy inside the filter-panel loop (into a buffer of one panel), or
+    # inside the loop over channel blocks (a buffer of one block, the rows of
+    # w read whole), on 1 and 2 threads, against numpy
+    panels = ConvTiling(mr=3, nr=8, kc=4, pixels_outer=False, pack_in_nest=True)
+    blocks = ConvTiling(mr=3, nr=8, kc=4, pixels_outer=False, blocks_outer=True,
+                        pack_in_nest=True)
+    for layout, tiling, threads, buffer in [("NCHW", panels, 2, "Wp[1][2][3][3][4][8]"),
+                                            ("NHWC", panels, 2, "Wp[1][2][3][3][4][8]"),
+                                            ("NHWC", blocks, 1, "Wp[4][1][3][3][4][8]"),
+                                            ("NHWC", blocks, 2, "Wp[4][1][3][3][4][8]")]:
         conv = polyop.ops.conv2d(8, 5, 6, 27, layout=layout, bn=True, relu=True,
-                                 tiling=tiling, threads=2)
+                                 tiling=tiling, threads=threads)
         text = str(polyop.lower(conv.schedule))
-        assert "float Wp[1][2][3][3][4][8];" in text, text
-        assert text.index("for (f_outer") < text.index("Wp[0]") < text.index("for (p_outer")
+        assert f"float {buffer};" in text, text
+        outer = "for (c_outer" if tiling.blocks_outer else "for (f_outer"
+        copy = re.search(r"\n\s*Wp\[.* = ", text)
+        assert copy and text.index(outer) < copy.start() < text.index("for (p_outer"), text
         out, ref = run(conv, bn=True, relu=True)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
@@ -226,9 +244,9 @@ def test_argument_errors():
     (dict(dtype="int32"), "float32 or float64"),
     (dict(tiling=ConvTiling(vector="pixels")), "along 'pixels' for an NCHW 1x1"),
     (dict(R=1, pad=0, tiling=ConvTiling(pack_input=True)), "pack_input needs"),
-    (dict(tiling=ConvTiling(pack_per_panel=True)), "pack_per_panel needs"),
-    (dict(tiling=ConvTiling(pixels_outer=False, blocks_outer=True, pack_per_panel=True)),
-     "pack_per_panel needs"),
+    (dict(tiling=ConvTiling(pack_in_nest=True)), "pack_in_nest needs"),
+    (dict(R=1, pad=0, tiling=ConvTiling(vector="pixels", pixels_outer=False, pack_in_nest=True)),
+     "pack_in_nest needs"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     args = dict(C=3, H=6, W=6, F=4) | kwargs

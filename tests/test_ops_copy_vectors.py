@@ -94,11 +94,11 @@ def test_conv2d_copies_have_no_gathers(target, layer):
 @pytest.mark.parametrize("target", TARGETS)
 def test_conv2d_weights_packed_per_panel_have_no_gathers(target, layout):
     # the copy of one filter panel into a local buffer inside the panel loop
-    # (ConvTiling.pack_per_panel, the default for weights that outgrow L2)
+    # (ConvTiling.pack_in_nest, the default for weights that outgrow L2)
     from polyop.ops import ConvShape
     shape = ConvShape(32, 7, 7, 64, layout=layout)
     tiling = replace(ConvTiling.default(shape, target=target), pixels_outer=False,
-                     pack_per_panel=True)
+                     pack_in_nest=True)
     conv = polyop.ops.conv2d(32, 7, 7, 64, 3, layout=layout, bn=True, relu=True, threads=1,
                              tiling=tiling, target=target)
     assert "float Wp[1]" in str(polyop.lower(conv.schedule))

@@ -105,11 +105,12 @@ class ConvTiling:
     - ``pack_input`` (vectors along pixels only): ``cache_read`` copies ``x``
       into panels of ``nr`` pixels, ``Xp[q // nr, c, q % nr]``, read
       contiguously by each filter panel;
-    - ``pack_per_panel`` (vectors along filters, filter panels outermost,
-      channel blocks inside the tiles): weights packed per call are packed
-      one panel at a time, into a buffer local to the panel's iteration,
-      just before its tiles, by the thread that runs them, rather than all
-      ahead of the nest.
+    - ``pack_in_nest`` (vectors along filters; weights packed per call):
+      the weights are packed inside the nest, into a buffer local to the
+      loop that uses them, rather than all ahead of it: per block of
+      channels (``blocks_outer``), all the filters, each row of the weights
+      read whole; else per panel of filters (``pixels_outer`` False), just
+      before its tiles, by the thread that runs them.
     """
 
     mr: int = 6
@@ -119,7 +120,7 @@ class ConvTiling:
     blocks_outer: bool = False
     pixels_outer: bool = True
     pack_input: bool = False
-    pack_per_panel: bool = False
+    pack_in_nest: bool = False
 
     @classmethod
     def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1,
@@ -163,17 +164,24 @@ class ConvTiling:
           filters cost more than it saved).
 
         Weights packed per call (not ``packed_weights``) of a window larger
-        than 1 × 1 that outgrow the L2 cache while one panel of them fits in
-        it (ResNet-50's 3 × 3 layers at 14 × 14 and 7 × 7: 2.4 and
-        9.4 MB of weights for 200 and 100 KB of input): filter panels
-        outermost, each packed just before its tiles into a local buffer that
-        stays in L2 for all the pixel tiles (``pack_per_panel``), instead of
-        a pass over all the weights ahead of the nest whose packed copy goes
-        to L3 and is read back from there once per pixel tile; with 2
-        threads, the filter panels (32 of them at 512 filters) are what the
-        threads split. On one core (Zen 3), 3 × 3 512 → 512 at 7 × 7 with
-        batch norm + ReLU: NCHW 3.7 → 3.4 ms, NHWC 4.2 → 3.8 ms; 256 → 256 at
-        14 × 14 NCHW 3.2 → 2.9 ms."""
+        than 1 × 1 that outgrow the L2 cache (ResNet-50's 3 × 3 layers from
+        28 × 28 on: 0.6 to 9.4 MB of weights for 0.4 to 0.1 MB of input) are
+        packed inside the nest (``pack_in_nest``) rather than in a pass over
+        all of them ahead of it, whose packed copy goes to L3 and is read back
+        from there once per pixel tile. NHWC on one thread: blocks of
+        channels outside the tiles, each packed in whole rows ``w[r, s, c,
+        :]`` into a buffer of at most twice the L2 (the tiles' accumulators
+        are then loaded and stored once per block, and the 100–400 KB of
+        output stays in L2). NCHW, whose copy transposes rows of ``F × C·R·S``
+        weights read contiguously, and NHWC on several threads: filter panels
+        outermost, each packed just before its tiles, into a buffer that stays
+        in L2 for all the pixel tiles, when one panel fits; the threads split
+        the filter panels (32 of them at 512 filters), each packing its own
+        (a buffer local to the tile loops inside the parallel loop would be
+        copied into each thread's private one, per block). On one Zen 3
+        core, 3 × 3 512 → 512 at 7 × 7 with batch norm + ReLU: NCHW 3.7 →
+        3.4 ms, NHWC 4.3 → 3.3 ms (2.96 ms with the weights packed at set-up).
+        """
         t = as_target(target)
         size = np.dtype(dtype).itemsize
         lanes = t.lanes(np.dtype(dtype).name)
@@ -187,10 +195,18 @@ class ConvTiling:
         if shape.R == shape.S == 1:
             return cls(mr=mr2, nr=2 * lanes, kc=128, blocks_outer=True)
         nr = 2 * lanes
-        weights = shape.F * shape.C * shape.R * shape.S * size
-        panel = nr * shape.C * shape.R * shape.S * size
-        if not packed_weights and shape.R * shape.S > 1 and panel <= t.l2 < weights:
-            return cls(mr=mr2, nr=nr, pixels_outer=False, pack_per_panel=True)
+        window = shape.R * shape.S * size  # bytes of one filter and channel
+        if packed_weights or window == size or shape.F * shape.C * window <= t.l2:
+            return cls(mr=mr2, nr=nr)
+        if shape.layout == "NHWC" and threads == 1:  # blocks of 64 channels or fewer
+            kc = 64
+            while kc > 1 and (shape.C % kc or kc * shape.F * window > 2 * t.l2):
+                kc //= 2
+            if kc < shape.C and kc * shape.F * window <= 2 * t.l2:
+                return cls(mr=mr2, nr=nr, kc=kc, blocks_outer=True, pixels_outer=False,
+                           pack_in_nest=True)
+        elif nr * shape.C * window <= t.l2:
+            return cls(mr=mr2, nr=nr, pixels_outer=False, pack_in_nest=True)
         return cls(mr=mr2, nr=nr)
 
 
