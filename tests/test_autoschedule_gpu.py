@@ -202,3 +202,14 @@ def test_register_cache_in_one_of_several_kernels_with_the_same_loop_names(sched
     text = "\n".join(str(i) for i in sch.trace)
     assert "cache_write(y, scope='local', at=i_outer)" in text
     assert "y_local" in str(polyop.lower(sch, target="opencl"))
+
+
+def test_sizes_shape_the_blocks():
+    """A short i loop (4 rows at the sizes assumed) leaves its threads to j."""
+    sch = polyop.auto_schedule(mm, "opencl", sizes={"ni": 4, "nj": 1000, "nk": 64})
+    assert sch.explanation.knob("S0:block").chosen == (4, 64)
+    rng = np.random.default_rng(3)
+    A, B = rng.random((5, 9), "f4"), rng.random((9, 70), "f4")
+    C = np.zeros((5, 70), "f4")
+    polyop.build(sch, target="opencl")(A=A, B=B, C=C)
+    np.testing.assert_allclose(C, A @ B, rtol=1e-5)

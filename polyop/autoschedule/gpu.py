@@ -70,7 +70,7 @@ import numpy as np
 
 from ..errors import PolyopError, ScheduleError
 from .heuristic import Context, _order, _perfect_suffix, _unit_stride
-from .model import access_groups
+from .model import access_groups, band_extents
 from .outer import enclosed_statements
 
 #: threads per block aimed at: enough warps to hide latency, small enough
@@ -247,19 +247,24 @@ def _bind(ctx: Context, stmt: str, chosen: list, band: list, its: dict[str, int]
     x = max(range(len(chosen)), key=lambda k: (unit[k], k))
     warp = max(facts.warp_size, 1)
     total = max(warp, min(THREADS, facts.max_threads_per_block) // warp * warp)
+    # no more threads than iterations at the sizes the caller assumes: a short
+    # y loop leaves its threads to x (rows of at least 32, in whole warps)
+    ext = band_extents(program, stmts, pos, ctx.sizes)
     if len(chosen) == 1:
-        sizes = [min(total, facts.max_block[0])]
+        sizes = [min(total, facts.max_block[0], _up(ext[0], warp))]
     else:
-        bx = min(total, max(32, warp) // warp * warp or warp, facts.max_block[0])
-        by = max(1, min(total // bx, facts.max_block[1]))
+        ex, ey = ext[x], ext[1 - x]
+        bx = min(total, facts.max_block[0], _up(ex, warp),
+                 max(_up(32, warp), total // _pow2(ey) // warp * warp))
+        by = max(1, min(total // bx, _pow2(ey), facts.max_block[1]))
         sizes = [bx if k == x else by for k in range(2)]
     cands = [tuple(sizes)] + [tuple(max(1, s // 2) for s in sizes)]
     knob = ctx.decide(
         f"{stmt}:block", cands, tuple(sizes),
         f"threads per block along {', '.join(c.name for c in chosen)}: {'x'.join(map(str, sizes))}"
         f" ({THREADS} aimed at, at most {facts.max_threads_per_block} per block, warps of "
-        f"{facts.warp_size}); threadIdx.x on {chosen[x].name}: {unit[x]} unit-stride access "
-        "group(s) (coalesced)",
+        f"{facts.warp_size}, trip counts {', '.join(map(str, ext))} at the sizes assumed); "
+        f"threadIdx.x on {chosen[x].name}: {unit[x]} unit-stride access group(s) (coalesced)",
         accepts=lambda v: isinstance(v, tuple) and len(v) == len(chosen) and
         all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in v) and
         int(np.prod(v)) <= facts.max_threads_per_block)
@@ -280,6 +285,16 @@ def _bind(ctx: Context, stmt: str, chosen: list, band: list, its: dict[str, int]
     for i, a in zip(inners, axis):
         sch.bind(i, f"threadIdx.{a}")
     return list(zip(inners, sizes))
+
+
+def _up(n: int, m: int) -> int:
+    """``n`` rounded up to a multiple of ``m``."""
+    return -(-n // m) * m
+
+
+def _pow2(n: int) -> int:
+    """The least power of two at least ``n``."""
+    return 1 << max(0, n - 1).bit_length()
 
 
 def _promote(ctx: Context, stmt: str, threads: list, its: dict[str, int]) -> None:
