@@ -213,3 +213,21 @@ def test_sizes_shape_the_blocks():
     C = np.zeros((5, 70), "f4")
     polyop.build(sch, target="opencl")(A=A, B=B, C=C)
     np.testing.assert_allclose(C, A @ B, rtol=1e-5)
+
+
+def test_chosen_knobs_replay_the_same_schedule(schedules):
+    """What a tuner does: every knob set to its chosen value gives the same
+    schedule (PolyBench gemm: fission, two nests, promotion, registers)."""
+    sch = schedules["gemm"]
+    knobs = {k.name: k.chosen for k in sch.explanation.knobs}
+    again = polyop.auto_schedule(BENCHES["gemm"].kernel, "opencl", knobs=knobs)
+    assert [str(i) for i in again.trace] == [str(i) for i in sch.trace]
+
+
+def test_a_refused_promotion_is_recorded_and_undone(schedules):
+    """syrk's triangular j loop gives no constant box: nothing is promoted,
+    the knob says so, and the schedule (run on PoCL above) keeps its mapping."""
+    sch = schedules["syrk"]
+    knob = sch.explanation.knob("S1:promote")
+    assert knob.chosen and not knob.applied and "refused" in knob.why
+    assert not any("promote_shared" in str(i) or "split(k" in str(i) for i in sch.trace)
