@@ -91,6 +91,7 @@ CASES = [
     ("NCHW", (5, 6, 7, 9), (1, 3), 1, 1, PANELS, {}),
     ("NHWC", (6, 7, 9, 19), (3, 3), 1, 1, BLOCKS, dict(bn=True, relu=True)),
     ("NHWC", (4, 9, 8, 10), (3, 3), 2, 1, BLOCKS, dict(bias=True)),
+    ("NHWC", (8, 5, 6, 13), (1, 1), 1, 0, BLOCKS, dict(bn=True, relu=True)),
 ]
 
 
@@ -167,8 +168,16 @@ def test_weights_outgrowing_l2_are_packed_inside_the_nest():
     assert not default(64, 56, 64).pack_in_nest    # 147 KB of weights: in L2 already
     assert not default(512, 7, 512).pack_in_nest   # a panel (295 KB) outgrows 256 KiB
     assert default(512, 7, 512, target=AVX512).pack_in_nest  # 590 KB panels, 1 MiB L2
-    t = ConvTiling.default(ConvShape(512, 7, 7, 512, 1, 1, 1, 0, "NHWC"), target=HASWELL)
-    assert not t.pack_in_nest  # 1 x 1
+    def one(C, H, F, **kw):
+        return ConvTiling.default(ConvShape(C, H, H, F, 1, 1, 1, 0, "NHWC"), **kw)
+
+    # 1 x 1 NHWC on one thread: blocks of channels whose weights fill half the L2
+    assert (one(1024, 14, 256, target=HASWELL).kc, one(2048, 7, 512, target=AVX512).kc) \
+        == (128, 256)
+    assert not one(1024, 14, 256, target=AVX512).pack_in_nest  # 1 MB: fits a 1 MiB L2
+    assert one(1024, 14, 256, target=HASWELL).pack_in_nest
+    assert not one(512, 28, 128, target=HASWELL).pack_in_nest  # 256 KB: fits L2
+    assert not one(1024, 14, 256, target=HASWELL, threads=2).pack_in_nest
     # NHWC on one thread: blocks of channels outside the tiles, a block of
     # weights at most twice the L2
     t = default(512, 7, 512, "NHWC")

@@ -181,6 +181,10 @@ class ConvTiling:
         copied into each thread's private one, per block). On one Zen 3
         core, 3 × 3 512 → 512 at 7 × 7 with batch norm + ReLU: NCHW 3.7 →
         3.4 ms, NHWC 4.3 → 3.3 ms (2.96 ms with the weights packed at set-up).
+        NHWC 1 × 1 on one thread likewise, by blocks of as many channels as
+        fill half the L2 with weights, if that is 128 or more (1024 → 256 at
+        14 × 14: blocks of 256, 1.38 → 1.26 ms, as fast as with the weights
+        packed at set-up).
         """
         t = as_target(target)
         size = np.dtype(dtype).itemsize
@@ -193,6 +197,12 @@ class ConvTiling:
             return cls(mr=mr2, nr=2 * lanes, vector="pixels", kc=1024 // size,
                        blocks_outer=True, pixels_outer=few, pack_input=not few)
         if shape.R == shape.S == 1:
+            kc = 1 << (max(1, t.l2 // 2 // (shape.F * size)).bit_length() - 1)
+            while kc > 128 and shape.C % kc:
+                kc //= 2
+            if (not packed_weights and threads == 1 and shape.layout == "NHWC"
+                    and shape.F * shape.C * size > t.l2 and 128 <= kc < shape.C):
+                return cls(mr=mr2, nr=2 * lanes, kc=kc, blocks_outer=True, pack_in_nest=True)
             return cls(mr=mr2, nr=2 * lanes, kc=128, blocks_outer=True)
         nr = 2 * lanes
         window = shape.R * shape.S * size  # bytes of one filter and channel
