@@ -43,6 +43,14 @@ def prefix(n: int, x: "f64[n]"):
         x[i] = x[i] + x[i - 1]
 
 
+@polyop.kernel
+def scale3(n: int, A: "f64[n, n, n]", B: "f64[n, n, n]"):
+    for i in range(n):
+        for j in range(n):
+            for k in range(n):
+                B[i, j, k] = 2.0 * A[i, j, k] + A[i, j, 0]
+
+
 def _odd_sizes(sizes: dict) -> dict:
     """MINI sizes made odd and a little larger (``+ 7``, rounded to odd): not
     multiples of any block or tile."""
@@ -231,3 +239,21 @@ def test_a_refused_promotion_is_recorded_and_undone(schedules):
     knob = sch.explanation.knob("S1:promote")
     assert knob.chosen and not knob.applied and "refused" in knob.why
     assert not any("promote_shared" in str(i) or "split(k" in str(i) for i in sch.trace)
+
+
+def test_three_parallel_loops_get_a_3d_grid_only_when_two_are_too_few():
+    """At the default sizes two loops give threads enough: i and k (threadIdx.x
+    on k, the unit-stride loop), j inside each thread; at n = 10 all three."""
+    two = polyop.auto_schedule(scale3, "opencl").explanation
+    assert two.knob("S0:bind").chosen == ("i", "k")
+    sch = polyop.auto_schedule(scale3, "opencl", sizes={"n": 10})
+    assert sch.explanation.knob("S0:bind").chosen == ("i", "j", "k")
+    assert "a 3-D grid" in sch.explanation.knob("S0:bind").why
+    text = "\n".join(str(i) for i in sch.trace)
+    assert "bind(k_inner, 'threadIdx.x')" in text and "bind(i_inner, 'threadIdx.z')" in text
+    rng = np.random.default_rng(4)
+    A, B = rng.random((11, 11, 11)), np.zeros((11, 11, 11))
+    want = B.copy()
+    scale3.py_func(11, A, want)
+    polyop.build(sch, target="opencl")(A=A, B=B)
+    np.testing.assert_array_equal(B, want)

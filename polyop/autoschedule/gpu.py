@@ -12,7 +12,10 @@ schedule stays legal):
    band they move outermost where that is legal, so loops carrying a
    reduction run sequentially inside each thread; where it is not (a
    stencil's time loop) the loops above them stay on the host, one launch
-   per iteration. A loop above the band that is parallel is mapped alone;
+   per iteration. A loop above the band that is parallel is mapped alone.
+   Of three or more, the pair keeps the loop of most unit-stride accesses;
+   a third is bound too (``blockIdx.z``) when two give fewer than
+   ``4 * THREADS`` threads per multiprocessor at the sizes assumed;
 3. ``block``: threads per block along each bound loop: the loop whose
    accesses are unit-stride gets ``threadIdx.x`` (coalescing) and a multiple
    of the warp size; the product stays within the target's threads per
@@ -180,14 +183,36 @@ def _map_nest(ctx: Context, stmt: str) -> tuple[list, dict[str, int]] | None:
     # one or two parallel loops of the band
     cands: list[tuple[str, ...]] = [()]
     in_band = [lp for lp in par if lp in band]
+    if len(in_band) >= 3:
+        # of more than two, the pair keeps the loop of most unit-stride accesses
+        # (threadIdx.x on it: coalesced), the others staying in the thread
+        stmts = enclosed_statements(sch)[band[-1].id]
+        groups = access_groups(sch.program, sorted(stmts, key=_order),
+                               {s: [loops.index(lp) for lp in in_band] for s in stmts})
+        unit = [_unit_stride(groups, k)[0] for k in range(len(in_band))]
+        best = max(range(len(in_band)), key=lambda k: (unit[k], k))
+        if best >= 2:
+            in_band.insert(1, in_band.pop(best))
     if in_band:
         cands += [tuple(lp.name for lp in in_band[:2])] if len(in_band) >= 2 else []
         cands += [(lp.name,) for lp in in_band]
     cands += [(lp.name,) for lp in par if lp in above]
     default = cands[1] if len(cands) > 1 else ()
+    few = ""
+    if len(in_band) >= 3:
+        # a third loop on the z axis only when two leave the device short of threads
+        cands.insert(1, tuple(lp.name for lp in sorted(in_band[:3], key=band.index)))
+        stmts = enclosed_statements(sch)[in_band[2].id]
+        ext = band_extents(sch.program, stmts, {s: [loops.index(lp) for lp in in_band[:3]]
+                                                for s in stmts}, ctx.sizes)
+        want = THREADS * (ctx.target.gpu.sm_count or 1) * 4
+        if ext[0] * ext[1] < want:
+            default = cands[1]
+            few = (f"; {in_band[0].name} x {in_band[1].name} give {ext[0] * ext[1]} threads at "
+                   f"the sizes assumed (< {want}): {in_band[2].name} bound too (a 3-D grid)")
     if default:
         why = (f"the legality check finds {', '.join(lp.name for lp in par)} parallel; "
-               f"bound: {', '.join(default)}")
+               f"bound: {', '.join(default)}{few}")
         first = names.index(default[0])
         host = [lp.name for lp in loops[:first] if lp not in band]
         if host and all(lp not in par for lp in loops[:first]):
@@ -253,11 +278,19 @@ def _bind(ctx: Context, stmt: str, chosen: list, band: list, its: dict[str, int]
     if len(chosen) == 1:
         sizes = [min(total, facts.max_block[0], _up(ext[0], warp))]
     else:
-        ex, ey = ext[x], ext[1 - x]
-        bx = min(total, facts.max_block[0], _up(ex, warp),
-                 max(_up(32, warp), total // _pow2(ey) // warp * warp))
-        by = max(1, min(total // bx, _pow2(ey), facts.max_block[1]))
-        sizes = [bx if k == x else by for k in range(2)]
+        # y on the innermost of the others, z (with three) on the outermost
+        others = [k for k in range(len(chosen)) if k != x]
+        rest = int(np.prod([ext[k] for k in others]))
+        bx = min(total, facts.max_block[0], _up(ext[x], warp),
+                 max(_up(32, warp), total // _pow2(rest) // warp * warp))
+        left = total // bx
+        sizes = [bx] * len(chosen)
+        by = max(1, min(_pow2(ext[others[-1]]), facts.max_block[1],
+                        left if len(others) == 1 else max(1, left // 2)))
+        sizes[others[-1]] = by
+        if len(others) == 2:
+            sizes[others[0]] = max(1, min(_pow2(ext[others[0]]), facts.max_block[2],
+                                          left // by))
     cands = [tuple(sizes)] + [tuple(max(1, s // 2) for s in sizes)]
     knob = ctx.decide(
         f"{stmt}:block", cands, tuple(sizes),
@@ -277,9 +310,9 @@ def _bind(ctx: Context, stmt: str, chosen: list, band: list, its: dict[str, int]
         inners.append(i)
     if len(chosen) > 1:
         sch.reorder(*outers, *inners)
-    axis = ["y", "x"] if len(chosen) == 2 else ["x"]
-    if len(chosen) == 2 and x == 0:
-        axis = ["x", "y"]
+    axis = ["x"] * len(chosen)
+    for k, a in zip(reversed([k for k in range(len(chosen)) if k != x]), "yz"):
+        axis[k] = a
     for o, a in zip(outers, axis):
         sch.bind(o, f"blockIdx.{a}")
     for i, a in zip(inners, axis):
