@@ -118,10 +118,10 @@ class _Translator:
             a.name for a in program.arguments}
 
     def node(self, n: isl.AstNode, scope: frozenset,
-             info: tuple[str, str] | None = None) -> tuple[ir.Stmt, dict]:
+             info: tuple[str, ...] | None = None) -> tuple[ir.Stmt, dict]:
         """IR for ``n`` and, per AST iterator, the source iterator names it stands for.
 
-        ``info`` (name, kind) applies to the outermost ``for`` nodes of ``n``: the
+        ``info`` (name, kind, mark id) applies to the outermost ``for`` nodes of ``n``: the
         loop of a mark, possibly generated several times under ``if``s (isolated
         full strips and the partial ones).
         """
@@ -149,12 +149,14 @@ class _Translator:
             table = _SUBSCRIPTS.get(note, {}) if note is not None else {}
             return self.user(n.user_get_expr(), table)
         if t == isl.ast_node_type.mark:
+            ident = n.mark_get_id().get_name()
+            info = self.loops.get(ident)
             return self.node(n.mark_get_node(), scope,
-                             self.loops.get(n.mark_get_id().get_name()))
+                             None if info is None else (*info[:2], ident))
         raise AssertionError(f"unexpected isl AST node type {t}")
 
     def loop(self, n: isl.AstNode, scope: frozenset,
-             info: tuple[str, str] | None = None) -> tuple[ir.Stmt, dict]:
+             info: tuple[str, ...] | None = None) -> tuple[ir.Stmt, dict]:
         var = n.for_get_iterator().get_id().get_name()
         start = ast_expr_to_ir(n.for_get_init())
         cond = n.for_get_cond()
@@ -181,7 +183,8 @@ class _Translator:
             var = name
         uses.setdefault("", set()).add(var)  # names bound below, never reused above
         kind = LoopKind(info[1]) if info is not None else LoopKind.SERIAL
-        return ir.For(var, start, stop, step, body, kind), uses
+        ident = info[2] if info is not None and len(info) > 2 else None
+        return ir.For(var, start, stop, step, body, kind, ident), uses
 
     def user(self, e: isl.AstExpr, subscripts: dict) -> tuple[ir.Stmt, dict]:
         name = e.get_op_arg(0).get_id().get_name()

@@ -72,7 +72,7 @@ def _coalesced(outer: ir.For) -> ir.For | None:
     body = ir.substitute(inner.body, {
         outer.var: _add(outer.start, ir.Bin("fdiv", f, extent, INDEX)),
         inner.var: _add(inner.start, ir.Bin("mod", f, extent, INDEX))})
-    return ir.For(outer.var, ir.Const(0, INDEX), trips, 1, body, outer.kind)
+    return ir.For(outer.var, ir.Const(0, INDEX), trips, 1, body, outer.kind, outer.loop_id)
 
 
 def _sub(a: ir.Expr, b: ir.Expr) -> ir.Expr:

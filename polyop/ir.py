@@ -163,6 +163,9 @@ class For(_PrintableStmt):
     step: int
     body: Stmt
     kind: LoopKind = LoopKind.SERIAL
+    #: the schedule loop (its handle's id) this loop was generated for, if any:
+    #: a loop's name may be shared by loops of other nests, its id is not
+    loop_id: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, LoopKind):  # text written by hand: "parallel"

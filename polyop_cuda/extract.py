@@ -150,7 +150,7 @@ class _Extractor:
                 raise TargetError(f"loop {node.var} is marked {node.kind.primitive}, a CPU loop "
                                   "kind: GPU targets run bound loops (Schedule.bind)")
             return ir.For(node.var, node.start, node.stop, node.step,
-                          self.host(node.body, host_loops + (node,)))
+                          self.host(node.body, host_loops + (node,)), loop_id=node.loop_id)
         if isinstance(node, ir.If):
             return ir.If(node.cond, self.host(node.then, host_loops),
                          None if node.else_ is None else self.host(node.else_, host_loops))
@@ -262,7 +262,7 @@ class _Extractor:
                                         "outermost bound loop, or inside the block loops)")
             if threads and not path.in_thread and not _ends_with_barrier(body):
                 body = ir.Block((body, Barrier()))
-            return ir.For(node.var, node.start, node.stop, node.step, body, kind)
+            return ir.For(node.var, node.start, node.stop, node.step, body, kind, node.loop_id)
         for outer in path.bound:
             if outer.kind is kind:
                 raise ScheduleError(f"kernel {kname}: loops {outer.var} and {node.var} are both "
@@ -277,7 +277,7 @@ class _Extractor:
                                 "each other (move the sequential loop out of the kernel)")
         loops.append(BoundLoop(node.var, kind, self.extent(node, path, host_loops), node.var))
         body = sub(node.body, path.enter(node, bound=True))
-        return ir.For(node.var, node.start, node.stop, node.step, body, kind)
+        return ir.For(node.var, node.start, node.stop, node.step, body, kind, node.loop_id)
 
     def extent(self, loop: ir.For, path: _Path, host_loops: tuple[ir.For, ...]) -> ir.Expr:
         """The largest trip count of ``loop`` under the kernel's loops ``path``:

@@ -53,9 +53,9 @@ import islpy as isl
 
 from polyop import ir
 from polyop.errors import CodegenError
+from polyop.polyhedra import Names, exists, path_constraints
 
 from .kernel_ir import AXES, Barrier, GpuProgram, Kernel
-from polyop.polyhedra import Names, exists, path_constraints
 
 __all__ = ["UnsafeKernelError", "needed_barriers", "prove_kernel", "prove_program",
            "replace"]

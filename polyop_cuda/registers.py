@@ -27,8 +27,9 @@ whose threads each compute a 4 × 4 block of C, a ``float C_local[4][4]``.
 
 The rewrite is the core's (``polyop.promotion.rewrite``, the CPU's too) with
 its serial copier, unrolled and run inside the thread loops: the copy-in runs
-when the array is read under ``at``, guarded by the array's bounds; the copy-out writes only the elements the thread wrote (the footprint's
-written set, an isl set, is its guard). No barrier: the buffer is private. The
+when the array is read under ``at``, guarded by the array's bounds; the
+copy-out writes only the elements the thread wrote (the footprint's written
+set, an isl set, is its guard). No barrier: the buffer is private. The
 proof (``polyop_cuda.proof``) checks every access to the buffer in bounds.
 
 Example (the micro-tile loop ``m`` of trip count ``min(4, n - 4 * t)``)::
@@ -99,7 +100,7 @@ def promote_local(k: Kernel, r, at: ir.For, loops, conds, params, arrays) -> Ker
     new = rewrite(at, r, fp, dtype, gshape, copier,
                   lambda body: unroll_micro_tile(body, r.name, (*loops, at), conds, params))
     k = replace(k, temps=k.temps + ((r.name, dtype, fp.size),))
-    return replace(k, body=replace_loop(k.body, r.at, new))
+    return replace(k, body=replace_loop(k.body, r.at, new, r.loop))
 
 
 def _thread_loops(at: ir.For, array: str, where: str, known: set[str]) -> tuple[ir.For, ...]:

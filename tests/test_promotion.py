@@ -236,6 +236,35 @@ def test_layout_and_pad_refused_with_a_scope():
         sch.cache_write("C", scope="local", at=jo, layout=lambda i, j: (j, i))
     assert "cache" not in str(sch)  # refused: nothing recorded
 
+
+@polyop.kernel
+def two_nests(n: int, A: "f64[n]", B: "f64[n]", C: "f64[n]"):
+    for i in range(n):
+        B[i] = A[i] * 2.0
+    for i in range(n):
+        C[i] = A[i] + 1.0
+
+
+def test_promotion_at_one_of_two_loops_of_the_same_name():
+    """Both nests have a loop ``i_outer`` reading A: the request names the
+    schedule's loop, and only that one gets the buffer."""
+    sch = polyop.Schedule(two_nests)
+    (i1,), (i2,) = sch.get_loops("S0"), sch.get_loops("S1")
+    o1, _ = sch.split(i1, 4)
+    o2, _ = sch.split(i2, 4)
+    assert o1.name == o2.name == "i_outer"
+    sch.cache_read("A", scope="local", at=o2)
+    text = str(polyop.lower(sch))
+    assert "B[4 * i_outer + i_inner] = A[4 * i_outer + i_inner] * 2.0;" in text
+    assert "C[4 * i_outer + i_inner] = A_local[i_inner] + 1.0;" in text
+    f = polyop.build(sch)
+    for n in (0, 1, 6, 9):
+        A = np.arange(n, dtype=float)
+        B, C = np.zeros(n), np.zeros(n)
+        f(A=A, B=B, C=C)
+        np.testing.assert_array_equal(B, A * 2.0)
+        np.testing.assert_array_equal(C, A + 1.0)
+
 # -- the rewrite on hand-written loop IR ---------------------------------------------------
 
 def _strip(body):
