@@ -188,8 +188,8 @@ def conv_main(args) -> None:
     result = {
         "benchmark": "tune_bench.py --conv: polyop.ops.conv2d tuned vs default vs PyTorch",
         "machine": machine, "load": load, "torch": torch.__version__,
-        "note": ("shared machine, loaded by other agents' builds and tests (load average "
-                 "above): the final comparison interleaves default, tuned and torch, one "
+        "note": (f"{args.conditions or 'conditions not given'} (load average above): "
+                 "the final comparison interleaves default, tuned and torch, one "
                  f"timing of each per round, {args.rounds} rounds; gflops_median is the "
                  "median over rounds. The tuned tiling is the best of the tuning's "
                  f"{args.finalists} best points timed again in {args.rounds} interleaved "
@@ -216,6 +216,8 @@ def main() -> None:
     ap.add_argument("--tvm", action="store_true", help="TVM MetaSchedule on the same GEMMs")
     ap.add_argument("--tvm-timeout", type=float, default=900.0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--conditions", default=None,
+                    help="what else ran on the machine, recorded as the result's note")
     ap.add_argument("--conv", action="store_true", help="tune conv2d on ResNet-50's layers")
     ap.add_argument("--conv-trials", type=int, default=24)
     ap.add_argument("--layers", nargs="*", help="only these layers (names as printed)")
@@ -247,10 +249,8 @@ def main() -> None:
     result = {
         "benchmark": "tune_bench.py: fp32 GEMM tiling knobs, random vs model-guided",
         "machine": machine, "load": {"loadavg_start": _loadavg()},
-        "note": ("shared machine: other agents ran builds and tests meanwhile, and "
-                 "tune_bench.py --conv ran beside it (load average above), so figures are "
-                 "noisy and lower than on an idle core; numpy and the shipped operator are "
-                 "timed before each size's tuning"),
+        "note": (f"{args.conditions or 'conditions not given'} (load average above); "
+                 "numpy and the shipped operator are timed before each size's tuning"),
         "threads": 1, "trials": args.trials, "seeds": args.seeds, "sizes": []}
     started = time.time()
     with LocalRunner(workers=1, timeout=120, repeats=5, min_seconds=0.05) as runner:
