@@ -72,7 +72,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PolyopError, ScheduleError
-from .heuristic import Context, _order, _perfect_suffix, _unit_stride
+from .heuristic import Context, _order, _parallel_legal, _perfect_suffix, _unit_stride
 from .model import access_groups, band_extents
 from .outer import enclosed_statements
 
@@ -135,16 +135,6 @@ def _fission(ctx: Context, stmt: str) -> None:
             break
 
 
-def _parallel(sch, loop) -> bool:
-    """Whether the legality check lets ``loop`` run in parallel (tried, undone)."""
-    try:
-        sch.parallel(loop)
-    except ScheduleError:
-        return False
-    sch.undo()
-    return True
-
-
 def _separate(ctx: Context, stmt: str) -> list:
     """The parallel loops of ``stmt``; where there are none and the nest's
     body holds several statements, its loops are first distributed, innermost
@@ -152,7 +142,7 @@ def _separate(ctx: Context, stmt: str) -> list:
     along ``j`` and along ``i``, each parallel along the other loop)."""
     sch = ctx.sch
     loops = sch.get_loops(stmt)
-    par = [lp for lp in loops if _parallel(sch, lp)]
+    par = [lp for lp in loops if _parallel_legal(sch, lp)]
     if par or len(enclosed_statements(sch)[loops[-1].id]) < 2:
         return par
     knob = ctx.decide(f"{stmt}:separate", [False, True], True,
@@ -169,7 +159,7 @@ def _separate(ctx: Context, stmt: str) -> list:
         knob.applied = False
         knob.why += f" (refused: {_first_line(exc)})"
         return par
-    return [lp for lp in sch.get_loops(stmt) if _parallel(sch, lp)]
+    return [lp for lp in sch.get_loops(stmt) if _parallel_legal(sch, lp)]
 
 
 def _map_nest(ctx: Context, stmt: str) -> tuple[list, dict[str, int]] | None:
