@@ -46,6 +46,7 @@ from .llvm_expr import CodegenError, ll_type
 from .objcode import CrossCompiled, NativeCode
 from .parallel import ensure_runtime
 from .threadpool import ENTRY as _PARALLEL_ENTRY
+from .threadpool_region import REGION_ENTRY as _REGION_ENTRY
 
 __all__ = ["CompiledFunction", "compile_function", "host_target_machine", "optimize"]
 
@@ -213,7 +214,7 @@ def compile_function(fn: Function, *, fp_contract: bool = False,
         fn = dataclasses.replace(fn, meta={**fn.meta, "fp_contract": True})
     tm = target_machine(target)
     module, symbol = build_module(fn, target)
-    parallel = _PARALLEL_ENTRY in module.globals
+    parallel = _PARALLEL_ENTRY in module.globals or _REGION_ENTRY in module.globals
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
     with LLVM_LOCK:  # LLVM's global context and the shared machine

@@ -70,6 +70,7 @@ from ..types import INDEX, DType
 from ..vector_plan import VectorISA, isa_of, isa_of_meta, plan_vector_loop
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
+from .region import emit_parallel_region
 from .vector import emit_vector_for
 
 #: the loop kinds this code generator emits (GPU bindings are not among them)
@@ -323,6 +324,8 @@ class _FunctionBuilder(ExprLowering):
         if s.kind is LoopKind.PARALLEL and not self.in_parallel:
             emit_parallel_for(self, s)
             return
+        if s.kind is LoopKind.SERIAL and not self.in_parallel and emit_parallel_region(self, s):
+            return  # one team region around the loop (polyop.codegen.region)
         start = self.emit_as(s.start, INDEX, index=True)
         stop = self.emit_as(s.stop, INDEX, index=True)
         if s.kind is LoopKind.VECTOR:

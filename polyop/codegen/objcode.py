@@ -60,6 +60,7 @@ from ..printer import expr_to_c
 from ..target import LLVM_LOCK, Target, host, target_machine
 from .llvm import symbol_name
 from .threadpool import ENTRY, build_pool_module
+from .threadpool_region import REGION_ENTRY
 
 __all__ = ["CrossCompiled", "NativeCode", "c_declaration", "c_header"]
 
@@ -106,7 +107,7 @@ class NativeCode:
         tm = target_machine(self.target)
         with LLVM_LOCK:
             mod = llvm.parse_assembly(self.llvm_ir)
-            if ENTRY in {f.name for f in mod.functions}:
+            if {ENTRY, REGION_ENTRY} & {f.name for f in mod.functions}:
                 pool = build_pool_module(self.target.triple)
                 pool.data_layout = str(tm.target_data)
                 pool_mod = llvm.parse_assembly(str(pool))
@@ -122,7 +123,7 @@ class NativeCode:
     @property
     def parallel(self) -> bool:
         """Whether the code calls the thread pool (has ``parallel`` loops)."""
-        return ENTRY in self.llvm_ir
+        return ENTRY in self.llvm_ir or REGION_ENTRY in self.llvm_ir
 
     def export(self, path: str | os.PathLike, scratch: tuple[str, ...] = ()) -> list[str]:
         """Write the kernel to ``path`` — an object file (``.o``) or a shared

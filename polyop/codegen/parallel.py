@@ -81,6 +81,7 @@ from ..target import LLVM_LOCK, available_cpus, new_jit_machine, optimize, targe
 from ..types import INDEX
 from .llvm_expr import ArrayRef, ll_type
 from .threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE, MAX_THREADS, build_pool_module
+from .threadpool_region import BARRIER, REGION_ENTRY
 
 __all__ = ["MAX_THREADS", "MIN_WORK", "available_cpus", "emit_parallel_for", "ensure_runtime",
            "get_min_work", "get_num_threads", "late_workers", "pool_size", "set_min_work",
@@ -386,6 +387,8 @@ class _Runtime:
         addr = self.engine.get_function_address
         self.entry = addr(ENTRY)
         llvm.add_symbol(ENTRY, self.entry)
+        for sym in (REGION_ENTRY, BARRIER):  # team regions (polyop.codegen.region)
+            llvm.add_symbol(sym, addr(sym))
         self.set_num_threads = ctypes.CFUNCTYPE(None, ctypes.c_int32)(
             addr("polyop_rt_set_num_threads"))
         self.set_min_work = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("polyop_rt_set_min_work"))

@@ -75,7 +75,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .threadpool_control import I8, I8P, I32, I64, SEQ, VOID, PoolControl, c32, c64
+from .threadpool_control import I8P, I32, I64, SEQ, VOID, PoolControl, c32, c64
+from .threadpool_region import PoolRegion
 
 __all__ = ["BODY_TYPE", "ENTRY", "ENTRY_TYPE", "MAX_THREADS", "build_pool_module"]
 
@@ -113,7 +114,7 @@ I1 = ir.IntType(1)
 _c32, _c64 = c32, c64
 
 
-class _PoolBuilder(PoolControl):
+class _PoolBuilder(PoolControl, PoolRegion):
     def __init__(self, triple: str):
         self.m = m = ir.Module(name="polyop_rt")
         m.triple = triple
@@ -161,8 +162,12 @@ class _PoolBuilder(PoolControl):
         self.futex_wait = self._futex("polyop_rt.futex_wait", _FUTEX_WAIT_PRIVATE)
         self.futex_wake = self._futex("polyop_rt.futex_wake", _FUTEX_WAKE_PRIVATE)
         self.run_chunks = self._run_chunks()
+        self._region_globals()
         self.worker = self._worker()
+        self.grow = self._grow_fn()
         self._parallel_for()
+        self._region()
+        self._barrier()
         self._control()
 
     # -- helpers ---------------------------------------------------------------
@@ -216,7 +221,7 @@ class _PoolBuilder(PoolControl):
         return lo, hi
 
     def _wait_until_changed(self, b: ir.IRBuilder, word, old: ir.Value, sleeping, name: str,
-                            until_zero: bool = False) -> ir.Value:
+                            until_zero: bool = False, counted: bool = False) -> ir.Value:
         """Emit: spin, then sleep, until ``*word != old`` (or, with
         ``until_zero``, until ``*word == 0``); returns the new value.
         ``sleeping`` is set while asleep so that wakers know to call
@@ -224,7 +229,9 @@ class _PoolBuilder(PoolControl):
         ticks on x86, ``SPIN_ROUNDS`` rounds elsewhere; past 1/256 of it
         every round also calls ``sched_yield``, so that a thread waiting
         for this CPU (another process, or one of our threads when there
-        are more threads than CPUs) runs instead of us."""
+        are more threads than CPUs) runs instead of us. With ``counted``,
+        ``sleeping`` counts the sleepers (several threads wait on ``word``):
+        incremented, then decremented, instead of set and cleared."""
         f = b.function
         bb = {k: f.append_basic_block(f"{name}.{k}") for k in (
             "start", "poll", "pause", "yield", "sleep", "futex", "woke", "done")}
@@ -259,7 +266,10 @@ class _PoolBuilder(PoolControl):
         # flag, then re-check, then FUTEX_WAIT on the value seen: a waker
         # that changes the word after our re-check sees the flag (all seq_cst)
         b.position_at_end(bb["sleep"])
-        self._store(b, _c32(1), sleeping)
+        if counted:
+            b.atomic_rmw("add", sleeping, _c32(1), _SEQ)
+        else:
+            self._store(b, _c32(1), sleeping)
         again = self._load(b, word)
         still = b.icmp_signed("!=", again, _c32(0)) if until_zero else \
             b.icmp_signed("==", again, old)
@@ -270,7 +280,10 @@ class _PoolBuilder(PoolControl):
         b.branch(bb["woke"])
 
         b.position_at_end(bb["woke"])
-        self._store(b, _c32(0), sleeping)
+        if counted:
+            b.atomic_rmw("sub", sleeping, _c32(1), _SEQ)
+        else:
+            self._store(b, _c32(0), sleeping)
         b.branch(bb["start"])
 
         b.position_at_end(bb["done"])
@@ -378,7 +391,17 @@ class _PoolBuilder(PoolControl):
         stop = self._load(b, self.shutdown)
         b.cbranch(b.icmp_signed("!=", stop, _c32(0)), leave, run)
 
+        # a loop's chunks (mode 0) or a member of a team region (mode 1)
         b.position_at_end(run)
+        chunks, member, ran = (f.append_basic_block(x) for x in ("chunks", "member", "ran"))
+        mode = self._load(b, self.mode, "monotonic")
+        b.cbranch(b.icmp_signed("!=", mode, _c32(0)), member, chunks)
+
+        b.position_at_end(member)
+        b.call(self.member, [w])
+        b.branch(ran)
+
+        b.position_at_end(chunks)
         zero = _c32(0)
         body = b.load(b.gep(self.task, [zero, _c32(0)], inbounds=True))
         env = b.load(b.gep(self.task, [zero, _c32(1)], inbounds=True))
@@ -386,6 +409,9 @@ class _PoolBuilder(PoolControl):
         k = b.load(b.gep(self.task, [zero, _c32(3)], inbounds=True))
         g = b.load(b.gep(self.task, [zero, _c32(4)], inbounds=True))
         b.call(self.run_chunks, [w, body, env, n, k, g])
+        b.branch(ran)
+
+        b.position_at_end(ran)
         old = b.atomic_rmw("sub", self.remaining, _c32(1), _SEQ)
         b.cbranch(b.icmp_signed("==", old, _c32(1)), last, back)
 
@@ -411,12 +437,9 @@ class _PoolBuilder(PoolControl):
         body, env, n, work = f.args
         body.name, env.name, n.name, work.name = "body", "env", "n", "work"
         blk = {name: f.append_basic_block(name) for name in (
-            "check", "inline", "try", "team", "grow", "create", "created", "grown",
-            "launch", "reset", "signal", "signal.wake", "signal.next", "run", "revoke",
-            "revoke.try", "revoke.done", "revoke.next", "join", "release_inline")}
-        sigsets = b.alloca(ir.ArrayType(I8, 256), name="sigsets")  # two sigset_t
-        sig_all = b.gep(sigsets, [_c32(0), _c32(0)])
-        sig_old = b.gep(sigsets, [_c32(0), _c32(128)])
+            "check", "inline", "try", "team", "launch", "reset", "signal", "signal.wake",
+            "signal.next", "run", "revoke", "revoke.try", "revoke.done", "revoke.next", "join",
+            "release_inline")}
         b.branch(blk["check"])
 
         # team size k = min(num_threads, n, work // min_work); n <= 0: inline
@@ -439,40 +462,9 @@ class _PoolBuilder(PoolControl):
         res = b.cmpxchg(self.busy, _c32(0), _c32(1), _SEQ, _SEQ)
         b.cbranch(b.extract_value(res, 1), blk["team"], blk["inline"])
 
-        # make sure workers 1 .. k-1 exist
+        # make sure workers 1 .. k-1 exist (as many as can be created)
         b.position_at_end(blk["team"])
-        ps0 = self._load(b, self.pool_size, "monotonic")
-        b.branch(blk["grow"])
-
-        b.position_at_end(blk["grow"])
-        ps = b.phi(I32, name="pool")
-        ps.add_incoming(ps0, blk["team"])
-        ps64 = b.sext(ps, I64)
-        need = b.icmp_signed("<", b.add(ps64, _c64(1)), k)
-        room = b.icmp_signed("<", ps, _c32(MAX_THREADS - 1))
-        b.cbranch(b.and_(need, room), blk["create"], blk["grown"])
-
-        b.position_at_end(blk["create"])
-        w = b.add(ps, _c32(1))
-        w64 = b.sext(w, I64)
-        self._store(b, _c32(0), self._mailbox(b, w64, 0))
-        self._store(b, _c32(0), self._mailbox(b, w64, 1))
-        # the worker inherits a mask with every signal blocked
-        b.call(self.sigfillset, [sig_all])
-        b.call(self.sigmask, [_c32(self.sig_block), sig_all, sig_old])
-        rc = b.call(self.pthread_create, [self._mailbox(b, w64, 2), ir.Constant(I8P, None),
-                                          self.worker, b.inttoptr(w64, I8P)])
-        b.call(self.sigmask, [_c32(2 if self.sig_block == 0 else 3), sig_old,
-                              ir.Constant(I8P, None)])
-        b.cbranch(b.icmp_signed("==", rc, _c32(0)), blk["created"], blk["grown"])
-
-        b.position_at_end(blk["created"])
-        self._store(b, w, self.pool_size, "monotonic")
-        ps.add_incoming(w, blk["created"])
-        b.branch(blk["grow"])
-
-        b.position_at_end(blk["grown"])  # from grow, or create when it failed: ps workers
-        k2 = self._min(b, b.add(b.sext(ps, I64), _c64(1)), k)
+        k2 = b.call(self.grow, [k])
         b.cbranch(b.icmp_signed("<=", k2, _c64(1)), blk["release_inline"], blk["launch"])
 
         b.position_at_end(blk["release_inline"])

@@ -95,10 +95,11 @@ class PoolControl:
         return b.add(b.mul(sec, c64(1_000_000_000)), nsec)
 
     def _call_body(self, b: ir.IRBuilder, w: ir.Value, body, env, lo, hi,
-                   count: ir.Value | None = None) -> None:
+                   count: ir.Value | None = None, iters: ir.Value | None = None) -> None:
         """Emit ``body(env, lo, hi)`` run by thread ``w``; while profiling
-        (and ``count``, when given, is true) also add its iterations and CPU
-        time to ``w``'s counters."""
+        (and ``count``, when given, is true) also add its iterations
+        (``hi - lo``, or ``iters``: a team region's member counts none) and
+        CPU time to ``w``'s counters."""
         f = b.function
         on = b.icmp_signed("!=", self._load(b, self.profile, "monotonic"), c32(0))
         if count is not None:
@@ -113,7 +114,8 @@ class PoolControl:
         t0 = self._cpu_ns(b, ts)
         b.call(body, [env, lo, hi])
         spent = b.sub(self._cpu_ns(b, ts), t0)
-        for what, add in ((_ITERS, b.sub(hi, lo)), (_CPU_NS, spent)):
+        for what, add in ((_ITERS, b.sub(hi, lo) if iters is None else iters),
+                          (_CPU_NS, spent)):
             p = self._stat(b, w, what)
             self._store(b, b.add(self._load(b, p, "monotonic"), add), p, "monotonic")
         b.branch(done)
@@ -201,6 +203,7 @@ class PoolControl:
 
     def _after_fork(self) -> None:
         f, b = self._function("polyop_rt_after_fork", ir.FunctionType(VOID, []), internal=False)
-        for g in (self.pool_size, self.shutdown, self.remaining, self.master_sleeping, self.busy):
+        for g in (self.pool_size, self.shutdown, self.remaining, self.master_sleeping,
+                  self.mode, self.team_sleepers, self.bar_sleepers, self.busy):
             self._store(b, c32(0), g)
         b.ret_void()
