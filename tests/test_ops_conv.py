@@ -177,7 +177,10 @@ def test_weights_outgrowing_l2_are_packed_inside_the_nest():
     assert not one(1024, 14, 256, target=AVX512).pack_in_nest  # 1 MB: fits a 1 MiB L2
     assert one(1024, 14, 256, target=HASWELL).pack_in_nest
     assert not one(512, 28, 128, target=HASWELL).pack_in_nest  # 256 KB: fits L2
-    assert not one(1024, 14, 256, target=HASWELL, threads=2).pack_in_nest
+    # on several threads: per filter panel, each packed by the thread running its tiles
+    t = one(1024, 14, 256, target=HASWELL, threads=2)
+    assert t.pack_in_nest and not t.pixels_outer and not t.blocks_outer
+    assert not one(1024, 14, 256, target=HASWELL, threads=2, packed_weights=True).pack_in_nest
     # NHWC on one thread: blocks of channels outside the tiles, a block of
     # weights at most twice the L2
     t = default(512, 7, 512, "NHWC")
@@ -202,6 +205,53 @@ def test_weights_outgrowing_l2_are_packed_inside_the_nest():
         outer = "for (c_outer" if tiling.blocks_outer else "for (f_outer"
         copy = re.search(r"\n\s*Wp\[.* = ", text)
         assert copy and text.index(outer) < copy.start() < text.index("for (p_outer"), text
+        out, ref = run(conv, bn=True, relu=True)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_packed_weights_outgrowing_l2_run_filter_panels_outermost():
+    # weights packed at set-up of more than twice the L2, a panel of them in
+    # L2: filter panels outermost, so the weights are read from memory once
+    def default(C, H, F, layout="NCHW", target=HASWELL, **kw):
+        return ConvTiling.default(ConvShape(C, H, H, F, layout=layout), target=target,
+                                  packed_weights=True, **kw)
+
+    for layout in ("NCHW", "NHWC"):
+        t = default(256, 14, 256, layout)  # 2.4 MB of weights, 147 KB per panel of 16
+        assert not t.pixels_outer and not t.pack_in_nest and not t.blocks_outer
+        assert not default(256, 14, 256, layout, threads=2).pixels_outer
+        assert not default(512, 7, 512, layout, target=AVX512).pixels_outer  # 590 KB panels
+    assert default(512, 7, 512).pixels_outer  # a panel (295 KB) outgrows Haswell's 256 KiB
+    assert default(64, 56, 64).pixels_outer   # 147 KB of weights: in L2 already
+    assert default(512, 7, 512, target=AVX512).nr == 32
+    # odd sizes (a partial filter panel, partial pixel tiles, channel blocks),
+    # 1 and 2 threads, against numpy
+    tiling = ConvTiling(mr=3, nr=8, kc=4, pixels_outer=False)
+    for layout, threads in [("NCHW", 1), ("NHWC", 2), ("NCHW", 2)]:
+        conv = polyop.ops.conv2d(8, 5, 7, 19, layout=layout, bias=True, relu=True,
+                                 packed_weights=True, tiling=tiling, threads=threads)
+        names = [lp.name for lp in conv.schedule.get_loops("conv")]
+        assert names.index("f_outer") < names.index("p_outer"), names
+        dims = conv.shape.arrays()
+        x = rng.standard_normal(dims["x"]).astype(np.float32)
+        w = rng.standard_normal(dims["w"]).astype(np.float32)
+        scale, shift = (rng.standard_normal(19).astype(np.float32) for _ in range(2))
+        out = np.full(dims["out"], np.nan, np.float32)
+        conv(x, conv.pack_weights(w, scale), shift, out)
+        ref = reference(x, w, layout, 1, 1, scale=scale, shift=shift, relu=True)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_nhwc_1x1_weights_packed_per_filter_panel_on_several_threads():
+    # the tiling ConvTiling.default picks for NHWC 1 x 1 weights outgrowing
+    # L2 on several threads, at odd sizes (13 filters: a partial panel), on
+    # 1 and 2 threads, against numpy
+    tiling = ConvTiling(mr=3, nr=8, kc=4, pixels_outer=False, pack_in_nest=True)
+    for threads in (1, 2):
+        conv = polyop.ops.conv2d(8, 5, 7, 13, 1, pad=0, layout="NHWC", bn=True, relu=True,
+                                 tiling=tiling, threads=threads)
+        text = str(polyop.lower(conv.schedule))
+        assert "float Wp[1][2][1][1][4][8];" in text, text  # one panel, two blocks
         out, ref = run(conv, bn=True, relu=True)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 

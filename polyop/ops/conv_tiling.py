@@ -181,10 +181,23 @@ class ConvTiling:
         copied into each thread's private one, per block). On one Zen 3
         core, 3 × 3 512 → 512 at 7 × 7 with batch norm + ReLU: NCHW 3.7 →
         3.4 ms, NHWC 4.3 → 3.3 ms (2.96 ms with the weights packed at set-up).
+        Weights packed at set-up (``packed_weights``) of more than twice the
+        L2 likewise run filter panels outermost (each panel read from memory
+        once, then from L2 for all the pixel tiles), when one panel fits the
+        L2: with pixel tiles outermost, all the weights were re-read from L3
+        once per pixel tile (9.4 MB × 9 tiles at 512 → 512, 7 × 7), at a
+        speed that depended on what the previous call left in L3 (2.7–4.2 ms
+        on one Zen 3 core, 3.2–9 ms interleaved with other libraries); filter
+        panels outermost, a steady 3.1 ms (256 → 256 at 14 × 14: 2.9 → 2.8
+        ms, 2 threads 1.9 → 1.6; at 128 → 128, 28 × 28, 0.6 MB of weights,
+        no gain).
         NHWC 1 × 1 on one thread likewise, by blocks of as many channels as
         fill half the L2 with weights, if that is 128 or more (1024 → 256 at
         14 × 14: blocks of 256, 1.38 → 1.26 ms, as fast as with the weights
-        packed at set-up).
+        packed at set-up); on several threads, filter panels outermost, each
+        packed by the thread that runs its tiles (2 threads, 1024 → 256:
+        0.70 → 0.60 ms, against 0.65 with the weights packed at set-up; blocks
+        of channels outside the tiles, each packed by one thread, 0.87).
         """
         t = as_target(target)
         size = np.dtype(dtype).itemsize
@@ -200,14 +213,21 @@ class ConvTiling:
             kc = 1 << (max(1, t.l2 // 2 // (shape.F * size)).bit_length() - 1)
             while kc > 128 and shape.C % kc:
                 kc //= 2
-            if (not packed_weights and threads == 1 and shape.layout == "NHWC"
+            if (not packed_weights and shape.layout == "NHWC"
                     and shape.F * shape.C * size > t.l2 and 128 <= kc < shape.C):
+                if threads > 1:  # each thread packs its filter panels, one at a time
+                    return cls(mr=mr2, nr=2 * lanes, kc=128, pixels_outer=False,
+                               pack_in_nest=True)
                 return cls(mr=mr2, nr=2 * lanes, kc=kc, blocks_outer=True, pack_in_nest=True)
             return cls(mr=mr2, nr=2 * lanes, kc=128, blocks_outer=True)
         nr = 2 * lanes
         window = shape.R * shape.S * size  # bytes of one filter and channel
-        if packed_weights or window == size or shape.F * shape.C * window <= t.l2:
+        weights = shape.F * shape.C * window
+        if window == size or weights <= t.l2:
             return cls(mr=mr2, nr=nr)
+        if packed_weights:  # filter panels outermost when the weights are re-read from L3
+            few_reads = weights <= 2 * t.l2 or nr * shape.C * window > t.l2
+            return cls(mr=mr2, nr=nr, pixels_outer=few_reads)
         if shape.layout == "NHWC" and threads == 1:  # blocks of 64 channels or fewer
             kc = 64
             while kc > 1 and (shape.C % kc or kc * shape.F * window > 2 * t.l2):
