@@ -94,12 +94,24 @@ class FaultyTask(KernelTask):
                 f(*args)
                 args[-1][0, 0] += 1.0
             return wrong
+        if mode in ("abort_timed", "hang_timed"):  # right once (the check), then not
+            calls = []
+
+            def late(*args):
+                calls.append(1)
+                if len(calls) > 1:
+                    os.abort() if mode == "abort_timed" else time.sleep(600)
+                f(*args)
+            return late
+        if mode == "slow_build":
+            time.sleep(0.4)
         return f
 
 
 @template
 def faulty_template(cfg, k):
-    cfg.define_knob("mode", ["ok", "abort", "hang", "wrong"])
+    cfg.define_knob("mode", ["ok", "abort", "hang", "wrong", "abort_timed", "hang_timed",
+                             "slow_build"])
     return polyop.Schedule(k)
 
 
@@ -200,15 +212,61 @@ def test_illegal_points_are_pruned_before_measurement(runner):
 def test_crash_hang_and_wrong_candidates_are_recorded_and_the_search_goes_on(tmp_path):
     log = tmp_path / "faulty.jsonl"
     with LocalRunner(workers=2, timeout=3, repeats=2, min_seconds=1e-4) as runner:
-        r = tune(FaultyTask(), trials=4, strategy="grid", runner=runner, log=log,
+        r = tune(FaultyTask(), trials=7, strategy="grid", runner=runner, log=log,
                  progress=False)
     by_mode = {x.knobs["mode"]: x for x in r.records}
     assert by_mode["ok"].status == "ok" and by_mode["ok"].seconds > 0
-    assert by_mode["abort"].status == "failed" and "SIGABRT" in by_mode["abort"].error
-    assert by_mode["hang"].status == "failed" and "timeout" in by_mode["hang"].error
+    assert by_mode["slow_build"].status == "ok" and by_mode["slow_build"].phases[
+        "build_seconds"] >= 0.4
+    # killed while building, or while timing: the process is replaced, the run goes on
+    for mode in ("abort", "abort_timed"):
+        assert by_mode[mode].status == "failed" and "SIGABRT" in by_mode[mode].error
+    for mode in ("hang", "hang_timed"):
+        assert by_mode[mode].status == "failed" and "timeout" in by_mode[mode].error
     assert by_mode["wrong"].status == "wrong" and "element (0, 0)" in by_mode["wrong"].error
-    assert r.best.knobs == {"mode": "ok"} and len(r.failures) == 3
+    assert r.best.knobs in ({"mode": "ok"}, {"mode": "slow_build"}) and len(r.failures) == 5
     assert {x.knobs["mode"] for x in read_log(log)} == set(by_mode)
+
+
+def test_exclusive_runner_builds_together_and_times_alone():
+    """Two warm processes build and check their points at the same time; each
+    timing runs while no other point is built, checked or timed; the processes
+    are reused from one run to the next."""
+    task = FaultyTask()
+    slow = {"mode": "slow_build"}
+    with LocalRunner(workers=2, timeout=20, repeats=3, min_seconds=0.02) as runner:
+        assert [r["status"] for _, r in runner.run(task, [slow])] == ["ok"]
+        pids = [p.proc.pid for p in runner._procs]
+        results = [r for _, r in runner.run(task, [slow] * 4, cutoff=1.0)]
+        assert [p.proc.pid for p in runner._procs] == pids
+    assert all(r["status"] == "ok" and r["repeats"] == 3 for r in results)
+    builds = [r["build_window"] for r in results]
+    timings = [r["timing_window"] for r in results]
+
+    def overlap(a, b):
+        return a[0] < b[1] and b[0] < a[1]
+
+    assert sum(overlap(builds[i], builds[j]) for i in range(4) for j in range(i)) >= 2
+    for i, t in enumerate(timings):
+        assert t[1] - t[0] >= 0.06  # three repeats of at least min_seconds
+        for j in range(4):
+            if j != i:
+                assert not overlap(t, builds[j]) and not overlap(t, timings[j])
+
+
+def test_early_stop_cuts_the_repeats_of_a_slower_candidate():
+    from polyop.tune.measure import measure
+
+    task = KernelTask(mm_template, mm, {"n": 12})
+    knobs = task.space().get(0).values
+    full = measure(task, knobs, repeats=4, min_seconds=1e-4, cutoff=10.0)
+    cut = measure(task, knobs, repeats=4, min_seconds=1e-4, cutoff=1e-12)
+    assert full["repeats"] == 4 and "stopped_early" not in full
+    assert cut["status"] == "ok" and cut["repeats"] == 1 and cut["stopped_early"]
+    assert cut["seconds"] > 1e-12
+    with pytest.raises(TuneError, match="early_stop"):
+        tune(mm_template, kernel=mm, sizes={"n": 12}, trials=1, early_stop=0.9,
+             progress=False)
 
 
 # -- the search -------------------------------------------------------------------------------
@@ -337,7 +395,12 @@ def test_ops_tuning_fills_the_database_that_matmul_consults(tmp_path, monkeypatc
     task = matmul_task(24, 40, 32)
     space = task.space()
     default = MatmulTiling.default("float32", 32, 40, 1)
-    assert task.tiling(space.get(space.index_of(task.knobs_of(default)))) == default
+    # the heuristic's point compiles the heuristic's operator (slice depths
+    # past K are one point of the space: matmul cuts K the same way for each)
+    assert task.build(space.get(space.index_of(task.knobs_of(default)))).tiling == \
+        polyop.ops.matmul(24, 40, 32, threads=1, tiling=default).tiling
+    assert space.knobs["kc_bytes"].candidates == (2048,)
+    assert matmul_task(8, 8, 1024).space().knobs["kc_bytes"].candidates == (2048, 4096)
     assert polyop.ops.matmul(24, 40, 32, threads=1).tiling.mr == default.mr  # nothing stored
     conv = conv2d_task(ConvShape(8, 6, 6, 16, layout="NHWC"))
     results = tune_ops([task, conv], trials=3, strategy="random", seed=4, runner=runner,
@@ -384,6 +447,7 @@ def test_operator_tuning_measures_the_heuristics_tiling_first(runner):
                          progress=False)
     first = min(r.records, key=lambda x: x.trial)
     assert first.status == "ok"
-    assert task.tiling(task.space().get(task.space().index_of(first.knobs))) == \
-        MatmulTiling.default("float32", 32, 40, 1)
+    assert task.build(task.space().get(task.space().index_of(first.knobs))).tiling == \
+        polyop.ops.matmul(24, 40, 32, threads=1,
+                          tiling=MatmulTiling.default("float32", 32, 40, 1)).tiling
     assert len({json.dumps(x.knobs, sort_keys=True) for x in r.records}) == 2

@@ -3,11 +3,24 @@ check its output against the task's reference, then time it.
 
 The reference is computed once per process and task (``Task.reference``).
 A candidate whose output differs is ``"wrong"`` and its time does not count.
-Timing: one warm-up call, then ``number`` calls per repeat, ``number``
-chosen so that a repeat lasts at least ``min_seconds``; the figure is the
-median over ``repeats`` of the time per call. Fresh inputs are made before
-timing so the candidate's own writes do not feed back into its inputs'
-values (the timed runs overwrite the same outputs).
+Timing: one warm-up call, timed, which sets ``number``, the calls per
+repeat, so that a repeat lasts at least ``min_seconds`` (doubled while a
+repeat falls short); the figure is the median over ``repeats`` of the time
+per call. Fresh inputs are made before timing so the candidate's own writes
+do not feed back into its inputs' values (the timed runs overwrite the same
+outputs).
+
+Early stop: with a ``cutoff`` (seconds; the tuner passes a margin above the
+best time measured so far), repeats stop as soon as the *fastest* repeat so
+far is slower than ``cutoff``: such a candidate cannot be the best, and its
+remaining repeats would only refine the time of a loser. Its figure is the
+median of the repeats it ran, and ``repeats`` in the result says how many.
+
+The result carries the time of each phase: ``build_seconds`` (compiling the
+candidate), ``check_seconds`` (inputs, the checked run, the comparison; the
+first time in a process also the reference) and ``time_seconds`` (warm-up
+and repeats); ``build_window`` and ``timing_window`` say when (``time.monotonic``
+at the start and the end, comparable between the processes of one machine).
 
 ``measure`` never raises for a candidate's fault: it returns a dict with
 ``status`` ``"ok"``, ``"wrong"`` or ``"error"`` (a compile or run error).
@@ -24,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import traceback
@@ -32,7 +46,7 @@ import numpy as np
 
 from ..errors import PolyopError
 
-__all__ = ["compare", "measure"]
+__all__ = ["Prepared", "compare", "measure", "prepare", "time_prepared"]
 
 _references: dict[str, list[np.ndarray]] = {}
 
@@ -54,48 +68,91 @@ def compare(got: list[np.ndarray], want: list[np.ndarray], rtol: float) -> str |
     return None
 
 
-def measure(task, knobs: dict, repeats: int = 5, min_seconds: float = 0.01) -> dict:
+def measure(task, knobs: dict, repeats: int = 5, min_seconds: float = 0.01,
+            cutoff: float | None = None) -> dict:
     """Build, check and time the point ``knobs`` of ``task`` (module docstring)."""
+    built = prepare(task, knobs)
+    if isinstance(built, dict):
+        return built
+    return time_prepared(built, repeats, min_seconds, cutoff)
+
+
+class Prepared:
+    """A candidate built and checked (``prepare``), ready to be timed."""
+
+    def __init__(self, task, fn, phases: dict):
+        self.task, self.fn, self.phases = task, fn, phases
+
+
+def prepare(task, knobs: dict) -> Prepared | dict:
+    """Build the point ``knobs`` of ``task`` and check its output: a
+    ``Prepared`` to time, or the final result (``"wrong"``, ``"error"``)."""
     try:
         config = task.space().get(task.space().index_of(knobs))
+        start = time.monotonic()
         t0 = time.perf_counter()
         fn = task.build(config)
-        build_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        phases = {"build_seconds": t1 - t0}
         if task.key not in _references:
             _references[task.key] = task.reference()
         args = task.inputs()
         fn(*args)
         wrong = compare(task.outputs(args), _references[task.key], task.rtol)
+        phases["check_seconds"] = time.perf_counter() - t1
+        phases["build_window"] = (start, time.monotonic())
         if wrong is not None:
-            return {"status": "wrong", "error": wrong, "seconds": None,
-                    "build_seconds": build_seconds}
+            return {"status": "wrong", "error": wrong, "seconds": None, **phases}
+        return Prepared(task, fn, phases)
+    except Exception as e:
+        return _error(e)
+
+
+def time_prepared(built: Prepared, repeats: int = 5, min_seconds: float = 0.01,
+                  cutoff: float | None = None) -> dict:
+    """Time a prepared candidate (module docstring): the result of ``measure``."""
+    task, fn, phases = built.task, built.fn, dict(built.phases)
+    try:
+        start = time.monotonic()
+        t2 = time.perf_counter()
         args = task.inputs()
-        fn(*args)  # warm-up
-        number, elapsed = 1, 0.0
-        while True:  # calls per repeat: a repeat of at least min_seconds
+        t0 = time.perf_counter()
+        fn(*args)  # warm-up, which also gives a first estimate of one call
+        once = time.perf_counter() - t0
+        number = max(1, min(1 << 20, math.ceil(min_seconds / once))) if once > 0 else 1
+        times: list[float] = []
+        stopped = False
+        while len(times) < max(1, repeats):
             t0 = time.perf_counter()
             for _ in range(number):
                 fn(*args)
             elapsed = time.perf_counter() - t0
-            if elapsed >= min_seconds or number >= 1 << 20:
+            if elapsed < min_seconds and number < 1 << 20 and not times:
+                number *= 2  # the warm-up was slow (a cold cache): a longer repeat
+                continue
+            times.append(elapsed / number)
+            if cutoff is not None and min(times) > cutoff and len(times) < repeats:
+                stopped = True
                 break
-            number *= 2 if elapsed <= 0 else max(2, min(16, int(min_seconds / elapsed) + 1))
-        times = [elapsed / number]
-        for _ in range(max(0, repeats - 1)):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn(*args)
-            times.append((time.perf_counter() - t0) / number)
+        phases["time_seconds"] = time.perf_counter() - t2
+        phases["timing_window"] = (start, time.monotonic())
         out = {"status": "ok", "error": None, "seconds": statistics.median(times),
-               "build_seconds": build_seconds, "number": number, "repeats": len(times)}
+               **phases, "number": number, "repeats": len(times)}
+        if stopped:
+            out["stopped_early"] = True
         if getattr(fn, "schedule", None) is not None:  # an operator: its schedule's trace
             from .task import trace_of
 
             out["trace"] = trace_of(fn.schedule)
         return out
-    except PolyopError as e:
+    except Exception as e:
+        return _error(e)
+
+
+def _error(e: Exception) -> dict:
+    """A candidate's failure as a result, not the tuner's crash."""
+    if isinstance(e, PolyopError):
         return {"status": "error", "error": f"{type(e).__name__}: {e}", "seconds": None}
-    except Exception as e:  # a candidate's failure is a result, not the tuner's crash
-        last = traceback.extract_tb(e.__traceback__)[-1:]
-        where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-        return {"status": "error", "error": f"{type(e).__name__}: {e}{where}", "seconds": None}
+    last = traceback.extract_tb(e.__traceback__)[-1:]
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+    return {"status": "error", "error": f"{type(e).__name__}: {e}{where}", "seconds": None}

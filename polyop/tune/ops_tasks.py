@@ -60,12 +60,25 @@ class MatmulTask(Task):
             space = ConfigSpace({}, self.target)
             space.define_knob("vectors", [2, 3])
             space.define_knob("mr", list(range(2, register_rows(t, 2) + 1)))
-            space.define_knob("kc_bytes", [2048, 4096, 8192, 16384])
+            space.define_knob("kc_bytes", self._kc_choices())
             space.define_knob("mb", [4, 8, 16, 32])
             space.define_knob("pack_a", [False, True])
             space.define_knob("columns_outer", [False, True])
             self._space = space
         return self._space
+
+    def _kc_slices(self, kc_bytes: int) -> int:
+        """The slices of ``K`` a slice depth makes (``matmul`` cuts ``K`` in equal
+        slices, so two depths giving as many slices compile the same code)."""
+        return -(-self.K // max(1, kc_bytes // np.dtype(self.dtype).itemsize))
+
+    def _kc_choices(self) -> list[int]:
+        """Slice depths in bytes, one per distinct slicing of ``K``: a duplicate
+        would waste a trial on a point already measured under another name."""
+        out: dict[int, int] = {}
+        for kc_bytes in (2048, 4096, 8192, 16384):
+            out.setdefault(self._kc_slices(kc_bytes), kc_bytes)
+        return list(out.values())
 
     def tiling(self, config: Config) -> MatmulTiling:
         lanes = as_target(self.target).lanes(np.dtype(self.dtype).name)
@@ -77,8 +90,10 @@ class MatmulTask(Task):
     def knobs_of(self, tiling: MatmulTiling) -> dict:
         """The point of a tiling (``MatmulTiling.default``'s, say)."""
         lanes = as_target(self.target).lanes(np.dtype(self.dtype).name)
+        kc_bytes = tiling.kc * np.dtype(self.dtype).itemsize
+        same = [c for c in self._kc_choices() if self._kc_slices(c) == self._kc_slices(kc_bytes)]
         return {"vectors": tiling.nr // lanes, "mr": tiling.mr,
-                "kc_bytes": tiling.kc * np.dtype(self.dtype).itemsize, "mb": tiling.mb,
+                "kc_bytes": same[0] if same else kc_bytes, "mb": tiling.mb,
                 "pack_a": tiling.pack_a, "columns_outer": tiling.columns_outer}
 
     def initial_points(self) -> list[dict]:

@@ -6,7 +6,8 @@ legality checker and never measured, ``"wrong"``: output differs from the
 reference, ``"error"``: compile or run error, ``"failed"``: the measuring
 process crashed, hung or was lost), the seconds (``"ok"`` only), the error
 text, the worker, the target, the machine (``machine()``), polyop's
-version and the time. The log is appended to as results arrive and flushed,
+version, the time and the measurement's phases (seconds compiling, checking
+and timing; repeats run). The log is appended to as results arrive and flushed,
 so an interrupted run loses at most the points being measured; rerun with
 the same log, it measures only the points the log lacks.
 
@@ -76,6 +77,8 @@ class Record:
     polyop: str = ""
     time: str = ""
     gflops: float | None = None
+    #: the measurement's phases: build, check and time seconds, repeats run
+    phases: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -90,7 +90,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
          trials: int = 32, seed: int = 0, log: str | os.PathLike | None = None,
          runner: Runner | None = None, strategy: str = "random", batch: int | None = None,
          timeout: float = 60.0, repeats: int = 5, min_seconds: float = 0.01,
-         progress: bool = True, max_illegal: int | None = None) -> TuneResult:
+         progress: bool = True, max_illegal: int | None = None,
+         early_stop: float | None = 1.25) -> TuneResult:
     """Search the schedule space of ``k_or_template`` for the fastest point.
 
     ``k_or_template``: a ``@polyop.kernel`` (the space of ``auto_schedule``'s
@@ -101,7 +102,10 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     ``"grid"`` or ``"model"``; ``seed`` fixes the proposals; ``batch``: points
     per round (default: the runner's workers, at least 4); ``runner``: where
     to measure (default ``LocalRunner(1, timeout, repeats, min_seconds)``);
-    ``log``: the JSON-lines record file, appended to and resumed from.
+    ``log``: the JSON-lines record file, appended to and resumed from;
+    ``early_stop``: a candidate's repeats stop once its fastest is slower than
+    ``early_stop`` times the best time so far (``polyop.tune.measure``; None:
+    every candidate runs all its repeats).
 
     Example::
 
@@ -116,6 +120,9 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     task = as_task(k_or_template, kernel, sizes, target)
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"tune: trials must be an int >= 1, got {trials!r}")
+    if early_stop is not None and not early_stop > 1:
+        raise TuneError(f"tune: early_stop must be > 1 (a margin over the best time) or "
+                        f"None, got {early_stop!r}")
     space = task.space()
     strat = make_strategy(strategy, space, seed, features=task.features)
     done: dict[int, Record] = {}
@@ -177,14 +184,16 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
                     continue
                 fresh.append((index, config.to_json(), trace, trial))
                 legal += 1
-            for pos, res in runner.run(task, [knobs for _, knobs, _, _ in fresh]):
+            best = result.best
+            cutoff = best.seconds * early_stop if best is not None and early_stop else None
+            for pos, res in runner.run(task, [knobs for _, knobs, _, _ in fresh], cutoff):
                 index, knobs, trace, trial = fresh[pos]
                 seconds = res.get("seconds") if res.get("status") == "ok" else None
                 gflops = task.flops / seconds / 1e9 if seconds and task.flops else None
                 rec = Record(trial=trial, knobs=knobs, trace=res.get("trace") or trace,
                              status=res["status"],
                              seconds=seconds, error=res.get("error"), worker=res.get("worker"),
-                             time=now(), gflops=gflops, **common)
+                             time=now(), gflops=gflops, phases=_phases(res), **common)
                 result.records.append(rec)
                 learned.append((index, seconds))
                 if log is not None:
@@ -201,6 +210,13 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
         raise TuneError(f"tune {task.key}: every point proposed is illegal ({illegal} of "
                         f"the space's {len(space)} points; the first: {first_illegal})")
     return result
+
+
+def _phases(res: dict) -> dict:
+    """The measurement's own account of its time (``polyop.tune.measure``)."""
+    keys = ("build_seconds", "check_seconds", "time_seconds", "repeats", "stopped_early")
+    return {k: (round(res[k], 4) if isinstance(res[k], float) else res[k])
+            for k in keys if k in res}
 
 
 def _initial(task: Task, space) -> list[int]:
