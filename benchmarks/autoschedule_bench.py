@@ -3,15 +3,19 @@
 For each kernel of ``tests.polybench.BENCHES`` at one dataset (MEDIUM by
 default):
 
-- ``auto``: ``polyop.build(polyop.auto_schedule(kernel, target, sizes=<dataset>))``;
+- ``auto``: ``polyop.build(polyop.auto_schedule(kernel, target, sizes=<dataset>))``
+  with ``target`` for one core (``-num-cores=1``): the schedule for one thread;
 - ``default``: the kernel compiled with its own order (``polyop.kernel``);
 - ``numba``: ``numba.njit`` of the same Python function.
 
 The three run interleaved (auto, default, numba, auto, ...), ``--repeat``
 times each on fresh copies of the init arguments, one thread; the table
 reports medians (the JSON also the best of the runs, the least disturbed on a
-loaded machine). Then, for the kernels whose schedule has a parallel loop,
-auto at 1 and 2 threads interleaved. auto's outputs are checked against
+loaded machine). Then, for the kernels whose schedule for two cores
+(``-num-cores=2``) has a parallel loop, interleaved: the 1-core schedule at 1
+thread, the 2-core schedule at 1 and at 2 threads (the speed-up of 2 threads
+is the 1-core schedule's time over the 2-core schedule's at 2 threads; the
+same schedule's ratio is recorded too). auto's outputs are checked against
 numba's (``rtol=1e-9, atol=1e-12``). Every comparison is interleaved, so that
 other jobs on the machine disturb all three alike; ``--conditions`` records in
 the JSON what else ran.
@@ -77,6 +81,12 @@ from polyop.codegen.parallel import (  # noqa: E402
 from tests.polybench import BENCHES  # noqa: E402
 
 
+def with_cores(target: str, cores: int) -> str:
+    """``target`` for ``cores`` cores (``-num-cores``), whatever it said."""
+    words = [w for w in target.split() if not w.startswith("-num-cores")]
+    return " ".join([*words, f"-num-cores={cores}"])
+
+
 def _median_ms(ts: list[float]) -> float:
     return 1e3 * statistics.median(ts)
 
@@ -117,12 +127,18 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
     args = bench.init(sizes)
     order = list(inspect.signature(bench.kernel.py_func).parameters)
     res: dict = {"kernel": bench.name, "sizes": sizes}
+    # one schedule per target: the 1-thread table times the schedule made for
+    # one core (no parallel loops, no strips for a second core), the 2-thread
+    # runs the one made for two cores
     t0 = time.perf_counter()
-    sch = polyop.auto_schedule(bench.kernel, target, sizes=sizes)
-    auto = polyop.build(sch)
+    sch1 = polyop.auto_schedule(bench.kernel, with_cores(target, 1), sizes=sizes)
+    auto = polyop.build(sch1)
     res["auto_compile_s"] = time.perf_counter() - t0
-    res["schedule"] = str(sch).splitlines()[1:]
-    res["knobs"] = {k.name: repr(k.chosen) for k in sch.explanation.knobs if k.applied}
+    res["schedule"] = str(sch1).splitlines()[1:]
+    res["knobs"] = {k.name: repr(k.chosen) for k in sch1.explanation.knobs if k.applied}
+    sch = polyop.auto_schedule(bench.kernel, with_cores(target, 2), sizes=sizes)
+    auto2 = polyop.build(sch)
+    res["schedule_2_cores"] = str(sch).splitlines()[1:]
     res["parallel_loops"] = _parallel_loops(sch)
     parallel = res["parallel_loops"] > 0
     res["has_parallel_loop"] = parallel
@@ -172,27 +188,31 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
         set_num_threads(1)
         res["threads_ms"] = {k: _median_ms(v) for k, v in runs.items()}
     if parallel:
-        t1, t2 = [], []
+        t1, t21, t2 = [], [], []
         for _ in range(repeat):
             set_num_threads(1)
             t1.append(pb.timed_call(auto, args, order)[0])
+            t21.append(pb.timed_call(auto2, args, order)[0])
             set_num_threads(2)
-            t2.append(pb.timed_call(auto, args, order)[0])
+            t2.append(pb.timed_call(auto2, args, order)[0])
         # deterministic evidence beside the times: regions that got a team
         # (forks) in one call at 2 threads, and the 2-thread outputs checked
         set_num_threads(2)
         r0 = team_regions()
-        out2 = pb.timed_call(auto, args, order)[1]
+        out2 = pb.timed_call(auto2, args, order)[1]
         res["forks_per_call_2_threads"] = team_regions() - r0
         res["match_2_threads"] = bool(all(
             np.allclose(out2[o], outs["numba"][o], rtol=pb.RTOL, atol=pb.ATOL, equal_nan=True)
             for o in bench.outputs))
         res["match"] = res["match"] and res["match_2_threads"]
-        res["thread_profile"] = _thread_profile(auto, args, order, repeat)
+        res["thread_profile"] = _thread_profile(auto2, args, order, repeat)
         set_num_threads(1)
         res["auto_1thread_ms"], res["auto_2threads_ms"] = _median_ms(t1), _median_ms(t2)
+        res["auto_2_cores_schedule_1thread_ms"] = _median_ms(t21)
         res["speedup_2_threads"] = res["auto_1thread_ms"] / res["auto_2threads_ms"]
         res["speedup_2_threads_min"] = min(t1) / min(t2)
+        # the same (2-core) schedule at 1 and 2 threads: the scaling of the code alone
+        res["speedup_2_threads_same_schedule"] = _median_ms(t21) / res["auto_2threads_ms"]
     return res
 
 
@@ -285,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             [r["kernel"] for r in ok if r["speedup_vs_default"] < 1 / 1.05],
         "geomean_2_threads_on_parallel_kernels":
             _geo([r["speedup_2_threads"] for r in ok if "speedup_2_threads" in r]),
+        "geomean_2_threads_same_schedule":
+            _geo([r["speedup_2_threads_same_schedule"] for r in ok
+                  if "speedup_2_threads_same_schedule" in r]),
         "best_of_n": {
             "geomean_auto_vs_numba": _geo([r["speedup_vs_numba_min"] for r in ok]),
             "geomean_auto_vs_default": _geo([r["speedup_vs_default_min"] for r in ok]),
@@ -323,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "PolyBench/C 4.2.1: auto_schedule vs default schedule vs numba",
         "size": opts.size, "repeat": opts.repeat, "target": opts.target,
         "target_resolved": str(polyop.Target(opts.target)),
-        "method": "auto, default and numba interleaved per repetition, medians; 1 thread, "
-                  "then auto at 1 and 2 threads interleaved on kernels with a parallel "
-                  "loop.",
+        "method": "auto (auto_schedule for the target with -num-cores=1), default and "
+                  "numba interleaved per repetition, medians, 1 thread; then, on kernels "
+                  "whose schedule for -num-cores=2 has a parallel loop, interleaved: the "
+                  "1-core schedule at 1 thread, the 2-core schedule at 1 thread and at 2 "
+                  "threads. speedup_2_threads: 1-core schedule at 1 thread over 2-core "
+                  "schedule at 2 threads; speedup_2_threads_same_schedule: the 2-core "
+                  "schedule at 1 over 2 threads.",
         "conditions": opts.conditions,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {**hostinfo.describe(), "numba": numba.__version__,
