@@ -87,6 +87,30 @@ def curve(records, flops: int) -> list[float | None]:
     return out
 
 
+def phase_seconds(records, wall: float) -> dict:
+    """Where a tuning's time went: the measuring processes' build (compile),
+    check (reference, checked run) and time (warm-up, repeats) seconds summed
+    over its trials (builds run on two processes at once, so their sum can
+    exceed their share of the wall time), and the wall time."""
+    out = {"wall": round(wall, 1)}
+    for k in ("build_seconds", "check_seconds", "time_seconds"):
+        out[k.split("_")[0]] = round(sum(r.phases.get(k, 0.0) for r in records), 1)
+    out["stopped_early"] = sum(bool(r.phases.get("stopped_early")) for r in records)
+    return out
+
+
+def seconds_to_best(records, t0: float) -> float | None:
+    """Seconds from the start of the tuning to the record of its best trial."""
+    import datetime
+
+    ok = [r for r in records if r.ok]
+    if not ok:
+        return None
+    best = min(ok, key=lambda r: r.seconds)
+    at = datetime.datetime.fromisoformat(best.time).timestamp()
+    return round(max(0.0, at - t0), 1)
+
+
 def trials_to(points: list[float | None], target: float) -> int | None:
     for k, v in enumerate(points):
         if v is not None and v >= target:
@@ -215,6 +239,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of GEMM tuning")
     ap.add_argument("--tvm", action="store_true", help="TVM MetaSchedule on the same GEMMs")
     ap.add_argument("--tvm-timeout", type=float, default=900.0)
+    ap.add_argument("--tvm-from", default=None, metavar="JSON",
+                    help="without --tvm: carry an earlier results file's TVM figures, marked")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="measuring processes (they build together, time one at a time)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--conditions", default=None,
                     help="what else ran on the machine, recorded as the result's note")
@@ -253,7 +281,9 @@ def main() -> None:
                  "numpy and the shipped operator are timed before each size's tuning"),
         "threads": 1, "trials": args.trials, "seeds": args.seeds, "sizes": []}
     started = time.time()
-    with LocalRunner(workers=1, timeout=120, repeats=5, min_seconds=0.05) as runner:
+    # two measuring processes on two cores: they build and check candidates
+    # together, and each timing runs alone (LocalRunner's exclusive mode)
+    with LocalRunner(workers=args.workers, timeout=120, repeats=5, min_seconds=0.05) as runner:
         for n in args.sizes:
             flops = 2 * n ** 3
             rng = np.random.default_rng(0)
@@ -275,18 +305,28 @@ def main() -> None:
                     t0 = time.time()
                     r = tune(matmul_task(n, n, n), trials=args.trials, seed=seed,
                              strategy=strategy, runner=runner, batch=4, progress=False)
+                    wall = time.time() - t0
                     points = curve(r.records, flops)
+                    ph = phase_seconds(r.records, wall)
                     row["runs"].append({
                         "strategy": strategy, "seed": seed,
                         "best_gflops": round(r.best_gflops, 2), "best_knobs": r.best_knobs,
-                        "curve_gflops": points, "seconds": round(time.time() - t0, 1),
-                        "failures": len(r.failures)})
+                        "curve_gflops": points, "seconds": round(wall, 1),
+                        "seconds_to_best": seconds_to_best(r.records, t0),
+                        "phases": ph, "failures": len(r.failures)})
                     print(f"  {strategy} seed {seed}: best {r.best_gflops:.1f} GFLOP/s after "
-                          f"{len(points)} trials ({time.time() - t0:.0f} s) {r.best_knobs}",
+                          f"{len(points)} trials ({wall:.0f} s; {ph}) {r.best_knobs}",
                           flush=True)
             if args.tvm:
                 row["tvm"] = run_tvm(n, args.trials, machine["llvm_cpu"], args.tvm_timeout)
                 print(f"  TVM MetaSchedule: {row['tvm']}", flush=True)
+            elif args.tvm_from:  # an earlier run's TVM figures, said to be so
+                old = json.loads(Path(args.tvm_from).read_text())
+                for o in old["sizes"]:
+                    if o["n"] == n and "tvm" in o:
+                        row["tvm"] = {**o["tvm"], "from_earlier_run": (
+                            f"{args.tvm_from}, numpy {o['numpy_gflops']} GFLOP/s then: "
+                            "not measured in this run")}
             best_known = max([row["shipped_gflops"]] + [s["best_gflops"] for s in row["runs"]])
             row["best_known_gflops"] = best_known
             for s in row["runs"]:

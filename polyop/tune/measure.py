@@ -4,8 +4,8 @@ check its output against the task's reference, then time it.
 The reference is computed once per process and task (``Task.reference``).
 A candidate whose output differs is ``"wrong"`` and its time does not count.
 Timing: one warm-up call, timed, which sets ``number``, the calls per
-repeat, so that a repeat lasts at least ``min_seconds`` (doubled while a
-repeat falls short); the figure is the median over ``repeats`` of the time
+repeat, so that a repeat lasts at least ``min_seconds`` (scaled up while a
+first repeat falls short); the figure is the median over ``repeats`` of the time
 per call. Fresh inputs are made before timing so the candidate's own writes
 do not feed back into its inputs' values (the timed runs overwrite the same
 outputs).
@@ -119,7 +119,8 @@ def time_prepared(built: Prepared, repeats: int = 5, min_seconds: float = 0.01,
         t0 = time.perf_counter()
         fn(*args)  # warm-up, which also gives a first estimate of one call
         once = time.perf_counter() - t0
-        number = max(1, min(1 << 20, math.ceil(min_seconds / once))) if once > 0 else 1
+        # a margin: a steady call is often a little faster than the warm-up's
+        number = max(1, min(1 << 20, math.ceil(1.1 * min_seconds / once))) if once > 0 else 1
         times: list[float] = []
         stopped = False
         while len(times) < max(1, repeats):
@@ -128,7 +129,9 @@ def time_prepared(built: Prepared, repeats: int = 5, min_seconds: float = 0.01,
                 fn(*args)
             elapsed = time.perf_counter() - t0
             if elapsed < min_seconds and number < 1 << 20 and not times:
-                number *= 2  # the warm-up was slow (a cold cache): a longer repeat
+                # the warm-up was slow (a cold cache): a longer repeat, scaled to fit
+                grow = 1.1 * min_seconds / elapsed if elapsed > 0 else 2.0
+                number = min(1 << 20, max(number + 1, math.ceil(number * min(grow, 16.0))))
                 continue
             times.append(elapsed / number)
             if cutoff is not None and min(times) > cutoff and len(times) < repeats:

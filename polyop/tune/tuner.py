@@ -91,7 +91,7 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
          runner: Runner | None = None, strategy: str = "random", batch: int | None = None,
          timeout: float = 60.0, repeats: int = 5, min_seconds: float = 0.01,
          progress: bool = True, max_illegal: int | None = None,
-         early_stop: float | None = 1.25) -> TuneResult:
+         early_stop: float | None = 1.25, initial: bool = True) -> TuneResult:
     """Search the schedule space of ``k_or_template`` for the fastest point.
 
     ``k_or_template``: a ``@polyop.kernel`` (the space of ``auto_schedule``'s
@@ -105,7 +105,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     ``log``: the JSON-lines record file, appended to and resumed from;
     ``early_stop``: a candidate's repeats stop once its fastest is slower than
     ``early_stop`` times the best time so far (``polyop.tune.measure``; None:
-    every candidate runs all its repeats).
+    every candidate runs all its repeats); ``initial``: measure the task's own
+    heuristic point first (``Task.initial_points``; False: a search from scratch).
 
     Example::
 
@@ -143,7 +144,7 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     legal = illegal = 0
     seen: set[int] = set()
     first_illegal: str | None = None
-    start = _initial(task, space)
+    start = _initial(task, space) if initial else []
     bar = _progress(trials, progress, task.key)
     try:
         while legal < trials and illegal < max_illegal:
