@@ -122,9 +122,15 @@ def test_default_tilings_follow_the_measured_choices():
         return ConvTiling.default(ConvShape(C, H, H, F, 1, 1, 1, 0, "NCHW"), threads=threads,
                                   target=HASWELL)
 
-    small = gemm(1024, 14, 256, threads=2)  # <= 1024 pixels: one block, pixel panels outside
+    small = gemm(1024, 14, 256)  # <= 1024 pixels: one block, pixel panels outside
     assert (small.vector, small.mr, small.nr, small.kc) == ("pixels", 4, 24, 1024)
     assert small.pixels_outer and small.pack_input
+    # 2 threads: 13 panels of 16 pixels (7 on the busiest thread: 112 pixels)
+    # rather than 9 of 24 (5: 120 pixels)
+    two = gemm(1024, 14, 256, threads=2)
+    assert (two.mr, two.nr, two.kc, two.pixels_outer, two.pack_input) == (6, 16, 1024, True, True)
+    assert gemm(512, 28, 128, threads=2) == gemm(512, 28, 128)  # 17 x 24 vs 25 x 16 pixels
+    assert gemm(40, 7, 13, threads=2).nr == 16  # 49 pixels: 2 x 16 rather than 2 x 24
     many = gemm(256, 56, 128)  # 22 filter panels for one thread: filter panels outside
     assert (many.mr, many.nr, many.kc, many.blocks_outer) == (6, 16, 256, True)
     assert many.pack_input and not many.pixels_outer
@@ -142,6 +148,7 @@ def test_default_tilings_follow_the_measured_choices():
 @pytest.mark.parametrize("C,H,F,threads,flags", [
     (40, 9, 10, 1, dict(bias=True, relu=True)),  # <= 1024 pixels, a partial pixel panel
     (40, 9, 10, 2, dict(bn=True)),                # the same, pixel panels in parallel
+    (40, 7, 13, 2, dict(relu=True)),  # 2 threads: 2-vector tiles, 4 panels (3 x 24: 2, 48 px)
     (512, 33, 13, 1, dict(bn=True, relu=True)),  # two blocks of 256, input in place
     (24, 33, 200, 2, {}),                        # filter panels outside (34), input packed
     (520, 33, 100, 1, dict(relu=True)),          # 520 channels: one block, input packed
