@@ -44,7 +44,9 @@ the switch at 65 536 (n ≈ 9400), so at n = 1000 (7000 operations, 0.45x on
 
 The runtime itself is ``polyop.codegen.threadpool`` (a persistent pthread
 pool written in LLVM IR), compiled once per process by ``ensure_runtime()``
-and made visible to MCJIT under the symbol ``polyop_rt_parallel_for``.
+and made visible to MCJIT under the symbol ``polyop_rt_parallel_for`` (and
+``polyop_rt_parallel_region``, ``polyop_rt_barrier``: a serial loop around
+parallel loops becomes one team region instead, ``polyop.codegen.region``).
 
 Thread count: ``POLYOP_NUM_THREADS`` (default ``available_cpus()``: the CPUs
 of the process's affinity mask, so ``taskset`` and container cpusets are

@@ -23,7 +23,11 @@ process by ``polyop.codegen.parallel``) that defines:
   iterations and CPU time each thread spent in loop bodies.
 
 The control functions (settings, counters, profiling, shutdown, fork) are
-emitted by ``polyop.codegen.threadpool_control``'s mixin of the builder.
+emitted by ``polyop.codegen.threadpool_control``'s mixin of the builder;
+team regions (``polyop_rt_parallel_region``: a function run once by each of
+a fixed team, with ``polyop_rt_barrier``) by ``polyop.codegen.threadpool_region``'s.
+A worker that accepts reads the global ``mode``: 0, a loop's chunks; 1, a
+member of a team region.
 
 Design: a persistent pool of worker threads created lazily with
 ``pthread_create`` (the calling thread is worker 0). Every worker has its own
