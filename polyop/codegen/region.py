@@ -209,11 +209,17 @@ class _Region:
         fields: list[ir.Value] = []
         plan: list[tuple] = []  # (kind, name, dtype, field index | constant, strides)
 
+        seen: dict[int, int] = {}
+
         def field(v: ir.Value):
+            # one field per value: a stride that is a size stays that size
+            # in the outlined code (LLVM then knows, e.g., ``stride1 == n``)
             if isinstance(v, ir.Constant):
                 return v
-            fields.append(v)
-            return len(fields) - 1
+            if id(v) not in seen:
+                seen[id(v)] = len(fields)
+                fields.append(v)
+            return seen[id(v)]
 
         for name in scalars:
             v, dt = fb.values[name]
@@ -235,11 +241,15 @@ class _Region:
         rb.builder = r = ir.IRBuilder(region.append_basic_block("entry"))
         envp = r.bitcast(env, env_ty.as_pointer())
 
+        loaded: dict[int, ir.Value] = {}
+
         def get(q):
             if isinstance(q, ir.Constant):
                 return q
-            return r.load(r.gep(envp, [ir.Constant(_I32, 0), ir.Constant(_I32, q)],
-                                inbounds=True))
+            if q not in loaded:  # one load a field (see ``field``)
+                loaded[q] = r.load(r.gep(envp, [ir.Constant(_I32, 0), ir.Constant(_I32, q)],
+                                         inbounds=True))
+            return loaded[q]
 
         for kind, name, dt, q, strides in plan:
             if kind == "value":
@@ -341,13 +351,17 @@ class _Region:
         attrs: list[tuple[str, ...]] = []
         plan: list[tuple] = []
 
+        seen: dict[int, int] = {}
+
         def arg(v: ir.Value, name: str, *a: str):
             if isinstance(v, ir.Constant):
                 return v
-            args.append(v)
-            names.append(name)
-            attrs.append(a)
-            return len(args) - 1
+            if id(v) not in seen:
+                seen[id(v)] = len(args)
+                args.append(v)
+                names.append(name)
+                attrs.append(a)
+            return seen[id(v)]
 
         for name in scalars:
             v, dt = rb.values[name]
