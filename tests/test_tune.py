@@ -339,6 +339,35 @@ def test_model_search_improves_over_its_first_batch():
     assert min(later) < batches[0][0] and np.median([b[3] for b in batches[2:]]) < first_median
 
 
+def test_model_search_computes_task_features_only_for_its_finalists():
+    """The chains walk on the knobs; the task's (costly) features are computed
+    for measured points and the ``rerank * n`` best of the chains only, and
+    they steer the pick: here only the task's feature sees the optimum."""
+    space = ConfigSpace()
+    space.define_knob("x", list(range(32)))
+    space.define_knob("y", list(range(32)))
+    calls = []
+
+    def extra(config):
+        calls.append(config.index)
+        return {"near": float(abs(config["x"] - 20) + abs(config["y"] - 9))}
+
+    def cost(index):
+        v = space.get(index).values
+        return 1e-3 * (1 + abs(v["x"] - 20) + abs(v["y"] - 9))
+
+    strat = ModelSearch(space, seed=5, features=extra, warmup=8, rerank=3)
+    seen: set[int] = set()
+    for round_ in range(3):
+        before = len(set(calls))
+        batch = strat.propose(8, seen)
+        assert len(set(calls)) - before <= len(seen) + 3 * 8
+        seen |= set(batch)
+        strat.update([(k, cost(k)) for k in batch])
+    assert len(set(calls)) < len(space) // 4
+    assert min(cost(k) for k in seen) <= 1e-3 * 4
+
+
 def test_model_strategy_end_to_end_with_ir_features(runner):
     r = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=10, batch=4, seed=2,
              strategy="model", runner=runner, progress=False)

@@ -8,9 +8,10 @@ Knobs of ``matmul`` (``MatmulTiling``): the register tile's width in vectors
 slice depth in bytes (``kc``), the row block (``mb`` panels), packing ``A``
 and the loop order (``columns_outer``). Knobs of ``conv2d`` (``ConvTiling``):
 the tile's width and rows, the channel block (divisors of ``C``), the loop
-orders, and for GEMM-shaped convolutions the vector dimension and packing of
-the input. The heuristic's tiling (``MatmulTiling.default``) is a point of
-the space. A candidate's output is checked against numpy, in float64.
+orders, packing the weights inside the nest, and for GEMM-shaped
+convolutions the vector dimension and packing of the input. The heuristic's
+tiling (``MatmulTiling.default``) is a point of the space. A candidate's
+output is checked against numpy, in float64.
 
 Example::
 
@@ -176,6 +177,7 @@ class Conv2dTask(Task):
             space.define_knob("pixels_outer", [True, False])
             space.define_knob("vector", ["filters", "pixels"] if s.is_gemm else ["filters"])
             space.define_knob("pack_input", [False, True] if s.is_gemm else [False])
+            space.define_knob("pack_in_nest", [False, True])
             self._space = space
         return self._space
 
@@ -184,7 +186,7 @@ class Conv2dTask(Task):
         v = config.values
         return ConvTiling(mr=v["mr"], nr=v["vectors"] * lanes, vector=v["vector"], kc=v["kc"],
                           blocks_outer=v["blocks_outer"], pixels_outer=v["pixels_outer"],
-                          pack_input=v["pack_input"])
+                          pack_input=v["pack_input"], pack_in_nest=v["pack_in_nest"])
 
     def initial_points(self) -> list[dict]:
         """The target heuristic's tiling (``ConvTiling.default``), where its
@@ -194,12 +196,17 @@ class Conv2dTask(Task):
         kc = t.kc if self.shape.C % t.kc == 0 else self.shape.C  # a block not dividing C: all
         return [{"vectors": t.nr // lanes, "mr": t.mr, "kc": kc,
                  "blocks_outer": t.blocks_outer, "pixels_outer": t.pixels_outer,
-                 "vector": t.vector, "pack_input": t.pack_input}]
+                 "vector": t.vector, "pack_input": t.pack_input,
+                 "pack_in_nest": t.pack_in_nest}]
 
     def check(self, config: Config) -> list:
         t = self.tiling(config)
         if t.pack_input and t.vector != "pixels":
             raise TuneError("pack_input needs vectors along pixels")
+        if t.pack_in_nest and (t.vector != "filters" or (t.pixels_outer
+                                                         and not t.blocks_outer)):
+            raise TuneError("pack_in_nest needs vectors along filters and the weights' "
+                            "blocks or panels outermost (blocks_outer, or not pixels_outer)")
         return [f"polyop.ops.conv2d({self.shape!r}, {self.dtype!r}, threads={self.threads}, "
                 f"tiling={t!r})"]
 

@@ -17,7 +17,11 @@ say, for ``model`` given the same measurements.
   batch is the unseen points the chains visited with the best predictions,
   plus a share of random points (``explore``) so that the model keeps
   learning where it is unsure. Failed points are given a time worse than any
-  measured, so the model learns to avoid them.
+  measured, so the model learns to avoid them. The chains walk on a model of
+  the knobs alone, cheap to evaluate at every step; when the task has
+  features of its own (a kernel's loop IR, which costs a lowering per
+  point), a second model over knobs and those features re-ranks the chains'
+  best ``rerank`` times ``n`` points, so that only those are lowered.
 
 Example::
 
@@ -99,22 +103,30 @@ class ModelSearch(Strategy):
 
     def __init__(self, space: ConfigSpace, seed: int = 0,
                  features: Callable | None = None, warmup: int | None = None,
-                 explore: float = 0.2, chains: int = 8, steps: int = 40):
+                 explore: float = 0.2, chains: int = 8, steps: int = 40,
+                 rerank: int = 4):
         super().__init__(space, seed)
         self.rng = random.Random(seed)
         self.random = RandomSearch(space, seed)
         self.extra = features
         self.warmup, self.explore, self.chains, self.steps = warmup, explore, chains, steps
+        self.rerank = rerank
         self.measured: dict[int, float | None] = {}
+        self._knobs: dict[int, dict[str, float]] = {}
         self._features: dict[int, dict[str, float]] = {}
-        self.model = CostModel(seed)
+        self.model = CostModel(seed)  # over the knobs: drives the chains
+        self.full = CostModel(seed)  # over the knobs and the task's features
+
+    def knob_row(self, index: int) -> dict[str, float]:
+        if index not in self._knobs:
+            self._knobs[index] = knob_features(self.space.get(index))
+        return self._knobs[index]
 
     def features(self, index: int) -> dict[str, float]:
         if index not in self._features:
-            config = self.space.get(index)
-            row = knob_features(config)
+            row = dict(self.knob_row(index))
             if self.extra is not None:
-                row.update(self.extra(config))
+                row.update(self.extra(self.space.get(index)))
             self._features[index] = row
         return self._features[index]
 
@@ -128,10 +140,17 @@ class ModelSearch(Strategy):
         worst = max(good.values())
         seconds = {k: (s if s is not None else worst * 4) for k, s in self.measured.items()}
         keys = sorted(seconds)
-        self.model.fit([self.features(k) for k in keys], [seconds[k] for k in keys])
+        times = [seconds[k] for k in keys]
+        self.model.fit([self.knob_row(k) for k in keys], times)
         pool = self._anneal(sorted(good, key=good.get), seen)
         n_random = min(n, max(1, round(n * self.explore))) if n > 1 else 0
-        picked = [k for k in sorted(pool, key=lambda k: (pool[k], k))][:n - n_random]
+        ranked = sorted(pool, key=lambda k: (pool[k], k))
+        if self.extra is not None and ranked:
+            ranked = ranked[:max(n, self.rerank * n)]
+            self.full.fit([self.features(k) for k in keys], times)
+            again = self.full.predict([self.features(k) for k in ranked])
+            ranked = [k for _, k in sorted(zip((float(x) for x in again), ranked))]
+        picked = ranked[:n - n_random]
         out = picked + self.random.propose(n - len(picked), seen | set(picked))
         return out[:n]
 
@@ -154,12 +173,12 @@ class ModelSearch(Strategy):
         while len(starts) < self.chains:
             starts.append(self.rng.randrange(size))
         states = list(starts)
-        scores = list(self.model.predict([self.features(k) for k in states]))
+        scores = list(self.model.predict([self.knob_row(k) for k in states]))
         pool: dict[int, float] = {}
         temperature = 1.0
         for _ in range(self.steps):
             moves = [self._neighbour(k) for k in states]
-            predicted = self.model.predict([self.features(k) for k in moves])
+            predicted = self.model.predict([self.knob_row(k) for k in moves])
             for c, (k, p) in enumerate(zip(moves, predicted)):
                 if k not in seen:
                     pool[k] = float(p)
