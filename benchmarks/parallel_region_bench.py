@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         out["conditions"] = a.conditions
         out["machine"] = hostinfo.describe()
-        out["target_resolved"] = str(polyop.Target.host()) if hasattr(polyop, "Target") else ""
+        out["target_resolved"] = str(polyop.Target("cpu"))
         path.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
