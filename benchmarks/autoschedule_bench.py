@@ -27,6 +27,10 @@ Usage::
     python benchmarks/autoschedule_bench.py --timetile --kernels jacobi-1d,jacobi-2d \
         --json benchmarks/results/autoschedule_timetile.json
 
+``--merge A.json B.json ...`` prints one table and summary from runs of kernel
+subsets (each short enough to keep the machine to itself) and writes it to
+``--json``.
+
 ``--parallel-only`` times only the kernels whose schedule has a parallel
 loop (the others are listed in the JSON's summary); with it, 1 against 2
 threads on an otherwise idle machine::
@@ -258,7 +262,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="time only the kernels whose schedule has a parallel loop")
     ap.add_argument("--conditions", default="not recorded",
                     help="what else ran on the machine, recorded in the JSON")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="no timing: one table and summary from earlier runs' JSON files "
+                         "(e.g. kernel subsets run one after another on an idle machine)")
     opts = ap.parse_args(argv)
+    if opts.merge:
+        docs = [json.loads(Path(f).read_text()) for f in opts.merge]
+        opts.size, opts.repeat, opts.target = (docs[0][k] for k in ("size", "repeat", "target"))
+        results = [r for d in docs for r in d["results"]]
+        skipped = [k for d in docs for k in d["summary"].get("not_timed_no_parallel_loop", [])]
+        return report(results, skipped, opts, docs[0])
     names = [n.strip() for n in opts.kernels.split(",") if n.strip()] or list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
@@ -275,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
     skipped = [r["kernel"] for r in results if "skipped" in r]
     results = [r for r in results if "skipped" not in r]
+    return report(results, skipped, opts)
+
+
+def report(results: list[dict], skipped: list[str], opts, merged_from: dict | None = None) -> int:
+    """Print the table and the summary of ``results``, write the JSON."""
     if skipped:
         print(f"no parallel loop (not timed): {', '.join(skipped)}", file=sys.stderr)
 
@@ -346,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "PolyBench/C 4.2.1: auto_schedule vs default schedule vs numba",
         "size": opts.size, "repeat": opts.repeat, "target": opts.target,
         "target_resolved": str(polyop.Target(opts.target)),
+        **({"merged_from": opts.merge} if opts.merge else {}),
         "method": "auto (auto_schedule for the target with -num-cores=1), default and "
                   "numba interleaved per repetition, medians, 1 thread; then, on kernels "
                   "whose schedule for -num-cores=2 has a parallel loop, interleaved: the "
@@ -353,10 +372,11 @@ def main(argv: list[str] | None = None) -> int:
                   "threads. speedup_2_threads: 1-core schedule at 1 thread over 2-core "
                   "schedule at 2 threads; speedup_2_threads_same_schedule: the 2-core "
                   "schedule at 1 over 2 threads.",
-        "conditions": opts.conditions,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**hostinfo.describe(), "numba": numba.__version__,
-                    "llvmlite": llvmlite.__version__},
+        "conditions": merged_from["conditions"] if merged_from else opts.conditions,
+        "date": merged_from["date"] if merged_from else
+        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": merged_from["machine"] if merged_from else
+        {**hostinfo.describe(), "numba": numba.__version__, "llvmlite": llvmlite.__version__},
         "summary": summary,
         "results": results,
     }
