@@ -144,12 +144,17 @@ class ModelSearch(Strategy):
         self.model.fit([self.knob_row(k) for k in keys], times)
         pool = self._anneal(sorted(good, key=good.get), seen)
         n_random = min(n, max(1, round(n * self.explore))) if n > 1 else 0
-        ranked = sorted(pool, key=lambda k: (pool[k], k))
+        # trees predict the same time for a whole region of the space: ties are
+        # broken by a seeded draw, not by index (which would always pick the
+        # region's points with the smallest leading knobs, the same few each batch)
+        tie = {k: self.rng.random() for k in sorted(pool)}
+        ranked = sorted(pool, key=lambda k: (pool[k], tie[k]))
         if self.extra is not None and ranked:
             ranked = ranked[:max(n, self.rerank * n)]
             self.full.fit([self.features(k) for k in keys], times)
             again = self.full.predict([self.features(k) for k in ranked])
-            ranked = [k for _, k in sorted(zip((float(x) for x in again), ranked))]
+            ranked = [k for _, _, k in sorted(zip((float(x) for x in again),
+                                                  (tie[k] for k in ranked), ranked))]
         picked = ranked[:n - n_random]
         out = picked + self.random.propose(n - len(picked), seen | set(picked))
         return out[:n]
