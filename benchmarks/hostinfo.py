@@ -60,3 +60,13 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "blas": blas,
     }
+
+
+def loadavg() -> list[float]:
+    """The 1, 5 and 15 minute load averages (``[]`` where ``/proc`` has none):
+    what else ran on the machine around a measurement."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return [float(x) for x in fh.read().split()[:3]]
+    except OSError:
+        return []

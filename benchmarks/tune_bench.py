@@ -47,6 +47,8 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import hostinfo  # noqa: E402
+
 
 def _median_seconds(fn, repeats: int = 7, min_seconds: float = 0.05) -> float:
     fn()
@@ -65,14 +67,6 @@ def _median_seconds(fn, repeats: int = 7, min_seconds: float = 0.05) -> float:
             fn()
         times.append((time.perf_counter() - t0) / number)
     return statistics.median(times)
-
-
-def _loadavg() -> list[float]:
-    try:
-        with open("/proc/loadavg") as fh:
-            return [float(x) for x in fh.read().split()[:3]]
-    except OSError:
-        return []
 
 
 def curve(records, flops: int) -> list[float | None]:
@@ -137,7 +131,6 @@ def _interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
 
 def conv_main(args) -> None:
     """``--conv``: tune conv2d on ResNet-50's layers (module docstring)."""
-    import hostinfo
     import torch
 
     import polyop
@@ -150,7 +143,7 @@ def conv_main(args) -> None:
     machine.pop("lscpu", None)
     print(f"CPU: {machine['cpu_model']} (LLVM {machine['llvm_cpu']}); torch {torch.__version__}",
           flush=True)
-    load = {"loadavg_start": _loadavg()}
+    load = {"loadavg_start": hostinfo.loadavg()}
     rows, started = [], time.time()
     names = set(args.layers or [])
     with LocalRunner(workers=args.workers, timeout=120, repeats=5, min_seconds=0.05) as runner:
@@ -208,7 +201,7 @@ def conv_main(args) -> None:
                   f"GFLOP/s (tuned/default {row['tuned_over_default']}, {tune_seconds:.0f} s "
                   f"of tuning) {tuned_tiling}", flush=True)
             rows.append(row)
-    load["loadavg_end"] = _loadavg()
+    load["loadavg_end"] = hostinfo.loadavg()
     result = {
         "benchmark": "tune_bench.py --conv: polyop.ops.conv2d tuned vs default vs PyTorch",
         "machine": machine, "load": load, "torch": torch.__version__,
@@ -264,7 +257,6 @@ def main() -> None:
         conv_main(args)
         return
 
-    import hostinfo
 
     import polyop
     from polyop.ops import MatmulTiling
@@ -278,7 +270,7 @@ def main() -> None:
     out = Path(args.out or HERE / "results" / "tune_gemm.json")
     result = {
         "benchmark": "tune_bench.py: fp32 GEMM tiling knobs, random vs model-guided",
-        "machine": machine, "load": {"loadavg_start": _loadavg()},
+        "machine": machine, "load": {"loadavg_start": hostinfo.loadavg()},
         "note": (f"{args.conditions or 'conditions not given'} (load average above); "
                  "numpy and the shipped operator are timed before each size's tuning"),
         "threads": 1, "trials": args.trials, "seeds": args.seeds, "sizes": []}
@@ -339,7 +331,7 @@ def main() -> None:
                        for s in row["runs"]]
             print(f"  trials to 95% of {best_known}: {reached}", flush=True)
             result["sizes"].append(row)
-            result["load"]["loadavg_end"] = _loadavg()
+            result["load"]["loadavg_end"] = hostinfo.loadavg()
             result["wall_seconds"] = round(time.time() - started, 1)
             out.parent.mkdir(parents=True, exist_ok=True)  # after each size: a partial run counts
             out.write_text(json.dumps(result, indent=1) + "\n")
@@ -379,7 +371,7 @@ def recheck(path: Path, rounds: int) -> None:
         row["recheck"] = {"gflops_median": gf, "tuned_tiling": repr(tuned), "rounds": rounds,
                           "tuned_vs_numpy": round(gf["tuned"] / gf["numpy"], 3),
                           "tuned_vs_shipped": round(gf["tuned"] / gf["shipped"], 3),
-                          "loadavg": _loadavg()}
+                          "loadavg": hostinfo.loadavg()}
         print(f"{n}: {row['recheck']}", flush=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
 

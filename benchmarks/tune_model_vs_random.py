@@ -56,6 +56,8 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import hostinfo  # noqa: E402
+
 
 def best_so_far(gflops: list[float | None]) -> list[float]:
     """The running maximum (0 before the first success)."""
@@ -91,7 +93,6 @@ def make_task(args):
 
 
 def run(args, out: Path) -> None:
-    import hostinfo
 
     from polyop.tune import LocalRunner, tune
 
@@ -107,7 +108,8 @@ def run(args, out: Path) -> None:
     data.setdefault("runs", [])
     data.setdefault("conditions", [])
     data["conditions"].append({"strategies": args.strategies, "seeds": args.seeds,
-                               "loadavg": _loadavg(), "note": args.conditions or "not given"})
+                               "loadavg": hostinfo.loadavg(),
+                               "note": args.conditions or "not given"})
     n = args.n
     with LocalRunner(workers=2, timeout=120, repeats=5, min_seconds=0.05) as runner:
         for strategy in args.strategies:
@@ -160,7 +162,7 @@ def retime(args, out: Path, top: int = 10, rounds: int = 5) -> None:
                         "retimed_gflops": [round(x, 3) for x in t],
                         "median_gflops": round(statistics.median(t), 3) if t else None}
                        for (g, k), t in zip(best, timed)]
-    data["retime"] = {"top": top, "rounds": rounds, "loadavg": _loadavg()}
+    data["retime"] = {"top": top, "rounds": rounds, "loadavg": hostinfo.loadavg()}
     out.write_text(json.dumps(data, indent=1) + "\n")
     for x in data["retimed"]:
         print(f"recorded {x['recorded_gflops']:.2f} -> re-timed median {x['median_gflops']}",
@@ -276,14 +278,6 @@ def _figure(data: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
-
-
-def _loadavg() -> list[float]:
-    try:
-        with open("/proc/loadavg") as fh:
-            return [float(x) for x in fh.read().split()[:3]]
-    except OSError:
-        return []
 
 
 def main() -> None:
