@@ -79,13 +79,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .threadpool_control import I8P, I32, I64, SEQ, VOID, PoolControl, c32, c64
+from .threadpool_control import I8P, I32, I64, MAX_THREADS, SEQ, VOID, PoolControl, c32, c64
 from .threadpool_region import PoolRegion
 
 __all__ = ["BODY_TYPE", "ENTRY", "ENTRY_TYPE", "MAX_THREADS", "build_pool_module"]
 
-#: most threads a team may have (the calling thread included)
-MAX_THREADS = 1024
 #: how long a waiting thread spins before it sleeps: time-stamp-counter ticks
 #: on x86 (2**21: ~1 ms at 2-3 GHz), rounds elsewhere (past the first 1/256,
 #: each calls ``sched_yield``, ~0.3-1 us: 2**11 rounds are ~1 ms too)

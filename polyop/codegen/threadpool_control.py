@@ -44,6 +44,8 @@ VOID = ir.VoidType()
 SEQ = "seq_cst"
 #: ``sched_yield`` rounds ``polyop_rt_shutdown`` waits for a busy region
 SHUTDOWN_TRIES = 1 << 20
+#: most threads a team may have (the calling thread included)
+MAX_THREADS = 1024
 #: Linux's ``CLOCK_THREAD_CPUTIME_ID``
 _CLOCK_THREAD_CPUTIME = 3
 #: profiling counters in a mailbox's padding (field 5): iterations, CPU ns

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .threadpool_control import I8, I8P, I32, I64, SEQ, VOID, c32, c64
+from .threadpool_control import I8, I8P, I32, I64, MAX_THREADS, SEQ, VOID, c32, c64
 
 __all__ = ["ACCEPT_TICKS", "BARRIER", "BARRIER_TYPE", "REGION_ENTRY", "REGION_ENTRY_TYPE",
            "REGION_TYPE", "PoolRegion"]
@@ -102,8 +102,6 @@ class PoolRegion:
     def _grow_fn(self) -> ir.Function:
         """``i64 grow(i64 k)``: create workers up to ``k - 1`` (each inherits
         a mask with every signal blocked); ``min(k, workers + 1)``."""
-        from .threadpool import MAX_THREADS
-
         f, b = self._function("polyop_rt.grow", ir.FunctionType(I64, [I64]))
         (k,) = f.args
         blk = {x: f.append_basic_block(x) for x in ("grow", "create", "created", "grown")}
