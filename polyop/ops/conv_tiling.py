@@ -214,7 +214,7 @@ class ConvTiling:
                     panels = -(-pixels // nr)
                     return -(-panels // threads) * nr
 
-                if busiest(2 * lanes) < 0.95 * busiest(3 * lanes):
+                if threads > 1 and busiest(2 * lanes) < 0.95 * busiest(3 * lanes):
                     return cls(mr=mr2, nr=2 * lanes, vector="pixels", kc=shape.C,
                                pack_input=True)
                 return cls(mr=mr3, nr=3 * lanes, vector="pixels", kc=shape.C, pack_input=True)
