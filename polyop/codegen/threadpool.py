@@ -222,6 +222,38 @@ class _PoolBuilder(PoolControl, PoolRegion):
         hi = b.add(b.add(lo, base), b.zext(small, I64))
         return lo, hi
 
+    def _team_size(self, b: ir.IRBuilder, work: ir.Value, n: ir.Value | None = None) -> ir.Value:
+        """Emit the team a region asks for: ``min(num_threads, n, work //
+        min_work)`` (no ``n``: no such term; ``min_work <= 0`` drops the last)."""
+        k = b.sext(self._load(b, self.nthreads, "monotonic"), I64)
+        if n is not None:
+            k = self._min(b, k, n)
+        mw = self._load(b, self.min_work, "monotonic")
+        use_mw = b.icmp_signed(">", mw, _c64(0))
+        by_work = b.sdiv(work, b.select(use_mw, mw, _c64(1)))
+        return b.select(use_mw, self._min(b, k, by_work), k)
+
+    def _signal(self, b: ir.IRBuilder, k: ir.Value, done: ir.Block) -> None:
+        """Emit: make ``go`` of workers ``1 .. k-1`` odd (the task, published
+        before, is theirs to accept), waking those asleep; then go to ``done``."""
+        f, entry = b.function, b.block
+        loop, wake, nxt = (f.append_basic_block(f"signal.{x}") for x in ("w", "wake", "next"))
+        b.branch(loop)
+        b.position_at_end(loop)
+        w = b.phi(I64, name="w")
+        w.add_incoming(_c64(1), entry)
+        go = self._mailbox(b, w, 0)
+        self._store(b, b.add(self._load(b, go, "monotonic"), _c32(1)), go)
+        asleep = self._load(b, self._mailbox(b, w, 1))
+        b.cbranch(b.icmp_signed("!=", asleep, _c32(0)), wake, nxt)
+        b.position_at_end(wake)
+        b.call(self.futex_wake, [go, _c32(1)])
+        b.branch(nxt)
+        b.position_at_end(nxt)
+        w1 = b.add(w, _c64(1))
+        w.add_incoming(w1, nxt)
+        b.cbranch(b.icmp_signed("<", w1, k), loop, done)
+
     def _wait_until_changed(self, b: ir.IRBuilder, word, old: ir.Value, sleeping, name: str,
                             until_zero: bool = False, counted: bool = False) -> ir.Value:
         """Emit: spin, then sleep, until ``*word != old`` (or, with
@@ -439,18 +471,13 @@ class _PoolBuilder(PoolControl, PoolRegion):
         body, env, n, work = f.args
         body.name, env.name, n.name, work.name = "body", "env", "n", "work"
         blk = {name: f.append_basic_block(name) for name in (
-            "check", "inline", "try", "team", "launch", "reset", "signal", "signal.wake",
-            "signal.next", "run", "revoke", "revoke.try", "revoke.done", "revoke.next", "join",
-            "release_inline")}
+            "check", "inline", "try", "team", "launch", "reset", "signal", "run", "revoke",
+            "revoke.try", "revoke.done", "revoke.next", "join", "release_inline")}
         b.branch(blk["check"])
 
         # team size k = min(num_threads, n, work // min_work); n <= 0: inline
         b.position_at_end(blk["check"])
-        k = self._min(b, b.sext(self._load(b, self.nthreads, "monotonic"), I64), n)
-        mw = self._load(b, self.min_work, "monotonic")
-        use_mw = b.icmp_signed(">", mw, _c64(0))
-        by_work = b.sdiv(work, b.select(use_mw, mw, _c64(1)))
-        k = b.select(use_mw, self._min(b, k, by_work), k)
+        k = self._team_size(b, work, n)
         b.cbranch(b.icmp_signed("<=", k, _c64(1)), blk["inline"], blk["try"])
 
         # no team: run everything here
@@ -499,22 +526,7 @@ class _PoolBuilder(PoolControl, PoolRegion):
         b.cbranch(b.icmp_signed("<", c1, k2), blk["reset"], blk["signal"])
 
         b.position_at_end(blk["signal"])
-        wi = b.phi(I64, name="w")
-        wi.add_incoming(_c64(1), blk["reset"])
-        go = self._mailbox(b, wi, 0)
-        g = self._load(b, go, "monotonic")
-        self._store(b, b.add(g, _c32(1)), go)
-        asleep = self._load(b, self._mailbox(b, wi, 1))
-        b.cbranch(b.icmp_signed("!=", asleep, _c32(0)), blk["signal.wake"], blk["signal.next"])
-
-        b.position_at_end(blk["signal.wake"])
-        b.call(self.futex_wake, [go, _c32(1)])
-        b.branch(blk["signal.next"])
-
-        b.position_at_end(blk["signal.next"])
-        wn = b.add(wi, _c64(1))
-        wi.add_incoming(wn, blk["signal.next"])
-        b.cbranch(b.icmp_signed("<", wn, k2), blk["signal"], blk["run"])
+        self._signal(b, k2, blk["run"])
 
         # chunk 0 here, and every chunk nobody else took
         b.position_at_end(blk["run"])

@@ -164,17 +164,12 @@ class PoolRegion:
         fn, env, work = f.args
         fn.name, env.name, work.name = "region", "env", "work"
         blk = {name: f.append_basic_block(name) for name in (
-            "inline", "try", "team", "alone", "launch", "signal", "signal.wake",
-            "signal.next", "await", "await.w", "await.next", "await.more", "await.pause",
-            "await.yield", "fix", "fix.try", "fix.revoked", "fix.member", "fix.next",
-            "fixed", "wake", "run")}
+            "inline", "try", "team", "alone", "launch", "signal", "await", "await.w",
+            "await.next", "await.more", "await.pause", "await.yield", "fix", "fix.try",
+            "fix.revoked", "fix.member", "fix.next", "fixed", "wake", "run")}
         zero, one = c64(0), c64(1)
 
-        # k = min(num_threads, work // min_work)
-        k = b.sext(self._load(b, self.nthreads, "monotonic"), I64)
-        mw = self._load(b, self.min_work, "monotonic")
-        use_mw = b.icmp_signed(">", mw, zero)
-        k = b.select(use_mw, self._min(b, k, b.sdiv(work, b.select(use_mw, mw, one))), k)
+        k = self._team_size(b, work)  # min(num_threads, work // min_work)
         b.cbranch(b.icmp_signed("<=", k, one), blk["inline"], blk["try"])
 
         b.position_at_end(blk["inline"])
@@ -206,19 +201,7 @@ class PoolRegion:
         b.branch(blk["signal"])
 
         b.position_at_end(blk["signal"])
-        wi = b.phi(I64, name="w")
-        wi.add_incoming(one, blk["launch"])
-        go = self._mailbox(b, wi, 0)
-        self._store(b, b.add(self._load(b, go, "monotonic"), c32(1)), go)
-        asleep = self._load(b, self._mailbox(b, wi, 1))
-        b.cbranch(b.icmp_signed("!=", asleep, c32(0)), blk["signal.wake"], blk["signal.next"])
-        b.position_at_end(blk["signal.wake"])
-        b.call(self.futex_wake, [go, c32(1)])
-        b.branch(blk["signal.next"])
-        b.position_at_end(blk["signal.next"])
-        wn = b.add(wi, one)
-        wi.add_incoming(wn, blk["signal.next"])
-        b.cbranch(b.icmp_signed("<", wn, k2), blk["signal"], blk["await"])
+        self._signal(b, k2, blk["await"])
 
         # wait (bounded) until every signalled worker has accepted: go even
         b.position_at_end(blk["await"])
