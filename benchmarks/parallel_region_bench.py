@@ -44,19 +44,15 @@ import polybench_bench as pb  # noqa: E402
 
 import polyop  # noqa: E402
 from polyop.codegen.parallel import set_num_threads, team_regions  # noqa: E402
-from polyop.codegen.region import get_team_regions, set_team_regions  # noqa: E402
+from polyop.codegen.region import use_team_regions  # noqa: E402
 from tests.polybench import BENCHES  # noqa: E402
 
 KERNELS = ("jacobi-1d", "jacobi-2d", "heat-3d", "fdtd-2d", "gramschmidt", "lu", "adi")
 
 
 def _build(sch, regions: bool):
-    before = get_team_regions()
-    set_team_regions(regions)
-    try:
+    with use_team_regions(regions):
         return polyop.build(sch)
-    finally:
-        set_team_regions(before)
 
 
 def bench_one(name: str, size: str, repeat: int) -> dict:

@@ -21,7 +21,7 @@ from polyop.codegen.parallel import (
     set_num_threads,
     team_regions,
 )
-from polyop.codegen.region import get_team_regions, set_team_regions
+from polyop.codegen.region import use_team_regions
 from polyop.ir import For, walk
 from polyop.kinds import LoopKind
 from tests.polybench import BENCHES
@@ -63,12 +63,8 @@ def _parallel_loops(sch) -> list[For]:
 def _per_loop_build(sch):
     """``sch`` built without team regions: each parallel loop forks (the
     strips' point is to take the fork out of the serial loop)."""
-    before = get_team_regions()
-    set_team_regions(False)
-    try:
+    with use_team_regions(False):
         return polyop.build(sch)
-    finally:
-        set_team_regions(before)
 
 
 def _forks(f, args: dict) -> int:

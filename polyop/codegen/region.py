@@ -64,6 +64,8 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from llvmlite import ir
@@ -82,7 +84,8 @@ from .threadpool_region import (
     REGION_TYPE,
 )
 
-__all__ = ["emit_parallel_region", "get_team_regions", "region_applies", "set_team_regions"]
+__all__ = ["emit_parallel_region", "get_team_regions", "region_applies", "set_team_regions",
+           "use_team_regions"]
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -124,6 +127,28 @@ def set_team_regions(on: bool) -> None:
     global _enabled
     with _lock:
         _enabled = bool(on)
+
+
+@contextmanager
+def use_team_regions(on: bool) -> Iterator[None]:
+    """``set_team_regions(on)`` for the kernels compiled inside the block,
+    then the setting before it (e.g. to build one schedule both ways).
+
+    Example::
+
+        >>> before = get_team_regions()
+        >>> with use_team_regions(not before):
+        ...     get_team_regions() != before
+        True
+        >>> get_team_regions() == before
+        True
+    """
+    before = get_team_regions()
+    set_team_regions(on)
+    try:
+        yield
+    finally:
+        set_team_regions(before)
 
 
 # -- where it applies ----------------------------------------------------------------
