@@ -81,7 +81,7 @@ from ..ir import Bin, Block, Call, Cast, Const, For, If, Load, Neg, Store, Var, 
 from ..settings import check_int, env_int
 from ..target import LLVM_LOCK, available_cpus, new_jit_machine, optimize, target_machine
 from ..types import INDEX
-from .llvm_expr import ArrayRef, ll_type
+from .outline import Env, declare
 from .threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE, MAX_THREADS, build_pool_module
 from .threadpool_region import BARRIER, REGION_ENTRY
 
@@ -91,57 +91,11 @@ __all__ = ["MAX_THREADS", "MIN_WORK", "available_cpus", "emit_parallel_for", "en
            "thread_stats"]
 
 _I64 = ir.IntType(64)
-_I8P = ir.IntType(8).as_pointer()
 
 #: default minimum estimated work (operations) per thread of a parallel region
 MIN_WORK = 1 << 15
 
 # -- code generation ----------------------------------------------------------------
-
-
-def _runtime_decl(module: ir.Module) -> ir.Function:
-    fn = module.globals.get(ENTRY)
-    if fn is None:
-        fn = ir.Function(module, ENTRY_TYPE, ENTRY)
-        fn.attributes.add("nounwind")
-    return fn
-
-
-def _free_names(fb, s: For) -> tuple[list[str], list[str]]:
-    """Variables (bound outside ``s``) and arrays/temporaries used by the
-    body of ``s``, in order of first use."""
-    scalars: dict[str, None] = {}
-    arrays: dict[str, None] = {}
-    for node in walk(s.body):
-        if isinstance(node, Var) and node.name in fb.values and node.name != s.var:
-            scalars[node.name] = None
-        elif isinstance(node, (Load, Store)) and node.array in fb.arrays:
-            arrays[node.array] = None
-    return list(scalars), list(arrays)
-
-
-class _Env:
-    """The captured values of one parallel loop: ``fields`` go into the env
-    struct, each with a rebuild rule for the outlined function."""
-
-    def __init__(self):
-        self.fields: list[ir.Value] = []  # values in the kernel
-        self.names: list[str] = []
-        self.arg_attrs: list[tuple[str, ...]] = []
-        self._index: dict[int, int] = {}
-
-    def add(self, value: ir.Value, name: str, *attrs: str) -> int | ir.Constant:
-        """Capture ``value`` (once, however often it is needed); returns its
-        field number, or the constant itself."""
-        if isinstance(value, ir.Constant):
-            return value
-        q = self._index.get(id(value))
-        if q is None:
-            q = self._index[id(value)] = len(self.fields)
-            self.fields.append(value)
-            self.names.append(name)
-            self.arg_attrs.append(attrs)
-        return q
 
 
 def emit_parallel_for(fb, s: For) -> None:
@@ -155,41 +109,14 @@ def emit_parallel_for(fb, s: For) -> None:
     count = _trip_count(b, start, stop, s.step, f"{s.var}.trips")
     work = _estimate_work(fb, s, start, count)
 
-    scalar_names, array_names = _free_names(fb, s)
-    env = _Env()
-    # rebuild plans: name -> field index / constant
-    scalar_plan = []
-    for name in scalar_names:
-        v, dt = fb.values[name]
-        scalar_plan.append((name, dt, env.add(v, name)))
-    array_plan, temp_plan = [], []
-    for name in array_names:
-        ref: ArrayRef = fb.arrays[name]
-        if name in fb.temp_names:
-            cur = b.load(ref.ptr, name=f"{name}.in")
-            temp_plan.append((name, ref.dtype, env.add(cur, name + ".in")))
-        else:
-            ptr = env.add(ref.ptr, name, "noalias", "nonnull")
-            strides = None if ref.strides is None else tuple(
-                None if st is None else env.add(st, f"{name}.stride{d}")
-                for d, st in enumerate(ref.strides))
-            array_plan.append((name, ref.dtype, ptr, strides))
+    env = Env()
+    env.capture(fb, s.body, bound=s.var, private=True)
     start_field = env.add(start, f"{s.var}.start")
 
     # -- the chunk function: body_fn(fields..., lo, hi)
     base = module.get_unique_name(f"{fb.func.name}.{s.var}.par")
-    field_types = [v.type for v in env.fields]
-    body_fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [*field_types, _I64, _I64]),
-                          base)
-    body_fn.linkage = "internal"
-    body_fn.attributes.add("nounwind")
-    body_fn.attributes.add("noinline")
-    for arg, name, attrs in zip(body_fn.args, env.names, env.arg_attrs, strict=False):
-        arg.name = name
-        for a in attrs:
-            arg.add_attribute(a)
+    body_fn = env.function(module, base, (("lo", _I64), ("hi", _I64)))
     *field_args, lo, hi = body_fn.args
-    lo.name, hi.name = "lo", "hi"
 
     def get(x):
         return x if isinstance(x, ir.Constant) else field_args[x]
@@ -197,15 +124,7 @@ def emit_parallel_for(fb, s: For) -> None:
     ob = type(fb)(fb.fn, module, in_parallel=True)
     ob.func = body_fn
     ob.builder = ob_b = ir.IRBuilder(body_fn.append_basic_block("entry"))
-    for name, dt, x in scalar_plan:
-        ob.values[name] = (get(x), dt)
-    for name, dt, ptr, strides in array_plan:
-        st = None if strides is None else tuple(None if q is None else get(q) for q in strides)
-        ob.arrays[name] = ArrayRef(get(ptr), dt, st)
-    for name, dt, x in temp_plan:
-        slot = ob_b.alloca(ll_type(dt), name=name)
-        ob_b.store(get(x), slot)
-        ob.arrays[name] = ArrayRef(slot, dt, None)
+    env.rebuild(ob, get)
     first = get(start_field)
     step = ir.Constant(_I64, s.step)
     lo_iv = ob_b.add(first, ob_b.mul(lo, step, flags=["nsw"]), flags=["nsw"])
@@ -214,25 +133,18 @@ def emit_parallel_for(fb, s: For) -> None:
     ob.builder.ret_void()
 
     # -- the wrapper the runtime calls: wrapper(i8* env, i64 lo, i64 hi)
-    env_ty = ir.LiteralStructType(field_types)
     wrapper = ir.Function(module, BODY_TYPE, base + ".wrap")
     wrapper.linkage = "internal"
     wrapper.attributes.add("nounwind")
     w_env, w_lo, w_hi = wrapper.args
     wb = ir.IRBuilder(wrapper.append_basic_block("entry"))
-    envp = wb.bitcast(w_env, env_ty.as_pointer())
-    loaded = [wb.load(wb.gep(envp, [ir.Constant(ir.IntType(32), 0),
-                                    ir.Constant(ir.IntType(32), q)], inbounds=True))
-              for q in range(len(field_types))]
-    wb.call(body_fn, [*loaded, w_lo, w_hi])
+    field = env.unpack(wb, w_env)
+    wb.call(body_fn, [*(field(q) for q in range(len(env.fields))), w_lo, w_hi])
     wb.ret_void()
 
     # -- the call site
-    slot = fb.entry_alloca(env_ty, name=f"{s.var}.env")
-    i32 = ir.IntType(32)
-    for q, v in enumerate(env.fields):
-        b.store(v, b.gep(slot, [ir.Constant(i32, 0), ir.Constant(i32, q)], inbounds=True))
-    b.call(_runtime_decl(module), [wrapper, b.bitcast(slot, _I8P), count, work])
+    b.call(declare(module, ENTRY, ENTRY_TYPE),
+           [wrapper, env.pack(fb, f"{s.var}.env"), count, work])
 
 
 def _trip_count(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: int,

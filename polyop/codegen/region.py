@@ -70,11 +70,11 @@ from dataclasses import replace
 
 from llvmlite import ir
 
-from ..ir import Block, For, Load, Store, Var, walk
+from ..ir import Block, For, Load, Store, walk
 from ..kinds import LoopKind
 from ..settings import env_int
 from ..types import INDEX
-from .llvm_expr import ArrayRef, ll_type
+from .outline import Env, declare
 from .parallel import _plain_bound, _trip_count, _Work
 from .threadpool_region import (
     BARRIER,
@@ -196,27 +196,6 @@ def region_applies(s: For, local_arrays=frozenset()) -> bool:
 # -- code generation ------------------------------------------------------------------
 
 
-def _decl(module: ir.Module, name: str, ty: ir.FunctionType) -> ir.Function:
-    fn = module.globals.get(name)
-    if fn is None:
-        fn = ir.Function(module, ty, name)
-        fn.attributes.add("nounwind")
-    return fn
-
-
-def _used(fb, node) -> tuple[list[str], list[str]]:
-    """Scalars (bound in ``fb``) and arrays/temporaries ``node`` uses, in
-    order of first use."""
-    scalars: dict[str, None] = {}
-    arrays: dict[str, None] = {}
-    for x in walk(node):
-        if isinstance(x, Var) and x.name in fb.values:
-            scalars[x.name] = None
-        elif isinstance(x, (Load, Store)) and x.array in fb.arrays:
-            arrays[x.array] = None
-    return list(scalars), list(arrays)
-
-
 class _Region:
     """Builds the region function of one serial loop."""
 
@@ -230,68 +209,22 @@ class _Region:
     def build(self) -> None:
         fb, s, b = self.fb, self.s, self.fb.builder
         work = self._work()
-        scalars, arrays = _used(fb, s)
-        fields: list[ir.Value] = []
-        plan: list[tuple] = []  # (kind, name, dtype, field index | constant, strides)
-
-        seen: dict[int, int] = {}
-
-        def field(v: ir.Value):
-            # one field per value: a stride that is a size stays that size
-            # in the outlined code (LLVM then knows, e.g., ``stride1 == n``)
-            if isinstance(v, ir.Constant):
-                return v
-            if id(v) not in seen:
-                seen[id(v)] = len(fields)
-                fields.append(v)
-            return seen[id(v)]
-
-        for name in scalars:
-            v, dt = fb.values[name]
-            plan.append(("value", name, dt, field(v), None))
-        for name in arrays:
-            ref: ArrayRef = fb.arrays[name]
-            strides = None if ref.strides is None else tuple(
-                None if st is None else field(st) for st in ref.strides)
-            plan.append(("array", name, ref.dtype, field(ref.ptr), strides))
-
-        env_ty = ir.LiteralStructType([v.type for v in fields])
+        env = Env()
+        env.capture(fb, s)  # 0-d temporaries shared: member 0's statements write them
         region = ir.Function(self.module, REGION_TYPE, self.base)
         region.linkage = "internal"
         region.attributes.add("nounwind")
-        env, self.member, self.team = region.args
-        env.name, self.member.name, self.team.name = "env", "member", "team"
+        arg, self.member, self.team = region.args
+        arg.name, self.member.name, self.team.name = "env", "member", "team"
         rb = type(fb)(fb.fn, self.module, in_parallel=True)
         rb.func = region
         rb.builder = r = ir.IRBuilder(region.append_basic_block("entry"))
-        envp = r.bitcast(env, env_ty.as_pointer())
-
-        loaded: dict[int, ir.Value] = {}
-
-        def get(q):
-            if isinstance(q, ir.Constant):
-                return q
-            if q not in loaded:  # one load a field (see ``field``)
-                loaded[q] = r.load(r.gep(envp, [ir.Constant(_I32, 0), ir.Constant(_I32, q)],
-                                         inbounds=True))
-            return loaded[q]
-
-        for kind, name, dt, q, strides in plan:
-            if kind == "value":
-                rb.values[name] = (get(q), dt)
-            else:
-                st = None if strides is None else tuple(None if x is None else get(x)
-                                                        for x in strides)
-                rb.arrays[name] = ArrayRef(get(q), dt, st)
+        env.rebuild(rb, env.unpack(r, arg))
         self.rb = rb
         self._team_level(s)
         rb.builder.ret_void()
-
-        slot = fb.entry_alloca(env_ty, name=f"{s.var}.team.env")
-        for q, v in enumerate(fields):
-            b.store(v, b.gep(slot, [ir.Constant(_I32, 0), ir.Constant(_I32, q)], inbounds=True))
-        b.call(_decl(self.module, REGION_ENTRY, REGION_ENTRY_TYPE),
-               [region, b.bitcast(slot, _I8P), work])
+        b.call(declare(self.module, REGION_ENTRY, REGION_ENTRY_TYPE),
+               [region, env.pack(fb, f"{s.var}.team.env"), work])
 
     def _work(self) -> ir.Value:
         """The estimated operations of the whole serial loop, as an ``i64``
@@ -357,7 +290,7 @@ class _Region:
     def _barrier(self) -> None:
         rb = self.rb
         r = rb.builder
-        fn = _decl(self.module, BARRIER, BARRIER_TYPE)
+        fn = declare(self.module, BARRIER, BARRIER_TYPE)
         rb.emit_if(r.icmp_signed(">", self.team, ir.Constant(_I64, 1)),
                    lambda: r.call(fn, [self.member, self.team]))
 
@@ -370,77 +303,21 @@ class _Region:
         first-private temporaries)."""
         fb, rb = self.fb, self.rb
         r = rb.builder
-        scalars, arrays = _used(rb, node)
-        args: list[ir.Value] = []
-        names: list[str] = []
-        attrs: list[tuple[str, ...]] = []
-        plan: list[tuple] = []
-
-        seen: dict[int, int] = {}
-
-        def arg(v: ir.Value, name: str, *a: str):
-            if isinstance(v, ir.Constant):
-                return v
-            if id(v) not in seen:
-                seen[id(v)] = len(args)
-                args.append(v)
-                names.append(name)
-                attrs.append(a)
-            return seen[id(v)]
-
-        for name in scalars:
-            v, dt = rb.values[name]
-            plan.append(("value", name, dt, arg(v, name), None))
-        for name in arrays:
-            ref: ArrayRef = rb.arrays[name]
-            if name in fb.temp_names and bounds is not None:
-                plan.append(("private", name, ref.dtype,
-                             arg(r.load(ref.ptr, name=f"{name}.in"), name + ".in"), None))
-                continue
-            strides = None if ref.strides is None else tuple(
-                None if st is None else arg(st, f"{name}.stride{d}")
-                for d, st in enumerate(ref.strides))
-            plan.append(("array", name, ref.dtype, arg(ref.ptr, name, "noalias", "nonnull"),
-                         strides))
-        if bounds is not None:
-            args.extend(bounds)
-            names.extend(("lo", "hi"))
-            attrs.extend(((), ()))
-
+        env = Env()
+        env.capture(rb, node, private=bounds is not None)
         self._n += 1
-        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [a.type for a in args]),
-                         f"{self.base}.{what}{self._n}")
-        fn.linkage = "internal"
-        fn.attributes.add("nounwind")
-        fn.attributes.add("noinline")
-        for a, name, extra in zip(fn.args, names, attrs, strict=True):
-            a.name = name
-            for x in extra:
-                a.add_attribute(x)
-
-        def get(q):
-            return q if isinstance(q, ir.Constant) else fn.args[q]
-
+        extra = (("lo", _I64), ("hi", _I64)) if bounds is not None else ()
+        fn = env.function(self.module, f"{self.base}.{what}{self._n}", extra)
         ob = type(fb)(fb.fn, self.module, in_parallel=True)
         ob.func = fn
-        ob.builder = ob_b = ir.IRBuilder(fn.append_basic_block("entry"))
-        for kind, name, dt, q, strides in plan:
-            if kind == "value":
-                ob.values[name] = (get(q), dt)
-            elif kind == "private":
-                slot = ob_b.alloca(ll_type(dt), name=name)
-                ob_b.store(get(q), slot)
-                ob.arrays[name] = ArrayRef(slot, dt, None)
-            else:
-                st = None if strides is None else tuple(None if x is None else get(x)
-                                                        for x in strides)
-                ob.arrays[name] = ArrayRef(get(q), dt, st)
+        ob.builder = ir.IRBuilder(fn.append_basic_block("entry"))
+        env.rebuild(ob, lambda q: q if isinstance(q, ir.Constant) else fn.args[q])
         if bounds is None:
             ob.stmt(node)
         else:
             ob.emit_loop(node, fn.args[-2], fn.args[-1])
         ob.builder.ret_void()
-        r.call(fn, args)
+        r.call(fn, [*env.fields, *(bounds or ())])
 
 
 def _keep(node, parallel: bool):
