@@ -248,7 +248,9 @@ def test_exclusive_runner_builds_together_and_times_alone():
 
     assert sum(overlap(builds[i], builds[j]) for i in range(4) for j in range(i)) >= 2
     for i, t in enumerate(timings):
-        assert t[1] - t[0] >= 0.06  # three repeats of at least min_seconds
+        # the first repeat lasts at least min_seconds; later ones may be shorter,
+        # as a steady call can be faster than the warm-up that sized them
+        assert t[1] - t[0] >= 0.02
         for j in range(4):
             if j != i:
                 assert not overlap(t, builds[j]) and not overlap(t, timings[j])
