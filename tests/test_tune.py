@@ -341,6 +341,49 @@ def test_model_search_improves_over_its_first_batch():
     assert min(later) < batches[0][0] and np.median([b[3] for b in batches[2:]]) < first_median
 
 
+def test_model_search_does_not_spend_trials_on_knobs_of_no_effect():
+    """Only x matters; y changes nothing. Once the model has seen that, the
+    points it picks differ from each other, and from every measured point,
+    in x: two points that differ in y alone would be measured for nothing."""
+    space = ConfigSpace()
+    space.define_knob("x", list(range(200)))
+    space.define_knob("y", list(range(50)))
+
+    def cost(index):
+        return 1e-3 * (1 + abs(space.get(index).values["x"] - 120))
+
+    strat = ModelSearch(space, seed=1, explore=0.0)
+    seen = set(strat.random.propose(60, set()))
+    strat.update([(k, cost(k)) for k in seen])
+    keys = sorted(strat.measured)
+    strat.model.fit([strat.knob_row(k) for k in keys], [cost(k) for k in keys])
+    imp = strat.model.importance()
+    assert imp["y"] < 0.2 * imp["x"]
+    # every unseen point, best first: many share an x (and so a predicted time)
+    ranked = sorted((k for k in range(len(space)) if k not in seen), key=cost)
+    picked = strat._distinct(ranked, 6)
+    xs = [space.get(k).values["x"] for k in picked]
+    measured_x = {space.get(k).values["x"] for k in seen}
+    assert len(set(xs)) == 6 and not measured_x & set(xs)
+    # a batch of the search itself: no point measured twice, and one of the best
+    batch = strat.propose(6, seen)
+    assert len(batch) == 6 and not seen & set(batch)
+
+
+def test_cost_ensemble_spread_and_importance():
+    from polyop.tune.model import CostEnsemble
+
+    rng = np.random.default_rng(0)
+    rows = [{"a": float(a), "noise": float(rng.random())} for a in range(20)]
+    secs = [1e-3 * (1 + r["a"]) for r in rows]
+    e = CostEnsemble(seed=2, members=4).fit(rows, secs)
+    mean, spread = e.predict_spread(rows)
+    assert np.corrcoef(mean, np.log(secs))[0, 1] > 0.95
+    assert spread.shape == (20,) and (spread >= 0).all() and spread.max() > 0
+    imp = e.importance()
+    assert abs(sum(imp.values()) - 1) < 1e-9 and imp["a"] > 0.9
+
+
 def test_model_search_computes_task_features_only_for_its_finalists():
     """The chains walk on the knobs; the task's (costly) features are computed
     for measured points and the ``rerank * n`` best of the chains only, and
@@ -371,9 +414,10 @@ def test_model_search_computes_task_features_only_for_its_finalists():
 
 
 def test_model_strategy_end_to_end_with_ir_features(runner):
-    r = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=10, batch=4, seed=2,
+    # 16 trials: the 12 random ones of the warm-up, then one batch of the model
+    r = tune(mm_template, kernel=mm, sizes={"n": 12}, trials=16, batch=4, seed=2,
              strategy="model", runner=runner, progress=False)
-    assert len(r.records) == 10 and r.best is not None
+    assert len(r.records) == 16 and r.best is not None
     _check_against_cpython(r.best_schedule, mm, _mm_args(12))
     task = KernelTask(mm_template, mm, {"n": 12})
     space = task.space()

@@ -31,7 +31,7 @@ import numpy as np
 from .. import ir
 from ..kinds import LoopKind
 
-__all__ = ["CostModel", "ir_features", "knob_features"]
+__all__ = ["CostEnsemble", "CostModel", "ir_features", "knob_features"]
 
 
 def knob_features(config) -> dict[str, float]:
@@ -176,3 +176,54 @@ class CostModel:
         """Predicted log(seconds) of each row (lower is faster)."""
         assert self._model is not None, "fit the model first"
         return self._model.predict(self.matrix(rows))
+
+    def importance(self) -> dict[str, float]:
+        """Each feature's share of the trees' reduction of the error (sums to 1,
+        or all 0 when no tree split)."""
+        assert self._model is not None, "fit the model first"
+        return dict(zip(self.names, (float(x) for x in self._model.feature_importances_)))
+
+
+class CostEnsemble:
+    """``members`` cost models, each fitted on a bootstrap resample of the
+    measurements: their mean is the prediction, their spread how unsure it
+    is. Where few points were measured the resamples differ most, and so do
+    the members' trees: the spread is large in the regions that the search
+    has not looked at yet.
+
+    Example::
+
+        >>> e = CostEnsemble(seed=0, members=3).fit(
+        ...     [{"x": float(x)} for x in range(8)], [1.0 + x for x in range(8)])
+        >>> mean, spread = e.predict_spread([{"x": 2.0}])
+        >>> bool(abs(mean[0] - math.log(3.0)) < 0.3 and spread[0] >= 0)
+        True
+    """
+
+    def __init__(self, seed: int = 0, members: int = 5):
+        self.seed, self.members = seed, members
+        self._models: list[CostModel] = []
+
+    def fit(self, rows: list[dict[str, float]], seconds: list[float]) -> CostEnsemble:
+        rng = np.random.default_rng(self.seed)
+        self._models = []
+        for m in range(self.members):
+            pick = rng.integers(0, len(rows), len(rows)) if m else np.arange(len(rows))
+            self._models.append(CostModel(self.seed + m).fit([rows[i] for i in pick],
+                                                             [seconds[i] for i in pick]))
+        return self
+
+    def importance(self) -> dict[str, float]:
+        """The members' mean feature importance (``CostModel.importance``)."""
+        each = [m.importance() for m in self._models]
+        return {n: sum(e.get(n, 0.0) for e in each) / len(each) for n in each[0]}
+
+    def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
+        """Mean predicted log(seconds) of each row."""
+        return self.predict_spread(rows)[0]
+
+    def predict_spread(self, rows: list[dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the members of the predicted log(seconds)."""
+        assert self._models, "fit the ensemble first"
+        each = np.array([m.predict(rows) for m in self._models])
+        return each.mean(axis=0), each.std(axis=0)

@@ -8,15 +8,21 @@ say, for ``model`` given the same measurements.
 
 - ``grid``: the points in index order;
 - ``random``: a seeded random order without repetition;
-- ``model``: random until ``warmup`` points are measured; then each batch
-  comes from simulated annealing over the space, driven by a cost model
-  (``polyop.tune.model.CostModel``) fitted on every measurement so far:
-  chains start at the best measured points and at random ones, move one knob
-  at a time to a neighbouring candidate (or, now and then, any candidate),
-  and accept a move by its predicted time at a falling temperature. The
-  batch is the unseen points the chains visited with the best predictions,
-  plus a share of random points (``explore``) so that the model keeps
-  learning where it is unsure. Failed points are given a time worse than any
+- ``model``: random until ``warmup`` points are measured (12 by default:
+  trees fitted on fewer know too little of the space to steer); then each
+  batch comes from a cost model fitted on every measurement so far, an
+  ensemble of gradient-boosted trees on bootstrap resamples
+  (``polyop.tune.model.CostEnsemble``). Candidates: the points visited by
+  simulated-annealing chains (they start at the best measured points and at
+  random ones, move one knob at a time to a neighbouring candidate, or now
+  and then any candidate, and accept a move by its predicted time at a
+  falling temperature), and ``sample`` points drawn anywhere. They are
+  ranked by a lower confidence bound, the ensemble's mean predicted
+  log-time minus ``kappa`` times its spread, so that a region the model
+  knows little about is tried before it is written off; points that differ
+  from a measured one (or from another of the batch) only in knobs the
+  model found of no effect are skipped. A share of random points
+  (``explore``) completes the batch. Failed points are given a time worse than any
   measured, so the model learns to avoid them. The chains walk on a model of
   the knobs alone, cheap to evaluate at every step; when the task has
   features of its own (a kernel's loop IR, which costs a lowering per
@@ -39,7 +45,7 @@ import math
 import random
 from collections.abc import Callable
 
-from .model import CostModel, knob_features
+from .model import CostEnsemble, CostModel, knob_features
 from .space import ConfigSpace, TuneError
 
 __all__ = ["GridSearch", "ModelSearch", "RandomSearch", "Strategy", "make_strategy"]
@@ -102,19 +108,19 @@ class ModelSearch(Strategy):
     """Cost-model-guided simulated annealing (module docstring)."""
 
     def __init__(self, space: ConfigSpace, seed: int = 0,
-                 features: Callable | None = None, warmup: int | None = None,
+                 features: Callable | None = None, warmup: int | None = 12,
                  explore: float = 0.2, chains: int = 8, steps: int = 40,
-                 rerank: int = 4):
+                 rerank: int = 4, sample: int = 256, kappa: float = 2.0):
         super().__init__(space, seed)
         self.rng = random.Random(seed)
         self.random = RandomSearch(space, seed)
         self.extra = features
         self.warmup, self.explore, self.chains, self.steps = warmup, explore, chains, steps
-        self.rerank = rerank
+        self.rerank, self.sample, self.kappa = rerank, sample, kappa
         self.measured: dict[int, float | None] = {}
         self._knobs: dict[int, dict[str, float]] = {}
         self._features: dict[int, dict[str, float]] = {}
-        self.model = CostModel(seed)  # over the knobs: drives the chains
+        self.model = CostEnsemble(seed)  # over the knobs: drives the chains
         self.full = CostModel(seed)  # over the knobs and the task's features
 
     def knob_row(self, index: int) -> dict[str, float]:
@@ -143,6 +149,13 @@ class ModelSearch(Strategy):
         times = [seconds[k] for k in keys]
         self.model.fit([self.knob_row(k) for k in keys], times)
         pool = self._anneal(sorted(good, key=good.get), seen)
+        for k in self._sample(seen):
+            pool.setdefault(k, 0.0)
+        # optimism where the model is unsure: the lower confidence bound of the
+        # predicted log-time (mean - kappa x spread over the ensemble)
+        keys_pool = sorted(pool)
+        mean, spread = self.model.predict_spread([self.knob_row(k) for k in keys_pool])
+        pool = {k: float(m - self.kappa * d) for k, m, d in zip(keys_pool, mean, spread)}
         n_random = min(n, max(1, round(n * self.explore))) if n > 1 else 0
         # trees predict the same time for a whole region of the space: ties are
         # broken by a seeded draw, not by index (which would always pick the
@@ -155,9 +168,43 @@ class ModelSearch(Strategy):
             again = self.full.predict([self.features(k) for k in ranked])
             ranked = [k for _, _, k in sorted(zip((float(x) for x in again),
                                                   (tie[k] for k in ranked), ranked))]
-        picked = ranked[:n - n_random]
+        picked = self._distinct(ranked, n - n_random)
         out = picked + self.random.propose(n - len(picked), seen | set(picked))
         return out[:n]
+
+    def _distinct(self, ranked: list[int], n: int) -> list[int]:
+        """The first ``n`` of ``ranked`` that differ from every measured point
+        and from each other in a knob the model found to matter (a feature with
+        at least a fifth of the largest importance): a point that
+        differs only in knobs of no effect would be measured for nothing.
+        When too few are distinct, the best of the rest fill the batch."""
+        importance = self.model.importance()
+        cut = 0.2 * max(importance.values(), default=0.0)
+        names = sorted(f for f, v in importance.items() if v >= cut)
+
+        def signature(k: int) -> tuple:
+            row = self.knob_row(k)
+            return tuple(row.get(f, 0.0) for f in names)
+
+        taken = {signature(k) for k in self.measured}
+        picked = []
+        for k in ranked:
+            if len(picked) == n:
+                break
+            sig = signature(k)
+            if sig not in taken:
+                taken.add(sig)
+                picked.append(k)
+        rest = [k for k in ranked if k not in set(picked)]
+        return picked + rest[:n - len(picked)]
+
+    def _sample(self, seen: set[int]) -> list[int]:
+        """Up to ``sample`` unseen points drawn uniformly: candidates in
+        regions the chains did not walk through."""
+        size = len(self.space)
+        draws = range(size) if size <= self.sample else \
+            (self.rng.randrange(size) for _ in range(self.sample))
+        return [k for k in draws if k not in seen]
 
     def _neighbour(self, index: int) -> int:
         pos = self.space.positions(index)
