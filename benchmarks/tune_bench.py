@@ -172,7 +172,10 @@ def conv_main(args) -> None:
             if names and name not in names:
                 continue
             shape = ConvShape(C, H, H, F, R, R, stride, R // 2)
-            conv_args = dict(stride=stride, pad=R // 2, threads=1)
+
+            def build(tiling, C=C, H=H, F=F, R=R, stride=stride):
+                return polyop.ops.conv2d(C, H, H, F, R, stride=stride, pad=R // 2, threads=1,
+                                         tiling=tiling)
             t0 = time.time()
             r = tune(conv2d_task(shape), trials=args.conv_trials, seed=args.seed,
                      strategy="model", runner=runner, batch=4, progress=False)
@@ -187,15 +190,13 @@ def conv_main(args) -> None:
             ok = sorted((x_ for x_ in r.records if x_.ok), key=lambda x_: x_.seconds)
             finalists = list(dict.fromkeys(
                 task.tiling(space.get(space.index_of(x_.knobs))) for x_ in ok))[:args.finalists]
-            fin_ops = {k: polyop.ops.conv2d(C, H, H, F, R, **conv_args, tiling=t)
-                       for k, t in enumerate(finalists)}
+            fin_ops = {k: build(t) for k, t in enumerate(finalists)}
             buf = np.empty(shape.arrays()["out"], np.float32)
             picked = _interleaved({k: (lambda op=op, x=x, w=w, o=buf: op(x, w, o))
                                    for k, op in fin_ops.items()}, args.rounds)
             tuned_tiling = finalists[min(picked, key=lambda k: statistics.median(picked[k]))]
             default_tiling = ConvTiling.default(shape, "float32", 1)
-            ops = {"default": polyop.ops.conv2d(C, H, H, F, R, **conv_args, tiling=default_tiling),
-                   "tuned": polyop.ops.conv2d(C, H, H, F, R, **conv_args, tiling=tuned_tiling)}
+            ops = {"default": build(default_tiling), "tuned": build(tuned_tiling)}
             tx, tw = torch.from_numpy(x[None]), torch.from_numpy(w)
             want = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=R // 2)[0].numpy()
             outs = {k: np.empty(want.shape, np.float32) for k in ops}
@@ -289,7 +290,6 @@ def main() -> None:
     if args.conv:
         conv_main(args)
         return
-
 
     import polyop
     from polyop.ops import MatmulTiling

@@ -148,14 +148,12 @@ class ModelSearch(Strategy):
         keys = sorted(seconds)
         times = [seconds[k] for k in keys]
         self.model.fit([self.knob_row(k) for k in keys], times)
-        pool = self._anneal(sorted(good, key=good.get), seen)
-        for k in self._sample(seen):
-            pool.setdefault(k, 0.0)
+        candidates = sorted(self._anneal(sorted(good, key=good.get), seen)
+                            | set(self._sample(seen)))
         # optimism where the model is unsure: the lower confidence bound of the
         # predicted log-time (mean - kappa x spread over the ensemble)
-        keys_pool = sorted(pool)
-        mean, spread = self.model.predict_spread([self.knob_row(k) for k in keys_pool])
-        pool = {k: float(m - self.kappa * d) for k, m, d in zip(keys_pool, mean, spread)}
+        mean, spread = self.model.predict_spread([self.knob_row(k) for k in candidates])
+        pool = {k: float(m - self.kappa * d) for k, m, d in zip(candidates, mean, spread)}
         n_random = min(n, max(1, round(n * self.explore))) if n > 1 else 0
         # trees predict the same time for a whole region of the space: ties are
         # broken by a seeded draw, not by index (which would always pick the
@@ -195,7 +193,8 @@ class ModelSearch(Strategy):
             if sig not in taken:
                 taken.add(sig)
                 picked.append(k)
-        rest = [k for k in ranked if k not in set(picked)]
+        chosen = set(picked)
+        rest = [k for k in ranked if k not in chosen]
         return picked + rest[:n - len(picked)]
 
     def _sample(self, seen: set[int]) -> list[int]:
@@ -219,26 +218,27 @@ class ModelSearch(Strategy):
             pos[d] = min(sizes[d] - 1, max(0, pos[d] + self.rng.choice((-1, 1))))
         return self.space.from_positions(pos)
 
-    def _anneal(self, best_first: list[int], seen: set[int]) -> dict[int, float]:
+    def _anneal(self, best_first: list[int], seen: set[int]) -> set[int]:
+        """The unseen points the chains visit (module docstring)."""
         size = len(self.space)
         starts = best_first[: self.chains // 2]
         while len(starts) < self.chains:
             starts.append(self.rng.randrange(size))
         states = list(starts)
         scores = list(self.model.predict([self.knob_row(k) for k in states]))
-        pool: dict[int, float] = {}
+        visited: set[int] = set()
         temperature = 1.0
         for _ in range(self.steps):
             moves = [self._neighbour(k) for k in states]
             predicted = self.model.predict([self.knob_row(k) for k in moves])
             for c, (k, p) in enumerate(zip(moves, predicted)):
                 if k not in seen:
-                    pool[k] = float(p)
+                    visited.add(k)
                 delta = float(p) - scores[c]
                 if delta <= 0 or self.rng.random() < math.exp(-delta / max(temperature, 1e-6)):
                     states[c], scores[c] = k, float(p)
             temperature *= 0.9
-        return pool
+        return visited
 
 
 def make_strategy(name: str, space: ConfigSpace, seed: int = 0,
