@@ -164,6 +164,34 @@ def test_default_gemm_shaped_tilings_match_numpy(C, H, F, threads, flags):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 
 
+def test_strided_projections_and_first_layers_get_three_vector_tiles():
+    def default(C, F, R, stride, layout, target=HASWELL):
+        return ConvTiling.default(ConvShape(C, 28, 28, F, R, R, stride, R // 2, layout),
+                                  target=target)
+
+    for layout in ("NCHW", "NHWC"):  # 1 x 1, stride 2: one block, per filter panel
+        t = default(512, 1024, 1, 2, layout)
+        assert (t.mr, t.nr, t.kc, t.pixels_outer, t.pack_in_nest) == (4, 24, 512, False, True)
+        assert default(512, 1024, 1, 2, layout, AVX512).nr == 48  # 3 vectors of 16
+        assert default(512, 1024, 1, 1, layout) != t  # not at stride 1
+        assert default(512, 512, 3, 2, layout).nr == 16  # nor for 3 x 3 windows
+    stem = default(3, 64, 7, 2, "NCHW")  # fewer channels than lanes, NCHW only
+    assert (stem.mr, stem.nr, stem.kc, stem.pixels_outer) == (4, 24, 3, True)
+    assert default(3, 64, 7, 2, "NHWC").nr == 16
+
+
+@pytest.mark.parametrize("C,H,F,R,stride,layout", [
+    (24, 13, 50, 1, 2, "NCHW"), (24, 13, 50, 1, 2, "NHWC"), (40, 9, 30, 1, 3, "NHWC"),
+    (3, 19, 28, 7, 2, "NCHW")])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_three_vector_default_tilings_match_numpy(C, H, F, R, stride, layout, threads):
+    conv = polyop.ops.conv2d(C, H, H, F, R, stride=stride, layout=layout, threads=threads,
+                             bn=True, relu=True)
+    assert conv.tiling.nr == 3 * host().lanes("f32")  # partial filter panels: F % nr != 0
+    out, ref = run(conv, bn=True, relu=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+
+
 def test_weights_outgrowing_l2_are_packed_inside_the_nest():
     # (the L2 of each named CPU: 256 KiB on haswell, 1 MiB on skylake-avx512)
     def default(C, H, F, layout="NCHW", target=HASWELL, **kw):
