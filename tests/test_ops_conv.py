@@ -178,11 +178,16 @@ def test_strided_projections_and_first_layers_get_three_vector_tiles():
     stem = default(3, 64, 7, 2, "NCHW")  # fewer channels than lanes, NCHW only
     assert (stem.mr, stem.nr, stem.kc, stem.pixels_outer) == (4, 24, 3, True)
     assert default(3, 64, 7, 2, "NHWC").nr == 16
+    # on AVX-512, 3-vector panels would pad 64 filters to 96: two vectors
+    assert default(3, 64, 7, 2, "NCHW", AVX512).nr == 32
+    assert default(512, 64, 1, 2, "NCHW", AVX512).nr == 32
 
 
 @pytest.mark.parametrize("C,H,F,R,stride,layout", [
-    (24, 13, 50, 1, 2, "NCHW"), (24, 13, 50, 1, 2, "NHWC"), (40, 9, 30, 1, 3, "NHWC"),
-    (3, 19, 28, 7, 2, "NCHW")])
+    # 130 filters: 3-vector panels pad them by less than an eighth with 4, 8 or 16
+    # lanes, and leave a partial panel
+    (24, 13, 130, 1, 2, "NCHW"), (24, 13, 130, 1, 2, "NHWC"), (40, 9, 130, 1, 3, "NHWC"),
+    (3, 19, 130, 7, 2, "NCHW")])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_three_vector_default_tilings_match_numpy(C, H, F, R, stride, layout, threads):
     conv = polyop.ops.conv2d(C, H, H, F, R, stride=stride, layout=layout, threads=threads,
@@ -386,13 +391,17 @@ def test_packed_weights_with_the_batch_norm_scale_folded(layout, size, window, s
 
 
 def test_packed_weights_errors():
+    # 20 filters in panels of 2 vectors (16 on AVX2, 32 on AVX-512): the last padded
     conv = polyop.ops.conv2d(5, 6, 6, 20, layout="NHWC", packed_weights=True)
+    nr = conv.tiling.nr
+    panels = -(-20 // nr)
     w = np.ones((3, 3, 5, 20), np.float32)
     wp = conv.pack_weights(w)
-    assert wp.shape == (2, 3, 3, 5, 16) and wp[1, :, :, :, 4:].max() == 0  # padded panel
+    assert wp.shape == (panels, 3, 3, 5, nr)
+    assert wp[-1, :, :, :, 20 - (panels - 1) * nr:].max() == 0  # the padding
     x, out = np.ones((6, 6, 5), np.float32), np.empty((6, 6, 20), np.float32)
-    with pytest.raises(ArgumentError, match=r"argument w: shape \(3, 3, 5, 20\) does not "
-                                            r"match \(2, 3, 3, 5, 16\)"):
+    with pytest.raises(ArgumentError, match=rf"argument w: shape \(3, 3, 5, 20\) does not "
+                                            rf"match \({panels}, 3, 3, 5, {nr}\)"):
         conv(x, w, out)  # unpacked weights
     with pytest.raises(ArgumentError, match=r"pack_weights: w has shape \(20, 5, 3, 3\), "
                                             r"expected \(3, 3, 5, 20\)"):

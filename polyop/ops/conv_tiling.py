@@ -182,6 +182,10 @@ class ConvTiling:
           layer): ResNet-50's 7 × 7 / 2 stem of 3 channels 67 → 85 (122 →
           153). NHWC keeps 6 × 2 (92 against 91).
 
+        Both only where panels of 3 vectors pad the filters by an eighth at
+        most: ResNet-50's stem of 64 filters keeps 2-vector tiles on AVX-512
+        (3 × 16 lanes would compute 96).
+
         Why fewer rows win is not settled: the 4-row tile issues fewer
         broadcasts per multiply-add (7 loads per 12 rather than 8), but that
         alone should not cost 20 %.
@@ -240,9 +244,12 @@ class ConvTiling:
             few = shape.F < 16 * mr2 * threads
             return cls(mr=mr2, nr=2 * lanes, vector="pixels", kc=1024 // size,
                        blocks_outer=True, pixels_outer=few, pack_input=not few)
-        if shape.R == shape.S == 1 and shape.stride > 1:  # strided 1 x 1 projections
+        # 3-vector panels where they pad the filters by an eighth at most (64
+        # filters: 72 on AVX2; 96 on AVX-512 would waste a third)
+        three = -(-shape.F // (3 * lanes)) * 3 * lanes <= 1.125 * shape.F
+        if three and shape.R == shape.S == 1 and shape.stride > 1:  # strided 1 x 1 projections
             return cls(mr=mr3, nr=3 * lanes, kc=shape.C, pixels_outer=False, pack_in_nest=True)
-        if shape.C < lanes and shape.layout == "NCHW":  # an image's first layer
+        if three and shape.C < lanes and shape.layout == "NCHW":  # an image's first layer
             return cls(mr=mr3, nr=3 * lanes, kc=shape.C)
         if shape.R == shape.S == 1:
             kc = 1 << (max(1, t.l2 // 2 // (shape.F * size)).bit_length() - 1)

@@ -62,7 +62,9 @@ class MatmulTask(Task):
             space.define_knob("vectors", [2, 3])
             space.define_knob("mr", list(range(2, register_rows(t, 2) + 1)))
             space.define_knob("kc_bytes", self._kc_choices())
-            space.define_knob("mb", [4, 8, 16, 32])
+            # the heuristic's row block, derived from the target's L2, is a point too
+            default = MatmulTiling.default(self.dtype, self.K, self.N, self.threads, t)
+            space.define_knob("mb", sorted({4, 8, 16, 32, default.mb}))
             space.define_knob("pack_a", [False, True])
             space.define_knob("columns_outer", [False, True])
             self._space = space
