@@ -348,13 +348,16 @@ def _parse_attrs(spec: str, text: str) -> list[str]:
 
 
 def _apply_attrs(features: str, attrs: list[str]) -> str:
+    """The host's ``features`` with the edits ``attrs`` last: LLVM applies a
+    feature string in order, and a feature left on after ``-avx512f`` (the
+    host's ``+avx512vl``) would turn back on the ``avx512f`` it implies.
+
+    >>> _apply_attrs("+avx512bw,+avx512f,+avx512vl,+fma", ["-avx512f"])
+    '+avx512bw,+avx512vl,+fma,-avx512f'
+    """
     edit = {a[1:]: a[0] for a in attrs}
-    out = []
-    for f in filter(None, features.split(",")):
-        name = f[1:]
-        out.append(edit.pop(name, f[0]) + name)
-    out += [sign + name for name, sign in edit.items()]
-    return ",".join(out)
+    kept = [f for f in filter(None, features.split(",")) if f[1:] not in edit]
+    return ",".join(kept + [sign + name for name, sign in edit.items()])
 
 
 def _arch(triple: str) -> str:

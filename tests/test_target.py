@@ -78,6 +78,21 @@ def test_feature_edits_apply_to_the_host():
     assert t.triple == host().triple and t.cpu == host().cpu
 
 
+def test_removing_avx512f_from_an_avx512_host_leaves_256_bit_vectors(monkeypatch):
+    """On a Zen 4 host (LLVM's sorted feature list puts ``+avx512vl`` after
+    ``avx512f``), ``-mattr=-avx512f`` must not be undone by the features
+    that imply it: 256-bit vectors and 16 registers, as on AVX2."""
+    import polyop.target as tm
+
+    features = ("+avx,+avx2,+avx512bw,+avx512cd,+avx512dq,+avx512f,+avx512vl,+avx512vnni,"
+                "+fma,+sse4.2")
+    monkeypatch.setattr(tm, "_host_info", ("x86_64-unknown-linux-gnu", "znver4", features))
+    assert polyop.Target("cpu").vector_bits == 512
+    t = polyop.Target("cpu -mattr=-avx512f")
+    assert (t.vector_bits, t.vector_registers, t.lanes("f32")) == (256, 16, 8)
+    assert t.features.endswith("-avx512f")
+
+
 @pytest.mark.parametrize("spec, match", [
     ("gpu", r"unknown kind 'gpu' \(known: cpu, cuda, opencl\)"),
     ("", "empty target string"),
