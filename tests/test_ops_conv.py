@@ -131,6 +131,14 @@ def test_default_tilings_follow_the_measured_choices():
     assert (two.mr, two.nr, two.kc, two.pixels_outer, two.pack_input) == (6, 16, 1024, True, True)
     assert gemm(512, 28, 128, threads=2) == gemm(512, 28, 128)  # 17 x 24 vs 25 x 16 pixels
     assert gemm(40, 7, 13, threads=2).nr == 16  # 49 pixels: 2 x 16 rather than 2 x 24
+    # 7 x 7 with many filters: 3 pixel panels for 2 threads, 512 filter panels to share
+    wide = gemm(512, 7, 2048, threads=2)
+    assert (wide.mr, wide.nr, wide.pixels_outer, wide.pack_input) == (4, 24, False, True)
+    assert gemm(512, 7, 2048) == ConvTiling(mr=4, nr=24, vector="pixels", kc=512,
+                                            pack_input=True)  # one thread: pixels outside
+    shape = ConvShape(256, 14, 14, 1024, 1, 1, 1, 0, "NCHW")  # 5 panels of 48 on AVX-512
+    assert not ConvTiling.default(shape, threads=2, target=AVX512).pixels_outer
+    assert gemm(256, 14, 1024, threads=2).pixels_outer  # 9 panels of 24 on AVX2
     many = gemm(256, 56, 128)  # 22 filter panels for one thread: filter panels outside
     assert (many.mr, many.nr, many.kc, many.blocks_outer) == (6, 16, 256, True)
     assert many.pack_input and not many.pixels_outer
@@ -149,6 +157,7 @@ def test_default_tilings_follow_the_measured_choices():
     (40, 9, 10, 1, dict(bias=True, relu=True)),  # <= 1024 pixels, a partial pixel panel
     (40, 9, 10, 2, dict(bn=True)),                # the same, pixel panels in parallel
     (40, 7, 13, 2, dict(relu=True)),  # 2 threads: 2-vector tiles, 4 panels (3 x 24: 2, 48 px)
+    (64, 7, 80, 2, dict(bn=True)),    # 2 threads, few pixel panels: filter panels shared
     (512, 33, 13, 1, dict(bn=True, relu=True)),  # two blocks of 256, input in place
     (24, 33, 200, 2, {}),                        # filter panels outside (34), input packed
     (520, 33, 100, 1, dict(relu=True)),          # 520 channels: one block, input packed
