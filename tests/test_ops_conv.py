@@ -182,11 +182,19 @@ def test_strided_projections_and_first_layers_get_three_vector_tiles():
         t = default(512, 1024, 1, 2, layout)
         assert (t.mr, t.nr, t.kc, t.pixels_outer, t.pack_in_nest) == (4, 24, 512, False, True)
         assert default(512, 1024, 1, 2, layout, AVX512).nr == 48  # 3 vectors of 16
-        assert default(512, 1024, 1, 1, layout) != t  # not at stride 1
+        assert default(512, 256, 1, 1, layout) != t  # not at stride 1, fewer filters
         assert default(512, 512, 3, 2, layout).nr == 16  # nor for 3 x 3 windows
     stem = default(3, 64, 7, 2, "NCHW")  # fewer channels than lanes, NCHW only
     assert (stem.mr, stem.nr, stem.kc, stem.pixels_outer) == (4, 24, 3, True)
     assert default(3, 64, 7, 2, "NHWC").nr == 16
+    # NHWC 1 x 1 with more filters than pixels (14 x 14, 7 x 7): the same, at stride 1
+    for C, H, F in ((1024, 14, 256), (512, 7, 2048)):
+        t = ConvTiling.default(ConvShape(C, H, H, F, 1, 1, 1, 0, "NHWC"), target=HASWELL)
+        assert (t.mr, t.nr, t.kc, t.pixels_outer, t.pack_in_nest) == (4, 24, C, False, True)
+    assert ConvTiling.default(ConvShape(1024, 14, 14, 256, 1, 1, 1, 0, "NHWC"),
+                              target=AVX512).nr == 48
+    assert ConvTiling.default(ConvShape(512, 28, 28, 256, 1, 1, 1, 0, "NHWC"),
+                              target=HASWELL).nr == 16  # 784 pixels: 2 vectors
     # on AVX-512, 3-vector panels would pad 64 filters to 96: two vectors
     assert default(3, 64, 7, 2, "NCHW", AVX512).nr == 32
     assert default(512, 64, 1, 2, "NCHW", AVX512).nr == 32
@@ -196,7 +204,7 @@ def test_strided_projections_and_first_layers_get_three_vector_tiles():
     # 130 filters: 3-vector panels pad them by less than an eighth with 4, 8 or 16
     # lanes, and leave a partial panel
     (24, 13, 130, 1, 2, "NCHW"), (24, 13, 130, 1, 2, "NHWC"), (40, 9, 130, 1, 3, "NHWC"),
-    (3, 19, 130, 7, 2, "NCHW")])
+    (3, 19, 130, 7, 2, "NCHW"), (64, 5, 130, 1, 1, "NHWC")])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_three_vector_default_tilings_match_numpy(C, H, F, R, stride, layout, threads):
     conv = polyop.ops.conv2d(C, H, H, F, R, stride=stride, layout=layout, threads=threads,
@@ -220,16 +228,17 @@ def test_weights_outgrowing_l2_are_packed_inside_the_nest():
     def one(C, H, F, **kw):
         return ConvTiling.default(ConvShape(C, H, H, F, 1, 1, 1, 0, "NHWC"), **kw)
 
-    # 1 x 1 NHWC on one thread: blocks of channels whose weights fill half the L2
-    assert (one(1024, 14, 256, target=HASWELL).kc, one(2048, 7, 512, target=AVX512).kc) \
+    # 1 x 1 NHWC with more pixels than filters, on one thread: blocks of channels
+    # whose weights fill half the L2
+    assert (one(1024, 28, 256, target=HASWELL).kc, one(2048, 28, 512, target=AVX512).kc) \
         == (128, 256)
-    assert not one(1024, 14, 256, target=AVX512).pack_in_nest  # 1 MB: fits a 1 MiB L2
-    assert one(1024, 14, 256, target=HASWELL).pack_in_nest
+    assert not one(1024, 28, 256, target=AVX512).pack_in_nest  # 1 MB: fits a 1 MiB L2
+    assert one(1024, 28, 256, target=HASWELL).pack_in_nest
     assert not one(512, 28, 128, target=HASWELL).pack_in_nest  # 256 KB: fits L2
     # on several threads: per filter panel, each packed by the thread running its tiles
-    t = one(1024, 14, 256, target=HASWELL, threads=2)
+    t = one(1024, 28, 256, target=HASWELL, threads=2)
     assert t.pack_in_nest and not t.pixels_outer and not t.blocks_outer
-    assert not one(1024, 14, 256, target=HASWELL, threads=2, packed_weights=True).pack_in_nest
+    assert not one(1024, 28, 256, target=HASWELL, threads=2, packed_weights=True).pack_in_nest
     # NHWC on one thread: blocks of channels outside the tiles, a block of
     # weights at most twice the L2
     t = default(512, 7, 512, "NHWC")

@@ -189,9 +189,19 @@ class ConvTiling:
           layer): ResNet-50's 7 × 7 / 2 stem of 3 channels 67 → 85 (122 →
           153). NHWC keeps 6 × 2 (92 against 91).
 
-        Both only where panels of 3 vectors pad the filters by an eighth at
-        most: ResNet-50's stem of 64 filters keeps 2-vector tiles on AVX-512
-        (3 × 16 lanes would compute 96).
+        - NHWC 1 × 1 windows with more filters than output pixels (ResNet-50's
+          14 × 14 and 7 × 7 stages: the weights outweigh the image), likewise
+          one block per filter panel, panels outermost. Measured on Zen 4,
+          AVX-512 (AVX2 code on the same CPU in brackets), 1 thread / 2
+          threads, GFLOP/s: 1024 → 256 at 14 × 14 55 → 101 / 80 → 166 (71 →
+          82 / 96 → 168); 1024 → 512 at 14 × 14 57 → 96 / 105 → 180 (86 →
+          90 / 158 → 152); 2048 → 512 at 7 × 7 51 → 79 / 92 → 147 (63 → 64 /
+          136 → 150); 512 → 2048 at 7 × 7 60 → 75 / 90 → 130 (59 → 78 / 50 →
+          154). At 28 × 28 and larger the rules below stay ahead.
+
+        All three only where panels of 3 vectors pad the filters by an eighth
+        at most: ResNet-50's stem of 64 filters keeps 2-vector tiles on
+        AVX-512 (3 × 16 lanes would compute 96).
 
         Why fewer rows win is not settled: the 4-row tile issues fewer
         broadcasts per multiply-add (7 loads per 12 rather than 8), but that
@@ -225,13 +235,14 @@ class ConvTiling:
         panels outermost, a steady 3.1 ms (256 → 256 at 14 × 14: 2.9 → 2.8
         ms, 2 threads 1.9 → 1.6; at 128 → 128, 28 × 28, 0.6 MB of weights,
         no gain).
-        NHWC 1 × 1 on one thread likewise, by blocks of as many channels as
-        fill half the L2 with weights, if that is 128 or more (1024 → 256 at
-        14 × 14: blocks of 256, 1.38 → 1.26 ms, as fast as with the weights
-        packed at set-up); on several threads, filter panels outermost, each
-        packed by the thread that runs its tiles (2 threads, 1024 → 256:
-        0.70 → 0.60 ms, against 0.65 with the weights packed at set-up; blocks
-        of channels outside the tiles, each packed by one thread, 0.87).
+        NHWC 1 × 1 with fewer filters than pixels on one thread likewise, by
+        blocks of as many channels as fill half the L2 with weights, if that
+        is 128 or more; on several threads, filter panels outermost, each
+        packed by the thread that runs its tiles. (Measured on Zen 3 at 1024
+        → 256, 14 × 14, before the 3-vector rule above took that layer: 1
+        thread, blocks of 256, 1.38 → 1.26 ms; 2 threads 0.70 → 0.60 ms,
+        against 0.65 with the weights packed at set-up and 0.87 with blocks
+        of channels outside the tiles, each packed by one thread.)
         """
         t = as_target(target)
         size = np.dtype(dtype).itemsize
@@ -264,6 +275,10 @@ class ConvTiling:
             return cls(mr=mr3, nr=3 * lanes, kc=shape.C, pixels_outer=False, pack_in_nest=True)
         if three and shape.C < lanes and shape.layout == "NCHW":  # an image's first layer
             return cls(mr=mr3, nr=3 * lanes, kc=shape.C)
+        if (three and shape.R == shape.S == 1 and shape.layout == "NHWC"
+                and shape.F >= shape.Ho * shape.Wo):  # more filters than pixels
+            return cls(mr=mr3, nr=3 * lanes, kc=shape.C, pixels_outer=False,
+                       pack_in_nest=not packed_weights)
         if shape.R == shape.S == 1:
             kc = 1 << (max(1, t.l2 // 2 // (shape.F * size)).bit_length() - 1)
             while kc > 128 and shape.C % kc:
