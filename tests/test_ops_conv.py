@@ -362,6 +362,9 @@ def test_argument_errors():
     (dict(tiling=ConvTiling(vector="pixels")), "along 'pixels' for an NCHW 1x1"),
     (dict(R=1, pad=0, tiling=ConvTiling(pack_input=True)), "pack_input needs"),
     (dict(tiling=ConvTiling(pack_in_nest=True)), "pack_in_nest needs"),
+    # blocks outermost, but kc = C leaves one block: nothing to pack per block
+    (dict(C=8, tiling=ConvTiling(kc=8, blocks_outer=True, pack_in_nest=True)),
+     "pack_in_nest needs"),
     (dict(R=1, pad=0, tiling=ConvTiling(vector="pixels", pixels_outer=False, pack_in_nest=True)),
      "pack_in_nest needs"),
 ])

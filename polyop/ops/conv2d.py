@@ -172,11 +172,13 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
                                                       and not shape.is_gemm):
         raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "
                          "along 'pixels' for an NCHW 1x1 convolution with stride 1, no padding")
+    blocked = tiling.blocks_outer and channel_block(shape, tiling) < shape.C
     if tiling.pack_in_nest and (tiling.vector != "filters" or (
-            tiling.pixels_outer and not tiling.blocks_outer)):
+            tiling.pixels_outer and not blocked)):
         raise ValueError("conv2d: pack_in_nest needs vector='filters' and either "
-                         "blocks_outer=True or pixels_outer=False (the weights packed per "
-                         "block of channels, or per panel of filters, where the nest needs them)")
+                         "blocks_outer=True with kc dividing C into several blocks, or "
+                         "pixels_outer=False (the weights packed per block of channels, or "
+                         "per panel of filters, where the nest needs them)")
     if tiling.pack_input and tiling.vector != "pixels":
         raise ValueError("conv2d: pack_input needs vector='pixels' (the input is read in "
                          "place, one broadcast per pixel, otherwise)")
