@@ -190,6 +190,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "validation_cost.json": _validation_cost,
     "autoschedule_medium.json": _autoschedule,
     "autoschedule_medium_parallel.json": _autoschedule,
+    "autoschedule_medium_znver4.json": _autoschedule,
 }
 
 
