@@ -184,6 +184,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "peers_cpu.json": _peers,
     "peers_cpu_matmul_conv.json": _peers,
     "peers_cpu_matmul_znver4.json": _peers,
+    "peers_cpu_conv_znver4.json": _peers,
     "ops_before_after.json": _ops_before_after,
     "polybench_small.json": _polybench,
     "polybench_medium.json": _polybench,
