@@ -112,6 +112,7 @@ from .conv_tiling import (
     ConvShape,
     ConvTiling,
     channel_block,
+    check_tiling,
     panel_filters,
     weight_layout,
 )
@@ -168,20 +169,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     tiling = tiling or tuned_tiling(ConvTiling, as_target(target), "conv2d", shape, dtype,
                                     threads) or ConvTiling.default(shape, dtype, threads, target,
                                                                    packed_weights)
-    if tiling.vector not in ("filters", "pixels") or (tiling.vector == "pixels"
-                                                      and not shape.is_gemm):
-        raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "
-                         "along 'pixels' for an NCHW 1x1 convolution with stride 1, no padding")
-    blocked = tiling.blocks_outer and channel_block(shape, tiling) < shape.C
-    if tiling.pack_in_nest and (tiling.vector != "filters" or (
-            tiling.pixels_outer and not blocked)):
-        raise ValueError("conv2d: pack_in_nest needs vector='filters' and either "
-                         "blocks_outer=True with kc dividing C into several blocks, or "
-                         "pixels_outer=False (the weights packed per block of channels, or "
-                         "per panel of filters, where the nest needs them)")
-    if tiling.pack_input and tiling.vector != "pixels":
-        raise ValueError("conv2d: pack_input needs vector='pixels' (the input is read in "
-                         "place, one broadcast per pixel, otherwise)")
+    check_tiling(shape, tiling)
     C, H, W, F, R, S = shape.C, shape.H, shape.W, shape.F, shape.R, shape.S
     st, pad, Ho, Wo = shape.stride, shape.pad, shape.Ho, shape.Wo
     kc = channel_block(shape, tiling)

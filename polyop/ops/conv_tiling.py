@@ -271,14 +271,14 @@ class ConvTiling:
         # 3-vector panels where they pad the filters by an eighth at most (64
         # filters: 72 on AVX2; 96 on AVX-512 would waste a third)
         three = -(-shape.F // (3 * lanes)) * 3 * lanes <= 1.125 * shape.F
-        if three and shape.R == shape.S == 1 and shape.stride > 1:  # strided 1 x 1 projections
-            return cls(mr=mr3, nr=3 * lanes, kc=shape.C, pixels_outer=False, pack_in_nest=True)
-        if three and shape.C < lanes and shape.layout == "NCHW":  # an image's first layer
-            return cls(mr=mr3, nr=3 * lanes, kc=shape.C)
-        if (three and shape.R == shape.S == 1 and shape.layout == "NHWC"
-                and shape.F >= shape.Ho * shape.Wo):  # more filters than pixels
+        # strided 1 x 1 projections, and NHWC 1 x 1 with more filters than pixels:
+        # one channel block per filter panel, panels outermost
+        if three and shape.R == shape.S == 1 and (
+                shape.stride > 1 or (shape.layout == "NHWC" and shape.F >= shape.Ho * shape.Wo)):
             return cls(mr=mr3, nr=3 * lanes, kc=shape.C, pixels_outer=False,
                        pack_in_nest=not packed_weights)
+        if three and shape.C < lanes and shape.layout == "NCHW":  # an image's first layer
+            return cls(mr=mr3, nr=3 * lanes, kc=shape.C)
         if shape.R == shape.S == 1:
             kc = 1 << (max(1, t.l2 // 2 // (shape.F * size)).bit_length() - 1)
             while kc > 128 and shape.C % kc:
@@ -346,6 +346,33 @@ def channel_block(shape: ConvShape, tiling: ConvTiling) -> int:
     ``C``, else ``C`` (unblocked)."""
     kc = tiling.kc
     return kc if 0 < kc < shape.C and shape.C % kc == 0 else shape.C
+
+
+def check_tiling(shape: ConvShape, tiling: ConvTiling) -> None:
+    """Raise ``ValueError`` when ``tiling`` cannot schedule ``shape`` (a vector
+    dimension it lacks, or a copy of the weights or input with no loop to go in).
+
+    >>> one_block = ConvTiling(kc=8, blocks_outer=True, pack_in_nest=True)
+    >>> try:
+    ...     check_tiling(ConvShape(8, 6, 6, 4), one_block)  # kc = C: no block to pack per
+    ... except ValueError as e:
+    ...     print(str(e)[:36])
+    conv2d: pack_in_nest needs vector='f
+    """
+    if tiling.vector not in ("filters", "pixels") or (tiling.vector == "pixels"
+                                                      and not shape.is_gemm):
+        raise ValueError(f"conv2d: vector={tiling.vector!r}: vectors run along 'filters', or "
+                         "along 'pixels' for an NCHW 1x1 convolution with stride 1, no padding")
+    blocked = tiling.blocks_outer and channel_block(shape, tiling) < shape.C
+    if tiling.pack_in_nest and (tiling.vector != "filters" or (
+            tiling.pixels_outer and not blocked)):
+        raise ValueError("conv2d: pack_in_nest needs vector='filters' and either "
+                         "blocks_outer=True with kc dividing C into several blocks, or "
+                         "pixels_outer=False (the weights packed per block of channels, or "
+                         "per panel of filters, where the nest needs them)")
+    if tiling.pack_input and tiling.vector != "pixels":
+        raise ValueError("conv2d: pack_input needs vector='pixels' (the input is read in "
+                         "place, one broadcast per pixel, otherwise)")
 
 
 def panel_filters(t: ConvTiling) -> int:

@@ -29,7 +29,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..ops.conv2d import ConvShape, ConvTiling, conv2d
-from ..ops.conv_tiling import channel_block
+from ..ops.conv_tiling import check_tiling
 from ..ops.matmul import MatmulTiling, matmul, register_rows
 from ..target import as_target
 from .database import conv2d_key, matmul_key, store
@@ -204,13 +204,10 @@ class Conv2dTask(Task):
 
     def check(self, config: Config) -> list:
         t = self.tiling(config)
-        if t.pack_input and t.vector != "pixels":
-            raise TuneError("pack_input needs vectors along pixels")
-        blocked = t.blocks_outer and channel_block(self.shape, t) < self.shape.C
-        if t.pack_in_nest and (t.vector != "filters" or (t.pixels_outer and not blocked)):
-            raise TuneError("pack_in_nest needs vectors along filters and the weights' "
-                            "blocks or panels outermost (blocks_outer with kc < C, or not "
-                            "pixels_outer)")
+        try:  # the operator's own check, before anything is built
+            check_tiling(self.shape, t)
+        except ValueError as exc:
+            raise TuneError(str(exc)) from None
         return [f"polyop.ops.conv2d({self.shape!r}, {self.dtype!r}, threads={self.threads}, "
                 f"tiling={t!r})"]
 
