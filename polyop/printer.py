@@ -28,6 +28,9 @@ Example::
     // vector x4
     for (i = 0; i + 4 <= n; i += 4)
       A[i:i + 4] = 0.0;
+    // vector x2 (at most once)
+    for (; i + 2 <= n; i += 2)
+      A[i:i + 2] = 0.0;
     for (; i < n; i += 1)
       A[i] = 0.0;
 """
@@ -39,7 +42,7 @@ from dataclasses import replace
 from . import ir
 from .exprtext import CTYPE, access_to_c, expr_to_c
 from .kinds import LoopKind
-from .vector_plan import VectorISA, VectorPlan, isa_of, isa_of_meta, plan_vector_loop
+from .vector_plan import IF_ROOM, VectorISA, VectorPlan, isa_of, isa_of_meta, plan_vector_loop
 
 
 def to_c(node: ir.Stmt, indent: int = 0, isa: VectorISA | None = None,
@@ -102,7 +105,7 @@ def _vector_for(node: ir.For, indent: int, isa: VectorISA | None,
         init = f"{v} = {expr_to_c(node.start)}" if not parts else ""
         if count is None and width == 1:
             last = f"{v} < {stop}"
-        elif count is None:
+        elif count is None or count == IF_ROOM:
             last = f"{v} + {width} <= {stop}" if step == 1 else \
                 f"{v} + {(width - 1) * step} < {stop}"
         else:
@@ -113,7 +116,8 @@ def _vector_for(node: ir.For, indent: int, isa: VectorISA | None,
         if width == 1:
             parts.append(head + _body(node.body, indent, isa, temps, None, dtypes))
         else:
-            parts.append(f"{pad}// vector x{width}\n" + head +
+            once = " (at most once)" if count == IF_ROOM else ""
+            parts.append(f"{pad}// vector x{width}{once}\n" + head +
                          _body(node.body, indent, isa, temps, replace(plan, lanes=width), dtypes))
     return "\n".join(parts)
 

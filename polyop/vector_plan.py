@@ -71,6 +71,10 @@ VECTOR_CALLS = ("sqrt", "abs")
 #: constant offsets whatever LLVM's unroller decides
 MAX_STRAIGHT_VECTORS = 8
 
+#: ``VectorPlan.pieces``' count of a tail vector: one vector of that width,
+#: run when at least that many iterations remain, else none
+IF_ROOM = -1
+
 
 @dataclass(frozen=True)
 class VectorISA:
@@ -235,19 +239,28 @@ class VectorPlan:
     def pieces(self) -> list[tuple[int, int | None]]:
         """What the loop is emitted as, in order: ``(width, count)`` is
         ``count`` vector iterations of ``width`` lanes (``None``: as many as
-        fit, a loop), width 1 being the scalar epilogue. With a constant trip
-        count, what is left after whole vectors runs in halving widths
-        (16, then 8, 4, 2) before any scalar iteration.
+        fit, a loop; ``IF_ROOM``: one vector if that many iterations remain),
+        width 1 being the scalar epilogue. What is left after whole vectors
+        runs in halving widths (16, then 8, 4, 2) before any scalar
+        iteration: decided here for a constant trip count, at run time
+        otherwise, so that at most one iteration is scalar. That matters for
+        short rows on wide vectors: heat-3d's rows of 38 doubles are 4
+        vectors of 8 and 6 scalar iterations without the tail vectors, and
+        4 + 1 + 1 vectors (of 8, 4 and 2) with them.
 
         Example::
 
             >>> VectorPlan("j", 1, 16, trip=29).pieces()
             [(16, 1), (8, 1), (4, 1), (1, 1)]
             >>> VectorPlan("j", 1, 8).pieces()
-            [(8, None), (1, None)]
+            [(8, None), (4, -1), (2, -1), (1, None)]
         """
         if self.trip is None:
-            return [(self.lanes, None), (1, None)]
+            tails, width = [], self.lanes // 2
+            while width >= 2:
+                tails.append((width, IF_ROOM))
+                width //= 2
+            return [(self.lanes, None), *tails, (1, None)]
         out: list[tuple[int, int | None]] = []
         if self.trip >= self.lanes:
             out.append((self.lanes, self.trip // self.lanes))

@@ -256,6 +256,24 @@ def test_constant_trip_counts_run_in_halving_widths(trip, bits):
                                          np.zeros((4, 300), np.float32)])
 
 
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("dt", ["f32", "f64"])
+def test_runtime_trip_counts_end_in_halving_vectors(dt, bits):
+    # without a constant trip count the rest after whole vectors runs in one
+    # vector each of half, quarter, ... the width, as many as fit: at most
+    # one iteration is scalar, whatever n is
+    k = elementwise(dt, "mul")
+    cf = compile_at(vectorized(k), bits)
+    lanes = bits // int(dt[1:])
+    text = cf.llvm_ir_unoptimized
+    width = lanes
+    while width >= 2:
+        assert f"store <{width} x {LL[dt]}>" in text, width
+        width //= 2
+    for n in range(2 * lanes + 2):  # every remainder, and no whole vector at all
+        check_against_python(k, cf, [n, data(n, dt), data(n, dt), np.zeros(n, np_type(dt))])
+
+
 def test_lower_shows_the_pieces_of_a_constant_trip_count():
     @polyop.kernel
     def relu_rows(conv: "f32[4, 300]", bias: "f32[4]", out: "f32[4, 300]"):
@@ -413,6 +431,14 @@ def test_lower_shows_the_vector_loop_for_the_target(target, dt, lanes):
   // vector x{lanes}
   for (i = 0; i + {lanes} <= n; i += {lanes})
     out[i:i + {lanes}] = x[i:i + {lanes}] + y[i:i + {lanes}];
+  // vector x{lanes // 2} (at most once)
+  for (; i + {lanes // 2} <= n; i += {lanes // 2})
+    out[i:i + {lanes // 2}] = x[i:i + {lanes // 2}] + y[i:i + {lanes // 2}];
+""" in text, text
+    assert """
+  // vector x2 (at most once)
+  for (; i + 2 <= n; i += 2)
+    out[i:i + 2] = x[i:i + 2] + y[i:i + 2];
   for (; i < n; i += 1)
     out[i] = x[i] + y[i];
 """ in text, text

@@ -19,11 +19,14 @@ is vectorised, its bounds already emitted as ``i64`` values, inside a
   and SROA keeps it in whole vector registers; what a constant trip count
   leaves after whole vectors runs in vectors of half, quarter, ... the width
   (``VectorPlan.pieces``: 24 iterations at 16 lanes are 16 + 8);
-- the remaining ``< lanes`` iterations by the scalar loop (the epilogue),
-  omitted when none remain. An epilogue rather than masking: masked loads and
+- without a constant trip count, after the main loop, one vector each of
+  half, quarter, ... the width down to 2 lanes, each run when that many
+  iterations remain (``VectorPlan.pieces``' ``IF_ROOM``);
+- the remaining iterations (at most one, or fewer than the narrowest
+  vector) by the scalar loop (the epilogue), omitted when none remain.
+  Halving vectors and an epilogue rather than masking: masked loads and
   stores exist on AVX2 and AVX-512 but not on NEON, and a masked main loop
-  pays for the mask on every iteration; the epilogue runs fewer than
-  ``lanes`` iterations of the exact scalar code.
+  pays for the mask on every iteration.
 
 Both loops carry ``llvm.loop.isvectorized``, so LLVM's loop vectorizer leaves
 them alone. Every lane computes exactly what the scalar loop computes for that
@@ -67,7 +70,7 @@ from ..ir import (
     Var,
 )
 from ..types import INDEX, DType, f64
-from ..vector_plan import MAX_STRAIGHT_VECTORS, VectorPlan
+from ..vector_plan import IF_ROOM, MAX_STRAIGHT_VECTORS, VectorPlan
 from .llvm_expr import CodegenError, alignment, is_bool, ll_type, promote_cmp
 
 _I32 = ir.IntType(32)
@@ -93,7 +96,9 @@ def emit_vector_for(fb, s: For, start: ir.Value, stop: ir.Value, plan: VectorPla
                             fb.vectorized_metadata())
             continue
         body = _VectorBody(fb, s, plan, width, fma)
-        if count is None:
+        if count == IF_ROOM:
+            rest = _tail_vector(fb, s.var, rest, stop, width, step, body.emit)
+        elif count is None:
             last = b.sub(stop, ir.Constant(i64, (width - 1) * step), flags=["nsw"])
             rest = fb.rotated_loop(s.var, rest, last, width * step, body.emit,
                                    fb.vectorized_metadata(), exit_value=True)
@@ -108,6 +113,33 @@ def emit_vector_for(fb, s: For, start: ir.Value, stop: ir.Value, plan: VectorPla
             fb.rotated_loop(s.var, rest, end, width * step, body.emit,
                             fb.vectorized_metadata())
             rest = end
+
+
+def _tail_vector(fb, var: str, rest: ir.Value, stop: ir.Value, width: int, step: int,
+                 body) -> ir.Value:
+    """``if (rest + (width - 1) * step < stop) { body() at rest; rest += width
+    * step }``: one vector of ``width`` lanes when that many iterations
+    remain; returns the first iteration not run."""
+    b = fb.builder
+    i64 = ll_type(INDEX)
+    last = b.add(rest, ir.Constant(i64, (width - 1) * step), flags=["nsw"])
+    room = b.icmp_signed("<", last, stop)
+    end = b.add(rest, ir.Constant(i64, width * step), flags=["nsw"])
+    before = b.block
+    then_bb = b.append_basic_block(f"{var}.tail{width}")
+    join_bb = b.append_basic_block(f"{var}.tail{width}.end")
+    b.cbranch(room, then_bb, join_bb)
+    b.position_at_end(then_bb)
+    fb.values[var] = (rest, INDEX)
+    body()
+    del fb.values[var]
+    b.branch(join_bb)
+    then_end = b.block
+    b.position_at_end(join_bb)
+    out = b.phi(i64, name=f"{var}.rest")
+    out.add_incoming(end, then_end)
+    out.add_incoming(rest, before)
+    return out
 
 
 class _VectorBody:
