@@ -397,6 +397,34 @@ def jacobi_like_increment() -> Function:
                     loop("t", C(0), V("T"), loop("i", C(0), n, body, kind="parallel")))
 
 
+def test_min_work_counts_a_vector_loop_once_per_vector():
+    """The work estimate counts an explicit ``vector`` loop per vector (its
+    trip count over its lanes): rows of 64 doubles, 4 lanes (256-bit), 3
+    operations an element (load, add, store) are 8 * 64 * 3 / 4 = 384
+    operations, below a minimum of 400, so the region runs inline; the same
+    rows as a serial loop are 1536 and fork."""
+    from dataclasses import replace
+
+    from polyop.vector_plan import VectorISA
+
+    def rows(kind: str) -> Function:
+        body = S("x", i, j, B("add", L("x", i, j), C(1.0, f64)))
+        fn = Function("rows", (size("n"), array("x", f64, "n", 64)), (),
+                      loop("i", C(0), n, loop("j", C(0), C(64), body, kind=kind),
+                           kind="parallel"))
+        return replace(fn, meta={**fn.meta, "vector_isa": VectorISA(256)})
+
+    set_num_threads(2)
+    set_min_work(400)
+    for kind, forks in (("vector", 0), ("serial", 1)):
+        cf = compile_function(rows(kind))
+        x = np.zeros((8, 64))
+        before = team_regions()
+        cf(8, x)
+        assert team_regions() - before == forks, kind
+        np.testing.assert_array_equal(x, np.ones((8, 64)))
+
+
 def test_region_goes_on_without_a_late_worker():
     # after ~1 ms idle the worker sleeps in the kernel; a region of 2 iterations is
     # done by the caller long before the worker wakes up (tens of us), and the

@@ -28,7 +28,10 @@ into a call ``polyop_rt_parallel_for(wrapper, &env, n, work)`` with
   its trip count times the cost of its body at its middle iteration (exact
   for rectangular nests, and for triangular ones whose inner extent is
   linear in the outer variable; a loop with bounds that read memory counts
-  ``GUESS_TRIPS`` iterations).
+  ``GUESS_TRIPS`` iterations), a ``vector`` loop its trip count over its
+  lanes (gramschmidt's row update, ~24 000 iterations a ``k`` step, is ~3 us
+  of 8-lane vector code on Zen 4: forked at each step it took 2.03 ms a
+  call at 2 threads against 1.76 ms at one).
 
 Minimum work: a region runs on ``min(num_threads, n, work // min_work)``
 threads, inline in the calling thread when that is 1 or less, where
@@ -78,9 +81,11 @@ import threading
 from llvmlite import ir
 
 from ..ir import Bin, Block, Call, Cast, Const, For, If, Load, Neg, Store, Var, map_children, walk
+from ..kinds import LoopKind
 from ..settings import check_int, env_int
 from ..target import LLVM_LOCK, available_cpus, new_jit_machine, optimize, target_machine
 from ..types import INDEX
+from ..vector_plan import plan_vector_loop
 from .outline import Env, declare
 from .threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE, MAX_THREADS, build_pool_module
 from .threadpool_region import BARRIER, REGION_ENTRY
@@ -243,8 +248,21 @@ class _Work:
                 trips = b.sitofp(trips, self.ty)
             else:
                 mid, trips = ir.Constant(_I64, 0), float(GUESS_TRIPS)
+            lanes = self._lanes(node)
+            if lanes > 1:  # explicit vector code: one operation per lanes iterations
+                trips = self.mul(trips, 1.0 / lanes)
             return self.mul(trips, self.at(node.var, mid, node.body))
         return 1.0
+
+    def _lanes(self, node: For) -> int:
+        """The lanes ``polyop.codegen.vector`` runs a ``vector`` loop with (1
+        for other loops and for a vector loop that stays scalar)."""
+        if node.kind is not LoopKind.VECTOR:
+            return 1
+        fb = self.fb
+        plan = plan_vector_loop(node, fb.isa, fb.temp_names,
+                                {name: ref.dtype for name, ref in fb.arrays.items()})
+        return plan.lanes if plan.vectorised else 1
 
     def at(self, var: str, value: ir.Value, node):
         """The cost of ``node`` with loop variable ``var`` bound to ``value``."""
