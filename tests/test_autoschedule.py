@@ -123,6 +123,33 @@ def test_kernel_without_parallelism():
     np.testing.assert_array_equal(a, ref)
 
 
+def test_band_isl_does_not_find_permutable_is_reordered_by_the_legality_check():
+    """lu's row update ``for j >= i: for k < i: A[i, j] -= A[i, k] * A[k, j]``:
+    isl's band over (j, k) is not permutable (its flags speak of its own
+    schedule), but the legality check allows k outside j in the kernel's
+    order, and then j (a row, unit stride) vectorises."""
+    bench = BENCHES["lu"]
+    for target in (AVX2, AVX512):
+        sch = polyop.auto_schedule(bench.kernel, target, sizes=bench.sizes["MEDIUM"])
+        assert sch.explanation.knob("S2:order").chosen == ("k", "j"), target
+    sch = polyop.auto_schedule(bench.kernel, sizes=bench.sizes["MEDIUM"])  # the host: run below
+    order = sch.explanation.knob("S2:order")
+    assert order.chosen == ("k", "j") and order.applied
+    assert "the legality check decides" in order.why
+    assert sch.explanation.knob("S2:vectorize").chosen is True
+    assert "reorder(k, j)" in str(sch) and "vectorize(j)" in str(sch)
+    assert sch.explanation.knob("S2:tiles").chosen == (399, 399)  # untiled: not permutable
+    # the caller's order is applied as asked, or refused and the kernel's kept
+    kept = polyop.auto_schedule(bench.kernel, sizes=bench.sizes["MEDIUM"],
+                                knobs={"S2:order": ("j", "k")})
+    assert "reorder" not in str(kept) and kept.explanation.knob("S2:order").applied
+    args = bench.init(bench.sizes["MINI"])
+    ref = copy.deepcopy(args)
+    bench.kernel.py_func(**ref)
+    polyop.build(sch)(**args)
+    np.testing.assert_allclose(args["A"], ref["A"], rtol=1e-9, atol=1e-12)
+
+
 def test_knobs_override_and_refusals():
     knobs = {k.name: k for k in auto_knobs(matmul, AVX2, sizes={"n": 1000})}
     tiles = knobs["S0:tiles"]

@@ -250,8 +250,11 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
             permutable = True
 
     # -- loop order -------------------------------------------------------------------
-    perms = list(itertools.permutations(range(d))) if 1 < d <= 4 and permutable else \
-        [tuple(range(d))]
+    # a band isl did not find permutable may still be reordered where the
+    # legality check allows it (lu's ``j, k`` update: k innermost reads a
+    # column, j innermost a row); tiling it stays off
+    perms = list(itertools.permutations(range(d))) if 1 < d <= (4 if permutable else 3) \
+        else [tuple(range(d))]
     coincident = _coincident(ctx, stmts, pos, band)
     scored = []
     for perm in perms:
@@ -271,19 +274,33 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
            f"{next(s[0][0] for s in scored if s[1] == tuple(range(d))):.4g}; roofline of "
            "the traffic Q below and one instance per cycle, vectorized where the innermost "
            "loop is coincident and unit-stride)"
-           if len(scored) > 1 else "isl found no permutable band: the kernel's order")
+           if len(scored) > 1 else "a single loop or too many: the kernel's order")
+    if len(scored) > 1 and not permutable:
+        why += ("; isl found no permutable band: the legality check decides, orders "
+                "tried from the least modelled time")
     knob = ctx.decide(f"{lead}:order", cand_orders, cand_orders[0], why)
-    perm = next(p for (_, p, _) in scored if tuple(names[q] for q in p) == knob.chosen)
+    chosen = next(p for (_, p, _) in scored if tuple(names[q] for q in p) == knob.chosen)
+    # the caller's order alone; the model's, then (band not permutable) the
+    # next ones until the legality check accepts one
+    tries = [chosen] if knob.why == "set by the caller" or permutable else \
+        [p for (_, p, _) in scored[cand_orders.index(knob.chosen):]]
+    perm = tuple(range(d))
+    for p in tries:
+        if p == tuple(range(d)):
+            break
+        try:
+            sch.reorder(*[band[q] for q in p])
+            perm = p
+            break
+        except ScheduleError as exc:
+            knob.why += f" ({', '.join(names[q] for q in p)} refused: " \
+                        f"{str(exc).splitlines()[0][:100]})"
+    if perm != chosen and len(tries) == 1:
+        knob.applied = False  # the caller's order, refused
+    elif perm != chosen:
+        knob.chosen = tuple(names[q] for q in perm)
     model = next(m for (_, p, m) in scored if p == perm)
     order = [band[p] for p in perm]
-    if list(perm) != list(range(d)):
-        try:
-            sch.reorder(*order)
-        except ScheduleError as exc:
-            knob.applied = False
-            knob.why += f" (reorder refused: {str(exc).splitlines()[0]})"
-            order, perm = list(band), tuple(range(d))
-            model = next(m for (_, p, m) in scored if p == perm)
 
     # -- tiling -----------------------------------------------------------------------------
     inner_loops = list(order)
@@ -353,6 +370,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
                                for g in model.groups], d - 1)
     innermost = inner_loops[-1]
     carried = innermost.name.split("_")[0] not in coincident
+    if carried and not permutable:  # isl's flags speak of its own schedule, not this order
+        carried = not _parallel_legal(sch, innermost)
     want = _vector_friendly(unit, vary) and lanes > 1 and not carried
     knob = ctx.decide(f"{lead}:vectorize", [False, True], want,
                       f"{unit} of {vary} access groups varying in {innermost.name} are "
