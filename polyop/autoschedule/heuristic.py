@@ -15,7 +15,9 @@ nest keeps what it had):
    statement instance per cycle, vector lanes at a time where the innermost
    loop is coincident and unit-stride, one per add latency where it carries
    a dependence), ties to the most unit-stride
-   accesses in the innermost loop, then to the kernel's order;
+   accesses in the innermost loop, then to the kernel's order; in a band
+   isl did not find permutable, the orders are tried from the least
+   modelled time until the legality check accepts one;
 4. ``tiles``: tile sizes minimising the traffic under half the L2 cache, kept
    only when the model says tiling saves at least ``TILE_GAIN``× the time
    and isl's scheduler found the band permutable (tiling is then legal);
@@ -25,8 +27,9 @@ nest keeps what it had):
    ``parallel_strip_middle``: a band whose outer loop carries a dependence
    around a free loop gets that loop's strips outermost, so that it forks
    once, not once per outer iteration (``polyop.autoschedule.strips``);
-5. ``vectorize``: the innermost loop, when isl finds it coincident and most of
-   its accesses are unit-stride;
+5. ``vectorize``: the innermost loop, when isl finds it coincident (in a
+   band isl did not find permutable: the legality check) and its accesses
+   are unit-stride;
 6. ``parallel``: the outermost loop of the band that carries no dependence
    (isl: coincident), when the target has more than one core; when isl
    flags none (its flags speak of its fused, shifted schedule), the band's
