@@ -23,7 +23,7 @@ chunk. A barrier cannot wait for a worker that may never come, so a region
 fixes its team before any member starts: the caller publishes the region
 (mode 1, ``team = 0``) and raises ``go`` of workers ``1 .. k-1``, as for a
 loop; it waits a bounded time (``ACCEPT_TICKS``, at most a quarter of the
-estimated work at ~1 tick an operation: no 100 us wait for a region of 1 us)
+estimated work at ~1 tick an operation: no 0.7 ms wait for a region of 1 us)
 until every one has accepted; it revokes the others (the same compare-and-
 swap as for a loop, so exactly one of accept and revoke succeeds); it gives
 each accepted worker, in order, its member number (mailbox field 4), and
@@ -71,9 +71,13 @@ REGION_ENTRY_TYPE = ir.FunctionType(VOID, [REGION_TYPE.as_pointer(), I8P, I64])
 #: ``void polyop_rt_barrier(i64 member, i64 team)``
 BARRIER_TYPE = ir.FunctionType(VOID, [I64, I64])
 #: longest wait for workers to accept a region, in time-stamp-counter ticks
-#: on x86 (2**18: ~100 us at 2.5 GHz, several futex wake-ups), in rounds
-#: (each with a ``sched_yield``) elsewhere
-ACCEPT_TICKS = 1 << 18
+#: on x86 (2**21: ~0.6-0.8 ms at 2.5-3.7 GHz; the wait is also at most a
+#: quarter of the region's work, so only regions of milliseconds wait that
+#: long), in rounds (each with a ``sched_yield``) elsewhere. On a 2-core
+#: VM (Zen 4) a sleeping worker sometimes took longer than 2**18 ticks to
+#: wake: fdtd-2d's whole-call region then ran on one thread (3.5 ms instead
+#: of 2.1), in 2 of 25 calls after idle; none of 100 at 2**21
+ACCEPT_TICKS = 1 << 21
 ACCEPT_ROUNDS = 1 << 8
 #: the first ticks of that wait only ``pause``; later rounds yield the CPU
 _ACCEPT_SPIN = 1 << 12
