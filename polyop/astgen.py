@@ -31,7 +31,7 @@ import itertools
 import islpy as isl
 
 from . import ir
-from .isl_ir import ast_expr_to_ir, plus_one
+from .isl_ir import ast_expr_to_ir, plus_one, truth
 from .kinds import LoopKind
 from .program import Program
 from .schedule.tree import with_disjoint_domain
@@ -137,7 +137,7 @@ class _Translator:
         if t == isl.ast_node_type.for_:
             return self.loop(n, scope, info)
         if t == isl.ast_node_type.if_:
-            cond = ast_expr_to_ir(n.if_get_cond())
+            cond = truth(ast_expr_to_ir(n.if_get_cond()))
             then, uses = self.node(n.if_get_then_node(), scope, info)
             other = None
             if n.if_has_else_node():

@@ -98,11 +98,21 @@ def ast_expr_to_ir(e: isl.AstExpr) -> ir.Expr:
         return ir.Neg(args[0], INDEX)
     if op in _CMP:
         return ir.Cmp(_CMP[op], args[0], args[1])
-    if op in _LOGIC:
-        return ir.Logic(_LOGIC[op], args[0], args[1])
+    if op in _LOGIC:  # isl may write a truth value as an integer (``c || 1``)
+        return ir.Logic(_LOGIC[op], *(truth(a) for a in args))
     if op in (_OP.cond, _OP.select):
         return ir.Select(args[0], args[1], args[2], args[1].dtype)
     raise AssertionError(f"unexpected isl AST expression {e.to_C_str()}")
+
+
+def truth(e: ir.Expr) -> ir.Expr:
+    """``e`` as a condition: itself when boolean, else ``e != 0`` (isl's AST
+    writes a condition that always holds as the integer ``1``).
+
+    >>> truth(ir.Const(1, INDEX))
+    Cmp(op='ne', a=Const(value=1, dtype=i64), b=Const(value=0, dtype=i64), dtype=bool)
+    """
+    return e if e.dtype == ir.BOOL else ir.Cmp("ne", e, ir.Const(0, e.dtype))
 
 
 def pw_aff_to_ir(pa: isl.PwAff | isl.Aff, iterators: Sequence[str] = (),

@@ -40,7 +40,7 @@ from .errors import CodegenError
 from .program import as_program
 from .promotion import promote_function, requests_from_schedule
 from .schedule import Schedule
-from .schedule.plan import LoweringPlan
+from .schedule.plan import VARIANTS, LoweringPlan
 from .validate import validate_within
 
 #: the stages ``POLYOP_DUMP`` can name (and ``all``)
@@ -75,15 +75,9 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     _dump("model", program)
     requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
     ast = _generate_ast(plan, isolate)
-    _dump("ast", ast.to_C_str)
     if validate:  # every instance once, in dependence order (polyop.validate)
-        budget = scaled(VALIDATION_OPERATIONS, len(program.statements))
-        try:
-            validate_within(ast, program, plan.deps, budget)
-        except BudgetExceeded:
-            warnings.warn(f"validating the generated code of {program.name} took isl more than "
-                          f"{budget} operations, for all sizes and at sampled sizes: it was not "
-                          "validated (validate=False skips the attempt)", stacklevel=4)
+        ast = _validated(plan, ast, isolate)
+    _dump("ast", ast.to_C_str)
     body = ast_to_ir(ast, program, plan.loops, plan.atomic)
     body = coalesce_loops(body, {v.name for v in plan.loop_records.values() if v.coalesced})
     params = []
@@ -110,7 +104,34 @@ def lowering_plan(obj, schedule: isl.Schedule | None = None) -> LoweringPlan:
     return LoweringPlan(as_program(obj), schedule)
 
 
-def _generate_ast(plan: LoweringPlan, isolate: bool = True) -> isl.AstNode:
+def _validated(plan: LoweringPlan, ast: isl.AstNode, isolate: bool) -> isl.AstNode:
+    """``ast`` validated (``polyop.validate``), or when it is wrong the AST of
+    the first other variant of the tree (``polyop.schedule.plan.ast_ready``)
+    that validates; when none does, the first variant's ``CodegenError``."""
+    program = plan.program
+    budget = scaled(VALIDATION_OPERATIONS, len(program.statements))
+    first: CodegenError | None = None
+    variants = range(VARIANTS) if plan.ast_options else range(1)
+    for variant in variants:
+        try:
+            if variant:
+                ast = _generate_ast(plan, isolate, variant)
+            validate_within(ast, program, plan.deps, budget)
+            return ast
+        except BudgetExceeded:
+            if first is None:  # (after a wrong AST, only a validated one will do)
+                warnings.warn(f"validating the generated code of {program.name} took isl "
+                              f"more than {budget} operations, for all sizes and at sampled "
+                              "sizes: it was not validated (validate=False skips the attempt)",
+                              stacklevel=5)
+                return ast
+        except CodegenError as e:  # lost or repeated instances: ask isl another way
+            first = first or e
+    assert first is not None
+    raise first
+
+
+def _generate_ast(plan: LoweringPlan, isolate: bool = True, variant: int = 0) -> isl.AstNode:
     """isl's AST for a plan (a ``Schedule``'s tree with AST options, a raw
     tree, or the program's own order), in a bounded number of isl operations.
 
@@ -124,7 +145,7 @@ def _generate_ast(plan: LoweringPlan, isolate: bool = True) -> isl.AstNode:
     while True:
         try:
             with isl_budget(budget):
-                return build_ast(program, plan.tree(**options))
+                return build_ast(program, plan.tree(**options, variant=variant))
         except BudgetExceeded as e:
             if not plan.ast_options or options.get("isolate") is False:
                 raise CodegenError(f"isl's AST generation for {program.name} did not finish in "

@@ -335,6 +335,8 @@ class _Walk:
         return out
 
     def cond(self, e: isl.AstExpr) -> isl.Set:
+        if e.get_type() != isl.ast_expr_type.op:  # an integer as a truth value (``c || 1``)
+            return self.expr(e).ne_set(self.const(0))
         op = e.get_op_type()
         args = [e.get_op_arg(k) for k in range(e.get_op_n_arg())]
         if op in (_OP.and_, _OP.and_then):

@@ -68,6 +68,64 @@ def test_isl_ast_over_overlapping_pieces_is_caught_by_the_validation():
     assert e.instance.startswith("S0[i=") and "misses S0[" in str(e)
 
 
+@polyop.kernel
+def strided_or(n: int, A: "f64[n, n]", x: "f64[n]"):
+    for i in range(n):
+        for j in range(0, n, 2):
+            if j < i - 1 or j > i + 2 or (i % 4 == 1 and j % 4 == 0):
+                x[i] = x[i] * 0.75 + A[i, j]
+
+
+def _strided_or_matches_cpython(sch) -> None:
+    f = polyop.build(sch)
+    rng = np.random.default_rng(3)
+    for n in range(14):
+        A, x = rng.random((n, n)), rng.random(n)
+        x2 = x.copy()
+        f(n, A, x)
+        strided_or.py_func(n, A, x2)
+        np.testing.assert_array_equal(x, x2, err_msg=f"n={n}")
+
+
+def test_a_wrong_isl_ast_is_asked_for_again_another_way():
+    """Found by the schedule fuzzer: skewed and tiled by 4 x 3, isl's AST of
+    the tree over the disjoint domain pieces (variant 0) misses S0[2, 0] at
+    n = 3; lowering validates, asks isl with atomic loops, and that AST is
+    right."""
+    from polyop.schedule.plan import VARIANTS, ast_ready
+
+    sch = polyop.Schedule(strided_or)
+    i, j = sch.get_loops("S0")
+    sch.skew(i, j, 1)
+    i, j = sch.get_loops("S0")
+    sch.tile(i, j, 4, 3)
+    plan = sch.lowering_plan()
+    trees = [ast_ready(plan.schedule, plan.loop_records, variant=v) for v in range(VARIANTS)]
+    assert all(t.get_domain().is_equal(plan.schedule.get_domain()) for t in trees)
+    assert ["atomic" in str(t) for t in trees] == [False, True, False, True]
+    with pytest.raises(CodegenError) as info:
+        validate_within(build_ast(plan.program, trees[0]), plan.program, plan.deps, 10**7)
+    assert info.value.problem == "missing"
+    _strided_or_matches_cpython(sch)  # built from a variant that validates
+
+
+def test_a_condition_isl_writes_as_an_integer():
+    """isl may write a guard that always holds as ``1`` inside an ``||``:
+    the validation and the loop IR read it as true (the fuzzer's skew,
+    tile, interchange and split of the same kernel)."""
+    sch = polyop.Schedule(strided_or)
+    i, j = sch.get_loops("S0")
+    sch.skew(i, j, 1)
+    i, j = sch.get_loops("S0")
+    sch.tile(i, j, 4, 3)
+    a, b = sch.get_loops("S0")[:2]
+    sch.interchange(a, b)
+    sch.split(sch.get_loops("S0")[0], 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # validating it may be over the budget
+        _strided_or_matches_cpython(sch)
+
+
 @pytest.mark.parametrize("tree, problem", [
     # every other instance
     ('{ domain: "[n] -> { S0[i] : 1 <= i < n and i % 2 = 0 }" }', "missing"),

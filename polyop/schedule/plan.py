@@ -75,21 +75,54 @@ class LoweringPlan:
         """The names of the loops to unroll."""
         return [v.name for v in self.loop_records.values() if v.kind == LoopKind.UNROLL]
 
-    def tree(self, unroll: bool = True, isolate: bool = True) -> isl.Schedule | None:
+    def tree(self, unroll: bool = True, isolate: bool = True,
+             variant: int = 0) -> isl.Schedule | None:
         """The tree to generate the AST from, with isl's AST options set (for a
         ``Schedule``'s plan): unrolling (unless ``unroll`` is false), and full
         strips of split loops isolated from partial ones (unless ``isolate`` is
-        false; ``polyop.schedule.astprep``)."""
+        false; ``polyop.schedule.astprep``). ``variant`` (``0 .. VARIANTS-1``)
+        picks another way to ask isl for the same code (``ast_ready``)."""
         if not self.ast_options:
             return self.schedule
-        return ast_ready(self.schedule, self.loop_records, unroll, isolate)
+        return ast_ready(self.schedule, self.loop_records, unroll, isolate, variant)
+
+
+#: the ways ``ast_ready`` can ask isl for one tree's code: the domain as
+#: disjoint pieces or as given, each with isl's default or atomic loops
+VARIANTS = 4
 
 
 def ast_ready(tree: isl.Schedule, loops: Mapping[str, LoopInfo], unroll: bool = True,
-              isolate: bool = True) -> isl.Schedule:
+              isolate: bool = True, variant: int = 0) -> isl.Schedule:
     """``tree`` (loops under marks, ``loops`` their records) with isl's AST
-    options set, as ``LoweringPlan.tree`` describes."""
+    options set, as ``LoweringPlan.tree`` describes.
+
+    isl's AST generator (islpy 2026.2) sometimes loses statement instances
+    under guards with ``or`` and ``%`` (``polyop.schedule.tree.
+    with_disjoint_domain`` says when); lowering validates the AST and, when
+    an instance is lost, asks again with the next ``variant``: 0 gives the
+    domain as disjoint pieces, 1 adds atomic loops (one loop per band member,
+    no separation into pieces, except where unrolling asks otherwise), 2 and 3
+    are 0 and 1 over the domain as given. Found by the schedule fuzzer:
+    ``strided_or`` (``if j < i - 1 or j > i + 2 or (i % 4 == 1 and j % 4 ==
+    0)`` over even ``j``) skewed and tiled by 4 × 3 misses ``S0[2, 0]`` at
+    ``n = 3`` with variant 0, and none with variants 1-3."""
     if not unroll:
         loops = {k: dataclasses.replace(v, kind=LoopKind.SERIAL if v.kind == LoopKind.UNROLL
                                         else v.kind) for k, v in loops.items()}
-    return prepare_for_ast(with_disjoint_domain(tree), dict(loops), isolate)
+    if variant < 2:
+        tree = with_disjoint_domain(tree)
+    tree = prepare_for_ast(tree, dict(loops), isolate)
+    return _atomic_loops(tree) if variant % 2 else tree
+
+
+def _atomic_loops(tree: isl.Schedule) -> isl.Schedule:
+    """``tree`` with every band member that has isl's default loop type atomic."""
+    def atomic(node: isl.ScheduleNode) -> isl.ScheduleNode:
+        if node.get_type() == isl.schedule_node_type.band:
+            for k in range(node.band_n_member()):
+                if node.band_member_get_ast_loop_type(k) == isl.ast_loop_type.default:
+                    node = node.band_member_set_ast_loop_type(k, isl.ast_loop_type.atomic)
+        return node
+
+    return tree.get_root().map_descendant_bottom_up(atomic).get_schedule()
