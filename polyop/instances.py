@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import islpy as isl
 
+from .bounds import check_bounds
+from .errors import BoundsError
 from .program import Program
 
 
@@ -33,6 +35,9 @@ def sample_pair(program: Program, rel: isl.UnionMap):
         ('S0[i=1]', 'S0[i=2]', 'A[1]')
     """
     w = _first_map(rel.coalesce()).wrap()
+    callable_ = w.intersect_params(callable_sizes(program))
+    if not callable_.is_empty():  # sizes a call accepts, where there are such
+        w = callable_
     pt = w.sample_point()
     for k in range(w.dim(isl.dim_type.param)):
         w = w.fix_val(isl.dim_type.param, k, pt.get_coordinate_val(isl.dim_type.param, k))
@@ -46,6 +51,30 @@ def sample_pair(program: Program, rel: isl.UnionMap):
     src = instance_text(program, pair.get_tuple_name(isl.dim_type.in_), pt, 0)
     dst = instance_text(program, pair.get_tuple_name(isl.dim_type.out), pt, n_in)
     return src, dst, sizes, pair
+
+
+def callable_sizes(program: Program) -> isl.Set:
+    """The sizes a call of ``program`` accepts: its context, less the sizes
+    for which an access leaves its array (``polyop.bounds``' preconditions,
+    checked at every call). fdtd-2d's ``ey[0, j] = ...`` needs ``nx > 0``
+    (or nothing to do): a refused schedule's instances are named at such
+    sizes, not at ``nx = 0``, where no call runs.
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def first(n: int, m: int, A: "f64[n, m]"):
+    ...     for j in range(m):
+    ...         A[0, j] = 1.0
+    >>> callable_sizes(first.program)
+    Set("[n, m] -> {  : (n > 0 and m >= 0) or (n = 0 and m = 0) }")
+    """
+    out = program.context
+    try:
+        for p in check_bounds(program):
+            out = out.intersect(p.condition)
+    except BoundsError:  # out of bounds for every large size: refused at build
+        pass
+    return out
 
 
 def _first_map(rel: isl.UnionMap) -> isl.Map:

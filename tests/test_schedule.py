@@ -43,6 +43,24 @@ def test_interchange_of_2d_recurrence_is_illegal_with_real_instances():
     assert sch.tree is before and str(sch).endswith("(original order)")
 
 
+@polyop.kernel
+def first_row(T: int, n: int, m: int, A: "f64[n, m]"):
+    for t in range(T):
+        for j in range(m):
+            A[0, j] = A[0, j] + 1.0
+
+
+def test_violations_are_named_at_sizes_a_call_accepts():
+    """``A[0, j]`` needs n > 0 (checked at every call): the instances of a
+    refused schedule are named at such sizes, never at n = 0 (the fuzzer's
+    oracle could not run fdtd-2d's ``ey[0, j]`` at nx = 0)."""
+    sch = polyop.Schedule(first_row)
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.parallel(sch.get_loops("S0")[0])
+    sizes = [dict(kv.split("=") for kv in v.sizes.split(", ")) for v in info.value.violations]
+    assert sizes and all(int(s["n"]) > 0 and int(s["T"]) >= 2 for s in sizes), sizes
+
+
 def test_skew_makes_interchange_legal():
     sch = polyop.Schedule(recurrence)
     i, j = sch.get_loops("S0")

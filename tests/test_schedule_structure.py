@@ -177,6 +177,22 @@ def test_compute_at_that_reads_an_overwritten_value_is_illegal():
         sch.compute_at("S1", i)
 
 
+def test_compute_at_through_a_fused_band_is_checked_not_crashed():
+    """Found by the schedule fuzzer on syrk: after ``fuse(k, j)`` the band
+    holds two loops, and ``compute_at`` through it placed one dimension
+    where it needed two (an isl error). Now the move is built and the
+    legality check refuses it with the instances at fault."""
+    sch = polyop.Schedule(BENCHES["syrk"].kernel)
+    sch.compute_at("S0", sch.get_loops("S1")[2])
+    loops = sch.get_loops("S0")
+    sch.fuse(loops[1], loops[2])
+    before = sch.tree
+    with pytest.raises(IllegalScheduleError) as info:
+        sch.compute_at("S1", sch.get_loops("S0")[2])
+    assert info.value.kind == "RAW" and info.value.array == "C"
+    assert sch.tree is before
+
+
 @polyop.kernel
 def scaled(n: int, A: "f64[n]", B: "f64[n]"):
     for i in range(n):

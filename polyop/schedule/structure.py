@@ -207,13 +207,19 @@ def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSe
                     for f, c in node.children]
             return Seq(tuple(kids))
         assert isinstance(node, Band)
+        # one place dimension per member (a fused band has several)
+        members = node.part.dim(isl.dim_type.out)
         at = isl.MultiUnionPwAff.from_union_pw_aff(place.get_union_pw_aff(depth))
-        part = node.part.intersect_domain(rest).union_add(at)
+        for k in range(1, members):
+            at = at.flat_range_product(
+                isl.MultiUnionPwAff.from_union_pw_aff(place.get_union_pw_aff(depth + k)))
+        part = node.part.intersect_domain(rest).union_add(at.reset_tuple_id(isl.dim_type.out)
+                                                          if members > 1 else at)
         if node.mark == mark:
             parts = [(moved, own), (rest.intersect(inside), node.child)]
             child = _seq(parts[::-1] if after else parts)
         else:
-            child = along(node.child, depth + 1)
+            child = along(node.child, depth + members)
         return Band(node.mark, part, child)
 
     return to_isl(domain, along(restrict(root, rest), 0))
