@@ -35,9 +35,9 @@ def sample_pair(program: Program, rel: isl.UnionMap):
         ('S0[i=1]', 'S0[i=2]', 'A[1]')
     """
     w = _first_map(rel.coalesce()).wrap()
-    callable_ = w.intersect_params(callable_sizes(program))
-    if not callable_.is_empty():  # sizes a call accepts, where there are such
-        w = callable_
+    runnable = w.intersect_params(callable_sizes(program))
+    if not runnable.is_empty():  # sizes a call accepts, where there are such
+        w = runnable
     pt = w.sample_point()
     for k in range(w.dim(isl.dim_type.param)):
         w = w.fix_val(isl.dim_type.param, k, pt.get_coordinate_val(isl.dim_type.param, k))

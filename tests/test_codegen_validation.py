@@ -13,6 +13,7 @@ from polyop.astgen import build_ast
 from polyop.budget import BudgetExceeded
 from polyop.pipeline import lower_ir
 from polyop.validate import SAMPLED_SIZES, validate_ast, validate_within
+from tests.fuzz_support import strided_or  # if j < i - 1 or j > i + 2 or (i % 4 == 1 ...)
 
 
 @polyop.kernel
@@ -66,14 +67,6 @@ def test_isl_ast_over_overlapping_pieces_is_caught_by_the_validation():
     e = info.value
     assert (e.stmt, e.problem) == ("S0", "missing")
     assert e.instance.startswith("S0[i=") and "misses S0[" in str(e)
-
-
-@polyop.kernel
-def strided_or(n: int, A: "f64[n, n]", x: "f64[n]"):
-    for i in range(n):
-        for j in range(0, n, 2):
-            if j < i - 1 or j > i + 2 or (i % 4 == 1 and j % 4 == 0):
-                x[i] = x[i] * 0.75 + A[i, j]
 
 
 def _strided_or_matches_cpython(sch) -> None:

@@ -213,8 +213,7 @@ def compute_at(tree: isl.Schedule, band: isl.ScheduleNode, producer: isl.UnionSe
         for k in range(1, members):
             at = at.flat_range_product(
                 isl.MultiUnionPwAff.from_union_pw_aff(place.get_union_pw_aff(depth + k)))
-        part = node.part.intersect_domain(rest).union_add(at.reset_tuple_id(isl.dim_type.out)
-                                                          if members > 1 else at)
+        part = node.part.intersect_domain(rest).union_add(at)
         if node.mark == mark:
             parts = [(moved, own), (rest.intersect(inside), node.child)]
             child = _seq(parts[::-1] if after else parts)
