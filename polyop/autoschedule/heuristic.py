@@ -282,11 +282,12 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         why += ("; isl found no permutable band: the legality check decides, orders "
                 "tried from the least modelled time")
     knob = ctx.decide(f"{lead}:order", cand_orders, cand_orders[0], why)
-    chosen = next(p for (_, p, _) in scored if tuple(names[q] for q in p) == knob.chosen)
+    start = cand_orders.index(knob.chosen)
+    chosen = scored[start][1]
     # the caller's order alone; the model's, then (band not permutable) the
     # next ones until the legality check accepts one
     tries = [chosen] if knob.why == "set by the caller" or permutable else \
-        [p for (_, p, _) in scored[cand_orders.index(knob.chosen):]]
+        [p for (_, p, _) in scored[start:]]
     perm = tuple(range(d))
     for p in tries:
         if p == tuple(range(d)):
