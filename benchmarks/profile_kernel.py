@@ -60,7 +60,8 @@ def build(opts: argparse.Namespace):
         args += [rng.standard_normal(n).astype(np.float32)] if fused else []
         return op, args + [np.empty((m, n), np.float32)], 2.0 * m * n * k
     C, H, F, R = (dims + [1])[:4]
-    op = polyop.ops.conv2d(C, H, H, F, R, pad=R // 2, layout=opts.layout, bias=fused,
+    op = polyop.ops.conv2d(C, H, H, F, R, stride=opts.stride, pad=R // 2,
+                           layout=opts.layout, bias=fused,
                            relu=fused, packed_weights=opts.packed, threads=opts.threads)
     shapes = op.shape.arrays()
     w = rng.standard_normal(shapes["w"], np.float32)
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fused", action="store_true", help="bias + ReLU epilogue")
     ap.add_argument("--packed", action="store_true", help="constant operand packed at set-up")
     ap.add_argument("--layout", default="NCHW")
+    ap.add_argument("--stride", type=int, default=1, help="conv: the window's stride")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -10,7 +10,8 @@ A ``vector`` loop is shown as the code generator emits it for the target
 lanes, in which an access contiguous in the loop is a slice, ``x[j:j + 8]``
 (one vector load or store), an access that is not is ``gather(x[2 * j])`` or
 ``scatter(x[2 * j])`` (one access per lane), and everything else is the same
-for all lanes and broadcast; then the scalar loop over the remaining
+for all lanes and broadcast (a side of ``c ? a : b`` reads memory only in the
+lanes where it is taken: masked loads); then the scalar loop over the remaining
 iterations, ``for (; j < n; j += 1)`` (with a constant trip count, narrower
 vectors first: ``// vector x4``). A vector loop that stays scalar says why:
 ``// vector: not vectorised, ...``.

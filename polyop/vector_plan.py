@@ -22,7 +22,10 @@ condition depends on ``v``, a store to a location the same for every ``v`` (a
 reduction), an atomic update, a micro-kernel call, a math call or operator
 with no exact vector form (integer ``//`` and ``%`` have one: they never
 trap, ``polyop.codegen.llvm_expr``), a
-conditional (``a if c else b``, ``and``/``or``) that must not evaluate a side,
+conditional (``a if c else b``, ``and``/``or``) with a side that must not be
+evaluated and cannot be masked (``maskable``: a side that only reads memory
+is computed with its loads masked to the lanes that take it, so that a
+padded border, ``x[i - 1] if i >= 1 else 0``, reads nothing outside ``x``),
 a local scalar read before it is written. The schedule has already proven the
 loop carries no dependence, so running the lanes of one statement before the
 next statement is the same computation as the scalar loop, element by element.
@@ -410,12 +413,33 @@ class _Checker:
             elif isinstance(x, Call) and x.fn not in VECTOR_CALLS:
                 return f"{x.fn}() has no vector form"
             elif isinstance(x, Select | Logic) and not all(
-                    speculatable(y) for y in ((x.a, x.b) if isinstance(x, Select) else (x.b,))):
+                    maskable(y) for y in ((x.a, x.b) if isinstance(x, Select) else (x.b,))):
                 return "a conditional expression must not evaluate one of its sides"
         return None
 
 
 _OPS = {"fdiv": "//", "mod": "%", "pow": "**"}
+
+
+def maskable(e) -> bool:
+    """True when ``e`` can be computed in the lanes of a conditional that take
+    it with its loads masked (``polyop.codegen.vector``): no integer
+    division, which traps in any lane, and no load whose subscripts load.
+
+    Example::
+
+        >>> from polyop.ir import Load, Var
+        >>> from polyop.types import INDEX, f32
+        >>> i = Var("i")
+        >>> maskable(Load("x", (i,), f32)), maskable(Load("x", (Load("p", (i,), INDEX),), f32))
+        (True, False)
+    """
+    for n in walk(e):
+        if isinstance(n, Load) and not all(speculatable(x) for x in n.index):
+            return False
+        if isinstance(n, Bin) and n.op in ("div", "fdiv", "mod") and not n.dtype.is_float:
+            return False
+    return True
 
 
 def _is_prefetch(s: Store) -> bool:

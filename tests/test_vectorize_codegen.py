@@ -15,13 +15,17 @@ stack traffic.
 # f-strings, evaluated when a kernel is defined
 import math
 import re
+import subprocess
+import sys
+import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import polyop
-from polyop import ir
+from polyop import ir, te
 from polyop.codegen import compile_function
 from polyop.types import f32, f64
 from polyop.vector_plan import VectorISA, plan_vector_loop
@@ -333,6 +337,107 @@ def test_a_guard_that_depends_on_the_vector_loop_falls_back_to_the_scalar_loop()
     assert "<8 x float>" not in cf.llvm_ir_unoptimized
     for n in sizes(8):
         check_against_python(guarded, cf, [n, data(n, "f32"), np.zeros(n, np.float32)])
+
+
+def shifted(k: int):
+    """``out[i] = x[i + k] · 2`` where ``0 <= i + k < n``, else -1 (a
+    tensor expression: its conditional guards the read's bounds)."""
+    n = te.var("n")
+    x = te.placeholder((n,), "float32", name="x")
+    out = te.compute((n,), lambda i: te.if_then_else(
+        te.logical_and(i + k < n, i + k >= 0), x[i + k] * 2.0, -1.0), name="out")
+    sch = te.create_schedule(out)
+    sch.vectorize(sch.get_loops(out)[0])
+    return sch, [x, out]
+
+
+def gathered():
+    """``out[i] = x[2i - 1] + x[i - 1]`` where ``1 <= i`` and ``2i <= n``,
+    else ``x[0]``: a masked gather and a masked load."""
+    n = te.var("n")
+    x = te.placeholder((n,), "float32", name="x")
+    out = te.compute((n,), lambda i: te.if_then_else(
+        te.logical_and(i >= 1, 2 * i <= n), x[2 * i - 1] + x[i - 1], x[0]), name="out")
+    sch = te.create_schedule(out)
+    sch.vectorize(sch.get_loops(out)[0])
+    return sch, [x, out]
+
+
+def te_at(sch, args, bits: int):
+    """A tensor expression's loop IR compiled for the host with vectors of
+    ``bits``; called with its arrays, then its sizes."""
+    fn = te.lower(sch, args)
+    return compile_function(replace(fn, meta={**fn.meta, "vector_isa": VectorISA(bits)}))
+
+
+def shifted_ref(x: np.ndarray, k: int) -> np.ndarray:
+    i = np.arange(x.size)
+    inside = (i + k < x.size) & (i + k >= 0)
+    return np.where(inside, x[np.clip(i + k, 0, max(x.size - 1, 0))] * 2, -1).astype(np.float32)
+
+
+@pytest.mark.parametrize("bits", WIDTHS)
+def test_a_conditional_reads_memory_only_in_the_lanes_that_take_it(bits):
+    # a side that would read outside x in the other lanes is a masked load
+    # (contiguous) or a masked gather (x[2i - 1]), not a scalar loop
+    lanes = bits // 32
+    for k in (3, -2):
+        sch, args = shifted(k)
+        assert "not vectorised" not in str(polyop.lower(sch))
+        f = te_at(sch, args, bits)
+        assert f"llvm.masked.load.v{lanes}f32" in f.llvm_ir_unoptimized
+        for n in sizes(lanes):
+            x, out = data(n, "f32"), np.full(n, np.nan, np.float32)
+            f(x, out, n)
+            assert same_bits(out, shifted_ref(x, k))
+    sch, args = gathered()
+    f = te_at(sch, args, bits)
+    assert f"llvm.masked.gather.v{lanes}f32" in f.llvm_ir_unoptimized
+    for n in sizes(lanes)[1:]:
+        x, out = data(n, "f32"), np.full(n, np.nan, np.float32)
+        f(x, out, n)
+        i = np.arange(n)
+        inside = (i >= 1) & (2 * i <= n)
+        odd = x[np.where(inside, 2 * i - 1, 0)]
+        assert same_bits(out, np.where(inside, odd + np.roll(x, 1), x[0]).astype(np.float32))
+
+
+def test_masked_off_lanes_do_not_touch_the_page_after_the_array():
+    # x ends where an inaccessible page begins: an unmasked vector load of
+    # x[i + 3] near the end would fault (run in a child: a fault kills it)
+    code = textwrap.dedent("""
+        import ctypes, mmap, numpy as np, polyop
+        from tests.test_vectorize_codegen import shifted, shifted_ref, te_at
+        page = mmap.PAGESIZE
+        buf = mmap.mmap(-1, 2 * page)
+        libc = ctypes.CDLL(None)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+        n = 61
+        x = np.frombuffer(buf, np.float32, n, page - 4 * n)
+        x[:] = np.arange(n)
+        out = np.zeros(n, np.float32)
+        sch, args = shifted(3)
+        te_at(sch, args, 512)(x, out, n)
+        assert np.array_equal(out, shifted_ref(np.arange(n, dtype=np.float32), 3)), out
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("target,masked", [(SKYLAKE_AVX512, r"\{%k\d\}"),
+                                           (HASWELL, "vmaskmovps"),
+                                           (NEOVERSE_V2, None)])
+def test_masked_loads_for_named_cpus(target, masked):
+    # AVX-512 masks its loads, AVX2 has vmaskmovps; NEON has neither and
+    # LLVM tests each lane before its load; no target faults on a lane that is off
+    sch, args = shifted(3)
+    asm = te.build(sch, args, name="shifted", target=target).asm
+    if masked:
+        assert re.search(masked, asm)
+    assert "gather" not in asm
 
 
 def test_math_without_a_vector_form_falls_back():

@@ -271,8 +271,11 @@ class ExprLowering:
             raise CodegenError(f"unknown variable {e.name!r}") from None
         return self.convert(v, dt, e.dtype)
 
-    def address(self, array: str, index: tuple, what) -> tuple[ir.Value, DType]:
-        """Pointer to ``array[index]`` (row-major) and the element type."""
+    def address(self, array: str, index: tuple, what,
+                inbounds: bool = True) -> tuple[ir.Value, DType]:
+        """Pointer to ``array[index]`` (row-major) and the element type;
+        ``inbounds=False`` for an address that may lie outside the array (a
+        masked-off lane's, never accessed)."""
         try:
             ref = self.arrays[array]
         except KeyError:
@@ -291,7 +294,7 @@ class ExprLowering:
             if stride is not None:
                 term = b.mul(term, stride, flags=["nsw"])
             linear = term if linear is None else b.add(linear, term, flags=["nsw"])
-        return b.gep(ref.ptr, [linear], inbounds=True), ref.dtype
+        return b.gep(ref.ptr, [linear], inbounds=inbounds), ref.dtype
 
     def _emit_Load(self, e: Load, index: bool) -> ir.Value:
         ptr, dt = self.address(e.array, e.index, e)

@@ -10,7 +10,10 @@ is vectorised, its bounds already emitted as ``i64`` values, inside a
   broadcast (``insertelement`` + ``shufflevector``) per uniform value, one
   scalar load or store per lane for the other accesses (gathers are the last
   resort: built from scalar loads and ``insertelement``, which every target
-  has), lane-wise arithmetic, comparisons, selects and conversions, and
+  has), lane-wise arithmetic, comparisons, selects and conversions (a side
+  of a conditional that reads memory reads it only in the lanes that take
+  that side: ``llvm.masked.load``, ``llvm.masked.gather``; AVX2 and AVX-512
+  mask the access, other targets test each lane), and
   ``llvm.fma`` for ``a * b ± c`` when the build allows contraction
   (``fp_contract``) and the target has FMA;
 - with a constant trip count of at most ``MAX_STRAIGHT_VECTORS`` vectors,
@@ -68,6 +71,7 @@ from ..ir import (
     Select,
     Store,
     Var,
+    speculatable,
 )
 from ..types import INDEX, DType, f64
 from ..vector_plan import IF_ROOM, MAX_STRAIGHT_VECTORS, VectorPlan
@@ -153,6 +157,8 @@ class _VectorBody:
         self.fma = fma and "contract" in fb.fp_flags
         #: private local scalars: their value in this vector iteration
         self.private: dict[str, ir.Value] = {}
+        #: the lanes whose loads run (inside a side of a conditional), or None: all
+        self.mask: ir.Value | None = None
 
     @property
     def b(self) -> ir.IRBuilder:
@@ -198,9 +204,9 @@ class _VectorBody:
         else:
             raise CodegenError(f"cannot vectorise statement {s!r}")
 
-    def vector_ptr(self, array: str, index: tuple, what) -> ir.Value:
+    def vector_ptr(self, array: str, index: tuple, what, inbounds: bool = True) -> ir.Value:
         """``<lanes x T>*`` at the element lane 0 accesses."""
-        ptr, dt = self.fb.address(array, index, what)
+        ptr, dt = self.fb.address(array, index, what, inbounds)
         return self.b.bitcast(ptr, self.vtype(dt).as_pointer())
 
     def per_lane(self, fn) -> list:
@@ -230,7 +236,7 @@ class _VectorBody:
     def vec(self, e, dt: DType) -> ir.Value:
         """``e`` for every lane, as ``<lanes x dt>``: computed once as a scalar and
         broadcast when it is the same for every lane."""
-        if not self.plan.varying(e):
+        if not self.plan.varying(e) and (self.mask is None or speculatable(e)):
             return self.splat(self.fb.emit_as(e, dt))
         method = getattr(self, "_" + type(e).__name__)
         return self.convert(method(e), e.dtype, dt)
@@ -247,7 +253,9 @@ class _VectorBody:
             v = self.private[e.array]
         else:
             dt = fb.arrays[e.array].dtype
-            if self.plan.access(e.index) == "contiguous":
+            if self.mask is not None:
+                v = self._masked_load(e, dt)
+            elif self.plan.access(e.index) == "contiguous":
                 v = b.load(self.vector_ptr(e.array, e.index, e), align=alignment(dt))
             else:  # a gather, lane by lane
                 def get(lane: int) -> ir.Value:
@@ -258,6 +266,31 @@ class _VectorBody:
                 for lane, x in enumerate(self.per_lane(get)):
                     v = b.insert_element(v, x, ir.Constant(_I32, lane))
         return self.convert(v, dt, e.dtype)
+
+    def _masked_load(self, e: Load, dt: DType) -> ir.Value:
+        """``e`` in the lanes of ``self.mask``, zero in the others, which
+        access no memory: ``llvm.masked.load`` when contiguous, else
+        ``llvm.masked.gather`` (a uniform access too: its address may be
+        outside the array in every lane that is off)."""
+        b, ty = self.b, self.vtype(dt)
+        zero, align = ir.Constant(ty, None), ir.Constant(_I32, alignment(dt))
+        if self.plan.access(e.index) == "contiguous":
+            ptr = self.vector_ptr(e.array, e.index, e, inbounds=False)
+            fn = self.declare(f"llvm.masked.load.v{self.lanes}{ll_type(dt).intrinsic_name}.p0",
+                              ty, [ptr.type, _I32, self.mask.type, ty])
+            return b.call(fn, [ptr, align, self.mask, zero])
+        ptrs = self.per_lane(lambda lane: self.fb.address(e.array, e.index, e, False)[0])
+        pv = ir.Constant(ir.VectorType(ptrs[0].type, self.lanes), ir.Undefined)
+        for lane, p in enumerate(ptrs):
+            pv = b.insert_element(pv, p, ir.Constant(_I32, lane))
+        fn = self.declare(f"llvm.masked.gather.v{self.lanes}{ll_type(dt).intrinsic_name}"
+                          f".v{self.lanes}p0", ty, [pv.type, _I32, self.mask.type, ty])
+        return b.call(fn, [pv, align, self.mask, zero])
+
+    def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
+        fn = self.fb.module.globals.get(name)
+        return fn if fn is not None else ir.Function(
+            self.fb.module, ir.FunctionType(ret, args), name)
 
     def _Bin(self, e: Bin) -> ir.Value:
         dt = e.dtype
@@ -317,13 +350,32 @@ class _VectorBody:
             return self.b.fcmp_ordered(op, a, c)
         return self.b.icmp_signed(op, a, c)
 
-    def _Logic(self, e: Logic) -> ir.Value:  # the plan admits speculatable sides only
-        a, c = self.vec(e.a, BOOL), self.vec(e.b, BOOL)
+    def _Logic(self, e: Logic) -> ir.Value:  # the right side's loads masked, as a Select's
+        a = self.vec(e.a, BOOL)
+        c = self.under(e.b, a if e.op == "and" else self.b.xor(a, ir.Constant(a.type, 1)),
+                       BOOL)
         return self.b.and_(a, c) if e.op == "and" else self.b.or_(a, c)
 
-    def _Select(self, e: Select) -> ir.Value:  # likewise
-        return self.b.select(self.vec(e.cond, BOOL), self.vec(e.a, e.dtype),
-                             self.vec(e.b, e.dtype))
+    def _Select(self, e: Select) -> ir.Value:
+        """Both sides computed; a side that reads memory only in the lanes
+        that take it (``_masked_load``), so no lane reads outside an array
+        where the scalar loop would not read at all."""
+        cond = self.vec(e.cond, BOOL)
+        on = {e.a: cond, e.b: self.b.xor(cond, ir.Constant(cond.type, 1))}
+        a, c = (self.under(x, on[x], e.dtype) for x in (e.a, e.b))
+        return self.b.select(cond, a, c)
+
+    def under(self, e, mask: ir.Value, dt: DType) -> ir.Value:
+        """``vec(e, dt)`` with its loads masked by ``mask`` (and the mask of
+        an enclosing conditional), unless it is speculatable."""
+        if speculatable(e):
+            return self.vec(e, dt)
+        outer = self.mask
+        self.mask = mask if outer is None else self.b.and_(outer, mask)
+        try:
+            return self.vec(e, dt)
+        finally:
+            self.mask = outer
 
     def _Call(self, e: Call) -> ir.Value:
         dt = e.dtype
