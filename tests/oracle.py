@@ -30,12 +30,16 @@ statement's source line and loop iterators must agree, else ``OracleError``.
 Nothing else of the model is used by the oracle.
 
 Semantics of a statement's reads. polyop models a statement as reading every
-element its right-hand side names: ``a if c else b`` is a select that
-evaluates both arms, ``and``/``or`` and chained comparisons evaluate every
-operand. The recorder does the same by default (``eager=True``): the arms and
-operands CPython would skip are still evaluated (an exception raised there is
-swallowed; the result is CPython's). ``eager=False`` records exactly what
-CPython evaluates. For ``A[i] += e`` the reads are ``A[i]`` and those of ``e``,
+element its right-hand side names, but where an affine test rules it out:
+``a if c else b`` reads ``a`` where ``c`` may hold and ``b`` where it may
+not, ``and``/``or`` read an operand unless an affine one before it decides,
+with "may" judged by the test's affine part (a test on data may go either
+way); chained comparisons evaluate every operand. The recorder does the same
+by default (``eager=True``): the arms and operands CPython would skip are
+still evaluated unless an affine test (on loop iterators and ``int``
+arguments) rules them out (an exception raised there is swallowed; the
+result is CPython's). ``eager=False`` records exactly what CPython
+evaluates. For ``A[i] += e`` the reads are ``A[i]`` and those of ``e``,
 then the write; the order of accesses inside one instance never matters since
 pairs of an instance with itself are not dependences. A read whose index is out
 of the array's bounds (possible in an eagerly evaluated arm) is recorded as
@@ -165,28 +169,35 @@ class _Recorder:
 
     # eager evaluation helpers (see the module docstring) ---------------------------
     @staticmethod
-    def select(cond, then: Callable, other: Callable):
-        taken, skipped = (then, other) if cond else (other, then)
+    def select(cond, then: Callable, other: Callable, then_ok=None, other_ok=None):
+        """``then() if cond else other()``, the other arm evaluated too unless
+        its ``*_ok()`` (the affine part of the test) rules it out."""
+        taken, skipped, ok = (then, other, other_ok) if cond else (other, then, then_ok)
         value = taken()
-        try:
-            skipped()
-        except Exception:  # noqa: BLE001 - CPython would not evaluate it at all
-            pass
+        if ok is None or ok():
+            try:
+                skipped()
+            except Exception:  # noqa: BLE001 - CPython would not evaluate it at all
+                pass
         return value
 
     @staticmethod
-    def boolop(is_and: bool, *operands: Callable):
+    def boolop(is_and: bool, oks: tuple, *operands: Callable):
+        """``and``/``or`` evaluating every operand, but for those after one
+        whose affine part ``oks[k]()`` decides."""
         result, decided = None, False
-        for f in operands:
+        for f, ok in zip(operands, oks, strict=True):
             if decided:
                 try:
                     f()
                 except Exception:  # noqa: BLE001 - short-circuited in CPython
                     pass
-                continue
-            result = f()
-            if bool(result) != is_and:   # 'and' stops at a falsy, 'or' at a truthy value
-                decided = True
+            else:
+                result = f()
+                if bool(result) != is_and:   # 'and' stops at a falsy, 'or' at a truthy value
+                    decided = True
+            if ok is not None and not ok():
+                break
         return result
 
     @staticmethod
@@ -307,12 +318,52 @@ def _thunk(expr: ast.expr) -> ast.expr:
                                     kw_defaults=[], kwarg=None, defaults=[]), expr)
 
 
-class _ExprRewriter(ast.NodeTransformer):
-    """Local scalars → cells; optionally eager ``if``-expressions and boolean ops."""
+def _affine_like(node: ast.AST, names: set[str]) -> bool:
+    """A test on loop iterators and integer size arguments only (``i > 0``,
+    ``j % 2 == 0``, ``i < n and j >= 1``): no subscript, no other name, no
+    call but ``min``/``max``, no float, no product of two names."""
+    for x in ast.walk(node):
+        if isinstance(x, ast.Subscript | ast.Attribute | ast.Lambda | ast.IfExp):
+            return False
+        if isinstance(x, ast.Name) and x.id not in names | {"min", "max"}:
+            return False
+        if isinstance(x, ast.Call) and not (isinstance(x.func, ast.Name)
+                                            and x.func.id in ("min", "max")):
+            return False
+        if isinstance(x, ast.Constant) and not isinstance(x.value, int):
+            return False
+        if isinstance(x, ast.BinOp) and isinstance(x.op, ast.Mult | ast.Pow) and not (
+                isinstance(x.left, ast.Constant) or isinstance(x.right, ast.Constant)):
+            return False
+    return True
 
-    def __init__(self, cells: set[str], iterators: tuple[str, ...], eager: bool):
+
+def _possible(test: ast.expr, holds: bool, names: set[str]) -> ast.expr | None:
+    """An expression that is false only where ``test`` certainly is not
+    ``holds`` by its affine part (polyop's guards of a read), or ``None``."""
+    if _affine_like(test, names):
+        t = copy.deepcopy(test)
+        return t if holds else ast.UnaryOp(ast.Not(), t)
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) == holds:
+        parts = [p for v in test.values if (p := _possible(v, holds, names)) is not None]
+        if parts:
+            return parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
+    return None
+
+
+class _ExprRewriter(ast.NodeTransformer):
+    """Local scalars → cells; optionally eager ``if``-expressions and boolean ops
+    (but for the arms and operands an affine test rules out)."""
+
+    def __init__(self, cells: set[str], iterators: tuple[str, ...], eager: bool,
+                 int_args: frozenset[str] = frozenset()):
         self.cells = cells - set(iterators)
         self.eager = eager
+        self.names = (set(iterators) | set(int_args)) - self.cells
+
+    def _ok(self, test: ast.expr, holds: bool) -> ast.expr:
+        p = _possible(test, holds, self.names)
+        return ast.Constant(None) if p is None else _thunk(p)
 
     def visit_Name(self, node: ast.Name):
         if node.id not in self.cells:
@@ -322,18 +373,21 @@ class _ExprRewriter(ast.NodeTransformer):
                              ast.Tuple([], ast.Load()), ctx)
 
     def visit_IfExp(self, node: ast.IfExp):
+        oks = [self._ok(node.test, True), self._ok(node.test, False)]
         self.generic_visit(node)
         if not self.eager:
             return node
         return ast.Call(_rec_attr("select"),
-                        [node.test, _thunk(node.body), _thunk(node.orelse)], [])
+                        [node.test, _thunk(node.body), _thunk(node.orelse), *oks], [])
 
     def visit_BoolOp(self, node: ast.BoolOp):
+        is_and = isinstance(node.op, ast.And)
+        oks = ast.Tuple([self._ok(v, is_and) for v in node.values], ast.Load())
         self.generic_visit(node)
         if not self.eager:
             return node
-        is_and = ast.Constant(isinstance(node.op, ast.And))
-        return ast.Call(_rec_attr("boolop"), [is_and, *map(_thunk, node.values)], [])
+        return ast.Call(_rec_attr("boolop"),
+                        [ast.Constant(is_and), oks, *map(_thunk, node.values)], [])
 
     def visit_Compare(self, node: ast.Compare):
         self.generic_visit(node)
@@ -354,8 +408,8 @@ class _ExprRewriter(ast.NodeTransformer):
 class _Rewriter:
     """Rewrites a kernel's body (see the module docstring); fills ``statements``."""
 
-    def __init__(self, cells: set[str], eager: bool):
-        self.cells, self.eager = cells, eager
+    def __init__(self, cells: set[str], eager: bool, int_args: frozenset[str] = frozenset()):
+        self.cells, self.eager, self.int_args = cells, eager, int_args
         self.statements: list[StatementInfo] = []
 
     def block(self, body: list[ast.stmt], iters: tuple[str, ...]) -> list[ast.stmt]:
@@ -393,7 +447,7 @@ class _Rewriter:
             if node.value is None:
                 raise OracleError(f"line {node.lineno}: declaration without a value")
             node = ast.copy_location(ast.Assign([node.target], node.value), node)
-        node = _ExprRewriter(self.cells, iters, self.eager).visit(node)
+        node = _ExprRewriter(self.cells, iters, self.eager, self.int_args).visit(node)
         it = ast.Tuple([ast.Name(v, ast.Load()) for v in iters], ast.Load())
         begin = ast.Expr(ast.Call(_rec_attr("begin"), [ast.Constant(name), it], []))
         end = ast.Expr(ast.Call(_rec_attr("end"), [], []))
@@ -443,7 +497,9 @@ def rewrite(fn: Callable, cell_args: Iterable[str] = (), eager: bool = True) -> 
     arg_names = tuple(a.arg for a in args.args)
     local_names = tuple(sorted(_assigned_names(fdef.body) - set(arg_names)))
     cells = set(local_names) | set(cell_args)
-    rw = _Rewriter(cells, eager)
+    int_args = frozenset(a.arg for a in args.args
+                         if isinstance(a.annotation, ast.Name) and a.annotation.id == "int")
+    rw = _Rewriter(cells, eager, int_args)
     body = rw.block(fdef.body, ())
     prologue = [ast.parse(f"{_CELL}{v} = {_REC}.cell({v!r})").body[0] for v in local_names]
     prologue += [ast.parse(f"{_CELL}{v} = {v}").body[0] for v in sorted(cell_args)]

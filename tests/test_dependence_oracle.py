@@ -153,6 +153,17 @@ def assumed_size(n: int, A: "f64[n]", B: "f64[n]"):
     A[0] = B[n - 1]
 
 
+@polyop.kernel
+def guarded_reads(n: int, m: int, A: "f64[n, m]", B: "f64[m]"):
+    # reads guarded by affine tests (and a data test, which guards nothing)
+    for i in range(n):
+        for j in range(m):
+            A[i, j] = (A[i - 1, j] if i >= 1 and j % 2 == 0 else B[j]) + (
+                B[j + 1] if j + 1 < m and A[i, j] > 0.5 else 0.0)
+        if i < m:
+            B[i] = A[i, m - 1] if i >= 1 and (i == 1 or A[i - 1, 0] > 0.0) else -1.0
+
+
 HAND = {
     "prefix": (prefix, [dict(n=0), dict(n=1), dict(n=2), dict(n=7)]),
     "recurrence_2d": (recurrence_2d,
@@ -168,6 +179,7 @@ HAND = {
                           [dict(n=0, m=0), dict(n=1, m=0), dict(n=3, m=1), dict(n=5, m=4)]),
     "quasi_affine": (quasi_affine, [dict(n=0), dict(n=1), dict(n=6)]),
     "assumed_size": (assumed_size, [dict(n=1), dict(n=2), dict(n=5)]),
+    "guarded_reads": (guarded_reads, [dict(n=0, m=2), dict(n=1, m=1), dict(n=4, m=5)]),
 }
 
 
@@ -216,7 +228,7 @@ def test_hand_kernel_matches_oracle(name, sizes):
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(0, 6), m=st.integers(0, 6))
 def test_hand_kernels_at_random_sizes(n, m):
-    for kernel in (recurrence_2d, scalar_accumulator, select_and_bounds):
+    for kernel in (recurrence_2d, scalar_accumulator, select_and_bounds, guarded_reads):
         check_against_isl(kernel, make_args(kernel, dict(n=n, m=m)), kernel.__name__)
     for kernel in (triangular_lu, guarded, strided, quasi_affine):
         check_against_isl(kernel, make_args(kernel, dict(n=n)), kernel.__name__)

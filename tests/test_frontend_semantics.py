@@ -5,6 +5,7 @@ same data, and its model is checked against the brute-force oracle
 (``tests.oracle``) where the model is what is at stake.
 """
 
+import islpy as isl
 import numpy as np
 import pytest
 
@@ -430,3 +431,63 @@ def test_many_statements_parse_without_quadratic_steps(tmp_path, monkeypatch):
     for k in (0, 1, 127, 128, n - 1):
         assert times.intersect_domain(isl.UnionSet(f"[n] -> {{ S{k}[] }}")).is_equal(
             isl.UnionMap(f"[n] -> {{ S{k}[] -> [{k // 128}, {k % 128}] }}"))
+
+
+# -- reads under a conditional -------------------------------------------------------------
+@polyop.kernel
+def border_copy(n: int, k: int, x: "f32[n]", out: "f32[n]"):
+    for i in range(n):
+        out[i] = x[i + k] * 2.0 if i + k < n and i + k >= 0 else -1.0
+
+
+@polyop.kernel
+def smooth_from_left(n: int, A: "f64[n]", B: "f64[n]"):
+    for i in range(n):
+        A[i] = 0.5 * (A[i - 1] + B[i]) if i >= 1 and i % 2 == 1 else B[i]
+
+
+@polyop.kernel
+def data_guard(n: int, x: "f64[n]", y: "f64[n]"):
+    for i in range(n):
+        y[i] = x[i + 1] if y[i] > 0.0 else 0.0
+
+
+def test_a_read_under_an_affine_test_is_one_only_where_it_holds():
+    # CPython reads x[i + k] only where the test holds, and so does the
+    # model: the bounds proof accepts the kernel, and the vector loop loads
+    # x with a mask (no lane reads outside x)
+    (read,) = border_copy.program.statements[0].reads
+    assert read.relation.is_equal(read.relation.intersect_domain(
+        border_copy.program.statements[0].domain))
+    assert "k + i < n" in str(read.relation) or "i < n - k" in str(read.relation)
+    sch = polyop.Schedule(border_copy)
+    sch.vectorize(sch.get_loops("S0")[0])
+    assert "not vectorised" not in str(polyop.lower(sch))
+    f = polyop.build(sch)
+    for n, k in ((0, 0), (1, 1), (19, 3), (40, -5), (33, 40)):
+        x = np.arange(n, dtype=np.float32)
+        assert_same(border_copy, f, dict(n=n, k=k, x=x, out=np.zeros(n, np.float32)))
+
+
+def test_a_guarded_read_carries_no_dependence_where_its_test_fails():
+    # A[i] reads A[i - 1] at odd i only: the model's only flow is from each
+    # even i to the next (odd) one, as the oracle sees it; reversing the
+    # loop is still refused (odd i needs i - 1 before it)
+    check_against_isl(smooth_from_left, make_args(smooth_from_left, dict(n=7)),
+                      "smooth_from_left")
+    sch = polyop.Schedule(smooth_from_left)
+    with pytest.raises(IllegalScheduleError):
+        sch.reverse(sch.get_loops("S0")[0])
+    n = 9
+    args = dict(n=n, A=np.zeros(n), B=np.arange(n, dtype=np.float64))
+    assert_same(smooth_from_left, polyop.build(sch), args)
+    raw = polyop.dependences(smooth_from_left).raw
+    want = isl.UnionMap("[n] -> { S0[i] -> S0[i + 1] : i mod 2 = 0 and 0 <= i <= n - 2 }")
+    assert raw.is_equal(want), raw
+
+
+def test_a_test_on_data_guards_nothing():
+    # y[i] > 0.0 is not affine: x[i + 1] counts as read at every i, and
+    # x[n] is out of bounds
+    with pytest.raises(polyop.BoundsError, match=r"x\[i \+ 1\]"):
+        data_guard.compile()

@@ -48,6 +48,8 @@ _MATH = {math.sqrt: "sqrt", math.exp: "exp", math.log: "log", math.sin: "sin",
          np.cos: "cos", np.tanh: "tanh"}
 #: NumPy's functions: a float argument keeps its width, the result is typed
 _NUMPY_MATH = frozenset((np.sqrt, np.exp, np.log, np.sin, np.cos, np.tanh))
+#: conditions ``(test, holds)`` under which an expression is evaluated
+Guards = tuple[tuple[ast.AST, bool], ...]
 SUPPORTED_CALLS = ("math.sqrt/exp/log/pow/sin/cos/tanh/fabs, abs, min, max, float, int")
 
 
@@ -75,8 +77,12 @@ class ExprConverter:
         self.typed_values = typed_values
         #: local scalars that hold only Python numbers (weak)
         self.weak_scalars = weak_scalars
-        #: (array name, subscript AST nodes, the Subscript/Name node) per read
-        self.reads: list[tuple[str, tuple[ast.AST, ...], ast.AST]] = []
+        #: (array name, subscript AST nodes, the Subscript/Name node, guards) per
+        #: read; guards: the conditions ``(test, holds)`` under which Python
+        #: evaluates it (the branches of ``a if c else b``, the operands of
+        #: ``and``/``or`` after the first)
+        self.reads: list[tuple[str, tuple[ast.AST, ...], ast.AST, Guards]] = []
+        self._guards: list[tuple[ast.AST, bool]] = []
         self._weak: set[int] = set()
         self._keep: list[Expr] = []  # the weak nodes stay alive, so their ids stay theirs
 
@@ -115,7 +121,7 @@ class ExprConverter:
             dtype, ndim = self.arrays[node.id]
             if ndim:
                 raise self.error(node, f"array {node.id} used without a subscript")
-            self.reads.append((node.id, (), node))
+            self.reads.append((node.id, (), node, tuple(self._guards)))
             return self.mark(Load(node.id, (), dtype), node.id in self.weak_scalars)
         value = self.resolve(node)
         const = constant_expr(value)
@@ -141,7 +147,7 @@ class ExprConverter:
         for i, e in zip(index, idx):
             if e.dtype.is_float:
                 raise self.error(i, f"subscript of {name} is not an integer")
-        self.reads.append((name, index, node))
+        self.reads.append((name, index, node, tuple(self._guards)))
         return Load(name, idx, self.arrays[name][0])
 
     def subscript(self, node: ast.Subscript) -> tuple[str, tuple[ast.AST, ...]]:
@@ -240,7 +246,8 @@ class ExprConverter:
 
     def _IfExp(self, node: ast.IfExp) -> Expr:
         cond = _truth(self.convert(node.test))
-        a, b = self.convert(node.body), self.convert(node.orelse)
+        a = self._under(node.body, ((node.test, True),))
+        b = self._under(node.orelse, ((node.test, False),))
         wa, wb = self.is_weak(a), self.is_weak(b)
         return self.mark(Select(cond, a, b, _result_type(a, b, wa, wb)), wa and wb)
 
@@ -260,11 +267,22 @@ class ExprConverter:
 
     def _BoolOp(self, node: ast.BoolOp) -> Expr:
         op = "and" if isinstance(node.op, ast.And) else "or"
-        vals = [_truth(self.convert(v)) for v in node.values]
+        # each operand is evaluated only when those before it did not decide
+        vals = [_truth(self._under(v, tuple((w, op == "and") for w in node.values[:k])))
+                for k, v in enumerate(node.values)]
         out = vals[0]
         for v in vals[1:]:
             out = Logic(op, out, v)
         return out
+
+
+    def _under(self, node: ast.AST, guards: Guards) -> Expr:
+        """``convert(node)`` with its reads recorded under ``guards`` too."""
+        self._guards.extend(guards)
+        try:
+            return self.convert(node)
+        finally:
+            del self._guards[len(self._guards) - len(guards):]
 
 
 def _truth(e: Expr) -> Expr:

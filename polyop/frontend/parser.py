@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from ..program import Access, Array, Program, Statement
 from ..types import INDEX, DType, parse_annotation
 from .affine import AffineConverter
 from .definite import check_assigned
-from .exprs import ExprConverter
+from .exprs import ExprConverter, Guards
 from .locals import is_local_declaration, is_prefetch, parse_local
 from .signature import SignatureParser
 
@@ -345,8 +346,8 @@ class KernelParser(SignatureParser):
         sname = f"S{len(self.statements)}"
         domain = ctx.set_tuple_name(sname).coalesce()
         acc = self._affine(ctx.space, lambda n, m: FrontendError(m))
-        reads = tuple(self._access(acc, domain, n, idx, None, where)
-                      for n, idx, where in conv.reads)
+        reads = tuple(self._access(acc, domain, n, idx, None, where, guards)
+                      for n, idx, where, guards in conv.reads)
         hint = ir.Call("prefetch", (load, ir.Const(int(write))), load.dtype)
         text = self._segment(node)
         stmt = Statement(sname, iters, domain, reads, (), ir.Store(load.array, load.index, hint),
@@ -404,7 +405,7 @@ class KernelParser(SignatureParser):
                                        "not supported (only +=, -=, *=, /=)")
             old = conv.mark(ir.Load(name, index, dtype), name in self.weak_scalars)
             rhs = conv.arith(op, old, rhs, node)
-            conv.reads.append((name, index_nodes, target))
+            conv.reads.append((name, index_nodes, target, ()))
         if name in self.weak_scalars and not new_scalar and self._retyped(name, rhs, conv):
             pass  # this pass's types are provisional: the next pass retypes the scalar
         elif rhs.dtype.is_float and not dtype.is_float:
@@ -414,8 +415,8 @@ class KernelParser(SignatureParser):
         domain = ctx.set_tuple_name(sname).coalesce()
         acc = self._affine(ctx.space, lambda n, m: FrontendError(m))
         write = self._access(acc, domain, name, index_nodes, index, target)
-        reads = tuple(self._access(acc, domain, n, idx, None, where)
-                      for n, idx, where in conv.reads)
+        reads = tuple(self._access(acc, domain, n, idx, None, where, guards)
+                      for n, idx, where, guards in conv.reads)
         text = self._segment(node)
         stmt = Statement(sname, iters, domain, reads, (write,),
                          ir.Store(name, index, rhs), node.lineno + self.line_offset,
@@ -460,8 +461,17 @@ class KernelParser(SignatureParser):
         return True
 
     def _access(self, conv: AffineConverter, domain: isl.Set, array: str,
-                index_nodes: tuple[ast.AST, ...], index, where: ast.AST) -> Access:
+                index_nodes: tuple[ast.AST, ...], index, where: ast.AST,
+                guards: Guards = ()) -> Access:
+        """The access relation of ``array[index_nodes]`` from the instances of
+        ``domain`` that evaluate it: those where its affine ``guards`` hold
+        (``x[i - 1] if i >= 1 else 0.0`` reads ``x`` for ``i >= 1`` only);
+        a guard that is not affine (on data) leaves the instances as they are."""
         text = ast.unparse(where)
+        for test, holds in guards:
+            cond = _guard_set(conv, test, holds)
+            if cond is not None:
+                domain = domain.intersect(cond.set_tuple_name(domain.get_tuple_name()))
         if not index_nodes:
             rng = isl.Set.universe(self.param_space).set_tuple_name(array)
             rel = isl.Map.from_domain_and_range(domain, rng)
@@ -480,6 +490,23 @@ class KernelParser(SignatureParser):
             rel = rel.set_tuple_name(isl.dim_type.in_, domain.get_tuple_name())
             rel = rel.set_tuple_name(isl.dim_type.out, array).intersect_domain(domain)
         return Access(array, rel.coalesce(), index or (), text)
+
+
+def _guard_set(conv: AffineConverter, test: ast.AST, holds: bool) -> isl.Set | None:
+    """The instances where ``test`` is ``holds`` (``conv``'s space), or a
+    superset of them: an affine test exactly; an ``and`` that holds (an
+    ``or`` that fails) by its affine operands, each of which must then hold
+    (fail); ``None`` when nothing affine is known (a test on data)."""
+    try:
+        cond = conv.condition(test)
+        return cond if holds else isl.Set.universe(cond.space).subtract(cond)
+    except FrontendError:
+        pass
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) == holds:
+        parts = [p for v in test.values if (p := _guard_set(conv, v, holds)) is not None]
+        if parts:
+            return functools.reduce(isl.Set.intersect, parts)
+    return None
 
 
 def _stmt_kind(node: ast.stmt) -> str:
