@@ -153,9 +153,12 @@ def test_dependence_arrows_are_the_oracle_pairs(kernel, sizes, mode):
     events = run_recorded(kernel, args)
     all_pairs = oracle_dependences(kernel, args)
     oracle = nearest_dependences(events) if mode == "direct" else all_pairs
-    if mode == "direct":  # fewer arrows, each one of the memory-based pairs
-        assert sum(map(len, oracle.values())) < sum(map(len, all_pairs.values()))
+    if mode == "direct":  # each one of the memory-based pairs; fewer where a
+        # rewritten element gives a later read several sources
         assert all(oracle[k] <= all_pairs[k] for k in oracle)
+        writes = [w for e in events for w in e.writes]
+        if len(writes) > len(set(writes)):
+            assert sum(map(len, oracle.values())) < sum(map(len, all_pairs.values()))
     assert ax.get_legend().get_title().get_text() == DEPS_TITLES[mode]
     assert f"and {mode} dependences" in ax.get_title()
     drawn = _arrows(ax)
