@@ -222,6 +222,26 @@ def test_cross_compiled_kernel_is_not_callable():
     assert not y.any()
 
 
+@pytest.mark.parametrize("spec, plain, autovec", [(ZEN4, "ymm", 256), (ZEN5, "zmm", 512),
+                                                  (HASWELL, "ymm", 256)])
+def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec):
+    # Zen 4 runs 512-bit operations in two halves: LLVM's vectorizer is asked
+    # for 256-bit vectors there, in a kernel polyop does not vectorise itself;
+    # a vectorize loop keeps the full width
+    t = polyop.Target(spec)
+    assert t.autovec_bits == autovec
+    f = polyop.build(gemm, target=spec)
+    assert ('"prefer-vector-width"' in f.llvm_ir) == (autovec < t.vector_bits)
+    widths = {w for line in f.asm.splitlines() if re.match(r"\s+vmulpd\s", line)
+              for w in re.findall(r"%([xyz])mm", line)}
+    assert plain[0] in widths and ("z" in widths) == (plain == "zmm")
+    sch = polyop.Schedule(gemm)
+    sch.vectorize(sch.get_loops("S1")[-1])
+    f = polyop.build(sch, target=spec)
+    assert '"prefer-vector-width"' not in f.llvm_ir
+    assert ("zmm" in f.asm) == (t.vector_bits == 512)
+
+
 def test_lower_records_the_target_and_compile_function_follows_it():
     fn = polyop.lower(axpy, target=OTHER)
     assert fn.meta["target"] == polyop.Target(OTHER)

@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import re
 import time
 
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from ..ir import Extern, Function, walk
+from ..ir import Extern, For, Function, walk
+from ..kinds import LoopKind
 from ..target import LLVM_LOCK, Target, as_target, new_jit_machine, optimize, target_machine
 from ..types import INDEX, DType
 from . import perfmap
@@ -187,6 +189,22 @@ class CompiledFunction(NativeCode):
         return f"<CompiledFunction {self.symbol} ({self.compile_seconds * 1e3:.1f} ms)>"
 
 
+def prefer_vector_width(text: str, bits: int) -> str:
+    """The module ``text`` (as llvmlite prints it) with every function
+    defined in it asking LLVM's vectorizers for vectors of ``bits`` (the
+    ``prefer-vector-width`` attribute; vector code already written keeps its
+    width: no function says ``min-legal-vector-width``). llvmlite's function
+    attributes take no string attribute, hence the text.
+
+    Example::
+
+        >>> prefer_vector_width('define void @"f"() nounwind\\n{', 256)
+        'define void @"f"() nounwind "prefer-vector-width"="256"\\n{'
+    """
+    return re.sub(r"^(define [^\n]*)\n\{", rf'\1 "prefer-vector-width"="{bits}"\n{{',
+                  text, flags=re.M)
+
+
 def compile_function(fn: Function, *, fp_contract: bool = False,
                      target: Target | str | None = None) -> NativeCode:
     """Compile a loop-IR ``Function`` for ``target`` (default: the one
@@ -217,8 +235,12 @@ def compile_function(fn: Function, *, fp_contract: bool = False,
     parallel = _PARALLEL_ENTRY in module.globals or _REGION_ENTRY in module.globals
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
+    text = str(module)
+    if target.autovec_bits < target.vector_bits and not any(
+            isinstance(s, For) and s.kind == LoopKind.VECTOR for s in walk(fn.body)):
+        text = prefer_vector_width(text, target.autovec_bits)
     with LLVM_LOCK:  # LLVM's global context and the shared machine
-        mod = llvm.parse_assembly(str(module))
+        mod = llvm.parse_assembly(text)
         link_externs(mod, fn, tm, target)
         mod.verify()
         unoptimized = str(mod)
