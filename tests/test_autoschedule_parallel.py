@@ -241,16 +241,21 @@ def col_update(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
             x[i] += A[j, i] * y[j]
 
 
-def test_innermost_strips_off_by_default_with_the_model_and_exact_when_asked(threads):
+def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads):
     sch = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400})
     knob = sch.explanation.knob("S0:parallel_strip")
-    assert knob.chosen is None and knob.candidates == [None, 100]
-    assert "modelled traffic" in knob.why and "off" in knob.why
-    assert not _parallel_loops(sch)
-    on = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400},
-                              knobs={"S0:parallel_strip": 100})
-    (par,) = _parallel_loops(on)
+    assert knob.chosen == 100 and knob.candidates == [None, 100]
+    assert "modelled traffic" in knob.why and "one thread" in knob.why
+    (par,) = _parallel_loops(sch)
     assert par.var == "i_outer"
+    off = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400},
+                               knobs={"S0:parallel_strip": None})
+    assert not _parallel_loops(off)
+    one = polyop.auto_schedule(col_update, ZEN3.replace("-num-cores=2", "-num-cores=1"),
+                               sizes={"n": 400})
+    assert not _parallel_loops(one) and "S0:parallel_strip" not in \
+        [k.name for k in one.explanation.knobs]
+    on = sch
     f = polyop.build(on)
     rng = np.random.default_rng(2)
     args = {"n": 203, "A": rng.random((203, 203)), "x": rng.random(203), "y": rng.random(203)}

@@ -17,10 +17,15 @@ strip of the result in cache across the whole ``k`` loop.
   accesses; measured on covariance, correlation and syr2k it is no slower at
   one thread);
 - ``strip_inner``: only the innermost loop is free (trmm's ``i, k, j``, mvt's
-  second nest ``j, i``): its strips (off by default: they cost 9-30 % at one
-  thread on trmm, mvt and gemver). When the band's outermost loop is legal
-  in parallel in the kernel's own order (isl's flags speak of its fused
-  schedule), the heuristic makes that loop parallel instead.
+  second nest ``j, i``): its strips, the band's only parallel loop. They
+  cost at one thread (each strip re-reads what the whole rows shared: trmm
+  0.41 -> 0.71 ms, mvt and gemver 0-3 % on Zen 4), but a schedule for
+  several cores runs on several: at 2 threads against the 1-core schedule
+  at 1 thread (Zen 4, MEDIUM, 11 interleaved rounds), trmm 0.64-0.98x
+  without them and 1.37x with, gemver 1.35 -> 1.43x, mvt 1.76 -> 1.80x.
+  When the band's outermost loop is legal in parallel in the kernel's own
+  order (isl's flags speak of its fused schedule), the heuristic makes that
+  loop parallel instead.
 
 Strip counts: ``STRIPS_PER_CORE`` strips a core, so that the pool's
 work-sharing (``polyop.codegen.threadpool``: chunks dealt round-robin, the
@@ -116,14 +121,11 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     ``i, k, j``: ``i`` and ``k`` carry the update's dependences, every column
     ``j`` is independent; mvt's ``j, i``: ``j`` carries the sum), split it
     into ``2 * cores`` strips and move the strip loop outermost, so one
-    parallel region covers the whole band instead of none. Off unless the
-    knob ``<lead>:parallel_strip`` asks for it: measured at one thread
-    (Zen 3, MEDIUM) the strips cost 10-30 % on trmm (each strip re-reads a
-    column of ``A``), 9 % on mvt and 12 % on gemver (each strip reads its
-    own columns of ``A``: the traffic is the same, but in row pieces of 100
-    elements instead of whole rows). The explanation gives the band
-    ``model``'s traffic of the strips (each an untiled band of its own, in a
-    ``cache`` of that many bytes) against the untiled band's, for a tuner.
+    parallel region covers the whole band instead of none (the knob
+    ``<lead>:parallel_strip``, on by default: see the module docstring for
+    what the strips cost at one thread and gain at two). The explanation
+    gives the band ``model``'s traffic of the strips (each an untiled band of
+    its own, in a ``cache`` of that many bytes) against the untiled band's.
     Returns the band's new (inner loops, tile loops)."""
     from .model import BandModel
 
@@ -142,10 +144,10 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
         why = (f"no loop outside {inner.name} is parallel; {-(-extent // strip)} strips of "
                f"{strip} iterations of {inner.name} ({extent}) as the outermost, parallel "
                f"loop would fork once; modelled traffic {q1:.4g} lines against {q0:.4g} "
-               f"untiled ({q1 / q0 if q0 else 1:.3g}x), but strips of the innermost loop "
-               "cost 9-30 % at one thread (trmm, mvt, gemver): off")
-    knob = ctx.decide(f"{lead}:parallel_strip", [None, strip] if able else [None], None,
-                      why, accepts=_int)
+               f"untiled ({q1 / q0 if q0 else 1:.3g}x); they cost up to 1.7x at one "
+               "thread (trmm) but make the band parallel on these cores")
+    knob = ctx.decide(f"{lead}:parallel_strip", [None, strip] if able else [None],
+                      strip if able else None, why, accepts=_int)
     if knob.chosen is None:
         return inner_loops, tile_loops
     try:
