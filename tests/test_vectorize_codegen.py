@@ -402,6 +402,23 @@ def test_a_conditional_reads_memory_only_in_the_lanes_that_take_it(bits):
         assert same_bits(out, np.where(inside, odd + np.roll(x, 1), x[0]).astype(np.float32))
 
 
+@pytest.mark.parametrize("bits", WIDTHS)
+def test_a_conditional_with_the_same_read_on_both_sides(bits):
+    # each side keeps its own mask even when the two are equal expressions
+    n = te.var("n")
+    x = te.placeholder((n,), "float32", name="x")
+    same = te.compute((n,), lambda i: te.if_then_else(i % 2 == 0, x[i + 0], x[i + 0]),
+                      name="same")
+    sch = te.create_schedule(same)
+    sch.vectorize(sch.get_loops(same)[0])
+    f = te_at(sch, [x, same], bits)
+    assert "llvm.masked.load" in f.llvm_ir_unoptimized
+    for size in sizes(bits // 32):
+        xs, got = data(size, "f32"), np.full(size, np.nan, np.float32)
+        f(xs, got, size)
+        assert same_bits(got, xs)
+
+
 def test_masked_off_lanes_do_not_touch_the_page_after_the_array():
     # x ends where an inaccessible page begins: an unmasked vector load of
     # x[i + 3] near the end would fault (run in a child: a fault kills it)

@@ -361,8 +361,8 @@ class _VectorBody:
         that take it (``_masked_load``), so no lane reads outside an array
         where the scalar loop would not read at all."""
         cond = self.vec(e.cond, BOOL)
-        on = {e.a: cond, e.b: self.b.xor(cond, ir.Constant(cond.type, 1))}
-        a, c = (self.under(x, on[x], e.dtype) for x in (e.a, e.b))
+        a = self.under(e.a, cond, e.dtype)
+        c = self.under(e.b, self.b.xor(cond, ir.Constant(cond.type, 1)), e.dtype)
         return self.b.select(cond, a, c)
 
     def under(self, e, mask: ir.Value, dt: DType) -> ir.Value:
