@@ -275,7 +275,6 @@ class ExprConverter:
             out = Logic(op, out, v)
         return out
 
-
     def _under(self, node: ast.AST, guards: Guards) -> Expr:
         """``convert(node)`` with its reads recorded under ``guards`` too."""
         self._guards.extend(guards)

@@ -129,10 +129,9 @@ class ConvStages:
     the zero-bordered input ``xp`` (or ``None``), the reduction ``conv`` and
     the output ``out`` (``conv`` itself, or the epilogue reading it); ``kc`` is
     the channel block in use (``C`` when unblocked); with ``packed_weights``,
-    ``w`` is already in the layout of ``weight_layout``; ``transpose`` is the
-    stage that copies NCHW's input channels last, ``xp`` (with its border),
-    or ``None``; ``wt``
-    is NCHW's weights of a window larger than 1 × 1 transposed,
+    ``w`` is already in the layout of ``weight_layout``; ``transpose`` is
+    ``xp`` when it copies NCHW's input channels last, else ``None``; ``wt`` is
+    NCHW's weights of a window larger than 1 × 1 transposed,
     ``wt[(c · R + r) · S + s, f]``, or ``None``."""
 
     shape: ConvShape
@@ -306,9 +305,7 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
     t, shape, conv, kc = stages.tiling, stages.shape, stages.conv, stages.kc
     pixels = t.vector == "pixels"
     lanes = as_target(target).lanes(conv.dtype.numpy.name)
-    copies: list = [c for c in (stages.transpose, stages.xp) if c is not None]
-    if len(copies) == 2 and copies[0] is copies[1]:
-        copies.pop()
+    copies: list = [stages.xp] if stages.xp is not None else []
     if stages.transpose is not None:  # x[c, h, w] -> [h, w, c], in tiles of (w, c)
         _, w_loop, c_loop = sch.get_loops(stages.transpose)
         transpose_by_blocks(sch, stages.transpose.name, w_loop.name, c_loop.name, lanes)
