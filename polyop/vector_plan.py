@@ -13,7 +13,10 @@ target: 8 lanes for ``f32``, 4 for ``f64``). Each access ``A[f]`` is
 - ``uniform``: no subscript depends on ``v``: one scalar access, broadcast;
 - ``contiguous``: only the last subscript depends on ``v``, as ``c * v + ...``
   with ``c * s == 1``: one vector load or store;
-- ``gather``: anything else (a stride, ``v`` in an outer dimension, ``v // 2``):
+- ``strided``: likewise with ``c * s`` from 2 to ``MAX_STRIDE``: a load is
+  that many vector loads, none past the last element the lanes read, picked
+  apart by shuffles (a store is still one per lane);
+- ``gather``: anything else (a larger stride, ``v`` in an outer dimension, ``v // 2``):
   one scalar access per lane, the last resort.
 
 A body that cannot run lane-wise with exactly the scalar loop's results stays
@@ -74,6 +77,9 @@ VECTOR_CALLS = ("sqrt", "abs")
 #: constant offsets whatever LLVM's unroller decides
 MAX_STRAIGHT_VECTORS = 8
 
+#: the largest stride (in elements) of a ``strided`` load: read as that many
+#: vectors and picked apart in registers; larger strides are gathered
+MAX_STRIDE = 4
 #: ``VectorPlan.pieces``' count of a tail vector: one vector of that width,
 #: run when at least that many iterations remain, else none
 IF_ROOM = -1
@@ -284,15 +290,23 @@ class VectorPlan:
                    for x in walk(e))
 
     def access(self, index: tuple) -> str:
-        """``uniform``, ``contiguous`` or ``gather`` for an access ``A[index]``
-        (a 0-d temporary, ``index == ()``, is uniform unless private)."""
+        """``uniform``, ``contiguous``, ``strided`` or ``gather`` for an access
+        ``A[index]`` (a 0-d temporary, ``index == ()``, is uniform unless
+        private)."""
         if not any(mentions(x, self.var) for x in index):
             return "uniform"
-        if all(not mentions(x, self.var) for x in index[:-1]):
-            c = coefficient(index[-1], self.var)
-            if c is not None and c * self.step == 1:
-                return "contiguous"
-        return "gather"
+        stride = self.stride(index)
+        if stride == 1:
+            return "contiguous"
+        return "strided" if stride is not None and 2 <= stride <= MAX_STRIDE else "gather"
+
+    def stride(self, index: tuple) -> int | None:
+        """Elements between the accesses of two neighbouring lanes, when only
+        the last subscript varies, by a constant; else ``None``."""
+        if any(mentions(x, self.var) for x in index[:-1]):
+            return None
+        c = coefficient(index[-1], self.var)
+        return c * self.step if c is not None else None
 
 
 def plan_vector_loop(loop: For, isa=None, temps: frozenset[str] = frozenset(),

@@ -150,24 +150,77 @@ def test_loop_invariant_values_are_broadcast(dt, bits):
 
 @pytest.mark.parametrize("bits", WIDTHS)
 @pytest.mark.parametrize("dt", ["f32", "f64"])
-def test_strided_accesses_are_gathered_and_scattered_lane_by_lane(dt, bits):
+def test_strided_reads_are_vectors_picked_apart_and_the_rest_lane_by_lane(dt, bits):
+    # stride 2 and 3: whole vectors, none past the last element read, then
+    # shuffles; stride 5 and -2 are gathered and a strided store scattered,
+    # a lane at a time
     @polyop.kernel
-    def strided(n: int, x: f"{dt}[2 * n + 1]", out: f"{dt}[n]", spread: f"{dt}[2 * n]"):
+    def strided(n: int, x: f"{dt}[3 * n + 1]", y: f"{dt}[5 * n]", out: f"{dt}[n]",
+                spread: f"{dt}[2 * n]"):
         for i in range(n):
-            out[i] = x[2 * i] - x[2 * i + 1]
+            out[i] = x[2 * i] - x[2 * i + 1] * x[3 * i] + y[5 * i] + x[3 * n - 2 * i]
             spread[2 * i] = x[i]
 
     sch = vectorized(strided)
     text = str(polyop.lower(sch, target=HASWELL))
-    assert "out[i:i + 8] = gather(x[2 * i]) - gather(x[2 * i + 1]);" in text or dt == "f64"
+    if dt == "f32":
+        assert ("out[i:i + 8] = x[2 * i:2 * i + 16:2] - x[2 * i + 1:2 * i + 1 + 16:2] * "
+                "x[3 * i:3 * i + 24:3] + gather(y[5 * i]) + gather(x[3 * n - 2 * i]);") in text
     assert "scatter(spread[2 * i]) = x[i:i + " in text
     cf = compile_at(sch, bits)
     lanes = bits // int(dt[1:])
-    assert cf.llvm_ir_unoptimized.count("insertelement") >= 2 * lanes
-    assert "gather" not in cf.llvm_ir_unoptimized  # no llvm.masked.gather
+    ir_text = cf.llvm_ir_unoptimized
+    assert f"shufflevector <{lanes} x {LL[dt]}>" in ir_text
+    assert ir_text.count("insertelement") >= lanes  # y's gather, lane by lane
+    assert "gather" not in ir_text  # no llvm.masked.gather
     for n in sizes(lanes):
-        check_against_python(strided, cf, [n, data(2 * n + 1, dt), np.zeros(n, np_type(dt)),
+        check_against_python(strided, cf, [n, data(3 * n + 1, dt), data(5 * n, dt),
+                                           np.zeros(n, np_type(dt)),
                                            np.zeros(2 * n, np_type(dt))])
+
+
+@pytest.mark.parametrize("target,shuffle", [(SKYLAKE_AVX512, "vpermt2ps"),
+                                            (HASWELL, "vshufps"), (NEOVERSE_V2, "uzp")])
+def test_strided_reads_are_shuffles_for_named_cpus(target, shuffle):
+    n = te.var("n")
+    x = te.placeholder((2 * n,), "float32", name="x")
+    out = te.compute((n,), lambda i: x[2 * i] + x[2 * i + 1], name="out")
+    sch = te.create_schedule(out)
+    sch.vectorize(sch.get_loops(out)[0])
+    asm = te.build(sch, [x, out], name="pairs", target=target).asm
+    assert shuffle in asm and "gather" not in asm
+    assert not re.search(r"ld1\s+\{\s*v\d+\.s\s*\}\[", asm)  # no NEON lane loads
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_strided_reads_stop_at_the_last_element(stride):
+    # x ends where an inaccessible page begins, on the last lane's element
+    code = textwrap.dedent(f"""
+        import ctypes, mmap, numpy as np, polyop
+        from tests.test_vectorize_codegen import te_at
+        page = mmap.PAGESIZE
+        buf = mmap.mmap(-1, 2 * page)
+        libc = ctypes.CDLL(None)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+        for bits in (128, 256, 512):
+            for n in (1, 2, 3, 4, 5, 8, 16, 17, 33):
+                size = {stride} * (n - 1) + 1
+                x = np.frombuffer(buf, np.float32, size, page - 4 * size)
+                x[:] = np.arange(size)
+                m = polyop.te.var("n")
+                xs = polyop.te.placeholder(({stride} * (m - 1) + 1,), "float32", name="x")
+                out = polyop.te.compute((m,), lambda i: xs[{stride} * i] * 2.0, name="out")
+                sch = polyop.te.create_schedule(out)
+                sch.vectorize(sch.get_loops(out)[0])
+                got = np.zeros(n, np.float32)
+                te_at(sch, [xs, out], bits)(x, got, n)
+                assert np.array_equal(got, x[::{stride}] * 2), (bits, n, got)
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("bits", WIDTHS)

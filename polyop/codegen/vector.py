@@ -7,7 +7,9 @@ is vectorised, its bounds already emitted as ``i64`` values, inside a
 - a main loop ``for (v = start; v + (lanes - 1) * step < stop; v += lanes * step)``
   whose body runs each statement for ``lanes`` iterations at once, on values of
   type ``<lanes x T>``: one vector load or store per contiguous access, a
-  broadcast (``insertelement`` + ``shufflevector``) per uniform value, one
+  broadcast (``insertelement`` + ``shufflevector``) per uniform value, for a
+  load at a stride of 2 to ``MAX_STRIDE`` elements that many vector loads
+  (none past the last lane's element) picked apart by ``shufflevector``, one
   scalar load or store per lane for the other accesses (gathers are the last
   resort: built from scalar loads and ``insertelement``, which every target
   has), lane-wise arithmetic, comparisons, selects and conversions (a side
@@ -257,6 +259,8 @@ class _VectorBody:
                 v = self._masked_load(e, dt)
             elif self.plan.access(e.index) == "contiguous":
                 v = b.load(self.vector_ptr(e.array, e.index, e), align=alignment(dt))
+            elif self.plan.access(e.index) == "strided":
+                v = self._strided_load(e, dt)
             else:  # a gather, lane by lane
                 def get(lane: int) -> ir.Value:
                     ptr, _ = fb.address(e.array, e.index, e)
@@ -266,6 +270,31 @@ class _VectorBody:
                 for lane, x in enumerate(self.per_lane(get)):
                     v = b.insert_element(v, x, ir.Constant(_I32, lane))
         return self.convert(v, dt, e.dtype)
+
+    def _strided_load(self, e: Load, dt: DType) -> ir.Value:
+        """Lanes ``k`` elements apart (``k = plan.stride``): the elements from
+        lane 0's to the last lane's, read as at most ``k`` whole vectors, the
+        last one ending on the last lane's element (so nothing past it is
+        read), then picked apart by shuffles."""
+        b, lanes, k = self.b, self.lanes, self.plan.stride(e.index)
+        vty = self.vtype(dt)
+        first, _ = self.fb.address(e.array, e.index, e)
+        last = k * (lanes - 1)
+        starts = list(range(0, last - lanes + 2, lanes))
+        if starts[-1] + lanes - 1 < last:
+            starts.append(last - lanes + 1)
+        parts = [b.load(b.bitcast(b.gep(first, [ir.Constant(ll_type(INDEX), s)], inbounds=True),
+                                  vty.as_pointer()), align=alignment(dt)) for s in starts]
+        picks = []
+        for p in range(0, last + 1, k):
+            q = next(q for q, s in enumerate(starts) if s <= p < s + lanes)
+            picks.append(q * lanes + p - starts[q])
+        if len(parts) > 2:  # pairs joined: two vectors of 2 * lanes
+            undef = ir.Constant(vty, ir.Undefined)
+            both = ir.Constant(ir.VectorType(_I32, 2 * lanes), list(range(2 * lanes)))
+            parts = [b.shuffle_vector(parts[0], parts[1], both),
+                     b.shuffle_vector(parts[2], parts[3] if len(parts) > 3 else undef, both)]
+        return b.shuffle_vector(parts[0], parts[1], ir.Constant(ir.VectorType(_I32, lanes), picks))
 
     def _masked_load(self, e: Load, dt: DType) -> ir.Value:
         """``e`` in the lanes of ``self.mask``, zero in the others, which
