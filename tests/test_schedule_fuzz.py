@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
 from polyop.codegen import get_num_threads, set_num_threads
-from tests.fuzz_support import CASES, STATS, Case, floyd, fuzz_example, scale, skew_clash
+from tests.fuzz_support import (
+    CASES,
+    STATS,
+    Case,
+    floyd,
+    fuzz_example,
+    scale,
+    seidel2d_5pt,
+    skew_clash,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +135,24 @@ def test_fuzz_found_unrolled_loop_loses_constant_trip_count():
     A = np.arange(7.0)
     f(7, A)
     np.testing.assert_array_equal(A, 2.0 * np.arange(7.0))
+
+
+# found by the fuzzer on seidel-2d: a strip's isolation request, made for a
+# band of one loop, met a band of two after fuse and isl refused to
+# intersect them (the build crashed inside isl)
+def test_fuzz_found_isolation_request_for_a_fused_band():
+    sch = polyop.Schedule(seidel2d_5pt)
+    t, i, j = sch.get_loops("S0")
+    sch.tile(t, j, 1, 1)
+    t_outer, j_outer, i, *_ = sch.get_loops("S0")
+    sch.fuse(j_outer, i)
+    loops = sch.get_loops("S0")
+    sch.skew(loops[0], loops[2], 1)
+    f = polyop.build(sch)
+    rng = np.random.default_rng(3)
+    for tsteps, n in ((1, 3), (3, 6), (2, 9)):
+        A = rng.random((n, n))
+        want = A.copy()
+        seidel2d_5pt.py_func(tsteps, n, want)
+        f(tsteps, n, A)
+        np.testing.assert_allclose(A, want, rtol=1e-12)

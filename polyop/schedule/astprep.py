@@ -183,7 +183,8 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict, isolate: bool = True) -> is
     for s in sorted(strips, key=lambda s: s.depth):  # enclosing loops first
         if s.parent is None or s.parent not in points:
             continue
-        if _isolated(points[s.parent], bands[s.parent].requests).is_equal(
+        if _fits(points[s.parent], s.full) and _isolated(
+                points[s.parent], bands[s.parent].requests).is_equal(
                 points[s.parent].intersect(s.full)):
             mine = bands[s.ident]
             mine.requests = [r for r in mine.requests if r is not s.own]
@@ -284,10 +285,21 @@ def _extend(points: isl.Set, n: int) -> isl.Set:
     return points.add_dims(isl.dim_type.set, n)
 
 
+def _fits(points: isl.Set, request: isl.Set) -> bool:
+    """Whether ``request`` speaks of ``points``' flat (outer point, value)
+    shape: a band of several members (after ``fuse``) has more values than
+    a strip's request made for one."""
+    return points.dim(isl.dim_type.set) == request.dim(isl.dim_type.set)
+
+
 def _isolated(points: isl.Set, requests: list[isl.Set]) -> isl.Set:
     """The flat (outer point, value) ``points`` of a band that every request
-    in ``requests`` asks to isolate."""
+    in ``requests`` asks to isolate; none when a request does not fit the
+    band's shape (isolating nothing only costs the full tiles' constant
+    bounds: the loop nest is the same computation)."""
     for r in requests:
+        if not _fits(points, r):
+            return points.subtract(points)
         points = points.intersect(r)
     return points
 
