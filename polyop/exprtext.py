@@ -82,12 +82,10 @@ def operator_to_c(e: ir.Expr, prec: int, sub: Callable[..., str]) -> str | None:
 
 def access_to_c(array: str, index: tuple, plan: VectorPlan | None, gather: str) -> str:
     """``A[i][j]``; in a vectorised loop ``A[i][j:j + 8]`` when contiguous in
-    it, ``A[i][2 * j:2 * j + 16:2]`` when read at a small stride, ``gather(A[5 *
-    j])`` (or ``scatter``, for any store but a contiguous one) otherwise."""
+    it, ``A[i][2 * j:2 * j + 16:2]`` at a small stride, ``gather(A[5 * j])``
+    (or ``scatter``) otherwise."""
     subs = [expr_to_c(x) for x in index]
     kind = plan.access(index) if plan is not None and index else "uniform"
-    if kind == "strided" and gather == "scatter":  # a store: one per lane
-        kind = "gather"
     if kind in ("contiguous", "strided"):
         step = plan.stride(index)
         end = ir.Bin("add", index[-1], ir.Const(step * plan.lanes), index[-1].dtype)

@@ -8,13 +8,13 @@ call (``ir.Extern``) shows its by-address arguments as ``&A[i][j]``.
 A ``vector`` loop is shown as the code generator emits it for the target
 (``polyop.vector_plan``): ``// vector x8`` over a loop that steps by the 8
 lanes, in which an access contiguous in the loop is a slice, ``x[j:j + 8]``
-(one vector load or store), a read at a small stride is a slice with a step,
-``x[2 * j:2 * j + 16:2]`` (vector loads and shuffles), any other access is
-``gather(x[5 * j])`` or ``scatter(x[2 * j])`` (one access per lane), and
-everything else is the same for all lanes and broadcast (a side of ``c ? a :
-b`` reads memory only in the lanes where it is taken: masked loads); then
-the scalar loop over the remaining
-iterations, ``for (; j < n; j += 1)`` (with a constant trip count, narrower
+(one vector load or store), an access at a small stride is a slice with a
+step, ``x[2 * j:2 * j + 16:2]`` (vector loads and shuffles, or shuffles and
+masked vector stores), any other access is ``gather(x[5 * j])`` or
+``scatter(x[5 * j])`` (one access per lane), and everything else is the
+same for all lanes and broadcast (a side of ``c ? a : b`` reads memory only
+in the lanes where it is taken: masked loads); then the scalar loop over the
+remaining iterations, ``for (; j < n; j += 1)`` (with a constant trip count, narrower
 vectors first: ``// vector x4``). A vector loop that stays scalar says why:
 ``// vector: not vectorised, ...``.
 

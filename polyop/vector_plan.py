@@ -15,7 +15,8 @@ target: 8 lanes for ``f32``, 4 for ``f64``). Each access ``A[f]`` is
   with ``c * s == 1``: one vector load or store;
 - ``strided``: likewise with ``c * s`` from 2 to ``MAX_STRIDE``: a load is
   that many vector loads, none past the last element the lanes read, picked
-  apart by shuffles (a store is still one per lane);
+  apart by shuffles; a store, the lanes shuffled into place and stored under
+  constant masks (the elements between are not touched);
 - ``gather``: anything else (a larger stride, ``v`` in an outer dimension, ``v // 2``):
   one scalar access per lane, the last resort.
 

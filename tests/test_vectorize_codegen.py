@@ -150,10 +150,10 @@ def test_loop_invariant_values_are_broadcast(dt, bits):
 
 @pytest.mark.parametrize("bits", WIDTHS)
 @pytest.mark.parametrize("dt", ["f32", "f64"])
-def test_strided_reads_are_vectors_picked_apart_and_the_rest_lane_by_lane(dt, bits):
+def test_strided_accesses_are_vectors_picked_apart_and_the_rest_lane_by_lane(dt, bits):
     # stride 2 and 3: whole vectors, none past the last element read, then
-    # shuffles; stride 5 and -2 are gathered and a strided store scattered,
-    # a lane at a time
+    # shuffles; a store at stride 2 under constant masks; stride 5 and -2
+    # are gathered, a lane at a time
     @polyop.kernel
     def strided(n: int, x: f"{dt}[3 * n + 1]", y: f"{dt}[5 * n]", out: f"{dt}[n]",
                 spread: f"{dt}[2 * n]"):
@@ -166,7 +166,8 @@ def test_strided_reads_are_vectors_picked_apart_and_the_rest_lane_by_lane(dt, bi
     if dt == "f32":
         assert ("out[i:i + 8] = x[2 * i:2 * i + 16:2] - x[2 * i + 1:2 * i + 1 + 16:2] * "
                 "x[3 * i:3 * i + 24:3] + gather(y[5 * i]) + gather(x[3 * n - 2 * i]);") in text
-    assert "scatter(spread[2 * i]) = x[i:i + " in text
+    hl = 256 // int(dt[1:])  # Haswell's lanes
+    assert f"spread[2 * i:2 * i + {2 * hl}:2] = x[i:i + {hl}];" in text
     cf = compile_at(sch, bits)
     lanes = bits // int(dt[1:])
     ir_text = cf.llvm_ir_unoptimized
@@ -190,6 +191,52 @@ def test_strided_reads_are_shuffles_for_named_cpus(target, shuffle):
     asm = te.build(sch, [x, out], name="pairs", target=target).asm
     assert shuffle in asm and "gather" not in asm
     assert not re.search(r"ld1\s+\{\s*v\d+\.s\s*\}\[", asm)  # no NEON lane loads
+
+
+@polyop.kernel
+def spread2(n: int, x: "f32[n]", y: "f32[2 * n]"):
+    for i in range(n):
+        y[2 * i] = x[i] * 2.0
+
+
+@pytest.mark.parametrize("target,masked", [(SKYLAKE_AVX512, r"vmovups\s+%zmm\d+, .*\{%k\d\}"),
+                                           (HASWELL, r"vmaskmovps\s+%ymm"),
+                                           (NEOVERSE_V2, None)])
+def test_strided_stores_are_masked_vector_stores_for_named_cpus(target, masked):
+    asm = polyop.build(vectorized(spread2), target=target).asm
+    assert "scatter" not in asm
+    if masked:  # NEON has no masked store: LLVM stores the lanes one by one
+        assert re.search(masked, asm)
+
+
+def test_strided_stores_touch_nothing_between_or_after():
+    # y's last element written ends where an inaccessible page begins; the
+    # elements between keep their values
+    code = textwrap.dedent("""
+        import ctypes, mmap, numpy as np
+        from tests.test_vectorize_codegen import compile_at, spread2, vectorized
+        page = mmap.PAGESIZE
+        buf = mmap.mmap(-1, 2 * page)
+        libc = ctypes.CDLL(None)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+        for bits in (128, 256, 512):
+            f = compile_at(vectorized(spread2), bits)
+            for n in (1, 2, 3, 7, 8, 9, 16, 17, 33):
+                y = np.frombuffer(buf, np.float32, 2 * n - 1, page - 4 * (2 * n - 1))
+                y[:] = -1.0
+                x = np.arange(n, dtype=np.float32)
+                # the kernel's y has 2n elements; it writes only the even ones,
+                # so a view of 2n - 1 of them, ending on the last one written
+                f(n, x, np.lib.stride_tricks.as_strided(y, (2 * n,), (4,)))
+                want = np.full(2 * n - 1, -1.0, np.float32)
+                want[::2] = 2 * x
+                assert np.array_equal(y, want), (bits, n, y)
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("stride", [2, 3, 4])

@@ -9,8 +9,10 @@ is vectorised, its bounds already emitted as ``i64`` values, inside a
   type ``<lanes x T>``: one vector load or store per contiguous access, a
   broadcast (``insertelement`` + ``shufflevector``) per uniform value, for a
   load at a stride of 2 to ``MAX_STRIDE`` elements that many vector loads
-  (none past the last lane's element) picked apart by ``shufflevector``, one
-  scalar load or store per lane for the other accesses (gathers are the last
+  (none past the last lane's element) picked apart by ``shufflevector``, for
+  such a store the lanes shuffled into place and stored under constant masks
+  (``llvm.masked.store``), one scalar load or store per lane for the other
+  accesses (gathers are the last
   resort: built from scalar loads and ``insertelement``, which every target
   has), lane-wise arithmetic, comparisons, selects and conversions (a side
   of a conditional that reads memory reads it only in the lanes that take
@@ -196,6 +198,8 @@ class _VectorBody:
                 self.private[s.array] = v
             elif self.plan.access(s.index) == "contiguous":
                 b.store(v, self.vector_ptr(s.array, s.index, s), align=alignment(dt))
+            elif self.plan.access(s.index) == "strided":
+                self._strided_store(s, v, dt)
             else:  # a scatter, lane by lane
                 def put(lane: int) -> None:
                     ptr, _ = fb.address(s.array, s.index, s)
@@ -295,6 +299,26 @@ class _VectorBody:
             parts = [b.shuffle_vector(parts[0], parts[1], both),
                      b.shuffle_vector(parts[2], parts[3] if len(parts) > 3 else undef, both)]
         return b.shuffle_vector(parts[0], parts[1], ir.Constant(ir.VectorType(_I32, lanes), picks))
+
+    def _strided_store(self, s: Store, v: ir.Value, dt: DType) -> None:
+        """Lanes ``k`` elements apart: vectors over the span from lane 0's
+        element, each with the lanes that land in it moved into place by a
+        shuffle and stored under a constant mask (``llvm.masked.store``): the
+        elements between them are not touched."""
+        b, lanes, k = self.b, self.lanes, self.plan.stride(s.index)
+        vty = self.vtype(dt)
+        first, _ = self.fb.address(s.array, s.index, s, False)
+        mty = ir.VectorType(ir.IntType(1), lanes)
+        fn = self.declare(f"llvm.masked.store.v{lanes}{ll_type(dt).intrinsic_name}.p0",
+                          ir.VoidType(), [vty, vty.as_pointer(), _I32, mty])
+        for start in range(0, k * (lanes - 1) + 1, lanes):
+            picks = [(start + t) // k if (start + t) % k == 0 and (start + t) // k < lanes
+                     else None for t in range(lanes)]
+            part = b.shuffle_vector(v, ir.Constant(vty, ir.Undefined), ir.Constant(
+                ir.VectorType(_I32, lanes), [0 if j is None else j for j in picks]))
+            ptr = b.bitcast(b.gep(first, [ir.Constant(ll_type(INDEX), start)]), vty.as_pointer())
+            mask = ir.Constant(mty, [int(j is not None) for j in picks])
+            b.call(fn, [part, ptr, ir.Constant(_I32, alignment(dt)), mask])
 
     def _masked_load(self, e: Load, dt: DType) -> ir.Value:
         """``e`` in the lanes of ``self.mask``, zero in the others, which
