@@ -68,6 +68,32 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return np.array_equal(a, b)
 
 
+#: the start of a child process of ``run_before_guard_page``
+_GUARD_PAGE = """
+import ctypes, mmap
+import numpy as np
+_page = mmap.PAGESIZE
+_buf = mmap.mmap(-1, 2 * _page)
+_base = ctypes.addressof(ctypes.c_char.from_buffer(_buf))
+assert ctypes.CDLL(None).mprotect(ctypes.c_void_p(_base + _page), _page, 0) == 0  # PROT_NONE
+
+
+def before_guard(count):
+    \"\"\"``count`` float32 elements ending where an inaccessible page begins.\"\"\"
+    return np.frombuffer(_buf, np.float32, count, _page - 4 * count)
+"""
+
+
+def run_before_guard_page(body: str, timeout: int = 300) -> None:
+    """Run ``body`` (source, which may call ``before_guard(count)``) in a
+    child process, so that an access past the array kills the child rather
+    than the tests; the child must finish within ``timeout`` seconds."""
+    code = _GUARD_PAGE + textwrap.dedent(body) + '\nprint("ok")\n'
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 def check_against_python(kernel, compiled, args: list) -> None:
     """Run ``compiled`` and ``kernel.py_func`` on copies of ``args``; every
     array must come out bit-identical."""
@@ -212,18 +238,12 @@ def test_strided_stores_are_masked_vector_stores_for_named_cpus(target, masked):
 def test_strided_stores_touch_nothing_between_or_after():
     # y's last element written ends where an inaccessible page begins; the
     # elements between keep their values
-    code = textwrap.dedent("""
-        import ctypes, mmap, numpy as np
+    run_before_guard_page("""
         from tests.test_vectorize_codegen import compile_at, spread2, vectorized
-        page = mmap.PAGESIZE
-        buf = mmap.mmap(-1, 2 * page)
-        libc = ctypes.CDLL(None)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
         for bits in (128, 256, 512):
             f = compile_at(vectorized(spread2), bits)
             for n in (1, 2, 3, 7, 8, 9, 16, 17, 33):
-                y = np.frombuffer(buf, np.float32, 2 * n - 1, page - 4 * (2 * n - 1))
+                y = before_guard(2 * n - 1)
                 y[:] = -1.0
                 x = np.arange(n, dtype=np.float32)
                 # the kernel's y has 2n elements; it writes only the even ones,
@@ -232,28 +252,19 @@ def test_strided_stores_touch_nothing_between_or_after():
                 want = np.full(2 * n - 1, -1.0, np.float32)
                 want[::2] = 2 * x
                 assert np.array_equal(y, want), (bits, n, y)
-        print("ok")
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=Path(__file__).parents[1])
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("stride", [2, 3, 4])
 def test_strided_reads_stop_at_the_last_element(stride):
     # x ends where an inaccessible page begins, on the last lane's element
-    code = textwrap.dedent(f"""
-        import ctypes, mmap, numpy as np, polyop
+    run_before_guard_page(f"""
+        import polyop
         from tests.test_vectorize_codegen import te_at
-        page = mmap.PAGESIZE
-        buf = mmap.mmap(-1, 2 * page)
-        libc = ctypes.CDLL(None)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
         for bits in (128, 256, 512):
             for n in (1, 2, 3, 4, 5, 8, 16, 17, 33):
                 size = {stride} * (n - 1) + 1
-                x = np.frombuffer(buf, np.float32, size, page - 4 * size)
+                x = before_guard(size)
                 x[:] = np.arange(size)
                 m = polyop.te.var("n")
                 xs = polyop.te.placeholder(({stride} * (m - 1) + 1,), "float32", name="x")
@@ -263,11 +274,7 @@ def test_strided_reads_stop_at_the_last_element(stride):
                 got = np.zeros(n, np.float32)
                 te_at(sch, [xs, out], bits)(x, got, n)
                 assert np.array_equal(got, x[::{stride}] * 2), (bits, n, got)
-        print("ok")
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=Path(__file__).parents[1])
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("bits", WIDTHS)
@@ -521,27 +528,17 @@ def test_a_conditional_with_the_same_read_on_both_sides(bits):
 
 def test_masked_off_lanes_do_not_touch_the_page_after_the_array():
     # x ends where an inaccessible page begins: an unmasked vector load of
-    # x[i + 3] near the end would fault (run in a child: a fault kills it)
-    code = textwrap.dedent("""
-        import ctypes, mmap, numpy as np, polyop
+    # x[i + 3] near the end would fault
+    run_before_guard_page("""
         from tests.test_vectorize_codegen import shifted, shifted_ref, te_at
-        page = mmap.PAGESIZE
-        buf = mmap.mmap(-1, 2 * page)
-        libc = ctypes.CDLL(None)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
         n = 61
-        x = np.frombuffer(buf, np.float32, n, page - 4 * n)
+        x = before_guard(n)
         x[:] = np.arange(n)
         out = np.zeros(n, np.float32)
         sch, args = shifted(3)
         te_at(sch, args, 512)(x, out, n)
         assert np.array_equal(out, shifted_ref(np.arange(n, dtype=np.float32), 3)), out
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).parents[1])
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    """, timeout=120)
 
 
 @pytest.mark.parametrize("target,masked", [(SKYLAKE_AVX512, r"\{%k\d\}"),

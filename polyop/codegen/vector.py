@@ -80,6 +80,7 @@ from ..ir import (
 from ..types import INDEX, DType, f64
 from ..vector_plan import IF_ROOM, MAX_STRAIGHT_VECTORS, VectorPlan
 from .llvm_expr import CodegenError, alignment, is_bool, ll_type, promote_cmp
+from .outline import declare
 
 _I32 = ir.IntType(32)
 _ICMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
@@ -309,8 +310,8 @@ class _VectorBody:
         vty = self.vtype(dt)
         first, _ = self.fb.address(s.array, s.index, s, False)
         mty = ir.VectorType(ir.IntType(1), lanes)
-        fn = self.declare(f"llvm.masked.store.v{lanes}{ll_type(dt).intrinsic_name}.p0",
-                          ir.VoidType(), [vty, vty.as_pointer(), _I32, mty])
+        fn = declare(self.fb.module, f"llvm.masked.store.v{lanes}{ll_type(dt).intrinsic_name}.p0",
+                     ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), _I32, mty]))
         for start in range(0, k * (lanes - 1) + 1, lanes):
             picks = [(start + t) // k if (start + t) % k == 0 and (start + t) // k < lanes
                      else None for t in range(lanes)]
@@ -329,21 +330,18 @@ class _VectorBody:
         zero, align = ir.Constant(ty, None), ir.Constant(_I32, alignment(dt))
         if self.plan.access(e.index) == "contiguous":
             ptr = self.vector_ptr(e.array, e.index, e, inbounds=False)
-            fn = self.declare(f"llvm.masked.load.v{self.lanes}{ll_type(dt).intrinsic_name}.p0",
-                              ty, [ptr.type, _I32, self.mask.type, ty])
+            fn = declare(self.fb.module,
+                         f"llvm.masked.load.v{self.lanes}{ll_type(dt).intrinsic_name}.p0",
+                         ir.FunctionType(ty, [ptr.type, _I32, self.mask.type, ty]))
             return b.call(fn, [ptr, align, self.mask, zero])
         ptrs = self.per_lane(lambda lane: self.fb.address(e.array, e.index, e, False)[0])
         pv = ir.Constant(ir.VectorType(ptrs[0].type, self.lanes), ir.Undefined)
         for lane, p in enumerate(ptrs):
             pv = b.insert_element(pv, p, ir.Constant(_I32, lane))
-        fn = self.declare(f"llvm.masked.gather.v{self.lanes}{ll_type(dt).intrinsic_name}"
-                          f".v{self.lanes}p0", ty, [pv.type, _I32, self.mask.type, ty])
+        fn = declare(self.fb.module, f"llvm.masked.gather.v{self.lanes}"
+                     f"{ll_type(dt).intrinsic_name}.v{self.lanes}p0",
+                     ir.FunctionType(ty, [pv.type, _I32, self.mask.type, ty]))
         return b.call(fn, [pv, align, self.mask, zero])
-
-    def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
-        fn = self.fb.module.globals.get(name)
-        return fn if fn is not None else ir.Function(
-            self.fb.module, ir.FunctionType(ret, args), name)
 
     def _Bin(self, e: Bin) -> ir.Value:
         dt = e.dtype
