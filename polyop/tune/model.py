@@ -5,7 +5,8 @@ trained on the log of the measured times.
 Features of a point:
 
 - its knobs: the log2 of each split factor, a numeric knob's value (a bool as
-  0/1, a string as its position), each loop's position in a reorder;
+  0/1, a string as its position), each loop's position in a reorder; for a
+  factor or knob of more than two values also an indicator of each value;
 - the task's own (``Task.features``): for a kernel, features of the loop IR
   the point lowers to (``ir_features``): loops by kind, depth, the constant
   extents of the innermost loops, the strides of the accesses in innermost
@@ -18,7 +19,7 @@ Example::
     >>> from polyop.tune.space import ConfigSpace
     >>> space = ConfigSpace(); _ = space.define_split("t", 8); _ = space.define_knob("v", [0, 1])
     >>> knob_features(space.get(7))
-    {'t.0': 3.0, 'v': 1.0}
+    {'t.0': 3.0, 't.0==1': 0.0, 't.0==2': 0.0, 't.0==4': 0.0, 't.0==8': 1.0, 'v': 1.0}
 """
 
 from __future__ import annotations
@@ -42,14 +43,29 @@ def knob_features(config) -> dict[str, float]:
         if knob.kind == "split":
             for k, f in enumerate(v):
                 out[f"{knob.name}.{k}"] = math.log2(f)
+                out.update(_one_hot(f"{knob.name}.{k}", f, {c[k] for c in knob.candidates}))
         elif knob.kind == "reorder":
             for pos, loop in enumerate(v):
                 out[f"{knob.name}.{loop}"] = float(pos)
         elif isinstance(v, (bool, int, float)) and not isinstance(v, str):
             out[knob.name] = float(v)
+            out.update(_one_hot(knob.name, v, set(knob.candidates)))
         else:
             out[knob.name] = float(knob.candidates.index(v))
+            out.update(_one_hot(knob.name, knob.candidates.index(v),
+                                set(range(len(knob.candidates)))))
     return out
+
+
+def _one_hot(name: str, value, values: set) -> dict[str, float]:
+    """An indicator per value of a knob with more than two: a tree then
+    singles out one value (a split factor of 1, i.e. no split, or one tile
+    size that fits the registers) with one test, where on the numeric
+    feature a value in the middle of the range takes two tests, and with
+    few measurements the trees seldom make the second."""
+    if len(values) <= 2:
+        return {}
+    return {f"{name}=={c}": float(c == value) for c in sorted(values)}
 
 
 def _value(e, env: dict[str, int]) -> int | None:
