@@ -473,6 +473,43 @@ def test_set_num_threads_validates():
             set_min_work(bad)
 
 
+def test_spin_time_setting():
+    # the spin reaches the running pool (in time-stamp ticks or rounds) and
+    # every setting, 0 (sleep at once) included, leaves the results exact
+    res = run_python(_SCRIPT_PRELUDE + """
+    import time
+    from polyop import SettingError
+    from polyop.codegen.parallel import ensure_runtime, get_spin_time, set_spin_time
+    assert get_spin_time() == 0.0005  # POLYOP_SPIN_US below
+    set_num_threads(2)
+    rt = ensure_runtime()
+    for seconds in (0, 0.004, 0.0005):
+        set_spin_time(seconds)
+        assert get_spin_time() == seconds
+        units = rt.get_spin()
+        assert units == rt.spin_units(seconds)
+        assert (units == 0) == (seconds == 0) and units >= 0
+        for _ in range(3):
+            x = np.zeros(5000)
+            cf(7, 5000, x)
+            assert (x == 7).all()
+            time.sleep(0.006)  # past the spin: the workers sleep, then wake
+    assert rt.spin_units(0.004) > 4 * rt.spin_units(0.0005)
+    for bad in (-1, 101, "1", True, float("nan")):
+        try:
+            set_spin_time(bad)
+        except SettingError as e:
+            assert "set_spin_time" in str(e)
+        else:
+            raise AssertionError(bad)
+    print("ok")
+    """, POLYOP_SPIN_US="500")
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+    res = run_python("from polyop.codegen.parallel import get_spin_time; get_spin_time()",
+                     POLYOP_SPIN_US="2.5")
+    assert res.returncode != 0 and "POLYOP_SPIN_US='2.5'" in res.stderr
+
+
 def test_shutdown_while_another_thread_runs_regions():
     # shutdown waits for the busy pool (or gives up) and never tears it down under a region
     cf = compile_function(jacobi_like_increment())
@@ -648,9 +685,10 @@ def test_pool_module_is_valid_ir_for_other_targets(triple):
     text = str(build_pool_module(triple))
     llvm.parse_assembly(text).verify()
     if not triple.startswith("x86"):
-        # no time-stamp counter: the spin counts rounds, most of them with a
-        # sched_yield (~0.3-1 us), ~1 ms in all (it was 2**15 rounds: ~30 ms)
-        assert "readcyclecounter" not in text and SPIN_ROUNDS <= 1 << 12
+        # no time-stamp counter: the spin counts rounds (most of them with a
+        # sched_yield), starting at SPIN_ROUNDS until the host sets it
+        assert "readcyclecounter" not in text
+        assert f'@"polyop_rt.spin" = internal global i64 {SPIN_ROUNDS}' in text
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -45,6 +45,11 @@ Measured on jacobi-1d with 2 threads (AMD EPYC, workers awake): 0.9x at
 the switch at 65 536 (n ≈ 9400), so at n = 1000 (7000 operations, 0.45x on
 2 threads before the rule) it runs serially.
 
+Spinning: after a region, idle workers poll for new work for
+``get_spin_time()`` seconds before they sleep (``POLYOP_SPIN_US``,
+``set_spin_time``; 20 ms by default, ``polyop.codegen.threadpool`` says
+why), so a kernel called soon after the last finds them awake.
+
 The runtime itself is ``polyop.codegen.threadpool`` (a persistent pthread
 pool written in LLVM IR), compiled once per process by ``ensure_runtime()``
 and made visible to MCJIT under the symbol ``polyop_rt_parallel_for`` (and
@@ -80,6 +85,7 @@ import threading
 
 from llvmlite import ir
 
+from ..errors import SettingError
 from ..ir import Bin, Block, Call, Cast, Const, For, If, Load, Neg, Store, Var, map_children, walk
 from ..kinds import LoopKind
 from ..settings import check_int, env_int
@@ -90,15 +96,21 @@ from .outline import Env, declare
 from .threadpool import BODY_TYPE, ENTRY, ENTRY_TYPE, MAX_THREADS, build_pool_module
 from .threadpool_region import BARRIER, REGION_ENTRY
 
-__all__ = ["MAX_THREADS", "MIN_WORK", "available_cpus", "emit_parallel_for", "ensure_runtime",
-           "get_min_work", "get_num_threads", "late_workers", "pool_size", "set_min_work",
-           "set_num_threads", "set_profiling", "shutdown_threads", "team_regions",
-           "thread_stats"]
+__all__ = ["MAX_THREADS", "MIN_WORK", "SPIN_US", "available_cpus", "emit_parallel_for",
+           "ensure_runtime", "get_min_work", "get_num_threads", "get_spin_time", "late_workers",
+           "pool_size", "set_min_work", "set_num_threads", "set_profiling", "set_spin_time",
+           "shutdown_threads", "team_regions", "thread_stats"]
 
 _I64 = ir.IntType(64)
 
 #: default minimum estimated work (operations) per thread of a parallel region
 MIN_WORK = 1 << 15
+#: default time an idle thread of the pool spins before it sleeps, in
+#: microseconds (why: ``polyop.codegen.threadpool``)
+SPIN_US = 20_000
+#: what one spin round (``sched_yield``) is taken to cost where the pool
+#: has no time-stamp counter to measure the spin by
+_ROUND_SECONDS = 0.6e-6
 
 # -- code generation ----------------------------------------------------------------
 
@@ -324,6 +336,10 @@ class _Runtime:
         self.set_num_threads = ctypes.CFUNCTYPE(None, ctypes.c_int32)(
             addr("polyop_rt_set_num_threads"))
         self.set_min_work = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("polyop_rt_set_min_work"))
+        self.set_spin = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("polyop_rt_set_spin"))
+        self.get_spin = ctypes.CFUNCTYPE(ctypes.c_int64)(addr("polyop_rt_get_spin"))
+        self.ticks = ctypes.CFUNCTYPE(ctypes.c_int64)(addr("polyop_rt_ticks"))
+        self._per_second: float | None = None
         self.pool_size = ctypes.CFUNCTYPE(ctypes.c_int32)(addr("polyop_rt_pool_size"))
         self.team_regions = ctypes.CFUNCTYPE(ctypes.c_int64)(addr("polyop_rt_team_regions"))
         self.revoked = ctypes.CFUNCTYPE(ctypes.c_int64)(addr("polyop_rt_revoked"))
@@ -337,10 +353,26 @@ class _Runtime:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self))
 
 
+    def spin_units(self, seconds: float) -> int:
+        """``seconds`` in the unit of the pool's spin: time-stamp-counter
+        ticks, their rate measured once against ``time.perf_counter`` over
+        ~2 ms; rounds where there is no counter."""
+        if self._per_second is None:
+            import time
+
+            c0, t0 = self.ticks(), time.perf_counter()
+            while time.perf_counter() - t0 < 2e-3:
+                pass
+            c1, t1 = self.ticks(), time.perf_counter()
+            self._per_second = (c1 - c0) / (t1 - t0) if c1 > c0 else 1 / _ROUND_SECONDS
+        return round(seconds * self._per_second)
+
+
 _runtime: _Runtime | None = None
 _runtime_lock = threading.Lock()
 _num_threads: int | None = None
 _min_work: int | None = None
+_spin_us: int | None = None
 
 
 def get_num_threads() -> int:
@@ -420,17 +452,62 @@ def set_min_work(ops: int) -> None:
             _runtime.set_min_work(ops)
 
 
+def get_spin_time() -> float:
+    """Seconds an idle thread of the pool spins before it sleeps:
+    ``set_spin_time``'s, else ``POLYOP_SPIN_US`` (microseconds), else 20 ms
+    (why so long: ``polyop.codegen.threadpool``).
+
+    Example::
+
+        >>> get_spin_time() >= 0
+        True
+    """
+    global _spin_us
+    if _spin_us is None:
+        with _runtime_lock:
+            if _spin_us is None:
+                n = env_int("POLYOP_SPIN_US", 0, 10**8)
+                _spin_us = SPIN_US if n is None else n
+    return _spin_us / 1e6
+
+
+def set_spin_time(seconds: float) -> None:
+    """Let idle threads of the pool spin ``seconds`` (0 to 100) before they
+    sleep, from their next wait on: longer keeps them ready for a kernel
+    called soon after the last (a sleeping thread can take over a
+    millisecond to wake on a virtual machine), shorter gives the CPU back
+    sooner; ``0`` sleeps at once. Like OpenMP's ``KMP_BLOCKTIME``.
+
+    Example::
+
+        >>> before = get_spin_time()
+        >>> set_spin_time(0.001); get_spin_time()
+        0.001
+        >>> set_spin_time(before)
+    """
+    global _spin_us
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not 0 <= seconds <= 100:
+        raise SettingError(f"set_spin_time: expected seconds from 0 to 100, got {seconds!r}",
+                           "set_spin_time")
+    with _runtime_lock:
+        _spin_us = round(seconds * 1e6)
+        if _runtime is not None:
+            _runtime.set_spin(_runtime.spin_units(seconds))
+
+
 def ensure_runtime() -> _Runtime:
     """Compile the thread pool runtime once per process and register its
     entry point with MCJIT (kernels with parallel loops link against it)."""
     global _runtime
     if _runtime is None:
-        n, w = get_num_threads(), get_min_work()
+        n, w, spin = get_num_threads(), get_min_work(), get_spin_time()
         with _runtime_lock:
             if _runtime is None:
                 rt = _Runtime()
                 rt.set_num_threads(_num_threads or n)
                 rt.set_min_work(w if _min_work is None else _min_work)
+                rt.set_spin(rt.spin_units(spin))
                 atexit.register(shutdown_threads)
                 if hasattr(os, "register_at_fork"):
                     os.register_at_fork(after_in_child=rt.after_fork)

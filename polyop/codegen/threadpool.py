@@ -13,7 +13,9 @@ process by ``polyop.codegen.parallel``) that defines:
   region, or a second Python thread calling a kernel at the same time), the
   body runs inline on ``[0, n)``;
 - ``polyop_rt_set_num_threads(i32)``, ``polyop_rt_set_min_work(i64)``: the
-  team size rule of later regions; ``i32 polyop_rt_pool_size()``,
+  team size rule of later regions; ``polyop_rt_set_spin(i64)``: how long an
+  idle thread spins before it sleeps (below); ``i64 polyop_rt_ticks()``: the
+  time-stamp counter (x86; 0 elsewhere); ``i32 polyop_rt_pool_size()``,
   ``i64 polyop_rt_team_regions()``, ``i64 polyop_rt_revoked()``: workers
   created, regions run by a team, workers revoked (see below) so far;
 - ``i32 polyop_rt_shutdown()``: stops and joins every worker (1 on success,
@@ -54,19 +56,26 @@ on its CPU). ``go`` is even whenever no region runs (publishing is a plain
 store); a late accept can only take the current region's odd value.
 
 Waiting: a thread waiting on ``go`` (worker) or ``remaining`` (caller) spins
-for ~1 ms (``SPIN_CYCLES``), calling ``sched_yield`` in every round past the
-first ~4 us, then sleeps with a futex (``syscall(SYS_futex)``: no libc
-wrappers beyond ``syscall``). Sleeping uses the flag/recheck pattern (set
-``sleeping``, re-read the word, ``FUTEX_WAIT`` on the value read) against the
-waker's store/read of ``sleeping``, all seq_cst, so no wake-up is lost; a
-spurious or early wake-up re-checks the word. Workers run with every signal
-blocked. Off Linux, sleeping falls back to ``sched_yield``.
+for the spin time (the global ``spin``: ``polyop_rt_set_spin(i64)``, set by
+``polyop.codegen.parallel.set_spin_time``; 20 ms by default), calling
+``sched_yield`` in every round past its first 1/256, then sleeps with a
+futex (``syscall(SYS_futex)``: no libc wrappers beyond ``syscall``).
+Sleeping uses the flag/recheck pattern (set ``sleeping``, re-read the word,
+``FUTEX_WAIT`` on the value read) against the waker's store/read of
+``sleeping``, all seq_cst, so no wake-up is lost; a spurious or early
+wake-up re-checks the word. Workers run with every signal blocked. Off
+Linux, sleeping falls back to ``sched_yield``.
 
-Why ~1 ms: a region costs ~0.2 us more than running inline while the workers
-spin, ~10 us when they sleep (``benchmarks/parallel_bench.py``, 2 threads).
-Loops in a serial time loop, or kernels called back to back, find them
-awake; after 1 ms idle, a 10 us wake-up is 1 % of the time gone by. Longer
-spins only burn a CPU longer after each kernel returns.
+Why 20 ms: a region costs ~0.2 us more than running inline while the workers
+spin. Waking a sleeping one costs ~10 us on an idle machine after a short
+sleep, but on a virtual machine whose idle CPU the host takes away it can
+cost more than a millisecond: on a 2-core Zen 4 VM, MEDIUM PolyBench kernels
+called every 20 ms ran *slower* on 2 threads than on 1 with a 1 ms spin
+(jacobi-2d 4.8 against 3.8 ms, every region of 3mm run without its late
+worker) and 1.9x faster with a 30 ms one. Kernels called back to back, or
+with a little Python between the calls, find the workers awake; the
+yields give the CPU to any other thread that wants it, and LLVM's OpenMP
+runtime spins ten times longer by default (``KMP_BLOCKTIME``, 200 ms).
 
 Example::
 
@@ -84,11 +93,13 @@ from .threadpool_region import PoolRegion
 
 __all__ = ["BODY_TYPE", "ENTRY", "ENTRY_TYPE", "MAX_THREADS", "build_pool_module"]
 
-#: how long a waiting thread spins before it sleeps: time-stamp-counter ticks
-#: on x86 (2**21: ~1 ms at 2-3 GHz), rounds elsewhere (past the first 1/256,
-#: each calls ``sched_yield``, ~0.3-1 us: 2**11 rounds are ~1 ms too)
-SPIN_CYCLES = 1 << 21
-SPIN_ROUNDS = 1 << 11
+#: how long a waiting thread spins before it sleeps, until the host sets it
+#: (``polyop.codegen.parallel.set_spin_time``, which measures the tick rate):
+#: time-stamp-counter ticks on x86 (2**26: ~25 ms at 2.5 GHz), rounds
+#: elsewhere (past the first 1/256, each calls ``sched_yield``, ~0.3-1 us:
+#: 2**15 rounds are ~20 ms)
+SPIN_CYCLES = 1 << 26
+SPIN_ROUNDS = 1 << 15
 #: chunks a thread is dealt (fewer when the loop has fewer iterations): its
 #: leftovers, when it is late or its chunks are dearer, go to the others.
 #: Dealt round-robin (thread v's j-th chunk is chunk j * k + v of the loop),
@@ -132,6 +143,8 @@ class _PoolBuilder(PoolControl, PoolRegion):
         self.task_ty = ir.LiteralStructType([self.body_ptr, I8P, I64, I64, I64])
         self.nthreads = self._global("polyop_rt.nthreads", I32, 1)
         self.min_work = self._global("polyop_rt.min_work", I64)
+        self.spin = self._global("polyop_rt.spin", I64,
+                                 SPIN_CYCLES if self.x86 else SPIN_ROUNDS)
         self.regions = self._global("polyop_rt.regions", I64)
         self.revoked = self._global("polyop_rt.revoked", I64)
         self.busy = self._global("polyop_rt.busy", I32)
@@ -259,8 +272,8 @@ class _PoolBuilder(PoolControl, PoolRegion):
         """Emit: spin, then sleep, until ``*word != old`` (or, with
         ``until_zero``, until ``*word == 0``); returns the new value.
         ``sleeping`` is set while asleep so that wakers know to call
-        ``FUTEX_WAKE``. The spin lasts ``SPIN_CYCLES`` time-stamp-counter
-        ticks on x86, ``SPIN_ROUNDS`` rounds elsewhere; past 1/256 of it
+        ``FUTEX_WAKE``. The spin lasts ``spin`` (a global: time-stamp-counter
+        ticks on x86, rounds elsewhere; 0 sleeps at once); past 1/256 of it
         every round also calls ``sched_yield``, so that a thread waiting
         for this CPU (another process, or one of our threads when there
         are more threads than CPUs) runs instead of us. With ``counted``,
@@ -273,6 +286,7 @@ class _PoolBuilder(PoolControl, PoolRegion):
 
         b.position_at_end(bb["start"])
         t0 = b.call(self.cycles, []) if self.cycles is not None else None
+        limit = self._load(b, self.spin, "monotonic")
         b.branch(bb["poll"])
 
         b.position_at_end(bb["poll"])
@@ -285,17 +299,17 @@ class _PoolBuilder(PoolControl, PoolRegion):
         b.position_at_end(bb["pause"])
         self._pause(b)
         if t0 is not None:
-            spent, limit = b.sub(b.call(self.cycles, []), t0), SPIN_CYCLES
+            spent = b.sub(b.call(self.cycles, []), t0)
         else:
-            spent, limit = b.add(rounds, _c64(1)), SPIN_ROUNDS
+            spent = b.add(rounds, _c64(1))
             rounds.add_incoming(_c64(0), bb["start"])
             rounds.add_incoming(spent, bb["pause"])
             rounds.add_incoming(spent, bb["yield"])
-        b.cbranch(b.icmp_unsigned("<", spent, _c64(limit // 256)), bb["poll"], bb["yield"])
+        b.cbranch(b.icmp_unsigned("<", spent, b.lshr(limit, _c64(8))), bb["poll"], bb["yield"])
 
         b.position_at_end(bb["yield"])
         b.call(self.sched_yield, [])
-        b.cbranch(b.icmp_unsigned("<", spent, _c64(limit)), bb["poll"], bb["sleep"])
+        b.cbranch(b.icmp_unsigned("<", spent, limit), bb["poll"], bb["sleep"])
 
         # flag, then re-check, then FUTEX_WAIT on the value seen: a waker
         # that changes the word after our re-check sees the flag (all seq_cst)

@@ -6,7 +6,8 @@ entry, workers, chunks); this module is the part of its builder that the
 host program talks to, as a mixin of that builder (it reads the builder's
 globals: ``busy``, ``shutdown``, ``pool_size``, the mailboxes ``mail``):
 
-- ``polyop_rt_set_num_threads(i32)``, ``polyop_rt_set_min_work(i64)`` and the
+- ``polyop_rt_set_num_threads(i32)``, ``polyop_rt_set_min_work(i64)``,
+  ``polyop_rt_set_spin(i64)`` / ``polyop_rt_get_spin()``, ``polyop_rt_ticks()`` and the
   counters ``polyop_rt_pool_size``, ``polyop_rt_team_regions``,
   ``polyop_rt_revoked``;
 - profiling: ``polyop_rt_set_profile(i32 on)`` (turning it on zeroes every
@@ -67,6 +68,9 @@ class PoolControl:
         """Emit every control function (called last by the builder)."""
         self._setter("polyop_rt_set_num_threads", self.nthreads)
         self._setter("polyop_rt_set_min_work", self.min_work)
+        self._setter("polyop_rt_set_spin", self.spin)
+        self._getter("polyop_rt_get_spin", self.spin)
+        self._ticks_fn()
         self._getter("polyop_rt_pool_size", self.pool_size)
         self._getter("polyop_rt_team_regions", self.regions)
         self._getter("polyop_rt_revoked", self.revoked)
@@ -82,6 +86,13 @@ class PoolControl:
     def _getter(self, name: str, g: ir.GlobalVariable) -> None:
         f, b = self._function(name, ir.FunctionType(g.value_type, []), internal=False)
         b.ret(self._load(b, g))
+
+    def _ticks_fn(self) -> None:
+        """``i64 polyop_rt_ticks()``: the counter the spin is measured in
+        (the time-stamp counter on x86; 0 elsewhere, where it counts rounds),
+        so that the host can convert seconds into it."""
+        f, b = self._function("polyop_rt_ticks", ir.FunctionType(I64, []), internal=False)
+        b.ret(b.call(self.cycles, []) if self.cycles is not None else c64(0))
 
     # -- profiling ---------------------------------------------------------------
 
