@@ -403,11 +403,15 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     pref = [lp for lp in outer if lp.name.split("_")[0] in coincident] + \
         [lp for lp in outer if lp.name.split("_")[0] not in coincident]
     cands = [None] + [lp.name for lp in pref]
-    default = pref[0].name if pref and target.cores > 1 and \
+    veto = _serial_neighbour(ctx, stmts, tile_loops + inner_loops, extents) \
+        if target.cores > 1 and pref else None
+    default = pref[0].name if pref and target.cores > 1 and veto is None and \
         pref[0].name.split("_")[0] in coincident else None
     why = (f"{target.cores} cores; isl: coincident loops {sorted(coincident) or 'none'}"
            if target.cores > 1 else "the target has one core")
-    if target.cores > 1 and default is None:
+    if veto is not None:
+        why += f"; kept serial: {veto}"
+    elif target.cores > 1 and default is None:
         why += ": no loop of the band is parallel"
     knob = ctx.decide(f"{lead}:parallel", cands, default, why)
     if knob.chosen is None and knob.why == "set by the caller":
@@ -426,7 +430,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
             except ScheduleError as exc:
                 knob.applied = False
                 knob.why += f"; {lp.name}: {str(exc).splitlines()[0][:120]}"
-    elif target.cores > 1 and pref and knob.why != "set by the caller":
+    elif target.cores > 1 and pref and knob.why != "set by the caller" and veto is None:
         # isl's flags speak of its own fused, shifted schedule (fdtd-2d's ey and
         # hz rows inside t: isl shifts hz by one row, so its i carries a
         # dependence); the kernel's own order may still run the rows in parallel
@@ -447,6 +451,47 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         except ScheduleError as exc:
             knob.applied = False
             knob.why += f" (refused: {str(exc).splitlines()[0]})"
+
+
+def _serial_neighbour(ctx: Context, stmts, band, extents: list[int]) -> str | None:
+    """Why a band (``band``: its loops as they are now, tiled or not) inside a
+    serial loop should stay serial, or None.
+
+    A parallel loop inside a serial one spreads what it writes over the
+    cores at every step of the serial loop. When a statement beside it in
+    that loop stays serial (its own outer loop carries a dependence) and
+    touches those arrays with at least a quarter of the band's work, that
+    data crosses between the cores at every step, for a few microseconds of
+    work a thread (gramschmidt: the row update ``A[i, j] -= Q[i, k] * R[k, j]``
+    parallel, the reduction ``R[k, j] += Q[i, k] * A[i, j]`` beside it
+    serial: 0.87x on 2 threads at MEDIUM). A stencil's statements inside
+    its time loop are all parallel, each thread keeping its rows: no veto."""
+    sch, program = ctx.sch, ctx.sch.program
+    loops = sch.get_loops(stmts[0])
+    ids = [lp.id for lp in loops]
+    depth = min(ids.index(lp.id) for lp in band)  # the band's outermost loop, as ordered now
+    if depth == 0 or _parallel_legal(sch, loops[depth - 1]):
+        return None  # not inside a loop, or inside one that may run in parallel itself
+    around = loops[depth - 1]
+    written = {a.array for s in stmts for a in program.statement(s).writes}
+    read = {a.array for s in stmts for a in program.statement(s).reads}
+    work = int(np.prod(extents))
+    for other in sorted(enclosed_statements(sch)[around.id] - set(stmts), key=_order):
+        st = program.statement(other)
+        inner = sch.get_loops(other)
+        at = [lp.id for lp in inner].index(around.id)
+        if len(inner) > at + 1 and _parallel_legal(sch, inner[at + 1]):
+            continue  # it may run in parallel beside the band
+        shared = sorted({a.array for a in st.reads + st.writes} & written |
+                        {a.array for a in st.writes} & read)
+        below = list(range(at + 1, len(st.iterators)))
+        own = int(np.prod(band_extents(program, [other], {other: below}, ctx.sizes))) \
+            if below else 1
+        if shared and 4 * own >= work:
+            return (f"{other} beside it in {around.name} stays serial and touches "
+                    f"{', '.join(shared)} ({own} iterations a step against the band's "
+                    f"{work}): they would cross between the cores at every step")
+    return None
 
 
 def _parallel_legal(sch, loop) -> bool:
