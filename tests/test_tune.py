@@ -22,7 +22,7 @@ from polyop.tune import (
     template,
     tune,
 )
-from polyop.tune.model import ir_features
+from polyop.tune.model import ir_features, knob_features
 from polyop.tune.space import split_candidates
 from polyop.tune.strategies import ModelSearch
 from polyop.tune.task import auto_template
@@ -526,3 +526,21 @@ def test_operator_tuning_measures_the_heuristics_tiling_first(runner):
         polyop.ops.matmul(24, 40, 32, threads=1,
                           tiling=MatmulTiling.default("float32", 32, 40, 1)).tiling
     assert len({json.dumps(x.knobs, sort_keys=True) for x in r.records}) == 2
+
+
+def test_knob_features_single_out_each_value():
+    """Knobs and split factors of more than two values get an indicator per
+    value (by position for knobs, whose candidates may mix None and ints),
+    besides their numeric feature; two-valued knobs only the number."""
+    space = ConfigSpace()
+    space.define_split("t", 16)
+    space.define_knob("unroll", [None, 2, 4, 8])
+    space.define_knob("order", ["ij", "ji", "kij"])
+    space.define_knob("vec", [False, True])
+    point = space.get(space.index_of({"t": [4], "unroll": 2, "order": "kij", "vec": True}))
+    got = knob_features(point)
+    assert got["t.0"] == 2.0 and got["unroll"] == 2.0 and got["order"] == 2.0 and got["vec"] == 1.0
+    assert [got[f"t.0=={f}"] for f in (1, 2, 4, 8, 16)] == [0, 0, 1, 0, 0]
+    assert [got[f"unroll=={k}"] for k in range(4)] == [0, 1, 0, 0]
+    assert [got[f"order=={k}"] for k in range(3)] == [0, 0, 1]
+    assert not any(name.startswith("vec==") for name in got)

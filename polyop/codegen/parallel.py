@@ -352,7 +352,6 @@ class _Runtime:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self.engine))
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self))
 
-
     def spin_units(self, seconds: float) -> int:
         """``seconds`` in the unit of the pool's spin: time-stamp-counter
         ticks, their rate measured once against ``time.perf_counter`` over
@@ -501,13 +500,14 @@ def ensure_runtime() -> _Runtime:
     entry point with MCJIT (kernels with parallel loops link against it)."""
     global _runtime
     if _runtime is None:
-        n, w, spin = get_num_threads(), get_min_work(), get_spin_time()
+        n, w = get_num_threads(), get_min_work()
+        get_spin_time()  # read POLYOP_SPIN_US now, outside the lock
         with _runtime_lock:
             if _runtime is None:
                 rt = _Runtime()
                 rt.set_num_threads(_num_threads or n)
                 rt.set_min_work(w if _min_work is None else _min_work)
-                rt.set_spin(rt.spin_units(spin))
+                rt.set_spin(rt.spin_units(_spin_us / 1e6))
                 atexit.register(shutdown_threads)
                 if hasattr(os, "register_at_fork"):
                     os.register_at_fork(after_in_child=rt.after_fork)

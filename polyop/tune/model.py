@@ -47,18 +47,17 @@ def knob_features(config) -> dict[str, float]:
         elif knob.kind == "reorder":
             for pos, loop in enumerate(v):
                 out[f"{knob.name}.{loop}"] = float(pos)
-        elif isinstance(v, (bool, int, float)) and not isinstance(v, str):
-            out[knob.name] = float(v)
-            out.update(_one_hot(knob.name, v, set(knob.candidates)))
         else:
-            out[knob.name] = float(knob.candidates.index(v))
-            out.update(_one_hot(knob.name, knob.candidates.index(v),
-                                set(range(len(knob.candidates)))))
+            pos = knob.candidates.index(v)
+            out[knob.name] = float(v) if isinstance(v, (bool, int, float)) else float(pos)
+            # by position: candidates may mix types (an unroll knob's None, 2, 4, 8)
+            out.update(_one_hot(knob.name, pos, set(range(len(knob.candidates)))))
     return out
 
 
 def _one_hot(name: str, value, values: set) -> dict[str, float]:
-    """An indicator per value of a knob with more than two: a tree then
+    """An indicator per value (a factor, or a knob's candidate position) of a
+    knob with more than two: a tree then
     singles out one value (a split factor of 1, i.e. no split, or one tile
     size that fits the registers) with one test, where on the numeric
     feature a value in the middle of the range takes two tests, and with
