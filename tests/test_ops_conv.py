@@ -198,6 +198,29 @@ def test_strided_projections_and_first_layers_get_three_vector_tiles():
     # on AVX-512, 3-vector panels would pad 64 filters to 96: two vectors
     assert default(3, 64, 7, 2, "NCHW", AVX512).nr == 32
     assert default(512, 64, 1, 2, "NCHW", AVX512).nr == 32
+    # NCHW, more output pixels than filters, 16 lanes: 2-vector tiles (longer
+    # runs of a filter's pixels in the transposed store); AVX2 and NHWC keep 3
+    def projection(layout, target):
+        return ConvTiling.default(ConvShape(256, 56, 56, 512, 1, 1, 2, 0, layout),
+                                  target=target)
+
+    wide = projection("NCHW", AVX512)
+    assert (wide.mr, wide.nr, wide.kc, wide.vector) == (14, 32, 256, "filters")
+    assert projection("NHWC", AVX512).nr == 48 and projection("NCHW", HASWELL).nr == 24
+    assert default(512, 1024, 1, 2, "NCHW", AVX512).nr == 48  # 196 pixels, 1024 filters
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_two_vector_strided_projection_matches_numpy(threads):
+    """The NCHW stride-2 1 x 1 tiling chosen on AVX-512 at 56 x 56 (rows of
+    the input picked, transposed; the output stored transposed), at a size
+    with partial pixel tiles and filter panels, on the host."""
+    lanes = host().lanes("f32")
+    tiling = ConvTiling(mr=register_rows(host(), 2), nr=2 * lanes, kc=24)
+    conv = polyop.ops.conv2d(24, 15, 15, 2 * lanes + 3, 1, stride=2, pad=0, layout="NCHW",
+                             threads=threads, tiling=tiling, bn=True, relu=True)
+    out, ref = run(conv, bn=True, relu=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("C,H,F,R,stride,layout", [
