@@ -210,6 +210,32 @@ def test_strided_projections_and_first_layers_get_three_vector_tiles():
     assert default(512, 1024, 1, 2, "NCHW", AVX512).nr == 48  # 196 pixels, 1024 filters
 
 
+def test_strided_windows_onto_small_outputs_get_tiles_of_whole_rows():
+    def default(C, H, F, stride, layout="NCHW", target=AVX512, threads=1):
+        return ConvTiling.default(ConvShape(C, H, H, F, 3, 3, stride, 1, layout),
+                                  threads=threads, target=target)
+
+    for layout in ("NCHW", "NHWC"):
+        for threads in (1, 2):  # 7 x 7 pixels: tiles of 7, not 14 (the last one half empty)
+            assert default(512, 14, 512, 2, layout, threads=threads).mr == 7
+        assert default(512, 7, 512, 1, layout).mr == 14  # stride 1: measured no gain
+        assert default(128, 56, 128, 2, layout).mr == 14  # 784 pixels: whole tiles of 14
+        assert default(512, 14, 512, 2, layout, HASWELL).mr == 6  # rows of 7 > 6 rows
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_tiles_of_whole_output_rows_match_numpy(layout):
+    """Tiles of one output row of 5 pixels (a 3 x 3 / 2 window onto 9 x 9),
+    at 1 and 2 threads, with a partial filter panel."""
+    lanes = host().lanes("f32")
+    for threads in (1, 2):
+        conv = polyop.ops.conv2d(24, 9, 9, lanes + 5, 3, stride=2, layout=layout,
+                                 threads=threads, tiling=ConvTiling(mr=5, nr=lanes, kc=8),
+                                 bias=True, relu=True)
+        out, ref = run(conv, bias=True, relu=True)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_two_vector_strided_projection_matches_numpy(threads):
     """The NCHW stride-2 1 x 1 tiling chosen on AVX-512 at 56 x 56 (rows of
