@@ -37,9 +37,10 @@ the next cannot be confused with the last one): a member reads the
 generation, decrements the counter; the last one to arrive resets the
 counter to ``team`` and then bumps the generation; the others wait until
 the generation changes, spinning then sleeping exactly as the pool's other
-waits (``_wait_until_changed``: ~4 us of ``pause``, then ``sched_yield``
-each round up to ~1 ms, then a futex: on a 2-core machine shared with other
-processes a pure spin would hold a CPU another member needs). Sleepers are
+waits (``_wait_until_changed``: 1/256 of the spin time of ``pause``, then
+``sched_yield`` each round up to the spin time, 20 ms by default, then a
+futex: on a 2-core machine shared with other processes a pure spin would
+hold a CPU another member needs). Sleepers are
 counted (``bar_sleepers``), not flagged, since several wait on one word; the
 last arrival wakes them all when the count is not zero. All of it seq_cst,
 so everything a member wrote before the barrier is visible to every member
