@@ -221,16 +221,16 @@ def summarise(out: Path, figure: Path | None) -> None:
                          if g is not None and not s)
     summary = {}
     really = {_key(x["knobs"]): x["median_gflops"] for x in data.get("retimed", [])}
-    judged = bool(really) and all(k is None or _key(k) in really
-                                  for r in runs for k in incumbents(r))
-    for r in runs:
+    held = [incumbents(r) for r in runs]
+    judged = bool(really) and all(k is None or _key(k) in really for ks in held for k in ks)
+    for r, ks in zip(runs, held):
         r["best_so_far"] = best_so_far(r["gflops"])
         for m in (5, 10):
             r[f"trials_to_within_{m}pct"] = trials_within(r["best_so_far"], best_known, m / 100)
         r["area"] = area(r["best_so_far"], best_known)
         if judged:  # what each trial's incumbent runs at, re-timed
             r["incumbent_gflops"] = [really[_key(k)] or 0.0 if k is not None else 0.0
-                                     for k in incumbents(r)]
+                                     for k in ks]
             r["incumbent_trials_to_within_5pct"] = trials_within(r["incumbent_gflops"],
                                                                  best_known, 0.05)
             r["final_incumbent_gflops"] = r["incumbent_gflops"][-1]

@@ -470,27 +470,31 @@ def _serial_neighbour(ctx: Context, stmts, band, extents: list[int]) -> str | No
     loops = sch.get_loops(stmts[0])
     ids = [lp.id for lp in loops]
     depth = min(ids.index(lp.id) for lp in band)  # the band's outermost loop, as ordered now
-    if depth == 0 or _parallel_legal(sch, loops[depth - 1]):
-        return None  # not inside a loop, or inside one that may run in parallel itself
+    if depth == 0:
+        return None  # not inside a loop
     around = loops[depth - 1]
     written = {a.array for s in stmts for a in program.statement(s).writes}
     read = {a.array for s in stmts for a in program.statement(s).reads}
     work = int(np.prod(extents))
+    # the cheap tests first: a legality check is a dependence analysis
     for other in sorted(enclosed_statements(sch)[around.id] - set(stmts), key=_order):
         st = program.statement(other)
-        inner = sch.get_loops(other)
-        at = [lp.id for lp in inner].index(around.id)
-        if len(inner) > at + 1 and _parallel_legal(sch, inner[at + 1]):
-            continue  # it may run in parallel beside the band
         shared = sorted({a.array for a in st.reads + st.writes} & written |
                         {a.array for a in st.writes} & read)
+        inner = sch.get_loops(other)
+        at = [lp.id for lp in inner].index(around.id)
         below = list(range(at + 1, len(st.iterators)))
         own = int(np.prod(band_extents(program, [other], {other: below}, ctx.sizes))) \
             if below else 1
-        if shared and 4 * own >= work:
-            return (f"{other} beside it in {around.name} stays serial and touches "
-                    f"{', '.join(shared)} ({own} iterations a step against the band's "
-                    f"{work}): they would cross between the cores at every step")
+        if not shared or 4 * own < work:
+            continue
+        if len(inner) > at + 1 and _parallel_legal(sch, inner[at + 1]):
+            continue  # it may run in parallel beside the band
+        if _parallel_legal(sch, around):
+            return None  # the loop around may run in parallel itself
+        return (f"{other} beside it in {around.name} stays serial and touches "
+                f"{', '.join(shared)} ({own} iterations a step against the band's "
+                f"{work}): they would cross between the cores at every step")
     return None
 
 
