@@ -170,19 +170,26 @@ def mentions(e, var: str) -> bool:
     return any(isinstance(x, Var) and x.name == var for x in walk(e))
 
 
-def _linear(e: Expr, opaque: bool = False) -> dict[str, int] | None:
+def linear(e: Expr, opaque: bool = False) -> dict[str, int] | None:
     """``e`` as ``{name: coefficient, "": constant}`` when affine, else ``None``;
     with ``opaque``, a non-affine integer term (``(p % 4)``, ``n // 4``) counts
-    as a variable of its own, keyed by its text: equal terms cancel."""
+    as a variable of its own, keyed by its text: equal terms cancel.
+
+    Example::
+
+        >>> i = Var("i")
+        >>> linear(Bin("sub", Bin("mul", Const(16), i, i.dtype), Const(3), i.dtype))
+        {'i': 16, '': -3}
+    """
     if isinstance(e, Const):
         return None if isinstance(e.value, float) else {"": int(e.value)}
     if isinstance(e, Var):
         return {e.name: 1}
     if isinstance(e, Neg):
-        a = _linear(e.a, opaque)
+        a = linear(e.a, opaque)
         return None if a is None else {k: -v for k, v in a.items()}
     if isinstance(e, Bin) and e.op in ("add", "sub"):
-        a, b = _linear(e.a, opaque), _linear(e.b, opaque)
+        a, b = linear(e.a, opaque), linear(e.b, opaque)
         if a is None or b is None:
             return None
         sign = 1 if e.op == "add" else -1
@@ -191,7 +198,7 @@ def _linear(e: Expr, opaque: bool = False) -> dict[str, int] | None:
             out[k] = out.get(k, 0) + sign * v
         return out
     if isinstance(e, Bin) and e.op == "mul":
-        a, b = _linear(e.a, opaque), _linear(e.b, opaque)
+        a, b = linear(e.a, opaque), linear(e.b, opaque)
         for x, y in ((a, b), (b, a)):
             if x is not None and y is not None and set(x) <= {""}:
                 return {k: v * x.get("", 0) for k, v in y.items()}
@@ -216,7 +223,7 @@ def constant_trip_count(loop: For) -> int | None:
     """
     # the bounds are evaluated once per execution of the loop: a term that
     # occurs in both has one value there, whatever it is
-    a, b = _linear(loop.start, True), _linear(loop.stop, True)
+    a, b = linear(loop.start, True), linear(loop.stop, True)
     if a is None or b is None:
         return None
     diff = dict(b)

@@ -71,6 +71,7 @@ from ..vector_plan import VectorISA, isa_of, isa_of_meta, plan_vector_loop
 from .llvm_expr import ArrayRef, CodegenError, ExprLowering, alignment, ll_type
 from .parallel import emit_parallel_for
 from .region import emit_parallel_region
+from .transpose import emit_tile_transpose
 from .vector import emit_vector_for
 
 #: the loop kinds this code generator emits (GPU bindings are not among them)
@@ -248,8 +249,12 @@ class _FunctionBuilder(ExprLowering):
         elif isinstance(s, Extern):
             self._extern(s)
         elif isinstance(s, Block):
-            for x in s.stmts:
-                self.stmt(x)
+            k = 0
+            while k < len(s.stmts):  # the rows of a tile transposed in registers
+                done = emit_tile_transpose(self, s.stmts, k)
+                if not done:
+                    self.stmt(s.stmts[k])
+                k += done or 1
         elif isinstance(s, If):
             self._if(s)
         elif isinstance(s, For):
