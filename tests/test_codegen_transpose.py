@@ -22,8 +22,8 @@ ZEN4 = "cpu -mtriple=x86_64-linux-gnu -mcpu=znver4"
 NEOVERSE_V2 = "cpu -mtriple=aarch64-linux-gnu -mcpu=neoverse-v2"
 
 #: a store of one element: x86 ``vmovss``/``vextractps`` to memory, NEON ``st1 {v.s}[k]``
-ELEMENT_STORE = re.compile(r"^\s+(vmovss\s+%xmm\d+, .*\)|vextractps\s.*\)|st1\s+\{\s*v\d+\.s\s*\}\[)",
-                           re.M)
+ELEMENT_STORE = re.compile(r"^\s+(vmovss\s+%xmm\d+, .*\)|vextractps\s.*\)"
+                           r"|st1\s+\{\s*v\d+\.s\s*\}\[)", re.M)
 
 
 def transpose_schedule(n: int, m: int, dtype: str, lanes: int):
