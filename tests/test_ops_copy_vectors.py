@@ -30,7 +30,7 @@ GATHER = re.compile(r"^\s+(v?p?gather\w*|v?p?scatter\w*|ld1w\s.*z\d+\.[sd], \w+\
                     r"|st1w\s.*z\d+\.[sd], \w+\])", re.M)
 #: NEON loads into one lane (``ld1 {v0.s}[1], [x1]``): a gather by hand
 LANE_LOAD = re.compile(r"^\s+ld1\s+\{\s*v\d+\.[sd]\s*\}\[\d+\]", re.M)
-COPIES = ("Ap", "Wp", "wt", "xp")
+COPIES = ("Ap", "Wp", "xp")
 
 rng = np.random.default_rng(12)
 
@@ -138,9 +138,9 @@ def test_matmul_with_packed_a_matches_numpy(M, N, K, threads):
 
 
 @pytest.mark.parametrize("C,H,F,R,kw,copies", [
-    (13, 11, 19, 3, {}, ("xp", "wt", "Wp")),   # bordered, channels unblocked
+    (13, 11, 19, 3, {}, ("xp", "Wp")),         # bordered, channels unblocked
     (24, 9, 21, 3, dict(pad=0, threads=2, tiling=ConvTiling(kc=8)),
-     ("xp", "wt", "Wp")),                            # no border, channel blocks, 2 threads
+     ("xp", "Wp")),                                  # no border, channel blocks, 2 threads
     (19, 7, 11, 1, dict(pad=0), ("Wp",)),            # a GEMM: Wp transposes
     (21, 9, 13, 1, dict(pad=0, stride=2), ("xp", "Wp")),  # 1x1, vectors along filters
 ])

@@ -48,15 +48,22 @@ legality-checked primitive:
    passes: 3 × 3 / 2, 128 → 128 at 56 × 56, 94 → 99 GFLOP/s on one Zen 4
    core, AVX-512.)
 2. ``cache_read`` packs the weights into panels of ``nr`` filters (``mr`` for
-   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` (``weight_layout``;
-   the filters past ``F`` in the last panel are neither copied nor read),
-   and, for vectors along pixels, by default the input into panels of ``nr``
-   pixels (``ConvTiling.default``). The copies that transpose (NCHW's input
-   and weights) run in tiles of ``lanes × lanes``, vector loads along the
-   source's rows (``polyop.ops.copies``); NCHW weights of a larger window
-   are transposed, per panel and block of channels, into a local ``wt``,
-   then packed from it in vectors along the filters. Left to LLVM's loop
-   vectorizer, these copies were gathers and scatters on AVX-512. With
+   vectors along pixels), ``Wp[f // nr, r, s, c, f % nr]`` in NHWC, a row
+   ``w[r, s, c, :]`` read whole, and ``Wp[f // nr, (c · R + r) · S + s, f %
+   nr]`` in NCHW, the order of a row of ``w``, so that packing is a
+   transpose of whole rows (``weight_layout``; the filters past ``F`` in the
+   last panel are neither copied nor read), and, for vectors along pixels,
+   by default the input into panels of ``nr`` pixels
+   (``ConvTiling.default``). The copies that transpose (NCHW's input and
+   weights) run in tiles of ``lanes × lanes``, vector loads along the
+   source's rows, transposed in registers (``polyop.ops.copies``). (NCHW
+   weights of a larger window used to be transposed into a buffer in the
+   order ``(c, r, s)`` and then packed in the reduction's order ``(r, s,
+   c)``: packing them in the transpose's order, read by the reduction in its
+   own at a stride of ``R · S`` rows, took 3 × 3 512 → 512 at 7 × 7 from 86
+   to 92 GFLOP/s on one Zen 4 core, 155 to 162–176 on two; 256 → 256 at 14 ×
+   14 on two, 195 → 208.) Left to LLVM's loop vectorizer, these copies were
+   gathers and scatters on AVX-512. With
    ``packed_weights`` the operator takes ``w`` in that layout instead
    (``weight_layout``, ``Conv2d.pack_weights``): constant weights are packed
    once, at set-up, as TVM and oneDNN do for inference. On 3 × 3 512 → 512 at
@@ -115,6 +122,7 @@ from .conv_tiling import (
     ConvTiling,
     channel_block,
     check_tiling,
+    flat_layout,
     panel_filters,
     weight_layout,
 )
@@ -130,9 +138,7 @@ class ConvStages:
     the output ``out`` (``conv`` itself, or the epilogue reading it); ``kc`` is
     the channel block in use (``C`` when unblocked); with ``packed_weights``,
     ``w`` is already in the layout of ``weight_layout``; ``transpose`` is
-    ``xp`` when it copies NCHW's input channels last, else ``None``; ``wt`` is
-    NCHW's weights of a window larger than 1 × 1 transposed,
-    ``wt[(c · R + r) · S + s, f]``, or ``None``."""
+    ``xp`` when it copies NCHW's input channels last, else ``None``."""
 
     shape: ConvShape
     tiling: ConvTiling
@@ -145,7 +151,6 @@ class ConvStages:
     kc: int
     packed_weights: bool = False
     transpose: te.Tensor | None = None
-    wt: te.Tensor | None = None
 
 
 def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling | None = None,
@@ -178,6 +183,7 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
     dims = shape.arrays()
     r = te.reduce_axis((0, R), name="r")
     s = te.reduce_axis((0, S), name="s")
+    nchw = shape.layout == "NCHW"
     if kc == C:
         ch = te.reduce_axis((0, C), name="c")
         axes, co, ci = [r, s, ch], None, None
@@ -186,22 +192,18 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         ci = te.reduce_axis((0, kc), name="c_inner")
         ch, axes = co * kc + ci, [co, r, s, ci]
     layout, packed_shape = weight_layout(shape, tiling)
-    # NCHW weights viewed as [F, C · R · S], their rows read in vectors by the
-    # copies: larger windows transposed (wt, by blocks: schedule_conv2d), then
-    # packed
-    flat = shape.layout == "NCHW" and not packed_weights
+    # NCHW weights viewed as [F, C · R · S]: packing transposes whole rows
+    flat = nchw and not packed_weights
     w = te.placeholder(packed_shape if packed_weights else (F, C * R * S) if flat
                        else dims["w"], dtype, name="w")
-    wt = te.compute((C * R * S, F), lambda m, f: w[f, m], name="wt") \
-        if flat and R * S > 1 else None
 
     def weight(f, c, r_, s_):  # in the caller's index order of w, or packed
-        at = (f, c, r_, s_) if shape.layout == "NCHW" else (r_, s_, c, f)
+        at = (f, c, r_, s_) if nchw else (r_, s_, c, f)
         if packed_weights:
-            return w[layout(*at) if kc == C else _packed_block(layout(*at), co, ci)]
+            return w[layout(*at) if kc == C else _packed_block(shape, layout(*at), co, ci,
+                                                                r_, s_)]
         if flat:
-            m = (c * R + r_) * S + s_
-            return w[f, m] if wt is None else wt[m, f]
+            return w[f, (c * R + r_) * S + s_]
         return w[at]
 
     extra = _epilogue_params(F, dtype, bias, bn)
@@ -255,14 +257,15 @@ def conv2d_compute(shape: ConvShape, dtype: str = "float32", tiling: ConvTiling 
         else:
             out = conv
     return ConvStages(shape, tiling, (x, w, *extra, out), x, w, xp, conv, out, kc,
-                      packed_weights, transpose, wt)
+                      packed_weights, transpose)
 
 
-def _packed_block(index: tuple, co, ci) -> tuple:
+def _packed_block(shape: ConvShape, index: tuple, co, ci, r, s) -> tuple:
     """A packed index with the channel block and offset given by the reduction
     axes themselves (``c = co · kc + ci``): subscripts without ``//``/``%``."""
-    f_outer, _, r, s, _, f_inner = index
-    return (f_outer, co, r, s, ci, f_inner)
+    if shape.layout == "NCHW":
+        return (index[0], co, (ci * shape.R + r) * shape.S + s, index[-1])
+    return (index[0], co, r, s, ci, index[-1])
 
 
 def _inside(h, w, H: int, W: int, pad: int):
@@ -365,25 +368,19 @@ def schedule_conv2d(sch: Schedule, stages: ConvStages, parallel: bool = False,
 def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int,
                   at: Loop | None = None) -> None:
     """``cache_read`` of the weights into ``Wp`` (``weight_layout``) and the
-    loop order of the copies. NCHW 1 × 1 (weights viewed as ``[F, C]``): a
-    transpose of tiles (``transpose_by_blocks``). Larger NCHW windows: ``wt``
-    computed per panel of filters and block of channels, in a local buffer
-    (a transpose of tiles), then copied into ``Wp`` in vectors along the
-    filters, as NHWC's weights are. With ``at`` (``ConvTiling.pack_in_nest``)
-    the copy runs inside that loop of the nest. Copied per block of channels
-    (``at`` the loop over blocks), NHWC's weights are read a whole row
-    ``w[r, s, c, :]`` at a time, its panels innermost. (One panel at a time,
-    each row is read 64 bytes at a time, at a stride of ``F`` floats: on Zen
-    3, 512 → 512 at 7 × 7, a third of the time went to that copy.)"""
+    loop order of the copies. NCHW (weights viewed as ``[F, C · R · S]``): a
+    transpose of tiles (``transpose_by_blocks``). NHWC: vectors along the
+    filters. With ``at`` (``ConvTiling.pack_in_nest``) the copy runs inside
+    that loop of the nest. Copied per block of channels (``at`` the loop over
+    blocks), NHWC's weights are read a whole row ``w[r, s, c, :]`` at a time,
+    its panels innermost. (One panel at a time, each row is read 64 bytes at
+    a time, at a stride of ``F`` floats: on Zen 3, 512 → 512 at 7 × 7, a
+    third of the time went to that copy.)"""
     shape, t = stages.shape, stages.tiling
-    layout = weight_layout(shape, t)[0]
-    RS, S = shape.R * shape.S, shape.S
-    if stages.wt is not None:  # wt[m, f], m = (c · R + r) · S + s
-        source, rows = stages.wt, (lambda m, f: layout(f, m // RS, m % RS // S, m % S))
-    elif shape.layout == "NCHW":  # w[f, c] (1 x 1)
-        source, rows = stages.w, (lambda f, c: layout(f, c, 0, 0))
+    if shape.layout == "NCHW":  # w[f, m], m = (c · R + r) · S + s
+        source, rows = stages.w, flat_layout(shape, t)
     else:
-        source, rows = stages.w, layout
+        source, rows = stages.w, weight_layout(shape, t)[0]
     sch.cache_read(source, stages.conv, layout=rows, name="Wp")
     whole_rows = (at is not None and shape.layout == "NHWC" and t.blocks_outer
                   and channel_block(shape, t) < shape.C)
@@ -395,18 +392,12 @@ def _pack_weights(sch: Schedule, stages: ConvStages, lanes: int,
     loops = sch.get_loops("Wp")
     if at is not None:  # the copy's own loops, below the tile loop it moved into
         loops = loops[[lp.name for lp in loops].index(at.name) + 1:]
-    if stages.wt is None and shape.layout == "NCHW":
-        c, f = loops[-2:]
+    if shape.layout == "NCHW":
+        m, f = loops[-2:]
         panel = panel_filters(t)
-        transpose_by_blocks(sch, "Wp", c.name, f.name, lanes, rows=0 if panel <= lanes else lanes)
-        return
-    sch.vectorize(loops[-1])
-    if stages.wt is not None:
-        block = loops[1] if channel_block(shape, t) < shape.C else loops[0]
-        sch.compute_at(stages.wt.name, block)
-        sch.set_scope(stages.wt, "local", block)
-        m, f = sch.get_loops(stages.wt.name)[-2:]
-        transpose_by_blocks(sch, stages.wt.name, m.name, f.name, lanes)
+        transpose_by_blocks(sch, "Wp", m.name, f.name, lanes, rows=0 if panel <= lanes else lanes)
+    else:
+        sch.vectorize(loops[-1])
 
 
 class Conv2d(CompiledOperator):

@@ -336,32 +336,64 @@ class ConvTiling:
 def weight_layout(shape: ConvShape, tiling: ConvTiling):
     """The packed weights: ``(layout, packed_shape)``, ``layout`` mapping an
     index of the caller's weights (``w[f, c, r, s]`` in NCHW, ``w[r, s, c, f]``
-    in NHWC) to ``Wp[f // panel, (c // kc,) r, s, c (% kc), f % panel]``, the
-    panels of ``nr`` filters (``mr`` for vectors along pixels) zero-padded to
-    whole panels (by ``Conv2d.pack_weights``; the copy per call leaves the
-    padding unread), each laid out in the order the reduction reads it.
+    in NHWC) to the panels of ``nr`` filters (``mr`` for vectors along
+    pixels), zero-padded to whole panels (by ``Conv2d.pack_weights``; the copy
+    per call leaves the padding unread), each laid out in the order the
+    reduction reads it: NHWC ``Wp[f // panel, (c // kc,) r, s, c (% kc), f %
+    panel]``, a row ``w[r, s, c, :]`` read whole; NCHW ``Wp[f // panel, (c //
+    kc,) m, f % panel]`` with ``m = (c (% kc) · R + r) · S + s``, the order of
+    a row of ``w`` (``flat_layout``), so that packing is a transpose of whole
+    rows.
 
     Example::
 
         >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40), ConvTiling())
         >>> packed, layout(17, 70, 2, 1)
+        ((3, 2, 576, 16), (1, 1, 61, 1))
+        >>> layout, packed = weight_layout(ConvShape(128, 8, 8, 40, layout="NHWC"), ConvTiling())
+        >>> packed, layout(2, 1, 70, 17)
         ((3, 2, 3, 3, 64, 16), (1, 1, 2, 1, 6, 1))
     """
     kc = channel_block(shape, tiling)
     panel = panel_filters(tiling)
     blocked = kc < shape.C
+    R, S = shape.R, shape.S
+    panels = -(-shape.F // panel)
+    if shape.layout == "NCHW":
+        flat = flat_layout(shape, tiling)
+
+        def layout(f, c, r, s):
+            return flat(f, (c * R + r) * S + s)
+
+        blocks = (shape.C // kc, kc * R * S) if blocked else (shape.C * R * S,)
+        return layout, (panels, *blocks, panel)
 
     def packed(r, s, c, f):
         blocks = (c // kc, r, s, c % kc) if blocked else (r, s, c)
         return (f // panel, *blocks, f % panel)
 
-    if shape.layout == "NHWC":
-        layout = packed
-    else:
-        def layout(f, c, r, s):
-            return packed(r, s, c, f)
-    blocks = (shape.C // kc, shape.R, shape.S, kc) if blocked else (shape.R, shape.S, shape.C)
-    return layout, (-(-shape.F // panel), *blocks, panel)
+    blocks = (shape.C // kc, R, S, kc) if blocked else (R, S, shape.C)
+    return packed, (panels, *blocks, panel)
+
+
+def flat_layout(shape: ConvShape, tiling: ConvTiling):
+    """NCHW's packed layout indexed by the weights viewed as ``[F, C · R ·
+    S]``: ``(f, m) -> (f // panel, (m // (kc · R · S),) m (% kc · R · S), f %
+    panel)``, an affine map with an affine inverse (``cache_read`` copies
+    along it).
+
+    >>> flat_layout(ConvShape(128, 8, 8, 40), ConvTiling())(17, 639)
+    (1, 1, 63, 1)
+    """
+    kc = channel_block(shape, tiling)
+    panel = panel_filters(tiling)
+    block = kc * shape.R * shape.S
+
+    def layout(f, m):
+        rows = (m // block, m % block) if kc < shape.C else (m,)
+        return (f // panel, *rows, f % panel)
+
+    return layout
 
 
 def channel_block(shape: ConvShape, tiling: ConvTiling) -> int:
