@@ -91,3 +91,14 @@ def test_groups_keep_the_loops_results(source, shift):
     np.testing.assert_array_equal(b, want)
     transposed = "shufflevector" in str(build_module(fn)[0])
     assert transposed == (source == "A" and shift(1) == 1)
+
+
+@pytest.mark.parametrize("target", [HASWELL, ZEN4])
+def test_nchw_weights_are_packed_by_tiles_transposed_in_registers(target):
+    # the copies ahead of the micro-kernel: the per-call packing of NCHW 3x3
+    # weights (Wp, a transpose of whole rows of w) and the input channels
+    # last (rows of 14 + 2 border pixels: whole tiles) store no single element
+    conv = polyop.ops.conv2d(64, 14, 14, 64, 3, layout="NCHW", target=target)
+    copy = conv.asm.split("vfmadd")[0]  # the packing and the input's transpose come first
+    assert "shufflevector" in conv.llvm_ir
+    assert ELEMENT_STORE.findall(copy) == []
