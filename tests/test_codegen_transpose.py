@@ -102,3 +102,20 @@ def test_nchw_weights_are_packed_by_tiles_transposed_in_registers(target):
     copy = conv.asm.split("vfmadd")[0]  # the packing and the input's transpose come first
     assert "shufflevector" in conv.llvm_ir
     assert ELEMENT_STORE.findall(copy) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nchw_conv_with_whole_tiles_matches_numpy(threads):
+    # rows of 14 + 2 border pixels and 32 channels: on 8 and 16 lanes, the input's
+    # transpose (loads masked at the border) and the weights' are whole tiles
+    C, H, F = 32, 14, 48
+    conv = polyop.ops.conv2d(C, H, H, F, 3, layout="NCHW", threads=threads)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (C, H, H)).astype(np.float32)
+    w = rng.uniform(-1, 1, (F, C, 3, 3)).astype(np.float32)
+    out = np.empty((F, H, H), np.float32)
+    conv(x, w, out)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    want = sum(np.einsum("fc,chw->fhw", w[:, :, r, s], xp[:, r:r + H, s:s + H])
+               for r in range(3) for s in range(3))
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
