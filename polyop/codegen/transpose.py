@@ -135,7 +135,9 @@ def _match(fb, stmts: tuple, start: int) -> tuple[list[For], VectorPlan, list[St
             return None
         body = lp.body.stmts[0] if isinstance(lp.body, Block) and len(lp.body.stmts) == 1 \
             else lp.body
-        if not isinstance(body, Store) or body.atomic or not body.index:
+        if not isinstance(body, Store) or body.atomic or not body.index or (
+                lp is not first and plan_vector_loop(lp, fb.isa, fb.temp_names, dtypes)
+                != plan):  # each loop vectorised alike
             return None
         stores.append(body)
     target = stores[0].array
