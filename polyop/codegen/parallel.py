@@ -374,6 +374,20 @@ _min_work: int | None = None
 _spin_us: int | None = None
 
 
+def _setting(name: str, env: str, low: int, high: int, default) -> int:
+    """The module global ``name``, on first use taken from the environment
+    variable ``env`` (an int in ``low..high``, else a ``SettingError``) or,
+    unset, from ``default()``; then kept (the setters replace it)."""
+    value = globals()[name]
+    if value is None:
+        with _runtime_lock:
+            value = globals()[name]
+            if value is None:
+                n = env_int(env, low, high)
+                value = globals()[name] = default() if n is None else n
+    return value
+
+
 def get_num_threads() -> int:
     """The number of threads parallel loops use (the calling thread included):
     ``set_num_threads``'s, else ``POLYOP_NUM_THREADS``, else
@@ -384,13 +398,8 @@ def get_num_threads() -> int:
         >>> get_num_threads() >= 1
         True
     """
-    global _num_threads
-    if _num_threads is None:
-        with _runtime_lock:
-            if _num_threads is None:
-                n = env_int("POLYOP_NUM_THREADS", 1, MAX_THREADS)
-                _num_threads = n if n is not None else min(available_cpus(), MAX_THREADS)
-    return _num_threads
+    return _setting("_num_threads", "POLYOP_NUM_THREADS", 1, MAX_THREADS,
+                    lambda: min(available_cpus(), MAX_THREADS))
 
 
 def set_num_threads(n: int) -> None:
@@ -422,13 +431,7 @@ def get_min_work() -> int:
         >>> get_min_work() >= 0
         True
     """
-    global _min_work
-    if _min_work is None:
-        with _runtime_lock:
-            if _min_work is None:
-                n = env_int("POLYOP_MIN_WORK", 0, 2**62 - 1)
-                _min_work = MIN_WORK if n is None else n
-    return _min_work
+    return _setting("_min_work", "POLYOP_MIN_WORK", 0, 2**62 - 1, lambda: MIN_WORK)
 
 
 def set_min_work(ops: int) -> None:
@@ -461,13 +464,7 @@ def get_spin_time() -> float:
         >>> get_spin_time() >= 0
         True
     """
-    global _spin_us
-    if _spin_us is None:
-        with _runtime_lock:
-            if _spin_us is None:
-                n = env_int("POLYOP_SPIN_US", 0, 10**8)
-                _spin_us = SPIN_US if n is None else n
-    return _spin_us / 1e6
+    return _setting("_spin_us", "POLYOP_SPIN_US", 0, 10**8, lambda: SPIN_US) / 1e6
 
 
 def set_spin_time(seconds: float) -> None:
