@@ -57,7 +57,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from ..ir import Block, For, If, Load, Store, walk
+from ..ir import Block, For, Load, Store, walk
 from ..kinds import LoopKind
 from ..types import INDEX
 from ..vector_plan import VectorPlan, linear, mentions, plan_vector_loop
@@ -169,11 +169,7 @@ def _shifted(first: tuple, index: tuple, j: int) -> bool:
 
 def _reads_rows(value, plan: VectorPlan, target: str) -> bool:
     """``value`` reads contiguous vectors or uniform elements only, never
-    ``target``, and has no conditional."""
-    for x in walk(value):
-        if isinstance(x, If):
-            return False
-        if isinstance(x, Load) and (x.array == target or plan.access(x.index)
-                                    not in ("contiguous", "uniform")):
-            return False
-    return True
+    ``target``."""
+    return not any(isinstance(x, Load) and (x.array == target or plan.access(x.index)
+                                            not in ("contiguous", "uniform"))
+                   for x in walk(value))
