@@ -77,6 +77,22 @@ def test_tune_template_then_apply_best(files: Path):
         q.stdout.split("schedule of scale:")[1].strip()
 
 
+def test_tune_confirm_times_the_fastest_again(files: Path):
+    log = files / "c.jsonl"
+    p = polyop_cli("k.py:scale", "--sizes", "n=8,m=16", "--schedule-template", "tiles.py",
+                   "--trials", "3", "--strategy", "grid", "--confirm", "2", "--log", str(log),
+                   "--no-progress", cwd=files)
+    assert p.returncode == 0, p.stderr
+    recs = records(log)
+    again = [r for r in recs if r["confirm"]]
+    searched = sorted((r for r in recs if not r["confirm"] and r["status"] == "ok"),
+                      key=lambda r: r["seconds"])
+    assert [r["confirm"] for r in again] == [1, 1, 2, 2, 3, 3]
+    assert {json.dumps(r["knobs"]) for r in again} == \
+        {json.dumps(r["knobs"]) for r in searched[:2]}
+    assert "the median of 4 timings" in p.stdout
+
+
 def test_tune_auto_space_resumes_from_log(files: Path):
     """auto_schedule's space by default; a second run with the same log and
     trials measures nothing new (every point comes from the log)."""
@@ -117,6 +133,7 @@ def test_tune_auto_space_resumes_from_log(files: Path):
      "schedule template bad.py:2: NameError: name 'undefined_name' is not defined"),
     (["--apply-best", "missing.jsonl", "k.py:scale"], "no such log"),
     (["ops", "--sizes", "n=8"], "--sizes and --schedule-template are for a kernel"),
+    (["k.py:scale", "--sizes", "n=8,m=8", "--confirm", "-2"], "--confirm -2: expected 0 or more"),
 ])
 def test_usage_errors_exit_2(files: Path, args: list[str], message: str):
     p = polyop_cli(*args, cwd=files)

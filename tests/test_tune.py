@@ -15,6 +15,7 @@ from polyop.tune import (
     ConfigSpace,
     KernelTask,
     LocalRunner,
+    Runner,
     TuneError,
     apply_best,
     apply_split,
@@ -52,6 +53,14 @@ def mm_template(cfg, k):
         sch.reorder(kk, jo, ji)
     if cfg.define_knob("par", [False, True]):
         sch.parallel(i)
+    return sch
+
+
+@template
+def tj_template(cfg, k):
+    """One knob: the split of j (1, 2, 4 or 8)."""
+    sch = polyop.Schedule(k)
+    apply_split(sch, sch.get_loops("S0")[1], cfg.define_split("tj", 8, policy="power2"))
     return sch
 
 
@@ -316,6 +325,62 @@ def test_resume_from_log_and_apply_best(tmp_path, runner):
         apply_best(log, mm, mm_template, {"n": 10})
 
 
+class ScriptedRunner(Runner):
+    """Measures nothing: each point's n-th measurement takes the n-th of its
+    scripted times (the last one repeated), or fails where that is None."""
+
+    workers = 1
+
+    def __init__(self, times: dict[int, list[float | None]]):
+        self.times, self.calls = times, {}
+        self.options = {}
+
+    def run(self, task, points, cutoff=None):
+        for pos, knobs in enumerate(points):
+            f = knobs["tj"][0]
+            k = self.calls.get(f, 0)
+            self.calls[f] = k + 1
+            t = self.times[f][min(k, len(self.times[f]) - 1)]
+            yield pos, ({"status": "ok", "seconds": t, "worker": "script"} if t is not None
+                        else {"status": "failed", "error": "scripted", "worker": "script"})
+
+
+def test_confirmation_hands_back_the_best_median_not_a_lucky_figure(tmp_path):
+    # tj = 2 met a fast moment once (0.5 s), but times 1.2 s ever after; tj = 4 is steady
+    times = {1: [2.0], 2: [0.5, 1.2, 1.2], 4: [0.8, 0.8, 0.9], 8: [1.5]}
+    common = dict(kernel=mm, sizes={"n": 8}, strategy="grid", trials=4, progress=False)
+    plain = tune(tj_template, runner=ScriptedRunner(times), **common)
+    assert plain.best.knobs["tj"] == [2] and plain.best_seconds == 0.5 and not plain.confirmations
+    log = tmp_path / "confirm.jsonl"
+    runner = ScriptedRunner(times)
+    r = tune(tj_template, runner=runner, log=log, confirm=2, confirm_rounds=2, **common)
+    assert r.best.knobs["tj"] == [4] and r.best_seconds == 0.8
+    # the two fastest points of the search, round by round, each with its trial number
+    again = r.confirmations
+    assert [(x.confirm, x.knobs["tj"][0]) for x in again] == [(1, 2), (1, 4), (2, 2), (2, 4)]
+    assert [x.trial for x in again[:2]] == [1, 2] and runner.calls == {1: 1, 2: 3, 4: 3, 8: 1}
+    assert len(r.records) == 4 and all(x.confirm == 0 for x in r.records)
+    assert [x.confirm for x in read_log(log)] == [0, 0, 0, 0, 1, 1, 2, 2]
+    # resumed: the trials and the rounds come from the log, nothing is measured again
+    resumed = tune(tj_template, runner=ScriptedRunner({}), log=log, confirm=2,
+                   confirm_rounds=2, **common)
+    assert resumed.best.knobs == r.best.knobs and len(resumed.confirmations) == 4
+    assert apply_best(log, mm, tj_template, {"n": 8}).trace_json() == \
+        r.best_schedule.trace_json()
+    # one more round: only that round is measured
+    more = ScriptedRunner(times)
+    tune(tj_template, runner=more, log=log, confirm=2, confirm_rounds=3, **common)
+    assert more.calls == {2: 1, 4: 1}
+
+
+def test_confirmation_rules_out_a_point_whose_re_timing_fails():
+    times = {1: [2.0], 2: [0.5, None], 4: [0.8], 8: [1.5]}
+    r = tune(tj_template, kernel=mm, sizes={"n": 8}, strategy="grid", trials=4,
+             progress=False, runner=ScriptedRunner(times), confirm=1)
+    assert [x.status for x in r.confirmations] == ["failed", "failed", "failed"]
+    assert r.best.knobs["tj"] == [4]  # tj = 2's re-timing failed: the fastest of the rest
+
+
 def test_model_search_improves_over_its_first_batch():
     """On a synthetic landscape (no measurement), batches after the model's first
     fit land much closer to the optimum than the random first batch."""
@@ -457,6 +522,9 @@ def test_bad_arguments_are_tune_errors():
         tune(mm_template)
     with pytest.raises(TuneError, match="workers"):
         LocalRunner(workers=0)
+    for bad in ({"confirm": -1}, {"confirm": 2.0}, {"confirm_rounds": 0}):
+        with pytest.raises(TuneError, match=next(iter(bad))):
+            tune(mm_template, kernel=mm, sizes={"n": 8}, **bad)
 
 
 # -- operators ---------------------------------------------------------------------------------

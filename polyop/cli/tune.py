@@ -60,6 +60,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=64,
                    help="candidates measured (per shape for ops)")
     p.add_argument("--strategy", default="model", choices=["model", "random", "grid"])
+    p.add_argument("--confirm", type=int, default=0, metavar="K",
+                   help="after the search, time the K fastest points again (3 rounds) and "
+                        "keep the best median (default 0: the fastest figure)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", default=None, help="JSON-lines log (resumed from when it exists)")
     p.add_argument("--workers", type=int, default=1, help="local measuring processes")
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     """``polyop tune ops``, ``polyop tune FILE.py:FUNC`` or ``--apply-best``."""
     if args.apply_best:
         return run_apply_best(args)
+    if args.confirm < 0:
+        raise UsageError(f"--confirm {args.confirm}: expected 0 or more points")
     if args.what == "ops":
         if args.sizes or args.schedule_template:
             raise UsageError("--sizes and --schedule-template are for a kernel "
@@ -117,7 +122,8 @@ def run_ops(args: argparse.Namespace) -> int:
         runner = LocalRunner(args.workers, args.timeout)
     try:
         results = tune_ops(tasks, trials=args.trials, strategy=args.strategy, seed=args.seed,
-                           log=args.log, runner=runner, progress=not args.no_progress)
+                           log=args.log, runner=runner, progress=not args.no_progress,
+                           confirm=args.confirm)
     finally:
         runner.close()
     for key, r in results.items():
@@ -219,7 +225,8 @@ def run_kernel(args: argparse.Namespace) -> int:
     runner = _runner(args)
     try:
         result = tune(task, trials=args.trials, strategy=args.strategy, seed=args.seed,
-                      log=args.log, runner=runner, progress=not args.no_progress)
+                      log=args.log, runner=runner, progress=not args.no_progress,
+                      confirm=args.confirm)
     except (PolyopError, UsageError):
         raise
     except Exception as exc:  # noqa: BLE001 - the template's own mistake: its line
@@ -238,7 +245,9 @@ def run_kernel(args: argparse.Namespace) -> int:
         print("no candidate ran correctly; the first failure:",
               result.failures[0].error if result.failures else "none")
         return 1
-    print(f"best: {best.seconds * 1e3:.4g} ms (trial {best.trial}, {best.worker}) "
+    how = (f", the median of {len(result.confirmations) // args.confirm + 1} timings"
+           if result.confirmations else "")
+    print(f"best: {best.seconds * 1e3:.4g} ms (trial {best.trial}, {best.worker}{how}) "
           f"{best.knobs}")
     print(result.best_schedule)
     if args.log:

@@ -7,7 +7,10 @@ reference, ``"error"``: compile or run error, ``"failed"``: the measuring
 process crashed, hung or was lost), the seconds (``"ok"`` only), the error
 text, the worker, the target, the machine (``machine()``), polyop's
 version, the time and the measurement's phases (seconds compiling, checking
-and timing; repeats run). The log is appended to as results arrive and flushed,
+and timing; repeats run). A record of ``tune(..., confirm=K)``'s final
+re-timing of the best points has ``confirm`` set to its round (1, 2, ...;
+0 for a search trial) and the trial number of the point's search record.
+The log is appended to as results arrive and flushed,
 so an interrupted run loses at most the points being measured; rerun with
 the same log, it measures only the points the log lacks.
 
@@ -79,6 +82,8 @@ class Record:
     gflops: float | None = None
     #: the measurement's phases: build, check and time seconds, repeats run
     phases: dict = field(default_factory=dict)
+    #: the round of the final re-timing (``tune(..., confirm=K)``); 0: a search trial
+    confirm: int = 0
 
     @property
     def ok(self) -> bool:
@@ -141,9 +146,47 @@ def append(path: str | os.PathLike, records: Iterable[Record]) -> None:
 
 
 def best_record(records: Iterable[Record], task: str | None = None) -> Record | None:
-    """The fastest ``"ok"`` record (of ``task``, when given); None if none."""
-    ok = [r for r in records if r.ok and (task is None or r.task == task)]
-    return min(ok, key=lambda r: (r.seconds, r.trial)) if ok else None
+    """The best ``"ok"`` record (of ``task``, when given); None if none.
+
+    Without confirmation rounds, the fastest record. Once some points were
+    timed again (records with ``confirm`` set), the best is chosen among those
+    points only, by the lower median of each point's times (its search figure
+    and its rounds): one lucky figure no longer decides. A point whose
+    re-timing failed (a crash, a wrong result) is out (when all are, the
+fastest of the other points is the best). The record returned is
+    the one with that median time, so ``seconds`` is a measured figure.
+
+    Example::
+
+        >>> rs = [Record("t", 0, {"x": 1}, [], "ok", 1.0), Record("t", 1, {"x": 2}, [], "ok", 0.7)]
+        >>> best_record(rs).knobs
+        {'x': 2}
+        >>> rs += [Record("t", 0, {"x": 1}, [], "ok", 0.9, confirm=1),
+        ...        Record("t", 1, {"x": 2}, [], "ok", 1.1, confirm=1),
+        ...        Record("t", 1, {"x": 2}, [], "ok", 1.2, confirm=2)]
+        >>> best = best_record(rs); best.knobs, best.seconds
+        ({'x': 1}, 0.9)
+    """
+    mine = [r for r in records if task is None or r.task == task]
+    ok = [r for r in mine if r.ok]
+    if not any(r.confirm for r in mine):
+        return min(ok, key=lambda r: (r.seconds, r.trial)) if ok else None
+    confirmed = {_point(r) for r in mine if r.confirm}
+    spoiled = {_point(r) for r in mine if r.confirm and not r.ok}
+    times: dict[str, list[Record]] = {}
+    for r in ok:
+        if _point(r) in confirmed - spoiled:
+            times.setdefault(_point(r), []).append(r)
+    if not times:  # every point re-timed failed: the fastest of the others
+        rest = [r for r in ok if _point(r) not in spoiled]
+        return min(rest, key=lambda r: (r.seconds, r.trial)) if rest else None
+    middle = [sorted(rs, key=lambda r: (r.seconds, r.confirm))[(len(rs) - 1) // 2]
+              for rs in times.values()]
+    return min(middle, key=lambda r: (r.seconds, r.trial))
+
+
+def _point(r: Record) -> str:
+    return json.dumps(r.knobs, sort_keys=True)
 
 
 def apply_best(log: str | os.PathLike, k, template=None, sizes: dict | None = None, *,

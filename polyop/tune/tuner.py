@@ -8,6 +8,18 @@ other processes; each result is appended to the log as it arrives and the
 strategy learns from the batch. A point already in the log (same task) is
 taken from it instead of being measured again, so a run interrupted and
 started again with the same arguments carries on where it stopped.
+
+With ``confirm=K`` the search ends with a re-timing: the ``K`` fastest
+points are timed again in ``confirm_rounds`` interleaved rounds (each round
+builds every point afresh in a measuring process, then times them one after
+the other), and the best is the point with the lowest median over its search
+figure and its rounds (``polyop.tune.records.best_record``). On a machine
+whose speed drifts, the search's fastest figure is often a lucky one: a
+point a few per cent slower that happened to meet a fast moment beats a
+better point, and the tuner would hand back the lucky one. The re-timing
+costs ``K * confirm_rounds`` measurements more than the trials, and its
+records are logged (``confirm`` set to the round) and resumed like the
+trials.
 """
 
 from __future__ import annotations
@@ -34,10 +46,12 @@ class TuneResult:
 
     task: Task
     records: list[Record] = field(default_factory=list)
+    #: the final re-timing's records (``tune(..., confirm=K)``), round by round
+    confirmations: list[Record] = field(default_factory=list)
 
     @property
     def best(self) -> Record | None:
-        return best_record(self.records)
+        return best_record(self.records + self.confirmations)
 
     @property
     def best_seconds(self) -> float | None:
@@ -91,7 +105,8 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
          runner: Runner | None = None, strategy: str = "random", batch: int | None = None,
          timeout: float = 60.0, repeats: int = 5, min_seconds: float = 0.01,
          progress: bool = True, max_illegal: int | None = None,
-         early_stop: float | None = 1.25, initial: bool = True) -> TuneResult:
+         early_stop: float | None = 1.25, initial: bool = True, confirm: int = 0,
+         confirm_rounds: int = 3) -> TuneResult:
     """Search the schedule space of ``k_or_template`` for the fastest point.
 
     ``k_or_template``: a ``@polyop.kernel`` (the space of ``auto_schedule``'s
@@ -106,7 +121,10 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     ``early_stop``: a candidate's repeats stop once its fastest is slower than
     ``early_stop`` times the best time so far (``polyop.tune.measure``; None:
     every candidate runs all its repeats); ``initial``: measure the task's own
-    heuristic point first (``Task.initial_points``; False: a search from scratch).
+    heuristic point first (``Task.initial_points``; False: a search from scratch);
+    ``confirm``: after the search, time the ``confirm`` fastest points again
+    in ``confirm_rounds`` interleaved rounds and hand back the best median
+    (module docstring; 0: the fastest figure of the search).
 
     Example::
 
@@ -121,16 +139,24 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     task = as_task(k_or_template, kernel, sizes, target)
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"tune: trials must be an int >= 1, got {trials!r}")
+    for name, value, low in (("confirm", confirm, 0), ("confirm_rounds", confirm_rounds, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise TuneError(f"tune: {name} must be an int >= {low}, got {value!r}")
     if early_stop is not None and not early_stop > 1:
         raise TuneError(f"tune: early_stop must be > 1 (a margin over the best time) or "
                         f"None, got {early_stop!r}")
     space = task.space()
     strat = make_strategy(strategy, space, seed, features=task.features)
     done: dict[int, Record] = {}
+    rounds_done: dict[tuple[int, int], Record] = {}  # (point, round) of the re-timing
     if log is not None:
         for rec in read_log(log, task.key):
             try:
-                done[space.index_of(rec.knobs)] = rec
+                index = space.index_of(rec.knobs)
+                if rec.confirm:
+                    rounds_done[index, rec.confirm] = rec
+                else:
+                    done[index] = rec
             except TuneError as e:
                 raise TuneError(f"{log}: a record of task {task.key!r} does not fit its "
                                 f"space ({e}): a log of another version of the template?") from e
@@ -189,18 +215,16 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
             cutoff = best.seconds * early_stop if best is not None and early_stop else None
             for pos, res in runner.run(task, [knobs for _, knobs, _, _ in fresh], cutoff):
                 index, knobs, trace, trial = fresh[pos]
-                seconds = res.get("seconds") if res.get("status") == "ok" else None
-                gflops = task.flops / seconds / 1e9 if seconds and task.flops else None
-                rec = Record(trial=trial, knobs=knobs, trace=res.get("trace") or trace,
-                             status=res["status"],
-                             seconds=seconds, error=res.get("error"), worker=res.get("worker"),
-                             time=now(), gflops=gflops, phases=_phases(res), **common)
+                rec = _record(task, res, trial, knobs, trace, common)
                 result.records.append(rec)
-                learned.append((index, seconds))
+                learned.append((index, rec.seconds))
                 if log is not None:
                     append(log, [rec])
                 _advance(bar, result, task)
             strat.update(learned)
+        if confirm and legal:
+            _confirm(task, space, result, runner, confirm, confirm_rounds, rounds_done,
+                     log, common, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -211,6 +235,44 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
         raise TuneError(f"tune {task.key}: every point proposed is illegal ({illegal} of "
                         f"the space's {len(space)} points; the first: {first_illegal})")
     return result
+
+
+def _record(task: Task, res: dict, trial: int, knobs: dict, trace: list, common: dict,
+            confirm: int = 0) -> Record:
+    """The record of one measurement (``res``: the runner's result)."""
+    seconds = res.get("seconds") if res.get("status") == "ok" else None
+    gflops = task.flops / seconds / 1e9 if seconds and task.flops else None
+    return Record(trial=trial, knobs=knobs, trace=res.get("trace") or trace,
+                  status=res["status"], seconds=seconds, error=res.get("error"),
+                  worker=res.get("worker"), time=now(), gflops=gflops, phases=_phases(res),
+                  confirm=confirm, **common)
+
+
+def _confirm(task: Task, space, result: TuneResult, runner: Runner, top: int, rounds: int,
+             done: dict[tuple[int, int], Record], log, common: dict, bar=None) -> None:
+    """Time the ``top`` fastest points of the search again, ``rounds`` times,
+    interleaved (module docstring); rounds already in the log are reused."""
+    fastest: dict[int, Record] = {}
+    for rec in sorted((r for r in result.records if r.ok), key=lambda r: (r.seconds, r.trial)):
+        fastest.setdefault(space.index_of(rec.knobs), rec)
+        if len(fastest) == top:
+            break
+    for round_ in range(1, rounds + 1):
+        fresh = []
+        for index, rec in fastest.items():
+            if (index, round_) in done:
+                result.confirmations.append(done[index, round_])
+            else:
+                fresh.append(rec)
+        # no early stop: every repeat counts in the median
+        for pos, res in runner.run(task, [rec.knobs for rec in fresh], None):
+            rec = fresh[pos]
+            again = _record(task, res, rec.trial, rec.knobs, rec.trace, common, round_)
+            result.confirmations.append(again)
+            if log is not None:
+                append(log, [again])
+        _advance(bar, result, task, 0, re_timed=f"{round_}/{rounds}")
+    result.confirmations.sort(key=lambda r: (r.confirm, r.trial))
 
 
 def _phases(res: dict) -> dict:
@@ -239,12 +301,12 @@ def _progress(total: int, enabled: bool, what: str):
     return tqdm(total=total, desc=f"tune {what}"[:40], unit="trial")
 
 
-def _advance(bar, result: TuneResult, task: Task) -> None:
+def _advance(bar, result: TuneResult, task: Task, step: int = 1, **extra) -> None:
     if bar is None:
         return
-    bar.update(1)
+    bar.update(step)
     best = result.best
-    post = {"failed": len(result.failures)}
+    post = {"failed": len(result.failures), **extra}
     if best is not None:
         post["best"] = (f"{task.flops / best.seconds / 1e9:.1f} GFLOP/s" if task.flops
                         else f"{best.seconds * 1e3:.3g} ms")
