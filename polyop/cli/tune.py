@@ -245,7 +245,7 @@ def run_kernel(args: argparse.Namespace) -> int:
         print("no candidate ran correctly; the first failure:",
               result.failures[0].error if result.failures else "none")
         return 1
-    how = (f", the median of {len(result.confirmations) // args.confirm + 1} timings"
+    how = (f", the median of {1 + max(r.confirm for r in result.confirmations)} timings"
            if result.confirmations else "")
     print(f"best: {best.seconds * 1e3:.4g} ms (trial {best.trial}, {best.worker}{how}) "
           f"{best.knobs}")

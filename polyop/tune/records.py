@@ -153,8 +153,8 @@ def best_record(records: Iterable[Record], task: str | None = None) -> Record | 
     points only, by the lower median of each point's times (its search figure
     and its rounds): one lucky figure no longer decides. A point whose
     re-timing failed (a crash, a wrong result) is out (when all are, the
-fastest of the other points is the best). The record returned is
-    the one with that median time, so ``seconds`` is a measured figure.
+    fastest of the other points is the best). The record returned is the
+    one with that median time, so ``seconds`` is a measured figure.
 
     Example::
 

@@ -40,7 +40,9 @@ __all__ = ["TuneResult", "as_task", "tune"]
 @dataclass
 class TuneResult:
     """What ``tune`` found: ``records`` (one per trial, illegal points included,
-    in trial order), ``best`` (the fastest record), ``best_seconds``,
+    in trial order), ``confirmations`` (the re-timing of ``confirm=K``),
+    ``best`` (the fastest record, or with a re-timing the best median:
+    ``polyop.tune.records.best_record``), ``best_seconds``,
     ``best_knobs``, ``best_schedule`` (the ``polyop.Schedule`` of the best point,
     rebuilt from its knobs) and ``best_gflops`` (for tasks that count flops)."""
 
