@@ -52,6 +52,7 @@ from .errors import (
 from .intrinsic import Intrinsic, IntrinsicError, intrinsic
 from .kernel import Kernel, kernel, local, prefetch
 from .program import Program, Statement
+from .runtime import aligned
 from .schedule import Loop, Schedule, Violation
 from .target import Target
 from .te import (
@@ -90,6 +91,7 @@ __all__ = [
     "PolyopError", "ScheduleError", "SettingError", "TargetError", "TargetUnavailableError",
     "Dependences", "dependences",
     "Kernel", "kernel", "local", "prefetch", "build", "lower", "ops", "tune", "Target",
+    "aligned",
     "Loop", "Program", "Schedule", "Statement", "Violation",
     "Intrinsic", "IntrinsicError", "intrinsic",
     "f32", "f64", "i32", "i64",

@@ -31,6 +31,7 @@ import numpy as np
 from ..ops.conv2d import ConvShape, ConvTiling, conv2d
 from ..ops.conv_tiling import check_tiling
 from ..ops.matmul import MatmulTiling, matmul, register_rows
+from ..runtime import aligned
 from ..target import as_target
 from .database import conv2d_key, matmul_key, store
 from .space import Config, ConfigSpace, TuneError
@@ -119,9 +120,9 @@ class MatmulTask(Task):
 
     def inputs(self) -> list:
         rng = np.random.default_rng(0)
-        return [rng.random((self.M, self.K)).astype(self.dtype),
-                rng.random((self.K, self.N)).astype(self.dtype),
-                np.zeros((self.M, self.N), self.dtype)]
+        return [aligned(x) for x in (rng.random((self.M, self.K)).astype(self.dtype),
+                                     rng.random((self.K, self.N)).astype(self.dtype),
+                                     np.zeros((self.M, self.N), self.dtype))]
 
     def outputs(self, args: list) -> list[np.ndarray]:
         return [args[2]]
@@ -223,9 +224,9 @@ class Conv2dTask(Task):
     def inputs(self) -> list:
         rng = np.random.default_rng(0)
         dims = self.shape.arrays()
-        return [rng.random(dims["x"]).astype(self.dtype) - 0.5,
-                rng.random(dims["w"]).astype(self.dtype) - 0.5,
-                np.zeros(dims["out"], self.dtype)]
+        return [aligned(x) for x in (rng.random(dims["x"]).astype(self.dtype) - 0.5,
+                                     rng.random(dims["w"]).astype(self.dtype) - 0.5,
+                                     np.zeros(dims["out"], self.dtype))]
 
     def outputs(self, args: list) -> list[np.ndarray]:
         return [args[2]]

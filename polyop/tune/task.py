@@ -236,8 +236,10 @@ def trace_of(sch) -> list:
 
 def kernel_inputs(program, sizes: dict[str, int], seed: int = 0) -> list:
     """Arguments of ``program`` in signature order: ``sizes``, scalars 1.25
-    (ints 3), arrays random in [0.5, 1.5) (ints 0..9) from ``seed``."""
-    from ..runtime import eval_index
+    (ints 3), arrays random in [0.5, 1.5) (ints 0..9) from ``seed``, each
+    aligned to a cache line (``polyop.aligned``: every candidate is timed on
+    the same alignment, not on whatever ``malloc`` gave its process)."""
+    from ..runtime import aligned, eval_index
 
     rng = np.random.default_rng(seed)
     args: list = []
@@ -252,7 +254,7 @@ def kernel_inputs(program, sizes: dict[str, int], seed: int = 0) -> list:
             dt = arr.dtype.numpy
             values = rng.random(shape) + 0.5 if arr.dtype.is_float else \
                 rng.integers(0, 10, shape)
-            args.append(np.ascontiguousarray(values, dtype=dt))
+            args.append(aligned(values.astype(dt)))
     return args
 
 
