@@ -71,7 +71,8 @@ def aligned(a, alignment: int = CACHE_LINE) -> np.ndarray:
     """
     a = np.asarray(a)
     if alignment < 1 or alignment & (alignment - 1):
-        raise ArgumentError(f"aligned: alignment must be a power of two, got {alignment!r}")
+        raise ArgumentError(f"aligned: alignment must be a power of two, got {alignment!r}",
+                            "alignment")
     raw = np.empty(a.nbytes + alignment, np.uint8)
     skip = -raw.ctypes.data % alignment
     out = raw[skip:skip + a.nbytes].view(a.dtype).reshape(a.shape)

@@ -251,3 +251,33 @@ def test_without_the_extension_calls_take_the_python_path(monkeypatch):
     np.testing.assert_array_equal(y, x)
     with pytest.raises(ArgumentError, match="overlap"):
         f(4, 1.0, y, y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int8", "complex128"])
+@pytest.mark.parametrize("alignment", [16, 64, 4096])
+def test_aligned_copies_start_on_the_boundary(dtype, alignment):
+    rng = np.random.default_rng(1)
+    for shape in [(7,), (3, 5), (2, 3, 4), (0,), ()]:
+        a = (rng.random(shape) * 100 + 1).astype(dtype)
+        b = polyop.aligned(a, alignment)
+        # an empty array has no data to align
+        assert a.size == 0 or b.ctypes.data % alignment == 0
+        assert b.flags.c_contiguous and b.flags.writeable
+        assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+        b[...] = 0  # a copy: the original is untouched
+        assert a.size == 0 or np.all(a != 0)
+
+
+def test_aligned_rejects_an_alignment_that_is_not_a_power_of_two():
+    with pytest.raises(polyop.ArgumentError, match="power of two, got 48"):
+        polyop.aligned(np.ones(3), 48)
+
+
+def test_tuning_inputs_are_aligned_to_a_cache_line():
+    from polyop.tune.ops_tasks import matmul_task
+    from polyop.tune.task import example_scale, kernel_inputs
+
+    arrays = [a for a in kernel_inputs(example_scale.program, {"n": 9})
+              if isinstance(a, np.ndarray)]
+    arrays += matmul_task(33, 17, 9).inputs()
+    assert len(arrays) == 5 and all(a.ctypes.data % 64 == 0 for a in arrays)
