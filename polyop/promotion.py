@@ -25,7 +25,13 @@ applied to the loop IR at lowering, where the footprints are known:
   block's threads with its barriers (``polyop_cuda.promote``);
 - **CPU** (``promote_function``): ``scope="local"`` requests become local
   arrays of the kernel (stack buffers, private to each thread inside a
-  ``parallel`` loop); ``"shared"`` is a GPU scope and refused.
+  ``parallel`` loop); ``"shared"`` is a GPU scope and refused;
+- **written group** (``_written_group``, CPU): a ``cache_write`` whose
+  array has no constant box under ``at`` promotes the elements written
+  there alone, with the loads that read them; the array's other loads,
+  which never read an element written in the same iteration of ``at``, keep
+  reading the array (trmm's row ``B[i, strip]`` accumulated in a buffer
+  across ``k`` while the rows ``B[k, strip]`` below it are read in place).
 
 The rewritten loop IR is not validated again against the model, so the
 rewrite refuses what it cannot do exactly: an access to the array under
@@ -83,6 +89,9 @@ class Request:
     auto: bool = False
     budget: int | None = None
     loop: str | None = None
+    #: from ``cache_write``: on a CPU, when the whole array's footprint has no
+    #: constant box, the elements written may be promoted alone (``Footprint.group``)
+    write: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,8 @@ class Footprint:
     size: tuple[int, ...]
     written: ir.Expr | None
     inside: ir.Expr | None = None
+    #: the accesses promoted, when not all are (``written_group``); None: all
+    group: frozenset | None = None
 
 
 #: how a box is copied: ``copier(request, footprint, dtype, array shape,
@@ -117,7 +128,8 @@ def requests_from_schedule(sch) -> list[Request]:
             at = sch._loops[kw["at"].id].name
             array = ins.args[0] if isinstance(ins.args[0], str) else ins.args[0].name
             out.append(Request(array, at, kw["scope"], kw.get("name") or
-                               f"{array}_{kw['scope']}", loop=kw["at"].id))
+                               f"{array}_{kw['scope']}", loop=kw["at"].id,
+                               write=ins.primitive == "cache_write"))
         elif ins.primitive == "promote_shared":
             loop = ins.args[0] if ins.args else kw["at"]
             _live(sch, loop, ins.labels[0] if ins.labels else ins.primitive)
@@ -177,10 +189,12 @@ def footprint(array: str, outer_loops, outer_conds, inner_loops, inner_conds, st
 
 
 def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra=None,
-               shape=(), bounds=False):
+               shape=(), bounds=False, written_group=False):
     """The footprint and, for the GPU's reuse test, the names and accesses;
     ``bounds``: also the array's bounds as a guard of the box's elements,
-    simplified where the loops around imply them (``Footprint.inside``)."""
+    simplified where the loops around imply them (``Footprint.inside``);
+    ``written_group``: the footprint of the *written group* alone, the stores
+    and the loads of an element they write (``_written_group``)."""
     names = Names(list(params) + list(outer_vars))
     outer = path_constraints(outer_loops, outer_conds, names)
     sets, wsets, accs = [], [], []
@@ -208,6 +222,10 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
                 wsets.append(s)
     if not sets:
         raise ScheduleError(f"promotion of {array}: no access to {array} under the loop")
+    group = None
+    if written_group:
+        group, keep = _written_group(array, sets, wsets, accs)
+        sets, accs = [sets[k] for k in keep], [accs[k] for k in keep]
     whole = _union(sets)
     context = isl.Set(f"[{names.param_list}] -> {{ : {' and '.join(outer) or 'true'} }}")
     offset, size = [], []
@@ -244,7 +262,28 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
     if bounds and array_bounds:
         inside = condition(isl.Set(f"[{names.param_list}] -> {{ [{', '.join(dims)}] : "
                                    f"{' and '.join(array_bounds)} }}"), box)
-    return Footprint(array, tuple(offset), tuple(size), written, inside), (names, accs)
+    return Footprint(array, tuple(offset), tuple(size), written, inside, group), (names, accs)
+
+
+def _written_group(array: str, sets, wsets, accs) -> tuple[frozenset, list[int]]:
+    """The written group of ``array`` under a loop: its stores, and each load
+    that reads an element they write in some iteration of the loop (for one
+    iteration of it and the loops around: the sets' parameters). The other
+    loads read, in every iteration, only elements nobody writes there, so
+    they may keep reading the array while the group works on a buffer: the
+    copy-in gives the group the array's values, the copy-out writes back
+    only what the group wrote, and the two never meet. (trmm's
+    ``B[i, j] += A[k, i] * B[k, j]`` at ``i``: ``B[i, j]`` is the group,
+    ``B[k, j]`` with ``k > i`` is never written in that iteration of ``i``.)
+    Returns the group (access nodes) and the positions of its accesses."""
+    if not wsets:
+        raise ScheduleError(f"promotion of {array}: nothing writes {array} under the loop, "
+                            "so there is no written group to promote")
+    written = _union(wsets)
+    group = {acc for (acc, *_), s in zip(accs, sets)
+             if isinstance(acc, ir.Store) or not s.intersect(written).is_empty()}
+    # an access equal to a member is one (isl may generate a statement twice)
+    return frozenset(group), [k for k, (acc, *_) in enumerate(accs) if acc in group]
 
 
 def _affine_lower(lo: isl.PwAff, hi: isl.PwAff,
@@ -354,15 +393,16 @@ def simplify(e: ir.Expr) -> ir.Expr:
     return pw_to_ir(pa, names)
 
 
-def redirect(node, array: str, buf: str, offset):
-    """``node`` with accesses to ``array`` made to ``buf`` at ``index - offset``.
+def redirect(node, array: str, buf: str, offset, group: frozenset | None = None):
+    """``node`` with accesses to ``array`` (those in ``group``, when given)
+    made to ``buf`` at ``index - offset``.
     A micro-kernel call or an atomic update of ``array`` cannot be redirected
     (the call's strides, the update's atomicity across copies): refused."""
     def idx(index):
         return tuple(simplify(ir.Bin("sub", x, o, INDEX)) for x, o in zip(index, offset))
 
     def expr(e):
-        if isinstance(e, ir.Load) and e.array == array:
+        if isinstance(e, ir.Load) and e.array == array and (group is None or e in group):
             return ir.Load(buf, idx(tuple(expr(x) for x in e.index)), e.dtype)
         return ir.map_children(e, expr)
 
@@ -440,10 +480,11 @@ def rewrite(at: ir.For, r: Request, fp: Footprint, dtype: DType, gshape, copier:
     """``at`` with its body running on the buffer: copy-in (when ``r.array`` is
     read there), the body redirected (then ``transform``-ed), copy-out of the
     written elements (when some are written)."""
-    body = redirect(at.body, r.array, r.name, fp.offset)
+    body = redirect(at.body, r.array, r.name, fp.offset, fp.group)
     if transform is not None:
         body = transform(body)
-    read = any(isinstance(n, ir.Load) and n.array == r.array for n in ir.walk(at.body))
+    read = any(isinstance(n, ir.Load) and n.array == r.array and
+               (fp.group is None or n in fp.group) for n in ir.walk(at.body))
     parts = [copier(r, fp, dtype, gshape, True) if read else None, body,
              copier(r, fp, dtype, gshape, False) if fp.written is not None else None]
     return replace(at, body=ir.Block(tuple(p for p in parts if p is not None)))
@@ -513,9 +554,15 @@ def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Functio
                 return at  # a copy of the loop for other statements
             _check_exact(r, at, loops, params)
             try:
-                fp, _ = _footprint(r.array, loops + (at,), conds, [at.body], params,
-                                   [lp.var for lp in loops] + [at.var], shape=gshape,
-                                   bounds=True)
+                where = (r.array, loops + (at,), conds, [at.body], params,
+                         [lp.var for lp in loops] + [at.var])
+                try:
+                    fp, _ = _footprint(*where, shape=gshape, bounds=True)
+                except ScheduleError as e:
+                    if not (r.write and "no constant size" in str(e)):
+                        raise
+                    # the whole array under ``at`` has no box: its written group may
+                    fp, _ = _footprint(*where, shape=gshape, bounds=True, written_group=True)
                 sizes.append(fp.size)
                 return rewrite(at, r, fp, dtype, gshape, serial_copier())
             except ScheduleError as e:  # the same refusal, naming the loop too

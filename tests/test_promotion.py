@@ -149,6 +149,80 @@ def test_copy_out_writes_only_the_elements_written():
         np.testing.assert_array_equal(B, want, err_msg=f"n = {n}")
 
 
+@polyop.kernel
+def trmm(m: int, n: int, A: "f64[m, m]", B: "f64[m, n]"):
+    for i in range(m):
+        for j in range(n):
+            for k in range(i + 1, m):
+                B[i, j] += A[k, i] * B[k, j]
+
+
+@polyop.kernel
+def rows(m: int, n: int, B: "f64[m, n]"):
+    for i in range(1, m):
+        for k in range(i):
+            for j in range(n):
+                B[i, j] += 0.5 * B[k, j]
+
+
+def _strips(kernel, width: int):
+    """(j_outer, i, k, j_inner): a strip of ``width`` columns per iteration of i."""
+    sch = polyop.Schedule(kernel)
+    if kernel is trmm:
+        i, j, k = sch.get_loops("S0")
+        sch.reorder(i, k, j)
+    i, k, j = sch.get_loops("S0")
+    jo, ji = sch.split(j, width)
+    sch.reorder(jo, i, k, ji)
+    sch.vectorize(ji)
+    return sch, jo, i
+
+
+@pytest.mark.parametrize("kernel", [trmm, rows])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cache_write_promotes_the_written_group_alone(kernel, threads):
+    """At ``i``, ``B``'s footprint spans every row ``k`` read (no constant
+    box), but the elements written, ``B[i, strip]``, have one: they are kept
+    in a buffer across ``k`` while the rows ``k``, never written in that
+    iteration of ``i``, are read from ``B`` itself, which holds every earlier
+    row's write-back (``rows`` reads the rows above, written back already)."""
+    sch, jo, i = _strips(kernel, 8)
+    sch.parallel(jo)
+    sch.cache_write("B", scope="local", at=i)
+    text = str(polyop.lower(sch))
+    assert "double B_local[1][8];" in text
+    assert "B_local[0][j_inner" in text and "B[k][8 * j_outer + j_inner" in text
+    f = polyop.build(sch)
+    set_num_threads(threads)
+    rng = np.random.default_rng(5)
+    for m, n in ((0, 0), (1, 3), (5, 8), (9, 17), (12, 4)):
+        args = [m, n] + ([rng.random((m, m))] if kernel is trmm else [])
+        B = rng.random((m, n))
+        want = B.copy()
+        kernel.py_func(*args, want)
+        f(*args, B)
+        np.testing.assert_allclose(B, want, rtol=1e-13, err_msg=f"m, n = {m}, {n}")
+
+
+def test_a_written_group_without_a_box_is_refused():
+    sch = polyop.Schedule(trmm)  # untiled j: the row i written has n elements
+    i, j, k = sch.get_loops("S0")
+    sch.reorder(i, k, j)
+    sch.cache_write("B", scope="local", at=i)
+    with pytest.raises(ScheduleError, match="promotion of B at loop i: its footprint has no "
+                                            "constant size along dimension 1"):
+        polyop.build(sch)
+
+
+def test_cache_read_keeps_promoting_every_access():
+    """The written group is ``cache_write``'s: a ``cache_read`` whose
+    footprint has no box is refused as before."""
+    sch, _, i = _strips(trmm, 8)
+    sch.cache_read("B", scope="local", at=i)
+    with pytest.raises(ScheduleError, match="no constant size along dimension 0"):
+        polyop.build(sch)
+
+
 def test_read_and_written_in_place_across_tiles():
     """Gauss-Seidel in place: each strip reads the element its predecessor
     wrote back and the one its successor has not written yet."""

@@ -170,6 +170,12 @@ class CachePrimitives:
         between its write and the write-back, or when a writer reads an element
         before any writer wrote it (the cache would not hold its value).
 
+        With ``scope="local", at=loop`` the cache is a buffer per iteration of
+        ``loop`` (``polyop.promotion``): on a CPU, when the array's accesses
+        under ``loop`` span no box of constant size, the elements written
+        there are promoted alone, with the loads that read them, and the
+        other loads keep reading the array.
+
         Example::
 
             >>> import polyop
