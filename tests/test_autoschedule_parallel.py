@@ -266,8 +266,12 @@ def col_update(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
 def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads):
     sch = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400})
     knob = sch.explanation.knob("S0:parallel_strip")
-    assert knob.chosen == 100 and knob.candidates == [None, 100]
+    # every i does the same work: one strip a core
+    assert knob.chosen == 200 and knob.candidates == [None, 200]
     assert "modelled traffic" in knob.why and "one thread" in knob.why
+    assert "one a core" in knob.why
+    # 50 vectors of 4 doubles: no register accumulator
+    assert sch.explanation.knob("S0:strip_accumulator").chosen is None
     (par,) = _parallel_loops(sch)
     assert par.var == "i_outer"
     off = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400},
@@ -289,6 +293,63 @@ def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads)
         f(**got)
         np.testing.assert_allclose(got["x"], ref["x"], rtol=1e-12)
     assert _forks(f, args) == 1
+
+
+@polyop.kernel
+def col_update_tri(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
+    for j in range(n):
+        for i in range(j, n):  # later rows do more work: two strips a core
+            x[i] += A[j, i] * y[j]
+
+
+@polyop.kernel
+def trmm_like(m: int, n: int, A: "f64[m, m]", B: "f64[m, n]"):
+    for i in range(m):
+        for j in range(n):
+            for k in range(i + 1, m):
+                B[i, j] += A[k, i] * B[k, j]
+
+
+def test_strips_of_unequal_work_are_two_a_core(threads):
+    sch = polyop.auto_schedule(col_update_tri, ZEN3, sizes={"n": 400})
+    knob = sch.explanation.knob("S0:parallel_strip")
+    assert knob.chosen == 100 and "two a core" in knob.why
+
+
+@pytest.mark.parametrize("target, kept", [
+    ("cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512 -num-cores=2", True),  # 15 of 32
+    (ZEN3, False),  # 30 vectors of 4 doubles: more than half of 16 registers
+    ("cpu -num-cores=2", None)])  # this machine, run: whichever it is
+def test_a_strip_accumulated_in_registers_across_the_reduction(threads, target, kept):
+    """trmm: each strip of B[i] gathers A[k, i] * B[k, strip] over k; it is
+    kept in a buffer (registers) at i, loaded once and stored once, while the
+    rows B[k] are read in place; the result is CPython's on 1 and 2 threads
+    at sizes that leave partial strips."""
+    sch = polyop.auto_schedule(trmm_like, target, sizes={"m": 200, "n": 240})
+    strip = sch.explanation.knob("S0:parallel_strip").chosen
+    assert strip == 120  # one strip a core: every column does the same work
+    t = polyop.Target(target)
+    fits = strip // t.lanes("float64") <= t.vector_registers // 2
+    assert kept is None or kept == fits
+    knob = sch.explanation.knob("S0:strip_accumulator")
+    assert knob.chosen == ("local" if fits else None) and knob.applied
+    assert ("B_local" in str(polyop.lower(sch))) == fits
+    off = polyop.auto_schedule(trmm_like, target, {"S0:strip_accumulator": None},
+                               sizes={"m": 200, "n": 240})
+    assert "B_local" not in str(polyop.lower(off))
+    if kept is not None:  # code for another CPU: not run here
+        return
+    f = polyop.build(sch)
+    rng = np.random.default_rng(4)
+    for m, n in ((1, 1), (7, 13), (30, 250), (12, 121)):
+        A, B = rng.random((m, m)), rng.random((m, n))
+        want = B.copy()
+        trmm_like.py_func(m, n, A, want)
+        for nt in (1, 2):
+            threads(nt)
+            got = B.copy()
+            f(m, n, A, got)
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{m}x{n}, {nt} threads")
 
 
 def test_parallel_tiles_resized_to_split_evenly(threads):
