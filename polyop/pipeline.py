@@ -91,7 +91,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     fn = ir.Function(program.name, tuple(params), temps, body,
                      {"temp_shapes": shapes, "requires": requires})
     if promote:  # per-iteration buffers: exact by construction, after validation
-        fn = promote_function(fn, requests_from_schedule(obj))
+        fn = promote_function(fn, requests_from_schedule(obj), program.context)
     _dump("ir", fn)
     return fn
 

@@ -189,12 +189,13 @@ def footprint(array: str, outer_loops, outer_conds, inner_loops, inner_conds, st
 
 
 def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra=None,
-               shape=(), bounds=False, written_group=False):
+               shape=(), bounds=False, written_group=False, assumed: isl.Set | None = None):
     """The footprint and, for the GPU's reuse test, the names and accesses;
     ``bounds``: also the array's bounds as a guard of the box's elements,
     simplified where the loops around imply them (``Footprint.inside``);
     ``written_group``: the footprint of the *written group* alone, the stores
-    and the loads of an element they write (``_written_group``)."""
+    and the loads of an element they write (``_written_group``), where the
+    sizes satisfy ``assumed`` (the kernel's context: its assumptions)."""
     names = Names(list(params) + list(outer_vars))
     outer = path_constraints(outer_loops, outer_conds, names)
     sets, wsets, accs = [], [], []
@@ -224,7 +225,12 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
         raise ScheduleError(f"promotion of {array}: no access to {array} under the loop")
     group = None
     if written_group:
-        group, keep = _written_group(array, sets, wsets, accs)
+        if assumed is not None:  # the sizes by the isl names of these sets
+            for d in range(assumed.dim(isl.dim_type.param)):
+                size = assumed.get_dim_name(isl.dim_type.param, d)
+                if size in names.params:
+                    assumed = assumed.set_dim_name(isl.dim_type.param, d, names.params[size])
+        group, keep = _written_group(array, sets, wsets, accs, assumed)
         sets, accs = [sets[k] for k in keep], [accs[k] for k in keep]
     whole = _union(sets)
     context = isl.Set(f"[{names.param_list}] -> {{ : {' and '.join(outer) or 'true'} }}")
@@ -265,7 +271,8 @@ def _footprint(array, outer_loops, outer_conds, stmts, params, outer_vars, extra
     return Footprint(array, tuple(offset), tuple(size), written, inside, group), (names, accs)
 
 
-def _written_group(array: str, sets, wsets, accs) -> tuple[frozenset, list[int]]:
+def _written_group(array: str, sets, wsets, accs,
+                   assumed: isl.Set | None = None) -> tuple[frozenset, list[int]]:
     """The written group of ``array`` under a loop: its stores, and each load
     that reads an element they write in some iteration of the loop (for one
     iteration of it and the loops around: the sets' parameters). The other
@@ -275,13 +282,18 @@ def _written_group(array: str, sets, wsets, accs) -> tuple[frozenset, list[int]]
     only what the group wrote, and the two never meet. (trmm's
     ``B[i, j] += A[k, i] * B[k, j]`` at ``i``: ``B[i, j]`` is the group,
     ``B[k, j]`` with ``k > i`` is never written in that iteration of ``i``.)
-    Returns the group (access nodes) and the positions of its accesses."""
+    Only sizes that satisfy ``assumed`` count. Returns the group (access
+    nodes) and the positions of its accesses."""
     if not wsets:
         raise ScheduleError(f"promotion of {array}: nothing writes {array} under the loop, "
                             "so there is no written group to promote")
     written = _union(wsets)
-    group = {acc for (acc, *_), s in zip(accs, sets)
-             if isinstance(acc, ir.Store) or not s.intersect(written).is_empty()}
+
+    def meets(s: isl.Set) -> bool:
+        both = s.intersect(written)
+        return not (both if assumed is None else both.intersect_params(assumed)).is_empty()
+
+    group = {acc for (acc, *_), s in zip(accs, sets) if isinstance(acc, ir.Store) or meets(s)}
     # an access equal to a member is one (isl may generate a statement twice)
     return frozenset(group), [k for k, (acc, *_) in enumerate(accs) if acc in group]
 
@@ -492,7 +504,8 @@ def rewrite(at: ir.For, r: Request, fp: Footprint, dtype: DType, gshape, copier:
 
 # -- CPU targets ----------------------------------------------------------------------------
 
-def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Function:
+def promote_function(fn: ir.Function, requests: Sequence[Request],
+                     assumed: isl.Set | None = None) -> ir.Function:
     """``fn``, a CPU kernel's loop IR, with the promotions ``requests`` applied:
     each buffer a local array of the kernel (a stack array, private to each
     thread inside a ``parallel`` loop), copied by ``serial_copier`` at every
@@ -562,7 +575,8 @@ def promote_function(fn: ir.Function, requests: Sequence[Request]) -> ir.Functio
                     if not (r.write and "no constant size" in str(e)):
                         raise
                     # the whole array under ``at`` has no box: its written group may
-                    fp, _ = _footprint(*where, shape=gshape, bounds=True, written_group=True)
+                    fp, _ = _footprint(*where, shape=gshape, bounds=True, written_group=True,
+                                       assumed=assumed)
                 sizes.append(fp.size)
                 return rewrite(at, r, fp, dtype, gshape, serial_copier())
             except ScheduleError as e:  # the same refusal, naming the loop too

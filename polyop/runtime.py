@@ -57,8 +57,9 @@ def aligned(a, alignment: int = CACHE_LINE) -> np.ndarray:
     array's first element sits at 0, 16, 32 or 48 bytes into a cache line,
     by chance. A vector loop over it then splits one load in every few
     across two lines, or none, and the same kernel's speed depends on the
-    allocation (a tiled fp64 GEMM at 300: 21.7 or 25.0 GFLOP/s on Zen 4,
-    arrays 8 bytes or 64 bytes into a line). Inputs made with ``aligned``
+    allocation (a tiled fp64 GEMM at 300: 21.7 GFLOP/s on Zen 4 with its
+    arrays 8 bytes into a line, 25.0 with them on a line's start). Inputs
+    made with ``aligned``
     take that chance out of a measurement: ``polyop.tune`` times every
     candidate on them, and the benchmarks give them to every peer.
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import polyop
 from polyop import ir
@@ -221,6 +223,71 @@ def test_cache_read_keeps_promoting_every_access():
     sch.cache_read("B", scope="local", at=i)
     with pytest.raises(ScheduleError, match="no constant size along dimension 0"):
         polyop.build(sch)
+
+
+@polyop.kernel
+def band_rows(m: int, n: int, lo: int, hi: int, B: "f64[m, n]"):
+    assert lo >= 1  # the rows read are below the row written
+    for i in range(m):
+        for k in range(i + lo, m):
+            for j in range(n):
+                if k < i + hi:
+                    B[i, j] += 0.5 * B[k, j] + 0.25
+
+
+@polyop.kernel
+def band_rows_any(m: int, n: int, lo: int, hi: int, B: "f64[m, n]"):
+    for i in range(m):
+        for k in range(i + lo, m):
+            for j in range(n):
+                if k < i + hi and k >= 0:
+                    B[i, j] += 0.5 * B[k, j] + 0.25
+
+
+def _band_schedule(kernel, width: int):
+    sch = polyop.Schedule(kernel)
+    i, k, j = sch.get_loops("S0")
+    jo, ji = sch.split(j, width)
+    sch.reorder(jo, i, k, ji)
+    sch.cache_write("B", scope="local", at=i)
+    return sch
+
+
+@given(m=st.integers(0, 9), n=st.integers(0, 11), lo=st.integers(1, 4), span=st.integers(0, 5),
+       width=st.sampled_from([1, 2, 3, 4, 8]), threads=st.sampled_from([1, 2]))
+@settings(max_examples=40, deadline=None, database=None, derandomize=True)
+def test_written_group_matches_cpython_wherever_the_assumptions_hold(m, n, lo, span, width,
+                                                                     threads):
+    """The rows read lie ``lo`` or more below the row written (the kernel's
+    ``assert``): isl proves them disjoint from it, the strip of the row
+    written is the group, and every size and strip gives CPython's result."""
+    f = _built(band_rows, width)
+    set_num_threads(threads)
+    B = np.random.default_rng(m * 100 + n).random((m, n))
+    want = B.copy()
+    band_rows.py_func(m, n, lo, lo + span, want)
+    f(m, n, lo, lo + span, B)
+    np.testing.assert_allclose(B, want, rtol=1e-13)
+
+
+_BUILT: dict = {}
+
+
+def _built(kernel, width: int):
+    if (kernel, width) not in _BUILT:
+        sch = _band_schedule(kernel, width)
+        assert f"double B_local[1][{width}];" in str(polyop.lower(sch))
+        _BUILT[kernel, width] = polyop.build(sch)
+    return _BUILT[kernel, width]
+
+
+def test_written_group_refused_where_a_read_may_meet_the_row_written():
+    """Without the assumption, ``lo`` may be 0 or less: a row read may be the
+    row written, the load joins the group, and the group spans rows ``k``
+    without a constant box: refused, not miscompiled."""
+    with pytest.raises(ScheduleError, match="promotion of B at loop i: its footprint has no "
+                                            "constant size"):
+        polyop.build(_band_schedule(band_rows_any, 4))
 
 
 def test_read_and_written_in_place_across_tiles():

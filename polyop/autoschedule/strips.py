@@ -199,13 +199,10 @@ def _equal_work(sch, stmt: str, iterator: str) -> bool:
         for c in part.get_constraints():
             if c.get_coefficient_val(isl.dim_type.set, pos).is_zero():
                 continue
-            others = [d for d in range(len(names)) if d != pos] + \
-                [("div", d) for d in range(part.dim(isl.dim_type.div))]
-            for d in others:
-                kind, at = (isl.dim_type.div, d[1]) if isinstance(d, tuple) else \
-                    (isl.dim_type.set, d)
-                if not c.get_coefficient_val(kind, at).is_zero():
-                    return False
+            others = [(isl.dim_type.set, d) for d in range(len(names)) if d != pos] + \
+                [(isl.dim_type.div, d) for d in range(part.dim(isl.dim_type.div))]
+            if any(not c.get_coefficient_val(kind, d).is_zero() for kind, d in others):
+                return False
     return True
 
 
