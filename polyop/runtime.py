@@ -71,14 +71,29 @@ def aligned(a, alignment: int = CACHE_LINE) -> np.ndarray:
         (0, [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], True)
     """
     a = np.asarray(a)
-    if alignment < 1 or alignment & (alignment - 1):
-        raise ArgumentError(f"aligned: alignment must be a power of two, got {alignment!r}",
-                            "alignment")
-    raw = np.empty(a.nbytes + alignment, np.uint8)
-    skip = -raw.ctypes.data % alignment
-    out = raw[skip:skip + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = empty_aligned(a.shape, a.dtype, alignment)
     out[...] = a
     return out
+
+
+def empty_aligned(shape, dtype, alignment: int = CACHE_LINE) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts at a multiple of
+    ``alignment`` bytes (``aligned``): the scratch arrays of compiled kernels
+    (packed panels, caches) and the operators' packed weights are made so.
+
+    Example::
+
+        >>> empty_aligned((3, 5), np.float32).ctypes.data % 64
+        0
+    """
+    if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
+        raise ArgumentError(f"aligned: alignment must be a power of two, got {alignment!r}",
+                            "alignment")
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    skip = -raw.ctypes.data % alignment
+    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
 
 
 def eval_index(e: ir.Expr, env: dict[str, int]):
@@ -261,7 +276,8 @@ class CompiledKernel:
             for name in self.scratch:
                 spec = self.program.arrays[name]
                 shape = tuple(max(0, eval_index(e, sizes)) for e in spec.extents)
-                arrays[name] = np.empty(shape, dtype=spec.dtype.numpy)
+                # on a cache line: a vector load of a packed panel never splits
+                arrays[name] = empty_aligned(shape, spec.dtype.numpy)
             cache = self._local.scratch = (key, arrays)
         return cache[1]
 

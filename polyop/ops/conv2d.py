@@ -115,6 +115,7 @@ import numpy as np
 
 from .. import te
 from ..errors import ArgumentError, ScheduleError
+from ..runtime import empty_aligned
 from ..schedule import Loop, Schedule
 from ..target import Target, as_target
 from .conv_tiling import (
@@ -466,7 +467,8 @@ class Conv2d(CompiledOperator):
                                     f"({s.F},)", "scale")
             w = w * scale.reshape((-1, 1, 1, 1) if s.layout == "NCHW" else (1, 1, 1, -1))
         layout, packed = weight_layout(s, self.tiling)
-        wp = np.zeros(packed, self.dtype)
+        wp = empty_aligned(packed, self.dtype)
+        wp[...] = 0
         wp[layout(*np.indices(shape, dtype=np.intp))] = w
         return wp
 

@@ -62,6 +62,7 @@ from .. import te
 from ..codegen.parallel import get_num_threads
 from ..codegen.threadpool import MAX_THREADS
 from ..errors import ArgumentError, ScheduleError
+from ..runtime import empty_aligned
 from ..schedule import Loop, Schedule
 from ..settings import check_int
 from ..target import Target, as_target
@@ -249,8 +250,9 @@ class Matmul(CompiledOperator):
         if B.shape != (K, N):
             raise ArgumentError(f"pack_b: B has shape {B.shape}, expected {(K, N)}", "B")
         nr = self.tiling.nr
-        Bp = np.zeros((-(-N // nr), K, nr), self.function.kernel.program.arrays["B"]
-                      .dtype.numpy)
+        Bp = empty_aligned((-(-N // nr), K, nr),
+                           self.function.kernel.program.arrays["B"].dtype.numpy)
+        Bp[...] = 0
         Bp[_panels(nr)(*np.indices(B.shape, dtype=np.intp))] = B
         return Bp
 
