@@ -223,16 +223,29 @@ def constant_trip_count(loop: For) -> int | None:
     """
     # the bounds are evaluated once per execution of the loop: a term that
     # occurs in both has one value there, whatever it is
-    a, b = linear(loop.start, True), linear(loop.stop, True)
-    if a is None or b is None:
+    span = constant_difference(loop.start, loop.stop, opaque=True)
+    return None if span is None else max(0, -(-span // loop.step))
+
+
+def constant_difference(a: Expr, b: Expr, opaque: bool = False) -> int | None:
+    """``b - a`` when both are affine (``linear``, with ``opaque`` as there)
+    and it is a constant, else ``None``.
+
+    Example::
+
+        >>> i = Var("i")
+        >>> constant_difference(i, Bin("add", i, Const(3), i.dtype))
+        3
+        >>> constant_difference(i, Const(3)) is None
+        True
+    """
+    la, lb = linear(a, opaque), linear(b, opaque)
+    if la is None or lb is None:
         return None
-    diff = dict(b)
-    for k, v in a.items():
+    diff = dict(lb)
+    for k, v in la.items():
         diff[k] = diff.get(k, 0) - v
-    if any(v for k, v in diff.items() if k):
-        return None
-    span = diff.get("", 0)
-    return max(0, -(-span // loop.step))
+    return None if any(v for k, v in diff.items() if k) else diff.get("", 0)
 
 
 @dataclass(frozen=True)

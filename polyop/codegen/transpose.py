@@ -60,7 +60,7 @@ from llvmlite import ir
 from ..ir import Block, For, Load, Store, walk
 from ..kinds import LoopKind
 from ..types import INDEX
-from ..vector_plan import VectorPlan, linear, mentions, plan_vector_loop
+from ..vector_plan import VectorPlan, constant_difference, mentions, plan_vector_loop
 from .llvm_expr import alignment, ll_type
 from .vector import _VectorBody
 
@@ -152,19 +152,10 @@ def _match(fb, stmts: tuple, start: int) -> tuple[list[For], VectorPlan, list[St
 
 def _shifted(first: tuple, index: tuple, j: int) -> bool:
     """``index`` is ``first`` with ``j`` added to its last subscript."""
-    if len(first) != len(index):
-        return False
-    for k, (a, c) in enumerate(zip(first, index, strict=True)):
-        la, lc = linear(a), linear(c)
-        if la is None or lc is None:
-            return False
-        diff = dict(lc)
-        for name, v in la.items():
-            diff[name] = diff.get(name, 0) - v
-        want = j if k == len(first) - 1 else 0
-        if any(v for name, v in diff.items() if name) or diff.get("", 0) != want:
-            return False
-    return True
+    last = len(first) - 1
+    return len(first) == len(index) and all(
+        constant_difference(a, c) == (j if k == last else 0)
+        for k, (a, c) in enumerate(zip(first, index)))
 
 
 def _reads_rows(value, plan: VectorPlan, target: str) -> bool:
