@@ -189,9 +189,8 @@ def _equal_work(sch, stmt: str, iterator: str) -> bool:
     the loops around and inside it (trmm's ``j``, beside the triangle of ``i``
     and ``k``). A bound or a guard that also involves another iterator, or an
     existential variable (a stride, a modulo), says no."""
-    domain = sch.program.statement(stmt).domain
-    names = [domain.get_dim_name(isl.dim_type.set, d)
-             for d in range(domain.dim(isl.dim_type.set))]
+    statement = sch.program.statement(stmt)
+    domain, names = statement.domain, list(statement.iterators)
     if iterator not in names:
         return False
     pos = names.index(iterator)
@@ -223,8 +222,7 @@ def _accumulate(ctx, lead: str, outer_loops: list, strip: int, lanes: int) -> No
     sch = ctx.sch
     stmt = sch.program.statement(lead)
     loops = [_base(lp.name) for lp in outer_loops]
-    names = [stmt.domain.get_dim_name(isl.dim_type.set, d)
-             for d in range(stmt.domain.dim(isl.dim_type.set))]
+    names = stmt.iterators
     registers = strip // lanes if strip % lanes == 0 else None
     at = None
     if len(stmt.writes) == 1 and registers is not None and \

@@ -171,11 +171,11 @@ def best_record(records: Iterable[Record], task: str | None = None) -> Record | 
     ok = [r for r in mine if r.ok]
     if not any(r.confirm for r in mine):
         return min(ok, key=lambda r: (r.seconds, r.trial)) if ok else None
-    confirmed = {_point(r) for r in mine if r.confirm}
     spoiled = {_point(r) for r in mine if r.confirm and not r.ok}
+    kept = {_point(r) for r in mine if r.confirm} - spoiled
     times: dict[str, list[Record]] = {}
     for r in ok:
-        if _point(r) in confirmed - spoiled:
+        if _point(r) in kept:
             times.setdefault(_point(r), []).append(r)
     if not times:  # every point re-timed failed: the fastest of the others
         rest = [r for r in ok if _point(r) not in spoiled]
