@@ -316,6 +316,25 @@ def test_weights_outgrowing_l2_are_packed_inside_the_nest():
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 
+def test_weights_filling_most_of_l2_on_several_threads_are_packed_by_their_thread():
+    # 3 x 3 128 -> 128: 590 KB of weights, more than half of a 1 MiB L2
+    def default(C, F, threads, **kw):
+        return ConvTiling.default(ConvShape(C, 28, 28, F), threads=threads, target=AVX512,
+                                  **kw)
+
+    t = default(128, 128, 2)  # 4 panels of 32 filters, 2 a thread
+    assert t.pack_in_nest and not t.pixels_outer
+    assert not default(128, 128, 1).pack_in_nest  # one thread: packed ahead, as before
+    assert not default(128, 128, 3).pack_in_nest  # 4 panels do not split in 3
+    assert not default(128, 128, 2, packed_weights=True).pack_in_nest
+    assert not default(64, 64, 2).pack_in_nest  # 147 KB: a small part of the L2
+    conv = polyop.ops.conv2d(16, 7, 7, 64, threads=2, bn=True, relu=True,
+                             tiling=ConvTiling(mr=3, nr=16, pixels_outer=False,
+                                               pack_in_nest=True))
+    out, ref = run(conv, bn=True, relu=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_packed_weights_outgrowing_l2_run_filter_panels_outermost():
     # weights packed at set-up of more than twice the L2, a panel of them in
     # L2: filter panels outermost, so the weights are read from memory once
