@@ -296,6 +296,28 @@ def test_full_tile_tests_hoisted_out_of_the_loops_they_do_not_depend_on():
         run_both(sch, matmul, matmul_args(*sizes))
 
 
+def test_unrolled_rows_and_vector_columns_tested_together_outside_k():
+    # a register tile with its rows unrolled: the rows' test goes on k's band
+    # (the loop enclosing them); the columns' test, with no band of its own
+    # left above k, joins it there rather than running in every row of every k
+    sch = polyop.Schedule(matmul)
+    i, j, k = sch.get_loops("S0")
+    sch.reorder(i, k, j)
+    io, ii = sch.split(i, 4)
+    jo, ji = sch.split(j, 8)
+    sch.reorder(io, jo, k, ii, ji)
+    sch.unroll(ii)
+    sch.vectorize(ji)
+    fn = polyop.lower(sch)
+    k_loops = loops_named(fn, "k")
+    full = [lp for lp in k_loops if count(lp.body, ir.If) == 0
+            and all(isinstance(inner.stop, ir.Const) for inner in loops_named(lp.body))]
+    assert len(full) == 1, str(fn)  # the full tiles' k loop: 4 rows, constant columns
+    assert count(full[0].body, ir.Store) == 4, str(fn)
+    for sizes in [(0, 0, 0), (1, 1, 1), (4, 8, 3), (5, 9, 7), (13, 17, 2), (8, 23, 5)]:
+        run_both(sch, matmul, matmul_args(*sizes))
+
+
 def test_vector_loop_of_constant_trip_count_is_vectorised_not_unrolled():
     # rows of 24 with a per-row bias (a convolution's epilogue): fully unrolled
     # first, the SLP vectorizer packed the 4 x 24 copies across rows, by gathers

@@ -20,7 +20,12 @@ Per-band AST options are set here, from the ``Schedule``'s loop records:
   epilogue get constant bounds as well (a convolution's 4 × 24 epilogue:
   5% of its time). Otherwise each band carries at most one such test where
   it can: tested together, two strips' tests leave the band's "rest" (one
-  strip partial) with the other test inside the inner loops.
+  strip partial) with the other test inside the inner loops. A strip whose
+  bands are all taken joins the outermost of them rather than testing in
+  its own loop's body: a register tile whose rows are unrolled (their test
+  on ``k``'s band) and whose columns are a vector strip then runs its full
+  tiles with constant bounds, both tests outside ``k`` (PolyBench's gemm
+  with 8 × 16 tiles: the column test had been inside ``k``, in every row).
 - an *unrolled* strip loop (``unroll`` after ``split``, or ``unroll(loop, f)``)
   has its full strips isolated once more, on the band directly enclosing it
   (the ``outer`` loop, or whichever loop a reorder put there): isl splits that
@@ -174,8 +179,10 @@ def prepare_for_ast(tree: isl.Schedule, loops: dict, isolate: bool = True) -> is
     free = [s for s in strips if s.parent is None]
     splitting = {s.hosts[0].ident for s in free if s.hosts[0].splits}
     for s in sorted(free, key=lambda s: (not s.hosts[0].splits, len(s.hosts))):
-        host = next((h for h in s.hosts if h.ident not in claimed
-                     or (h is s.hosts[0] and h.ident in splitting)), s.hosts[-1])
+        outer = s.hosts[:-1]
+        host = next((h for h in outer if h.ident not in claimed
+                     or (h is s.hosts[0] and h.ident in splitting)),
+                    outer[0] if outer else s.hosts[-1])
         claimed.add(host.ident)
         bands.setdefault(host.ident, _Band()).requests.append(host.request)
     points = {ident: _flat(r) for ident in bands
