@@ -55,9 +55,10 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..target import Target
-from .isl_sched import TILING_OPTIONS, Member, isl_schedule
+from .isl_sched import Member
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import enclosed_statements, parallelise_outer
+from .skew import skew_band
 from .strips import even_tiles, strip_inner, strip_middle
 from .timetile import time_tile
 
@@ -250,8 +251,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     permutable = _permutable(ctx, stmts, pos)
     d = len(band)
     if not permutable and d >= 2 and len(stmts) == 1:
-        skewed = _skew(ctx, stmts[0], pos[stmts[0]], band, names, extents, groups, cache,
-                       capacity, lanes)
+        skewed = skew_band(ctx, stmts[0], pos[stmts[0]], band, names, extents, groups,
+                           cache, capacity, lanes, TILE_GAIN)
         if skewed is not None:
             extents, groups = skewed
             permutable = True
@@ -508,71 +509,11 @@ def _parallel_legal(sch, loop) -> bool:
     return True
 
 
-def _skew(ctx: Context, stmt: str, pos: list[int], band, names, extents, groups,
-          cache: int, capacity: int, lanes: int):
-    """Time tiling: when isl, asked for tileable bands rather than outer
-    parallelism (``TILING_OPTIONS``), skews the band's loops into a permutable
-    band ``v'_k = v_k + sum_{b<k} M[k][b] v_b``, decide whether skewing then
-    tiling pays and, if so, apply the skews (``skew`` keeps the order of
-    instances, so each is legal; the tiling after it is checked as usual).
-    Returns the skewed band's extents and access groups, or None."""
-    if ctx.tiling_isl is None:
-        ctx.tiling_isl = isl_schedule(ctx.sch.program, TILING_OPTIONS)
-    members = ctx.tiling_isl.get(stmt, [])
-    bands = [[m for m in members if m.band == b] for b in sorted({m.band for m in members})]
-    d = len(band)
-    found = next((ms for ms in bands if len(ms) == d and ms[0].permutable), None)
-    if found is None:
-        return None
-    others = [k for k in range(len(found[0].coeffs)) if k not in pos]
-    M = [[m.coeffs[p] for p in pos] for m in found]
-    if any(m.coeffs[k] for m in found for k in others) or \
-            any(M[k][k] != 1 or any(M[k][b] for b in range(k + 1, d)) for k in range(d)):
-        return None  # not a unit lower-triangular skew of the kernel's loops
-    if all(M[k][b] == 0 for k in range(d) for b in range(k)):
-        return None  # no skew: isl's band is the kernel's loops
-    inv = _unit_lower_inverse(M)
-    # accesses in the skewed loops: a . v = a . M^-1 . v'
-    g2 = [Group(g.array, tuple(tuple(sum(r[b] * inv[b][k] for b in range(d)) for k in range(d))
-                               for r in g.coeffs), g.spread, g.elem) for g in groups]
-    ext2 = [sum(abs(M[k][b]) * extents[b] for b in range(d)) for k in range(d)]
-    model = BandModel.build(names, ext2, g2)
-    c0 = model.cycles(model.untiled(cache), 1, True)
-    c1 = model.cycles(model.best_tiles(capacity, lanes), 1, True)
-    gain = c0 / c1 if c1 else 1.0
-    text = ", ".join(m.text for m in found)
-    knob = ctx.decide(f"{stmt}:skew", [False, True], gain >= TILE_GAIN,
-                      f"isl's tileable band for time tiling is ({text}); tiling it would cut "
-                      f"the modelled time {gain:.3g}x (needs {TILE_GAIN}x)")
-    if not knob.chosen:
-        return None
-    try:
-        for k in range(d - 1, 0, -1):  # innermost first: each adds unskewed outer loops
-            for b in range(k):
-                if M[k][b]:
-                    ctx.sch.skew(band[b], band[k], M[k][b])
-    except ScheduleError as exc:
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
-        return None
-    return ext2, g2
-
-
 def _tile_sizes(v, d: int) -> bool:
     """Whether ``v`` is a tile size per band loop (positive integers; one at
     least the loop's extent leaves that loop untiled)."""
     return isinstance(v, tuple) and len(v) == d and \
         all(isinstance(t, int | np.integer) and not isinstance(t, bool) and t > 0 for t in v)
-
-
-def _unit_lower_inverse(M: list[list[int]]) -> list[list[int]]:
-    """The inverse of a unit lower-triangular integer matrix (integer too)."""
-    d = len(M)
-    inv = [[int(i == j) for j in range(d)] for i in range(d)]
-    for i in range(d):
-        for j in range(i):
-            inv[i][j] = -sum(M[i][k] * inv[k][j] for k in range(j, i))
-    return inv
 
 
 def _coincident(ctx: Context, stmts, pos, band) -> set[str]:
