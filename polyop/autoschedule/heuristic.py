@@ -27,18 +27,23 @@ nest keeps what it had):
    ``parallel_strip_middle``: a band whose outer loop carries a dependence
    around a free loop gets that loop's strips outermost, so that it forks
    once, not once per outer iteration (``polyop.autoschedule.strips``);
-5. ``vectorize``: the innermost loop, when isl finds it coincident (in a
+5. ``register_tile``: an accumulation over a loop its write does not move
+   (gemm's ``C[i, j]`` over ``k``), in a rectangular permutable band whose
+   innermost loop is vectorised, gets a tile of rows × vectors of columns
+   held in vector registers across that loop, also on a CPU of step 6's
+   exception (``polyop.autoschedule.registers``);
+6. ``vectorize``: the innermost loop, when isl finds it coincident (in a
    band isl did not find permutable: the legality check) and its accesses
    are unit-stride; but an untiled band on a CPU that runs 512-bit
    operations in halves (Zen 4) is left to LLVM's vectorizer, which is
    asked for 256-bit vectors there (``Target.autovec_bits``): on Zen 4 at
    MEDIUM, 1 thread, jacobi-2d 4.14 -> 3.65 ms, gramschmidt 1.77 -> 1.68,
    covariance 1.17 -> 1.11, trmm 0.41 -> 0.38, no kernel slower;
-6. ``parallel``: the outermost loop of the band that carries no dependence
+7. ``parallel``: the outermost loop of the band that carries no dependence
    (isl: coincident), when the target has more than one core; when isl
    flags none (its flags speak of its fused, shifted schedule), the band's
    outermost loop if the legality check allows it in the kernel's order;
-7. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
+8. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
    vector loops itself).
 
 Every decision is a ``Knob`` (name ``"<statement>:<decision>"``, candidate
@@ -58,6 +63,7 @@ from ..target import Target
 from .isl_sched import Member
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import enclosed_statements, parallelise_outer
+from .registers import register_tile
 from .skew import skew_band
 from .strips import even_tiles, strip_inner, strip_middle
 from .timetile import time_tile
@@ -382,9 +388,19 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     if carried and not permutable:  # isl's flags speak of its own schedule, not this order
         carried = not _parallel_legal(sch, innermost)
     want = _vector_friendly(unit, vary) and lanes > 1 and not carried
+    registers = None  # an accumulation's tile in registers (polyop.autoschedule.registers)
+    if want and permutable and len(stmts) == 1 and len(inner_loops) >= 3:
+        sizes = tiles if tile_loops else model.extents
+        point = {lp.name.split("_")[0]: min(int(t), int(n))
+                 for lp, t, n in zip(order, sizes, model.extents)}
+        registers = register_tile(ctx, lead, inner_loops, coincident, lanes, point,
+                                  bool(tile_loops))
+        if registers is not None:
+            inner_loops, innermost = registers, registers[-1]
     # an untiled band where 512-bit operations run in halves: LLVM's own
-    # vectorizer, asked for 256 bits there, does the same loop faster (5.)
-    plain = want and not tile_loops and target.autovec_bits < target.vector_bits
+    # vectorizer, asked for 256 bits there, does the same loop faster (6.)
+    plain = want and not tile_loops and registers is None and \
+        target.autovec_bits < target.vector_bits
     knob = ctx.decide(f"{lead}:vectorize", [False, True], want and not plain,
                       f"{unit} of {vary} access groups varying in {innermost.name} are "
                       f"unit-stride ({lanes} lanes of {dtype})" +
