@@ -117,13 +117,31 @@ def test_register_tiles_match_cpython(cores, threads):
                                        err_msg=f"{ni}x{nj}x{nk}, {nt} threads")
 
 
+def test_updates_of_the_tiles_elements_move_into_the_tile():
+    # gemm's C *= beta: computed per tile, on the buffer, not in a pass of its own
+    gemm = BENCHES["gemm"]
+    sch = polyop.auto_schedule(gemm.kernel, AVX512, sizes=gemm.sizes["MEDIUM"])
+    assert "compute_at(S0, j_outer)" in str(sch)
+    assert "S0, which only updates the elements of C" in sch.explanation.knob(
+        "S1:register_tile").why
+    text = str(polyop.lower(sch))
+    assert "C_local[i - 8 * i_outer][j - 24 * j_outer] * beta" in text
+    # a pass of its own only where no tile reads C (nk == 0)
+    assert text.index("if (nk == 0)") < text.index("C[i][j] = C[i][j] * beta")
+    assert "S0:order" not in [k.name for k in sch.explanation.knobs]  # scheduled with S1
+
+
+@pytest.mark.parametrize("cores", [1, 2])
 @pytest.mark.parametrize("name", ["gemm", "2mm", "3mm"])
-def test_polybench_register_tiles_match_cpython(name):
+def test_polybench_register_tiles_match_cpython(name, cores, threads):
     bench = BENCHES[name]
-    sch = polyop.auto_schedule(bench.kernel, sizes=bench.sizes["MEDIUM"])
+    sch = polyop.auto_schedule(bench.kernel, f"cpu -num-cores={cores}",
+                               sizes=bench.sizes["MEDIUM"])
     tiles = [k for k in sch.explanation.knobs if k.name.endswith(":register_tile")]
     assert tiles and all(k.chosen and k.applied for k in tiles)
+    assert "compute_at" in str(sch)
     f = polyop.build(sch)
+    threads(cores)
     for size in ("MINI", "SMALL"):
         args = bench.init(bench.sizes[size])
         ref = copy.deepcopy(args)

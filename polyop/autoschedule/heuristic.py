@@ -107,6 +107,8 @@ class Context:
     tiling_isl: dict[str, list[Member]] | None = None
     #: statements whose band the caller kept serial (``"<stmt>:parallel": None``)
     serial: set = field(default_factory=set)
+    #: statements moved into another band's tiles (scheduled with it)
+    placed: set = field(default_factory=set)
 
     def decide(self, name: str, candidates: list, default, why: str, formula: str = "",
                accepts=None) -> Knob:
@@ -131,7 +133,7 @@ def schedule_nests(ctx: Context) -> None:
     depth = {s.name: len(s.iterators) for s in program.statements}
     done: set[str] = time_tile(ctx)  # a stencil's statements, time-tiled together
     for stmt in sorted(depth, key=lambda s: (-depth[s], _order(s))):
-        if depth[stmt] < 1 or stmt in done:
+        if depth[stmt] < 1 or stmt in done or stmt in ctx.placed:
             continue
         band, members = _nest(ctx, stmt)
         done |= members
