@@ -192,6 +192,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "autoschedule_medium.json": _autoschedule,
     "autoschedule_medium_parallel.json": _autoschedule,
     "autoschedule_medium_znver4.json": _autoschedule,
+    "autoschedule_medium_znver4_registers.json": _autoschedule,
 }
 
 
