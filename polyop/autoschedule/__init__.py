@@ -7,8 +7,8 @@ The pipeline (one module each):
   coincident (parallel);
 - ``model``: footprint and cache traffic of a band as sympy expressions of
   its tile sizes, minimised under the target's cache;
-- ``heuristic``: fission, loop order, tiles, vectorize, parallel, unroll per
-  nest, each a named ``Knob`` applied through the legality-checked primitives;
+- ``heuristic``: fission, loop order, tiles, a register tile
+  (``registers``), vectorize, parallel, unroll per nest, each a named ``Knob`` applied through the legality-checked primitives;
 - ``explain``: the record of every decision (``sch.explanation``).
 
 The result is an ordinary schedule: ``print(sch)`` lists the primitives,
@@ -32,12 +32,18 @@ Example::
       split(i, 30)
       split(k, 16)
       reorder(i_outer, k_outer, i_inner, k_inner, j)
-      vectorize(j)
+      split(i_inner, 3)
+      split(j, 12)
+      reorder(i_inner_outer, j_outer, k_inner, i_inner_inner, j_inner)
+      unroll(i_inner_inner)
+      cache_write(C, scope='local', at=j_outer) -> C_local
+      vectorize(j_inner)
       parallel(i_outer)
     >>> sch.explanation.knob("S0:order").chosen
     ('i', 'k', 'j')
 
-(``i``'s tiles of 30, not the model's 32: ten even tiles for two cores.)
+(``i``'s tiles of 30, not the model's 32: ten even tiles for two cores; in
+each, register tiles of 3 rows × 3 vectors of ``C``, which divide the tile.)
 """
 
 from __future__ import annotations
