@@ -7,8 +7,10 @@ The pipeline (one module each):
   coincident (parallel);
 - ``model``: footprint and cache traffic of a band as sympy expressions of
   its tile sizes, minimised under the target's cache;
-- ``heuristic``: fission, loop order, tiles, a register tile
-  (``registers``), vectorize, parallel, unroll per nest, each a named ``Knob`` applied through the legality-checked primitives;
+- ``heuristic``: fission, loop order, tiles, a transposed copy
+  (``layouts``), a register tile (``registers``), vectorize, parallel,
+  unroll per nest, each a named ``Knob`` applied through the
+  legality-checked primitives;
 - ``explain``: the record of every decision (``sch.explanation``).
 
 The result is an ordinary schedule: ``print(sch)`` lists the primitives,

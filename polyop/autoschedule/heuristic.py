@@ -27,7 +27,10 @@ nest keeps what it had):
    ``parallel_strip_middle``: a band whose outer loop carries a dependence
    around a free loop gets that loop's strips outermost, so that it forks
    once, not once per outer iteration (``polyop.autoschedule.strips``);
-5. ``register_tile``: an accumulation over a loop its write does not move
+5. ``transpose``: a band whose vector loop reads a read-only matrix down
+   its columns (syrk's ``A[j, k]`` in ``j``) reads a transposed copy of it,
+   made ahead of the band, when the band reads each element often enough
+   (``polyop.autoschedule.layouts``); ``register_tile``: an accumulation over a loop its write does not move
    (gemm's ``C[i, j]`` over ``k``), in a rectangular permutable band whose
    innermost loop is vectorised, gets a tile of rows × vectors of columns
    held in vector registers across that loop, also on a CPU of step 6's
@@ -61,6 +64,7 @@ import numpy as np
 from ..errors import ScheduleError
 from ..target import Target
 from .isl_sched import Member
+from .layouts import transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import enclosed_statements, parallelise_outer
 from .registers import register_tile
@@ -389,6 +393,9 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     carried = innermost.name.split("_")[0] not in coincident
     if carried and not permutable:  # isl's flags speak of its own schedule, not this order
         carried = not _parallel_legal(sch, innermost)
+    if lanes > 1 and not carried and len(stmts) == 1 and not _vector_friendly(unit, vary) and \
+            transpose_operands(ctx, lead, innermost.name.split("_")[0], int(np.prod(extents))):
+        unit = vary  # the columns read now contiguous (polyop.autoschedule.layouts)
     want = _vector_friendly(unit, vary) and lanes > 1 and not carried
     registers = None  # an accumulation's tile in registers (polyop.autoschedule.registers)
     if want and permutable and len(stmts) == 1 and len(inner_loops) >= 3:

@@ -1,0 +1,89 @@
+"""Transposed copies: read-only matrices read down their columns by the
+vector loop (the knob ``<stmt>:transpose``).
+
+syrk's ``C[i, j] += alpha * A[i, k] * A[j, k]`` (``j <= i``) is best run
+in the order ``i, k, j``: ``C[i, j]`` is then contiguous along the
+innermost loop ``j``, and ``k`` outside it reuses the row of ``C``. But
+``A[j, k]`` runs down a column of ``A`` in ``j``, a stride of a whole row:
+no vector loads, so the band was left scalar (PolyBench MEDIUM, Zen 4: 2.06
+ms, numba 2.77). A copy of ``A`` transposed ahead of the band
+(``cache_read(A, layout=(k, j))``) makes every access of the vector loop
+contiguous or invariant. The copy reads each element once; it is taken when
+the band reads the matrix at least ``REUSE`` times per element (syrk: 120
+times; a matrix-vector product reads each element once and keeps its order).
+
+Taken for a band of one statement whose innermost loop carries no
+dependence, when every access that moves with that loop is contiguous
+except reads of two-dimensional arrays that nothing writes, read only along
+their first subscript there (coefficient 1; the second does not move).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ScheduleError
+from ..runtime import eval_index
+from .model import DEFAULT_SIZE, access_affine
+
+#: band instances per element of a matrix for its transposed copy to pay
+REUSE = 16
+
+
+def transpose_operands(ctx, lead: str, var: str, work: int) -> bool:
+    """Decide the knob ``<lead>:transpose`` for the band's vector loop over
+    ``var`` (``work``: the band's instances, as the model counts them) and
+    apply it. True when, afterwards, every access moving with ``var`` is
+    contiguous."""
+    sch = ctx.sch
+    program = sch.program
+    stmt = program.statement(lead)
+    if var not in stmt.iterators:
+        return False
+    k = stmt.iterators.index(var)
+
+    def along(access) -> list[int]:  # each subscript's coefficient of var
+        rows, _ = access_affine(access.relation, len(stmt.iterators))
+        return [row[k] for row in rows]
+
+    written = {a.array for s in program.statements for a in s.writes}
+    arrays: list[str] = []
+    for access in (*stmt.reads, *stmt.writes):
+        if program.arrays[access.array].ndim == 0:
+            continue
+        coeffs = along(access)
+        if all(c == 0 for c in coeffs) or coeffs[-1] == 1 and not any(coeffs[:-1]):
+            continue  # invariant or contiguous
+        if access.array in written or coeffs != [1, 0]:
+            return False  # a stride no transposed copy removes
+        if access.array not in arrays:
+            arrays.append(access.array)
+    if not arrays:
+        return False
+    for name in arrays:  # every access of the array must come out contiguous or invariant
+        if any(a.array == name and along(a) not in ([0, 0], [1, 0]) for a in stmt.reads):
+            return False
+    env = {p: int(ctx.sizes.get(p, DEFAULT_SIZE)) for p in program.params}
+    elements = {a: int(np.prod([eval_index(e, env) for e in program.arrays[a].extents]))
+                for a in arrays}
+    pays = all(work >= REUSE * max(n, 1) for n in elements.values())
+    reuse = ", ".join(f"{a}: {work / max(n, 1):.3g}" for a, n in elements.items())
+    knob = ctx.decide(
+        f"{lead}:transpose", [(), tuple(arrays)], tuple(arrays) if pays else (),
+        f"{', '.join(arrays)} read down {'their columns' if len(arrays) > 1 else 'a column'} "
+        f"by the vector loop {var}: a transposed copy makes the reads contiguous; "
+        f"instances per element ({reuse}) {'>=' if pays else '<'} {REUSE}")
+    if not knob.chosen:
+        return False
+    done = 0
+    try:
+        for name in knob.chosen:
+            sch.cache_read(name, lead, layout=lambda r, c: (c, r), name=f"{name}_t")
+            done += 1
+    except ScheduleError as exc:
+        for _ in range(done):
+            sch.undo()
+        knob.applied = False
+        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        return False
+    return True
