@@ -30,11 +30,12 @@ nest keeps what it had):
 5. ``transpose``: a band whose vector loop reads a read-only matrix down
    its columns (syrk's ``A[j, k]`` in ``j``) reads a transposed copy of it,
    made ahead of the band, when the band reads each element often enough
-   (``polyop.autoschedule.layouts``); ``register_tile``: an accumulation over a loop its write does not move
-   (gemm's ``C[i, j]`` over ``k``), in a rectangular permutable band whose
-   innermost loop is vectorised, gets a tile of rows × vectors of columns
-   held in vector registers across that loop, also on a CPU of step 6's
-   exception (``polyop.autoschedule.registers``);
+   (``polyop.autoschedule.layouts``); ``register_tile``: an accumulation
+   over a loop its write does not move (gemm's ``C[i, j]`` over ``k``), in
+   a rectangular permutable band whose innermost loop is vectorised, gets a
+   tile of rows × vectors of columns held in vector registers across that
+   loop, also on a CPU of step 6's exception
+   (``polyop.autoschedule.registers``);
 6. ``vectorize``: the innermost loop, when isl finds it coincident (in a
    band isl did not find permutable: the legality check) and its accesses
    are unit-stride; but an untiled band on a CPU that runs 512-bit
