@@ -143,9 +143,4 @@ def test_polybench_register_tiles_match_cpython(name, cores, threads):
     f = polyop.build(sch)
     threads(cores)
     for size in ("MINI", "SMALL"):
-        args = bench.init(bench.sizes[size])
-        ref = copy.deepcopy(args)
-        bench.kernel.py_func(**ref)
-        f(**args)
-        for o in bench.outputs:
-            np.testing.assert_allclose(args[o], ref[o], rtol=1e-9, atol=1e-12)
+        bench.check(f, size)

@@ -156,8 +156,7 @@ def _separate(ctx: Context, stmt: str) -> list:
             sch.fission(lp)
     except ScheduleError as exc:
         sch.undo(len(sch.trace) - mark)
-        knob.applied = False
-        knob.why += f" (refused: {_first_line(exc)})"
+        knob.refuse(exc)
         return par
     return [lp for lp in sch.get_loops(stmt) if _parallel_legal(sch, lp)]
 
@@ -227,8 +226,7 @@ def _map_nest(ctx: Context, stmt: str) -> tuple[list, dict[str, int]] | None:
         threads = _bind(ctx, stmt, chosen, band, its)
     except ScheduleError as exc:
         sch.undo(len(sch.trace) - mark)
-        knob.applied = False
-        knob.why += f" (refused: {_first_line(exc)})"
+        knob.refuse(exc)
         return None
     return threads, its
 
@@ -400,8 +398,7 @@ def _promote(ctx: Context, stmt: str, threads: list, its: dict[str, int]) -> Non
         _lowered_kernels(sch, ctx.target)
     except PolyopError as exc:
         sch.undo(len(sch.trace) - mark)
-        knob.applied = False
-        knob.why += f" (refused: {_first_line(exc)})"
+        knob.refuse(exc)
 
 
 def _lowered_kernels(sch, target) -> list:

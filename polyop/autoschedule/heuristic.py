@@ -89,6 +89,12 @@ class Knob:
     applied: bool = True
     formula: str = ""
 
+    def refuse(self, exc: Exception) -> None:
+        """Record that a primitive refused this decision (the schedule keeps
+        what it had), with the first line of the reason."""
+        self.applied = False
+        self.why += f" (refused: {str(exc).splitlines()[0]})"
+
     def __str__(self) -> str:
         state = "" if self.applied else "  [refused by the legality check: kept as it was]"
         text = f"{self.name} = {self.chosen!r}{state}\n      why: {self.why}"
@@ -370,8 +376,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
                     sch.reorder(*outers, *inners)
                 tile_loops, inner_loops = outers, inners
             except ScheduleError as exc:
-                knob.applied = False
-                knob.why += f" (refused: {str(exc).splitlines()[0]})"
+                knob.refuse(exc)
                 inner_loops = [lp for lp in sch.get_loops(stmts[0])][-d:]
                 tile_loops = []
 
@@ -422,8 +427,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         try:
             sch.vectorize(innermost)
         except ScheduleError as exc:
-            knob.applied = False
-            knob.why += f" (refused: {str(exc).splitlines()[0]})"
+            knob.refuse(exc)
 
     # -- parallel ---------------------------------------------------------------------------
     outer = tile_loops + [lp for lp in inner_loops[:-1]]
@@ -476,8 +480,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         try:
             sch.unroll(inner_loops[-2], int(knob.chosen))
         except ScheduleError as exc:
-            knob.applied = False
-            knob.why += f" (refused: {str(exc).splitlines()[0]})"
+            knob.refuse(exc)
 
 
 def _serial_neighbour(ctx: Context, stmts, band, extents: list[int]) -> str | None:

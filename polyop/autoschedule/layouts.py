@@ -83,7 +83,6 @@ def transpose_operands(ctx, lead: str, var: str, work: int) -> bool:
     except ScheduleError as exc:
         for _ in range(done):
             sch.undo()
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return False
     return True

@@ -120,8 +120,7 @@ def register_tile(ctx, lead: str, inner_loops: list, coincident: set[str], lanes
     except ScheduleError as exc:
         for _ in range(done):
             sch.undo()
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return None
     ctx.placed.update(moved)
     if moved:

@@ -54,8 +54,7 @@ def skew_band(ctx, stmt: str, pos: list[int], band, names, extents, groups,
                 if M[k][b]:
                     ctx.sch.skew(band[b], band[k], M[k][b])
     except ScheduleError as exc:
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return None
     return ext2, g2
 

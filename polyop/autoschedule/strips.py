@@ -109,16 +109,14 @@ def strip_middle(ctx, lead: str, inner_loops: list, tile_loops: list, coincident
     try:
         o, r = ctx.sch.split(target, int(knob.chosen))
     except ScheduleError as exc:
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return inner_loops, tile_loops
     rest = inner_loops[:q] + [r] + inner_loops[q + 1:]
     try:
         ctx.sch.reorder(o, *rest)
     except ScheduleError as exc:
         ctx.sch.undo()  # the split alone would only cost: back to the unsplit loop
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return inner_loops, tile_loops
     return rest, [o]
 
@@ -169,15 +167,13 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     try:
         outer, rest = sch.split(inner, int(knob.chosen))
     except ScheduleError as exc:
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return inner_loops, tile_loops
     try:
         sch.reorder(outer, *tile_loops, *inner_loops[:-1], rest)
     except ScheduleError as exc:
         sch.undo()  # the split alone would only cost: back to the unsplit loop
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
         return inner_loops, tile_loops
     _accumulate(ctx, lead, inner_loops[:-1], int(knob.chosen), lanes)
     return inner_loops[:-1] + [rest], [outer] + tile_loops
@@ -254,8 +250,7 @@ def _accumulate(ctx, lead: str, outer_loops: list, strip: int, lanes: int) -> No
     except ScheduleError as exc:
         if sch.trace and sch.trace[-1].primitive == "cache_write":
             sch.undo()
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        knob.refuse(exc)
 
 
 #: an even tile count may cost at most this much modelled time at one thread

@@ -36,6 +36,17 @@ class Bench:
     outputs: tuple[str, ...]
     flops: Callable[[dict[str, int]], float] | None = None
 
+    def check(self, compiled: Callable, size: str) -> None:
+        """Run ``compiled`` (the kernel built by polyop) and the kernel under
+        CPython on the ``size`` dataset's inputs; assert every output matches."""
+        args = self.init(self.sizes[size])
+        ref = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+        self.kernel.py_func(**ref)
+        compiled(**args)
+        for o in self.outputs:
+            np.testing.assert_allclose(args[o], ref[o], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{self.name} ({size}): output {o!r}")
+
 
 def grid(*dims: int) -> tuple[np.ndarray, ...]:
     """Open int64 index grids, ``i, j = grid(n, m)`` broadcast to ``(n, m)``."""
