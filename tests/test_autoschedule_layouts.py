@@ -43,6 +43,8 @@ def test_syrk_reads_a_transposed_copy():
     knob = sch.explanation.knob("S1:transpose")
     assert knob.chosen == ("A",) and knob.applied and "(A: 240) >= 16" in knob.why
     assert "cache_read(A) -> A_t" in str(sch)
+    # the copy: tiles of 8 x 8 doubles transposed in registers, no scalar strided loop
+    assert "unroll(A_t_1_inner)" in str(sch) and "vectorize(A_t_0_inner)" in str(sch)
     text = str(polyop.lower(sch))
     assert "A_t[k][j]" in text and "A[j][k]" not in text.split("A_t[")[-1]
     assert sch.explanation.knob("S1:vectorize").chosen  # every access now contiguous

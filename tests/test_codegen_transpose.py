@@ -13,7 +13,7 @@ import pytest
 import polyop
 from polyop.codegen import build_module, compile_function
 from polyop.ir import Block, Const, For, Function, Load, Param, Store, Var
-from polyop.ops.copies import transpose_by_blocks
+from polyop.schedule.copies import transpose_by_blocks
 from polyop.types import f32
 
 HASWELL = "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell"

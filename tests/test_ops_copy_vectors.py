@@ -65,7 +65,7 @@ LAYERS = [  # (C, H, F, R, stride, pad, layout): 3x3 and 1x1, weights packed per
 # (Widths are ResNet's: 7, 8, 16. Where a row leaves a single element after
 # its vectors of 16, 8, 4 and 2, as K = 53 does, LLVM's SLP vectorizer may pack
 # the tile's rows of that element into a gather on AVX-512: 1 to 3 per module,
-# as with 16 channels of 7 x 7 here; polyop.ops.copies.)
+# as with 16 channels of 7 x 7 here; polyop.schedule.copies.)
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -400,7 +400,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     if carried and not permutable:  # isl's flags speak of its own schedule, not this order
         carried = not _parallel_legal(sch, innermost)
     if lanes > 1 and not carried and len(stmts) == 1 and not _vector_friendly(unit, vary) and \
-            transpose_operands(ctx, lead, innermost.name.split("_")[0], int(np.prod(extents))):
+            transpose_operands(ctx, lead, innermost.name.split("_")[0], int(np.prod(extents)),
+                               lanes):
         unit = vary  # the columns read now contiguous (polyop.autoschedule.layouts)
     want = _vector_friendly(unit, vary) and lanes > 1 and not carried
     registers = None  # an accumulation's tile in registers (polyop.autoschedule.registers)

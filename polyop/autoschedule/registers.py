@@ -93,32 +93,26 @@ def register_tile(ctx, lead: str, inner_loops: list, coincident: set[str], lanes
         return None
     mr, nv = knob.chosen
     rows, red, cols = plan
-    done = 0
+    start = len(sch.trace)
     try:
         ro, ri = sch.split(rows, mr)
-        done += 1
         co, ci = sch.split(cols, nv * lanes)
-        done += 1
         others = [lp for lp in inner_loops if lp not in (rows, red, cols)]
         sch.reorder(*others, ro, co, red, ri, ci)
-        done += 1
         sch.unroll(ri)
-        done += 1
         moved = []
         for other in _element_updates(sch, stmt):
             try:  # an earlier pass over the tile's elements (C *= beta), run per tile
                 sch.compute_at(other, co)
             except ScheduleError:
                 continue
-            done += 1
             moved.append(other)
         sch.cache_write(array, scope="local", at=co)
-        done += 1
         from ..api import lower  # the promotion is exact or refused at lowering
 
         lower(sch)
     except ScheduleError as exc:
-        for _ in range(done):
+        while len(sch.trace) > start:
             sch.undo()
         knob.refuse(exc)
         return None

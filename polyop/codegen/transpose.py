@@ -3,7 +3,7 @@ one vector of a row of the source stored down a column of the destination,
 emitted as ``lanes`` vector loads, a transpose by shuffles and ``lanes``
 vector stores.
 
-``polyop.ops.copies.transpose_by_blocks`` orders a transposing copy (NCHW
+``polyop.schedule.copies.transpose_by_blocks`` orders a transposing copy (NCHW
 weights into panels of filters, an image channels last, ``A`` into row
 panels) as tiles of ``lanes × lanes`` elements: the tile's rows unrolled,
 each a vector loop of one vector, unit-stride in the source and ``F``

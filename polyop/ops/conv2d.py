@@ -56,7 +56,7 @@ legality-checked primitive:
    by default the input into panels of ``nr`` pixels
    (``ConvTiling.default``). The copies that transpose (NCHW's input and
    weights) run in tiles of ``lanes × lanes``, vector loads along the
-   source's rows, transposed in registers (``polyop.ops.copies``). (NCHW
+   source's rows, transposed in registers (``polyop.schedule.copies``). (NCHW
    weights of a larger window used to be transposed into a buffer in the
    order ``(c, r, s)`` and then packed in the reduction's order ``(r, s,
    c)``: packing them in the transpose's order, read by the reduction in its
@@ -117,6 +117,7 @@ from .. import te
 from ..errors import ArgumentError, ScheduleError
 from ..runtime import empty_aligned
 from ..schedule import Loop, Schedule
+from ..schedule.copies import transpose_by_blocks
 from ..target import Target, as_target
 from .conv_tiling import (
     ConvShape,
@@ -127,7 +128,6 @@ from .conv_tiling import (
     panel_filters,
     weight_layout,
 )
-from .copies import transpose_by_blocks
 from .matmul import CompiledOperator, copy_panels_per_pass, default_threads, tuned_tiling
 
 

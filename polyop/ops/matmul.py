@@ -64,9 +64,9 @@ from ..codegen.threadpool import MAX_THREADS
 from ..errors import ArgumentError, ScheduleError
 from ..runtime import empty_aligned
 from ..schedule import Loop, Schedule
+from ..schedule.copies import transpose_by_blocks
 from ..settings import check_int
 from ..target import Target, as_target
-from .copies import transpose_by_blocks
 
 #: bytes of a slice of ``k`` (``kc`` elements): 4 KiB, 8 KiB where ``A``'s rows
 #: alias in L1 — measured on AVX2 (``MatmulTiling.default``); a tuning knob

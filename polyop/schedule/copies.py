@@ -1,8 +1,11 @@
-"""The loop order of the operators' copy stages (packing and transposes).
+"""The loop order of copy stages (packing and transposes), a recipe of
+schedule primitives.
 
 ``polyop.ops.matmul`` and ``polyop.ops.conv2d`` copy operands into the layout
 their micro-kernels read: panels of ``B``, ``A`` and the weights, the
-zero-bordered, channels-last input of a convolution. Where a copy keeps the
+zero-bordered, channels-last input of a convolution; ``polyop.auto_schedule``
+copies, transposed, matrices that a vector loop would read down their
+columns (``polyop.autoschedule.layouts``). Where a copy keeps the
 innermost dimension (a panel of ``B``), its innermost loop is unit-stride on
 both sides and any vectorizer makes it whole vector loads and stores. Where
 it transposes (``A`` into row panels, NCHW weights into panels of filters,
@@ -32,7 +35,11 @@ its rows are emitted one by one, as before.
 
 from __future__ import annotations
 
-from ..schedule import Loop, Schedule
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .handles import Loop
+    from .schedule import Schedule
 
 
 def transpose_by_blocks(sch: Schedule, copy: str, source_loop: str, dest_loop: str,
