@@ -11,8 +11,9 @@ ms, numba 2.77). A copy of ``A`` transposed ahead of the band
 contiguous or invariant. The copy is a transpose of tiles in vector
 registers (``polyop.schedule.copies``: syr2k 1.09 -> 1.00 ms against a
 scalar strided copy) and reads each element once; it is taken when
-the band reads the matrix at least ``REUSE`` times per element (syrk: 120
-times; a matrix-vector product reads each element once and keeps its order).
+the band reads the matrix at least ``REUSE`` times per element (syrk: 240,
+counting its triangle as the square the model sees; a matrix-vector product
+reads each element once and keeps its order).
 
 Taken for a band of one statement whose innermost loop carries no
 dependence, when every access that moves with that loop is contiguous
