@@ -25,12 +25,12 @@ ran 57.7 rather than 63.4 GFLOP/s at the slower level; with the update in
 the tile, 62.7 and 64.1.
 
 Sizes: ``mr · nv`` accumulators, ``nv`` vectors of ``B`` and a broadcast in
-the target's vector registers (``polyop.ops.matmul.register_rows``), with
-``nv`` = 3 vectors, fewer when the columns are fewer, and at most 8 rows:
-PolyBench's gemm at MEDIUM on Zen 4 (AVX-512, f64, 1 thread; the schedule
-without a tile 0.87-1.27 ms across runs) ran 8 × 3 in 0.64 ms, 6 × 3 and
-4 × 3 0.65, 8 × 2 0.67 and 14 × 2 0.72 (the ``C`` buffer without
-``cache_write``: 1.0-1.5 ms).
+the target's vector registers (the rule of ``polyop.ops.matmul.register_rows``),
+with ``nv`` = 3 vectors, fewer when the columns are fewer, and at most 8
+rows: PolyBench's gemm at MEDIUM on Zen 4 (AVX-512, f64, 1 thread; the
+schedule without a tile 0.87-1.27 ms across runs) ran 8 × 3 in 0.64 ms,
+6 × 3 and 4 × 3 0.65, 8 × 2 0.67 and 14 × 2 0.72 (the same loops without
+``cache_write``, ``C`` loaded and stored at every ``k``: 1.0-1.5 ms).
 
 Taken for a band of one statement that isl found permutable, when the
 statement accumulates (reads its write's element) over a loop its write
