@@ -132,7 +132,7 @@ def test_updates_of_the_tiles_elements_move_into_the_tile():
 
 
 @pytest.mark.parametrize("cores", [1, 2])
-@pytest.mark.parametrize("name", ["gemm", "2mm", "3mm"])
+@pytest.mark.parametrize("name", ["gemm", "2mm", pytest.param("3mm", marks=pytest.mark.slow)])
 def test_polybench_register_tiles_match_cpython(name, cores, threads):
     bench = BENCHES[name]
     sch = polyop.auto_schedule(bench.kernel, f"cpu -num-cores={cores}",
