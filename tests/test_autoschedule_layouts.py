@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 import polyop
-from polyop.codegen.parallel import get_num_threads, set_num_threads
 from tests.polybench import BENCHES
 
 AVX512 = "cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512 -num-cores=1"
@@ -28,13 +27,6 @@ def gram_in_place(n: int, m: int, A: "f64[n, m]", C: "f64[n, n]"):
                 C[i, j] += A[i, k] * A[j, k]
     for i in range(n):
         A[i, 0] = C[i, i]  # A is written: a copy could go stale
-
-
-@pytest.fixture
-def threads():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
 
 
 def test_syrk_reads_a_transposed_copy():

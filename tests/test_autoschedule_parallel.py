@@ -15,10 +15,6 @@ import pytest
 
 import polyop
 from polyop.codegen.parallel import (
-    get_min_work,
-    get_num_threads,
-    set_min_work,
-    set_num_threads,
     team_regions,
 )
 from polyop.codegen.region import use_team_regions
@@ -39,20 +35,6 @@ def cov_update(n: int, m: int, d: "f64[n, m]", c: "f64[m, m]"):
         for i in range(m):
             for j in range(i, m):  # triangular: strips of i differ in work
                 c[i, j] += d[k, i] * d[k, j]
-
-
-@pytest.fixture
-def threads():
-    """Run a body at a thread count with every region forking a team."""
-    before, work = get_num_threads(), get_min_work()
-    set_min_work(0)
-
-    def at(n: int) -> None:
-        set_num_threads(n)
-
-    yield at
-    set_num_threads(before)
-    set_min_work(work)
 
 
 def _parallel_loops(sch) -> list[For]:

@@ -3,27 +3,18 @@ accumulation kept in vector registers across its reduction loop."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
 import polyop
 from polyop import ir
-from polyop.codegen.parallel import get_num_threads, set_num_threads
+from tests.kernels import compare
+from tests.kernels import matmul_ikj as matmul
 from tests.polybench import BENCHES
 
 AVX512 = "cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512 -num-cores=1"
 AVX2 = "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell -num-cores=1"
 NEON = "cpu -mtriple=aarch64-linux-gnu -mcpu=neoverse-v2 -num-cores=1"
-
-
-@polyop.kernel
-def matmul(ni: int, nj: int, nk: int, A: "f64[ni, nk]", B: "f64[nk, nj]", C: "f64[ni, nj]"):
-    for i in range(ni):
-        for j in range(nj):
-            for k in range(nk):
-                C[i, j] += A[i, k] * B[k, j]
 
 
 @polyop.kernel
@@ -33,13 +24,6 @@ def products(ni: int, nj: int, nk: int, A: "f64[ni, nk]", B: "f64[nk, nj]",
         for j in range(nj):
             for k in range(nk):
                 C[i, j] = A[i, k] * B[k, j]  # the last k wins: no accumulation
-
-
-@pytest.fixture
-def threads():
-    before = get_num_threads()
-    yield set_num_threads
-    set_num_threads(before)
 
 
 def _knob(sch):
@@ -107,14 +91,9 @@ def test_register_tiles_match_cpython(cores, threads):
     for ni, nj, nk in ((1, 1, 1), (8, 24, 5), (9, 25, 3), (17, 50, 7), (0, 5, 5), (40, 3, 9)):
         args = {"ni": ni, "nj": nj, "nk": nk, "A": rng.random((ni, nk)),
                 "B": rng.random((nk, nj)), "C": rng.random((ni, nj))}
-        want = copy.deepcopy(args)
-        matmul.py_func(**want)
         for nt in (1, 2):
             threads(nt)
-            got = copy.deepcopy(args)
-            f(**got)
-            np.testing.assert_allclose(got["C"], want["C"], rtol=1e-12,
-                                       err_msg=f"{ni}x{nj}x{nk}, {nt} threads")
+            compare(f, matmul, args, exact=False)
 
 
 def test_updates_of_the_tiles_elements_move_into_the_tile():

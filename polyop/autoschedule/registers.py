@@ -41,9 +41,8 @@ loop (a rectangle; a triangle's rows would have different columns).
 
 from __future__ import annotations
 
-from .. import ir
 from ..errors import ScheduleError
-from .strips import _base, _equal_work
+from .strips import _base, _equal_work, _moved_by
 
 #: rows of a register tile at most (more gained nothing on gemm, above)
 MAX_ROWS = 8
@@ -134,8 +133,8 @@ def _element_updates(sch, stmt) -> list[str]:
         if other.name == stmt.name or len(other.writes) != 1:
             continue
         w = other.writes[0]
-        moved = {v.name for x in w.index for v in ir.walk(x) if isinstance(v, ir.Var)}
-        if w.array == write.array and w.text == write.text and set(other.iterators) == moved:
+        if w.array == write.array and w.text == write.text and \
+                set(other.iterators) == _moved_by(w):
             out.append(other.name)
     return out
 
@@ -148,7 +147,7 @@ def _plan(sch, stmt, inner_loops: list, coincident: set[str]):
     write = stmt.writes[0]
     if not any(r.array == write.array and r.text == write.text for r in stmt.reads):
         return None  # not an accumulation into the written element
-    moved = {v.name for x in write.index for v in ir.walk(x) if isinstance(v, ir.Var)}
+    moved = _moved_by(write)
     bases = [_base(lp.name) for lp in inner_loops]
     if len(set(bases)) != len(bases) or not set(bases) <= set(stmt.iterators):
         return None  # strips or tiles of one iterator twice: not a plain band

@@ -73,6 +73,12 @@ def _base(name: str) -> str:
     return name.split("_")[0]
 
 
+def _moved_by(access) -> set[str]:
+    """The variables (iterators, sizes) an access's subscripts use: the loops
+    that move it are among them."""
+    return {v.name for x in access.index for v in ir.walk(x) if isinstance(v, ir.Var)}
+
+
 def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
@@ -223,12 +229,11 @@ def _accumulate(ctx, lead: str, outer_loops: list, strip: int, lanes: int) -> No
     at = None
     if len(stmt.writes) == 1 and registers is not None and \
             registers <= ctx.target.vector_registers // 2:
-        moved_by = {v.name for x in stmt.writes[0].index for v in ir.walk(x)
-                    if isinstance(v, ir.Var)}
+        moving = _moved_by(stmt.writes[0])
         for depth in range(len(loops) - 1, -1, -1):  # the loops the write does not move
             if loops[depth] not in names:
                 break
-            if loops[depth] in moved_by:
+            if loops[depth] in moving:
                 at = outer_loops[depth] if depth < len(loops) - 1 else None
                 break
     array = stmt.writes[0].array if stmt.writes else ""
