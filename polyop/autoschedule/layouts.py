@@ -52,11 +52,10 @@ def transpose_operands(ctx, lead: str, var: str, work: int, lanes: int) -> bool:
         return [row[k] for row in rows]
 
     written = {a.array for s in program.statements for a in s.writes}
+    accesses = [(a, along(a)) for a in (*stmt.reads, *stmt.writes)
+                if program.arrays[a.array].ndim > 0]
     arrays: list[str] = []
-    for access in (*stmt.reads, *stmt.writes):
-        if program.arrays[access.array].ndim == 0:
-            continue
-        coeffs = along(access)
+    for access, coeffs in accesses:
         if all(c == 0 for c in coeffs) or coeffs[-1] == 1 and not any(coeffs[:-1]):
             continue  # invariant or contiguous
         if access.array in written or coeffs != [1, 0]:
@@ -65,9 +64,9 @@ def transpose_operands(ctx, lead: str, var: str, work: int, lanes: int) -> bool:
             arrays.append(access.array)
     if not arrays:
         return False
-    for name in arrays:  # every access of the array must come out contiguous or invariant
-        if any(a.array == name and along(a) not in ([0, 0], [1, 0]) for a in stmt.reads):
-            return False
+    # every access of those arrays must come out contiguous or invariant
+    if any(a.array in arrays and c not in ([0, 0], [1, 0]) for a, c in accesses):
+        return False
     env = {p: int(ctx.sizes.get(p, DEFAULT_SIZE)) for p in program.params}
     elements = {a: int(np.prod([eval_index(e, env) for e in program.arrays[a].extents]))
                 for a in arrays}
