@@ -12,7 +12,8 @@ The three run interleaved (auto, default, numba, auto, ...), ``--repeat``
 times each on fresh copies of the init arguments, one thread; the table
 reports medians (the JSON also the best of the runs, the least disturbed on a
 loaded machine). Then, for the kernels whose schedule for two cores
-(``-num-cores=2``) has a parallel loop, interleaved: the 1-core schedule at 1
+(``-num-cores=2``) has a parallel loop, interleaved, once each per round of
+``--repeat`` rounds over all those kernels: the 1-core schedule at 1
 thread, the 2-core schedule at 1 and at 2 threads (the speed-up of 2 threads
 is the 1-core schedule's time over the 2-core schedule's at 2 threads; the
 same schedule's ratio is recorded too). auto's outputs are checked against
@@ -44,7 +45,11 @@ team), whether its 2-thread outputs match numba's, and a thread profile
 (``thread_profile``: each thread's iterations and CPU time in the parallel
 loops, at 1 and 2 threads; ``cpu_2t_over_1t`` near 1 means the two threads
 did the 1-thread work without slowing each other down, so a speed-up short
-of 2 is time spent waiting: an uneven split or a late worker).
+of 2 is time spent waiting: an uneven split or a late worker). Each 2-thread
+run sits between two probes of the host (``concurrency.py``): on a virtual
+machine the host may for a while run both CPUs on one of its own, in turns,
+and the runs it did so are left out of ``speedup_2_threads_host_concurrent``
+(``speedup_2_threads`` keeps them all).
 
 ``--timetile`` adds, for kernels whose schedule has a ``<stmt>:time_tile``
 knob, auto with that knob forced on (``timetile_on``) and off
@@ -73,6 +78,7 @@ for p in (ROOT, ROOT / "benchmarks"):
 
 import hostinfo  # noqa: E402
 import polybench_bench as pb  # noqa: E402
+from concurrency import CONCURRENT, Probe  # noqa: E402
 
 import polyop  # noqa: E402
 from polyop.codegen.parallel import (  # noqa: E402
@@ -124,7 +130,7 @@ def _parallel_loops(sch) -> int:
 
 
 def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False,
-              parallel_only: bool = False) -> dict:
+              parallel_only: bool = False, pending: list | None = None) -> dict:
     import numba
 
     sizes = bench.sizes[size]
@@ -192,13 +198,6 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
         set_num_threads(1)
         res["threads_ms"] = {k: _median_ms(v) for k, v in runs.items()}
     if parallel:
-        t1, t21, t2 = [], [], []
-        for _ in range(repeat):
-            set_num_threads(1)
-            t1.append(pb.timed_call(auto, args, order)[0])
-            t21.append(pb.timed_call(auto2, args, order)[0])
-            set_num_threads(2)
-            t2.append(pb.timed_call(auto2, args, order)[0])
         # deterministic evidence beside the times: regions that got a team
         # (forks) in one call at 2 threads, and the 2-thread outputs checked
         set_num_threads(2)
@@ -211,12 +210,39 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
         res["match"] = res["match"] and res["match_2_threads"]
         res["thread_profile"] = _thread_profile(auto2, args, order, repeat)
         set_num_threads(1)
+        if pending is not None:  # timed by time_threads, in rounds over all kernels
+            pending.append((res, auto, auto2, args, order))
+    return res
+
+
+def time_threads(pending: list, repeat: int, probe: Probe) -> None:
+    """1 against 2 threads for each kernel of ``pending`` (``bench_one``'s),
+    in ``repeat`` rounds over all of them: a slower stretch of the host
+    (seconds at most) then falls on one round of a few kernels, not on every
+    run of one. Each 2-thread run sits between two probes of the host."""
+    times = [([], [], [], []) for _ in pending]
+    for _ in range(repeat):
+        for (_, auto, auto2, args, order), (t1, t21, t2, host) in zip(pending, times):
+            set_num_threads(1)
+            t1.append(pb.timed_call(auto, args, order)[0])
+            t21.append(pb.timed_call(auto2, args, order)[0])
+            set_num_threads(2)
+            before = probe.concurrency()
+            t2.append(pb.timed_call(auto2, args, order)[0])
+            host.append(min(before, probe.concurrency()))
+    set_num_threads(1)
+    for (res, *_), (t1, t21, t2, host) in zip(pending, times):
         res["auto_1thread_ms"], res["auto_2threads_ms"] = _median_ms(t1), _median_ms(t2)
         res["auto_2_cores_schedule_1thread_ms"] = _median_ms(t21)
         res["speedup_2_threads"] = res["auto_1thread_ms"] / res["auto_2threads_ms"]
         res["speedup_2_threads_min"] = min(t1) / min(t2)
         # the same (2-core) schedule at 1 and 2 threads: the scaling of the code alone
         res["speedup_2_threads_same_schedule"] = _median_ms(t21) / res["auto_2threads_ms"]
+        # the 2-thread runs between two probes that saw both CPUs run at once
+        res["host_concurrency"] = host
+        both = [t for t, c in zip(t2, host) if c >= CONCURRENT]
+        if len(both) >= max(3, repeat // 3):
+            res["speedup_2_threads_host_concurrent"] = res["auto_1thread_ms"] / _median_ms(both)
     return res
 
 
@@ -243,6 +269,10 @@ def _thread_profile(fn, args: dict, order: list[str], repeat: int) -> dict:
     one, two = (sum(out[t]["cpu_ms_per_thread"]) for t in ("1t", "2t"))
     out["cpu_2t_over_1t"] = two / one if one else None
     return out
+
+
+def _share(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
 
 
 def _geo(xs: list[float]) -> float | None:
@@ -278,14 +308,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown kernel(s): {', '.join(unknown)}")
 
     pb.warm_up()
+    pending: list = []
     results = []
     for name in names:
         print(f"[{opts.size}] {name} ...", file=sys.stderr, flush=True)
         try:
             results.append(bench_one(BENCHES[name], opts.size, opts.repeat, opts.target,
-                                     opts.timetile, opts.parallel_only))
+                                     opts.timetile, opts.parallel_only, pending))
         except Exception as exc:  # noqa: BLE001  (reported in the table and the JSON)
             results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
+    print(f"1 against 2 threads, {opts.repeat} rounds over {len(pending)} kernels ...",
+          file=sys.stderr, flush=True)
+    time_threads(pending, opts.repeat, Probe(2))
+    del pending
     skipped = [r["kernel"] for r in results if "skipped" in r]
     results = [r for r in results if "skipped" not in r]
     return report(results, skipped, opts)
@@ -323,6 +358,14 @@ def report(results: list[dict], skipped: list[str], opts, merged_from: dict | No
             [r["kernel"] for r in ok if r["speedup_vs_default"] < 1 / 1.05],
         "geomean_2_threads_on_parallel_kernels":
             _geo([r["speedup_2_threads"] for r in ok if "speedup_2_threads" in r]),
+        # only the 2-thread runs that the host gave two CPUs at once (concurrency.py)
+        "geomean_2_threads_host_concurrent":
+            _geo([r["speedup_2_threads_host_concurrent"] for r in ok
+                  if "speedup_2_threads_host_concurrent" in r]),
+        "parallel_kernels_host_concurrent":
+            sum("speedup_2_threads_host_concurrent" in r for r in ok),
+        "share_of_2_thread_runs_host_concurrent": _share(
+            [c >= CONCURRENT for r in ok for c in r.get("host_concurrency", [])]),
         "geomean_2_threads_same_schedule":
             _geo([r["speedup_2_threads_same_schedule"] for r in ok
                   if "speedup_2_threads_same_schedule" in r]),
@@ -365,13 +408,19 @@ def report(results: list[dict], skipped: list[str], opts, merged_from: dict | No
         "size": opts.size, "repeat": opts.repeat, "target": opts.target,
         "target_resolved": str(polyop.Target(opts.target)),
         **({"merged_from": opts.merge} if opts.merge else {}),
-        "method": "auto (auto_schedule for the target with -num-cores=1), default and "
-                  "numba interleaved per repetition, medians, 1 thread; then, on kernels "
-                  "whose schedule for -num-cores=2 has a parallel loop, interleaved: the "
-                  "1-core schedule at 1 thread, the 2-core schedule at 1 thread and at 2 "
-                  "threads. speedup_2_threads: 1-core schedule at 1 thread over 2-core "
-                  "schedule at 2 threads; speedup_2_threads_same_schedule: the 2-core "
-                  "schedule at 1 over 2 threads.",
+        "method": (
+            "auto (auto_schedule for the target with -num-cores=1), default and numba "
+            "interleaved per repetition, medians, 1 thread; then, on kernels whose schedule "
+            "for -num-cores=2 has a parallel loop, interleaved, in rounds over all those "
+            "kernels (one run of each variant of each kernel a round): the 1-core schedule "
+            "at 1 thread, the 2-core schedule at 1 thread and at 2 threads. "
+            "speedup_2_threads: 1-core schedule at 1 thread over 2-core schedule at 2 "
+            "threads; speedup_2_threads_same_schedule: the 2-core schedule at 1 over 2 "
+            "threads. host_concurrency: before and after each 2-thread run, "
+            "concurrency.py's probe (1-thread over 2-thread time of a compute-bound "
+            "parallel loop; ~1 when the host runs both CPUs in turns), the lower of the "
+            "two; speedup_2_threads_host_concurrent: over the 2-thread runs whose probes "
+            "were both >= 1.8 (at least a third of them)."),
         "conditions": merged_from["conditions"] if merged_from else opts.conditions,
         "date": merged_from["date"] if merged_from else
         datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
