@@ -340,7 +340,7 @@ class _Plan:
         combine_name = fresh_name(f"{self.rf}_combine", taken)
         x = program.arrays[red.array]
         ctx = program.context
-        low, extent = _loop_range(values, ctx, loop, s.name, what)
+        low, extent = loop_range(values.range(), ctx, loop, s.name, what)
         shift = low.pullback_multi_aff(isl.MultiAff.zero(isl.Space.map_from_domain_and_range(
             s.domain.get_space(), low.get_domain_space())))
         l_pa = isl.PwMultiAff.from_map(values).get_pw_aff(0).sub(shift).gist(s.domain)
@@ -468,11 +468,11 @@ def _tagged(rel: isl.UnionMap, tag: int, by_first: isl.Set | None = None) -> isl
     return out
 
 
-def _loop_range(values: isl.Map, context: isl.Set, loop: str, stmt: str,
-                what: str) -> tuple[isl.PwAff, ir.Expr]:
-    """The lowest value of the loop (over the parameters) and the number of
-    values from there, as a constant or an affine expression of the sizes."""
-    vals = values.range()
+def loop_range(vals: isl.Set, context: isl.Set, loop: str, stmt: str,
+               what: str) -> tuple[isl.PwAff, ir.Expr]:
+    """The lowest of the loop's values ``vals`` (over the parameters) and the
+    number of values from there, as a constant or an affine expression of the
+    sizes (also ``expand``'s)."""
     low, high = vals.dim_min(0), vals.dim_max(0)
     low = low.coalesce()
     if low.n_piece() != 1:  # several pieces: the least value for all sizes, if any

@@ -57,6 +57,7 @@ from ..errors import IllegalScheduleError, ScheduleError
 from ..kinds import LoopKind
 from ..program import as_program
 from .cache import CachePrimitives
+from .expand import ExpansionPrimitives
 from .fusion import FusionPrimitives
 from .gpu import GpuCachePrimitives, GpuPrimitives
 from .handles import Loop, _integer, _positive
@@ -82,7 +83,7 @@ _T = isl.schedule_node_type
 
 
 class Schedule(ScheduleHistory, FusionPrimitives, CachePrimitives, ReductionPrimitives,
-               TensorizePrimitives, ScopePrimitives, GpuPrimitives,
+               ExpansionPrimitives, TensorizePrimitives, ScopePrimitives, GpuPrimitives,
                GpuCachePrimitives):
     """A schedule over a kernel's statements (see the module docstring): a
     façade over an immutable ``ScheduleState`` (``polyop.schedule.state``)
