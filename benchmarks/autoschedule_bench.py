@@ -243,7 +243,6 @@ def time_threads(pending: list, repeat: int, probe: Probe) -> None:
         both = [t for t, c in zip(t2, host) if c >= CONCURRENT]
         if len(both) >= max(3, repeat // 3):
             res["speedup_2_threads_host_concurrent"] = res["auto_1thread_ms"] / _median_ms(both)
-    return res
 
 
 def _thread_profile(fn, args: dict, order: list[str], repeat: int) -> dict:
@@ -317,9 +316,10 @@ def main(argv: list[str] | None = None) -> int:
                                      opts.timetile, opts.parallel_only, pending))
         except Exception as exc:  # noqa: BLE001  (reported in the table and the JSON)
             results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
-    print(f"1 against 2 threads, {opts.repeat} rounds over {len(pending)} kernels ...",
-          file=sys.stderr, flush=True)
-    time_threads(pending, opts.repeat, Probe(2))
+    if pending:
+        print(f"1 against 2 threads, {opts.repeat} rounds over {len(pending)} kernels ...",
+              file=sys.stderr, flush=True)
+        time_threads(pending, opts.repeat, Probe(2))
     del pending
     skipped = [r["kernel"] for r in results if "skipped" in r]
     results = [r for r in results if "skipped" not in r]
