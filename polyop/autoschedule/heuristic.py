@@ -7,6 +7,8 @@ nest keeps what it had):
 
 1. ``fission``: distribute the loops above an imperfect nest so that the
    statement's loops form one perfect band (tiling and reordering need one);
+   ``expand``: where only a temporary's one location keeps a loop from being
+   distributed, one element of it per iteration (``polyop.autoschedule.expansion``);
 2. ``skew`` (a band isl cannot tile as written, one statement): isl's
    skewed permutable band (time tiling of a stencil), applied with ``skew``
    when tiling it would pay;
@@ -64,6 +66,7 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..target import Target
+from .expansion import expand_for_fission
 from .isl_sched import Member
 from .layouts import transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
@@ -194,6 +197,8 @@ def _nest(ctx: Context, stmt: str):
                 try:
                     sch.fission(lp)
                 except ScheduleError as exc:
+                    if expand_for_fission(ctx, stmt, lp, exc):
+                        continue
                     knob.applied = False
                     knob.why += f" (fission({lp.name}) refused: {str(exc).splitlines()[0]})"
                     break
