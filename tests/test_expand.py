@@ -152,3 +152,18 @@ def test_trace_replays_through_json():
     again = polyop.Schedule.from_json(json.loads(json.dumps(sch.trace_json())), symm)
     assert again.program.arrays == sch.program.arrays
     assert polyop.lower(again) == polyop.lower(sch)
+
+
+def test_auto_schedule_expands_the_temporary_that_alone_refuses_fission():
+    target = "cpu -mcpu=znver4 -num-cores=1"
+    sch = polyop.auto_schedule(symm, target, sizes={"m": 40, "n": 48})
+    knob = sch.explanation.knob("S1:expand")
+    assert knob.chosen and knob.applied and "temp2" in knob.why
+    assert "expand(temp2, j)" in str(sch) and "fission(j)" in str(sch)
+    f = polyop.build(sch)
+    for m, n in ((1, 1), (7, 5), (40, 48)):
+        compare(f, symm, symm_args(m, n))
+    off = polyop.auto_schedule(symm, target, sizes={"m": 40, "n": 48},
+                               knobs={"S1:expand": False})
+    assert "expand" not in str(off)
+    assert "refused" in off.explanation.knob("S1:fission").why
