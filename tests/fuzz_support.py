@@ -339,7 +339,7 @@ for _name, (_s, _n) in _POLYBENCH.items():
 # -- recorded primitives ----------------------------------------------------------------------
 
 PRIMITIVES = ("split", "tile", "reorder", "interchange", "skew", "reverse", "shift",
-              "unroll", "vectorize", "parallel", "fuse", "fission", "compute_at")
+              "unroll", "vectorize", "parallel", "fuse", "fission", "compute_at", "expand")
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,8 @@ class Op:
         if self.other is not None:
             handles.append(sch.get_loops(self.other[0])[self.other[1]])
         method = getattr(sch, self.name)
+        if self.name == "expand":  # expand(array, *loops)
+            return method(self.args[0], *handles)
         if self.name in ("shift", "compute_at"):
             return method(self.stmt, *handles, *self.args)
         return method(*handles, *self.args)
@@ -368,7 +370,9 @@ class Op:
         hs = [f"L[{k}]" for k in self.loops]
         if self.other is not None:
             hs.append(f"sch.get_loops({self.other[0]!r})[{self.other[1]}]")
-        if self.name in ("shift", "compute_at"):
+        if self.name == "expand":
+            call_args = [repr(self.args[0]), *hs]
+        elif self.name in ("shift", "compute_at"):
             call_args = [repr(self.stmt), *hs, *map(repr, self.args)]
         else:
             call_args = [*hs, *map(repr, self.args)]
@@ -431,6 +435,14 @@ def draw_op(data, sch: polyop.Schedule) -> Op | None:
         o = data.draw(st.sampled_from(others))
         k = data.draw(st.integers(0, len(sch.get_loops(o)) - 1))
         return Op(name, stmt, (), (), (o, k))
+    if name == "expand":  # a temporary the statement accesses, over one or two of its loops
+        program = sch.program
+        temps = sorted({a.array for a in (lambda t: t.reads + t.writes)(program.statement(stmt))
+                        if a.array in program.arrays and program.arrays[a.array].temporary})
+        if not temps:
+            return None
+        loops = data.draw(st.lists(idx, min_size=1, max_size=min(2, n), unique=True))
+        return Op(name, stmt, tuple(loops), (data.draw(st.sampled_from(temps)),))
     if name == "vectorize":  # usually the innermost loop, sometimes not (refused)
         k = n - 1 if data.draw(st.integers(0, 3)) else data.draw(idx)
         return Op(name, stmt, (k,))
@@ -580,7 +592,11 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
     sizes = full_sizes(case, parse_sizes(v.sizes))
     assert all(x >= 0 for x in sizes.values()), f"negative size in violation {v}"
     table = oracle_at(case, sizes)
-    pairs = table.get((v.kind, v.array), set())
+    # an expanded temporary X_x: its pairs are among the oracle's on X (which
+    # also has those of different iterations of the loops it was expanded over)
+    array = next((o.args[0] for o in accepted if o.name == "expand"
+                  and v.array.startswith(f"{o.args[0]}_x")), v.array)
+    pairs = table.get((v.kind, array), set())
     assert (src, dst) in pairs, (
         f"{op.code()}: violation {v.kind} on {v.array} {v.source} -> {v.sink} at {sizes} "
         f"is not a dependence the oracle finds ({len(pairs)} oracle pairs of that kind)")
@@ -623,6 +639,8 @@ def check_accepted_order(case: Case, sch: polyop.Schedule) -> None:
                      [ident for ident, (_, kind) in sch.loop_info().items()
                       if kind in ("parallel", "vector")])
     for (kind, array), pairs in table.items():
+        if array not in sch.program.arrays and array in program.arrays:
+            continue  # expanded: run_and_compare checks the values it carries
         temporary = program.arrays[array].temporary if array in program.arrays else False
         for src, dst in pairs:
             ts, td = times[src], times[dst]
