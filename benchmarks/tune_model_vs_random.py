@@ -123,7 +123,8 @@ def run(args, out: Path) -> None:
                                "loadavg": hostinfo.loadavg(),
                                "note": args.conditions or "not given"})
     n = args.n
-    with LocalRunner(workers=2, timeout=120, repeats=5, min_seconds=0.05) as runner:
+    with LocalRunner(workers=args.workers, timeout=120, repeats=5,
+                     min_seconds=0.05) as runner:
         # seeds outside, strategies inside: the machine's speed drifts over a run
         # of tens of minutes (a shared VM), and alternating spreads the drift
         # over both strategies instead of handing one the fast half
@@ -194,7 +195,8 @@ def retime(args, out: Path, top: int = 10, rounds: int = 5) -> None:
     task, n = make_task(args), data["n"]
     rng = np.random.default_rng(0)
     timed: list[list[float]] = [[] for _ in best]
-    with LocalRunner(workers=2, timeout=120, repeats=5, min_seconds=0.05) as runner:
+    with LocalRunner(workers=args.workers, timeout=120, repeats=5,
+                     min_seconds=0.05) as runner:
         for _ in range(rounds):
             order = [int(x) for x in rng.permutation(len(best))]
             for pos, res in runner.run(task, [best[k][1] for k in order]):
@@ -363,6 +365,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", choices=["gemm", "matmul"], default="gemm")
     ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="measuring processes (1: no build beside a timing)")
     ap.add_argument("--trials", type=int, default=32)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--strategies", nargs="+", default=["random", "model"])
