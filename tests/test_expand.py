@@ -126,7 +126,7 @@ def test_arguments_unknown_arrays_and_outside_statements_are_refused():
     with pytest.raises(ScheduleError, match="name the loops"):
         sch.expand("temp2")
     k = sch.get_loops("S1")[2]
-    with pytest.raises(ScheduleError, match=r"S0 .* does not run inside loop k"):
+    with pytest.raises(ScheduleError, match=r"temp2 that S0\[.*S0 runs outside the loops"):
         sch.expand("temp2", k)
     with pytest.raises(ScheduleError, match="taken"):
         sch.expand("temp2", j, name="C")
@@ -167,3 +167,20 @@ def test_auto_schedule_expands_the_temporary_that_alone_refuses_fission():
                                knobs={"S1:expand": False})
     assert "expand" not in str(off)
     assert "refused" in off.explanation.knob("S1:fission").why
+
+
+def test_only_the_statements_inside_the_loops_get_the_expanded_array():
+    """ludcmp's ``w`` serves four nests; its second ``j`` loop gets its own."""
+    from tests.polybench import BENCHES
+
+    bench = BENCHES["ludcmp"]
+    sch = polyop.Schedule(bench.kernel)
+    i, j = sch.get_loops("S3")[:2]  # w = A[i, j] of the loop over j >= i
+    sch.expand("w", j)
+    assert {"w", "w_x"} <= set(sch.program.arrays)
+    sch.fission(j)
+    _, jj, k = sch.get_loops("S4")
+    sch.reorder(k, jj)
+    assert "w_x[j] = w_x[j] - A[i][k] * A[k][j]" in str(polyop.lower(sch))
+    for n in (1, 2, 9):
+        compare(polyop.build(sch), bench.kernel, bench.init({"n": n}))

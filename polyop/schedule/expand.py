@@ -11,11 +11,14 @@ inside. ``sch.expand(X, l1, ..., lp)`` replaces ``X`` by a new array
 start at 0) at the instance that accesses it: iterations of those loops then
 use different elements, and only the flow of values remains.
 
-Exactness: the rewrite keeps every value where its readers find it when each
-read of ``X`` gets its value from a write in the same iterations of
-``l1 .. lp`` (isl's value-based dataflow, in the program's order) and none
-reads a value from before the kernel. Refused otherwise, with the pair of
-instances that breaks it. The current schedule stays legal (the new
+Only the statements inside all of ``l1 .. lp`` are rewritten; others keep
+``X`` (ludcmp's ``w`` serves four nests, one after another). Exactness: the
+rewrite keeps every value where its readers find it when each read of ``X``
+inside the loops gets its value from a write in the same iterations of
+``l1 .. lp`` (isl's value-based dataflow, in the program's order), no value
+passes between a statement inside and one outside, and none is read from
+before the kernel. Refused otherwise, with the pair of instances that
+breaks it. The current schedule stays legal (the new
 dependences are a subset of the old), and later primitives are checked
 against the new ones.
 
@@ -74,7 +77,7 @@ from ..errors import ScheduleError
 from ..instances import sample_pair
 from ..isl_ir import NotAnIndexError, fresh_name, index_text, program_names, pw_aff_to_ir
 from ..printer import expr_to_c
-from ..program import Access, Argument, Array, Program, Statement
+from ..program import Access, Argument, Array, Program, Statement, union_all
 from .handles import Loop
 from .rfactor import loop_range
 from .state import primitive
@@ -90,11 +93,13 @@ class ExpansionPrimitives:
         by that loop's value, so that the loops' iterations no longer share its
         storage (see the module docstring).
 
-        Requires: ``array`` is a temporary (a local scalar or array, not an
-        argument); every statement that accesses it runs inside each of
-        ``loops``; each read of it gets its value from a write in the same
-        iterations of ``loops``; each loop's values are one affine function
-        of the statements' iterators, with a constant or affine extent.
+        The statements that run inside all of ``loops`` use the new array;
+        any others keep ``array``. Requires: ``array`` is a temporary (a
+        local scalar or array, not an argument); each read of it inside the
+        loops gets its value from a write in the same iterations of
+        ``loops``, and no value passes between the statements inside and
+        those outside; each loop's values are one affine function of the
+        statements' iterators, with a constant or affine extent.
 
         Returns the new array's name.
 
@@ -125,17 +130,27 @@ class ExpansionPrimitives:
                  if any(a.array == array for a in s.reads + s.writes)]
         if not users:
             raise ScheduleError(f"{what}: no statement accesses {array}")
-        values = {s.name: [self._values(lp, s, what) for lp in loops] for s in users}
-        _check_flow(program, array, users, values, what)
-        new = _expanded(program, array, users, values, loops, name, what)
+        every = {s.name: [self._values(lp, s, what) for lp in loops] for s in users}
+        inside = [s for s in users if all(v is not None for v in every[s.name])]
+        if not inside:
+            raise ScheduleError(f"{what}: no statement that accesses {array} runs inside "
+                                f"{'all of ' if len(loops) > 1 else ''}"
+                                f"{', '.join(lp.name for lp in loops)}")
+        values = {s.name: every[s.name] for s in inside}
+        _check_flow(program, array, inside, values, what)
+        new = _expanded(program, array, inside, len(inside) < len(users), values, loops,
+                        name, what)
         self._state = self._state.replace(program=new, deps=dependences(new))
         self._commit(f"{what} -> {new.meta['scratch'][-1]}", self._tree)
         return new.meta["scratch"][-1]
 
-    def _values(self, loop: Loop, s: Statement, what: str) -> isl.Map:
-        """The value of ``loop`` at each instance of ``s`` (all of them inside it)."""
+    def _values(self, loop: Loop, s: Statement, what: str) -> isl.Map | None:
+        """The value of ``loop`` at each instance of ``s`` (None when ``s`` runs
+        outside it)."""
         band = self._mark(loop).child(0)
         inside = band.get_domain().intersect(isl.UnionSet.from_set(s.domain))
+        if inside.is_empty():
+            return None
         if not isl.UnionSet.from_set(s.domain).is_subset(inside):
             raise ScheduleError(f"{what}: {s.name} ({s.source}) accesses the array but does "
                                 f"not run inside loop {loop.name} (in all of its instances)")
@@ -143,23 +158,34 @@ class ExpansionPrimitives:
                                       .intersect_domain(isl.UnionSet.from_set(s.domain)))
 
 
-def _check_flow(program: Program, array: str, users: list[Statement],
+def _check_flow(program: Program, array: str, inside: list[Statement],
                 values: dict[str, list[isl.Map]], what: str) -> None:
-    """Refuse when a read gets its value from another iteration of the loops,
-    or from before the kernel."""
+    """Refuse when a read inside the loops gets its value from another
+    iteration of them, from a statement outside them or from before the
+    kernel, or a read outside them from a write inside."""
     reads = program.reads(array)
-    missing = unwritten_reads(reads, program.writes(array), program.schedule)
+    missing = unwritten_reads(reads, program.writes(array), program.schedule) \
+        .intersect_domain(union_all(isl.UnionSet.from_set(s.domain) for s in inside))
     if not missing.is_empty():
         raise ScheduleError(f"{what}: {missing.domain()} read {array} before any statement "
                             "of the kernel wrote it; the value would not be in the expanded "
                             "array")
     flow = dependences(program).value_flow(array)
-    for w in users:
-        for r in users:
+    names = {s.name for s in inside}
+    for w in program.statements:
+        for r in program.statements:
             pairs = flow.extract_map(isl.Space.map_from_domain_and_range(
                 w.domain.get_space(), r.domain.get_space()))
-            if pairs.is_empty():
+            if pairs.is_empty() or (w.name not in names and r.name not in names):
                 continue
+            if (w.name in names) != (r.name in names):
+                src, dst, sizes, _ = sample_pair(program, isl.UnionMap.from_map(pairs))
+                outer = w if r.name in names else r
+                raise ScheduleError(
+                    f"{what}: {dst} ({r.source}) reads the value of {array} that {src} "
+                    f"({w.source}) wrote, and {outer.name} runs outside the loops"
+                    f"{f' (with {sizes})' if sizes else ''}; only the statements inside "
+                    "them would use the expanded array")
             same = None
             for vw, vr in zip(values[w.name], values[r.name]):
                 eq = vw.apply_range(vr.reverse())  # w -> r in the same iteration
@@ -174,10 +200,11 @@ def _check_flow(program: Program, array: str, users: list[Statement],
                     "its own iteration's element")
 
 
-def _expanded(program: Program, array: str, users: list[Statement],
+def _expanded(program: Program, array: str, users: list[Statement], kept: bool,
               values: dict[str, list[isl.Map]], loops: tuple[Loop, ...],
               name: str | None, what: str) -> Program:
-    """The program with ``array``'s accesses moved to the new scratch array."""
+    """The program with the accesses of ``users`` to ``array`` moved to the new
+    scratch array (``kept``: other statements still use ``array``)."""
     taken = program_names(program)
     if name is not None and (name in taken or not name.isidentifier()):
         raise ScheduleError(f"{what}: the name {name!r} is taken or not an identifier")
@@ -219,7 +246,7 @@ def _expanded(program: Program, array: str, users: list[Statement],
     meta = {k: v for k, v in program.meta.items() if k != "dependences"}
     meta["scratch"] = tuple(meta.get("scratch", ())) + (x_name,)
     meta["internal"] = tuple(meta.get("internal", ())) + (x_name,)
-    arrays = {k: v for k, v in program.arrays.items() if k != array}
+    arrays = {k: v for k, v in program.arrays.items() if k != array or kept}
     arrays[x_name] = Array(x_name, x.dtype, (*map(index_text, extents), *x.shape),
                            (*extents, *x.extents))
     return dataclasses.replace(program, statements=tuple(statements), arrays=arrays,
