@@ -18,9 +18,8 @@ inside the loops gets its value from a write in the same iterations of
 ``l1 .. lp`` (isl's value-based dataflow, in the program's order), no value
 passes between a statement inside and one outside, and none is read from
 before the kernel. Refused otherwise, with the pair of instances that
-breaks it. The current schedule stays legal (the new
-dependences are a subset of the old), and later primitives are checked
-against the new ones.
+breaks it. The current schedule stays legal (the new dependences are a
+subset of the old), and later primitives are checked against the new ones.
 
 Storage: ``X_x`` is *scratch* (``program.meta["scratch"]``), allocated by the
 runtime, its extents constants or affine expressions of the sizes, like
@@ -172,12 +171,14 @@ def _check_flow(program: Program, array: str, inside: list[Statement],
                             "array")
     flow = dependences(program).value_flow(array)
     names = {s.name for s in inside}
-    for w in program.statements:
-        for r in program.statements:
+    users = [s for s in program.statements
+             if any(a.array == array for a in s.reads + s.writes)]
+    for w in users:
+        for r in users:
             pairs = flow.extract_map(isl.Space.map_from_domain_and_range(
                 w.domain.get_space(), r.domain.get_space()))
             if pairs.is_empty() or (w.name not in names and r.name not in names):
-                continue
+                continue  # between statements that keep the array
             if (w.name in names) != (r.name in names):
                 src, dst, sizes, _ = sample_pair(program, isl.UnionMap.from_map(pairs))
                 outer = w if r.name in names else r
