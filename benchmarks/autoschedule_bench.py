@@ -217,9 +217,10 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
 
 def time_threads(pending: list, repeat: int, probe: Probe) -> None:
     """1 against 2 threads for each kernel of ``pending`` (``bench_one``'s),
-    in ``repeat`` rounds over all of them: a slower stretch of the host
-    (seconds at most) then falls on one round of a few kernels, not on every
-    run of one. Each 2-thread run sits between two probes of the host."""
+    in ``repeat`` rounds over all of them: a short slower stretch of the host
+    (a tenth of a second to a few seconds) then falls on one round of a few
+    kernels, not on every run of one. Each 2-thread run sits between two
+    probes of the host."""
     times = [([], [], [], []) for _ in pending]
     for _ in range(repeat):
         for (_, auto, auto2, args, order), (t1, t21, t2, host) in zip(pending, times):
