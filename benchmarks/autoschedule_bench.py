@@ -321,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"1 against 2 threads, {opts.repeat} rounds over {len(pending)} kernels ...",
               file=sys.stderr, flush=True)
         time_threads(pending, opts.repeat, Probe(2))
-    del pending
     skipped = [r["kernel"] for r in results if "skipped" in r]
     results = [r for r in results if "skipped" not in r]
     return report(results, skipped, opts)

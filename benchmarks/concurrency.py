@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import hostinfo  # noqa: E402  (beside this script)
+from peak_fma import fma_chains  # noqa: E402
 
 import polyop  # noqa: E402
 from polyop.codegen.parallel import (  # noqa: E402
@@ -65,7 +66,7 @@ class Probe:
     def __init__(self, cores: int = 2, seconds: float = 0.001):
         target = polyop.Target()
         lanes = target.lanes("float32")
-        chains = max(4, min(12, target.vector_registers - 4))
+        chains = fma_chains(target)
         P, CH, NV = cores, chains, lanes
 
         @polyop.kernel(fp_contract=True)

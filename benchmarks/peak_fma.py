@@ -41,11 +41,17 @@ import llvmlite.binding as llvm  # noqa: E402
 import polyop  # noqa: E402
 
 
+def fma_chains(target: polyop.Target) -> int:
+    """Independent one-vector FMA chains: as many as leave 4 vector registers
+    free, 4 to 12 (enough to cover the FMA latency on every pipe)."""
+    return max(4, min(12, target.vector_registers - 4))
+
+
 def fma_kernel(dtype: str, target: polyop.Target) -> "tuple[polyop.Schedule, int, int]":
     """``(schedule, chains, lanes)``: the FMA loop for ``dtype`` on ``target``,
-    with as many one-vector chains as leave 4 vector registers free."""
+    with ``fma_chains`` one-vector chains."""
     lanes = target.lanes(dtype)
-    chains = max(4, min(12, target.vector_registers - 4))
+    chains = fma_chains(target)
     CH, NV = chains, lanes
     ty, npt = ("f32", np.float32) if dtype == "float32" else ("f64", np.float64)
 

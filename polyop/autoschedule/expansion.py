@@ -56,15 +56,13 @@ def expand_for_fission(ctx, stmt: str, loop, refused: ScheduleError) -> bool:
                       f"iteration of {loop.name} instead")
     if not knob.chosen:
         return False
-    done = 0
+    start = len(sch.trace)
     try:
         for a in sorted(arrays):
             sch.expand(a, loop)
-            done += 1
         sch.fission(loop)
     except ScheduleError as exc:
-        sch.undo(done)
-        knob.applied = False
-        knob.why += f" (refused: {str(exc).splitlines()[0]})"
+        sch.undo(len(sch.trace) - start)
+        knob.refuse(exc)
         return False
     return True

@@ -86,8 +86,7 @@ def transpose_operands(ctx, lead: str, var: str, work: int, lanes: int) -> bool:
             rows, cols = (lp.name for lp in sch.get_loops(copy))  # A_t[rows, cols]
             transpose_by_blocks(sch, copy, rows, cols, lanes)  # the source runs along rows
     except ScheduleError as exc:
-        while len(sch.trace) > start:
-            sch.undo()
+        sch.undo(len(sch.trace) - start)
         knob.refuse(exc)
         return False
     return True

@@ -111,8 +111,7 @@ def register_tile(ctx, lead: str, inner_loops: list, coincident: set[str], lanes
 
         lower(sch)
     except ScheduleError as exc:
-        while len(sch.trace) > start:
-            sch.undo()
+        sch.undo(len(sch.trace) - start)
         knob.refuse(exc)
         return None
     ctx.placed.update(moved)

@@ -136,7 +136,7 @@ class ExpansionPrimitives:
                                 f"{'all of ' if len(loops) > 1 else ''}"
                                 f"{', '.join(lp.name for lp in loops)}")
         values = {s.name: every[s.name] for s in inside}
-        _check_flow(program, array, inside, values, what)
+        _check_flow(program, array, users, inside, values, what)
         new = _expanded(program, array, inside, len(inside) < len(users), values, loops,
                         name, what)
         self._state = self._state.replace(program=new, deps=dependences(new))
@@ -157,8 +157,8 @@ class ExpansionPrimitives:
                                       .intersect_domain(isl.UnionSet.from_set(s.domain)))
 
 
-def _check_flow(program: Program, array: str, inside: list[Statement],
-                values: dict[str, list[isl.Map]], what: str) -> None:
+def _check_flow(program: Program, array: str, users: list[Statement],
+                inside: list[Statement], values: dict[str, list[isl.Map]], what: str) -> None:
     """Refuse when a read inside the loops gets its value from another
     iteration of them, from a statement outside them or from before the
     kernel, or a read outside them from a write inside."""
@@ -171,8 +171,6 @@ def _check_flow(program: Program, array: str, inside: list[Statement],
                             "array")
     flow = dependences(program).value_flow(array)
     names = {s.name for s in inside}
-    users = [s for s in program.statements
-             if any(a.array == array for a in s.reads + s.writes)]
     for w in users:
         for r in users:
             pairs = flow.extract_map(isl.Space.map_from_domain_and_range(
