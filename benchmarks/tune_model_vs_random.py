@@ -8,7 +8,10 @@ Here no heuristic point is given (``tune(..., initial=False)``), and the
 space is by default one where good points are rare: ``polyop.demo.gemm``
 (fp64, ``--n`` cubed) under ``polyop.tune.default_template`` (each nest's two
 inner loops split by powers of two, their tiling order, parallel and
-vectorize knobs: 153,664 points). ``--space matmul`` takes
+vectorize knobs: 153,664 points). ``--space 2mm`` takes two matrix
+products in a row (``tune_kernels.two_mm``, fp64) under the same template:
+three nests with knobs of their own (60 million points), fast only where
+both products are well tiled. ``--space matmul`` takes
 ``polyop.ops.matmul``'s tiling knobs instead (fp32), where most points are
 within 5 % of the best.
 
@@ -28,13 +31,16 @@ The best known is robust to a lucky timing: ``--retime TOP`` re-times the
 TOP best distinct points of all runs, and every run's incumbents (after each
 trial, the point with the best figure so far: what the tuner would return if
 stopped there), in ``--rounds`` interleaved rounds; the best known is the
-best median over rounds. Reported per run and strategy: the trials to within
-5 % and 10 % of it (the tuner's median-of-repeats figures against the
-re-timed best known), the trials until the incumbent itself re-times to
-within 5 % (a run is judged by what it returns, not by its luckiest
-figure), the area under the best-so-far curve (its mean over the trials
-over the best known), and one-sided Mann-Whitney p-values of model against
-random.
+best median over rounds. ``--floor F`` leaves out the incumbents recorded
+below F times the best figure, which keep their recorded figure. Reported
+per run and strategy: the trials to within 5 % and 10 % of it (the tuner's
+median-of-repeats figures against the re-timed best known), the trials
+until the incumbent itself re-times to within 5 % (a run is judged by what
+it returns, not by its luckiest figure), the area under the best-so-far
+curve (its mean over the trials over the best known), and one-sided
+p-values of model against random: Mann-Whitney's over the runs, and
+Wilcoxon's signed-rank test over the seed pairs (a seed gives both
+strategies the same random warm-up).
 
 With ``--confirm K`` each run ends with the tuner's own re-timing
 (``tune(..., confirm=K)``: its K fastest points timed again in 3 rounds, the
@@ -42,7 +48,7 @@ best median handed back); that point is re-timed with the others, and its
 figure is reported per run (``confirmed_final_gflops``), next to what the
 plain incumbent re-times at.
 
-Run: ``python benchmarks/tune_model_vs_random.py [--space gemm] [--n 256]
+Run: ``python benchmarks/tune_model_vs_random.py [--space gemm|2mm|matmul] [--n 256]
 [--trials 32] [--seeds 0 1 2 3 4] [--strategies random model] [--conditions TEXT]``,
 then ``python benchmarks/tune_model_vs_random.py --retime 10 [--n 256]``.
 """
@@ -97,11 +103,21 @@ def make_task(args):
         from polyop.tune.ops_tasks import matmul_task
 
         return matmul_task(args.n, args.n, args.n)
-    from polyop.demo import gemm
     from polyop.tune import KernelTask, default_template
 
     n = args.n
+    if args.space == "2mm":
+        from tune_kernels import two_mm
+
+        return KernelTask(default_template, two_mm, {"n": n})
+    from polyop.demo import gemm
+
     return KernelTask(default_template, gemm, {"ni": n, "nj": n, "nk": n})
+
+
+def flops(space: str, n: int) -> float:
+    """Floating-point operations of one run of the task (its GFLOP/s figures)."""
+    return (4 if space == "2mm" else 2) * n ** 3
 
 
 def run(args, out: Path) -> None:
@@ -139,15 +155,15 @@ def run(args, out: Path) -> None:
                                 if (x["strategy"], x["seed"]) != (strategy, seed)]
                 data["runs"].append({
                     "strategy": strategy, "seed": seed, "seconds": round(time.time() - t0, 1),
-                    "gflops": [round(2 * n ** 3 / x.seconds / 1e9, 3) if x.ok else None
+                    "gflops": [round(flops(args.space, n) / x.seconds / 1e9, 3) if x.ok else None
                                for x in measured],
                     "knobs": [x.knobs for x in measured],
                     "stopped_early": [bool(x.phases.get("stopped_early")) for x in measured],
                     # what tune(..., confirm=K) handed back, after its re-timing
                     "confirm": args.confirm,
                     "confirmed_knobs": r.best.knobs if args.confirm and r.best else None})
-                print(f"{strategy} seed {seed}: best {2 * n ** 3 / r.best_seconds / 1e9:.2f} "
-                      "GFLOP/s "
+                best = flops(args.space, n) / r.best_seconds / 1e9
+                print(f"{strategy} seed {seed}: best {best:.2f} GFLOP/s "
                       f"({time.time() - t0:.0f} s)", flush=True)
                 out.write_text(json.dumps(data, indent=1) + "\n")  # a partial run counts
 
@@ -168,31 +184,42 @@ def _key(knobs: dict) -> str:
     return json.dumps(knobs, sort_keys=True)
 
 
-def retime(args, out: Path, top: int = 10, rounds: int = 5) -> None:
+def recorded(runs: list[dict]) -> dict[str, tuple[float, dict]]:
+    """Each distinct point's best figure in the runs, with its knobs."""
+    seen: dict[str, tuple[float, dict]] = {}
+    for r in runs:
+        for g, k, s in zip(r["gflops"], r["knobs"], r["stopped_early"]):
+            key = _key(k)
+            if g is not None and not s and g > seen.get(key, (0.0, None))[0]:
+                seen[key] = (g, k)
+    return seen
+
+
+def retime(args, out: Path, top: int = 10, rounds: int = 5, floor: float = 0.0) -> None:
     """Re-time, in ``rounds`` interleaved rounds (each round times every
     point once, as the median of its repeats, in a shuffled order), the
     ``top`` distinct best points of all runs and every run's incumbents,
     and record each point's median over rounds as ``retimed``. The best
     known is the best of those medians, not one lucky measurement; and a
     run is judged by what its incumbent really runs at (``summarise``), not
-    by the luckiest measurement it made."""
+    by the luckiest measurement it made. Incumbents recorded below ``floor``
+    times the best figure are left out (``summarise`` takes their recorded
+    figure): on a steady machine they cannot re-time within 5 % of the
+    best, and dozens of runs hold hundreds of them."""
     from polyop.tune import LocalRunner
 
     data = json.loads(out.read_text())
-    seen: dict[str, tuple[float, dict]] = {}
-    for r in data["runs"]:
-        for g, k, s in zip(r["gflops"], r["knobs"], r["stopped_early"]):
-            key = _key(k)
-            if g is not None and not s and g > seen.get(key, (0.0, None))[0]:
-                seen[key] = (g, k)
+    args.space, args.n = data.get("space", "gemm"), data["n"]  # the runs', whatever was given
+    seen = recorded(data["runs"])
     best = sorted(seen.values(), key=lambda x: -x[0])[:top]
     chosen = {_key(k) for _, k in best}
+    cut = floor * best[0][0]
     for r in data["runs"]:
         for k in incumbents(r) + [r.get("confirmed_knobs")]:
-            if k is not None and _key(k) not in chosen:
+            if k is not None and _key(k) not in chosen and seen.get(_key(k), (0.0,))[0] >= cut:
                 chosen.add(_key(k))
                 best.append(seen.get(_key(k), (0.0, k)))
-    task, n = make_task(args), data["n"]
+    task, n = make_task(args), args.n
     rng = np.random.default_rng(0)
     timed: list[list[float]] = [[] for _ in best]
     with LocalRunner(workers=args.workers, timeout=120, repeats=5,
@@ -201,12 +228,12 @@ def retime(args, out: Path, top: int = 10, rounds: int = 5) -> None:
             order = [int(x) for x in rng.permutation(len(best))]
             for pos, res in runner.run(task, [best[k][1] for k in order]):
                 if res["status"] == "ok":
-                    timed[order[pos]].append(2 * n ** 3 / res["seconds"] / 1e9)
+                    timed[order[pos]].append(flops(args.space, n) / res["seconds"] / 1e9)
     data["retimed"] = [{"knobs": k, "recorded_gflops": g,
                         "retimed_gflops": [round(x, 3) for x in t],
                         "median_gflops": round(statistics.median(t), 3) if t else None}
                        for (g, k), t in zip(best, timed)]
-    data["retime"] = {"top": top, "rounds": rounds, "points": len(best),
+    data["retime"] = {"top": top, "rounds": rounds, "points": len(best), "floor": floor,
                       "loadavg": hostinfo.loadavg()}
     out.write_text(json.dumps(data, indent=1) + "\n")
     for x in data["retimed"][:top]:
@@ -232,6 +259,8 @@ def summarise(out: Path, figure: Path | None) -> None:
                          if g is not None and not s)
     summary = {}
     really = {_key(x["knobs"]): x["median_gflops"] for x in data.get("retimed", [])}
+    if data.get("retime", {}).get("floor"):  # points below it keep their recorded figure
+        really = {**{key: g for key, (g, _) in recorded(runs).items()}, **really}
     held = [incumbents(r) for r in runs]
     judged = bool(really) and all(k is None or _key(k) in really for ks in held for k in ks)
     for r, ks in zip(runs, held):
@@ -289,7 +318,8 @@ def summarise(out: Path, figure: Path | None) -> None:
                     "re-times to >= 0.95 x best known; confirmed_final_gflops: the re-timed "
                     "figure of the point tune(..., confirm=K) handed back after the last "
                     "trial; "
-                    "tests: one-sided Mann-Whitney U, model better than random; no "
+                    "tests: one-sided Mann-Whitney U, model better than random (paired_: "
+                    "Wilcoxon signed-rank over seeds, ties left out); no "
                     "heuristic point seeded (initial=False)")
     out.write_text(json.dumps(data, indent=1) + "\n")
     for s, v in summary.items():
@@ -308,8 +338,11 @@ def summarise(out: Path, figure: Path | None) -> None:
 
 
 def _tests(runs: list[dict], trials: int, judged: bool) -> dict:
-    """One-sided Mann-Whitney U p-values: does model beat random on each measure?"""
-    from scipy.stats import mannwhitneyu
+    """One-sided p-values: does model beat random on each measure? Mann-Whitney U
+    over the runs, and (``paired_*``) Wilcoxon's signed-rank test over the seeds
+    both strategies ran: a seed gives both the same random warm-up, so a pair
+    that met a good point there ties, and the test leaves ties out."""
+    from scipy.stats import mannwhitneyu, wilcoxon
 
     out = {}
     measures = [("trials_to_within_5pct", "less"), ("trials_to_within_10pct", "less"),
@@ -325,6 +358,13 @@ def _tests(runs: list[dict], trials: int, judged: bool) -> dict:
                     for r in runs if r["strategy"] == s]
         out[key] = round(float(mannwhitneyu(vals("model"), vals("random"),
                                             alternative=better).pvalue), 4)
+        by_seed = {(r["strategy"], r["seed"]): (r[key] if r[key] is not None else trials + 1)
+                   for r in runs}
+        diffs = [by_seed["model", seed] - by_seed["random", seed]
+                 for strategy, seed in by_seed
+                 if strategy == "model" and ("random", seed) in by_seed]
+        if any(diffs):
+            out[f"paired_{key}"] = round(float(wilcoxon(diffs, alternative=better).pvalue), 4)
     return out
 
 
@@ -363,7 +403,7 @@ def _figure(data: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--space", choices=["gemm", "matmul"], default="gemm")
+    ap.add_argument("--space", choices=["gemm", "2mm", "matmul"], default="gemm")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--workers", type=int, default=2,
                     help="measuring processes (1: no build beside a timing)")
@@ -376,6 +416,8 @@ def main() -> None:
     ap.add_argument("--retime", type=int, default=0, metavar="TOP",
                     help="only re-time the TOP best distinct points of --out, then summarise")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --retime")
+    ap.add_argument("--floor", type=float, default=0.0,
+                    help="--retime leaves out incumbents recorded below FLOOR x the best")
     ap.add_argument("--conditions", default=None, help="what else ran on the machine")
     ap.add_argument("--confirm", type=int, default=0, metavar="K",
                     help="tune(..., confirm=K): re-time the K fastest points of each run "
@@ -383,7 +425,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     if args.retime:
-        retime(args, out, args.retime, args.rounds)
+        retime(args, out, args.retime, args.rounds, args.floor)
     elif not args.summarise:
         run(args, out)
     summarise(out, Path(args.figure) if args.figure else None)
