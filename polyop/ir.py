@@ -22,7 +22,9 @@ Loop-nest statements:
   (``polyop.Schedule.tensorize``), arrays passed by address.
 
 A ``Function`` is a whole lowered kernel: its parameters, its 0-d temporaries
-and the body. All nodes are immutable; passes build new trees.
+and the body. All nodes are immutable; passes build new trees (``walk``,
+``map_children``; ``find_loop`` and ``map_loop`` find and replace a loop of a
+nest by its name or its schedule loop's id).
 
 Example::
 
@@ -330,3 +332,55 @@ def speculatable(e) -> bool:
         if isinstance(n, Bin) and n.op in ("div", "fdiv", "mod") and not n.dtype.is_float:
             return False
     return True
+
+
+# -- finding and replacing a loop -----------------------------------------------------------
+
+def is_loop(node: For, name: str, ident: str | None = None) -> bool:
+    """Whether ``node`` is the loop asked for: the schedule loop ``ident``
+    where the loop IR knows which one it is (``For.loop_id``; loops of
+    other nests may share a name), else the loop named ``name``."""
+    if ident is not None and node.loop_id is not None:
+        return node.loop_id == ident
+    return node.var == name
+
+
+def find_loop(node, name, loops=(), conds=(), ident: str | None = None):
+    """(the first loop ``name``, the loops and guards around it) or ``None``
+    (``ident``: see ``is_loop``)."""
+    if isinstance(node, For):
+        if is_loop(node, name, ident):
+            return node, loops, conds
+        return find_loop(node.body, name, loops + (node,), conds, ident)
+    if isinstance(node, If):
+        return find_loop(node.then, name, loops, conds + (node.cond,), ident) or (
+            None if node.else_ is None else find_loop(node.else_, name, loops,
+                                                      conds + (Not(node.cond),), ident))
+    if isinstance(node, Block):
+        for s in node.stmts:
+            hit = find_loop(s, name, loops, conds, ident)
+            if hit is not None:
+                return hit
+    return None
+
+
+def map_loop(node, name: str, fn, loops=(), conds=(), ident: str | None = None):
+    """``node`` with every loop ``name`` replaced by ``fn(loop, loops, conds)``
+    (the loops and guards around it): isl may generate a loop more than once
+    (a full tile and a partial one). ``ident``: see ``is_loop``."""
+    if isinstance(node, For):
+        if is_loop(node, name, ident):
+            return fn(node, loops, conds)
+        return replace(node, body=map_loop(node.body, name, fn, loops + (node,), conds, ident))
+    if isinstance(node, If):
+        return If(node.cond, map_loop(node.then, name, fn, loops, conds + (node.cond,), ident),
+                     None if node.else_ is None else
+                     map_loop(node.else_, name, fn, loops, conds + (Not(node.cond),), ident))
+    if isinstance(node, Block):
+        return Block(tuple(map_loop(s, name, fn, loops, conds, ident) for s in node.stmts))
+    return node
+
+
+def replace_loop(node, name: str, new, ident: str | None = None):
+    """``node`` with the loop ``name`` (``ident``: see ``is_loop``) replaced by ``new``."""
+    return map_loop(node, name, lambda *_: new, ident=ident)

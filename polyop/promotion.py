@@ -344,56 +344,6 @@ def _union(sets):
 
 # -- the loop IR rewrite --------------------------------------------------------------------
 
-def is_loop(node: ir.For, name: str, ident: str | None = None) -> bool:
-    """Whether ``node`` is the loop asked for: the schedule loop ``ident``
-    where the loop IR knows which one it is (``ir.For.loop_id``; loops of
-    other nests may share a name), else the loop named ``name``."""
-    if ident is not None and node.loop_id is not None:
-        return node.loop_id == ident
-    return node.var == name
-
-
-def find_loop(node, name, loops=(), conds=(), ident: str | None = None):
-    """(the first loop ``name``, the loops and guards around it) or ``None``
-    (``ident``: see ``is_loop``)."""
-    if isinstance(node, ir.For):
-        if is_loop(node, name, ident):
-            return node, loops, conds
-        return find_loop(node.body, name, loops + (node,), conds, ident)
-    if isinstance(node, ir.If):
-        return find_loop(node.then, name, loops, conds + (node.cond,), ident) or (
-            None if node.else_ is None else find_loop(node.else_, name, loops,
-                                                      conds + (ir.Not(node.cond),), ident))
-    if isinstance(node, ir.Block):
-        for s in node.stmts:
-            hit = find_loop(s, name, loops, conds, ident)
-            if hit is not None:
-                return hit
-    return None
-
-
-def map_loop(node, name: str, fn, loops=(), conds=(), ident: str | None = None):
-    """``node`` with every loop ``name`` replaced by ``fn(loop, loops, conds)``
-    (the loops and guards around it): isl may generate a loop more than once
-    (a full tile and a partial one). ``ident``: see ``is_loop``."""
-    if isinstance(node, ir.For):
-        if is_loop(node, name, ident):
-            return fn(node, loops, conds)
-        return replace(node, body=map_loop(node.body, name, fn, loops + (node,), conds, ident))
-    if isinstance(node, ir.If):
-        return ir.If(node.cond, map_loop(node.then, name, fn, loops, conds + (node.cond,), ident),
-                     None if node.else_ is None else
-                     map_loop(node.else_, name, fn, loops, conds + (ir.Not(node.cond),), ident))
-    if isinstance(node, ir.Block):
-        return ir.Block(tuple(map_loop(s, name, fn, loops, conds, ident) for s in node.stmts))
-    return node
-
-
-def replace_loop(node, name: str, new, ident: str | None = None):
-    """``node`` with the loop ``name`` (``ident``: see ``is_loop``) replaced by ``new``."""
-    return map_loop(node, name, lambda *_: new, ident=ident)
-
-
 def simplify(e: ir.Expr) -> ir.Expr:
     """``e`` rewritten by isl (quasi-affine), else as it is."""
     free = sorted({v.name for v in ir.walk(e) if isinstance(v, ir.Var)})
@@ -553,7 +503,7 @@ def promote_function(fn: ir.Function, requests: Sequence[Request],
         if r.name in taken:
             raise ScheduleError(f"{what}: the buffer's name {r.name} is taken in kernel "
                                 f"{fn.name}; give another one (name=...)")
-        if find_loop(body, r.at, ident=r.loop) is None:
+        if ir.find_loop(body, r.at, ident=r.loop) is None:
             raise ScheduleError(f"{what}: there is no loop {r.at} in the generated code of "
                                 f"{fn.name} (an unrolled loop is none: promote at a loop "
                                 "around it)")
@@ -583,7 +533,7 @@ def promote_function(fn: ir.Function, requests: Sequence[Request],
                 raise ScheduleError(str(e).replace(f"promotion of {r.array}", what, 1)) \
                     from None
 
-        body = map_loop(body, r.at, one, ident=r.loop)
+        body = ir.map_loop(body, r.at, one, ident=r.loop)
         if not sizes:
             raise ScheduleError(f"{what}: no access to {r.array} under the loop")
         shape = tuple(max(s[d] for s in sizes) for d in range(len(sizes[0])))

@@ -65,8 +65,6 @@ from polyop.promotion import (
     Request,
     _footprint,
     copy_element,
-    find_loop,
-    replace_loop,
     requests_from_schedule,
     rewrite,
 )
@@ -96,7 +94,7 @@ def promote_program(prog: GpuProgram, requests: list[Request], target,
     # a request names its loop by its variable, which loops of other kernels
     # may share (a nest distributed, then each copy split): a request for one
     # array goes to the kernels with that loop that access the array
-    found = {r: [k for k in prog.kernels if find_loop(k.body, r.at, ident=r.loop) is not None]
+    found = {r: [k for k in prog.kernels if ir.find_loop(k.body, r.at, ident=r.loop) is not None]
              for r in requests}
     for k in prog.kernels:
         mine = [r for r in requests if k in found[r] and
@@ -166,7 +164,7 @@ def _promote_kernel(k: Kernel, requests: list[Request], target, context=None) ->
     block = _block_sizes(k, params, context)
     k = replace(k, block=tuple(ir.Const(b) for b in block))
     for r in requests:
-        at, loops, conds = find_loop(k.body, r.at, ident=r.loop)
+        at, loops, conds = ir.find_loop(k.body, r.at, ident=r.loop)
         if r.auto:
             for name in _auto_arrays(k, at, loops, conds, params, arrays, r, target):
                 k = _apply(k, Request(name, r.at, "shared", f"{name}_shared", loop=r.loop),
@@ -196,19 +194,19 @@ def _close(k: Kernel, at: str, ident: str | None = None) -> Kernel:
     closing barrier keeps every region between two barriers, which it
     handles. Only for OpenCL: on CUDA the proof alone places barriers.
     """
-    loop = find_loop(k.body, at, ident=ident)[0]
+    loop = ir.find_loop(k.body, at, ident=ident)[0]
     stmts = loop.body.stmts if isinstance(loop.body, ir.Block) else (loop.body,)
     last = stmts[-1]
     while isinstance(last, ir.Block) and last.stmts:
         last = last.stmts[-1]
     if not any(isinstance(n, Barrier) for n in walk(loop.body)) or isinstance(last, Barrier):
         return k
-    return replace(k, body=replace_loop(k.body, at, replace(
+    return replace(k, body=ir.replace_loop(k.body, at, replace(
         loop, body=ir.Block(tuple(stmts) + (Barrier(),))), ident))
 
 
 def _apply(k: Kernel, r: Request, params, arrays, target=None) -> Kernel:
-    at, loops, conds = find_loop(k.body, r.at, ident=r.loop)
+    at, loops, conds = ir.find_loop(k.body, r.at, ident=r.loop)
     if r.scope == "local":
         from .registers import promote_local
         return promote_local(k, r, at, loops, conds, params, arrays)
@@ -237,7 +235,7 @@ def _apply(k: Kernel, r: Request, params, arrays, target=None) -> Kernel:
 
     k = replace(k, shared=k.shared + ((r.name, dtype, shape),))
     new = rewrite(at, r, fp, dtype, gshape, copier)
-    return replace(k, body=replace_loop(k.body, r.at, new, r.loop))
+    return replace(k, body=ir.replace_loop(k.body, r.at, new, r.loop))
 
 
 def _column_access(node, array: str, k: Kernel) -> bool:

@@ -56,7 +56,7 @@ from polyop import ir
 from polyop.errors import ScheduleError
 from polyop.kinds import LoopKind
 from polyop.polyhedra import Names, NotAffine, exists, largest, path_constraints
-from polyop.promotion import _footprint, replace_loop, rewrite, serial_copier
+from polyop.promotion import _footprint, rewrite, serial_copier
 
 from .kernel_ir import Barrier, Kernel
 
@@ -100,7 +100,7 @@ def promote_local(k: Kernel, r, at: ir.For, loops, conds, params, arrays) -> Ker
     new = rewrite(at, r, fp, dtype, gshape, copier,
                   lambda body: unroll_micro_tile(body, r.name, (*loops, at), conds, params))
     k = replace(k, temps=k.temps + ((r.name, dtype, fp.size),))
-    return replace(k, body=replace_loop(k.body, r.at, new, r.loop))
+    return replace(k, body=ir.replace_loop(k.body, r.at, new, r.loop))
 
 
 def _thread_loops(at: ir.For, array: str, where: str, known: set[str]) -> tuple[ir.For, ...]:
