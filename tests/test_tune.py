@@ -373,6 +373,30 @@ def test_confirmation_hands_back_the_best_median_not_a_lucky_figure(tmp_path):
     assert more.calls == {2: 1, 4: 1}
 
 
+class HeuristicTask(KernelTask):
+    """``tj_template`` whose heuristic point is ``tj = 8``."""
+
+    def initial_points(self) -> list[dict]:
+        return [{"tj": [8]}]
+
+
+def test_confirmation_times_the_heuristic_point_again_too():
+    # the heuristic's tj = 8 met a slow moment in the search (1.0 s) and runs
+    # 0.7 s after; tj = 2's one fast figure (0.5 s) was luck
+    times = {1: [2.0], 2: [0.5, 1.2, 1.2], 4: [0.9], 8: [1.0, 0.7, 0.7]}
+    runner = ScriptedRunner(times)
+    r = tune(HeuristicTask(tj_template, mm, {"n": 8}), strategy="grid", trials=4,
+             progress=False, runner=runner, confirm=1, confirm_rounds=2)
+    assert r.records[0].knobs["tj"] == [8]  # measured first
+    assert sorted({x.knobs["tj"][0] for x in r.confirmations}) == [2, 8]
+    assert r.best.knobs["tj"] == [8] and r.best_seconds == 0.7
+    assert runner.calls == {1: 1, 2: 3, 4: 1, 8: 3}
+    # a search from scratch has no heuristic point to time again
+    r = tune(HeuristicTask(tj_template, mm, {"n": 8}), strategy="grid", trials=4,
+             progress=False, runner=ScriptedRunner(times), confirm=1, initial=False)
+    assert {x.knobs["tj"][0] for x in r.confirmations} == {2}
+
+
 def test_confirmation_rules_out_a_point_whose_re_timing_fails():
     times = {1: [2.0], 2: [0.5, None], 4: [0.8], 8: [1.5]}
     r = tune(tj_template, kernel=mm, sizes={"n": 8}, strategy="grid", trials=4,
