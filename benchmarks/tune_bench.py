@@ -185,17 +185,19 @@ def conv_main(args) -> None:
             x = rng.random((C, H, H), dtype=np.float32) - 0.5
             w = rng.random((F, C, R, R), dtype=np.float32) - 0.5
             # the tuning's best time is the luckiest of many noisy ones: its
-            # finalists (best three) are timed again, interleaved, to pick the
-            # tuned tiling; the comparison below is timed afresh
+            # finalists (best three, and the default, as tune(..., confirm=K)
+            # does) are timed again, interleaved, to pick the tuned tiling; the
+            # comparison below is timed afresh
+            default_tiling = ConvTiling.default(shape, "float32", 1)
             ok = sorted((x_ for x_ in r.records if x_.ok), key=lambda x_: x_.seconds)
             finalists = list(dict.fromkeys(
                 task.tiling(space.get(space.index_of(x_.knobs))) for x_ in ok))[:args.finalists]
+            finalists += [default_tiling] if default_tiling not in finalists else []
             fin_ops = {k: build(t) for k, t in enumerate(finalists)}
             buf = np.empty(shape.arrays()["out"], np.float32)
             picked = _interleaved({k: (lambda op=op, x=x, w=w, o=buf: op(x, w, o))
                                    for k, op in fin_ops.items()}, args.rounds)
             tuned_tiling = finalists[min(picked, key=lambda k: statistics.median(picked[k]))]
-            default_tiling = ConvTiling.default(shape, "float32", 1)
             ops = {"default": build(default_tiling), "tuned": build(tuned_tiling)}
             tx, tw = torch.from_numpy(x[None]), torch.from_numpy(w)
             want = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=R // 2)[0].numpy()
@@ -237,8 +239,9 @@ def conv_main(args) -> None:
                  "the final comparison interleaves default, tuned and torch, one "
                  f"timing of each per round, {args.rounds} rounds; gflops_median is the "
                  "median over rounds. The tuned tiling is the best of the tuning's "
-                 f"{args.finalists} best points timed again in {args.rounds} interleaved "
-                 "rounds (the default is trial 0 of every tuning). "
+                 f"{args.finalists} best points and the default timed again in "
+                 f"{args.rounds} interleaved rounds (the default is also trial 0 of every "
+                 "tuning). "
                  "NCHW, batch 1, fp32, one thread; OPENBLAS_CORETYPE "
                  "and OPENBLAS_L2_SIZE unset"),
         "strategy": "model", "trials_per_layer": args.conv_trials, "seed": args.seed,
@@ -280,7 +283,8 @@ def main() -> None:
     ap.add_argument("--layers", nargs="*", help="only these layers (names as printed)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --conv")
     ap.add_argument("--finalists", type=int, default=3,
-                    help="--conv: the tuning's best points timed again to pick the tuned one")
+                    help="--conv: the tuning's best points timed again, with the default, "
+                         "to pick the tuned one")
     ap.add_argument("--recheck", default=None, metavar="JSON",
                     help="time numpy, shipped and the best tuned GEMM again, interleaved")
     args = ap.parse_args()
