@@ -13,18 +13,18 @@ With ``confirm=K`` the search ends with a re-timing: the ``K`` fastest
 points are timed again in ``confirm_rounds`` interleaved rounds (each round
 builds every point afresh in a measuring process, then times them one after
 the other), and the best is the point with the lowest median over its search
-figure and its rounds (``polyop.tune.records.best_record``). The task's own
-heuristic point (``initial=True``) is timed again with them, whatever its
-search figure: otherwise a point whose one figure was lucky could be handed
-back although it runs slower than the heuristic's choice (seen on Zen 4:
-two ResNet-50 layers' tuned tilings, 7 % ahead of the default in the search,
-ran 4 % behind it timed again). On a machine
+figure and its rounds (``polyop.tune.records.best_record``). On a machine
 whose speed drifts, the search's fastest figure is often a lucky one: a
 point a few per cent slower that happened to meet a fast moment beats a
-better point, and the tuner would hand back the lucky one. The re-timing
-costs ``K * confirm_rounds`` measurements more than the trials, and its
-records are logged (``confirm`` set to the round) and resumed like the
-trials.
+better point, and the tuner would hand back the lucky one. The task's own
+heuristic point (``initial=True``) is timed again with them, whatever its
+search figure, so that a lucky point is not handed back although it runs
+slower than the heuristic's choice (seen on Zen 4: two ResNet-50 layers'
+tuned tilings, 7 % ahead of the default in the search, ran 4 % behind it
+timed again). The re-timing costs ``K * confirm_rounds`` measurements more
+than the trials (and a round's more for the heuristic's point when it is not
+among the ``K``), and its records are logged (``confirm`` set to the round)
+and resumed like the trials.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def tune(k_or_template, *, kernel=None, sizes: dict | None = None, target: str =
     seen: set[int] = set()
     first_illegal: str | None = None
     start = _initial(task, space) if initial else []
-    heuristic = list(start)
+    heuristic = tuple(start)
     bar = _progress(trials, progress, task.key)
     try:
         while legal < trials and illegal < max_illegal:
@@ -259,7 +259,7 @@ def _record(task: Task, res: dict, trial: int, knobs: dict, trace: list, common:
 
 def _confirm(task: Task, space, result: TuneResult, runner: Runner, top: int, rounds: int,
              done: dict[tuple[int, int], Record], log, common: dict, bar=None,
-             also: list[int] = ()) -> None:
+             also: tuple[int, ...] = ()) -> None:
     """Time the ``top`` fastest points of the search and the points ``also``
     (the heuristic's, where measured) again, ``rounds`` times, interleaved
     (module docstring); rounds already in the log are reused."""
