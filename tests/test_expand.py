@@ -12,23 +12,13 @@ import pytest
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
 from tests.kernels import compare
+from tests.polybench.blas import kernel_symm as symm
 
 RNG = np.random.default_rng(11)
 
 
 def ints(shape, lo=-9, hi=10):
     return RNG.integers(lo, hi, shape).astype("float64")
-
-
-@polyop.kernel
-def symm(m: int, n: int, alpha: "f64", C: "f64[m, n]", A: "f64[m, m]", B: "f64[m, n]"):
-    for i in range(m):
-        for j in range(n):
-            temp2 = 0.0
-            for k in range(i):
-                C[k, j] += alpha * B[i, j] * A[i, k]
-                temp2 += B[k, j] * A[i, k]
-            C[i, j] = 2.0 * C[i, j] + alpha * temp2
 
 
 @polyop.kernel
@@ -59,7 +49,7 @@ def rows(n: int, m: int, A: "f64[n, m]", out: "f64[n, m]"):
 
 
 def symm_args(m, n):
-    return {"m": m, "n": n, "alpha": 3.0, "C": ints((m, n)), "A": ints((m, m)),
+    return {"m": m, "n": n, "alpha": 3.0, "beta": 2.0, "C": ints((m, n)), "A": ints((m, m)),
             "B": ints((m, n))}
 
 
