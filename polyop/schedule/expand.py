@@ -74,11 +74,11 @@ from .. import ir
 from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
 from ..instances import sample_pair
-from ..isl_ir import NotAnIndexError, fresh_name, index_text, program_names, pw_aff_to_ir
+from ..isl_ir import fresh_name, index_text, program_names
 from ..printer import expr_to_c
 from ..program import Access, Argument, Array, Program, Statement, union_all
 from .handles import Loop
-from .rfactor import loop_range
+from .rfactor import loop_index, loop_range
 from .state import primitive
 
 
@@ -226,19 +226,8 @@ def _expanded(program: Program, array: str, users: list[Statement], kept: bool,
             continue
         lead, lead_map = [], None
         for k, lp in enumerate(loops):
-            shift = lows[k].pullback_multi_aff(isl.MultiAff.zero(
-                isl.Space.map_from_domain_and_range(s.domain.get_space(),
-                                                    lows[k].get_domain_space())))
-            pa = isl.PwMultiAff.from_map(values[s.name][k]).get_pw_aff(0).sub(shift) \
-                .gist(s.domain)
-            if pa.n_piece() != 1:
-                raise ScheduleError(f"{what}: the value of loop {lp.name} is not one affine "
-                                    f"function of {s.name}'s iterators ({pa})")
-            try:
-                lead.append(pw_aff_to_ir(pa, s.iterators, within=s.domain.intersect_params(ctx)))
-            except NotAnIndexError as err:
-                raise ScheduleError(f"{what}: the value of loop {lp.name} is not an affine "
-                                    f"index expression: {err}") from None
+            pa, index = loop_index(values[s.name][k], lows[k], s, ctx, lp.name, what)
+            lead.append(index)
             m = isl.Map.from_pw_aff(pa)
             lead_map = m if lead_map is None else lead_map.flat_range_product(m)
         statements.append(_rewritten(s, array, x_name, tuple(lead), lead_map))

@@ -341,17 +341,7 @@ class _Plan:
         x = program.arrays[red.array]
         ctx = program.context
         low, extent = loop_range(values.range(), ctx, loop, s.name, what)
-        shift = low.pullback_multi_aff(isl.MultiAff.zero(isl.Space.map_from_domain_and_range(
-            s.domain.get_space(), low.get_domain_space())))
-        l_pa = isl.PwMultiAff.from_map(values).get_pw_aff(0).sub(shift).gist(s.domain)
-        if l_pa.n_piece() != 1:
-            raise ScheduleError(f"{what}: the value of loop {loop} is not one affine "
-                                f"function of {s.name}'s iterators ({l_pa})")
-        try:
-            l_ir = pw_aff_to_ir(l_pa, s.iterators, within=s.domain.intersect_params(ctx))
-        except NotAnIndexError as err:
-            raise ScheduleError(f"{what}: the value of loop {loop} is not an affine index "
-                                f"expression: {err}") from None
+        l_pa, l_ir = loop_index(values, low, s, ctx, loop, what)
         w = s.writes[0].relation
         self.w_rf = isl.Map.from_pw_aff(l_pa).flat_range_product(w).set_tuple_name(
             isl.dim_type.out, self.rf)
@@ -466,6 +456,24 @@ def _tagged(rel: isl.UnionMap, tag: int, by_first: isl.Set | None = None) -> isl
                 .flat_range_product(first.reset_tuple_id(isl.dim_type.out))
         out = out.union(isl.UnionMap.from_map(m.flat_range_product(t)))
     return out
+
+
+def loop_index(values: isl.Map, low: isl.PwAff, s: Statement, context: isl.Set, loop: str,
+               what: str) -> tuple[isl.PwAff, ir.Expr]:
+    """The loop's value at each instance of ``s`` (``values``) less its lowest
+    value ``low`` (``loop_range``), as one affine function of ``s``'s
+    iterators and as an index expression (also ``expand``'s)."""
+    shift = low.pullback_multi_aff(isl.MultiAff.zero(isl.Space.map_from_domain_and_range(
+        s.domain.get_space(), low.get_domain_space())))
+    pa = isl.PwMultiAff.from_map(values).get_pw_aff(0).sub(shift).gist(s.domain)
+    if pa.n_piece() != 1:
+        raise ScheduleError(f"{what}: the value of loop {loop} is not one affine "
+                            f"function of {s.name}'s iterators ({pa})")
+    try:
+        return pa, pw_aff_to_ir(pa, s.iterators, within=s.domain.intersect_params(context))
+    except NotAnIndexError as err:
+        raise ScheduleError(f"{what}: the value of loop {loop} is not an affine index "
+                            f"expression: {err}") from None
 
 
 def loop_range(vals: isl.Set, context: isl.Set, loop: str, stmt: str,
