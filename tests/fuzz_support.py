@@ -592,9 +592,10 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
     sizes = full_sizes(case, parse_sizes(v.sizes))
     assert all(x >= 0 for x in sizes.values()), f"negative size in violation {v}"
     table = oracle_at(case, sizes)
-    # an expanded temporary X_x: its pairs are among the oracle's on X (which
-    # also has those of different iterations of the loops it was expanded over)
-    array = next((o.args[0] for o in accepted if o.name == "expand"
+    # an expanded temporary X_x (by an accepted expand, or by the refused one
+    # itself): its pairs are among the oracle's on X (which also has those of
+    # different iterations of the loops it was expanded over)
+    array = next((o.args[0] for o in (*accepted, op) if o.name == "expand"
                   and v.array.startswith(f"{o.args[0]}_x")), v.array)
     pairs = table.get((v.kind, array), set())
     assert (src, dst) in pairs, (
@@ -761,5 +762,6 @@ def replay(case_or_kernel, ops: list[Op], check: bool = True) -> polyop.Schedule
     return sch
 
 
-__all__ = ["CASES", "Case", "Op", "STATS", "draw_op", "fuzz_example", "loop_bands", "floyd",
-           "scale", "skew_clash", "parse_instance", "parse_sizes", "replay", "schedule_times"]
+__all__ = ["CASES", "Case", "Op", "STATS", "check_violation", "draw_op", "fuzz_example",
+           "loop_bands", "floyd", "scale", "skew_clash", "parse_instance", "parse_sizes", "replay",
+           "schedule_times"]

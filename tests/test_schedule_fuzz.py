@@ -14,6 +14,8 @@ from tests.fuzz_support import (
     CASES,
     STATS,
     Case,
+    Op,
+    check_violation,
     floyd,
     fuzz_example,
     scale,
@@ -156,3 +158,21 @@ def test_fuzz_found_isolation_request_for_a_fused_band():
         seidel2d_5pt.py_func(tsteps, n, want)
         f(tsteps, n, A)
         np.testing.assert_allclose(A, want, rtol=1e-12)
+
+
+# found by the slow fuzz run on temp_chain: expand(t, j) after parallel(i) is
+# refused (one t_x[j] for all i's threads would be a race) and its violation
+# names t_x, which the fuzzer's oracle knows as t: the fuzzer looked for the
+# expand among the accepted primitives only, not the refused one
+def test_fuzz_found_violation_of_a_refused_expand_names_the_new_array():
+    case = CASES["temp_chain"]
+    sch = polyop.Schedule(case.kernel)
+    parallel = Op("parallel", "S0", (0,))
+    parallel.apply(sch)
+    expand = Op("expand", "S0", (1,), ("t",))
+    with pytest.raises(IllegalScheduleError) as info:
+        expand.apply(sch)
+    assert info.value.array == "t_x" and info.value.kind == "RAW"
+    assert "loop i carries" in str(info.value)
+    for v in info.value.violations:
+        check_violation(case, [parallel], expand, v)
