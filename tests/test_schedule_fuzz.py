@@ -21,6 +21,7 @@ from tests.fuzz_support import (
     scale,
     seidel2d_5pt,
     skew_clash,
+    strided_band,
 )
 
 
@@ -176,3 +177,37 @@ def test_fuzz_found_violation_of_a_refused_expand_names_the_new_array():
     assert "loop i carries" in str(info.value)
     for v in info.value.violations:
         check_violation(case, [parallel], expand, v)
+
+
+# found by the slow fuzz run on strided_band (a stride-2 loop under an ``or``
+# guard): split by 3 twice with both inner loops unrolled, isl's code with
+# full tiles isolated lost S0[20, 19] at n = 21 in every variant of the tree;
+# validation caught it and the build failed. Now it asks isl again without
+# isolation, says so, and the code is right
+def test_fuzz_found_unrolled_strips_wrong_with_isolation_build_without_it():
+    sch = polyop.Schedule(strided_band)
+    sch.unroll(sch.get_loops("S0")[0], 3)
+    sch.unroll(sch.get_loops("S0")[0], 3)
+    with pytest.warns(UserWarning, match="missing S0.*without isolating full tiles"):
+        f = polyop.build(sch)
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 20, 21, 22, 24, 25, 39, 42):
+        A = rng.random((n, n))
+        want = A.copy()
+        strided_band.py_func(n, want)
+        f(n, A)
+        np.testing.assert_array_equal(A, want, err_msg=f"n={n}")
+
+
+def test_ways_to_ask_isl_drop_isolation_before_unrolling():
+    from polyop.pipeline import _attempts, lowering_plan
+    from polyop.schedule.plan import VARIANTS
+
+    sch = polyop.Schedule(scale)
+    sch.unroll(sch.get_loops("S0")[0], 2)
+    ways = _attempts(lowering_plan(sch), isolate=True)
+    assert ways == [(iso, unroll, v) for iso, unroll in ((True, True), (False, True),
+                                                         (False, False))
+                    for v in range(VARIANTS)]
+    assert _attempts(lowering_plan(polyop.Schedule(scale)), isolate=False) == \
+        [(False, True, v) for v in range(VARIANTS)]
