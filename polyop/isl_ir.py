@@ -21,7 +21,9 @@ inline, tensorize) and the AST generator agree on names and semantics:
   (the way back, IR → isl, goes through isl's parser); ``isl_text``: an
   affine expression or condition in isl's syntax with variables renamed
   (the GPU back end's guards and loop bounds).
-- ``plus_one``: an exclusive bound from an inclusive one, folded.
+- ``plus_one``: an exclusive bound from an inclusive one, folded;
+  ``constant_bound``: the least or greatest value of a piecewise function,
+  ``None`` where isl cannot give it.
 - ``fresh_name``/``identifier``: names for new statements, arrays, iterators.
 
 What cannot be one index expression (a piecewise function whose pieces no
@@ -367,6 +369,23 @@ def isl_text(e: ir.Expr, names: Mapping[str, str]) -> str:
                               "(or uses a name not given)")
 
     return text(e)
+
+
+def constant_bound(pa: isl.PwAff, which: str) -> isl.Val | None:
+    """``pa.min_val()`` (``which="min"``) or ``pa.max_val()`` (``"max"``): an
+    integer, a rational, infinity or NaN (empty); ``None`` where isl's ILP
+    refuses the function: a piece isl writes with a rational coefficient
+    (``m/2`` where ``m`` is even), as after a skew by 2 of a split loop.
+
+    >>> constant_bound(isl.PwAff("[m] -> { [(m - 2)] : 2 <= m <= 8 }"), "max")
+    Val("6")
+    >>> print(constant_bound(isl.PwAff("[m] -> { [(m/2)] : m mod 2 = 0 and m >= 2 }"), "max"))
+    None
+    """
+    try:
+        return pa.min_val() if which == "min" else pa.max_val()
+    except isl.Error:
+        return None
 
 
 def plus_one(e: ir.Expr) -> ir.Expr:

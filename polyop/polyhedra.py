@@ -28,7 +28,13 @@ from collections.abc import Iterable, Sequence
 import islpy as isl
 
 from polyop import ir
-from polyop.isl_ir import NotAnIndexError, isl_text, params_set_to_ir, pw_aff_to_ir
+from polyop.isl_ir import (
+    NotAnIndexError,
+    constant_bound,
+    isl_text,
+    params_set_to_ir,
+    pw_aff_to_ir,
+)
 from polyop.types import INDEX
 
 #: an expression outside isl's quasi-affine language (``polyop.isl_ir``'s error)
@@ -104,8 +110,8 @@ def largest(s: isl.Set) -> int | None:
     """
     if s.is_empty() or not s.is_bounded():
         return None
-    best = s.dim_max(0).max_val()
-    return int(best.to_python()) if best.is_int() else None
+    best = constant_bound(s.dim_max(0), "max")
+    return int(best.to_python()) if best is not None and best.is_int() else None
 
 
 def pw_to_ir(pa: isl.PwAff, names: Names) -> ir.Expr:

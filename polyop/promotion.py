@@ -67,6 +67,7 @@ import islpy as isl
 
 from . import ir
 from .errors import ScheduleError, TargetError
+from .isl_ir import constant_bound
 from .kinds import LoopKind
 from .polyhedra import Names, NotAffine, exists, path_constraints, pw_to_ir, set_to_ir
 from .schedule.tree import find_mark
@@ -329,8 +330,11 @@ def _affine_lower(lo: isl.PwAff, hi: isl.PwAff,
         if lo.n_piece() > 1 and not where.is_subset(lo.ge_set(cand)):
             continue
         diff = hi - cand
-        width = (diff if context is None else diff.intersect_params(context)).max_val()
-        if width.is_int() and (best[1] is None or int(width.to_python()) + 1 < best[1]):
+        width = constant_bound(diff if context is None else diff.intersect_params(context),
+                               "max")
+        if width is None or not width.is_int():
+            continue
+        if best[1] is None or int(width.to_python()) + 1 < best[1]:
             best = (cand, int(width.to_python()) + 1)
     return best
 

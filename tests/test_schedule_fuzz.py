@@ -211,3 +211,20 @@ def test_ways_to_ask_isl_drop_isolation_before_unrolling():
                     for v in range(VARIANTS)]
     assert _attempts(lowering_plan(polyop.Schedule(scale)), isolate=False) == \
         [(False, True, v) for v in range(VARIANTS)]
+
+
+# found by the slow fuzz run on temp_chain: after tile, skew by 2 and split,
+# the extent of j_inner has a piece isl writes as m/2 (m even there), which
+# isl's max_val refuses: expand crashed with a bare isl.Error
+def test_fuzz_found_expand_over_a_loop_with_a_rational_extent_piece():
+    sch = polyop.Schedule(CASES["temp_chain"].kernel)
+    i, j = sch.get_loops("S0")
+    sch.tile(i, j, 1, 4)
+    loops = sch.get_loops("S0")
+    sch.skew(loops[1], loops[3], 2)
+    sch.split(sch.get_loops("S0")[0], 1)
+    before = str(sch)
+    with pytest.raises(ScheduleError, match="extent of loop j_inner is not one affine.*"
+                       "expand over the inner loop"):
+        sch.expand("t", sch.get_loops("S0")[4])
+    assert str(sch) == before

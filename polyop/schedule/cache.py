@@ -78,6 +78,7 @@ from ..frontend.affine import AffineConverter, NotAffine
 from ..isl_ir import (
     NotAnIndexError,
     aff_to_ir,
+    constant_bound,
     fresh_name,
     index_text,
     plus_one,
@@ -311,7 +312,7 @@ class _Layout:
                 raise ScheduleError(f"{self.what}: cache index {d} "
                                     f"({index_text(self.exprs[d])}) can be negative")
             high = self.image.dim_max(d)
-            top = high.max_val() if not high.is_empty() else None
+            top = constant_bound(high, "max") if not high.is_empty() else None
             if top is not None and top.is_int():
                 ext: ir.Expr = ir.Const(top.to_python() + 1, INDEX)
             else:

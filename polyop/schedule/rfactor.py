@@ -94,6 +94,7 @@ from ..deps import dependences
 from ..errors import ScheduleError
 from ..isl_ir import (
     NotAnIndexError,
+    constant_bound,
     fresh_name,
     identifier,
     index_text,
@@ -484,22 +485,22 @@ def loop_range(vals: isl.Set, context: isl.Set, loop: str, stmt: str,
     low, high = vals.dim_min(0), vals.dim_max(0)
     low = low.coalesce()
     if low.n_piece() != 1:  # several pieces: the least value for all sizes, if any
-        least = low.min_val()
-        if not least.is_int():
+        least = constant_bound(low, "min")
+        if least is None or not least.is_int():
             raise ScheduleError(f"{what}: the lower bound of loop {loop} over {stmt} is not "
                                 f"one affine expression of the sizes ({low})")
         low = isl.PwAff.from_aff(isl.Aff.zero_on_domain(isl.LocalSpace.from_space(
             low.get_domain_space())).set_constant_val(least))
     extent = high.sub(low).add(isl.PwAff.from_aff(isl.Aff.zero_on_domain(
         isl.LocalSpace.from_space(low.get_domain_space())).set_constant_val(isl.Val(1))))
-    top = extent.max_val()
-    if top.is_int():
+    top = constant_bound(extent, "max")
+    if top is not None and top.is_int():
         return low, ir.Const(top.to_python(), INDEX)
     extent = extent.coalesce()
     if extent.n_piece() != 1:
         raise ScheduleError(f"{what}: the extent of loop {loop} is not one affine "
                             f"expression of the sizes ({extent}); split it by a constant "
-                            "and rfactor the inner loop")
+                            f"and {what.split('(')[0]} over the inner loop")
     try:
         return low, pw_aff_to_ir(extent, within=context)
     except NotAnIndexError as err:
