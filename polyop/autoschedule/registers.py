@@ -109,7 +109,7 @@ def register_tile(ctx, lead: str, inner_loops: list, coincident: set[str], lanes
         sch.cache_write(array, scope="local", at=co)
         from ..api import lower  # the promotion is exact or refused at lowering
 
-        lower(sch)
+        lower(sch, validate=False)  # (the build validates the final schedule's code)
     except ScheduleError as exc:
         sch.undo(len(sch.trace) - start)
         knob.refuse(exc)
