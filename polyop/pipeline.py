@@ -129,8 +129,8 @@ def _validated(plan: LoweringPlan, ast: isl.AstNode, isolate: bool) -> isl.AstNo
             first = first or e
             continue
         if first is not None and (iso, unroll) != (isolate, True):
-            dropped = "isolating full tiles" if unroll else \
-                f"unrolling {', '.join(plan.unrolled())}"
+            dropped = "isolating full tiles" + \
+                ("" if unroll else f" or unrolling {', '.join(plan.unrolled())}")
             warnings.warn(f"isl's code for {program.name} was wrong in every variant "
                           f"({first.problem} {first.instance}); generated without {dropped}",
                           stacklevel=5)
@@ -139,7 +139,7 @@ def _validated(plan: LoweringPlan, ast: isl.AstNode, isolate: bool) -> isl.AstNo
     raise first
 
 
-def _attempts(plan: LoweringPlan, isolate: bool):
+def _attempts(plan: LoweringPlan, isolate: bool) -> list[tuple[bool, bool, int]]:
     """``(isolate, unroll, variant)``: the ways to ask isl for a plan's code, in
     order. The variants of the tree first (``polyop.schedule.plan.ast_ready``);
     then, as isl has lost instances where unrolled loops meet isolated full
