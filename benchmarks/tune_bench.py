@@ -142,11 +142,14 @@ def _faster_p(fast: list[float], slow: list[float]) -> float:
 
 def _interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
     """Seconds per call of each of ``fns`` in ``rounds`` rounds, one timing of
-    each per round: a load that comes and goes hits all of them alike."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(_median_seconds(fn, repeats=3, min_seconds=0.05))
+    each per round, in reverse order every other round (as
+    ``peers.time_interleaved``): a load that comes and goes hits all of them
+    alike, and none always runs right after the same other one."""
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            times[name].append(_median_seconds(fns[name], repeats=3, min_seconds=0.05))
     return times
 
 
