@@ -339,7 +339,8 @@ for _name, (_s, _n) in _POLYBENCH.items():
 # -- recorded primitives ----------------------------------------------------------------------
 
 PRIMITIVES = ("split", "tile", "reorder", "interchange", "skew", "reverse", "shift",
-              "unroll", "vectorize", "parallel", "fuse", "fission", "compute_at", "expand")
+              "unroll", "vectorize", "parallel", "fuse", "fission", "compute_at",
+              "reverse_compute_at", "expand")
 
 
 @dataclass(frozen=True)
@@ -361,7 +362,7 @@ class Op:
         method = getattr(sch, self.name)
         if self.name == "expand":  # expand(array, *loops)
             return method(self.args[0], *handles)
-        if self.name in ("shift", "compute_at"):
+        if self.name in ("shift", "compute_at", "reverse_compute_at"):
             return method(self.stmt, *handles, *self.args)
         return method(*handles, *self.args)
 
@@ -372,7 +373,7 @@ class Op:
             hs.append(f"sch.get_loops({self.other[0]!r})[{self.other[1]}]")
         if self.name == "expand":
             call_args = [repr(self.args[0]), *hs]
-        elif self.name in ("shift", "compute_at"):
+        elif self.name in ("shift", "compute_at", "reverse_compute_at"):
             call_args = [repr(self.stmt), *hs, *map(repr, self.args)]
         else:
             call_args = [*hs, *map(repr, self.args)]
@@ -429,7 +430,7 @@ def draw_op(data, sch: polyop.Schedule) -> Op | None:
             return None
         a = data.draw(st.integers(0, n - 2))
         return Op(name, stmt, (a, a + 1))  # nested (refused unless the range is constant)
-    if name == "compute_at":
+    if name in ("compute_at", "reverse_compute_at"):
         if not others:
             return None
         o = data.draw(st.sampled_from(others))
