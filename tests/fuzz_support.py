@@ -340,7 +340,7 @@ for _name, (_s, _n) in _POLYBENCH.items():
 
 PRIMITIVES = ("split", "tile", "reorder", "interchange", "skew", "reverse", "shift",
               "unroll", "vectorize", "parallel", "fuse", "fission", "compute_at",
-              "reverse_compute_at", "expand", "rfactor")
+              "reverse_compute_at", "expand", "rfactor", "inline")
 
 
 @dataclass(frozen=True)
@@ -362,7 +362,7 @@ class Op:
         method = getattr(sch, self.name)
         if self.name == "expand":  # expand(array, *loops)
             return method(self.args[0], *handles)
-        if self.name in ("shift", "compute_at", "reverse_compute_at", "rfactor"):
+        if self.name in ("shift", "compute_at", "reverse_compute_at", "rfactor", "inline"):
             return method(self.stmt, *handles, *self.args)
         return method(*handles, *self.args)
 
@@ -373,22 +373,22 @@ class Op:
             hs.append(f"sch.get_loops({self.other[0]!r})[{self.other[1]}]")
         if self.name == "expand":
             call_args = [repr(self.args[0]), *hs]
-        elif self.name in ("shift", "compute_at", "reverse_compute_at", "rfactor"):
+        elif self.name in ("shift", "compute_at", "reverse_compute_at", "rfactor", "inline"):
             call_args = [repr(self.stmt), *hs, *map(repr, self.args)]
         else:
             call_args = [*hs, *map(repr, self.args)]
         return f"L = sch.get_loops({self.stmt!r}); sch.{self.name}({', '.join(call_args)})"
 
 
-def draw_op(data, sch: polyop.Schedule) -> Op | None:
-    """Draw a primitive with arguments over the current loops of ``sch``
-    (``None`` when no statement has a loop)."""
+def draw_op(data, sch: polyop.Schedule, names: tuple[str, ...] = PRIMITIVES) -> Op | None:
+    """Draw a primitive (one of ``names``) with arguments over the current
+    loops of ``sch`` (``None`` when no statement has a loop)."""
     with_loops = [s for s in sch.stmts if sch.get_loops(s)]
     if not with_loops:
         return None
     stmt = data.draw(st.sampled_from(with_loops), label="stmt")
     n = len(sch.get_loops(stmt))
-    name = data.draw(st.sampled_from(PRIMITIVES), label="primitive")
+    name = data.draw(st.sampled_from(names), label="primitive")
     idx = st.integers(0, n - 1)
     if name == "split":
         return Op(name, stmt, (data.draw(idx),), (data.draw(st.integers(1, 5)),))
@@ -446,6 +446,8 @@ def draw_op(data, sch: polyop.Schedule) -> Op | None:
         return Op(name, stmt, tuple(loops), (data.draw(st.sampled_from(temps)),))
     if name == "rfactor":  # usually refused: not a reduction, or not around this loop
         return Op(name, stmt, (data.draw(idx),))
+    if name == "inline":  # refused unless stmt computes a temporary read elsewhere
+        return Op(name, stmt, ())
     if name == "vectorize":  # usually the innermost loop, sometimes not (refused)
         k = n - 1 if data.draw(st.integers(0, 3)) else data.draw(idx)
         return Op(name, stmt, (k,))
@@ -591,7 +593,7 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
     """One violation of a refused primitive: oracle-confirmed, and really broken
     by the attempted schedule (replayed with ``check=False``)."""
     assert v.kind in ("RAW", "WAR", "WAW"), v
-    if rewritten(accepted) or op.name == "rfactor":
+    if rewritten([*accepted, op]):
         return  # statements and arrays the oracle of the kernel as written has not
     src, dst = parse_instance(v.source), parse_instance(v.sink)
     sizes = full_sizes(case, parse_sizes(v.sizes))
@@ -636,12 +638,13 @@ def check_violation(case: Case, accepted: list[Op], op: Op, v) -> None:
 
 
 def rewritten(accepted: list[Op]) -> bool:
-    """Whether an accepted primitive rewrote the reduction statements
-    (``rfactor``: its statement writes a new array, new ones combine it), so
-    that the oracle of the kernel as written no longer applies: the schedule's
-    own check and the run against CPython (to rounding: the sums are
-    re-associated) still do."""
-    return any(o.name == "rfactor" for o in accepted)
+    """Whether an accepted primitive rewrote statements (``rfactor``: the
+    reduction writes a new array, new statements combine it; ``inline``: a
+    statement is gone, its expression evaluated by its consumers), so that
+    the oracle of the kernel as written no longer applies: the schedule's own
+    check and the run against CPython (to rounding: sums are re-associated,
+    products may be contracted differently) still do."""
+    return any(o.name in ("rfactor", "inline") for o in accepted)
 
 
 def check_accepted_order(case: Case, sch: polyop.Schedule) -> None:
@@ -718,25 +721,25 @@ def draw_sizes(data, case: Case) -> dict[str, int]:
 EXAMPLE_SECONDS = 120
 
 
-def fuzz_example(case: Case, data, max_ops: int = 4) -> None:
-    """One hypothesis example: draw up to ``max_ops`` primitives, check each,
-    in at most ``EXAMPLE_SECONDS``."""
+def fuzz_example(case: Case, data, max_ops: int = 4, first: str | None = None) -> None:
+    """One hypothesis example: draw up to ``max_ops`` primitives (the first
+    one ``first`` when given), check each, in at most ``EXAMPLE_SECONDS``."""
     faulthandler.dump_traceback_later(EXAMPLE_SECONDS, exit=True)
     try:
-        _fuzz_example(case, data, max_ops)
+        _fuzz_example(case, data, max_ops, first)
     finally:
         faulthandler.cancel_dump_traceback_later()
 
 
-def _fuzz_example(case: Case, data, max_ops: int) -> None:
+def _fuzz_example(case: Case, data, max_ops: int, first: str | None = None) -> None:
     STATS.examples += 1
     case = replace(case, sizes=draw_sizes(data, case))
     sch = polyop.Schedule(case.kernel)
     n_ops = data.draw(st.integers(1, max_ops), label="n_ops")
     accepted: list[Op] = []
     note(f"sch = polyop.Schedule({case.name})  # run sizes {case.sizes}")
-    for _ in range(n_ops):
-        op = draw_op(data, sch)
+    for k in range(n_ops):
+        op = draw_op(data, sch, (first,) if first and not k else PRIMITIVES)
         if op is None:
             continue
         before = _state(sch)

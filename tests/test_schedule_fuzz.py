@@ -34,13 +34,14 @@ def _threads():
     set_num_threads(before)
 
 
-def _fuzz(case: Case, examples: int, max_ops: int, derandomize: bool) -> None:
+def _fuzz(case: Case, examples: int, max_ops: int, derandomize: bool,
+          first: str | None = None) -> None:
     @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.filter_too_much])
     @given(data=st.data())
     def run(data):
-        fuzz_example(case, data, max_ops)
+        fuzz_example(case, data, max_ops, first)
 
     run()
 
@@ -50,6 +51,20 @@ def test_schedule_fuzz(name):
     """The default run: derandomized, so that CI sees the same examples every time."""
     case = CASES[name]
     _fuzz(case, case.examples, max_ops=4, derandomize=True)
+
+
+#: kernels with a reduction or a temporary, and the rewriting primitive
+#: (``rfactor``, ``inline``) every example of theirs starts with
+REWRITES = [("scalar_reduction", "rfactor"), ("column_sums", "rfactor"),
+            ("gemm_beta", "rfactor"), ("pb-2mm", "rfactor"), ("pb-atax", "rfactor"),
+            ("temp_chain", "inline"), ("scalar_reduction", "inline")]
+
+
+@pytest.mark.parametrize("name, first", REWRITES)
+def test_schedule_fuzz_after_a_rewrite(name, first):
+    """Random schedules after a random ``rfactor`` or ``inline`` (often refused:
+    the statement or loop drawn does not allow it), derandomized."""
+    _fuzz(CASES[name], 12, max_ops=4, derandomize=True, first=first)
 
 
 @pytest.mark.slow
