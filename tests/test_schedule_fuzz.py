@@ -243,3 +243,22 @@ def test_fuzz_found_expand_over_a_loop_with_a_rational_extent_piece():
                        "expand over the inner loop"):
         sch.expand("t", sch.get_loops("S0")[4])
     assert str(sch) == before
+
+
+# found by the slow fuzz run on temp_chain: inlining the statement of an
+# expanded temporary left t_x among the runtime's scratch arrays, and the
+# build failed with a KeyError
+def test_fuzz_found_inline_of_an_expanded_temporary_leaves_no_scratch_behind():
+    kernel = CASES["temp_chain"].kernel
+    sch = polyop.Schedule(kernel)
+    assert sch.expand("t", sch.get_loops("S0")[0]) == "t_x"
+    sch.inline("S0")
+    assert "t_x" not in sch.program.meta["scratch"] and "t_x" not in sch.program.arrays
+    f = polyop.build(sch)
+    rng = np.random.default_rng(2)
+    A, B = rng.random((4, 5)), rng.random((4, 5))
+    want_A, want_B = A.copy(), B.copy()
+    kernel.py_func(4, 5, want_A, want_B)
+    f(4, 5, A, B)
+    np.testing.assert_allclose(A, want_A, rtol=1e-15)
+    np.testing.assert_allclose(B, want_B, rtol=1e-15)

@@ -67,6 +67,9 @@ def inline_statement(program: Program, name: str) -> Program:
     arrays = {k: v for k, v in program.arrays.items() if k != target.array}
     arguments = tuple(a for a in program.arguments if a.name != target.array)
     meta = {k: v for k, v in program.meta.items() if k != "dependences"}
+    for key in ("scratch", "internal"):  # the array is gone: no runtime buffer for it
+        if key in meta:
+            meta[key] = tuple(n for n in meta[key] if n != target.array)
     return dataclasses.replace(program, statements=statements, arrays=arrays,
                                arguments=arguments, meta=meta,
                                schedule=program.schedule.intersect_domain(keep))
