@@ -786,5 +786,5 @@ def replay(case_or_kernel, ops: list[Op], check: bool = True) -> polyop.Schedule
 
 
 __all__ = ["CASES", "Case", "Op", "STATS", "check_violation", "draw_op", "fuzz_example",
-           "loop_bands", "floyd", "scale", "skew_clash", "strided_band", "parse_instance",
-           "parse_sizes", "replay", "schedule_times"]
+           "loop_bands", "floyd", "parse_instance", "parse_sizes", "replay", "rewritten",
+           "scale", "schedule_times", "skew_clash", "strided_band"]
