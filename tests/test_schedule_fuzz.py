@@ -18,6 +18,7 @@ from tests.fuzz_support import (
     check_violation,
     floyd,
     fuzz_example,
+    run_and_compare,
     scale,
     seidel2d_5pt,
     skew_clash,
@@ -262,3 +263,16 @@ def test_fuzz_found_inline_of_an_expanded_temporary_leaves_no_scratch_behind():
     f(4, 5, A, B)
     np.testing.assert_allclose(A, want_A, rtol=1e-15)
     np.testing.assert_allclose(B, want_B, rtol=1e-15)
+
+
+# found by the slow cache fuzz run on gemm_beta: inlining the copy statement of
+# a cache_read was accepted, but the consumer's reads of the cache record no
+# index, so its body kept loading A_cache and the build failed ("unknown
+# array"); inline now finds the loads in the consumer's body
+def test_fuzz_found_inline_of_a_cache_copy_rewrites_the_consumers_loads():
+    kernel = CASES["gemm_beta"].kernel
+    sch = polyop.Schedule(kernel)
+    cache = sch.cache_read("A", ["S1"])
+    sch.inline(cache)
+    assert "A_cache" not in str(polyop.lower(sch))
+    run_and_compare(CASES["gemm_beta"], sch, seed=4)

@@ -39,7 +39,7 @@ import islpy as isl
 
 from .. import ir
 from ..errors import ScheduleError
-from ..isl_ir import NotAnIndexError, aff_to_ir
+from ..isl_ir import NotAnIndexError, aff_to_ir, index_text, isl_text
 from ..program import Access, Program, Statement
 
 
@@ -77,9 +77,9 @@ def inline_statement(program: Program, name: str) -> Program:
 
 def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Statement:
     (target,) = p.writes
-    uses = [a for a in s.reads if a.array == target.array]
-    if not uses:
+    if not any(a.array == target.array for a in s.reads):
         return s
+    uses = _loaded(s, target.array, what)
     body, reads = s.body, [a for a in s.reads if a.array != target.array]
     for acc in uses:
         source = _producer_of(program, p, acc, what, s.name)
@@ -98,6 +98,35 @@ def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Stat
             rel = src_map.intersect_domain(s.domain).apply_range(r.relation)
             reads.append(Access(r.array, rel, index, r.text))
     return dataclasses.replace(s, body=body, reads=tuple(reads))
+
+
+def _loaded(s: Statement, array: str, what: str) -> list[Access]:
+    """One access per distinct load of ``array`` in ``s``'s body, whose index
+    is what the rewrite replaces: the recorded read where its index is that
+    load's (its relation may hold only where a guard lets the load run),
+    else the relation of the load's index over ``s``'s domain (a consumer's
+    reads need not record their index: after ``cache_read`` they do not)."""
+    recorded = {a.index: a for a in s.reads if a.array == array}
+    indices = dict.fromkeys(n.index for n in ir.walk(s.body)
+                            if isinstance(n, ir.Load) and n.array == array)
+    params = s.domain.get_space().get_var_names(isl.dim_type.param)
+    names = {**{p: f"p{k}" for k, p in enumerate(params)},
+             **{it: f"v{k}" for k, it in enumerate(s.iterators)}}
+    out = []
+    for index in indices:
+        if index in recorded:
+            out.append(recorded[index])
+            continue
+        try:
+            subscript = ", ".join(isl_text(e, names) for e in index)
+        except NotAnIndexError as err:
+            raise ScheduleError(f"{what}: {s.name} reads {array} at {err}") from None
+        rel = isl.Map(f"[{', '.join(names[p] for p in params)}] -> {{ {s.name}"
+                      f"[{', '.join(names[it] for it in s.iterators)}] -> {array}"
+                      f"[{subscript}] }}")
+        rel = rel.align_params(s.domain.get_space()).intersect_domain(s.domain)
+        out.append(Access(array, rel, index, f"{array}[{', '.join(map(index_text, index))}]"))
+    return out
 
 
 def _producer_of(program: Program, p: Statement, acc: Access, what: str,
