@@ -23,7 +23,8 @@ inline, tensorize) and the AST generator agree on names and semantics:
   (the GPU back end's guards and loop bounds).
 - ``plus_one``: an exclusive bound from an inclusive one, folded;
   ``constant_bound``: the least or greatest value of a piecewise function,
-  ``None`` where isl cannot give it.
+  ``None`` where isl cannot give it; ``index_relation``: the access relation
+  of a load or store in a statement's body.
 - ``fresh_name``/``identifier``: names for new statements, arrays, iterators.
 
 What cannot be one index expression (a piecewise function whose pieces no
@@ -386,6 +387,31 @@ def constant_bound(pa: isl.PwAff, which: str) -> isl.Val | None:
         return pa.min_val() if which == "min" else pa.max_val()
     except isl.Error:
         return None
+
+
+def index_relation(domain: isl.Set, iterators: Sequence[str], array: str,
+                   index: Sequence[ir.Expr]) -> isl.Map:
+    """The access relation of ``array[index]`` from the instances of
+    ``domain`` (a statement's, its dimensions named by ``iterators`` in the
+    index expressions): what a load or store in a statement's body touches,
+    wherever it runs.
+
+    >>> d = isl.Set("[n] -> { S0[i, j] : 0 <= i < n and 0 <= j < 4 }")
+    >>> i, j = ir.Var("i"), ir.Var("j")
+    >>> print(index_relation(d, ("i", "j"), "A", (j, ir.Bin("add", i, ir.Const(1), INDEX))))
+    [n] -> { S0[i, j] -> A[j, 1 + i] : 0 <= i < n and 0 <= j <= 3 }
+    """
+    params = domain.get_space().get_var_names(isl.dim_type.param)
+    names = {**{p: f"p{k}" for k, p in enumerate(params)},
+             **{it: f"v{k}" for k, it in enumerate(iterators)}}
+    rel = isl.Map(f"[{', '.join(names[p] for p in params)}] -> {{ "
+                  f"{domain.get_tuple_name()}[{', '.join(names[it] for it in iterators)}] -> "
+                  f"{array}[{', '.join(isl_text(e, names) for e in index)}] }}")
+    for k, p in enumerate(params):  # back to the domain's names, then its space
+        rel = rel.set_dim_name(isl.dim_type.param, k, p)
+    for k in range(len(iterators)):
+        rel = rel.set_dim_name(isl.dim_type.in_, k, domain.get_dim_name(isl.dim_type.set, k))
+    return rel.align_params(domain.get_space()).intersect_domain(domain)
 
 
 def plus_one(e: ir.Expr) -> ir.Expr:

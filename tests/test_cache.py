@@ -330,3 +330,31 @@ def test_set_scope_refusals():
     sch2.reverse_compute_at(D, kk)
     with pytest.raises(ScheduleError, match="several iterations"):
         sch2.set_scope(C, "local", kk)
+
+
+def test_set_scope_of_a_cache_read_shifts_the_consumers_loads():
+    """A consumer's read of a cache records no index (cache_read rewrites its
+    body, not an index in the access): set_scope found the shifted index by
+    the recorded one, left the consumer loading A_cache[i][k] from a local
+    buffer of one row, and the schedule was accepted and computed wrong
+    sums. Now the loads of the body are shifted."""
+    @polyop.kernel
+    def rowsum(n: int, A: "f64[n, 8]", out: "f64[n]"):
+        for i in range(n):
+            for k in range(8):
+                out[i] += A[i, k] * 2.0
+
+    sch = polyop.Schedule(rowsum)
+    cache = sch.cache_read("A", ["S0"])
+    sch.compute_at(cache, sch.get_loops("S0")[0])
+    sch.set_scope(cache, "local", sch.get_loops("S0")[0])
+    text = str(polyop.lower(sch))
+    assert "double A_cache[1][8];" in text and "A_cache[0][k] * 2.0" in text
+    f = polyop.build(sch)
+    rng = np.random.default_rng(7)
+    for n in (1, 5, 9):
+        A, out = rng.random((n, 8)), rng.random(n)
+        want = out.copy()
+        rowsum.py_func(n, A, want)
+        f(n, A, out)
+        np.testing.assert_array_equal(out, want)

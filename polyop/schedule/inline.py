@@ -39,7 +39,7 @@ import islpy as isl
 
 from .. import ir
 from ..errors import ScheduleError
-from ..isl_ir import NotAnIndexError, aff_to_ir, index_text, isl_text
+from ..isl_ir import NotAnIndexError, aff_to_ir, index_relation, index_text
 from ..program import Access, Program, Statement
 
 
@@ -107,24 +107,16 @@ def _loaded(s: Statement, array: str, what: str) -> list[Access]:
     else the relation of the load's index over ``s``'s domain (a consumer's
     reads need not record their index: after ``cache_read`` they do not)."""
     recorded = {a.index: a for a in s.reads if a.array == array}
-    indices = dict.fromkeys(n.index for n in ir.walk(s.body)
-                            if isinstance(n, ir.Load) and n.array == array)
-    params = s.domain.get_space().get_var_names(isl.dim_type.param)
-    names = {**{p: f"p{k}" for k, p in enumerate(params)},
-             **{it: f"v{k}" for k, it in enumerate(s.iterators)}}
     out = []
-    for index in indices:
+    for index in dict.fromkeys(n.index for n in ir.walk(s.body)
+                               if isinstance(n, ir.Load) and n.array == array):
         if index in recorded:
             out.append(recorded[index])
             continue
         try:
-            subscript = ", ".join(isl_text(e, names) for e in index)
+            rel = index_relation(s.domain, s.iterators, array, index)
         except NotAnIndexError as err:
             raise ScheduleError(f"{what}: {s.name} reads {array} at {err}") from None
-        rel = isl.Map(f"[{', '.join(names[p] for p in params)}] -> {{ {s.name}"
-                      f"[{', '.join(names[it] for it in s.iterators)}] -> {array}"
-                      f"[{subscript}] }}")
-        rel = rel.align_params(s.domain.get_space()).intersect_domain(s.domain)
         out.append(Access(array, rel, index, f"{array}[{', '.join(map(index_text, index))}]"))
     return out
 

@@ -57,7 +57,7 @@ import islpy as isl
 from .. import ir
 from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
-from ..isl_ir import NotAnIndexError, pw_aff_to_ir
+from ..isl_ir import NotAnIndexError, index_relation, pw_aff_to_ir
 from ..program import Access, Array
 from ..promotion import _affine_lower
 from ..types import INDEX
@@ -139,23 +139,30 @@ def _box(footprint: isl.Map, what: str) -> tuple[list[isl.PwAff], tuple[int, ...
 def _shifted(s, name: str, prefix: isl.UnionMap, corner: list[isl.PwAff]):
     """Statement ``s`` with its accesses to ``name`` shifted by the corner of the
     footprint of the iteration each instance runs in."""
-    mine = [a for a in s.reads + s.writes if a.array == name]
+    mine = {a.index: a.relation for a in s.reads + s.writes if a.array == name}
     if not mine:
         return s
     when = isl.PwMultiAff.from_map(isl.Map.from_union_map(
         prefix.intersect_domain(isl.UnionSet.from_set(s.domain))))
     table = {}
-    for a in mine:
-        element = isl.PwMultiAff.from_map(a.relation)
-        index = []
+    # by the loads and stores of the body (a read after cache_read records no
+    # index): the recorded relation where the index is the node's
+    for index in dict.fromkeys(n.index for n in ir.walk(s.body)
+                               if isinstance(n, (ir.Load, ir.Store)) and n.array == name):
+        try:
+            rel = mine.get(index) or index_relation(s.domain, s.iterators, name, index)
+        except NotAnIndexError as err:
+            raise ScheduleError(f"set_scope({name}): {s.name}'s index {err}") from None
+        element = isl.PwMultiAff.from_map(rel)
+        shifted_index = []
         for d, low in enumerate(corner):
             shifted = element.get_pw_aff(d).sub(low.pullback_pw_multi_aff(when))
             try:
-                index.append(pw_aff_to_ir(shifted, s.iterators, within=s.domain))
+                shifted_index.append(pw_aff_to_ir(shifted, s.iterators, within=s.domain))
             except NotAnIndexError as err:
                 raise ScheduleError(f"set_scope({name}): the shifted index of {s.name} in "
                                     f"dimension {d}: {err}") from None
-        table[(a.array, a.index)] = tuple(index)
+        table[(name, index)] = tuple(shifted_index)
 
     offset = None  # instance -> corner of its iteration's footprint
     for low in corner:
@@ -170,7 +177,7 @@ def _shifted(s, name: str, prefix: isl.UnionMap, corner: list[isl.PwAff]):
         if a.array != name:
             return a
         rel = a.relation.flat_range_product(offset).apply_range(minus)
-        index = table[(a.array, a.index)]
+        index = table.get((a.array, a.index), a.index)  # (unrecorded: stays so)
         return Access(name, rel, index, f"{name}[{', '.join(map(str, index))}]")
 
     def body(node):
