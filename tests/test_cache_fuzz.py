@@ -1,5 +1,7 @@
 """Property-based fuzzing of ``cache_read``: a random cache (layout, padding,
-consumers) of a random array read by a fuzz kernel, then random primitives.
+consumers) of a random array read by a fuzz kernel, then random primitives,
+the copy computed at a consumer's loop and made local to one of its loops
+(``set_scope``), each step drawn or not.
 
 Every accepted schedule must report no violation and compute, bit for bit (to
 rounding after ``rfactor`` or ``inline``), what CPython computes running the
@@ -94,6 +96,17 @@ def _cache_example(case, data) -> None:
             except (IllegalScheduleError, ScheduleError) as e:
                 note(f"compute_at({cache}, {loop}) refused: {e}")
                 check_unchanged(sch, before, "compute_at")
+    if data.draw(st.booleans(), label="set_scope the copy"):
+        loops = sch.get_loops(cache) if cache in sch.stmts else []  # (inlined: gone)
+        if loops:  # local to an iteration of one of its loops (often refused)
+            loop = loops[data.draw(st.integers(0, len(loops) - 1))]
+            before = _state(sch)
+            try:
+                sch.set_scope(cache, "local", loop)
+                note(f"sch.set_scope({cache!r}, 'local', {loop})")
+            except (IllegalScheduleError, ScheduleError) as e:
+                note(f"set_scope({cache}, 'local', {loop}) refused: {e}")
+                check_unchanged(sch, before, "set_scope")
     assert sch.check() == [], f"accepted schedule reports violations:\n{sch}"
     run_and_compare(case, sch, data.draw(st.integers(0, 2**16), label="seed"),
                     exact=not rewritten(accepted))
