@@ -74,9 +74,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     program = plan.program
     _dump("model", program)
     requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
-    ast = _generate_ast(plan, isolate)
-    if validate:  # every instance once, in dependence order (polyop.validate)
-        ast = _validated(plan, ast, isolate)
+    ast = _checked_ast(plan, isolate, validate)
     _dump("ast", ast.to_C_str)
     body = ast_to_ir(ast, program, plan.loops, plan.atomic)
     body = coalesce_loops(body, {v.name for v in plan.loop_records.values() if v.coalesced})
@@ -104,20 +102,22 @@ def lowering_plan(obj, schedule: isl.Schedule | None = None) -> LoweringPlan:
     return LoweringPlan(as_program(obj), schedule)
 
 
-def _validated(plan: LoweringPlan, ast: isl.AstNode, isolate: bool) -> isl.AstNode:
-    """``ast`` validated (``polyop.validate``), or when it is wrong the AST of
-    the first other way of asking isl (``_attempts``) that validates, with a
-    warning when that way drops a hint of the schedule; when none does, the
-    first ``CodegenError``."""
+def _checked_ast(plan: LoweringPlan, isolate: bool, validate: bool) -> isl.AstNode:
+    """isl's AST for the plan, asked for in the ways of ``_attempts`` in turn
+    until isl generates one and (``validate``) it validates (``polyop.validate``:
+    every instance once, in dependence order); a warning when the way that
+    worked drops a hint of the schedule. When no way does, the first
+    ``CodegenError``, or isl's first failure as one."""
     program = plan.program
     budget = scaled(VALIDATION_OPERATIONS, len(program.statements))
     first: CodegenError | None = None
-    for k, (iso, unroll, variant) in enumerate(_attempts(plan, isolate)):
+    failed: isl.Error | None = None
+    for iso, unroll, variant in _attempts(plan, isolate):
         try:
-            if k:
-                ast = _generate_ast(plan, iso, variant, unroll)
-            validate_within(ast, program, plan.deps, budget)
-        except BudgetExceeded:
+            ast = _generate_ast(plan, iso, variant, unroll)
+            if validate:
+                validate_within(ast, program, plan.deps, budget)
+        except BudgetExceeded:  # (validation's: _generate_ast raises CodegenError)
             if first is None:  # (after a wrong AST, only a validated one will do)
                 warnings.warn(f"validating the generated code of {program.name} took isl "
                               f"more than {budget} operations, for all sizes and at sampled "
@@ -126,17 +126,25 @@ def _validated(plan: LoweringPlan, ast: isl.AstNode, isolate: bool) -> isl.AstNo
                 return ast
             continue
         except CodegenError as e:  # lost or repeated instances: ask isl another way
+            if e.problem == "budget":  # (AST generation past its budget: no way will do)
+                raise
             first = first or e
             continue
-        if first is not None and (iso, unroll) != (isolate, True):
+        except isl.Error as e:  # isl gave up on this way of asking (seen: "cannot
+            failed = failed or e  # handle void expression" with isolated tiles)
+            continue
+        problem = f"{first.problem} {first.instance}" if first is not None else \
+            f"isl failed: {failed}" if failed is not None else None
+        if problem is not None and (iso, unroll) != (isolate, True):
             dropped = "isolating full tiles" + \
                 ("" if unroll else f" or unrolling {', '.join(plan.unrolled())}")
-            warnings.warn(f"isl's code for {program.name} was wrong in every variant "
-                          f"({first.problem} {first.instance}); generated without {dropped}",
-                          stacklevel=5)
+            warnings.warn(f"isl's code for {program.name} was wrong or missing in every "
+                          f"variant ({problem}); generated without {dropped}", stacklevel=5)
         return ast
-    assert first is not None
-    raise first
+    if first is not None:
+        raise first
+    raise CodegenError(f"isl could not generate code for {program.name} in any way: "
+                       f"{failed}", "", "", "isl") from failed
 
 
 def _attempts(plan: LoweringPlan, isolate: bool) -> list[tuple[bool, bool, int]]:

@@ -1,6 +1,7 @@
 """Property-based fuzzing of the schedule primitives (see ``tests/fuzz_support.py``)."""
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -276,3 +277,32 @@ def test_fuzz_found_inline_of_a_cache_copy_rewrites_the_consumers_loads():
     sch.inline(cache)
     assert "A_cache" not in str(polyop.lower(sch))
     run_and_compare(CASES["gemm_beta"], sch, seed=4)
+
+
+# found by the slow cache fuzz run on gemm_beta: a cache_read's copy computed
+# at k_outer of a 3 x 3 tile; isl's AST generator failed outright ("cannot
+# handle void expression") on the tree with isolated full tiles, and the build
+# crashed with a bare isl.Error. It is now one more way of asking isl that
+# failed: the next (atomic loops) generates code that validates
+def test_fuzz_found_isl_failing_on_a_variant_asks_the_next_way():
+    case = CASES["gemm_beta"]
+    sch = polyop.Schedule(case.kernel)
+    cache = sch.cache_read("A", ["S1"])
+    loops = sch.get_loops("S1")
+    sch.tile(loops[1], loops[2], 3, 3)
+    sch.compute_at(cache, sch.get_loops("S1")[1])
+    run_and_compare(case, sch, seed=6)
+    for ni, nj, nk in ((1, 2, 3), (2, 5, 7), (3, 3, 6)):
+        run_and_compare(replace(case, sizes={"ni": ni, "nj": nj, "nk": nk}), sch, seed=ni)
+
+
+def test_no_way_of_asking_isl_gives_a_codegen_error(monkeypatch):
+    import islpy as isl
+
+    def fail(*args, **kwargs):
+        raise isl.Error("cannot handle void expression (simulated)")
+
+    monkeypatch.setattr("polyop.pipeline.build_ast", fail)
+    with pytest.raises(polyop.CodegenError, match="isl could not generate code for scale in "
+                       "any way: cannot handle void expression"):
+        polyop.lower(polyop.Schedule(scale))
