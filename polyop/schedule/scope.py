@@ -149,8 +149,10 @@ def _shifted(s, name: str, prefix: isl.UnionMap, corner: list[isl.PwAff]):
     # index): the recorded relation where the index is the node's
     for index in dict.fromkeys(n.index for n in ir.walk(s.body)
                                if isinstance(n, (ir.Load, ir.Store)) and n.array == name):
+        rel = mine.get(index)
         try:
-            rel = mine.get(index) or index_relation(s.domain, s.iterators, name, index)
+            if rel is None:
+                rel = index_relation(s.domain, s.iterators, name, index)
         except NotAnIndexError as err:
             raise ScheduleError(f"set_scope({name}): {s.name}'s index {err}") from None
         element = isl.PwMultiAff.from_map(rel)
