@@ -34,10 +34,10 @@ Shape of the generated code:
 - a ``vector`` loop is emitted as explicit vector code of the target's width
   by ``polyop.codegen.vector`` (its plan, ``polyop.vector_plan``, says which
   accesses are vector loads, broadcasts or gathers); one that cannot be
-  vectorised exactly stays scalar with ``llvm.loop.vectorize.width`` (the
-  target's lanes) and ``unroll.disable`` (with a small constant trip count
-  LLVM would unroll it fully before the loop vectorizer runs, and the SLP
-  vectorizer may then pack the copies across the enclosing loop, by gathers);
+  vectorised exactly stays scalar with ``llvm.loop.vectorize.enable`` and
+  ``unroll.disable`` (with a small constant trip count LLVM would unroll it
+  fully before the loop vectorizer runs, and the SLP vectorizer may then pack
+  the copies across the enclosing loop, by gathers);
 - a ``parallel`` loop is outlined into an internal function that runs a
   chunk of its iterations and handed to the thread runtime, see
   ``polyop.codegen.parallel``; a parallel loop nested in another one runs
@@ -339,12 +339,6 @@ class _FunctionBuilder(ExprLowering):
             if plan.vectorised:
                 emit_vector_for(self, s, start, stop, plan, self.isa.fma)
                 return
-            bits = [n.dtype.bits for n in walk(s.body) if isinstance(n, Load)] + \
-                [self.arrays[n.array].dtype.bits for n in walk(s.body)
-                 if isinstance(n, Store) and n.array in self.arrays]
-            self.rotated_loop(s.var, start, stop, s.step, lambda: self.stmt(s.body),
-                              self._vector_hint(self.isa.bits // min(bits, default=64)))
-            return
         self.emit_loop(s, start, stop)
 
     def _local_array(self, name: str, dt: DType) -> ArrayRef:
@@ -456,25 +450,12 @@ class _FunctionBuilder(ExprLowering):
         return _LoopID(self.module, [self._prop("llvm.loop.isvectorized",
                                                 ir.Constant(ir.IntType(32), 1))])
 
-    def _vector_hint(self, lanes: int) -> _LoopID:
-        """A ``vector`` loop left scalar: LLVM's loop vectorizer asked for
-        ``lanes`` lanes (the vector width over the narrowest element the loop
-        loads or stores; it vectorises a guarded body with masks, where its
-        cost model alone would not), unrolling disabled. A width rather than
-        ``vectorize.enable``: where LLVM cannot vectorise either, an enable
-        makes it print a warning on stderr that nobody can silence, while the
-        printed loop IR already says why the loop stayed scalar."""
-        props = [self._prop("llvm.loop.unroll.disable")]
-        if lanes >= 2:
-            props.append(self._prop("llvm.loop.vectorize.width",
-                                    ir.Constant(ir.IntType(32), lanes)))
-        return _LoopID(self.module, props)
-
     def _loop_metadata(self, s: For):
         m = self.module
         prop = self._prop
-        if s.kind is LoopKind.VECTOR:  # (vector loops are emitted by _for)
-            return self._vector_hint(0)
+        if s.kind is LoopKind.VECTOR:
+            return _LoopID(m, [prop("llvm.loop.vectorize.enable", ir.Constant(ir.IntType(1), 1)),
+                               prop("llvm.loop.unroll.disable")])
         if s.kind is LoopKind.UNROLL:
             return _LoopID(m, [prop("llvm.loop.unroll.full")])
         if s.kind is LoopKind.SERIAL and copies_of_one_array(s.body):
