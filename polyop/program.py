@@ -28,6 +28,7 @@ import islpy as isl
 
 from . import ir
 from .errors import BoundsError
+from .isl_ir import index_relation
 from .types import DType
 
 
@@ -77,6 +78,25 @@ class Statement:
     body: ir.Store
     line: int
     source: str
+
+    def body_accesses(self, array: str, stores: bool = False) -> dict[tuple, isl.Map]:
+        """The access relation of each distinct load (with ``stores``, also
+        store) of ``array`` in the body, by its index: the recorded access's
+        where its index is the node's (that relation holds only where a
+        guard lets the node run), else the node's index over the domain
+        (``polyop.isl_ir.index_relation``). The reads the front-end records,
+        and those ``cache_read`` redirects, need not carry their index.
+        Raises ``NotAnIndexError`` for an index isl cannot express."""
+        kinds = (ir.Load, ir.Store) if stores else (ir.Load,)
+        recorded = {a.index: a.relation for a in self.reads + (self.writes if stores else ())
+                    if a.array == array}
+        out: dict[tuple, isl.Map] = {}
+        for n in ir.walk(self.body):
+            if isinstance(n, kinds) and n.array == array and n.index not in out:
+                rel = recorded.get(n.index)
+                out[n.index] = rel if rel is not None else \
+                    index_relation(self.domain, self.iterators, array, n.index)
+        return out
 
     def __str__(self) -> str:
         lines = [f"{self.name} (line {self.line}): {self.source}",

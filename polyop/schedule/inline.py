@@ -39,7 +39,7 @@ import islpy as isl
 
 from .. import ir
 from ..errors import ScheduleError
-from ..isl_ir import NotAnIndexError, aff_to_ir, index_relation, index_text
+from ..isl_ir import NotAnIndexError, aff_to_ir, index_text
 from ..program import Access, Program, Statement
 
 
@@ -101,24 +101,17 @@ def _substitute(program: Program, p: Statement, s: Statement, what: str) -> Stat
 
 
 def _loaded(s: Statement, array: str, what: str) -> list[Access]:
-    """One access per distinct load of ``array`` in ``s``'s body, whose index
-    is what the rewrite replaces: the recorded read where its index is that
-    load's (its relation may hold only where a guard lets the load run),
-    else the relation of the load's index over ``s``'s domain (a consumer's
-    reads need not record their index: after ``cache_read`` they do not)."""
+    """One access per distinct load of ``array`` in ``s``'s body (its index
+    is what the rewrite replaces; ``Statement.body_accesses``), the recorded
+    read where there is one."""
     recorded = {a.index: a for a in s.reads if a.array == array}
-    out = []
-    for index in dict.fromkeys(n.index for n in ir.walk(s.body)
-                               if isinstance(n, ir.Load) and n.array == array):
-        if index in recorded:
-            out.append(recorded[index])
-            continue
-        try:
-            rel = index_relation(s.domain, s.iterators, array, index)
-        except NotAnIndexError as err:
-            raise ScheduleError(f"{what}: {s.name} reads {array} at {err}") from None
-        out.append(Access(array, rel, index, f"{array}[{', '.join(map(index_text, index))}]"))
-    return out
+    try:
+        found = s.body_accesses(array)
+    except NotAnIndexError as err:
+        raise ScheduleError(f"{what}: {s.name} reads {array} at {err}") from None
+    return [recorded.get(index) or
+            Access(array, rel, index, f"{array}[{', '.join(map(index_text, index))}]")
+            for index, rel in found.items()]
 
 
 def _producer_of(program: Program, p: Statement, acc: Access, what: str,

@@ -57,7 +57,7 @@ import islpy as isl
 from .. import ir
 from ..deps import dependences, unwritten_reads
 from ..errors import ScheduleError
-from ..isl_ir import NotAnIndexError, index_relation, pw_aff_to_ir
+from ..isl_ir import NotAnIndexError, pw_aff_to_ir
 from ..program import Access, Array
 from ..promotion import _affine_lower
 from ..types import INDEX
@@ -139,22 +139,16 @@ def _box(footprint: isl.Map, what: str) -> tuple[list[isl.PwAff], tuple[int, ...
 def _shifted(s, name: str, prefix: isl.UnionMap, corner: list[isl.PwAff]):
     """Statement ``s`` with its accesses to ``name`` shifted by the corner of the
     footprint of the iteration each instance runs in."""
-    mine = {a.index: a.relation for a in s.reads + s.writes if a.array == name}
-    if not mine:
+    if not any(a.array == name for a in s.reads + s.writes):
         return s
     when = isl.PwMultiAff.from_map(isl.Map.from_union_map(
         prefix.intersect_domain(isl.UnionSet.from_set(s.domain))))
     table = {}
-    # by the loads and stores of the body (a read after cache_read records no
-    # index): the recorded relation where the index is the node's
-    for index in dict.fromkeys(n.index for n in ir.walk(s.body)
-                               if isinstance(n, (ir.Load, ir.Store)) and n.array == name):
-        rel = mine.get(index)
-        try:
-            if rel is None:
-                rel = index_relation(s.domain, s.iterators, name, index)
-        except NotAnIndexError as err:
-            raise ScheduleError(f"set_scope({name}): {s.name}'s index {err}") from None
+    try:  # by the loads and stores of the body (a read after cache_read records no index)
+        found = s.body_accesses(name, stores=True)
+    except NotAnIndexError as err:
+        raise ScheduleError(f"set_scope({name}): {s.name}'s index {err}") from None
+    for index, rel in found.items():
         element = isl.PwMultiAff.from_map(rel)
         shifted_index = []
         for d, low in enumerate(corner):
