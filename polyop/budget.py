@@ -26,9 +26,14 @@ from contextlib import contextmanager
 
 import islpy as isl
 
-#: operations allowed to one AST generation (schedule preparation included):
-#: PolyBench and polyop.ops stay under a fifth of it; the tile of a kernel
-#: with an ``or`` guard that once hung isl went past it in about 2 s.
+from .settings import env_int
+
+#: operations allowed to one AST generation (schedule preparation included),
+#: unless ``$POLYOP_AST_OPERATIONS`` says otherwise: PolyBench and polyop.ops
+#: stay under a fifth of it; the tile of a kernel with an ``or`` guard that
+#: once hung isl went past it in about 2 s. Some legal schedules need more
+#: (the schedule fuzzer's ``checker``, a tile loop fused with the fused tile
+#: loops of a kernel with ``%`` guards: 5-10 million, 3.6 s).
 AST_OPERATIONS = 5_000_000
 
 #: operations allowed to validating one AST for all sizes (``polyop.validate``),
@@ -36,6 +41,12 @@ AST_OPERATIONS = 5_000_000
 #: auto-scheduled) and polyop.ops validate for all sizes within it; skewed tiles
 #: run as wavefronts, which needed isl 35-100 s, fall back to sampled sizes
 VALIDATION_OPERATIONS = 2_000_000
+
+
+def ast_operations(default: int = AST_OPERATIONS) -> int:
+    """The operations allowed to one AST generation: ``$POLYOP_AST_OPERATIONS``
+    when set (an integer >= 1000), else ``default``."""
+    return env_int("POLYOP_AST_OPERATIONS", 1000) or default
 
 
 def scaled(operations: int, statements: int) -> int:

@@ -34,7 +34,14 @@ import islpy as isl
 from . import ir
 from .astgen import ast_to_ir, build_ast
 from .bounds import check_bounds
-from .budget import AST_OPERATIONS, VALIDATION_OPERATIONS, BudgetExceeded, isl_budget, scaled
+from .budget import (
+    AST_OPERATIONS,
+    VALIDATION_OPERATIONS,
+    BudgetExceeded,
+    ast_operations,
+    isl_budget,
+    scaled,
+)
 from .coalesce import coalesce_loops
 from .errors import CodegenError
 from .program import as_program
@@ -177,7 +184,7 @@ def _generate_ast(plan: LoweringPlan, isolate: bool = True, variant: int = 0,
     options: dict[str, bool] = {} if isolate else {"isolate": False}
     if not unroll:
         options["unroll"] = False
-    budget = scaled(AST_OPERATIONS, len(program.statements))
+    budget = scaled(ast_operations(AST_OPERATIONS), len(program.statements))
     while True:
         try:
             with isl_budget(budget):
@@ -185,7 +192,9 @@ def _generate_ast(plan: LoweringPlan, isolate: bool = True, variant: int = 0,
         except BudgetExceeded as e:
             if not plan.ast_options or options.get("isolate") is False:
                 raise CodegenError(f"isl's AST generation for {program.name} did not finish in "
-                                   f"{budget} operations ({e})", "", "", "budget") from e
+                                   f"{budget} operations ({e}); a simpler schedule (fewer loops "
+                                   "fused over tiles) helps, or POLYOP_AST_OPERATIONS allows more",
+                                   "", "", "budget") from e
             warnings.warn(f"isolating full tiles of {program.name} took isl more than "
                           f"{budget} operations; generated without isolation (loop "
                           "bounds of partial tiles are tested inside the loops)", stacklevel=4)

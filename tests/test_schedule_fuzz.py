@@ -1,6 +1,7 @@
 """Property-based fuzzing of the schedule primitives (see ``tests/fuzz_support.py``)."""
 
 import time
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -294,6 +295,42 @@ def test_fuzz_found_isl_failing_on_a_variant_asks_the_next_way():
     run_and_compare(case, sch, seed=6)
     for ni, nj, nk in ((1, 2, 3), (2, 5, 7), (3, 3, 6)):
         run_and_compare(replace(case, sizes={"ni": ni, "nj": nj, "nk": nk}), sch, seed=ni)
+
+
+# found by the slow fuzz run on checker (``%`` guards joined by ``or``): the
+# tile loop j_outer fused with the fused tile loops (i_inner, j_inner) is
+# legal, but isl's AST for it needs 5-10 million operations, past the default
+# budget in every way of asking. The error says so and names the setting that
+# allows more; with it, the code is right
+def test_fuzz_found_schedule_past_the_ast_budget_builds_with_a_larger_one(monkeypatch):
+    case = CASES["checker"]
+    sch = polyop.Schedule(case.kernel)
+    i, j = sch.get_loops("S0")
+    sch.tile(i, j, 4, 4)
+    loops = sch.get_loops("S0")
+    sch.fuse(loops[2], loops[3])
+    sch.split(sch.get_loops("S0")[0], 1)
+    loops = sch.get_loops("S0")
+    sch.fuse(loops[2], loops[3])
+    monkeypatch.setenv("POLYOP_AST_OPERATIONS", "1000")
+    with pytest.raises(polyop.CodegenError, match="did not finish in 1000 operations.*"
+                       "POLYOP_AST_OPERATIONS allows more"):
+        polyop.build(sch)
+    monkeypatch.setenv("POLYOP_AST_OPERATIONS", "many")
+    with pytest.raises(polyop.SettingError, match="POLYOP_AST_OPERATIONS='many'"):
+        polyop.build(sch)
+    monkeypatch.setenv("POLYOP_AST_OPERATIONS", "20000000")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (its validation, too, is past its budget)
+        f = polyop.build(sch)
+    rng = np.random.default_rng(3)
+    for n, m in ((1, 1), (2, 3), (5, 7), (9, 14), (17, 6), (24, 31)):
+        A, B = rng.random((n, m)), rng.random((n, m))
+        want = A.copy(), B.copy()
+        case.kernel.py_func(n, m, *want)
+        f(n, m, A, B)
+        np.testing.assert_array_equal(A, want[0], err_msg=f"n={n}, m={m}")
+        np.testing.assert_array_equal(B, want[1], err_msg=f"n={n}, m={m}")
 
 
 def test_no_way_of_asking_isl_gives_a_codegen_error(monkeypatch):
