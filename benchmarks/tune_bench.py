@@ -20,8 +20,9 @@ load (other processes share it). Run: ``python benchmarks/tune_bench.py
 its time to tune and GFLOP/s, or why it did not run, go into the JSON.
 
 ``--conv``: ``polyop.ops.conv2d``'s knobs (``conv2d_task``) tuned on
-ResNet-50's distinct convolutions (23 at stride 1 and 2; NCHW, batch 1, fp32,
-one thread), then the default schedule (the target heuristic's
+ResNet-50's distinct convolutions (23 at stride 1 and 2; NCHW or
+``--layouts``, batch 1, fp32, one thread or ``--conv-threads`` for polyop and
+PyTorch alike, measured by ``--workers 1`` then), then the default schedule (the target heuristic's
 ``ConvTiling.default``), the tuned one and PyTorch timed in interleaved
 rounds, each output checked against PyTorch's. The tuned schedule beats the
 default on a layer when it is another tiling and its times are smaller in a
@@ -39,6 +40,7 @@ os.environ.setdefault("POLYOP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one thread against one thread
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -158,11 +160,14 @@ def conv_main(args) -> None:
     import torch
 
     import polyop
+    from polyop.codegen.parallel import set_num_threads
     from polyop.ops import ConvShape, ConvTiling
     from polyop.tune import LocalRunner, tune
     from polyop.tune.ops_tasks import conv2d_task
 
-    torch.set_num_threads(1)
+    threads = args.conv_threads
+    torch.set_num_threads(threads)
+    set_num_threads(threads)
     machine = hostinfo.describe()
     machine.pop("lscpu", None)
     print(f"CPU: {machine['cpu_model']} (LLVM {machine['llvm_cpu']}); torch {torch.__version__}",
@@ -171,27 +176,29 @@ def conv_main(args) -> None:
     rows, started = [], time.time()
     names = set(args.layers or [])
     with LocalRunner(workers=args.workers, timeout=120, repeats=5, min_seconds=0.05) as runner:
-        for name, C, H, F, R, stride in RESNET_LAYERS:
+        for (name, C, H, F, R, stride), layout in itertools.product(RESNET_LAYERS,
+                                                                    args.layouts):
             if names and name not in names:
                 continue
-            shape = ConvShape(C, H, H, F, R, R, stride, R // 2)
+            shape = ConvShape(C, H, H, F, R, R, stride, R // 2, layout)
 
-            def build(tiling, C=C, H=H, F=F, R=R, stride=stride):
-                return polyop.ops.conv2d(C, H, H, F, R, stride=stride, pad=R // 2, threads=1,
-                                         tiling=tiling)
+            def build(tiling, C=C, H=H, F=F, R=R, stride=stride, layout=layout):
+                return polyop.ops.conv2d(C, H, H, F, R, stride=stride, pad=R // 2,
+                                         layout=layout, threads=threads, tiling=tiling)
             t0 = time.time()
-            r = tune(conv2d_task(shape), trials=args.conv_trials, seed=args.seed,
+            r = tune(conv2d_task(shape, threads=threads), trials=args.conv_trials, seed=args.seed,
                      strategy="model", runner=runner, batch=4, progress=False)
             tune_seconds = time.time() - t0
             task, space = r.task, r.task.space()
             rng = np.random.default_rng(0)
-            x = rng.random((C, H, H), dtype=np.float32) - 0.5
-            w = rng.random((F, C, R, R), dtype=np.float32) - 0.5
+            dims = shape.arrays()
+            x = rng.random(dims["x"], dtype=np.float32) - 0.5
+            w = rng.random(dims["w"], dtype=np.float32) - 0.5
             # the tuning's best time is the luckiest of many noisy ones: its
             # finalists (best three, and the default, as tune(..., confirm=K)
             # does) are timed again, interleaved, to pick the tuned tiling; the
             # comparison below is timed afresh
-            default_tiling = ConvTiling.default(shape, "float32", 1)
+            default_tiling = ConvTiling.default(shape, "float32", threads)
             ok = sorted((x_ for x_ in r.records if x_.ok), key=lambda x_: x_.seconds)
             finalists = list(dict.fromkeys(
                 task.tiling(space.get(space.index_of(x_.knobs))) for x_ in ok))[:args.finalists]
@@ -202,8 +209,14 @@ def conv_main(args) -> None:
                                    for k, op in fin_ops.items()}, args.rounds)
             tuned_tiling = finalists[min(picked, key=lambda k: statistics.median(picked[k]))]
             ops = {"default": build(default_tiling), "tuned": build(tuned_tiling)}
-            tx, tw = torch.from_numpy(x[None]), torch.from_numpy(w)
-            want = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=R // 2)[0].numpy()
+            if layout == "NCHW":
+                tx, tw = torch.from_numpy(x[None]), torch.from_numpy(w)
+            else:  # channels_last views, as in conv_layers_bench.py
+                tx = torch.from_numpy(x[None]).permute(0, 3, 1, 2)
+                tw = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous(
+                    memory_format=torch.channels_last)
+            want = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=R // 2)[0]
+            want = (want if layout == "NCHW" else want.permute(1, 2, 0)).numpy()
             outs = {k: np.empty(want.shape, np.float32) for k in ops}
             for k, op in ops.items():  # every figure below is of a checked output
                 op(x, w, outs[k])
@@ -214,7 +227,8 @@ def conv_main(args) -> None:
             times = _interleaved(fns, args.rounds)
             gf = {k: round(shape.flops / statistics.median(v) / 1e9, 2) for k, v in times.items()}
             same = tuned_tiling == default_tiling
-            row = {"layer": name, "C": C, "H": H, "W": H, "F": F, "R": R, "stride": stride,
+            row = {"layer": name, "layout": layout, "threads": threads, "C": C, "H": H, "W": H,
+                   "F": F, "R": R, "stride": stride,
                    "gflops_median": gf,
                    "gflops_best": {k: round(shape.flops / min(v) / 1e9, 2)
                                    for k, v in times.items()},
@@ -230,7 +244,8 @@ def conv_main(args) -> None:
                    "trials": len([x for x in r.records if x.status != "illegal"]),
                    "failures": len(r.failures),
                    "curve_gflops": curve(r.records, shape.flops)}
-            print(f"{name}: default {gf['default']}, tuned {gf['tuned']}, torch {gf['torch']} "
+            print(f"{name} {layout} {threads}t: default {gf['default']}, tuned {gf['tuned']}, "
+                  f"torch {gf['torch']} "
                   f"GFLOP/s (tuned/default {row['tuned_over_default']}, {tune_seconds:.0f} s "
                   f"of tuning) {tuned_tiling}", flush=True)
             rows.append(row)
@@ -245,7 +260,7 @@ def conv_main(args) -> None:
                  f"{args.finalists} best points and the default timed again in "
                  f"{args.rounds} interleaved rounds (the default is also trial 0 of every "
                  "tuning). "
-                 "NCHW, batch 1, fp32, one thread; OPENBLAS_CORETYPE "
+                 f"batch 1, fp32, {threads} thread(s), layouts {args.layouts}; OPENBLAS_CORETYPE "
                  "and OPENBLAS_L2_SIZE unset"),
         "strategy": "model", "trials_per_layer": args.conv_trials, "seed": args.seed,
         "tuned_beats_default": sum(r["tuned_over_default"] > 1 for r in rows),
@@ -284,6 +299,10 @@ def main() -> None:
     ap.add_argument("--conv", action="store_true", help="tune conv2d on ResNet-50's layers")
     ap.add_argument("--conv-trials", type=int, default=24)
     ap.add_argument("--layers", nargs="*", help="only these layers (names as printed)")
+    ap.add_argument("--layouts", nargs="+", default=["NCHW"], help="layouts of --conv")
+    ap.add_argument("--conv-threads", type=int, default=1,
+                    help="threads of --conv's operators and of PyTorch (measure with "
+                         "--workers 1 above 1)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --conv")
     ap.add_argument("--finalists", type=int, default=3,
                     help="--conv: the tuning's best points timed again, with the default, "

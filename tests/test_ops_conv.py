@@ -223,6 +223,21 @@ def test_strided_windows_onto_small_outputs_get_tiles_of_whole_rows():
         assert default(512, 14, 512, 2, layout, HASWELL).mr == 6  # rows of 7 > 6 rows
 
 
+def test_filter_panels_outermost_on_several_threads_only_where_the_input_stays_in_l2():
+    """Weights filling most of a 1 MiB L2 (3 x 3, 128 -> 128: 590 KB), 2
+    threads: each thread packs its own filter panels and reads the input once
+    per panel, so only where the input fits the L2 (28 x 28: 400 KB), not
+    where a stride-2 window reads 1.6 MB (56 x 56)."""
+    for layout in ("NCHW", "NHWC"):
+        def default(H, stride, threads=2):
+            return ConvTiling.default(ConvShape(128, H, H, 128, 3, 3, stride, 1, layout),
+                                      threads=threads, target=AVX512)
+
+        assert not default(28, 1).pixels_outer and default(28, 1).pack_in_nest
+        assert default(56, 2).pixels_outer and not default(56, 2).pack_in_nest
+        assert default(28, 1, threads=1).pixels_outer  # one thread: the weights in L2
+
+
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_tiles_of_whole_output_rows_match_numpy(layout):
     """Tiles of one output row of 5 pixels (a 3 x 3 / 2 window onto 9 x 9),
