@@ -84,8 +84,8 @@ class Statement:
         store) of ``array`` in the body, by its index: the recorded access's
         where its index is the node's (that relation holds only where a
         guard lets the node run), else the node's index over the domain
-        (``polyop.isl_ir.index_relation``). The reads the front-end records,
-        and those ``cache_read`` redirects, need not carry their index.
+        (``polyop.isl_ir.index_relation``), for an access recorded without
+        its index (``tensorize``'s footprints).
         Raises ``NotAnIndexError`` for an index isl cannot express."""
         kinds = (ir.Load, ir.Store) if stores else (ir.Load,)
         recorded = {a.index: a.relation for a in self.reads + (self.writes if stores else ())

@@ -146,11 +146,31 @@ def test_default_tilings_follow_the_measured_choices():
     few = gemm(256, 56, 128, threads=2)  # 11 per thread: pixel panels outside, input in place
     assert (few.mr, few.nr, few.kc) == (6, 16, 256)
     assert few.pixels_outer and not few.pack_input
-    conv = polyop.ops.conv2d(3, 4, 5, 8, 1, pad=0)
+    conv = polyop.ops.conv2d(3, 4, 5, 8, 1, pad=0, tiling=ConvTiling(
+        mr=4, nr=24, vector="pixels", kc=3, pack_input=True))
     assert conv.schedule.stmts == ["out_init", "Wp", "Xp", "out"]
+    # AVX-512 (measured there): 10 x 2 vectors, filter panels outside, input in place
+    for threads in (1, 2):
+        for C, H, F in ((1024, 14, 256), (512, 28, 128), (512, 7, 2048), (40, 7, 13)):
+            t = ConvTiling.default(ConvShape(C, H, H, F, 1, 1, 1, 0, "NCHW"), threads=threads,
+                                   target=AVX512)
+            assert t == ConvTiling(mr=10, nr=32, vector="pixels", kc=128, pixels_outer=False)
     for layout in ("NCHW", "NHWC"):
         t = ConvTiling.default(ConvShape(64, 56, 56, 64, layout=layout), target=HASWELL)
         assert (t.vector, t.mr, t.nr, t.kc, t.blocks_outer) == ("filters", 6, 16, 64, False)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_avx512_gemm_shaped_tiling_matches_numpy_on_any_host(threads):
+    """The tiling ``ConvTiling.default`` picks on AVX-512 for NCHW 1 x 1 with
+    few pixels, at the host's width: two blocks of channels, partial pixel
+    and filter panels, a fused epilogue."""
+    lanes = host().lanes("f32")
+    tiling = ConvTiling(mr=10, nr=2 * lanes, vector="pixels", kc=128, pixels_outer=False)
+    conv = polyop.ops.conv2d(256, 9, 9, 23, 1, pad=0, threads=threads, tiling=tiling,
+                             bias=True, relu=True)
+    out, ref = run(conv, bias=True, relu=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("C,H,F,threads,flags", [

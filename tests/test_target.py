@@ -310,7 +310,7 @@ def test_conv_tiles_on_avx512():
     tiling = ConvTiling.default(ConvShape(64, 56, 56, 64, layout="NHWC"), "float32", 1, t)
     assert (tiling.mr, tiling.nr) == (14, 32)
     small = ConvTiling.default(ConvShape(512, 14, 14, 128, 1, 1, 1, 0, "NCHW"), "float32", 1, t)
-    assert (small.mr, small.nr, small.vector) == (9, 48, "pixels")
+    assert (small.mr, small.nr, small.vector, small.pixels_outer) == (10, 32, "pixels", False)
 
 
 def test_threads_default_to_the_runtime_count():

@@ -77,11 +77,12 @@ class ExprConverter:
         self.typed_values = typed_values
         #: local scalars that hold only Python numbers (weak)
         self.weak_scalars = weak_scalars
-        #: (array name, subscript AST nodes, the Subscript/Name node, guards) per
-        #: read; guards: the conditions ``(test, holds)`` under which Python
-        #: evaluates it (the branches of ``a if c else b``, the operands of
-        #: ``and``/``or`` after the first)
-        self.reads: list[tuple[str, tuple[ast.AST, ...], ast.AST, Guards]] = []
+        #: (array name, subscript AST nodes, the Subscript/Name node, guards,
+        #: subscripts as loop IR) per read; guards: the conditions ``(test,
+        #: holds)`` under which Python evaluates it (the branches of ``a if c
+        #: else b``, the operands of ``and``/``or`` after the first)
+        self.reads: list[tuple[str, tuple[ast.AST, ...], ast.AST, Guards,
+                               tuple[Expr, ...]]] = []
         self._guards: list[tuple[ast.AST, bool]] = []
         self._weak: set[int] = set()
         self._keep: list[Expr] = []  # the weak nodes stay alive, so their ids stay theirs
@@ -121,7 +122,7 @@ class ExprConverter:
             dtype, ndim = self.arrays[node.id]
             if ndim:
                 raise self.error(node, f"array {node.id} used without a subscript")
-            self.reads.append((node.id, (), node, tuple(self._guards)))
+            self.reads.append((node.id, (), node, tuple(self._guards), ()))
             return self.mark(Load(node.id, (), dtype), node.id in self.weak_scalars)
         value = self.resolve(node)
         const = constant_expr(value)
@@ -147,7 +148,7 @@ class ExprConverter:
         for i, e in zip(index, idx):
             if e.dtype.is_float:
                 raise self.error(i, f"subscript of {name} is not an integer")
-        self.reads.append((name, index, node, tuple(self._guards)))
+        self.reads.append((name, index, node, tuple(self._guards), idx))
         return Load(name, idx, self.arrays[name][0])
 
     def subscript(self, node: ast.Subscript) -> tuple[str, tuple[ast.AST, ...]]:

@@ -346,8 +346,8 @@ class KernelParser(SignatureParser):
         sname = f"S{len(self.statements)}"
         domain = ctx.set_tuple_name(sname).coalesce()
         acc = self._affine(ctx.space, lambda n, m: FrontendError(m))
-        reads = tuple(self._access(acc, domain, n, idx, None, where, guards)
-                      for n, idx, where, guards in conv.reads)
+        reads = tuple(self._access(acc, domain, n, idx, read_index, where, guards)
+                      for n, idx, where, guards, read_index in conv.reads)
         hint = ir.Call("prefetch", (load, ir.Const(int(write))), load.dtype)
         text = self._segment(node)
         stmt = Statement(sname, iters, domain, reads, (), ir.Store(load.array, load.index, hint),
@@ -405,7 +405,7 @@ class KernelParser(SignatureParser):
                                        "not supported (only +=, -=, *=, /=)")
             old = conv.mark(ir.Load(name, index, dtype), name in self.weak_scalars)
             rhs = conv.arith(op, old, rhs, node)
-            conv.reads.append((name, index_nodes, target, ()))
+            conv.reads.append((name, index_nodes, target, (), index))
         if name in self.weak_scalars and not new_scalar and self._retyped(name, rhs, conv):
             pass  # this pass's types are provisional: the next pass retypes the scalar
         elif rhs.dtype.is_float and not dtype.is_float:
@@ -415,8 +415,8 @@ class KernelParser(SignatureParser):
         domain = ctx.set_tuple_name(sname).coalesce()
         acc = self._affine(ctx.space, lambda n, m: FrontendError(m))
         write = self._access(acc, domain, name, index_nodes, index, target)
-        reads = tuple(self._access(acc, domain, n, idx, None, where, guards)
-                      for n, idx, where, guards in conv.reads)
+        reads = tuple(self._access(acc, domain, n, idx, read_index, where, guards)
+                      for n, idx, where, guards, read_index in conv.reads)
         text = self._segment(node)
         stmt = Statement(sname, iters, domain, reads, (write,),
                          ir.Store(name, index, rhs), node.lineno + self.line_offset,

@@ -147,6 +147,9 @@ class ConvTiling:
 
         A GEMM-shaped NCHW convolution (vectors along pixels):
 
+        - up to 1024 pixels on AVX-512: 10 filters × 2 vectors of pixels,
+          filter panels outermost, the input read in place, blocks of 128
+          channels (measured in the code's comment); elsewhere
         - up to 1024 pixels (28 × 28 and smaller): 4 filters × 3 vectors of
           pixels, pixel panels outermost, each packed just before its use
           (by the thread that uses it), all channels in one block: a panel
@@ -268,6 +271,20 @@ class ConvTiling:
         mr2, mr3 = register_rows(t, 2), register_rows(t, 3)
         if shape.is_gemm:
             pixels = shape.H * shape.W
+            if pixels <= 1024 and lanes >= 16:
+                # AVX-512: 10 filters x 2 vectors of pixels, filter panels
+                # outermost (shared by the threads), the input read in place,
+                # blocks of 128 channels. Picked by tuning on 2 threads
+                # (tune_bench.py --conv --conv-threads 2, 6 of 7 layers), then
+                # timed against the rules below on ResNet-50's 8 such layers
+                # (Zen 4, 9 interleaved rounds, GFLOP/s): ahead on all 8 on 2
+                # threads (512 -> 128 at 28 x 28 133 -> 179, 512 -> 256 131 ->
+                # 190, 1024 -> 256 at 14 x 14 88 -> 135, 512 -> 2048 at 7 x 7
+                # 131 -> 164, the others 2-14 %), and on 7 of 8 on 1 thread
+                # (1-6 %; 1024 -> 512 at 14 x 14 105 -> 104). 14 rows: as fast
+                # at 28 x 28, 12 % slower at 7 x 7 (1 thread)
+                return cls(mr=min(10, mr2), nr=2 * lanes, vector="pixels", kc=128,
+                           pixels_outer=False)
             if pixels <= 1024:
                 if (threads > 1 and -(-pixels // (3 * lanes)) < 4 * threads
                         and -(-shape.F // mr3) >= 4 * threads):
