@@ -425,6 +425,31 @@ def test_min_work_counts_a_vector_loop_once_per_vector():
         np.testing.assert_array_equal(x, np.ones((8, 64)))
 
 
+def test_min_work_counts_strided_vector_accesses_once_per_lane():
+    """Every other element of rows of 128 doubles, in 4-lane vectors: the
+    strided load and store count once per lane, (3 + 2 * 3) * 8 * 64 / 4 =
+    1152 operations, above a minimum of 400: the region forks (a packing
+    copy that scatters its rows, counted once per vector, ran on one thread)."""
+    from dataclasses import replace
+
+    from polyop.vector_plan import VectorISA
+
+    two_j = B("mul", C(2), j)
+    body = S("x", i, two_j, B("add", L("x", i, two_j), C(1.0, f64)))
+    fn = Function("every_other", (size("n"), array("x", f64, "n", 128)), (),
+                  loop("i", C(0), n, loop("j", C(0), C(64), body, kind="vector"),
+                       kind="parallel"))
+    set_num_threads(2)
+    set_min_work(400)
+    cf = compile_function(replace(fn, meta={**fn.meta, "vector_isa": VectorISA(256)}))
+    x = np.zeros((8, 128))
+    before = team_regions()
+    cf(8, x)
+    assert team_regions() - before == 1
+    np.testing.assert_array_equal(x[:, ::2], np.ones((8, 64)))
+    np.testing.assert_array_equal(x[:, 1::2], np.zeros((8, 64)))
+
+
 def test_region_goes_on_without_a_late_worker():
     # after ~1 ms idle the worker sleeps in the kernel; a region of 2 iterations is
     # done by the caller long before the worker wakes up (tens of us), and the

@@ -31,7 +31,10 @@ into a call ``polyop_rt_parallel_for(wrapper, &env, n, work)`` with
   ``GUESS_TRIPS`` iterations), a ``vector`` loop its trip count over its
   lanes (gramschmidt's row update, ~24 000 iterations a ``k`` step, is ~3 us
   of 8-lane vector code on Zen 4: forked at each step it took 2.03 ms a
-  call at 2 threads against 1.76 ms at one).
+  call at 2 threads against 1.76 ms at one), but each strided or gathered
+  load or store in it once per lane (conv2d's packing of 1 MB of weights,
+  a row scattered per vector store, ran on one thread while the other
+  waited: 2 threads, 256 -> 1024 at 14 x 14, 0.58 -> 0.53 ms a call).
 
 Minimum work: a region runs on ``min(num_threads, n, work // min_work)``
 threads, inline in the calling thread when that is 1 or less, where
@@ -260,21 +263,29 @@ class _Work:
                 trips = b.sitofp(trips, self.ty)
             else:
                 mid, trips = ir.Constant(_I64, 0), float(GUESS_TRIPS)
-            lanes = self._lanes(node)
-            if lanes > 1:  # explicit vector code: one operation per lanes iterations
-                trips = self.mul(trips, 1.0 / lanes)
-            return self.mul(trips, self.at(node.var, mid, node.body))
+            body = self.at(node.var, mid, node.body)
+            plan = self._plan(node)
+            if plan is not None:
+                # explicit vector code: one operation per `lanes` iterations, except
+                # for strided or gathered accesses, one per lane (a packing copy
+                # scatters its rows: counted as one store, 2 x 1 MB of weights
+                # moved in 16 000 "operations" ran on one thread)
+                trips = self.mul(trips, 1.0 / plan.lanes)
+                apart = sum(plan.access(x.index) in ("strided", "gather")
+                            for x in walk(node.body) if isinstance(x, (Load, Store)))
+                body = self.add(body, float((plan.lanes - 1) * apart))
+            return self.mul(trips, body)
         return 1.0
 
-    def _lanes(self, node: For) -> int:
-        """The lanes ``polyop.codegen.vector`` runs a ``vector`` loop with (1
-        for other loops and for a vector loop that stays scalar)."""
+    def _plan(self, node: For):
+        """The plan ``polyop.codegen.vector`` runs a ``vector`` loop with
+        (``None`` for other loops and for a vector loop that stays scalar)."""
         if node.kind is not LoopKind.VECTOR:
-            return 1
+            return None
         fb = self.fb
         plan = plan_vector_loop(node, fb.isa, fb.temp_names,
                                 {name: ref.dtype for name, ref in fb.arrays.items()})
-        return plan.lanes if plan.vectorised else 1
+        return plan if plan.vectorised and plan.lanes > 1 else None
 
     def at(self, var: str, value: ir.Value, node):
         """The cost of ``node`` with loop variable ``var`` bound to ``value``."""
