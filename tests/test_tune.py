@@ -280,6 +280,37 @@ def test_early_stop_cuts_the_repeats_of_a_slower_candidate():
              progress=False)
 
 
+def test_a_task_for_several_threads_is_measured_on_that_many():
+    """An operator compiled for 2 threads is checked and timed with the
+    runtime at 2 threads, whatever the measuring process was set to (the
+    tuning benchmark's workers inherit ``POLYOP_NUM_THREADS=1``)."""
+    from polyop.codegen.parallel import get_num_threads, set_num_threads
+    from polyop.tune.measure import measure
+
+    seen = []
+
+    class TwoThreads(KernelTask):
+        threads = 2
+
+        def build(self, config):
+            f = super().build(config)
+
+            def run(*args):
+                seen.append(get_num_threads())
+                f(*args)
+            return run
+
+    task = TwoThreads(mm_template, mm, {"n": 8})
+    before = get_num_threads()
+    set_num_threads(1)
+    try:
+        r = measure(task, task.space().get(0).values, repeats=2, min_seconds=1e-4)
+        assert r["status"] == "ok" and seen and set(seen) == {2}
+        assert get_num_threads() == 1  # restored
+    finally:
+        set_num_threads(before)
+
+
 # -- the search -------------------------------------------------------------------------------
 
 def test_same_seed_same_points_and_best_schedule_matches_cpython(runner):

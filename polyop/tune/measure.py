@@ -22,6 +22,11 @@ first time in a process also the reference) and ``time_seconds`` (warm-up
 and repeats); ``build_window`` and ``timing_window`` say when (``time.monotonic``
 at the start and the end, comparable between the processes of one machine).
 
+A task compiled for several threads (``task.threads``, as the operator
+tasks of ``polyop.tune.ops_tasks`` have) runs on that many: its parallel
+loops take the runtime's thread count at call time, which the measuring
+process may have set otherwise (``POLYOP_NUM_THREADS``).
+
 ``measure`` never raises for a candidate's fault: it returns a dict with
 ``status`` ``"ok"``, ``"wrong"`` or ``"error"`` (a compile or run error).
 A crash or a hang is the runner's to catch (``polyop.tune.runners``).
@@ -41,6 +46,8 @@ import math
 import statistics
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -97,7 +104,8 @@ def prepare(task, knobs: dict) -> Prepared | dict:
         if task.key not in _references:
             _references[task.key] = task.reference()
         args = task.inputs()
-        fn(*args)
+        with _task_threads(task):
+            fn(*args)
         wrong = compare(task.outputs(args), _references[task.key], task.rtol)
         phases["check_seconds"] = time.perf_counter() - t1
         phases["build_window"] = (start, time.monotonic())
@@ -113,43 +121,68 @@ def time_prepared(built: Prepared, repeats: int = 5, min_seconds: float = 0.01,
     """Time a prepared candidate (module docstring): the result of ``measure``."""
     task, fn, phases = built.task, built.fn, dict(built.phases)
     try:
-        start = time.monotonic()
-        t2 = time.perf_counter()
-        args = task.inputs()
-        t0 = time.perf_counter()
-        fn(*args)  # warm-up, which also gives a first estimate of one call
-        once = time.perf_counter() - t0
-        # a margin: a steady call is often a little faster than the warm-up's
-        number = max(1, min(1 << 20, math.ceil(1.1 * min_seconds / once))) if once > 0 else 1
-        times: list[float] = []
-        stopped = False
-        while len(times) < max(1, repeats):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn(*args)
-            elapsed = time.perf_counter() - t0
-            if elapsed < min_seconds and number < 1 << 20 and not times:
-                # the warm-up was slow (a cold cache): a longer repeat, scaled to fit
-                grow = 1.1 * min_seconds / elapsed if elapsed > 0 else 2.0
-                number = min(1 << 20, max(number + 1, math.ceil(number * min(grow, 16.0))))
-                continue
-            times.append(elapsed / number)
-            if cutoff is not None and min(times) > cutoff and len(times) < repeats:
-                stopped = True
-                break
-        phases["time_seconds"] = time.perf_counter() - t2
-        phases["timing_window"] = (start, time.monotonic())
-        out = {"status": "ok", "error": None, "seconds": statistics.median(times),
-               **phases, "number": number, "repeats": len(times)}
-        if stopped:
-            out["stopped_early"] = True
-        if getattr(fn, "schedule", None) is not None:  # an operator: its schedule's trace
-            from .task import trace_of
-
-            out["trace"] = trace_of(fn.schedule)
-        return out
+        with _task_threads(task):
+            return _timed(task, fn, phases, repeats, min_seconds, cutoff)
     except Exception as e:
         return _error(e)
+
+
+@contextmanager
+def _task_threads(task) -> Iterator[None]:
+    """The runtime's thread count set to the task's own while in the block,
+    for a task compiled for several threads."""
+    threads = getattr(task, "threads", 1)
+    if not isinstance(threads, int) or threads <= 1:
+        yield
+        return
+    from ..codegen.parallel import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    set_num_threads(threads)
+    try:
+        yield
+    finally:
+        set_num_threads(before)
+
+
+def _timed(task, fn, phases: dict, repeats: int, min_seconds: float,
+           cutoff: float | None) -> dict:
+    """``time_prepared``'s timing, inside its error handling."""
+    start = time.monotonic()
+    t2 = time.perf_counter()
+    args = task.inputs()
+    t0 = time.perf_counter()
+    fn(*args)  # warm-up, which also gives a first estimate of one call
+    once = time.perf_counter() - t0
+    # a margin: a steady call is often a little faster than the warm-up's
+    number = max(1, min(1 << 20, math.ceil(1.1 * min_seconds / once))) if once > 0 else 1
+    times: list[float] = []
+    stopped = False
+    while len(times) < max(1, repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn(*args)
+        elapsed = time.perf_counter() - t0
+        if elapsed < min_seconds and number < 1 << 20 and not times:
+            # the warm-up was slow (a cold cache): a longer repeat, scaled to fit
+            grow = 1.1 * min_seconds / elapsed if elapsed > 0 else 2.0
+            number = min(1 << 20, max(number + 1, math.ceil(number * min(grow, 16.0))))
+            continue
+        times.append(elapsed / number)
+        if cutoff is not None and min(times) > cutoff and len(times) < repeats:
+            stopped = True
+            break
+    phases["time_seconds"] = time.perf_counter() - t2
+    phases["timing_window"] = (start, time.monotonic())
+    out = {"status": "ok", "error": None, "seconds": statistics.median(times),
+           **phases, "number": number, "repeats": len(times)}
+    if stopped:
+        out["stopped_early"] = True
+    if getattr(fn, "schedule", None) is not None:  # an operator: its schedule's trace
+        from .task import trace_of
+
+        out["trace"] = trace_of(fn.schedule)
+    return out
 
 
 def _error(e: Exception) -> dict:
