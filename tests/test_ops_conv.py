@@ -248,14 +248,14 @@ def test_filter_panels_outermost_on_several_threads_only_where_the_input_stays_i
     threads: each thread packs its own filter panels and reads the input once
     per panel, so only where the input fits the L2 (28 x 28: 400 KB), not
     where a stride-2 window reads 1.6 MB (56 x 56)."""
-    for layout in ("NCHW", "NHWC"):
-        def default(H, stride, threads=2):
-            return ConvTiling.default(ConvShape(128, H, H, 128, 3, 3, stride, 1, layout),
-                                      threads=threads, target=AVX512)
+    def default(H, stride, layout, threads=2):
+        return ConvTiling.default(ConvShape(128, H, H, 128, 3, 3, stride, 1, layout),
+                                  threads=threads, target=AVX512)
 
-        assert not default(28, 1).pixels_outer and default(28, 1).pack_in_nest
-        assert default(56, 2).pixels_outer and not default(56, 2).pack_in_nest
-        assert default(28, 1, threads=1).pixels_outer  # one thread: the weights in L2
+    for layout in ("NCHW", "NHWC"):
+        assert not default(28, 1, layout).pixels_outer and default(28, 1, layout).pack_in_nest
+        assert default(56, 2, layout).pixels_outer and not default(56, 2, layout).pack_in_nest
+        assert default(28, 1, layout, threads=1).pixels_outer  # one thread: weights in L2
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
