@@ -266,10 +266,8 @@ class _Work:
             body = self.at(node.var, mid, node.body)
             plan = self._plan(node)
             if plan is not None:
-                # explicit vector code: one operation per `lanes` iterations, except
-                # for strided or gathered accesses, one per lane (a packing copy
-                # scatters its rows: counted as one store, 2 x 1 MB of weights
-                # moved in 16 000 "operations" ran on one thread)
+                # explicit vector code: one operation per `lanes` iterations, but a
+                # strided or gathered access once per lane (the module docstring)
                 trips = self.mul(trips, 1.0 / plan.lanes)
                 apart = sum(plan.access(x.index) in ("strided", "gather")
                             for x in walk(node.body) if isinstance(x, (Load, Store)))
