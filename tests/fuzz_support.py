@@ -202,6 +202,17 @@ def strided_or(n: int, A: "f64[n, n]", x: "f64[n]"):
 
 
 @polyop.kernel
+def fixed_rows(A: "f64[8, 8]", B: "f64[8, 8]", c: "f64[8]"):
+    # constant sizes, every element of A read: a cache of A computed at a loop
+    # can be made local to it (set_scope) with constant extents
+    for i in range(8):
+        for j in range(7):
+            B[i, j] = A[i, j] * c[j] + A[i, j + 1] * 0.5
+    for j in range(8):
+        c[j] = c[j] + B[4, j] * B[j, 3]
+
+
+@polyop.kernel
 def skew_clash(n: int, A: "f64[n, n]", c1: "f64[n]"):
     # not fuzzed: the reproducer of a bug the fuzzer found in deriche (see the tests)
     for i in range(n):
@@ -292,6 +303,7 @@ _HAND = [
     (cross, dict(n=7), 10),
     (checker, dict(n=5, m=7), 10),
     (strided_or, dict(n=9), 8),
+    (fixed_rows, {}, 8),
 ]
 
 #: PolyBench kernels at tiny sizes (a few per dimension), with example shares

@@ -31,7 +31,8 @@ from tests.fuzz_support import (
 
 #: fuzz cases with arrays read by some statement: (case, examples)
 KERNELS = {"jacobi2d_copy": 4, "column_sums": 4, "temp_chain": 3, "imperfect": 3,
-           "gemm_beta": 4, "tri3": 3, "seidel2d_5pt": 3, "pb-atax": 3, "pb-2mm": 3}
+           "gemm_beta": 4, "tri3": 3, "seidel2d_5pt": 3, "pb-atax": 3, "pb-2mm": 3,
+           "fixed_rows": 4}
 
 
 def _layouts(ndim: int):
