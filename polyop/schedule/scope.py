@@ -144,7 +144,7 @@ def _shifted(s, name: str, prefix: isl.UnionMap, corner: list[isl.PwAff]):
     when = isl.PwMultiAff.from_map(isl.Map.from_union_map(
         prefix.intersect_domain(isl.UnionSet.from_set(s.domain))))
     table = {}
-    try:  # by the loads and stores of the body (a read after cache_read records no index)
+    try:  # by the loads and stores of the body: every index the code will use
         found = s.body_accesses(name, stores=True)
     except NotAnIndexError as err:
         raise ScheduleError(f"set_scope({name}): {s.name}'s index {err}") from None
