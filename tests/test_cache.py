@@ -333,11 +333,11 @@ def test_set_scope_refusals():
 
 
 def test_set_scope_of_a_cache_read_shifts_the_consumers_loads():
-    """A consumer's read of a cache records no index (cache_read rewrites its
-    body, not an index in the access): set_scope found the shifted index by
+    """Found when a consumer's read of a cache recorded no index (before the
+    front-end recorded read indices): set_scope found the shifted index by
     the recorded one, left the consumer loading A_cache[i][k] from a local
     buffer of one row, and the schedule was accepted and computed wrong
-    sums. Now the loads of the body are shifted."""
+    sums. The loads of the body are what set_scope shifts."""
     @polyop.kernel
     def rowsum(n: int, A: "f64[n, 8]", out: "f64[n]"):
         for i in range(n):
