@@ -155,7 +155,7 @@ def test_rows_isl_shifted_are_parallel_by_the_legality_check(threads):
 
 
 PARALLEL = ("correlation", "covariance", "gemm", "gemver", "syr2k", "syrk", "trmm", "2mm", "3mm",
-            "mvt", "deriche", "adi", "fdtd-2d", "heat-3d", "jacobi-2d")
+            "atax", "bicg", "mvt", "deriche", "adi", "fdtd-2d", "heat-3d", "jacobi-2d")
 #: in the default run (the others are covered above)
 DEFAULT = ("adi",)
 
@@ -181,6 +181,47 @@ def test_band_beside_a_serial_neighbour_stays_serial(threads):
     one = polyop.auto_schedule(bench.kernel, ZEN3.replace("-num-cores=2", "-num-cores=1"),
                                sizes=bench.sizes["MEDIUM"])
     assert "kept serial" not in one.explanation.knob("S6:parallel").why
+
+
+@pytest.mark.parametrize("name", ["atax", "bicg"])
+def test_shared_loops_distributed_for_a_parallel_loop(name, threads):
+    """atax (``tmp[i]`` summed over ``j`` beside ``y[j]`` summed over ``i``)
+    and bicg (two such sums in one ``j`` loop): no loop is parallel while the
+    sums share their loops; distributed, each sum's nest has one (``i``, or
+    strips of ``j`` moved outermost), every loop that forks is at the outer
+    level, and the results are CPython's at 1 and 2 threads. One core: no
+    distribution, the nests stay shared."""
+    bench = BENCHES[name]
+    sch = polyop.auto_schedule(bench.kernel, ZEN3, sizes=bench.sizes["MEDIUM"])
+    knob = sch.explanation.knob("S2:distribute")
+    assert knob.chosen and knob.applied and "may then run in parallel" in knob.why
+    loops = _parallel_loops(sch)
+    assert len(loops) == 2
+    f = polyop.build(sch)
+    _matches_cpython(f, bench, bench.sizes["SMALL"], threads, name)
+    # at MEDIUM (two strips) each loop forks once a call, none inside a serial loop
+    assert _forks(f, bench.init(bench.sizes["MEDIUM"])) == 2
+    one = polyop.auto_schedule(bench.kernel, ZEN3.replace("-num-cores=2", "-num-cores=1"),
+                               sizes=bench.sizes["MEDIUM"])
+    assert "fission(" not in str(one) and not _parallel_loops(one)
+    off = polyop.auto_schedule(bench.kernel, ZEN3, sizes=bench.sizes["MEDIUM"],
+                               knobs={"S2:distribute": False})
+    assert not _parallel_loops(off)
+
+
+@polyop.kernel
+def two_recurrences(n: int, A: "f64[n, n]", B: "f64[n, n]"):
+    for i in range(n - 1):
+        for j in range(n - 1):  # each statement carries a dependence in i and in j
+            A[i + 1, j + 1] = A[i, j] + A[i + 1, j]
+            B[i + 1, j + 1] = B[i, j] * 0.5 + B[i + 1, j]
+
+
+def test_distribution_that_gives_no_parallel_loop_is_taken_back():
+    sch = polyop.auto_schedule(two_recurrences, ZEN3, sizes={"n": 300})
+    knob = sch.explanation.knob("S0:distribute")
+    assert not knob.applied and knob.why.endswith("taken back")
+    assert "fission(" not in str(sch) and not _parallel_loops(sch)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in DEFAULT else

@@ -72,9 +72,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PolyopError, ScheduleError
-from .heuristic import Context, _order, _parallel_legal, _perfect_suffix, _unit_stride
+from .heuristic import Context, _order, _perfect_suffix, _unit_stride
 from .model import access_groups, band_extents
-from .outer import enclosed_statements
+from .outer import enclosed_statements, parallel_legal
 
 #: threads per block aimed at: enough warps to hide latency, small enough
 #: for several blocks per multiprocessor
@@ -142,7 +142,7 @@ def _separate(ctx: Context, stmt: str) -> list:
     along ``j`` and along ``i``, each parallel along the other loop)."""
     sch = ctx.sch
     loops = sch.get_loops(stmt)
-    par = [lp for lp in loops if _parallel_legal(sch, lp)]
+    par = [lp for lp in loops if parallel_legal(sch, lp)]
     if par or len(enclosed_statements(sch)[loops[-1].id]) < 2:
         return par
     knob = ctx.decide(f"{stmt}:separate", [False, True], True,
@@ -158,7 +158,7 @@ def _separate(ctx: Context, stmt: str) -> list:
         sch.undo(len(sch.trace) - mark)
         knob.refuse(exc)
         return par
-    return [lp for lp in sch.get_loops(stmt) if _parallel_legal(sch, lp)]
+    return [lp for lp in sch.get_loops(stmt) if parallel_legal(sch, lp)]
 
 
 def _map_nest(ctx: Context, stmt: str) -> tuple[list, dict[str, int]] | None:

@@ -70,7 +70,7 @@ from .expansion import expand_for_fission
 from .isl_sched import Member
 from .layouts import transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
-from .outer import enclosed_statements, parallelise_outer
+from .outer import distribute_for_cores, enclosed_statements, parallel_legal, parallelise_outer
 from .registers import register_tile
 from .skew import skew_band
 from .strips import even_tiles, strip_inner, strip_middle
@@ -181,6 +181,7 @@ def _nest(ctx: Context, stmt: str):
     """The perfect band around ``stmt`` (after fission where chosen) and the
     statements in its body."""
     sch = ctx.sch
+    distribute_for_cores(ctx, stmt)
     loops = sch.get_loops(stmt)
     if not loops:
         return [], {stmt}
@@ -390,7 +391,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     # fork once per iteration of it (measured 1.3x slower on fdtd-2d at 1 thread)
     if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
         if not any(lp.name.split("_")[0] in coincident for lp in tile_loops + inner_loops[:-1]):
-            if not _parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
+            if not parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
                 inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops,
                                                       coincident, model, cache, lanes)
         else:
@@ -403,7 +404,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     innermost = inner_loops[-1]
     carried = innermost.name.split("_")[0] not in coincident
     if carried and not permutable:  # isl's flags speak of its own schedule, not this order
-        carried = not _parallel_legal(sch, innermost)
+        carried = not parallel_legal(sch, innermost)
     if lanes > 1 and not carried and len(stmts) == 1 and not _vector_friendly(unit, vary) and \
             transpose_operands(ctx, lead, innermost.name.split("_")[0], int(np.prod(extents)),
                                lanes):
@@ -524,24 +525,14 @@ def _serial_neighbour(ctx: Context, stmts, band, extents: list[int]) -> str | No
             if below else 1
         if not shared or 4 * own < work:
             continue
-        if len(inner) > at + 1 and _parallel_legal(sch, inner[at + 1]):
+        if len(inner) > at + 1 and parallel_legal(sch, inner[at + 1]):
             continue  # it may run in parallel beside the band
-        if _parallel_legal(sch, around):
+        if parallel_legal(sch, around):
             return None  # the loop around may run in parallel itself
         return (f"{other} beside it in {around.name} stays serial and touches "
                 f"{', '.join(shared)} ({own} iterations a step against the band's "
                 f"{work}): they would cross between the cores at every step")
     return None
-
-
-def _parallel_legal(sch, loop) -> bool:
-    """Whether the legality check lets ``loop`` run in parallel (tried, then undone)."""
-    try:
-        sch.parallel(loop)
-    except ScheduleError:
-        return False
-    sch.undo()
-    return True
 
 
 def _tile_sizes(v, d: int) -> bool:

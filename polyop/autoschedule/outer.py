@@ -1,5 +1,6 @@
 """Parallelism the band-by-band heuristic cannot see: the outermost legal loop
-of a nest whose statements ended up with no parallel loop.
+of a nest whose statements ended up with no parallel loop, and nests
+distributed so that a statement gets one.
 
 ``polyop.autoschedule.heuristic`` schedules perfect bands and takes the
 parallel loop from isl's coincidence flags, which speak of isl's own (fused,
@@ -21,6 +22,14 @@ left alone: inside a serial loop a region forks once per iteration of it.
 Whether a region is worth its fork is decided at run time
 (``polyop.codegen.parallel``'s minimum work).
 
+``distribute_for_cores`` runs before a statement's band is scheduled: when
+no loop around it may run in parallel only because it shares them with
+other statements (atax's ``tmp[i]`` sum over ``j`` beside ``y[j]``'s sum
+over ``i``; bicg's two sums in one ``j`` loop), the shared loops are
+distributed (``fission``, legality-checked) and kept when the statement's
+own nest then has a parallel loop; ``polyop.autoschedule.strips`` moves
+it outermost where it is not.
+
 Example (the i loop holds a scalar reset and a row recurrence along j)::
 
     >>> import polyop
@@ -40,6 +49,56 @@ from __future__ import annotations
 
 from ..errors import ScheduleError
 from ..kinds import LoopKind
+
+
+def parallel_legal(sch, loop) -> bool:
+    """Whether the legality check lets ``loop`` run in parallel (tried, then undone)."""
+    try:
+        sch.parallel(loop)
+    except ScheduleError:
+        return False
+    sch.undo()
+    return True
+
+
+def distribute_for_cores(ctx, stmt: str) -> None:
+    """Distribute the loops ``stmt`` shares with other statements, from the
+    outermost in, when none of its loops may run in parallel as they are;
+    kept (knob ``<stmt>:distribute``) only when then the loop nest of
+    ``stmt`` alone, or its outermost loop, has a parallel loop (module
+    docstring)."""
+    sch = ctx.sch
+    loops = sch.get_loops(stmt)
+    if ctx.target.cores < 2 or stmt in ctx.serial or len(loops) < 2 or \
+            len(enclosed_statements(sch)[loops[0].id]) < 2 or \
+            any(parallel_legal(sch, lp) for lp in loops):
+        return
+    knob = ctx.decide(f"{stmt}:distribute", [False, True], True,
+                      f"{ctx.target.cores} cores, and no loop around {stmt} may run in "
+                      "parallel beside the statements it shares them with: "
+                      "distributed from the outermost loop in")
+    if not knob.chosen:
+        return
+    start = len(sch.trace)
+    try:
+        while True:
+            inside = enclosed_statements(sch)
+            shared = [lp for lp in sch.get_loops(stmt) if len(inside[lp.id]) > 1]
+            if not shared:
+                break
+            sch.fission(shared[0])
+    except ScheduleError as exc:
+        knob.refuse(exc)
+    loops = sch.get_loops(stmt)
+    alone = enclosed_statements(sch)[loops[0].id] == {stmt}
+    found = [lp.name for lp in loops if (alone or lp.depth == 0) and parallel_legal(sch, lp)]
+    if len(sch.trace) > start and found:
+        knob.applied = True
+        knob.why += f": {found[0]} may then run in parallel"
+    else:
+        sch.undo(len(sch.trace) - start)
+        knob.applied = False
+        knob.why += ": no loop of its nest may run in parallel after it, taken back"
 
 
 def parallelise_outer(sch, serial: set[str] = frozenset()) -> list[str]:
