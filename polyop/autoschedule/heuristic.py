@@ -9,6 +9,8 @@ nest keeps what it had):
    statement's loops form one perfect band (tiling and reordering need one);
    ``expand``: where only a temporary's one location keeps a loop from being
    distributed, one element of it per iteration (``polyop.autoschedule.expansion``);
+   ``distribute``: on several cores, the loops a statement shares with others
+   when none of them may run in parallel (``polyop.autoschedule.outer``);
 2. ``skew`` (a band isl cannot tile as written, one statement): isl's
    skewed permutable band (time tiling of a stencil), applied with ``skew``
    when tiling it would pay;
