@@ -94,7 +94,8 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     shapes = {a.name: tuple(int(e.value) for e in a.extents)
               for a in program.arrays.values() if a.temporary and a.ndim}
     fn = ir.Function(program.name, tuple(params), temps, body,
-                     {"temp_shapes": shapes, "requires": requires})
+                     {"temp_shapes": shapes, "requires": requires,
+                      "unrolled": bool(plan.unrolled())})
     if promote:  # per-iteration buffers: exact by construction, after validation
         fn = promote_function(fn, requests_from_schedule(obj), program.context)
     _dump("ir", fn)

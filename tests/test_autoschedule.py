@@ -148,7 +148,9 @@ def test_band_isl_does_not_find_permutable_is_reordered_by_the_legality_check():
     # the caller's order is applied as asked, or refused and the kernel's kept
     kept = polyop.auto_schedule(bench.kernel, sizes=bench.sizes["MEDIUM"],
                                 knobs={"S2:order": ("j", "k")})
-    assert "reorder" not in str(kept) and kept.explanation.knob("S2:order").applied
+    assert "reorder(k, j)" not in str(kept) and kept.explanation.knob("S2:order").applied
+    # k innermost then sums each j over k: the rows j are jammed
+    assert kept.explanation.knob("S2:jam").chosen and "reorder(j_outer, k, j_inner)" in str(kept)
     args = bench.init(bench.sizes["MINI"])
     ref = copy.deepcopy(args)
     bench.kernel.py_func(**ref)

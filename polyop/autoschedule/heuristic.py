@@ -70,6 +70,7 @@ from ..errors import ScheduleError
 from ..target import Target
 from .expansion import expand_for_fission
 from .isl_sched import Member
+from .jam import accumulates_over, jam
 from .layouts import transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import distribute_for_cores, enclosed_statements, parallel_legal, parallelise_outer
@@ -189,10 +190,13 @@ def _nest(ctx: Context, stmt: str):
         return [], {stmt}
     band = _perfect_suffix(sch, loops)
     if len(band) < len(loops) and len(loops) >= 2:
-        wanted = len(loops) >= 3
+        sums = len(loops) == 2 and enclosed_statements(sch)[loops[1].id] == {stmt} and \
+            accumulates_over(sch, [stmt], loops[1].name, loops[0].name)
+        wanted = len(loops) >= 3 or sums
         knob = ctx.decide(f"{stmt}:fission", [False, True], wanted,
                           "distribute the loops above the nest so that its "
-                          f"{len(loops)} loops form one perfect, tileable band"
+                          f"{len(loops)} loops form one perfect, tileable band" +
+                          (f" (rows summed over {loops[1].name}: a jam)" if sums else "")
                           if wanted else "a nest of fewer than 3 loops gains too little "
                           "from a longer band to split its loops")
         if knob.chosen:
@@ -437,6 +441,9 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
             sch.vectorize(innermost)
         except ScheduleError as exc:
             knob.refuse(exc)
+
+    if carried and not tile_loops and registers is None and d >= 2:  # rows' sums side by side
+        inner_loops = jam(ctx, lead, stmts, inner_loops, int(model.extents[-2]))
 
     # -- parallel ---------------------------------------------------------------------------
     outer = tile_loops + [lp for lp in inner_loops[:-1]]
