@@ -47,6 +47,8 @@ nest keeps what it had):
    asked for 256-bit vectors there (``Target.autovec_bits``): on Zen 4 at
    MEDIUM, 1 thread, jacobi-2d 4.14 -> 3.65 ms, gramschmidt 1.77 -> 1.68,
    covariance 1.17 -> 1.11, trmm 0.41 -> 0.38, no kernel slower;
+   ``jam``: where the innermost loop carries independent rows' sums,
+   several rows summed side by side (``polyop.autoschedule.jam``);
 7. ``parallel``: the outermost loop of the band that carries no dependence
    (isl: coincident), when the target has more than one core; when isl
    flags none (its flags speak of its fused, shifted schedule), the band's
