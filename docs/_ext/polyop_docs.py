@@ -196,6 +196,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "autoschedule_medium_znver4_rounds.json": _autoschedule,
     "autoschedule_medium_znver4_expand.json": _autoschedule,
     "autoschedule_medium_znver4_distribute.json": _autoschedule,
+    "autoschedule_medium_znver4_jam.json": _autoschedule,
 }
 
 
