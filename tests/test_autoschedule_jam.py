@@ -78,7 +78,7 @@ def test_jammed_rows_stay_scalar_on_avx512():
     assert "prefer-no-gather" not in arm.llvm_ir
 
 
-@pytest.mark.parametrize("name", ["atax", "mvt", "gemver"])
+@pytest.mark.parametrize("name", ["atax", "mvt", "gemver", "gesummv"])
 def test_polybench_row_sums_jammed_and_exact(name):
     bench = BENCHES[name]
     sch = polyop.auto_schedule(bench.kernel, ZEN4, sizes=bench.sizes["MEDIUM"])

@@ -73,7 +73,7 @@ from ..target import Target
 from .expansion import expand_for_fission
 from .isl_sched import Member
 from .jam import accumulates_over, jam
-from .layouts import transpose_operands
+from .layouts import transposable, transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import distribute_for_cores, enclosed_statements, parallel_legal, parallelise_outer
 from .registers import register_tile
@@ -192,8 +192,8 @@ def _nest(ctx: Context, stmt: str):
         return [], {stmt}
     band = _perfect_suffix(sch, loops)
     if len(band) < len(loops) and len(loops) >= 2:
-        sums = len(loops) == 2 and enclosed_statements(sch)[loops[1].id] == {stmt} and \
-            accumulates_over(sch, [stmt], loops[1].name, loops[0].name)
+        sums = len(loops) == 2 and accumulates_over(
+            sch, enclosed_statements(sch)[loops[1].id], loops[1].name, loops[0].name)
         wanted = len(loops) >= 3 or sums
         knob = ctx.decide(f"{stmt}:fission", [False, True], wanted,
                           "distribute the loops above the nest so that its "
@@ -306,7 +306,14 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         unit, vary = _unit_stride(g2, d - 1)
         carried = names[perm[-1]] not in coincident
         vec = not carried and _vector_friendly(unit, vary)
-        cost = model.cycles(model.untiled(cache), lanes if vec else 1, carried)
+        if not carried and not vec and len(stmts) == 1 and lanes > 1:
+            # a transposed copy will make the vector loop's reads contiguous (step 5)
+            found = transposable(ctx, lead, names[perm[-1]], int(np.prod(extents)))
+            vec = found is not None and found[1]
+        # independent rows' sums side by side (step 6's jam) are not held to the add latency
+        jammed = carried and d >= 2 and names[perm[-2]] in coincident and \
+            accumulates_over(sch, stmts, names[perm[-1]], names[perm[-2]])
+        cost = model.cycles(model.untiled(cache), lanes if vec else 1, carried and not jammed)
         scored.append(((round(cost, 3), -unit, perm != tuple(range(d))), perm, model))
     scored.sort(key=lambda x: x[0])
     cand_orders = [tuple(names[p] for p in perm) for _, perm, _ in scored]

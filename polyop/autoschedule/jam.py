@@ -11,16 +11,23 @@ by side: ``U`` independent chains, each still summed in ``j``'s order, so
 the result is bit for bit the same. The ``U`` sums are kept in a local
 buffer across ``j`` (``cache_write(..., scope="local")``, registers for
 LLVM): stored once per strip, not at every ``j``, where a strip's elements
-may share a cache line with the neighbouring strip another thread sums. ``U`` covers the latency times the
-units (``CHAINS``); on Zen 4 (f64, MEDIUM, 1 thread) atax ran 0.142 ms
-without, 0.096 with 4 rows, 0.084 with 8 and 0.085 with 16.
+may share a cache line with the neighbouring strip another thread sums.
+``U`` covers the latency times the units (``CHAINS``); on Zen 4 (f64,
+MEDIUM, 1 thread) atax ran 0.142 ms without, 0.096 with 4 rows, 0.084 with
+8 and 0.085 with 16 (LLVM then packed the rows' loads into gathers; without
+them 0.048 ms with 8 rows: ``polyop.codegen.jit.prefer_no_gather``).
 
 Taken for a band whose innermost loop carries a dependence, when every
 statement of the band accumulates (reads the element it writes) over that
 loop and its write moves with the loop just outside it (the rows), and the
 legality check lets the rows' strip move inside the sum's loop.
 ``polyop.autoschedule.heuristic`` distributes a two-loop nest (``fission``)
-where that gives such a band (atax's row sums beside its other nests).
+where that gives such a band (atax's row sums beside its other nests), and
+its order model counts a jammable order at one instance a cycle, not one
+per add latency, against orders whose vector loop a transposed copy will
+make contiguous at ``lanes`` a cycle (syrk keeps its copy; gesummv's two
+row sums, read down the columns in ``j, i`` without a copy, are jammed:
+0.048 -> 0.023 ms on Zen 4).
 
 Example::
 

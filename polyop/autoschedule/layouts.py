@@ -41,37 +41,10 @@ def transpose_operands(ctx, lead: str, var: str, work: int, lanes: int) -> bool:
     registers (``polyop.schedule.copies``). True when, afterwards, every
     access moving with ``var`` is contiguous."""
     sch = ctx.sch
-    program = sch.program
-    stmt = program.statement(lead)
-    if var not in stmt.iterators:
+    found = transposable(ctx, lead, var, work)
+    if found is None:
         return False
-    k = stmt.iterators.index(var)
-
-    def along(access) -> list[int]:  # each subscript's coefficient of var
-        rows, _ = access_affine(access.relation, len(stmt.iterators))
-        return [row[k] for row in rows]
-
-    written = {a.array for s in program.statements for a in s.writes}
-    accesses = [(a, along(a)) for a in (*stmt.reads, *stmt.writes)
-                if program.arrays[a.array].ndim > 0]
-    arrays: list[str] = []
-    for access, coeffs in accesses:
-        if all(c == 0 for c in coeffs) or coeffs[-1] == 1 and not any(coeffs[:-1]):
-            continue  # invariant or contiguous
-        if access.array in written or coeffs != [1, 0]:
-            return False  # a stride no transposed copy removes
-        if access.array not in arrays:
-            arrays.append(access.array)
-    if not arrays:
-        return False
-    # every access of those arrays must come out contiguous or invariant
-    if any(a.array in arrays and c not in ([0, 0], [1, 0]) for a, c in accesses):
-        return False
-    env = {p: int(ctx.sizes.get(p, DEFAULT_SIZE)) for p in program.params}
-    elements = {a: int(np.prod([eval_index(e, env) for e in program.arrays[a].extents]))
-                for a in arrays}
-    pays = all(work >= REUSE * max(n, 1) for n in elements.values())
-    reuse = ", ".join(f"{a}: {work / max(n, 1):.3g}" for a, n in elements.items())
+    arrays, pays, reuse = found
     knob = ctx.decide(
         f"{lead}:transpose", [(), tuple(arrays)], tuple(arrays) if pays else (),
         f"{', '.join(arrays)} read down {'their columns' if len(arrays) > 1 else 'a column'} "
@@ -90,3 +63,43 @@ def transpose_operands(ctx, lead: str, var: str, work: int, lanes: int) -> bool:
         knob.refuse(exc)
         return False
     return True
+
+
+def transposable(ctx, lead: str, var: str, work: int) -> tuple[list[str], bool, str] | None:
+    """The read-only matrices a transposed copy would make contiguous in the
+    vector loop over ``var`` (every other access moving with it already is),
+    whether the copies pay (``REUSE``) and the reuse in words; None when no
+    copy helps. Nothing is applied (the order model asks too)."""
+    sch = ctx.sch
+    program = sch.program
+    stmt = program.statement(lead)
+    if var not in stmt.iterators:
+        return None
+    k = stmt.iterators.index(var)
+
+    def along(access) -> list[int]:  # each subscript's coefficient of var
+        rows, _ = access_affine(access.relation, len(stmt.iterators))
+        return [row[k] for row in rows]
+
+    written = {a.array for s in program.statements for a in s.writes}
+    accesses = [(a, along(a)) for a in (*stmt.reads, *stmt.writes)
+                if program.arrays[a.array].ndim > 0]
+    arrays: list[str] = []
+    for access, coeffs in accesses:
+        if all(c == 0 for c in coeffs) or coeffs[-1] == 1 and not any(coeffs[:-1]):
+            continue  # invariant or contiguous
+        if access.array in written or coeffs != [1, 0]:
+            return None  # a stride no transposed copy removes
+        if access.array not in arrays:
+            arrays.append(access.array)
+    if not arrays:
+        return None
+    # every access of those arrays must come out contiguous or invariant
+    if any(a.array in arrays and c not in ([0, 0], [1, 0]) for a, c in accesses):
+        return None
+    env = {p: int(ctx.sizes.get(p, DEFAULT_SIZE)) for p in program.params}
+    elements = {a: int(np.prod([eval_index(e, env) for e in program.arrays[a].extents]))
+                for a in arrays}
+    pays = all(work >= REUSE * max(n, 1) for n in elements.values())
+    reuse = ", ".join(f"{a}: {work / max(n, 1):.3g}" for a, n in elements.items())
+    return arrays, pays, reuse
