@@ -72,7 +72,7 @@ from ..errors import ScheduleError
 from ..target import Target
 from .expansion import expand_for_fission
 from .isl_sched import Member
-from .jam import accumulates_over, jam
+from .jam import accumulates_over, distribute_for_jam, jam
 from .layouts import transposable, transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import distribute_for_cores, enclosed_statements, parallel_legal, parallelise_outer
@@ -187,6 +187,7 @@ def _nest(ctx: Context, stmt: str):
     statements in its body."""
     sch = ctx.sch
     distribute_for_cores(ctx, stmt)
+    distribute_for_jam(ctx, stmt)
     loops = sch.get_loops(stmt)
     if not loops:
         return [], {stmt}

@@ -51,6 +51,7 @@ Example::
 from __future__ import annotations
 
 from ..errors import ScheduleError
+from .outer import distribute_shared, enclosed_statements
 from .strips import _base, _moved_by
 
 #: rows summed side by side: an FMA's latency (4 cycles) times two units
@@ -71,6 +72,36 @@ def accumulates_over(sch, stmts, inner: str, outer: str) -> bool:
                 r.array == w.array and r.index == w.index for r in st.reads):
             return False
     return True
+
+
+def distribute_for_jam(ctx, stmt: str) -> None:
+    """One core: when the inner loop of ``stmt``'s two-loop nest holds row
+    sums beside statements that are not (bicg's ``q[i]`` summed over ``j``
+    beside ``s[j] += r[i] * A[i, j]``), distribute the shared loops (knob
+    ``<stmt>:distribute``), kept when every sum then has a nest of its own
+    to be jammed. (Several cores: ``outer.distribute_for_cores``.)"""
+    sch = ctx.sch
+    loops = sch.get_loops(stmt)
+    if ctx.target.cores > 1 or len(loops) != 2:
+        return
+    rows, red = loops[0].name, loops[1].name
+    inside = enclosed_statements(sch)[loops[1].id]
+    sums = {t for t in inside if accumulates_over(sch, [t], red, rows)}
+    if not sums or sums == inside:
+        return  # nothing to jam, or every statement is a sum (jammed together)
+    knob = ctx.decide(f"{stmt}:distribute", [False, True], True,
+                      f"the rows' sums {', '.join(sorted(sums))} over {red} share it with "
+                      "statements that are not sums: distributed, to be jammed")
+    if not knob.chosen:
+        return
+    start = len(sch.trace)
+    for t in sorted(inside, key=sch.stmts.index):
+        distribute_shared(sch, t, knob)
+    nests = enclosed_statements(sch)
+    if not all(nests[sch.get_loops(t)[0].id] == {t} for t in sums):
+        sch.undo(len(sch.trace) - start)
+        knob.applied = False
+        knob.why += ": the sums did not get nests of their own, taken back"
 
 
 def jam(ctx, lead: str, stmts, inner_loops: list, extent: int) -> list:

@@ -80,15 +80,7 @@ def distribute_for_cores(ctx, stmt: str) -> None:
     if not knob.chosen:
         return
     start = len(sch.trace)
-    try:
-        while True:
-            inside = enclosed_statements(sch)
-            shared = [lp for lp in sch.get_loops(stmt) if len(inside[lp.id]) > 1]
-            if not shared:
-                break
-            sch.fission(shared[0])
-    except ScheduleError as exc:
-        knob.refuse(exc)
+    distribute_shared(sch, stmt, knob)
     loops = sch.get_loops(stmt)
     alone = enclosed_statements(sch)[loops[0].id] == {stmt}
     found = [lp.name for lp in loops if (alone or lp.depth == 0) and parallel_legal(sch, lp)]
@@ -99,6 +91,21 @@ def distribute_for_cores(ctx, stmt: str) -> None:
         sch.undo(len(sch.trace) - start)
         knob.applied = False
         knob.why += ": no loop of its nest may run in parallel after it, taken back"
+
+
+def distribute_shared(sch, stmt: str, knob) -> None:
+    """``fission`` of the loops ``stmt`` shares with other statements, from the
+    outermost in, until it has a nest of its own or the legality check
+    refuses one (recorded on ``knob``; what went through stays)."""
+    try:
+        while True:
+            inside = enclosed_statements(sch)
+            shared = [lp for lp in sch.get_loops(stmt) if len(inside[lp.id]) > 1]
+            if not shared:
+                break
+            sch.fission(shared[0])
+    except ScheduleError as exc:
+        knob.refuse(exc)
 
 
 def parallelise_outer(sch, serial: set[str] = frozenset()) -> list[str]:
