@@ -18,3 +18,13 @@ def threads():
     yield at
     set_num_threads(before)
     set_min_work(work)
+
+
+@pytest.fixture
+def three_threads():
+    """Parallel loops on 3 threads, even on small machines: real concurrency
+    (the fuzzers run every example so)."""
+    before = get_num_threads()
+    set_num_threads(3)
+    yield
+    set_num_threads(before)

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 import polyop
 from polyop.autoschedule import auto_knobs
-from polyop.codegen import get_num_threads, set_num_threads
 from tests.fuzz_support import CASES, Case, check_accepted_order, draw_sizes, run_and_compare
 
 TARGETS = (
@@ -38,12 +37,7 @@ TARGETS = (
 DEFAULT = ("pb-atax", "pb-bicg", "pb-gemver", "pb-symm", "imperfect", "scalar_reduction")
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    before = get_num_threads()
-    set_num_threads(3)
-    yield
-    set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("three_threads")
 
 
 def _example(case: Case, data) -> None:

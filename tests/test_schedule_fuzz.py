@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import polyop
 from polyop import IllegalScheduleError, ScheduleError
-from polyop.codegen import get_num_threads, set_num_threads
 from tests.fuzz_support import (
     CASES,
     STATS,
@@ -27,14 +26,7 @@ from tests.fuzz_support import (
     strided_band,
 )
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    """Parallel loops on 3 threads, even on small machines: real concurrency."""
-    before = get_num_threads()
-    set_num_threads(3)
-    yield
-    set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("three_threads")
 
 
 def _fuzz(case: Case, examples: int, max_ops: int, derandomize: bool,
