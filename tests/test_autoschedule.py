@@ -188,11 +188,13 @@ def test_unroll_knob_is_applied_and_correct():
 def test_time_tiling_of_seidel_by_isl_skew():
     """isl's tileable band for seidel-2d is (t, t + i, 2t + i + j): the skews
     are applied with ``skew`` and the band tiled; the model says it does not
-    pay (the nest is compute-bound), so only forced knobs do it."""
+    pay (the nest is compute-bound), so only forced knobs do it (the default
+    skews the rows into wavefronts instead: test_autoschedule_wavefront)."""
     bench = BENCHES["seidel-2d"]
     sizes = {"tsteps": 10, "n": 30}
     sch = polyop.auto_schedule(bench.kernel, AVX2, sizes=sizes)
-    assert not sch.explanation.knob("S0:skew").chosen and "skew(" not in str(sch)
+    assert not sch.explanation.knob("S0:skew").chosen and "skew(t" not in str(sch)
+    assert "skew(i, j, 2)" in str(sch)  # the wavefronts
     assert "2*t + i + j" in sch.explanation.knob("S0:skew").why
     sch = polyop.auto_schedule(bench.kernel, AVX2, sizes=sizes,
                                knobs={"S0:skew": True, "S0:tiles": (4, 8, 1000)})
@@ -249,19 +251,23 @@ def col_scan(n: int, A: "f64[n, n]"):
 def test_outer_parallel_loop_above_the_band():
     from polyop.codegen.parallel import get_num_threads, set_num_threads
 
-    sch = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300})
+    # the nest kept whole: its chain through s is not expanded (that is
+    # test_autoschedule_jam's), so the band is j alone and i is above it
+    whole = {"S1:fission": False}
+    sch = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300}, knobs=whole)
     knob = sch.explanation.knob("outer_parallel")
     assert knob.chosen and knob.why.endswith(": i")
     assert "parallel(i)" in str(sch)
-    off = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300}, knobs={"outer_parallel": False})
+    off = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300},
+                               knobs={**whole, "outer_parallel": False})
     assert "parallel(" not in str(off)
     one = polyop.auto_schedule(row_scan, "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell "
-                               "-num-cores=1", sizes={"n": 300})
+                               "-num-cores=1", sizes={"n": 300}, knobs=whole)
     assert "parallel(" not in str(one)
     # the caller's "keep this band serial" holds for the loops around it too
     kept = polyop.auto_schedule(row_scan, AVX2, sizes={"n": 300},
-                                knobs={k.name: None for k in sch.explanation.knobs
-                                       if k.name.endswith(":parallel")})
+                                knobs={**whole, **{k.name: None for k in sch.explanation.knobs
+                                                   if k.name.endswith(":parallel")}})
     assert "parallel(" not in str(kept)
     f = polyop.build(sch)
     a = np.random.rand(300, 300)

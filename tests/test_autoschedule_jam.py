@@ -95,3 +95,66 @@ def test_polybench_row_sums_jammed_and_exact(name):
     f(**args)
     for o in bench.outputs:
         assert np.array_equal(args[o], ref[o]), o
+
+
+@polyop.kernel
+def row_filter(w: int, h: int, x: "f64[w, h]", y: "f64[w, h]"):
+    for i in range(w):
+        m1 = 0.0
+        m2 = 0.0
+        for j in range(h):  # a chain along the row through the temporaries m1, m2
+            y[i, j] = x[i, j] + 0.5 * m1 - 0.25 * m2
+            m2 = m1
+            m1 = y[i, j]
+
+
+@polyop.kernel
+def chained_rows(w: int, h: int, x: "f64[w, h]"):
+    for i in range(1, w):
+        m = 0.0
+        for j in range(h):
+            m = m + x[i - 1, j]  # row i reads row i - 1: the rows stay tied
+            x[i, j] = m
+
+
+def test_chains_through_temporaries_expanded_and_jammed_bit_for_bit():
+    """A chain along each row through scalars (deriche's recursive filters):
+    the scalars expanded over the rows, the row loop distributed from their
+    initialisation, 8 rows run side by side with their chains' values in
+    registers; same results bit for bit."""
+    sch = polyop.auto_schedule(row_filter, ZEN4, sizes={"w": 720, "h": 480})
+    text = str(sch)
+    for step in ("expand(m1, i)", "expand(m2, i)", "fission(i)", "split(i, 8)",
+                 "cache_write(m1_x, scope='local'", "cache_write(m2_x, scope='local'"):
+        assert step in text, text
+    assert "cache_write(y" not in text  # y moves with j: written in place
+    f, plain = polyop.build(sch), polyop.build(polyop.Schedule(row_filter))
+    rng = np.random.default_rng(1)
+    for w, h in ((37, 29), (8, 3), (9, 1), (3, 40)):
+        x = rng.standard_normal((w, h))
+        y1, y2 = np.zeros((w, h)), np.zeros((w, h))
+        f(w, h, x, y1)
+        plain(w, h, x, y2)
+        assert np.array_equal(y1, y2), (w, h)
+
+
+def test_chain_expansion_taken_back_where_the_rows_stay_tied():
+    sch = polyop.auto_schedule(chained_rows, ZEN4, sizes={"w": 400, "h": 400})
+    assert "expand(" not in str(sch) and "fission(" not in str(sch)
+    fission = sch.explanation.knob("S1:fission")
+    assert not fission.applied and "i still carries a dependence" in fission.why
+    assert not sch.explanation.knob("S1:expand").applied
+
+
+def test_deriche_filters_expanded_and_exact():
+    bench = BENCHES["deriche"]
+    for target in (ZEN4, ZEN4.replace("-num-cores=1", "-num-cores=2")):
+        sch = polyop.auto_schedule(bench.kernel, target, sizes=bench.sizes["MEDIUM"])
+        assert str(sch).count("fission(") == 4  # the four recursive sweeps
+        assert sum(1 for k in sch.explanation.knobs if k.name.endswith(":jam") and k.chosen) == 2
+        args = bench.init(bench.sizes["SMALL"])
+        ref = copy.deepcopy(args)
+        polyop.build(polyop.Schedule(bench.kernel))(**ref)
+        polyop.build(sch)(**args)
+        for o in bench.outputs:
+            assert np.array_equal(args[o], ref[o]), (target, o)

@@ -66,3 +66,29 @@ def expand_for_fission(ctx, stmt: str, loop, refused: ScheduleError) -> bool:
         knob.refuse(exc)
         return False
     return True
+
+
+def chained_temporaries(sch, stmts) -> list[str]:
+    """The temporaries that statements ``stmts`` (a loop's body) both write
+    and read: values carried from one iteration to the next (deriche's
+    ``ym1``, ``ym2``, ``xm1`` along a row). Expanded over the loop outside,
+    they let that loop be distributed from their initialisation and the
+    rows run independently.
+
+    >>> import polyop
+    >>> @polyop.kernel
+    ... def smooth(w: int, h: int, x: "f64[w, h]", y: "f64[w, h]"):
+    ...     for i in range(w):
+    ...         m = 0.0
+    ...         for j in range(h):
+    ...             y[i, j] = x[i, j] + 0.5 * m
+    ...             m = y[i, j]
+    >>> sch = polyop.Schedule(smooth)
+    >>> chained_temporaries(sch, ["S1", "S2"])
+    ['m']
+    """
+    program = sch.program
+    written = {w.array for s in stmts for w in program.statement(s).writes}
+    read = {r.array for s in stmts for r in program.statement(s).reads}
+    return sorted(a for a in written & read if program.arrays[a].temporary)
+

@@ -49,6 +49,10 @@ nest keeps what it had):
    covariance 1.17 -> 1.11, trmm 0.41 -> 0.38, no kernel slower;
    ``jam``: where the innermost loop carries independent rows' sums,
    several rows summed side by side (``polyop.autoschedule.jam``);
+   ``wavefront`` (before it): where the innermost loop carries a chain and
+   no loop of the untiled band is parallel (seidel-2d), the two inner loops
+   skewed into wavefronts of independent instances
+   (``polyop.autoschedule.wavefront``);
 7. ``parallel``: the outermost loop of the band that carries no dependence
    (isl: coincident), when the target has more than one core; when isl
    flags none (its flags speak of its fused, shifted schedule), the band's
@@ -70,9 +74,9 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..target import Target
-from .expansion import expand_for_fission
+from .expansion import chained_temporaries, expand_for_fission
 from .isl_sched import Member
-from .jam import accumulates_over, distribute_for_jam, jam
+from .jam import accumulates_over, distribute_for_jam, jam, jammable
 from .layouts import transposable, transpose_operands
 from .model import BandModel, Group, access_groups, band_extents
 from .outer import distribute_for_cores, enclosed_statements, parallel_legal, parallelise_outer
@@ -80,6 +84,7 @@ from .registers import register_tile
 from .skew import skew_band
 from .strips import even_tiles, strip_inner, strip_middle
 from .timetile import time_tile
+from .wavefront import wavefront
 
 #: tiling must cut the modelled traffic by at least this factor
 TILE_GAIN = 1.5
@@ -128,6 +133,9 @@ class Context:
     serial: set = field(default_factory=set)
     #: statements moved into another band's tiles (scheduled with it)
     placed: set = field(default_factory=set)
+    #: statements whose rows a chain's temporaries, expanded, no longer tie
+    #: (isl's flags, computed before, do not know: the legality check does)
+    rows_freed: set = field(default_factory=set)
 
     def decide(self, name: str, candidates: list, default, why: str, formula: str = "",
                accepts=None) -> Knob:
@@ -193,16 +201,21 @@ def _nest(ctx: Context, stmt: str):
         return [], {stmt}
     band = _perfect_suffix(sch, loops)
     if len(band) < len(loops) and len(loops) >= 2:
-        sums = len(loops) == 2 and accumulates_over(
-            sch, enclosed_statements(sch)[loops[1].id], loops[1].name, loops[0].name)
-        wanted = len(loops) >= 3 or sums
+        body = enclosed_statements(sch)[loops[1].id]
+        sums = len(loops) == 2 and accumulates_over(sch, body, loops[1].name, loops[0].name)
+        chained = chained_temporaries(sch, body) if len(loops) == 2 else []
+        wanted = len(loops) >= 3 or sums or bool(chained)
         knob = ctx.decide(f"{stmt}:fission", [False, True], wanted,
                           "distribute the loops above the nest so that its "
                           f"{len(loops)} loops form one perfect, tileable band" +
-                          (f" (rows summed over {loops[1].name}: a jam)" if sums else "")
+                          (f" (rows summed over {loops[1].name}: a jam)" if sums else "") +
+                          (f" (a chain through {', '.join(chained)} along {loops[1].name}: "
+                           f"expanded over {loops[0].name}, its rows are independent)"
+                           if chained and not sums else "")
                           if wanted else "a nest of fewer than 3 loops gains too little "
                           "from a longer band to split its loops")
         if knob.chosen:
+            start = len(sch.trace)
             for lp in loops[:len(loops) - len(band)][::-1]:
                 try:
                     sch.fission(lp)
@@ -214,6 +227,21 @@ def _nest(ctx: Context, stmt: str):
                     break
             loops = sch.get_loops(stmt)
             band = _perfect_suffix(sch, loops)
+            if chained and not sums and len(sch.trace) > start:
+                # the chain's rows must now be independent, else nothing is gained
+                if parallel_legal(sch, band[0]):
+                    ctx.rows_freed |= enclosed_statements(sch)[band[-1].id]
+                else:
+                    rows = band[0].name
+                    sch.undo(len(sch.trace) - start)
+                    knob.applied = False
+                    knob.why += f" (taken back: {rows} still carries a dependence)"
+                    for k in ctx.knobs:
+                        if k.name == f"{stmt}:expand" and k.applied:
+                            k.applied = False
+                            k.why += " (taken back with the fission)"
+                    loops = sch.get_loops(stmt)
+                    band = _perfect_suffix(sch, loops)
     members = enclosed_statements(sch)[band[-1].id]
     return band, members
 
@@ -298,6 +326,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     perms = list(itertools.permutations(range(d))) if 1 < d <= (4 if permutable else 3) \
         else [tuple(range(d))]
     coincident = _coincident(ctx, stmts, pos, band)
+    if set(stmts) & ctx.rows_freed:
+        coincident.add(band[0].name)  # checked parallel by _nest
     scored = []
     for perm in perms:
         g2 = [Group(g.array, tuple(tuple(r[p] for p in perm) for r in g.coeffs), g.spread,
@@ -313,7 +343,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
             vec = found is not None and found[1]
         # independent rows' sums side by side (step 6's jam) are not held to the add latency
         jammed = carried and d >= 2 and names[perm[-2]] in coincident and \
-            accumulates_over(sch, stmts, names[perm[-1]], names[perm[-2]])
+            jammable(ctx, stmts, names[perm[-1]], names[perm[-2]])
         cost = model.cycles(model.untiled(cache), lanes if vec else 1, carried and not jammed)
         scored.append(((round(cost, 3), -unit, perm != tuple(range(d))), perm, model))
     scored.sort(key=lambda x: x[0])
@@ -405,7 +435,11 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     # -- parallel strips (polyop.autoschedule.strips) -----------------------------------------
     # only for a band at the outermost level: inside a serial loop the strips
     # fork once per iteration of it (measured 1.3x slower on fdtd-2d at 1 thread)
-    if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
+    # (a band whose rows expanded temporaries freed: its order was checked legal,
+    # and a strip loop moved outermost is checked again)
+    freed = bool(set(stmts) & ctx.rows_freed)
+    if target.cores > 1 and (permutable or freed) and d >= 2 and \
+            (tile_loops + inner_loops)[0].depth == 0:
         if not any(lp.name.split("_")[0] in coincident for lp in tile_loops + inner_loops[:-1]):
             if not parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
                 inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops,
@@ -414,14 +448,24 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
             inner_loops, tile_loops = strip_middle(ctx, lead, inner_loops, tile_loops,
                                                    coincident, list(model.extents))
 
+    # -- wavefront (polyop.autoschedule.wavefront) ------------------------------------------
+    waves = inner_loops
+    if not tile_loops and d >= 2 and inner_loops[-1].name.split("_")[0] not in coincident:
+        waves = wavefront(ctx, lead, stmts, inner_loops, coincident, list(model.extents),
+                          len(model.groups))
+
     # -- vectorize --------------------------------------------------------------------------
     unit, vary = _unit_stride([Group(g.array, g.coeffs, g.spread, g.elem)
                                for g in model.groups], d - 1)
+    waved = waves is not inner_loops
+    if waved:  # its instances read rows at different columns: left to LLVM
+        inner_loops, unit, vary = waves, 0, len(model.groups)
     innermost = inner_loops[-1]
-    carried = innermost.name.split("_")[0] not in coincident
+    carried = innermost.name.split("_")[0] not in coincident and not waved
     if carried and not permutable:  # isl's flags speak of its own schedule, not this order
         carried = not parallel_legal(sch, innermost)
-    if lanes > 1 and not carried and len(stmts) == 1 and not _vector_friendly(unit, vary) and \
+    if lanes > 1 and not carried and not waved and len(stmts) == 1 and \
+            not _vector_friendly(unit, vary) and \
             transpose_operands(ctx, lead, innermost.name.split("_")[0], int(np.prod(extents)),
                                lanes):
         unit = vary  # the columns read now contiguous (polyop.autoschedule.layouts)

@@ -74,6 +74,18 @@ def accumulates_over(sch, stmts, inner: str, outer: str) -> bool:
     return True
 
 
+def jammable(ctx, stmts, inner: str, outer: str) -> bool:
+    """Whether rows ``outer`` (iterator name) of ``stmts`` can be run side by
+    side inside ``inner``: every statement sums over ``inner``
+    (``accumulates_over``), or the statements carry a chain along ``inner``
+    through temporaries that ``polyop.autoschedule.heuristic`` expanded over
+    ``outer`` (``ctx.rows_freed``: deriche's ``ym1``, ``ym2`` along a row)."""
+    if accumulates_over(ctx.sch, stmts, inner, outer):
+        return True
+    return set(stmts) <= ctx.rows_freed and all(
+        outer in ctx.sch.program.statement(s).iterators for s in stmts)
+
+
 def distribute_for_jam(ctx, stmt: str) -> None:
     """One core: when the inner loop of ``stmt``'s two-loop nest holds row
     sums beside statements that are not (bicg's ``q[i]`` summed over ``j``
@@ -112,14 +124,13 @@ def jam(ctx, lead: str, stmts, inner_loops: list, extent: int) -> list:
     if len(inner_loops) < 2:
         return inner_loops
     rows, red = inner_loops[-2], inner_loops[-1]
-    able = extent >= 2 * CHAINS and accumulates_over(sch, stmts, _base(red.name),
-                                                     _base(rows.name))
+    able = extent >= 2 * CHAINS and jammable(ctx, stmts, _base(red.name), _base(rows.name))
     knob = ctx.decide(
         f"{lead}:jam", [None, 2, 4, CHAINS, 2 * CHAINS] if able else [None],
         CHAINS if able else None,
-        f"{red.name} carries the sums of the rows {rows.name}: {CHAINS} rows summed side by "
-        "side (unroll-and-jam), each in its own order" if able else
-        "no sum over the innermost loop of independent rows",
+        f"{red.name} carries the sums or chains of the rows {rows.name}: {CHAINS} rows run "
+        "side by side (unroll-and-jam), each in its own order" if able else
+        "no sum or chain over the innermost loop of independent rows",
         accepts=lambda v: isinstance(v, int) and v > 1)
     if knob.chosen is None:
         return inner_loops
@@ -130,7 +141,11 @@ def jam(ctx, lead: str, stmts, inner_loops: list, extent: int) -> list:
         o, i = sch.split(rows, int(knob.chosen))
         sch.reorder(o, red, i)
         sch.unroll(i)
-        for array in dict.fromkeys(sch.program.statement(s).writes[0].array for s in stmts):
+        # what a row carries from one iteration of the inner loop to the next
+        # (its sum, its chain's temporaries), kept in registers
+        carried = [w.array for s in stmts for w in sch.program.statement(s).writes
+                   if _base(red.name) not in _moved_by(w)]
+        for array in dict.fromkeys(carried):
             sch.cache_write(array, scope="local", at=o)
         lower(sch, validate=False)  # (the build validates the final schedule's code)
     except ScheduleError as exc:
