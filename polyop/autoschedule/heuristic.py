@@ -435,11 +435,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     # -- parallel strips (polyop.autoschedule.strips) -----------------------------------------
     # only for a band at the outermost level: inside a serial loop the strips
     # fork once per iteration of it (measured 1.3x slower on fdtd-2d at 1 thread)
-    # (a band whose rows expanded temporaries freed: its order was checked legal,
-    # and a strip loop moved outermost is checked again)
-    freed = bool(set(stmts) & ctx.rows_freed)
-    if target.cores > 1 and (permutable or freed) and d >= 2 and \
-            (tile_loops + inner_loops)[0].depth == 0:
+    if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
         if not any(lp.name.split("_")[0] in coincident for lp in tile_loops + inner_loops[:-1]):
             if not parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
                 inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops,
