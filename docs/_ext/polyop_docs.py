@@ -197,6 +197,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "autoschedule_medium_znver4_expand.json": _autoschedule,
     "autoschedule_medium_znver4_distribute.json": _autoschedule,
     "autoschedule_medium_znver4_jam.json": _autoschedule,
+    "autoschedule_medium_znver4_wavefront.json": _autoschedule,
 }
 
 
