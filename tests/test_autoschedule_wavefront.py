@@ -36,6 +36,13 @@ def diagonal(n: int, A: "f64[n, n]"):
             A[i, j] = A[i - 1, j] * 0.5 + A[i, j - 1] * 0.25 + 1.0
 
 
+@polyop.kernel
+def interleaved(n: int, A: "f64[n, n]"):
+    for i in range(1, n):
+        for j in range(8, n):  # 8 chains interleaved along j: enough in flight
+            A[i, j] = A[i, j - 8] * 0.5 + A[i - 1, j]
+
+
 def _seidel(f, tsteps: int, n: int):
     args = SEIDEL.init({"tsteps": tsteps, "n": n})
     f(args["tsteps"], args["n"], args["A"])
@@ -84,6 +91,13 @@ def test_wavefront_knob_overrides():
     assert np.array_equal(_seidel(polyop.build(wider), 3, 21), _seidel(plain, 3, 21))
     with pytest.raises(polyop.ScheduleError, match="wavefront"):
         polyop.auto_schedule(SEIDEL.kernel, ZEN4, sizes=sizes, knobs={"S0:wavefront_skew": 9})
+
+
+def test_no_wavefront_for_chains_already_interleaved():
+    assert chain_distance(polyop.Schedule(interleaved), "S0", "j") == 8
+    sch = polyop.auto_schedule(interleaved, ZEN4, sizes={"n": 400})
+    knob = sch.explanation.knob("S0:wavefront_skew")
+    assert knob.chosen is None and "8 interleaved chains" in knob.why
 
 
 def test_no_wavefront_when_one_would_not_stay_in_cache():

@@ -19,7 +19,8 @@ same order, so the results are bit for bit those of the kernel as written
 Taken for a band of one statement whose innermost loop carries a flow
 dependence of the statement on itself at one constant distance with every
 other loop equal (``chain_distance``: a chain, not floyd-warshall's row
-``k`` read by every later column), when no loop of the band is coincident,
+``k`` read by every later column), shorter than ``jam.CHAINS`` (a distance
+of 8 already interleaves 8 chains), when no loop of the band is coincident,
 the band is untiled, the smallest skew factor (1 to ``MAX_FACTOR``) with
 which the legality check accepts the skew and the interchange makes the
 new innermost loop parallel, and one wavefront's lines fit half the L2
@@ -49,6 +50,7 @@ from __future__ import annotations
 import islpy as isl
 
 from ..errors import ScheduleError
+from .jam import CHAINS
 from .outer import parallel_legal
 from .strips import _base
 
@@ -115,13 +117,16 @@ def wavefront(ctx, lead: str, stmts, inner_loops: list, coincident: set[str],
     distance = chain_distance(sch, lead, _base(inner.name))
     lines = int(extents[-2]) * groups * LINES_PER_GROUP
     fits = lines * 64 <= ctx.target.l2 // 2
-    able = distance is not None and fits
+    able = distance is not None and distance < CHAINS and fits
     why = (f"{inner.name} carries a chain (each instance reads the value written "
            f"{distance} iteration(s) before) and no loop of the band is parallel: "
            f"{outer.name} and {inner.name} skewed into wavefronts whose instances are "
            f"independent (one wavefront ~{lines * 64 // 1024} KiB, under half the L2)")
     if distance is None:
         why = f"{inner.name} carries no chain of one distance"
+    elif distance >= CHAINS:
+        why = (f"{inner.name} carries {distance} interleaved chains: enough in flight "
+               "(a jam's count)")
     elif not fits:
         why = (f"a wavefront over {outer.name} would touch ~{lines * 64 // 1024} KiB, "
                "more than half the L2")
