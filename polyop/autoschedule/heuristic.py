@@ -133,9 +133,9 @@ class Context:
     serial: set = field(default_factory=set)
     #: statements moved into another band's tiles (scheduled with it)
     placed: set = field(default_factory=set)
-    #: statements whose rows a chain's temporaries, expanded, no longer tie
-    #: (isl's flags, computed before, do not know: the legality check does)
-    rows_freed: set = field(default_factory=set)
+    #: statement -> its row loop (iterator) that a chain's temporaries, expanded,
+    #: no longer tie (isl's flags, computed before, do not know: the legality check does)
+    rows_freed: dict = field(default_factory=dict)
 
     def decide(self, name: str, candidates: list, default, why: str, formula: str = "",
                accepts=None) -> Knob:
@@ -230,7 +230,8 @@ def _nest(ctx: Context, stmt: str):
             if chained and not sums and len(sch.trace) > start:
                 # the chain's rows must now be independent, else nothing is gained
                 if parallel_legal(sch, band[0]):
-                    ctx.rows_freed |= enclosed_statements(sch)[band[-1].id]
+                    for t in enclosed_statements(sch)[band[-1].id]:
+                        ctx.rows_freed[t] = band[0].name
                 else:
                     rows = band[0].name
                     sch.undo(len(sch.trace) - start)
@@ -326,7 +327,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     perms = list(itertools.permutations(range(d))) if 1 < d <= (4 if permutable else 3) \
         else [tuple(range(d))]
     coincident = _coincident(ctx, stmts, pos, band)
-    if set(stmts) & ctx.rows_freed:
+    if any(ctx.rows_freed.get(s) == band[0].name for s in stmts):
         coincident.add(band[0].name)  # checked parallel by _nest
     scored = []
     for perm in perms:

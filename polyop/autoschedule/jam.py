@@ -82,8 +82,7 @@ def jammable(ctx, stmts, inner: str, outer: str) -> bool:
     ``outer`` (``ctx.rows_freed``: deriche's ``ym1``, ``ym2`` along a row)."""
     if accumulates_over(ctx.sch, stmts, inner, outer):
         return True
-    return set(stmts) <= ctx.rows_freed and all(
-        outer in ctx.sch.program.statement(s).iterators for s in stmts)
+    return all(ctx.rows_freed.get(s) == outer for s in stmts)
 
 
 def distribute_for_jam(ctx, stmt: str) -> None:
