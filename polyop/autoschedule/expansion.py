@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 from ..errors import IllegalScheduleError, ScheduleError
+from .outer import enclosed_statements, parallel_legal
 
 
 def expand_for_fission(ctx, stmt: str, loop, refused: ScheduleError) -> bool:
@@ -91,4 +92,28 @@ def chained_temporaries(sch, stmts) -> list[str]:
     written = {w.array for s in stmts for w in program.statement(s).writes}
     read = {r.array for s in stmts for r in program.statement(s).reads}
     return sorted(a for a in written & read if program.arrays[a].temporary)
+
+
+def keep_if_rows_freed(ctx, stmt: str, fission, start: int, band) -> bool:
+    """After the knob ``fission`` distributed (with ``expand_for_fission``,
+    from trace entry ``start``) a nest whose inner loop carries a chain
+    through temporaries, ``band`` the statement's band now: keep it when the
+    legality check finds the row loop ``band[0]`` parallel, recording it in
+    ``ctx.rows_freed`` for the statements of the band (isl's flags, computed
+    before the expansion, do not know); otherwise take everything back,
+    expansions included, and say so on the knobs. True when kept."""
+    sch = ctx.sch
+    rows = band[0].name
+    if parallel_legal(sch, band[0]):
+        for t in enclosed_statements(sch)[band[-1].id]:
+            ctx.rows_freed[t] = rows
+        return True
+    sch.undo(len(sch.trace) - start)
+    fission.applied = False
+    fission.why += f" (taken back: {rows} still carries a dependence)"
+    for k in ctx.knobs:
+        if k.name == f"{stmt}:expand" and k.applied:
+            k.applied = False
+            k.why += " (taken back with the fission)"
+    return False
 

@@ -74,7 +74,7 @@ import numpy as np
 
 from ..errors import ScheduleError
 from ..target import Target
-from .expansion import chained_temporaries, expand_for_fission
+from .expansion import chained_temporaries, expand_for_fission, keep_if_rows_freed
 from .isl_sched import Member
 from .jam import accumulates_over, distribute_for_jam, jam, jammable
 from .layouts import transposable, transpose_operands
@@ -133,8 +133,8 @@ class Context:
     serial: set = field(default_factory=set)
     #: statements moved into another band's tiles (scheduled with it)
     placed: set = field(default_factory=set)
-    #: statement -> its row loop (iterator) that a chain's temporaries, expanded,
-    #: no longer tie (isl's flags, computed before, do not know: the legality check does)
+    #: statement -> its row loop that a chain's temporaries, expanded, no longer
+    #: tie (``expansion.keep_if_rows_freed``)
     rows_freed: dict = field(default_factory=dict)
 
     def decide(self, name: str, candidates: list, default, why: str, formula: str = "",
@@ -227,22 +227,10 @@ def _nest(ctx: Context, stmt: str):
                     break
             loops = sch.get_loops(stmt)
             band = _perfect_suffix(sch, loops)
-            if chained and not sums and len(sch.trace) > start:
-                # the chain's rows must now be independent, else nothing is gained
-                if parallel_legal(sch, band[0]):
-                    for t in enclosed_statements(sch)[band[-1].id]:
-                        ctx.rows_freed[t] = band[0].name
-                else:
-                    rows = band[0].name
-                    sch.undo(len(sch.trace) - start)
-                    knob.applied = False
-                    knob.why += f" (taken back: {rows} still carries a dependence)"
-                    for k in ctx.knobs:
-                        if k.name == f"{stmt}:expand" and k.applied:
-                            k.applied = False
-                            k.why += " (taken back with the fission)"
-                    loops = sch.get_loops(stmt)
-                    band = _perfect_suffix(sch, loops)
+            # a chain's rows must now be independent, else nothing is gained
+            if chained and not sums and len(sch.trace) > start and \
+                    not keep_if_rows_freed(ctx, stmt, knob, start, band):
+                band = _perfect_suffix(sch, sch.get_loops(stmt))
     members = enclosed_statements(sch)[band[-1].id]
     return band, members
 
@@ -446,17 +434,17 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
                                                    coincident, list(model.extents))
 
     # -- wavefront (polyop.autoschedule.wavefront) ------------------------------------------
-    waves = inner_loops
+    waved = False
     if not tile_loops and d >= 2 and inner_loops[-1].name.split("_")[0] not in coincident:
         waves = wavefront(ctx, lead, stmts, inner_loops, coincident, list(model.extents),
                           len(model.groups))
+        waved, inner_loops = waves is not inner_loops, waves
 
     # -- vectorize --------------------------------------------------------------------------
     unit, vary = _unit_stride([Group(g.array, g.coeffs, g.spread, g.elem)
                                for g in model.groups], d - 1)
-    waved = waves is not inner_loops
     if waved:  # its instances read rows at different columns: left to LLVM
-        inner_loops, unit, vary = waves, 0, len(model.groups)
+        unit, vary = 0, len(model.groups)
     innermost = inner_loops[-1]
     carried = innermost.name.split("_")[0] not in coincident and not waved
     if carried and not permutable:  # isl's flags speak of its own schedule, not this order
