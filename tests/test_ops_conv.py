@@ -1,6 +1,7 @@
 """polyop.ops.conv2d: both layouts, 3x3 and 1x1, strides, fused epilogues, against numpy."""
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -65,6 +66,7 @@ def run(conv, dtype=np.float32, **flags):
 SMALL = ConvTiling(mr=3, nr=8, kc=2)  # partial tiles and channel blocks at small sizes
 PANELS = ConvTiling(mr=3, nr=8, kc=2, pixels_outer=False, pack_in_nest=True)
 BLOCKS = ConvTiling(mr=3, nr=8, kc=2, pixels_outer=False, blocks_outer=True, pack_in_nest=True)
+IN_PLACE = ConvTiling(mr=3, nr=8, kc=2, weights_in_place=True)  # NHWC: no copy of w
 CASES = [
     # layout, (C, H, W, F), (R, S), stride, pad, tiling, epilogue
     ("NHWC", (5, 7, 9, 19), (3, 3), 1, 1, SMALL, dict(bias=True, relu=True)),
@@ -92,6 +94,12 @@ CASES = [
     ("NHWC", (6, 7, 9, 19), (3, 3), 1, 1, BLOCKS, dict(bn=True, relu=True)),
     ("NHWC", (4, 9, 8, 10), (3, 3), 2, 1, BLOCKS, dict(bias=True)),
     ("NHWC", (8, 5, 6, 13), (1, 1), 1, 0, BLOCKS, dict(bn=True, relu=True)),
+    # the weights read in place: a partial last panel, channel blocks inside
+    # and outside the tiles, filter panels outermost, strides
+    ("NHWC", (6, 7, 9, 19), (3, 3), 1, 1, IN_PLACE, dict(bias=True, relu=True)),
+    ("NHWC", (4, 9, 8, 10), (3, 3), 2, 1, replace(IN_PLACE, pixels_outer=False), dict(bn=True)),
+    ("NHWC", (8, 5, 6, 13), (1, 1), 1, 0, replace(IN_PLACE, blocks_outer=True), {}),
+    ("NHWC", (4, 6, 7, 5), (1, 1), 2, 0, IN_PLACE, dict(bias=True, bn=True, relu=True)),
 ]
 
 
@@ -107,13 +115,52 @@ def test_conv2d_matches_numpy(layout, size, window, stride, pad, tiling, flags):
 def test_default_tiling_float32_float64_and_threads():
     # the default 6 x 16 tile with partial pixel tiles, two channel blocks of 64
     conv = polyop.ops.conv2d(128, 9, 10, 32, layout="NHWC", bn=True, relu=True)
-    assert conv.tiling == ConvTiling(mr=register_rows(None, 2), nr=2 * host().lanes("f32"))
+    nr = 2 * host().lanes("f32")  # rows of 2 cache lines or more read in place
+    assert conv.tiling == ConvTiling(mr=register_rows(None, 2), nr=nr,
+                                     weights_in_place=nr * 4 >= 128)
     out, ref = run(conv, bn=True, relu=True)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
     conv = polyop.ops.conv2d(6, 7, 5, 8, layout="NCHW", dtype="float64", threads=2)
     assert conv.tiling.nr == 2 * host().lanes("f64")  # two vectors of float64
     out, ref = run(conv, np.float64)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weights_read_in_place_give_the_packed_results_bit_for_bit(threads):
+    # the same sums in the same order, only where the weights are loaded from
+    C, H, F = 16, 9, 40  # 40 filters: a partial panel of 8 after two of 16
+    packed = ConvTiling(mr=5, nr=16, kc=8)
+    outs = []
+    for tiling in (packed, replace(packed, weights_in_place=True)):
+        conv = polyop.ops.conv2d(C, H, H, F, layout="NHWC", bn=True, relu=True,
+                                 tiling=tiling, threads=threads)
+        assert ("Wp" in conv.schedule.stmts) != tiling.weights_in_place
+        same = np.random.default_rng(5)  # the same arrays for both
+        x, w, scale, shift = (same.standard_normal(n).astype(np.float32)
+                              for n in ((H, H, C), (3, 3, C, F), F, F))
+        out = np.full(conv.shape.arrays()["out"], np.nan, np.float32)
+        conv(x, w, scale, shift, out)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    ref = reference(x, w, "NHWC", 1, 1, scale=scale, shift=shift, relu=True)
+    np.testing.assert_allclose(outs[1], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_nhwc_weights_are_read_in_place_where_a_tile_reads_two_lines_of_a_row():
+    def default(C, H, F, R=3, target=AVX512, dtype="float32", **kw):
+        return ConvTiling.default(ConvShape(C, H, H, F, R, R, 1, R // 2, "NHWC"), dtype,
+                                  target=target, **kw)
+
+    assert default(128, 28, 128).weights_in_place  # 32 floats: 128 bytes of a row
+    assert default(256, 14, 256, threads=2).weights_in_place
+    t = default(512, 7, 512)  # 9.4 MB of weights, packed in the nest before
+    assert t.weights_in_place and not t.pack_in_nest
+    assert default(512, 7, 512, dtype="float64").nr == 16  # 128 bytes too, but 19 MB:
+    assert not default(512, 7, 512, dtype="float64").weights_in_place  # > half the L3
+    assert not default(128, 28, 128, target=HASWELL).weights_in_place  # 64 bytes
+    assert not default(128, 28, 128, packed_weights=True).weights_in_place
+    assert not ConvTiling.default(ConvShape(128, 28, 28, 128), target=AVX512).weights_in_place
 
 
 def test_default_tilings_follow_the_measured_choices():
@@ -248,9 +295,9 @@ def test_filter_panels_outermost_on_several_threads_only_where_the_input_stays_i
     threads: each thread packs its own filter panels and reads the input once
     per panel, so only where the input fits the L2 (28 x 28: 400 KB), not
     where a stride-2 window reads 1.6 MB (56 x 56)."""
-    def default(H, stride, layout, threads=2):
-        return ConvTiling.default(ConvShape(128, H, H, 128, 3, 3, stride, 1, layout),
-                                  threads=threads, target=AVX512)
+    def default(H, stride, layout, threads=2):  # the loop structure, weights packed
+        return ConvTiling.structure(ConvShape(128, H, H, 128, 3, 3, stride, 1, layout),
+                                    threads=threads, target=AVX512)
 
     for layout in ("NCHW", "NHWC"):
         assert not default(28, 1, layout).pixels_outer and default(28, 1, layout).pack_in_nest
@@ -418,7 +465,8 @@ def test_nhwc_1x1_weights_packed_per_filter_panel_on_several_threads():
 
 
 def test_fused_epilogue_runs_per_tile_and_the_kernel_uses_fma():
-    conv = polyop.ops.conv2d(16, 8, 8, 32, layout="NHWC", bias=True, relu=True)
+    conv = polyop.ops.conv2d(16, 8, 8, 32, layout="NHWC", bias=True, relu=True,
+                             tiling=ConvTiling(mr=6, nr=16))
     sch = conv.schedule
     assert sch.stmts == ["xp", "conv_init", "Wp", "conv", "out"]
     names = [lp.name for lp in sch.get_loops("out")]
@@ -470,6 +518,9 @@ def test_argument_errors():
      "pack_in_nest needs"),
     (dict(R=1, pad=0, tiling=ConvTiling(vector="pixels", pixels_outer=False, pack_in_nest=True)),
      "pack_in_nest needs"),
+    (dict(tiling=ConvTiling(weights_in_place=True)), "weights_in_place needs layout='NHWC'"),
+    (dict(layout="NHWC", tiling=ConvTiling(pixels_outer=False, pack_in_nest=True,
+                                           weights_in_place=True)), "no pack_in_nest"),
 ])
 def test_bad_parameters_are_refused(kwargs, message):
     args = dict(C=3, H=6, W=6, F=4) | kwargs

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import polyop
-from polyop.ops import ConvTiling, MatmulTiling
+from polyop.ops import ConvShape, ConvTiling, MatmulTiling
 
 HASWELL = "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell"
 SKYLAKE_AVX512 = "cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512"
@@ -82,8 +82,10 @@ def test_matmul_packing_a_has_no_gathers(target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_conv2d_copies_have_no_gathers(target, layer):
     C, H, F, R, stride, pad, layout = layer
+    shape = ConvShape(C, H, H, F, R, R, stride, pad, layout)
     conv = polyop.ops.conv2d(C, H, H, F, R, stride=stride, pad=pad, layout=layout, bn=True,
-                             relu=True, threads=1, target=target)
+                             relu=True, threads=1, target=target,
+                             tiling=ConvTiling.structure(shape, target=target))
     assert "Wp" in conv.schedule.stmts  # the weights packed per call
     assert gathers(conv.asm) == []
     if "aarch64" in target and layout == "NHWC":  # NCHW's epilogue stores transposed
@@ -95,16 +97,31 @@ def test_conv2d_copies_have_no_gathers(target, layer):
 def test_conv2d_weights_packed_per_panel_have_no_gathers(target, layout):
     # the copy of one filter panel into a local buffer inside the panel loop
     # (ConvTiling.pack_in_nest, the default for weights that outgrow L2)
-    from polyop.ops import ConvShape
     shape = ConvShape(32, 7, 7, 64, layout=layout)
     tiling = replace(ConvTiling.default(shape, target=target), pixels_outer=False,
-                     pack_in_nest=True)
+                     pack_in_nest=True, weights_in_place=False)
     conv = polyop.ops.conv2d(32, 7, 7, 64, 3, layout=layout, bn=True, relu=True, threads=1,
                              tiling=tiling, target=target)
     assert "float Wp[1]" in str(polyop.lower(conv.schedule))
     assert gathers(conv.asm) == []
     if "aarch64" in target and layout == "NHWC":
         assert not LANE_LOAD.search(conv.asm)
+
+
+@pytest.mark.parametrize("layer", [lay for lay in LAYERS if lay[-1] == "NHWC"],
+                         ids=lambda t: f"{t[3]}x{t[3]} {t[0]}->{t[2]} s{t[4]}")
+@pytest.mark.parametrize("target", TARGETS)
+def test_conv2d_weights_read_in_place_have_no_gathers(target, layer):
+    # NHWC's default on AVX-512: no copy, each vector of filters loaded from
+    # a row w[r, s, c, :] of the caller's weights
+    C, H, F, R, stride, pad, layout = layer
+    shape = ConvShape(C, H, H, F, R, R, stride, pad, layout)
+    tiling = replace(ConvTiling.default(shape, target=target), weights_in_place=True,
+                     pack_in_nest=False)
+    conv = polyop.ops.conv2d(C, H, H, F, R, stride=stride, pad=pad, layout=layout, bn=True,
+                             relu=True, threads=1, target=target, tiling=tiling)
+    assert "Wp" not in conv.schedule.stmts
+    assert gathers(conv.asm) == []
 
 
 # -- results on this host ---------------------------------------------------------------

@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -111,6 +111,12 @@ class ConvTiling:
       channels (``blocks_outer``), all the filters, each row of the weights
       read whole; else per panel of filters (``pixels_outer`` False), just
       before its tiles, by the thread that runs them.
+    - ``weights_in_place`` (NHWC, vectors along filters): no copy of the
+      weights at all; the micro-kernel loads its ``nr`` filters straight from
+      a row ``w[r, s, c, :]`` of the caller's array (rows ``4 · F`` bytes
+      apart rather than side by side in a panel). Saves writing the packed
+      copy each call and, on several threads, reading the half of it the
+      other core wrote.
     """
 
     mr: int = 6
@@ -121,13 +127,59 @@ class ConvTiling:
     pixels_outer: bool = True
     pack_input: bool = False
     pack_in_nest: bool = False
+    weights_in_place: bool = False
 
     @classmethod
     def default(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1,
                 target: Target | str | None = None,
                 packed_weights: bool = False) -> ConvTiling:
         """The tiling for ``target`` (default the host; ``ConvShape`` of one
-        image, ``threads`` the number of threads running it). Tiles are 2
+        image, ``threads`` the number of threads running it): the loop
+        structure of ``structure`` below and, for NHWC weights not packed at
+        set-up, ``weights_in_place`` (no copy of the weights per call).
+
+        NHWC weights read in place, against packed per call (ahead of the
+        nest, or inside it per ``pack_in_nest``), the loop structure alike,
+        on ResNet-50's 23 convolutions (Zen 4, AVX-512, 5 interleaved rounds,
+        the same results bit for bit): 2 threads, 18 of 23 faster, by up to
+        20 % (3 × 3 / 2 128 → 128 at 56 × 56 147 → 173 GFLOP/s, 3 × 3 512 →
+        512 at 7 × 7 157 → 188), the other 5 1–5 % slower; 1 thread, 20 of
+        23 faster or level, by up to 18 %, the other 3 0.5–3 % slower. The
+        copy cost more than the panels' locality saved: its writes, and on
+        several threads the half of the copy each core reads from the
+        other's cache. Only where a tile reads two cache lines or more of
+        each row of weights and the weights fit half the L3: with AVX2's
+        tiles (16 or 24 floats, 64 or 96 bytes of a row; AVX2 code on the
+        same CPU) in place lost on 15 of 18 (9 layers, 1 and 2 threads), by
+        up to half at 1 × 1 / 2 512 → 1024, 28 × 28; float64 with AVX-512's
+        (128 bytes) won on 7 of 12, lost 2–6 % on three and a fifth on 3 ×
+        3 512 → 512, 7 × 7, whose 19 MB of weights exceed half the L3
+        (float32's 9 MB there gain 11–20 %).
+
+        >>> nhwc = ConvShape(128, 56, 56, 128, layout="NHWC")
+        >>> ConvTiling.default(nhwc, target="cpu -mcpu=znver4").weights_in_place
+        True
+        >>> ConvTiling.default(nhwc, target="cpu -mcpu=znver4",
+        ...                    packed_weights=True).weights_in_place
+        False
+        >>> ConvTiling.default(nhwc, target="cpu -mcpu=znver3").weights_in_place  # AVX2
+        False
+        """
+        tiling = cls.structure(shape, dtype, threads, target, packed_weights)
+        size = np.dtype(dtype).itemsize
+        weights = shape.F * shape.C * shape.R * shape.S * size
+        if (shape.layout == "NHWC" and tiling.vector == "filters" and not packed_weights
+                and tiling.nr * size >= 128 and weights <= as_target(target).l3 // 2):
+            return replace(tiling, weights_in_place=True, pack_in_nest=False)
+        return tiling
+
+    @classmethod
+    def structure(cls, shape: ConvShape, dtype: str = "float32", threads: int = 1,
+                  target: Target | str | None = None,
+                  packed_weights: bool = False) -> ConvTiling:
+        """The register tile, channel blocks, loop orders and packing for
+        ``target`` (``default``'s arguments), with every copy of the weights
+        the rules below name (``default`` then drops NHWC's). Tiles are 2
         (or 3) vector registers wide, ``nr = 2 · lanes``, with the most rows
         ``mr`` the registers hold (``polyop.ops.matmul.register_rows``: 6 (4)
         on AVX2's 16 registers, 14 (9) with AVX-512's or NEON's 32); the
@@ -463,6 +515,11 @@ def check_tiling(shape: ConvShape, tiling: ConvTiling) -> None:
                          "blocks_outer=True with kc dividing C into several blocks, or "
                          "pixels_outer=False (the weights packed per block of channels, or "
                          "per panel of filters, where the nest needs them)")
+    if tiling.weights_in_place and (shape.layout != "NHWC" or tiling.vector != "filters"
+                                    or tiling.pack_in_nest):
+        raise ValueError("conv2d: weights_in_place needs layout='NHWC' and vector='filters' "
+                         "(a vector of filters is then a piece of a row w[r, s, c, :]), "
+                         "and no pack_in_nest (nothing is packed)")
     if tiling.pack_input and tiling.vector != "pixels":
         raise ValueError("conv2d: pack_input needs vector='pixels' (the input is read in "
                          "place, one broadcast per pixel, otherwise)")

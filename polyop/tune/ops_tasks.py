@@ -182,6 +182,8 @@ class Conv2dTask(Task):
             space.define_knob("vector", ["filters", "pixels"] if s.is_gemm else ["filters"])
             space.define_knob("pack_input", [False, True] if s.is_gemm else [False])
             space.define_knob("pack_in_nest", [False, True])
+            space.define_knob("weights_in_place",
+                              [False, True] if s.layout == "NHWC" else [False])
             self._space = space
         return self._space
 
@@ -190,7 +192,8 @@ class Conv2dTask(Task):
         v = config.values
         return ConvTiling(mr=v["mr"], nr=v["vectors"] * lanes, vector=v["vector"], kc=v["kc"],
                           blocks_outer=v["blocks_outer"], pixels_outer=v["pixels_outer"],
-                          pack_input=v["pack_input"], pack_in_nest=v["pack_in_nest"])
+                          pack_input=v["pack_input"], pack_in_nest=v["pack_in_nest"],
+                          weights_in_place=v["weights_in_place"])
 
     def initial_points(self) -> list[dict]:
         """The target heuristic's tiling (``ConvTiling.default``), where its
@@ -201,7 +204,7 @@ class Conv2dTask(Task):
         return [{"vectors": t.nr // lanes, "mr": t.mr, "kc": kc,
                  "blocks_outer": t.blocks_outer, "pixels_outer": t.pixels_outer,
                  "vector": t.vector, "pack_input": t.pack_input,
-                 "pack_in_nest": t.pack_in_nest}]
+                 "pack_in_nest": t.pack_in_nest, "weights_in_place": t.weights_in_place}]
 
     def check(self, config: Config) -> list:
         t = self.tiling(config)
