@@ -152,12 +152,14 @@ def test_nhwc_weights_are_read_in_place_where_a_tile_reads_two_lines_of_a_row():
         return ConvTiling.default(ConvShape(C, H, H, F, R, R, 1, R // 2, "NHWC"), dtype,
                                   target=target, **kw)
 
+    # (the L2 of skylake-avx512: 1 MiB)
     assert default(128, 28, 128).weights_in_place  # 32 floats: 128 bytes of a row
-    assert default(256, 14, 256, threads=2).weights_in_place
-    t = default(512, 7, 512)  # 9.4 MB of weights, packed in the nest before
+    t = default(128, 28, 128, threads=2)  # 590 KB, once packed per filter panel
     assert t.weights_in_place and not t.pack_in_nest
-    assert default(512, 7, 512, dtype="float64").nr == 16  # 128 bytes too, but 19 MB:
-    assert not default(512, 7, 512, dtype="float64").weights_in_place  # > half the L3
+    assert default(64, 56, 64, dtype="float64").nr == 16  # 128 bytes of doubles
+    assert default(64, 56, 64, dtype="float64").weights_in_place
+    assert default(1024, 14, 256, R=1).weights_in_place  # 1 MiB: just fits
+    assert not default(256, 14, 256, threads=2).weights_in_place  # 2.4 MB: packed
     assert not default(128, 28, 128, target=HASWELL).weights_in_place  # 64 bytes
     assert not default(128, 28, 128, packed_weights=True).weights_in_place
     assert not ConvTiling.default(ConvShape(128, 28, 28, 128), target=AVX512).weights_in_place

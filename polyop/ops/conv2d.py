@@ -73,12 +73,12 @@ legality-checked primitive:
    or per block of channels when the blocks run outside the tiles, into a
    buffer local to that loop, so that the packed copy is read from L2 rather
    than written to L3 and read back from there once per pixel tile. NHWC
-   weights are not copied at all where a tile's vectors read two cache lines
-   or more of each row ``w[r, s, c, :]`` (``ConvTiling.weights_in_place``,
-   the default with AVX-512's float32 tiles): the copy's writes, and on
-   several threads the half of it each core read from the other's cache,
-   cost more than the panel's locality saved (3 × 3 / 2 128 → 128 at 56 ×
-   56, 2 threads, Zen 4: 147 → 173 GFLOP/s).
+   weights that fit the L2 are not copied at all where a tile's vectors read
+   two cache lines or more of each row ``w[r, s, c, :]``
+   (``ConvTiling.weights_in_place``, the default with AVX-512's tiles): the
+   copy's writes, and on several threads the half of it each core read from
+   the other's cache, cost more than the panel's locality saved (3 × 3 / 2
+   128 → 128 at 56 × 56, 2 threads, Zen 4: 147 → 173 GFLOP/s).
 3. The reduction runs over channel blocks of ``kc``, each over the whole
    window, ``(c_outer, r, s, c_inner)``, so that a block of input stays in L1
    while the window slides over it. The output loops are split into

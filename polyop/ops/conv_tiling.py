@@ -113,7 +113,7 @@ class ConvTiling:
       before its tiles, by the thread that runs them.
     - ``weights_in_place`` (NHWC, vectors along filters): no copy of the
       weights at all; the micro-kernel loads its ``nr`` filters straight from
-      a row ``w[r, s, c, :]`` of the caller's array (rows ``4 · F`` bytes
+      a row ``w[r, s, c, :]`` of the caller's array (rows ``F`` elements
       apart rather than side by side in a panel). Saves writing the packed
       copy each call and, on several threads, reading the half of it the
       other core wrote.
@@ -140,21 +140,23 @@ class ConvTiling:
 
         NHWC weights read in place, against packed per call (ahead of the
         nest, or inside it per ``pack_in_nest``), the loop structure alike,
-        on ResNet-50's 23 convolutions (Zen 4, AVX-512, 5 interleaved rounds,
-        the same results bit for bit): 2 threads, 18 of 23 faster, by up to
-        20 % (3 × 3 / 2 128 → 128 at 56 × 56 147 → 173 GFLOP/s, 3 × 3 512 →
-        512 at 7 × 7 157 → 188), the other 5 1–5 % slower; 1 thread, 20 of
-        23 faster or level, by up to 18 %, the other 3 0.5–3 % slower. The
-        copy cost more than the panels' locality saved: its writes, and on
-        several threads the half of the copy each core reads from the
-        other's cache. Only where a tile reads two cache lines or more of
-        each row of weights and the weights fit half the L3: with AVX2's
-        tiles (16 or 24 floats, 64 or 96 bytes of a row; AVX2 code on the
-        same CPU) in place lost on 15 of 18 (9 layers, 1 and 2 threads), by
-        up to half at 1 × 1 / 2 512 → 1024, 28 × 28; float64 with AVX-512's
-        (128 bytes) won on 7 of 12, lost 2–6 % on three and a fifth on 3 ×
-        3 512 → 512, 7 × 7, whose 19 MB of weights exceed half the L3
-        (float32's 9 MB there gain 11–20 %).
+        on the 14 of ResNet-50's convolutions whose weights fit a 1 MiB L2
+        (Zen 4, AVX-512, 5 interleaved rounds, the same results bit for
+        bit): 2 threads, 11 faster, by up to 18 % (3 × 3 / 2 128 → 128 at 56
+        × 56 147 → 173 GFLOP/s), 3 1–4 % slower; 1 thread, 11 faster or
+        level, 3 0.5–3 % slower. The copy cost more than the panels'
+        locality saved: its writes, and on several threads the half of the
+        copy each core reads from the other's cache. Hence in place where a
+        tile reads two cache lines or more of each row of weights and the
+        weights fit the L2. With AVX2's tiles (16 or 24 floats, 64 or 96
+        bytes of a row; AVX2 code on the same CPU) in place lost on 15 of 18
+        (9 layers, 1 and 2 threads), by up to half. Larger weights read in
+        place ran well when they stayed in cache from call to call (2
+        threads, 3 × 3 512 → 512 at 7 × 7, 157 → 188) and badly when they
+        did not: one thread, four such weight arrays taking turns (38 MB,
+        more than the L3), 57–89 against 82–89 packed. A pass over a panel
+        reads ``nr`` of each row's ``F`` elements, scattered over all the
+        weights, where packing reads each row whole, once.
 
         >>> nhwc = ConvShape(128, 56, 56, 128, layout="NHWC")
         >>> ConvTiling.default(nhwc, target="cpu -mcpu=znver4").weights_in_place
@@ -169,7 +171,7 @@ class ConvTiling:
         size = np.dtype(dtype).itemsize
         weights = shape.F * shape.C * shape.R * shape.S * size
         if (shape.layout == "NHWC" and tiling.vector == "filters" and not packed_weights
-                and tiling.nr * size >= 128 and weights <= as_target(target).l3 // 2):
+                and tiling.nr * size >= 128 and weights <= as_target(target).l2):
             return replace(tiling, weights_in_place=True, pack_in_nest=False)
         return tiling
 
