@@ -13,10 +13,15 @@ the median of 3 repeats of at least 50 ms) and the medians over the rounds
 compared. Each figure is also given as a percentage of the target's
 measured FMA peak (``peak_fma.py``) times the thread count.
 
+With ``--packed-too``, where the default reads NHWC weights in place
+(``ConvTiling.weights_in_place``), the same loop structure with the weights
+copied per call as before (``ConvTiling.structure``) is timed in the same
+rounds (``polyop_packed``; its output checked too): the A/B of that choice.
+
 Run::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
-        python benchmarks/conv_layers_bench.py [--threads 1 2] [--rounds 7]
+        python benchmarks/conv_layers_bench.py [--threads 1 2] [--rounds 7] [--packed-too]
 
 Results: ``benchmarks/results/conv_layers.json``, with the machine.
 """
@@ -42,14 +47,21 @@ from tune_bench import RESNET_LAYERS, _interleaved  # noqa: E402
 
 import polyop  # noqa: E402
 from polyop.codegen.parallel import set_num_threads  # noqa: E402
+from polyop.ops import ConvTiling  # noqa: E402
 
 
 def _layer(name: str, C: int, H: int, F: int, R: int, stride: int, layout: str,
-           threads: int, rounds: int, rng: np.random.Generator) -> dict:
+           threads: int, rounds: int, rng: np.random.Generator,
+           packed_too: bool = False) -> dict:
     import torch
 
     conv = polyop.ops.conv2d(C, H, H, F, R, stride=stride, pad=R // 2, layout=layout,
                              threads=threads)
+    ops = {"polyop": conv}
+    if packed_too and conv.tiling.weights_in_place:
+        ops["polyop_packed"] = polyop.ops.conv2d(
+            C, H, H, F, R, stride=stride, pad=R // 2, layout=layout, threads=threads,
+            tiling=ConvTiling.structure(conv.shape, threads=threads))
     dims = conv.shape.arrays()
     x = rng.uniform(-1, 1, dims["x"]).astype(np.float32)
     w = (rng.uniform(-1, 1, dims["w"]) / np.sqrt(C * R * R)).astype(np.float32)
@@ -64,16 +76,22 @@ def _layer(name: str, C: int, H: int, F: int, R: int, stride: int, layout: str,
 
     want = torch_conv()[0]
     want = (want if layout == "NCHW" else want.permute(1, 2, 0)).numpy()
-    out = np.full(dims["out"], np.nan, np.float32)
-    conv(x, w, out)
-    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
-    times = _interleaved({"polyop": lambda: conv(x, w, out), "torch": torch_conv}, rounds)
+    fns = {}
+    for key, op in ops.items():
+        out = np.full(dims["out"], np.nan, np.float32)
+        op(x, w, out)
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+        fns[key] = lambda op=op, out=out: op(x, w, out)
+    times = _interleaved({**fns, "torch": torch_conv}, rounds)
     gf = {k: conv.shape.flops / statistics.median(v) / 1e9 for k, v in times.items()}
-    return {"layer": name, "layout": layout, "threads": threads, "C": C, "H": H, "F": F,
-            "R": R, "stride": stride, "tiling": repr(conv.tiling),
-            "gflops": {k: round(v, 2) for k, v in gf.items()},
-            "polyop_over_torch": round(gf["polyop"] / gf["torch"], 3),
-            "seconds": {k: [round(t, 7) for t in v] for k, v in times.items()}}
+    row = {"layer": name, "layout": layout, "threads": threads, "C": C, "H": H, "F": F,
+           "R": R, "stride": stride, "tiling": repr(conv.tiling),
+           "gflops": {k: round(v, 2) for k, v in gf.items()},
+           "polyop_over_torch": round(gf["polyop"] / gf["torch"], 3),
+           "seconds": {k: [round(t, 7) for t in v] for k, v in times.items()}}
+    if "polyop_packed" in gf:
+        row["in_place_over_packed"] = round(gf["polyop"] / gf["polyop_packed"], 3)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", nargs="*", help="names from RESNET_LAYERS (default: all)")
     ap.add_argument("--layouts", nargs="+", default=["NCHW", "NHWC"])
     ap.add_argument("--out", type=Path, default=HERE / "results" / "conv_layers.json")
+    ap.add_argument("--packed-too", action="store_true",
+                    help="also time NHWC weights copied per call where the default reads "
+                         "them in place")
     args = ap.parse_args(argv)
     import torch
 
@@ -102,13 +123,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.layers and name not in args.layers:
                 continue
             for layout in args.layouts:
-                row = _layer(name, C, H, F, R, stride, layout, threads, args.rounds, rng)
+                row = _layer(name, C, H, F, R, stride, layout, threads, args.rounds, rng,
+                             args.packed_too)
                 row["polyop_pct_peak"] = round(100 * row["gflops"]["polyop"] / (peak * threads), 1)
                 rows.append(row)
                 print(f"{threads}t {layout} {name:22s} polyop {row['gflops']['polyop']:6.1f} "
                       f"({row['polyop_pct_peak']:4.1f} % of peak)  torch "
-                      f"{row['gflops']['torch']:6.1f}  ratio {row['polyop_over_torch']:.2f}",
-                      flush=True)
+                      f"{row['gflops']['torch']:6.1f}  ratio {row['polyop_over_torch']:.2f}"
+                      + (f"  in place / packed {row['in_place_over_packed']:.3f}"
+                         if "in_place_over_packed" in row else ""), flush=True)
     load["loadavg_end"] = hostinfo.loadavg()
     below = [f"{r['threads']}t {r['layout']} {r['layer']}" for r in rows
              if r["polyop_over_torch"] < 0.9]
@@ -120,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         "note": "batch 1, fp32; interleaved rounds, medians; OPENBLAS_CORETYPE and "
                 "OPENBLAS_L2_SIZE unset; outputs checked against PyTorch",
         "layers_below_0.9": below, "min_ratio": min(r["polyop_over_torch"] for r in rows),
+        "in_place_over_packed": {f"{r['threads']}t {r['layout']} {r['layer']}":
+                                 r["in_place_over_packed"]
+                                 for r in rows if "in_place_over_packed" in r},
         "wall_seconds": round(time.time() - started, 1), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

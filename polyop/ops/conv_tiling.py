@@ -141,22 +141,23 @@ class ConvTiling:
         NHWC weights read in place, against packed per call (ahead of the
         nest, or inside it per ``pack_in_nest``), the loop structure alike,
         on the 14 of ResNet-50's convolutions whose weights fit a 1 MiB L2
-        (Zen 4, AVX-512, 5 interleaved rounds, the same results bit for
-        bit): 2 threads, 11 faster, by up to 18 % (3 × 3 / 2 128 → 128 at 56
-        × 56 147 → 173 GFLOP/s), 3 1–4 % slower; 1 thread, 11 faster or
-        level, 3 0.5–3 % slower. The copy cost more than the panels'
-        locality saved: its writes, and on several threads the half of the
-        copy each core reads from the other's cache. Hence in place where a
-        tile reads two cache lines or more of each row of weights and the
-        weights fit the L2. With AVX2's tiles (16 or 24 floats, 64 or 96
-        bytes of a row; AVX2 code on the same CPU) in place lost on 15 of 18
-        (9 layers, 1 and 2 threads), by up to half. Larger weights read in
-        place ran well when they stayed in cache from call to call (2
-        threads, 3 × 3 512 → 512 at 7 × 7, 157 → 188) and badly when they
-        did not: one thread, four such weight arrays taking turns (38 MB,
-        more than the L3), 57–89 against 82–89 packed. A pass over a panel
-        reads ``nr`` of each row's ``F`` elements, scattered over all the
-        weights, where packing reads each row whole, once.
+        (Zen 4, AVX-512, 7 interleaved rounds, the same results bit for bit;
+        ``benchmarks/results/conv_weights_in_place_znver4.json``): 2
+        threads, 13 faster, by 2–11 % (geometric mean 1.06×), 3 × 3 128 →
+        128 at 28 × 28 1 % slower; 1 thread level (0.96–1.04×, mean 1.00×).
+        The copy cost more than the panels' locality saved: its writes, and
+        on several threads the half of the copy each core reads from the
+        other's cache. Hence in place where a tile reads two cache lines or
+        more of each row of weights and the weights fit the L2. With AVX2's
+        tiles (16 or 24 floats, 64 or 96 bytes of a row; AVX2 code on the
+        same CPU) in place lost on 15 of 18 (9 layers, 1 and 2 threads), by
+        up to half. Larger weights read in place ran well when they stayed
+        in cache from call to call (2 threads, 3 × 3 512 → 512 at 7 × 7, 157
+        → 188 GFLOP/s) and badly when they did not: one thread, four such
+        weight arrays taking turns (38 MB, more than the L3), 57–89 against
+        82–89 packed. A pass over a panel reads ``nr`` of each row's ``F``
+        elements, scattered over all the weights, where packing reads each
+        row whole, once.
 
         >>> nhwc = ConvShape(128, 56, 56, 128, layout="NHWC")
         >>> ConvTiling.default(nhwc, target="cpu -mcpu=znver4").weights_in_place
