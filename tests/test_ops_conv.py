@@ -155,7 +155,9 @@ def test_nhwc_weights_are_read_in_place_where_a_tile_reads_two_lines_of_a_row():
     # (the L2 of skylake-avx512: 1 MiB)
     assert default(128, 28, 128).weights_in_place  # 32 floats: 128 bytes of a row
     t = default(128, 28, 128, threads=2)  # 590 KB, once packed per filter panel
-    assert t.weights_in_place and not t.pack_in_nest
+    assert t.weights_in_place and not t.pack_in_nest and t.pixels_outer
+    assert not ConvTiling.structure(ConvShape(128, 28, 28, 128, layout="NHWC"),
+                                    threads=2, target=AVX512).pixels_outer
     assert default(64, 56, 64, dtype="float64").nr == 16  # 128 bytes of doubles
     assert default(64, 56, 64, dtype="float64").weights_in_place
     assert default(1024, 14, 256, R=1).weights_in_place  # 1 MiB: just fits
