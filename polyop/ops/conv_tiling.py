@@ -142,7 +142,7 @@ class ConvTiling:
         nest, or inside it per ``pack_in_nest``), the loop structure alike,
         on the 14 of ResNet-50's convolutions whose weights fit a 1 MiB L2
         (Zen 4, AVX-512, 7 interleaved rounds, the same results bit for bit;
-        ``benchmarks/results/conv_weights_in_place_znver4.json``): 2
+        ``benchmarks/results/conv_weights_in_place_same_order_znver4.json``): 2
         threads, 13 faster, by 2–11 % (geometric mean 1.06×), 3 × 3 128 →
         128 at 28 × 28 1 % slower; 1 thread level (0.96–1.04×, mean 1.00×).
         The copy cost more than the panels' locality saved: its writes, and
