@@ -18,6 +18,15 @@ def recurrence(n: int, A: "f64[n, n]"):
 
 
 @polyop.kernel
+def tied_rows(n: int, A: "f64[n, n]"):
+    for i in range(1, n):
+        s = 0.0
+        for j in range(n):
+            s = s + A[i - 1, j]  # row i reads row i - 1: i carries a dependence
+            A[i, j] = s
+
+
+@polyop.kernel
 def matmul_ikj(ni: int, nj: int, nk: int, C: "f64[ni, nj]", A: "f64[ni, nk]",
                B: "f64[nk, nj]"):
     for i in range(ni):

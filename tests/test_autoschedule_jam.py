@@ -12,6 +12,7 @@ import pytest
 
 import polyop
 from polyop.errors import ScheduleError
+from tests.kernels import tied_rows
 from tests.polybench import BENCHES
 
 ZEN4 = "cpu -mtriple=x86_64-linux-gnu -mcpu=znver4 -num-cores=1"
@@ -108,15 +109,6 @@ def row_filter(w: int, h: int, x: "f64[w, h]", y: "f64[w, h]"):
             m1 = y[i, j]
 
 
-@polyop.kernel
-def chained_rows(w: int, h: int, x: "f64[w, h]"):
-    for i in range(1, w):
-        m = 0.0
-        for j in range(h):
-            m = m + x[i - 1, j]  # row i reads row i - 1: the rows stay tied
-            x[i, j] = m
-
-
 def test_chains_through_temporaries_expanded_and_jammed_bit_for_bit():
     """A chain along each row through scalars (deriche's recursive filters):
     the scalars expanded over the rows, the row loop distributed from their
@@ -139,7 +131,7 @@ def test_chains_through_temporaries_expanded_and_jammed_bit_for_bit():
 
 
 def test_chain_expansion_taken_back_where_the_rows_stay_tied():
-    sch = polyop.auto_schedule(chained_rows, ZEN4, sizes={"w": 400, "h": 400})
+    sch = polyop.auto_schedule(tied_rows, ZEN4, sizes={"n": 400})
     assert "expand(" not in str(sch) and "fission(" not in str(sch)
     fission = sch.explanation.knob("S1:fission")
     assert not fission.applied and "i still carries a dependence" in fission.why
