@@ -328,6 +328,39 @@ def col_update_tri(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
             x[i] += A[j, i] * y[j]
 
 
+@polyop.kernel
+def col_filter(w: int, h: int, x: "f64[w, h]", y: "f64[w, h]"):
+    for j in range(h):  # deriche's column passes: a chain down each column
+        prev = 0.0
+        for i in range(w):
+            y[i, j] = 0.5 * x[i, j] + 0.5 * prev
+            prev = y[i, j]
+
+
+def test_strips_of_a_band_isl_did_not_find_permutable(threads):
+    """The chain is expanded over ``j`` and the nest reordered ``i, j`` for
+    unit stride; isl's fused schedule calls that band not permutable, but
+    the legality check finds ``j`` free and lets its strip loop move
+    outermost: one region a call, matching CPython at 1 and 2 threads on a
+    partial last strip."""
+    sch = polyop.auto_schedule(col_filter, ZEN3, sizes={"w": 300, "h": 200})
+    assert sch.explanation.knob("S1:parallel_strip").chosen == 100
+    (par,) = _parallel_loops(sch)
+    assert par.var == "j_outer"
+    assert [s.var for s in walk(par.body) if isinstance(s, For)][0] == "i"
+    f = polyop.build(sch)
+    rng = np.random.default_rng(5)
+    args = {"w": 7, "h": 203, "x": rng.random((7, 203)), "y": np.zeros((7, 203))}
+    ref = copy.deepcopy(args)
+    col_filter.py_func(**ref)
+    for n in (1, 2):
+        threads(n)
+        got = copy.deepcopy(args)
+        f(**got)
+        np.testing.assert_allclose(got["y"], ref["y"], rtol=1e-12)
+    assert _forks(f, args) == 1
+
+
 def test_strips_of_unequal_work_are_two_a_core(threads):
     sch = polyop.auto_schedule(col_update_tri, ZEN3, sizes={"n": 400})
     knob = sch.explanation.knob("S0:parallel_strip")

@@ -424,12 +424,18 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
     # -- parallel strips (polyop.autoschedule.strips) -----------------------------------------
     # only for a band at the outermost level: inside a serial loop the strips
     # fork once per iteration of it (measured 1.3x slower on fdtd-2d at 1 thread)
-    if target.cores > 1 and permutable and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
-        if not any(lp.name.split("_")[0] in coincident for lp in tile_loops + inner_loops[:-1]):
+    if target.cores > 1 and d >= 2 and (tile_loops + inner_loops)[0].depth == 0:
+        # isl's flags speak of its own (fused) schedule: for a band it did not
+        # find permutable, the legality check says which loops are free here
+        # (deriche's column passes: ``i`` carries the recurrence, ``j`` is free),
+        # and it judges the strip loop's move outermost too
+        free = coincident if permutable else \
+            {lp.name.split("_")[0] for lp in tile_loops + inner_loops if parallel_legal(sch, lp)}
+        if not any(lp.name.split("_")[0] in free for lp in tile_loops + inner_loops[:-1]):
             if not parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
                 inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops,
-                                                      coincident, model, cache, lanes)
-        else:
+                                                      free, model, cache, lanes)
+        elif permutable:
             inner_loops, tile_loops = strip_middle(ctx, lead, inner_loops, tile_loops,
                                                    coincident, list(model.extents))
 
