@@ -134,7 +134,9 @@ def strip_middle(ctx, lead: str, inner_loops: list, tile_loops: list, coincident
 
 def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident: set[str],
                 model, cache: int, lanes: int) -> tuple[list, list]:
-    """When only the innermost loop of a permutable band is parallel (trmm's
+    """When only the innermost loop of a band is parallel (``coincident``:
+    isl's flags, or the legality check's for a band isl did not find
+    permutable; trmm's
     ``i, k, j``: ``i`` and ``k`` carry the update's dependences, every column
     ``j`` is independent; mvt's ``j, i``: ``j`` carries the sum), split it
     into strips and move the strip loop outermost, so one parallel region
@@ -143,18 +145,22 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     what the strips cost at one thread and gain at two). One strip a core
     when every iteration of the loop has the same work (its bounds involve no
     other loop: ``_equal_work``), two a core otherwise, for the pool to even
-    out. The explanation gives the band ``model``'s traffic of the strips
-    (each an untiled band of its own, in a ``cache`` of that many bytes)
-    against the untiled band's. A strip is then accumulated in registers
-    where it can be (``_accumulate``). Returns the band's new (inner loops,
-    tile loops)."""
-    from .model import BandModel
+    out; the width rounded up to whole vectors and whole cache lines (no line
+    of a row starting on one is written by two threads). The explanation
+    gives the band ``model``'s traffic of the strips (each an untiled band of
+    its own, in a ``cache`` of that many bytes) against the untiled band's.
+    A strip is then accumulated in registers where it can be
+    (``_accumulate``). Returns the band's new (inner loops, tile loops)."""
+    from .model import LINE, BandModel
 
     sch, cores = ctx.sch, ctx.target.cores
     inner, extent = inner_loops[-1], int(model.extents[-1])
     equal = _equal_work(sch, lead, _base(inner.name))
     strip = -(-extent // (cores if equal else 2 * cores))
-    strip = -(-strip // lanes) * lanes
+    # whole vectors, and whole cache lines of the narrowest elements: where a
+    # row starts on a line, no line of it is written by two threads
+    unit = max(lanes, LINE // min(g.elem for g in model.groups))
+    strip = -(-strip // unit) * unit
     able = _base(inner.name) in coincident and strip < extent and strip >= 4 * lanes
     why = ("a loop outside the innermost is parallel, or the innermost is not (or too "
            "short to strip)")
