@@ -78,7 +78,7 @@ for p in (ROOT, ROOT / "benchmarks"):
 
 import hostinfo  # noqa: E402
 import polybench_bench as pb  # noqa: E402
-from concurrency import CONCURRENT, Probe  # noqa: E402
+from concurrency import CONCURRENT, MemoryProbe, Probe  # noqa: E402
 
 import polyop  # noqa: E402
 from polyop.codegen.parallel import (  # noqa: E402
@@ -215,24 +215,35 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
     return res
 
 
-def time_threads(pending: list, repeat: int, probe: Probe) -> None:
+def _balance(memory: MemoryProbe) -> float:
+    """The slowest CPU's streaming rate over the fastest's, now."""
+    rates = memory.per_cpu(repeats=1).values()
+    return min(rates) / max(rates)
+
+
+def time_threads(pending: list, repeat: int, probe: Probe, memory: MemoryProbe) -> None:
     """1 against 2 threads for each kernel of ``pending`` (``bench_one``'s),
     in ``repeat`` rounds over all of them: a short slower stretch of the host
     (a tenth of a second to a few seconds) then falls on one round of a few
     kernels, not on every run of one. Each 2-thread run sits between two
-    probes of the host."""
-    times = [([], [], [], []) for _ in pending]
+    probes of the host: its concurrency (``Probe``) and its CPUs' streaming
+    balance (``MemoryProbe``), the lower of the two of each recorded."""
+    times = [([], [], [], [], []) for _ in pending]
     for _ in range(repeat):
-        for (_, auto, auto2, args, order), (t1, t21, t2, host) in zip(pending, times):
+        for (_, auto, auto2, args, order), (t1, t21, t2, host, mem) in zip(pending, times):
             set_num_threads(1)
             t1.append(pb.timed_call(auto, args, order)[0])
             t21.append(pb.timed_call(auto2, args, order)[0])
+            before = _balance(memory)
             set_num_threads(2)
-            before = probe.concurrency()
+            concurrent = probe.concurrency()
             t2.append(pb.timed_call(auto2, args, order)[0])
-            host.append(min(before, probe.concurrency()))
+            host.append(min(concurrent, probe.concurrency()))
+            set_num_threads(1)
+            mem.append(min(before, _balance(memory)))
     set_num_threads(1)
-    for (res, *_), (t1, t21, t2, host) in zip(pending, times):
+    for (res, *_), (t1, t21, t2, host, mem) in zip(pending, times):
+        res["host_memory_balance"] = mem
         res["auto_1thread_ms"], res["auto_2threads_ms"] = _median_ms(t1), _median_ms(t2)
         res["auto_2_cores_schedule_1thread_ms"] = _median_ms(t21)
         res["speedup_2_threads"] = res["auto_1thread_ms"] / res["auto_2threads_ms"]
@@ -320,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     if pending:
         print(f"1 against 2 threads, {opts.repeat} rounds over {len(pending)} kernels ...",
               file=sys.stderr, flush=True)
-        time_threads(pending, opts.repeat, Probe(2))
+        time_threads(pending, opts.repeat, Probe(2), MemoryProbe())
     skipped = [r["kernel"] for r in results if "skipped" in r]
     results = [r for r in results if "skipped" not in r]
     return report(results, skipped, opts)
@@ -366,6 +377,9 @@ def report(results: list[dict], skipped: list[str], opts, merged_from: dict | No
             sum("speedup_2_threads_host_concurrent" in r for r in ok),
         "share_of_2_thread_runs_host_concurrent": _share(
             [c >= CONCURRENT for r in ok for c in r.get("host_concurrency", [])]),
+        # the 2-thread runs between which both CPUs streamed within 10 % of each other
+        "share_of_2_thread_runs_memory_balanced": _share(
+            [b >= 0.9 for r in ok for b in r.get("host_memory_balance", [])]),
         "geomean_2_threads_same_schedule":
             _geo([r["speedup_2_threads_same_schedule"] for r in ok
                   if "speedup_2_threads_same_schedule" in r]),
@@ -420,7 +434,10 @@ def report(results: list[dict], skipped: list[str], opts, merged_from: dict | No
             "concurrency.py's probe (1-thread over 2-thread time of a compute-bound "
             "parallel loop; ~1 when the host runs both CPUs in turns), the lower of the "
             "two; speedup_2_threads_host_concurrent: over the 2-thread runs whose probes "
-            "were both >= 1.8 (at least a third of them)."),
+            "were both >= 1.8 (at least a third of them). host_memory_balance: before and "
+            "after each 2-thread run, concurrency.py's MemoryProbe (each CPU alone "
+            "streaming 256 KiB held in its L2), the slowest CPU's rate over the fastest's, "
+            "the lower of the two (below 1: the host slowed one CPU's memory accesses)."),
         "conditions": merged_from["conditions"] if merged_from else opts.conditions,
         "date": merged_from["date"] if merged_from else
         datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
