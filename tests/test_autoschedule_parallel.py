@@ -72,6 +72,19 @@ def _matches_cpython(f, bench, sizes: dict, threads, label: str, rtol: float = 1
     return args
 
 
+def _matches_py_func(f, kernel, args: dict, output: str, threads) -> None:
+    """``f`` (a build of ``kernel``) at 1 and 2 threads against ``kernel``
+    run by CPython on ``args``: the array ``output``."""
+    ref = copy.deepcopy(args)
+    kernel.py_func(**ref)
+    for n in (1, 2):
+        threads(n)
+        got = copy.deepcopy(args)
+        f(**got)
+        np.testing.assert_allclose(got[output], ref[output], rtol=1e-12,
+                                   err_msg=f"at {n} threads")
+
+
 def test_middle_loop_strips_fork_once_and_match_cpython(threads):
     sizes = {"n": 26, "m": 24}
     sch = polyop.auto_schedule(cov_update, TWO, sizes=sizes)
@@ -86,15 +99,9 @@ def test_middle_loop_strips_fork_once_and_match_cpython(threads):
     assert par_off.var == "i"
     rng = np.random.default_rng(0)
     args = {"n": 26, "m": 24, "d": rng.random((26, 24)), "c": rng.random((24, 24))}
-    ref = copy.deepcopy(args)
-    cov_update.py_func(**ref)
     f, g = polyop.build(sch), _per_loop_build(off)
-    for n in (1, 2):
-        threads(n)
-        for kernel in (f, g):
-            got = copy.deepcopy(args)
-            kernel(**got)
-            np.testing.assert_allclose(got["c"], ref["c"], rtol=1e-12)
+    for built in (f, g):
+        _matches_py_func(built, cov_update, args, "c", threads)
     # at 2 threads: one region a call, against one per iteration of k
     assert _forks(f, args) == 1
     assert _forks(g, args) == 26
@@ -311,13 +318,7 @@ def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads)
     f = polyop.build(on)
     rng = np.random.default_rng(2)
     args = {"n": 203, "A": rng.random((203, 203)), "x": rng.random(203), "y": rng.random(203)}
-    ref = copy.deepcopy(args)
-    col_update.py_func(**ref)
-    for n in (1, 2):
-        threads(n)
-        got = copy.deepcopy(args)
-        f(**got)
-        np.testing.assert_allclose(got["x"], ref["x"], rtol=1e-12)
+    _matches_py_func(f, col_update, args, "x", threads)
     assert _forks(f, args) == 1
 
 
@@ -352,13 +353,7 @@ def test_strips_of_a_band_isl_did_not_find_permutable(threads):
     f = polyop.build(sch)
     rng = np.random.default_rng(5)
     args = {"w": 7, "h": 203, "x": rng.random((7, 203)), "y": np.zeros((7, 203))}
-    ref = copy.deepcopy(args)
-    col_filter.py_func(**ref)
-    for n in (1, 2):
-        threads(n)
-        got = copy.deepcopy(args)
-        f(**got)
-        np.testing.assert_allclose(got["y"], ref["y"], rtol=1e-12)
+    _matches_py_func(f, col_filter, args, "y", threads)
     assert _forks(f, args) == 1
 
 
