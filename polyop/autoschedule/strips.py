@@ -32,9 +32,9 @@ strip of the result in cache across the whole ``k`` loop.
   loop parallel instead. For a band isl did not find permutable, the
   legality check says which loops are free, and judges the strip loop's
   move outermost (deriche's column passes, ``i`` carrying the recurrence
-  down each column, ``j`` free: Zen 4, MEDIUM, 2 threads against the 1-core
-  schedule at 1 thread, 1.08-1.26x -> 1.27-1.38x in three of four
-  interleaved runs of 31-41 rounds, level in the fourth).
+  down each column, ``j`` free: Zen 4, MEDIUM, 2 threads, against the same
+  schedule without these strips in one process, 31-41 interleaved rounds:
+  8-15 % less time in three of four runs, level in the fourth).
 
 Strip counts of ``strip_middle``: ``STRIPS_PER_CORE`` strips a core, so
 that the pool's work-sharing (``polyop.codegen.threadpool``: chunks dealt
