@@ -300,7 +300,9 @@ def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads)
     sch = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400})
     knob = sch.explanation.knob("S0:parallel_strip")
     # every i does the same work: one strip a core
-    assert knob.chosen == 200 and knob.candidates == [None, 200]
+    assert knob.chosen == 200
+    # narrower strips, whole lines (8 doubles) down to 4 vectors, for a tuner to try
+    assert knob.candidates == [None, 200, 104, 56, 32, 16]
     assert "modelled traffic" in knob.why and "one thread" in knob.why
     assert "one a core" in knob.why
     # 50 vectors of 4 doubles: no register accumulator
@@ -355,6 +357,11 @@ def test_strips_of_a_band_isl_did_not_find_permutable(threads):
     args = {"w": 7, "h": 203, "x": rng.random((7, 203)), "y": np.zeros((7, 203))}
     _matches_py_func(f, col_filter, args, "y", threads)
     assert _forks(f, args) == 1
+    # a narrower candidate (a tuner's choice): 7 strips, the last partial
+    narrow = polyop.auto_schedule(col_filter, ZEN3, sizes={"w": 300, "h": 200},
+                                  knobs={"S1:parallel_strip": 32})
+    assert 32 in narrow.explanation.knob("S1:parallel_strip").candidates
+    _matches_py_func(polyop.build(narrow), col_filter, args, "y", threads)
 
 
 def test_strips_of_unequal_work_are_two_a_core(threads):

@@ -177,7 +177,17 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
                f"{q1:.4g} lines against {q0:.4g} untiled ({q1 / q0 if q0 else 1:.3g}x); they "
                "cost up to 1.7x at one thread (trmm) but make the band parallel on these "
                "cores")
-    knob = ctx.decide(f"{lead}:parallel_strip", [None, strip] if able else [None],
+    # narrower strips (halves, down to 4 vectors) for a tuner to try: which
+    # width a band runs fastest at is a matter of measurement (deriche's
+    # column filters on Zen 4, 2 threads: strips of 32-48 ran 1.2-1.4x
+    # faster than of 240 in one process)
+    narrower, width = [], strip // 2
+    while able and width > 4 * lanes:
+        narrower.append(-(-width // unit) * unit)
+        width //= 2
+    narrower += [-(-4 * lanes // unit) * unit] if able else []
+    knob = ctx.decide(f"{lead}:parallel_strip",
+                      list(dict.fromkeys([None, strip, *narrower])) if able else [None],
                       strip if able else None, why, accepts=_int)
     if knob.chosen is None:
         return inner_loops, tile_loops
