@@ -43,6 +43,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -164,8 +165,6 @@ class MemoryProbe:
     def per_cpu(self, repeats: int = 5) -> dict[int, float]:
         """CPU → the median of ``repeats`` rates with the calling thread on
         that CPU alone (its affinity restored afterwards)."""
-        import os
-
         allowed = os.sched_getaffinity(0)
         out = {}
         try:

@@ -20,6 +20,7 @@ from polyop.codegen.parallel import (
 from polyop.codegen.region import use_team_regions
 from polyop.ir import For, walk
 from polyop.kinds import LoopKind
+from tests.kernels import compare
 from tests.polybench import BENCHES
 
 TWO = "cpu -mtriple=x86_64-linux-gnu -mcpu=haswell -num-cores=2"
@@ -72,17 +73,12 @@ def _matches_cpython(f, bench, sizes: dict, threads, label: str, rtol: float = 1
     return args
 
 
-def _matches_py_func(f, kernel, args: dict, output: str, threads) -> None:
+def _matches_py_func(f, kernel, args: dict, threads) -> None:
     """``f`` (a build of ``kernel``) at 1 and 2 threads against ``kernel``
-    run by CPython on ``args``: the array ``output``."""
-    ref = copy.deepcopy(args)
-    kernel.py_func(**ref)
+    run by CPython on ``args``: every array (``tests.kernels.compare``)."""
     for n in (1, 2):
         threads(n)
-        got = copy.deepcopy(args)
-        f(**got)
-        np.testing.assert_allclose(got[output], ref[output], rtol=1e-12,
-                                   err_msg=f"at {n} threads")
+        compare(f, kernel, args, exact=False)
 
 
 def test_middle_loop_strips_fork_once_and_match_cpython(threads):
@@ -101,7 +97,7 @@ def test_middle_loop_strips_fork_once_and_match_cpython(threads):
     args = {"n": 26, "m": 24, "d": rng.random((26, 24)), "c": rng.random((24, 24))}
     f, g = polyop.build(sch), _per_loop_build(off)
     for built in (f, g):
-        _matches_py_func(built, cov_update, args, "c", threads)
+        _matches_py_func(built, cov_update, args, threads)
     # at 2 threads: one region a call, against one per iteration of k
     assert _forks(f, args) == 1
     assert _forks(g, args) == 26
@@ -320,7 +316,7 @@ def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads)
     f = polyop.build(on)
     rng = np.random.default_rng(2)
     args = {"n": 203, "A": rng.random((203, 203)), "x": rng.random(203), "y": rng.random(203)}
-    _matches_py_func(f, col_update, args, "x", threads)
+    _matches_py_func(f, col_update, args, threads)
     assert _forks(f, args) == 1
 
 
@@ -355,13 +351,13 @@ def test_strips_of_a_band_isl_did_not_find_permutable(threads):
     f = polyop.build(sch)
     rng = np.random.default_rng(5)
     args = {"w": 7, "h": 203, "x": rng.random((7, 203)), "y": np.zeros((7, 203))}
-    _matches_py_func(f, col_filter, args, "y", threads)
+    _matches_py_func(f, col_filter, args, threads)
     assert _forks(f, args) == 1
     # a narrower candidate (a tuner's choice): 7 strips, the last partial
     narrow = polyop.auto_schedule(col_filter, ZEN3, sizes={"w": 300, "h": 200},
                                   knobs={"S1:parallel_strip": 32})
     assert 32 in narrow.explanation.knob("S1:parallel_strip").candidates
-    _matches_py_func(polyop.build(narrow), col_filter, args, "y", threads)
+    _matches_py_func(polyop.build(narrow), col_filter, args, threads)
 
 
 def test_strips_of_unequal_work_are_two_a_core(threads):

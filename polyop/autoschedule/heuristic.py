@@ -432,7 +432,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         free = coincident if permutable else \
             {lp.name.split("_")[0] for lp in tile_loops + inner_loops if parallel_legal(sch, lp)}
         if not any(lp.name.split("_")[0] in free for lp in tile_loops + inner_loops[:-1]):
-            if not parallel_legal(sch, (tile_loops + inner_loops)[0]):  # else the parallel step's
+            # (``free`` already holds the legality check's answer where isl had none)
+            if not permutable or not parallel_legal(sch, (tile_loops + inner_loops)[0]):
                 inner_loops, tile_loops = strip_inner(ctx, lead, inner_loops, tile_loops,
                                                       free, model, cache, lanes)
         elif permutable:

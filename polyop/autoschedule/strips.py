@@ -160,7 +160,11 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     # whole vectors, and whole cache lines of the narrowest elements: where a
     # row starts on a line, no line of it is written by two threads
     unit = max(lanes, LINE // min(g.elem for g in model.groups))
-    strip = -(-strip // unit) * unit
+
+    def whole(width: int) -> int:
+        return -(-width // unit) * unit
+
+    strip = whole(strip)
     able = _base(inner.name) in coincident and strip < extent and strip >= 4 * lanes
     why = ("a loop outside the innermost is parallel, or the innermost is not (or too "
            "short to strip)")
@@ -181,14 +185,15 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     # width a band runs fastest at is a matter of measurement (deriche's
     # column filters on Zen 4, 2 threads: strips of 32-48 ran 1.2-1.4x
     # faster than of 240 in one process)
-    narrower, width = [], strip // 2
-    while able and width > 4 * lanes:
-        narrower.append(-(-width // unit) * unit)
-        width //= 2
-    narrower += [-(-4 * lanes // unit) * unit] if able else []
-    knob = ctx.decide(f"{lead}:parallel_strip",
-                      list(dict.fromkeys([None, strip, *narrower])) if able else [None],
-                      strip if able else None, why, accepts=_int)
+    candidates = [None]
+    if able:
+        widths, width = [strip], strip // 2
+        while width > 4 * lanes:
+            widths.append(whole(width))
+            width //= 2
+        candidates += dict.fromkeys([*widths, whole(4 * lanes)])
+    knob = ctx.decide(f"{lead}:parallel_strip", candidates, strip if able else None, why,
+                      accepts=_int)
     if knob.chosen is None:
         return inner_loops, tile_loops
     try:
