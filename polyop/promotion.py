@@ -18,7 +18,8 @@ applied to the loop IR at lowering, where the footprints are known:
   in (when the array is read there), every access under ``at`` is redirected
   to the buffer at ``index - corner``, and at the end the elements written
   (and only those: the written footprint, an isl set, guards the copy-out)
-  are copied back. Copies are guarded by the array's bounds: the box of a
+  are copied back; a dimension of extent 1 is dropped from the buffer
+  (``squeeze``). Copies are guarded by the array's bounds: the box of a
   boundary tile may stick out of the array. How the box is copied is a
   *copier*: ``serial_copier`` (nested loops; the CPU, and the GPU's
   registers, ``polyop_cuda.registers``) or the GPU's cooperative copy of a
@@ -541,12 +542,46 @@ def promote_function(fn: ir.Function, requests: Sequence[Request],
         if not sizes:
             raise ScheduleError(f"{what}: no access to {r.array} under the loop")
         shape = tuple(max(s[d] for s in sizes) for d in range(len(sizes[0])))
+        body, shape = squeeze(body, r.name, shape)
         temps.append((r.name, dtype))
         local_shapes[r.name] = shape
         arrays[r.name] = (dtype, tuple(ir.Const(x, INDEX) for x in shape))
         taken.add(r.name)
     return replace(fn, body=body, temps=tuple(temps),
                    meta={**fn.meta, "temp_shapes": local_shapes})
+
+
+def squeeze(body: ir.Stmt, buf: str, shape: tuple[int, ...]) -> tuple[ir.Stmt, tuple[int, ...]]:
+    """``body`` and the buffer ``buf``'s shape without the dimensions of
+    extent 1 (one is kept if all are): their subscripts are 0 in every
+    access. Why: a buffer ``[8][1]`` indexed ``[v][0]`` in a vector loop over
+    ``v`` varies in a dimension other than the last, which the vector code
+    gathers (``polyop.vector_plan``), where ``[8]`` indexed ``[v]`` is one
+    vector (a reduction factored over a vector loop, ``rfactor`` then
+    ``cache_write(..., scope="local")``).
+
+    Example::
+
+        >>> from polyop.types import f64
+        >>> v = ir.Var("v")
+        >>> st = ir.Store("b", (v, ir.Const(0)), ir.Load("b", (v, ir.Const(0)), f64))
+        >>> new, shape = squeeze(st, "b", (8, 1))
+        >>> print(new)
+        b[v] = b[v];
+        >>> shape
+        (8,)
+    """
+    keep = [d for d, n in enumerate(shape) if n != 1] or [len(shape) - 1]
+    if len(keep) == len(shape):
+        return body, shape
+
+    def go(node):
+        node = ir.map_children(node, go)
+        if isinstance(node, (ir.Load, ir.Store)) and node.array == buf:
+            return replace(node, index=tuple(node.index[d] for d in keep))
+        return node
+
+    return go(body), tuple(shape[d] for d in keep)
 
 
 def _check_exact(r: Request, at: ir.For, loops, params) -> None:

@@ -5,12 +5,15 @@ Data are small integers (stored as floats where the kernel is f32/f64), so
 that sums are exact whatever the order: the comparisons are bit for bit.
 """
 
+import re
+
 import numpy as np
 import pytest
 
 import polyop
-from polyop import IllegalScheduleError, ScheduleError
+from polyop import IllegalScheduleError, ScheduleError, ir
 from tests.kernels import compare, matmul_ikj, te_matmul
+from tests.test_vectorize_codegen import HASWELL, NEOVERSE_V2, SKYLAKE_AVX512, hot_loop
 
 RNG = np.random.default_rng(7)
 
@@ -85,6 +88,47 @@ def test_rowsum_split_rfactor_vectorize():
     f = check(sch, rowsum, [dict(n=n, m=m, A=ints((n, m)), out=ints(n))
                             for n, m in ((5, 21), (3, 8), (4, 3), (2, 0))])
     assert "out_rf" not in f.names  # scratch: allocated by the runtime, not passed
+
+
+@polyop.kernel
+def gemv(n: int, m: int, A: "f64[n, m]", x: "f64[m]", y: "f64[n]"):
+    for i in range(n):
+        for k in range(m):
+            y[i] += A[i, k] * x[k]
+
+
+@pytest.mark.parametrize("target, add, stack", [
+    (SKYLAKE_AVX512, r"vaddpd\s+[^\n]*%zmm\d+, %zmm\d+\n", r"\(%[re][sb]p\)"),
+    (HASWELL, r"vaddpd\s+[^\n]*%ymm\d+, %ymm\d+\n", r"\(%[re][sb]p\)"),
+    (NEOVERSE_V2, r"fadd\s+v\d+\.2d, v\d+\.2d, v\d+\.2d", r"\[sp"),
+])
+def test_row_sums_factored_over_a_vector_strip_stay_in_a_register(target, add, stack):
+    """The vectorised reduction idiom: a row's sum split by the target's
+    lanes, factored over the strip (``rfactor``), the partial sums in a buffer
+    per row (``cache_write``, its unit dimension dropped) and the strip
+    vectorised. The loop over full strips runs with no test inside (the
+    partial strip runs after it), so the partial sums stay in one vector
+    register across it: cross-compiled, its loop has vector adds and no stack
+    traffic."""
+    lanes = polyop.Target(target).lanes("float64")
+    sch = polyop.Schedule(gemv)
+    i, k = sch.get_loops("S0")
+    ko, ki = sch.split(k, lanes)
+    sch.rfactor("S0", ki)
+    sch.cache_write("y_rf", scope="local", at=i)
+    sch.vectorize(ki)
+    fn = polyop.lower(sch, target=target)
+    text = str(fn)
+    assert f"double y_rf_local[{lanes}];" in text
+    assert f"y_rf_local[k_inner:k_inner + {lanes}] = y_rf_local[k_inner:k_inner + {lanes}]" \
+        in text and "gather" not in text
+    full = [lp for lp in ir.walk(fn.body) if isinstance(lp, ir.For) and lp.var == "k_outer"]
+    assert len(full) == 1 and not any(isinstance(n, ir.If) for n in ir.walk(full[0].body))
+    loop = hot_loop(polyop.build(sch, target=target).asm, add)
+    assert re.search(add, loop) and not re.search(stack, loop), loop
+    f = polyop.build(sch)
+    for n, m in ((3, 5 * lanes + 3), (4, 2 * lanes), (2, 1), (2, 0)):
+        compare(f, gemv, dict(n=n, m=m, A=ints((n, m)), x=ints(m), y=ints(n)))
 
 
 def test_rowsum_rfactor_of_outer_strip_is_parallel_with_symbolic_extent():

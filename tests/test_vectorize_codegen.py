@@ -691,9 +691,9 @@ def micro_kernel(mr: int, nr: int, fp_contract: bool = True):
     return tile, sch
 
 
-def hot_loop(asm: str) -> str:
+def hot_loop(asm: str, pattern: str = r"fma|fmla") -> str:
     """The innermost loop (a label to a branch back to it, no loop inside)
-    with the most FMAs."""
+    with the most FMAs (matches of ``pattern``)."""
     spans = []
     for m in re.finditer(r"^(\.LBB\d+_\d+):", asm, re.M):
         back = re.search(rf"^[ \t]+(j\w+|b\.\w+|b|cbnz[ \t]+\w+,)[ \t]+{re.escape(m.group(1))}$",
@@ -701,7 +701,7 @@ def hot_loop(asm: str) -> str:
         if back:
             spans.append((m.end(), m.end() + back.end()))
     inner = [(a, b) for a, b in spans if not any(a < c and d <= b for c, d in spans)]
-    return max((asm[a:b] for a, b in inner), key=lambda body: len(re.findall(r"fma|fmla", body)))
+    return max((asm[a:b] for a, b in inner), key=lambda body: len(re.findall(pattern, body)))
 
 
 @pytest.mark.parametrize("target, fma, stack", [
