@@ -58,8 +58,9 @@ from ..schedule import Schedule
 from ..target import Target, as_target
 from .explain import Explanation
 from .gpu import schedule_gpu
-from .heuristic import Context, Knob, schedule_nests
+from .heuristic import schedule_nests
 from .isl_sched import isl_schedule
+from .knobs import Context, Knob
 
 __all__ = ["Explanation", "Knob", "auto_knobs", "auto_schedule"]
 

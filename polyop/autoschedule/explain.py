@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .heuristic import Knob
 from .isl_sched import Member
+from .knobs import Knob
 
 
 @dataclass

@@ -72,7 +72,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PolyopError, ScheduleError
-from .heuristic import Context, _order, _perfect_suffix, _unit_stride
+from .heuristic import _order, _perfect_suffix, _unit_stride
+from .knobs import Context
 from .model import access_groups, band_extents
 from .outer import enclosed_statements, parallel_legal
 
