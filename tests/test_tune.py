@@ -604,7 +604,10 @@ def test_ops_tuning_fills_the_database_that_matmul_consults(tmp_path, monkeypatc
     results = tune_ops([task, conv], trials=3, strategy="random", seed=4, runner=runner,
                        progress=False)
     for key, r in results.items():
-        assert r.best is not None and all(x.status == "ok" for x in r.records), key
+        # a point the operator's own check refuses is pruned, never measured
+        # (which points the draw meets depends on the host's registers)
+        assert r.best is not None and all(x.status in ("ok", "illegal") for x in r.records), key
+        assert all(x.seconds is None for x in r.records if x.status == "illegal"), key
         # a trace of the operator's schedule: its tile split and vectorised
         # (a copy of the operands is a knob: NHWC weights may be read in place)
         trace = json.dumps(r.best.trace)
