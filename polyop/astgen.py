@@ -106,8 +106,8 @@ def _annotated(node: isl.AstNode, build: isl.AstBuild, quasi: dict) -> isl.AstNo
 
 class _Translator:
     def __init__(self, program: Program, loops: dict[str, tuple[str, LoopKind]],
-                 atomic: set[str]):
-        self.loops = loops
+                 atomic: set[str], strips: dict[str, int]):
+        self.loops, self.strips = loops, strips
         self.stmts = {s.name: s for s in program.statements}
         for name in atomic:
             body = self.stmts[name].body
@@ -184,7 +184,7 @@ class _Translator:
         uses.setdefault("", set()).add(var)  # names bound below, never reused above
         kind = LoopKind(info[1]) if info is not None else LoopKind.SERIAL
         ident = info[2] if info is not None and len(info) > 2 else None
-        return ir.For(var, start, stop, step, body, kind, ident), uses
+        return ir.For(var, start, stop, step, body, kind, ident, self.strips.get(ident)), uses
 
     def user(self, e: isl.AstExpr, subscripts: dict) -> tuple[ir.Stmt, dict]:
         name = e.get_op_arg(0).get_id().get_name()
@@ -223,15 +223,17 @@ def _merge(into: dict, other: dict) -> None:
 
 def ast_to_ir(node: isl.AstNode, program: Program,
               loops: dict[str, tuple[str, str]] | None = None,
-              atomic: set[str] = frozenset()) -> ir.Stmt:
+              atomic: set[str] = frozenset(),
+              strips: dict[str, int] | None = None) -> ir.Stmt:
     """Translate an isl AST of ``program``'s statements into loop IR.
 
     ``loops`` maps schedule mark ids to (loop name, kind) (see ``Schedule``);
-    the statements in ``atomic`` (reductions ``X[f] += e``) become atomic updates.
+    the statements in ``atomic`` (reductions ``X[f] += e``) become atomic updates;
+    ``strips`` maps mark ids to the most iterations of their loops (``For.max_trip``).
     An AST of ``build_ast`` is translated once: the subscripts isl rebuilt for it
     are released afterwards.
     """
-    stmt, _ = _Translator(program, loops or {}, atomic).node(node, frozenset())
+    stmt, _ = _Translator(program, loops or {}, atomic, strips or {}).node(node, frozenset())
     _release_subscripts(node)
     return stmt
 

@@ -168,6 +168,9 @@ class For(_PrintableStmt):
     #: the schedule loop (its handle's id) this loop was generated for, if any:
     #: a loop's name may be shared by loops of other nests, its id is not
     loop_id: str | None = field(default=None, compare=False, repr=False)
+    #: at most this many iterations, when the schedule knows it (a strip of a
+    #: split): vector code then emits no vector wider than that
+    max_trip: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, LoopKind):  # text written by hand: "parallel"

@@ -83,7 +83,7 @@ def lower_ir(obj, schedule: isl.Schedule | None = None, *, validate: bool = True
     requires = tuple(dict.fromkeys(p.text for p in check_bounds(program)))
     ast = _checked_ast(plan, isolate, validate)
     _dump("ast", ast.to_C_str)
-    body = ast_to_ir(ast, program, plan.loops, plan.atomic)
+    body = ast_to_ir(ast, program, plan.loops, plan.atomic, plan.strips)
     body = coalesce_loops(body, {v.name for v in plan.loop_records.values() if v.coalesced})
     params = []
     for a in program.arguments:

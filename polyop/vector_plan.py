@@ -253,7 +253,8 @@ class VectorPlan:
     """How one ``vector`` loop is emitted (module docstring). ``reason`` is
     ``None`` when it is vectorised, else why it stays scalar; ``private``: the
     local scalars (0-d temporaries) each lane keeps in a register; ``trip``:
-    the constant trip count, if any."""
+    the constant trip count, if any; ``bound``: at most that many iterations
+    (``For.max_trip``: a strip), if known."""
 
     var: str
     step: int
@@ -261,6 +262,7 @@ class VectorPlan:
     reason: str | None = None
     private: frozenset[str] = frozenset()
     trip: int | None = None
+    bound: int | None = None
 
     @property
     def vectorised(self) -> bool:
@@ -276,7 +278,10 @@ class VectorPlan:
         otherwise, so that at most one iteration is scalar. That matters for
         short rows on wide vectors: heat-3d's rows of 38 doubles are 4
         vectors of 8 and 6 scalar iterations without the tail vectors, and
-        4 + 1 + 1 vectors (of 8, 4 and 2) with them.
+        4 + 1 + 1 vectors (of 8, 4 and 2) with them. A loop of at most
+        ``bound`` iterations (the partial strip of a split by 8, on 16 lanes)
+        gets no vector wider than that, and no loop of vectors where one
+        vector of each width is all it can run.
 
         Example::
 
@@ -284,13 +289,20 @@ class VectorPlan:
             [(16, 1), (8, 1), (4, 1), (1, 1)]
             >>> VectorPlan("j", 1, 8).pieces()
             [(8, None), (4, -1), (2, -1), (1, None)]
+            >>> VectorPlan("j", 1, 16, bound=8).pieces()
+            [(8, -1), (4, -1), (2, -1), (1, None)]
         """
         if self.trip is None:
-            tails, width = [], self.lanes // 2
+            widths, width = [], self.lanes
             while width >= 2:
-                tails.append((width, IF_ROOM))
+                if self.bound is None or width <= self.bound:
+                    widths.append(width)
                 width //= 2
-            return [(self.lanes, None), *tails, (1, None)]
+            if not widths:
+                return [(1, None)]
+            once = self.bound is not None and self.bound < 2 * widths[0]
+            return [(widths[0], IF_ROOM if once else None),
+                    *((w, IF_ROOM) for w in widths[1:]), (1, None)]
         out: list[tuple[int, int | None]] = []
         if self.trip >= self.lanes:
             out.append((self.lanes, self.trip // self.lanes))
@@ -355,7 +367,7 @@ def plan_vector_loop(loop: For, isa=None, temps: frozenset[str] = frozenset(),
     if reason is None and lanes < 2:
         reason = f"a {isa.bits}-bit vector holds one element"
     return VectorPlan(loop.var, loop.step, lanes, reason, frozenset(checker.private),
-                      constant_trip_count(loop))
+                      constant_trip_count(loop), loop.max_trip)
 
 
 class _Checker:

@@ -14,7 +14,7 @@ import pytest
 
 import polyop
 from polyop import ir, te
-from tests.kernels import run_both, te_matmul
+from tests.kernels import compare, run_both, te_matmul
 
 
 @polyop.kernel
@@ -260,6 +260,32 @@ def test_vectorized_full_strips_have_constant_bounds():
     for n in [0, 5, 8, 21, 64]:
         rng = np.random.default_rng(n)
         run_both(sch, scale, dict(n=n, x=rng.random(n), y=rng.random(n)))
+
+
+@polyop.kernel
+def scale32(n: int, x: "f32[n]", y: "f32[n]"):
+    for k in range(n):
+        y[k] = x[k] * 2.0
+
+
+def test_partial_strip_gets_no_vector_wider_than_the_strip():
+    """A strip of 8 on a target of 16 f32 lanes: the full strips are one
+    vector of 8; the partial strip (fewer than 8) no 16-lane vector and no
+    loop of vectors, but one vector of each narrower width at most."""
+    sch = polyop.Schedule(scale32)
+    (k,) = sch.get_loops("S0")
+    ko, ki = sch.split(k, 8)
+    sch.vectorize(ki)
+    target = "cpu -mtriple=x86_64-linux-gnu -mcpu=znver4"
+    fn = polyop.lower(sch, target=target)
+    assert [lp.max_trip for lp in loops_named(fn, "k_inner")] == [8, 8]
+    text = str(fn)
+    assert "vector x16" not in text and "k_inner:k_inner + 16" not in text, text
+    assert "// vector x8\n" in text and "// vector x4 (at most once)" in text, text
+    f = polyop.build(sch)
+    for n in [0, 3, 8, 15, 16, 21, 64]:
+        x = np.random.default_rng(n).random(n).astype(np.float32)
+        compare(f, scale32, dict(n=n, x=x, y=np.zeros(n, np.float32)))
 
 
 def test_loop_over_unrolled_copies_left_to_slp_vectorizer():

@@ -71,6 +71,12 @@ class LoweringPlan:
         return MappingProxyType({k: (v.name, LoopKind(v.kind))
                                  for k, v in self.loop_records.items()})
 
+    @property
+    def strips(self) -> Mapping[str, int]:
+        """Mark id → the most iterations of a strip loop (a split's inner loop,
+        a cache panel's loop)."""
+        return MappingProxyType({k: v.strip for k, v in self.loop_records.items() if v.strip})
+
     def unrolled(self) -> list[str]:
         """The names of the loops to unroll."""
         return [v.name for v in self.loop_records.values() if v.kind == LoopKind.UNROLL]
