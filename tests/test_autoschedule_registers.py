@@ -72,13 +72,20 @@ def test_not_taken_without_an_accumulation_or_a_rectangle():
 
 
 def test_tiles_inside_cache_tiles_divide_them():
-    # gemm at MEDIUM on a 256 KiB L2: cache tiles of (64, 4, 220); the
-    # register tile divides them, so that no cache tile has a partial one
+    # gemm at MEDIUM on a 256 KiB L2: cache tiles of (64, 4, 220), which cut
+    # i (200 rows) but not j (220 columns, one tile): the register tile's
+    # rows divide the cache tiles' 64, so that no cache tile has a partial
+    # one; its columns are the 3 vectors wanted, the last tile of each row
+    # partial, as in an untiled loop (no tile of whole vectors divides 220
+    # but one of a single vector, which made the tile 8 x 1)
     gemm = BENCHES["gemm"]
     sch = polyop.auto_schedule(gemm.kernel, AVX2, sizes=gemm.sizes["MEDIUM"])
     ti, tk, tj = sch.explanation.knob("S1:tiles").chosen
     mr, nv = sch.explanation.knob("S1:register_tile").chosen
-    assert (ti, tj) == (64, 220) and ti % mr == 0 and tj % (nv * 4) == 0
+    assert (ti, tj) == (64, 220) and ti % mr == 0 and nv == 3 and tj % (nv * 4) != 0
+    f = polyop.build(sch)
+    for size in ("MINI", "SMALL"):
+        gemm.check(f, size)
 
 
 @pytest.mark.parametrize("cores", [1, 2])

@@ -114,7 +114,9 @@ def test_conv2d_matches_numpy(layout, size, window, stride, pad, tiling, flags):
 
 def test_default_tiling_float32_float64_and_threads():
     # the default 6 x 16 tile with partial pixel tiles, two channel blocks of 64
-    conv = polyop.ops.conv2d(128, 9, 10, 32, layout="NHWC", bn=True, relu=True)
+    # (one thread: on several, weights of more than half a small L2 are
+    # packed per filter panel, ConvTiling.structure)
+    conv = polyop.ops.conv2d(128, 9, 10, 32, layout="NHWC", bn=True, relu=True, threads=1)
     nr = 2 * host().lanes("f32")  # rows of 2 cache lines or more read in place
     assert conv.tiling == ConvTiling(mr=register_rows(None, 2), nr=nr,
                                      weights_in_place=nr * 4 >= 128)

@@ -400,8 +400,9 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         sizes = tiles if tile_loops else model.extents
         point = {lp.name.split("_")[0]: min(int(t), int(n))
                  for lp, t, n in zip(order, sizes, model.extents)}
-        registers = register_tile(ctx, lead, inner_loops, coincident, lanes, point,
-                                  bool(tile_loops))
+        cut = {lp.name.split("_")[0] for lp, t, n in zip(order, sizes, model.extents)
+               if tile_loops and t < n}
+        registers = register_tile(ctx, lead, inner_loops, coincident, lanes, point, cut)
         if registers is not None:
             inner_loops, innermost = registers, registers[-1]
     # an untiled band where 512-bit operations run in halves: LLVM's own
