@@ -295,14 +295,14 @@ def col_update(n: int, A: "f64[n, n]", x: "f64[n]", y: "f64[n]"):
 def test_innermost_strips_on_for_several_cores_with_the_model_and_exact(threads):
     sch = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400})
     knob = sch.explanation.knob("S0:parallel_strip")
-    # every i does the same work: one strip a core
-    assert knob.chosen == 200
-    # narrower strips, whole lines (8 doubles) down to 4 vectors, for a tuner to try
-    assert knob.candidates == [None, 200, 104, 56, 32, 16]
+    # j walks the rows of A through each strip of i, reading every element
+    # once: strips of 4 cache lines (32 doubles), 13 of them for the pool
+    assert knob.chosen == 32
+    # one strip a core, and halves of it in whole lines (8 doubles) down to 4
+    # vectors, for a tuner to try
+    assert knob.candidates == [None, 32, 200, 104, 56, 16]
     assert "modelled traffic" in knob.why and "one thread" in knob.why
-    assert "one a core" in knob.why
-    # 50 vectors of 4 doubles: no register accumulator
-    assert sch.explanation.knob("S0:strip_accumulator").chosen is None
+    assert "4 cache lines wide" in knob.why
     (par,) = _parallel_loops(sch)
     assert par.var == "i_outer"
     off = polyop.auto_schedule(col_update, ZEN3, sizes={"n": 400},
@@ -343,8 +343,8 @@ def test_strips_of_a_band_isl_did_not_find_permutable(threads):
     outermost: one region a call, matching CPython at 1 and 2 threads on a
     partial last strip."""
     sch = polyop.auto_schedule(col_filter, ZEN3, sizes={"w": 300, "h": 200})
-    # 100 columns a core, rounded to whole cache lines: 13 of 8 doubles
-    assert sch.explanation.knob("S1:parallel_strip").chosen == 104
+    # i walks the rows through each strip: strips of 4 cache lines (32 doubles)
+    assert sch.explanation.knob("S1:parallel_strip").chosen == 32
     (par,) = _parallel_loops(sch)
     assert par.var == "j_outer"
     assert [s.var for s in walk(par.body) if isinstance(s, For)][0] == "i"
@@ -353,18 +353,25 @@ def test_strips_of_a_band_isl_did_not_find_permutable(threads):
     args = {"w": 7, "h": 203, "x": rng.random((7, 203)), "y": np.zeros((7, 203))}
     _matches_py_func(f, col_filter, args, threads)
     assert _forks(f, args) == 1
-    # a narrower candidate (a tuner's choice): 7 strips, the last partial
-    narrow = polyop.auto_schedule(col_filter, ZEN3, sizes={"w": 300, "h": 200},
-                                  knobs={"S1:parallel_strip": 32})
-    assert 32 in narrow.explanation.knob("S1:parallel_strip").candidates
-    _matches_py_func(polyop.build(narrow), col_filter, args, threads)
+    # a wider candidate (a tuner's choice): one strip a core, 100 columns
+    # rounded to whole cache lines (13 of 8 doubles), the second partial
+    wide = polyop.auto_schedule(col_filter, ZEN3, sizes={"w": 300, "h": 200},
+                                knobs={"S1:parallel_strip": 104})
+    assert 104 in wide.explanation.knob("S1:parallel_strip").candidates
+    _matches_py_func(polyop.build(wide), col_filter, args, threads)
 
 
-def test_strips_of_unequal_work_are_two_a_core(threads):
+def test_strips_of_unequal_work_are_narrow_or_two_a_core(threads):
     sch = polyop.auto_schedule(col_update_tri, ZEN3, sizes={"n": 400})
     knob = sch.explanation.knob("S0:parallel_strip")
+    # a row walk: 4 cache lines; the wide candidate is two strips a core,
     # 400 / 4 = 100 rounded to whole cache lines (8 doubles), not to 4-lane vectors
-    assert knob.chosen == 104 and "two a core" in knob.why
+    assert knob.chosen == 32 and knob.candidates[:3] == [None, 32, 104]
+    f = polyop.build(sch)
+    rng = np.random.default_rng(6)
+    args = {"n": 203, "A": rng.random((203, 203)), "x": rng.random(203), "y": rng.random(203)}
+    _matches_py_func(f, col_update_tri, args, threads)
+    assert _forks(f, args) == 1
 
 
 @pytest.mark.parametrize("target, kept", [

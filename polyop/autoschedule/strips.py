@@ -36,6 +36,28 @@ strip of the result in cache across the whole ``k`` loop.
   schedule without these strips in one process, 31-41 interleaved rounds:
   8-15 % less time in three of four runs, level in the fourth).
 
+Strips of a row walk: where the band is two loops, a serial one walking
+the rows and the strip (deriche's column filters, ``i, j_inner``; the
+column sums of atax, bicg, mvt, gemver, correlation's and covariance's
+means), each element is read once and a wide strip buys no reuse; its
+width is then ``ROW_WALK_LINES`` cache lines (at least 4 vectors), a dozen
+or more strips dealt round-robin that the pool evens out, instead of one a
+core. Measured on Zen 4 (one process, 25 interleaved rounds, inputs
+refilled by the calling thread before each call): deriche's forward column
+filter alone at 720 × 480 took 139 µs at 1 thread and 162 at 2 in strips of
+240 (the threads' CPU time 66 + 153 µs, against 127 for one thread), 85
+and 64 in strips of 32 (73 against 54 + 52); a column sum ``y[j] +=
+A[i, j] * x[i]`` at 720 × 480, 2 threads, 137 µs in strips of 240 (the
+worker's CPU 132 µs, the caller's 19), 67 in strips of 32. The
+cause of the wide strips' cost is not measured (the VM has no hardware
+counters). PolyBench at MEDIUM, 2 threads against the 1-core schedule at 1
+thread, two runs of 21 rounds, strips of 240/208/200/120 → 32: deriche
+1.28/1.03 → 1.70/1.44×, atax 1.52/1.28 → 1.70/1.64×, bicg 1.33/1.30 →
+1.61/1.36×, correlation 1.77/1.60 → 1.80/1.71×, mvt 1.70/1.56 →
+1.76/1.52×, gemver 1.57/1.46 → 1.59/1.43×, covariance 1.80/1.63 →
+1.75/1.61×. Bands of more loops (trmm's ``i, k, j_inner``: each strip
+re-read down ``k`` for every ``i``) keep one strip a core.
+
 Strip counts of ``strip_middle``: ``STRIPS_PER_CORE`` strips a core, so
 that the pool's work-sharing (``polyop.codegen.threadpool``: chunks dealt
 round-robin, the leftovers taken by whichever thread is free) can even out
@@ -72,6 +94,10 @@ from ..errors import ScheduleError
 
 #: strips per core of a loop moved outermost to be the parallel loop
 STRIPS_PER_CORE = 4
+
+#: the width, in cache lines, of ``strip_inner``'s strips of a two-loop band
+#: (a serial loop walking the rows, the strip): see the module docstring
+ROW_WALK_LINES = 4
 
 
 def _base(name: str) -> str:
@@ -142,11 +168,12 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     into strips and move the strip loop outermost, so one parallel region
     covers the whole band instead of none (the knob
     ``<lead>:parallel_strip``, on by default: see the module docstring for
-    what the strips cost at one thread and gain at two). One strip a core
-    when every iteration of the loop has the same work (its bounds involve no
-    other loop: ``_equal_work``), two a core otherwise, for the pool to even
-    out; the width rounded up to whole vectors and whole cache lines (no line
-    of a row starting on one is written by two threads). The explanation
+    what the strips cost at one thread and gain at two). In a band of two
+    loops (a row walk), strips ``ROW_WALK_LINES`` cache lines wide; else one
+    strip a core when every iteration of the loop has the same work (its
+    bounds involve no other loop: ``_equal_work``), two a core otherwise,
+    for the pool to even out; the width rounded up to whole vectors and whole
+    cache lines (no line of a row starting on one is written by two threads). The explanation
     gives the band ``model``'s traffic of the strips (each an untiled band of
     its own, in a ``cache`` of that many bytes) against the untiled band's.
     A strip is then accumulated in registers where it can be
@@ -164,8 +191,18 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     def whole(width: int) -> int:
         return -(-width // unit) * unit
 
-    strip = whole(strip)
+    wide = strip = whole(strip)
+    share = ("one a core (its iterations do the same work)" if equal else
+             "two a core (for the pool to even out)")
     able = _base(inner.name) in coincident and strip < extent and strip >= 4 * lanes
+    # a strip walked down its rows by one serial loop reads each element once:
+    # a narrow one costs no reuse there, and many even out the threads
+    # (module docstring)
+    narrow = whole(max(4 * lanes, ROW_WALK_LINES * LINE // min(g.elem for g in model.groups)))
+    if not tile_loops and len(inner_loops) == 2 and narrow < strip:
+        strip = narrow
+        share = (f"{ROW_WALK_LINES} cache lines wide (each row of a strip is read once, "
+                 f"down {inner_loops[0].name}: many strips for the pool to even out)")
     why = ("a loop outside the innermost is parallel, or the innermost is not (or too "
            "short to strip)")
     if able:
@@ -174,20 +211,17 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
                               model.statements)
         q1 = -(-extent // strip) * one.untiled_traffic(cache)
         why = (f"no loop outside {inner.name} is parallel; {-(-extent // strip)} strips of "
-               f"{strip} iterations of {inner.name} ({extent}), "
-               f"{'one' if equal else 'two'} a core "
-               f"({'its iterations do the same work' if equal else 'for the pool to even out'})"
+               f"{strip} iterations of {inner.name} ({extent}), {share}"
                f", as the outermost, parallel loop would fork once; modelled traffic "
                f"{q1:.4g} lines against {q0:.4g} untiled ({q1 / q0 if q0 else 1:.3g}x); they "
                "cost up to 1.7x at one thread (trmm) but make the band parallel on these "
                "cores")
-    # narrower strips (halves, down to 4 vectors) for a tuner to try: which
-    # width a band runs fastest at is a matter of measurement (deriche's
-    # column filters on Zen 4, 2 threads: strips of 32-48 ran 1.2-1.4x
-    # faster than of 240 in one process)
+    # the other widths for a tuner to try (the default, the wide strip and its
+    # halves in whole lines down to 4 vectors): which width a band runs
+    # fastest at is a matter of measurement
     candidates = [None]
     if able:
-        widths, width = [strip], strip // 2
+        widths, width = [strip, wide], wide // 2
         while width > 4 * lanes:
             widths.append(whole(width))
             width //= 2
