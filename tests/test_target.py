@@ -226,8 +226,8 @@ def test_cross_compiled_kernel_is_not_callable():
                                                   (HASWELL, "ymm", 256)])
 def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec):
     # Zen 4 runs 512-bit operations in two halves: LLVM's vectorizer is asked
-    # for 256-bit vectors there, in a kernel polyop does not vectorise itself;
-    # a vectorize loop keeps the full width
+    # for 256-bit vectors there; a vectorize loop keeps the full width, in
+    # the same function as a loop left to LLVM
     t = polyop.Target(spec)
     assert t.autovec_bits == autovec
     f = polyop.build(gemm, target=spec)
@@ -236,10 +236,15 @@ def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec)
               for w in re.findall(r"%([xyz])mm", line)}
     assert plain[0] in widths and ("z" in widths) == (plain == "zmm")
     sch = polyop.Schedule(gemm)
-    sch.vectorize(sch.get_loops("S1")[-1])
+    sch.vectorize(sch.get_loops("S1")[-1])  # C *= beta (S0) is left to LLVM
     f = polyop.build(sch, target=spec)
-    assert '"prefer-vector-width"' not in f.llvm_ir
-    assert ("zmm" in f.asm) == (t.vector_bits == 512)
+    split = autovec < t.vector_bits
+    assert ('"prefer-vector-width"' in f.llvm_ir) == split
+    assert (f'"min-legal-vector-width"="{t.vector_bits}"' in f.llvm_ir) == split
+    widths = {w for line in f.asm.splitlines() if re.match(r"\s+vmulpd\s", line)
+              for w in re.findall(r"%([xyz])mm", line)}
+    # S0's product in LLVM's width, S1's in the target's
+    assert plain[0] in widths and ("z" in widths) == (t.vector_bits == 512)
 
 
 def test_lower_records_the_target_and_compile_function_follows_it():
