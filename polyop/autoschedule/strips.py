@@ -172,10 +172,11 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     loops (a row walk), strips ``ROW_WALK_LINES`` cache lines wide; else one
     strip a core when every iteration of the loop has the same work (its
     bounds involve no other loop: ``_equal_work``), two a core otherwise,
-    for the pool to even out; the width rounded up to whole vectors and whole
-    cache lines (no line of a row starting on one is written by two threads). The explanation
-    gives the band ``model``'s traffic of the strips (each an untiled band of
-    its own, in a ``cache`` of that many bytes) against the untiled band's.
+    for the pool to even out; the width rounded up to whole vectors and
+    whole cache lines (no line of a row starting on one is written by two
+    threads). The explanation gives the band ``model``'s traffic of the
+    strips (each an untiled band of its own, in a ``cache`` of that many
+    bytes) against the untiled band's.
     A strip is then accumulated in registers where it can be
     (``_accumulate``). Returns the band's new (inner loops, tile loops)."""
     from .model import LINE, BandModel
