@@ -247,6 +247,34 @@ def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec)
     assert plain[0] in widths and ("z" in widths) == (t.vector_bits == 512)
 
 
+@polyop.kernel
+def smooth(n: int, steps: int, a: "f64[n]", b: "f64[n]"):
+    for t in range(steps):
+        for i in range(1, n - 1):
+            b[i] = 0.33333 * (a[i - 1] + a[i] + a[i + 1])
+        for i in range(1, n - 1):
+            a[i] = 0.33333 * (b[i - 1] + b[i] + b[i + 1])
+
+
+@pytest.mark.parametrize("spec", [ZEN4, HASWELL, None])
+def test_stencil_neighbours_are_loaded_not_carried_through_shuffles(spec):
+    """LLVM's load PRE across iterations would forward a[i + 1] to the next
+    iterations' a[i - 1]: a recurrence the vectoriser carries from vector to
+    vector through shuffles (``vector.recur``), slower than loading it
+    again; ``polyop.target.optimize`` turns it off for its own pipeline, and
+    LLVM's default is back afterwards."""
+    f = polyop.build(polyop.Schedule(smooth), target=spec)
+    assert "vector.recur" not in f.llvm_ir and re.search(r"<\d+ x double>", f.llvm_ir)
+    if spec is None:  # the host: CPython's result
+        rng = np.random.default_rng(3)
+        a, b = rng.random(37), np.zeros(37)
+        want_a, want_b = a.copy(), b.copy()
+        smooth.py_func(37, 3, want_a, want_b)
+        f(37, 3, a, b)
+        np.testing.assert_allclose(a, want_a, rtol=1e-15)
+        np.testing.assert_allclose(b, want_b, rtol=1e-15)
+
+
 def test_lower_records_the_target_and_compile_function_follows_it():
     fn = polyop.lower(axpy, target=OTHER)
     assert fn.meta["target"] == polyop.Target(OTHER)
