@@ -200,6 +200,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "autoschedule_medium_znver4_wavefront.json": _autoschedule,
     "autoschedule_rowwalk_znver4.json": _autoschedule,
     "autoschedule_autovec_znver4.json": _autoschedule,
+    "autoschedule_loadpre_znver4.json": _autoschedule,
 }
 
 
