@@ -222,6 +222,12 @@ def test_cross_compiled_kernel_is_not_callable():
     assert not y.any()
 
 
+def _vmulpd_widths(asm: str) -> set[str]:
+    """The register widths (x, y, z) of the vector multiplies in ``asm``."""
+    return {w for line in asm.splitlines() if re.match(r"\s+vmulpd\s", line)
+            for w in re.findall(r"%([xyz])mm", line)}
+
+
 @pytest.mark.parametrize("spec, plain, autovec", [(ZEN4, "ymm", 256), (ZEN5, "zmm", 512),
                                                   (HASWELL, "ymm", 256)])
 def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec):
@@ -232,8 +238,7 @@ def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec)
     assert t.autovec_bits == autovec
     f = polyop.build(gemm, target=spec)
     assert ('"prefer-vector-width"' in f.llvm_ir) == (autovec < t.vector_bits)
-    widths = {w for line in f.asm.splitlines() if re.match(r"\s+vmulpd\s", line)
-              for w in re.findall(r"%([xyz])mm", line)}
+    widths = _vmulpd_widths(f.asm)
     assert plain[0] in widths and ("z" in widths) == (plain == "zmm")
     sch = polyop.Schedule(gemm)
     sch.vectorize(sch.get_loops("S1")[-1])  # C *= beta (S0) is left to LLVM
@@ -241,8 +246,7 @@ def test_loops_left_to_llvm_take_the_targets_autovec_width(spec, plain, autovec)
     split = autovec < t.vector_bits
     assert ('"prefer-vector-width"' in f.llvm_ir) == split
     assert (f'"min-legal-vector-width"="{t.vector_bits}"' in f.llvm_ir) == split
-    widths = {w for line in f.asm.splitlines() if re.match(r"\s+vmulpd\s", line)
-              for w in re.findall(r"%([xyz])mm", line)}
+    widths = _vmulpd_widths(f.asm)
     # S0's product in LLVM's width, S1's in the target's
     assert plain[0] in widths and ("z" in widths) == (t.vector_bits == 512)
 
