@@ -401,7 +401,7 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
         point = {lp.name.split("_")[0]: min(int(t), int(n))
                  for lp, t, n in zip(order, sizes, model.extents)}
         cut = {lp.name.split("_")[0] for lp, t, n in zip(order, sizes, model.extents)
-               if tile_loops and t < n}
+               if t < n}  # untiled, sizes are the extents: none
         registers = register_tile(ctx, lead, inner_loops, coincident, lanes, point, cut)
         if registers is not None:
             inner_loops, innermost = registers, registers[-1]

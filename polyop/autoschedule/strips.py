@@ -187,7 +187,8 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     strip = -(-extent // (cores if equal else 2 * cores))
     # whole vectors, and whole cache lines of the narrowest elements: where a
     # row starts on a line, no line of it is written by two threads
-    unit = max(lanes, LINE // min(g.elem for g in model.groups))
+    elem = min(g.elem for g in model.groups)
+    unit = max(lanes, LINE // elem)
 
     def whole(width: int) -> int:
         return -(-width // unit) * unit
@@ -199,7 +200,7 @@ def strip_inner(ctx, lead: str, inner_loops: list, tile_loops: list, coincident:
     # a strip walked down its rows by one serial loop reads each element once:
     # a narrow one costs no reuse there, and many even out the threads
     # (module docstring)
-    narrow = whole(max(4 * lanes, ROW_WALK_LINES * LINE // min(g.elem for g in model.groups)))
+    narrow = whole(max(4 * lanes, ROW_WALK_LINES * LINE // elem))
     if not tile_loops and len(inner_loops) == 2 and narrow < strip:
         strip = narrow
         share = (f"{ROW_WALK_LINES} cache lines wide (each row of a strip is read once, "
