@@ -9,11 +9,9 @@ default):
 - ``numba``: ``numba.njit`` of the same Python function.
 
 The three run interleaved (auto, default, numba, auto, ...), ``--repeat``
-times each on fresh copies of the init arguments, one thread (before every
-call the arrays the kernel writes are copied afresh, the ones it only reads
-keep their values from the first copy; ``--refill all`` copies every array
-every time, which leaves the inputs just written, dirty, in the calling
-thread's caches, where a second thread pays to fetch them); the table
+times each on fresh copies of the init arguments, one thread (``Calls``:
+by default every array is copied afresh before every call; ``--calls warm``
+times the steady state of repeated calls instead); the table
 reports medians (the JSON also the best of the runs, the least disturbed on a
 loaded machine). Then, for the kernels whose schedule for two cores
 (``-num-cores=2``) has a parallel loop, interleaved, once each per round of
@@ -71,6 +69,7 @@ import math
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +92,35 @@ from polyop.codegen.parallel import (  # noqa: E402
     thread_stats,
 )
 from tests.polybench import BENCHES  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Calls:
+    """How a timed call is prepared (``--calls``).
+
+    ``refill``: every array is copied afresh from the init arguments before
+    the call, so the inputs sit freshly written (dirty) in the calling
+    thread's caches, as a producer would leave them; a second thread fetches
+    its share from there (on a 2-core Zen 4 that alone cost atax, bicg and
+    mvt a fifth of their 2-thread time). ``warm``: only the arrays the kernel
+    writes are copied afresh (those it only reads keep their values), and an
+    untimed call of the same function at the same thread count comes first:
+    the steady state of a kernel called again and again on the same inputs,
+    which is what timing loops such as TVM's ``time_evaluator`` measure."""
+
+    fill: frozenset[str] | None  # the arrays copied afresh (None: all)
+    warm: bool
+
+    @classmethod
+    def of(cls, how: str, kernel) -> "Calls":
+        if how == "warm":
+            return cls(pb.written_arrays(kernel), True)
+        return cls(None, False)
+
+    def __call__(self, fn, args: dict, order: list[str]) -> tuple[float, dict]:
+        if self.warm:
+            pb.timed_call(fn, args, order, self.fill)
+        return pb.timed_call(fn, args, order, self.fill)
 
 
 def with_cores(target: str, cores: int) -> str:
@@ -135,14 +163,13 @@ def _parallel_loops(sch) -> int:
 
 def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False,
               parallel_only: bool = False, pending: list | None = None,
-              refill: str = "written") -> dict:
+              calls: str = "refill") -> dict:
     import numba
 
     sizes = bench.sizes[size]
     args = bench.init(sizes)
     order = list(inspect.signature(bench.kernel.py_func).parameters)
-    # the arrays copied afresh before every call (``pb.timed_call``)
-    fill = pb.written_arrays(bench.kernel) if refill == "written" else None
+    call = Calls.of(calls, bench.kernel)
     res: dict = {"kernel": bench.name, "sizes": sizes}
     # one schedule per target: the 1-thread table times the schedule made for
     # one core (no parallel loops, no strips for a second core), the 2-thread
@@ -164,7 +191,7 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
     default = polyop.kernel(bench.kernel.py_func)
     default.compile()
     nb = numba.njit(bench.kernel.py_func)
-    pb.timed_call(nb, args, order, fill)  # compile
+    pb.timed_call(nb, args, order)  # compile
     variants = _timetile_variants(bench, sch, target, sizes) if timetile else {}
     for label, (_, secs, s) in variants.items():
         res[f"{label}_compile_s"] = secs
@@ -177,7 +204,7 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
     outs: dict[str, dict] = {}
     for _ in range(repeat):
         for name, fn in fns:
-            t, outs[name] = pb.timed_call(fn, args, order, fill)
+            t, outs[name] = call(fn, args, order)
             times[name].append(t)
     for name, ts in times.items():
         res[f"{name}_ms"] = _median_ms(ts)
@@ -201,7 +228,7 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
                 for name, fn in [("default", default)] + \
                         [(label, v[0]) for label, v in variants.items()]:
                     runs.setdefault(f"{name}_{threads}t", []).append(
-                        pb.timed_call(fn, args, order, fill)[0])
+                        call(fn, args, order)[0])
         set_num_threads(1)
         res["threads_ms"] = {k: _median_ms(v) for k, v in runs.items()}
     if parallel:
@@ -209,16 +236,16 @@ def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False
         # (forks) in one call at 2 threads, and the 2-thread outputs checked
         set_num_threads(2)
         r0 = team_regions()
-        out2 = pb.timed_call(auto2, args, order, fill)[1]
+        out2 = pb.timed_call(auto2, args, order, call.fill)[1]  # one call: its forks
         res["forks_per_call_2_threads"] = team_regions() - r0
         res["match_2_threads"] = bool(all(
             np.allclose(out2[o], outs["numba"][o], rtol=pb.RTOL, atol=pb.ATOL, equal_nan=True)
             for o in bench.outputs))
         res["match"] = res["match"] and res["match_2_threads"]
-        res["thread_profile"] = _thread_profile(auto2, args, order, repeat, fill)
+        res["thread_profile"] = _thread_profile(auto2, args, order, repeat, call)
         set_num_threads(1)
         if pending is not None:  # timed by time_threads, in rounds over all kernels
-            pending.append((res, auto, auto2, args, order, fill))
+            pending.append((res, auto, auto2, args, order, call))
     return res
 
 
@@ -241,14 +268,14 @@ def time_threads(pending: list, repeat: int, probe: Probe, memory: MemoryProbe) 
     over the 1-core schedule), which is the probe's doing, not the host's."""
     times = [([], [], [], [], []) for _ in pending]
     for _ in range(repeat):
-        for (_, auto, auto2, args, order, fill), (t1, t21, t2, host, _mem) in zip(pending,
+        for (_, auto, auto2, args, order, call), (t1, t21, t2, host, _mem) in zip(pending,
                                                                                 times):
             set_num_threads(1)
-            t1.append(pb.timed_call(auto, args, order, fill)[0])
-            t21.append(pb.timed_call(auto2, args, order, fill)[0])
+            t1.append(call(auto, args, order)[0])
+            t21.append(call(auto2, args, order)[0])
             set_num_threads(2)
             concurrent = probe.concurrency()
-            t2.append(pb.timed_call(auto2, args, order, fill)[0])
+            t2.append(call(auto2, args, order)[0])
             host.append(min(concurrent, probe.concurrency()))
             set_num_threads(1)
         balance = _balance(memory)  # once a round, after its runs
@@ -271,7 +298,7 @@ def time_threads(pending: list, repeat: int, probe: Probe, memory: MemoryProbe) 
 
 
 def _thread_profile(fn, args: dict, order: list[str], repeat: int,
-                    fill: frozenset[str] | None) -> dict:
+                    call: Calls) -> dict:
     """Per call, at 1 and at 2 threads: each thread's share of the parallel
     loops' iterations and its CPU time in their bodies (``thread_stats``),
     the regions a late worker missed, and the CPU time summed over threads
@@ -283,8 +310,8 @@ def _thread_profile(fn, args: dict, order: list[str], repeat: int,
         set_num_threads(threads)
         late0 = late_workers()
         set_profiling(True)
-        for _ in range(repeat):
-            pb.timed_call(fn, args, order, fill)
+        for _ in range(repeat):  # no warm-up calls: each counts
+            pb.timed_call(fn, args, order, call.fill)
         stats = thread_stats()[:threads]
         set_profiling(False)
         out[f"{threads}t"] = {
@@ -315,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time auto with the time-tiling knob forced on and off")
     ap.add_argument("--parallel-only", action="store_true",
                     help="time only the kernels whose schedule has a parallel loop")
-    ap.add_argument("--refill", default="written", choices=("written", "all"),
-                    help="arrays copied afresh before every call: those the kernel writes "
-                         "(default; the read-only ones keep their values), or all of them")
+    ap.add_argument("--calls", default="refill", choices=("refill", "warm"),
+                    help="refill: every array copied afresh before every timed call "
+                         "(default); warm: only the arrays the kernel writes, and an untimed "
+                         "call of the same function before every timed one")
     ap.add_argument("--conditions", default="not recorded",
                     help="what else ran on the machine, recorded in the JSON")
     ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
@@ -327,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.merge:
         docs = [json.loads(Path(f).read_text()) for f in opts.merge]
         opts.size, opts.repeat, opts.target = (docs[0][k] for k in ("size", "repeat", "target"))
-        opts.refill = docs[0].get("refill", "all")
+        opts.calls = docs[0].get("calls", "refill")
         results = [r for d in docs for r in d["results"]]
         skipped = [k for d in docs for k in d["summary"].get("not_timed_no_parallel_loop", [])]
         return report(results, skipped, opts, docs[0])
@@ -344,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results.append(bench_one(BENCHES[name], opts.size, opts.repeat, opts.target,
                                      opts.timetile, opts.parallel_only, pending,
-                                     opts.refill))
+                                     opts.calls))
         except Exception as exc:  # noqa: BLE001  (reported in the table and the JSON)
             results.append({"kernel": name, "error": f"{type(exc).__name__}: {exc}"})
     if pending:
@@ -439,13 +467,15 @@ def report(results: list[dict], skipped: list[str], opts, merged_from: dict | No
     doc = {
         "benchmark": "PolyBench/C 4.2.1: auto_schedule vs default schedule vs numba",
         "size": opts.size, "repeat": opts.repeat, "target": opts.target,
-        "refill": opts.refill,
+        "calls": opts.calls,
         "target_resolved": str(polyop.Target(opts.target)),
         **({"merged_from": opts.merge} if opts.merge else {}),
         "method": (
-            "before every call, the arrays named by refill are copied afresh from the "
-            "init arguments (written: those the kernel writes; all: every array, which "
-            "leaves the inputs freshly written in the calling thread's caches); "
+            "calls=refill: every array copied afresh from the init arguments before "
+            "every timed call (the inputs then sit freshly written in the calling "
+            "thread's caches); calls=warm: only the arrays the kernel writes, and each "
+            "timed call right after an untimed call of the same function at the same "
+            "thread count (the steady state of repeated calls); "
             "auto (auto_schedule for the target with -num-cores=1), default and numba "
             "interleaved per repetition, medians, 1 thread; then, on kernels whose schedule "
             "for -num-cores=2 has a parallel loop, interleaved, in rounds over all those "
