@@ -269,18 +269,25 @@ def time_threads(pending: list, repeat: int, probe: Probe, memory: MemoryProbe) 
     away from the timed runs: it pins the calling thread to each CPU in
     turn, and a 2-thread run right after it ran slower (Zen 4, 21 rounds:
     atax 1.46 -> 0.92x, mvt 1.54 -> 0.90x, correlation 1.91 -> 1.61x
-    over the 1-core schedule), which is the probe's doing, not the host's."""
+    over the 1-core schedule), which is the probe's doing, not the host's.
+
+    The three runs of a kernel take turns at going first: the first run
+    after the other kernels' finds the caches, branch predictors and TLB
+    filled by them, and always putting the 1-core schedule there charged
+    it alone for that (Zen 4, MEDIUM: gesummv 34.6 us against 26.6 for the
+    2-core schedule on one thread, the same inner loop)."""
     times = [([], [], [], [], []) for _ in pending]
-    for _ in range(repeat):
+    for r in range(repeat):
         for (_, auto, auto2, args, order, call), (t1, t21, t2, host, _mem) in zip(pending,
                                                                                 times):
-            set_num_threads(1)
-            t1.append(call(auto, args, order)[0])
-            t21.append(call(auto2, args, order)[0])
-            set_num_threads(2)
-            concurrent = probe.concurrency()
-            t2.append(call(auto2, args, order)[0])
-            host.append(min(concurrent, probe.concurrency()))
+            runs = ((t1, auto, 1), (t21, auto2, 1), (t2, auto2, 2))
+            for k in range(3):
+                ts, fn, threads = runs[(r + k) % 3]
+                set_num_threads(threads)
+                concurrent = probe.concurrency() if threads == 2 else 0.0
+                ts.append(call(fn, args, order)[0])
+                if threads == 2:
+                    host.append(min(concurrent, probe.concurrency()))
             set_num_threads(1)
         balance = _balance(memory)  # once a round, after its runs
         for *_, mem in times:
