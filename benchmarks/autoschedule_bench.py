@@ -10,8 +10,8 @@ default):
 
 The three run interleaved (auto, default, numba, auto, ...), ``--repeat``
 times each on fresh copies of the init arguments, one thread (``Calls``:
-by default every array is copied afresh before every call; ``--calls warm``
-times the steady state of repeated calls instead); the table
+by default the steady state of repeated calls; ``--calls refill`` times
+calls on inputs the calling thread has just written); the table
 reports medians (the JSON also the best of the runs, the least disturbed on a
 loaded machine). Then, for the kernels whose schedule for two cores
 (``-num-cores=2``) has a parallel loop, interleaved, once each per round of
@@ -167,7 +167,7 @@ def _parallel_loops(sch) -> int:
 
 def bench_one(bench, size: str, repeat: int, target: str, timetile: bool = False,
               parallel_only: bool = False, pending: list | None = None,
-              calls: str = "refill") -> dict:
+              calls: str = "warm") -> dict:
     import numba
 
     sizes = bench.sizes[size]
@@ -353,10 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="also time auto with the time-tiling knob forced on and off")
     ap.add_argument("--parallel-only", action="store_true",
                     help="time only the kernels whose schedule has a parallel loop")
-    ap.add_argument("--calls", default="refill", choices=("refill", "warm"),
-                    help="refill: every array copied afresh before every timed call "
-                         "(default); warm: only the arrays the kernel writes, and an untimed "
-                         "call of the same function before every timed one")
+    ap.add_argument("--calls", default="warm", choices=("warm", "refill"),
+                    help="warm (default): only the arrays the kernel writes copied afresh "
+                         "before a timed call, and an untimed call of the same function "
+                         "first; refill: every array copied afresh, no untimed call")
     ap.add_argument("--conditions", default="not recorded",
                     help="what else ran on the machine, recorded in the JSON")
     ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
