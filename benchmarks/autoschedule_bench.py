@@ -102,7 +102,7 @@ class Calls:
     the call, so the inputs sit freshly written (dirty) in the calling
     thread's caches, as a producer would leave them; a second thread fetches
     its share from there (on a 2-core Zen 4, copying the arrays atax, bicg
-    and mvt only read made their 2-thread runs 15-21 % slower than copying
+    and mvt only read made their 2-thread runs 18-27 % slower than copying
     only the written ones; a column sum over a 390 x 410 matrix the caller
     had just copied ran 0.85-1.11x as fast on two threads as on one, and
     1.22-1.78x when the matrix stayed where the last call left it). ``warm``: only

@@ -201,6 +201,8 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "autoschedule_rowwalk_znver4.json": _autoschedule,
     "autoschedule_autovec_znver4.json": _autoschedule,
     "autoschedule_loadpre_znver4.json": _autoschedule,
+    "autoschedule_refill_znver4.json": _autoschedule,
+    "autoschedule_warm_znver4.json": _autoschedule,
 }
 
 
