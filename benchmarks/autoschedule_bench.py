@@ -117,6 +117,7 @@ class Calls:
 
     @classmethod
     def of(cls, how: str, kernel) -> "Calls":
+        """The preparation ``how`` (``"warm"`` or ``"refill"``) for ``kernel``."""
         if how == "warm":
             return cls(pb.written_arrays(kernel), True)
         return cls(None, False)
