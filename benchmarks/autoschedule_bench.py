@@ -105,7 +105,7 @@ class Calls:
     and mvt only read made their 2-thread runs 18-27 % slower than copying
     only the written ones; a column sum over a 390 x 410 matrix the caller
     had just copied ran 0.85-1.11x as fast on two threads as on one, and
-    1.22-1.78x when the matrix stayed where the last call left it). ``warm``: only
+    1.22-1.49x when the matrix stayed where the last call left it). ``warm``: only
     the arrays the kernel writes are copied afresh (those it only reads keep
     their values), and an untimed call of the same function at the same
     thread count comes first: the steady state of a kernel called again and
