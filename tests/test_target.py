@@ -265,8 +265,7 @@ def test_stencil_neighbours_are_loaded_not_carried_through_shuffles(spec):
     """LLVM's load PRE across iterations would forward a[i + 1] to the next
     iterations' a[i - 1]: a recurrence the vectoriser carries from vector to
     vector through shuffles (``vector.recur``), slower than loading it
-    again; ``polyop.target.optimize`` turns it off for its own pipeline, and
-    LLVM's default is back afterwards."""
+    again; ``polyop.target.optimize`` turns it off for its own pipeline."""
     f = polyop.build(polyop.Schedule(smooth), target=spec)
     assert "vector.recur" not in f.llvm_ir and re.search(r"<\d+ x double>", f.llvm_ir)
     if spec is None:  # the host: CPython's result
