@@ -10,7 +10,7 @@ part, or to test a limit)::
 
     cuda                                   sm_80 (the default architecture)
     cuda -arch=sm_90                       Hopper: 227 KiB of shared memory per block opt-in
-    opencl                                 the first OpenCL device found (a GPU if any)
+    opencl                                 a GPU, else a CPU device whose compiler works here
     opencl -device=1                       the second device, counting over all platforms
     cuda -max-threads-per-block=256 -max-shared-memory-per-block=16384
 
@@ -28,8 +28,13 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import tempfile
+import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .errors import TargetError
 
@@ -153,20 +158,92 @@ def opencl_facts(spec: str, opts: dict[str, str]) -> GpuFacts:
     return _overrides(spec, facts, opts)
 
 
+#: a kernel every OpenCL C compiler builds: whether a device's compiler works here
+_PROBE = "__kernel void polyop_probe(__global float *a) { a[get_global_id(0)] *= 2.0f; }"
+_problems: dict[int, str | None] = {}
+_vendors_done = False
+
+
+def _platforms(cl) -> list:
+    """pyopencl's platforms, with the Intel CPU runtime of ``pip install
+    intel-opencl-rt`` among them where it is installed.
+
+    That wheel puts ``libintelocl.so`` under ``sys.prefix/lib`` but its ICD
+    file names a path of the machine it was built on, so the OpenCL loader
+    cannot find it: the first call lists it in a vendors directory of its own
+    (``OCL_ICD_VENDORS``, unless the user set that) for as long as the loader
+    reads it. PoCL's pip build (LLVM 14) fails on CPUs newer than its LLVM
+    (Zen 5: ``unknown target CPU 'generic'``); Intel's runtime still runs there.
+    """
+    global _vendors_done
+    lib = Path(sys.prefix, "lib", "libintelocl.so")
+    if _vendors_done or "OCL_ICD_VENDORS" in os.environ or not lib.exists():
+        return cl.get_platforms()
+    _vendors_done = True
+    with tempfile.TemporaryDirectory() as vendors:
+        Path(vendors, "intel-cpu.icd").write_text(f"{lib}\n")
+        os.environ["OCL_ICD_VENDORS"] = vendors
+        try:
+            return cl.get_platforms()  # the loader reads the vendors once, here
+        finally:
+            del os.environ["OCL_ICD_VENDORS"]  # children register for themselves
+
+
+def compiler_problem(device) -> str | None:
+    """Why ``device``'s OpenCL compiler cannot build a trivial kernel on this
+    machine (its message), or ``None`` when it can; asked once per device."""
+    key = device.int_ptr
+    if key not in _problems:
+        import pyopencl as cl
+
+        try:
+            with warnings.catch_warnings():  # a compiler's log of a successful build
+                warnings.simplefilter("ignore", cl.CompilerWarning)
+                cl.Program(cl.Context([device]), _PROBE).build()
+            _problems[key] = None
+        except cl.Error as e:
+            _problems[key] = " ".join(str(e).split())
+    return _problems[key]
+
+
+def default_device(devices: list, problem=compiler_problem) -> int:
+    """The position of the device ``opencl`` means: the first GPU, else the
+    first CPU device whose compiler works here (``problem`` is ``None``),
+    PoCL's before others (the runtime polyop's GPU tests are written for),
+    else the first device (building for it then says why it fails).
+
+    >>> from types import SimpleNamespace as NS
+    >>> def dev(platform, kind=2):  # CL_DEVICE_TYPE_CPU 2, _GPU 4
+    ...     return NS(platform=NS(name=platform), type=kind)
+    >>> intel, pocl = dev("Intel(R) OpenCL"), dev("Portable Computing Language")
+    >>> default_device([intel, pocl], problem=lambda d: None)
+    1
+    >>> default_device([intel, pocl], problem=lambda d: "unknown CPU" if d is pocl else None)
+    0
+    >>> default_device([intel, pocl, dev("NVIDIA CUDA", kind=4)], problem=lambda d: None)
+    2
+    """
+    gpus = [k for k, d in enumerate(devices) if d.type & 4]  # CL_DEVICE_TYPE_GPU
+    if gpus:
+        return gpus[0]
+    pocl_first = sorted(range(len(devices)), key=lambda k: "Portable Computing Language"
+                        not in devices[k].platform.name)
+    return next((k for k in pocl_first if problem(devices[k]) is None), 0)
+
+
 def opencl_device(index: int | None = None):
     """``(position, pyopencl.Device)``: device ``index`` counted over all
-    platforms, or (``None``) the first GPU, else the first device; ``None``
-    when pyopencl or an OpenCL platform is missing."""
+    platforms, or (``None``) the ``default_device``; ``None`` when pyopencl
+    or an OpenCL platform is missing."""
     try:
         import pyopencl as cl
 
-        devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+        devices = [d for p in _platforms(cl) for d in p.get_devices()]
     except Exception:  # noqa: BLE001 - no pyopencl, no ICD, no platform: no device
         return None
     if not devices:
         return None
     if index is not None:
         return (index, devices[index]) if index < len(devices) else None
-    gpus = [k for k, d in enumerate(devices) if d.type & 4]  # CL_DEVICE_TYPE_GPU
-    k = gpus[0] if gpus else 0
+    k = default_device(devices)
     return k, devices[k]

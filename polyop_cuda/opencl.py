@@ -1,7 +1,9 @@
 """The OpenCL runtime: a ``GpuProgram``'s OpenCL C run through pyopencl.
 
 Without a GPU this runs on PoCL's CPU device (``pip install pyopencl
-pocl-binary-distribution``), which is how the GPU back end is tested in CI.
+pocl-binary-distribution``), which is how the GPU back end is tested in CI;
+on CPUs newer than PoCL's LLVM, on Intel's CPU runtime (``intel-opencl-rt``,
+see ``polyop.gputarget.default_device``).
 Per call: each array argument is copied to a device buffer, the host tree
 runs (``polyop_cuda.host.run_host``) enqueuing each launch in order on one
 in-order queue (a launch starts after the previous one has finished), then
@@ -13,10 +15,12 @@ square root correctly rounded (as on the CPU).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from polyop.errors import CodegenError, TargetUnavailableError
-from polyop.gputarget import opencl_device
+from polyop.gputarget import compiler_problem, opencl_device
 
 from .kernel_ir import GpuProgram, Kernel
 
@@ -50,8 +54,18 @@ class OpenCLRuntime:
         source = lowered.device_source
         options = ["-cl-fp32-correctly-rounded-divide-sqrt"]
         try:
-            self.binary = self.cl.Program(self.ctx, source).build(options=options)
-        except self.cl.Error as e:  # a bug of the printer, never of the user's kernel
+            with warnings.catch_warnings():  # Intel's compiler logs every successful build
+                warnings.simplefilter("ignore", self.cl.CompilerWarning)
+                self.binary = self.cl.Program(self.ctx, source).build(options=options)
+        except self.cl.Error as e:
+            problem = compiler_problem(self.device)
+            if problem is not None:  # the device's compiler fails on any kernel here
+                raise TargetUnavailableError(
+                    f"target {self.target}: the OpenCL device {self.device.name.strip()!r} "
+                    f"({self.device.platform.name}) cannot compile for this machine: "
+                    f"{problem} (PoCL's pip build predates CPUs newer than its LLVM: "
+                    "pip install intel-opencl-rt, or a PoCL built with a newer LLVM)") from e
+            # otherwise a bug of the printer, never of the user's kernel
             raise CodegenError(f"the OpenCL compiler refused the generated code of "
                                f"{lowered.program.name}: {e}", "", "", "compile") from e
         self.kernels = {k.name: getattr(self.binary, k.name) for k in lowered.program.kernels}
