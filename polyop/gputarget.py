@@ -231,16 +231,24 @@ def default_device(devices: list, problem=compiler_problem) -> int:
     return next((k for k in pocl_first if problem(devices[k]) is None), 0)
 
 
-def opencl_device(index: int | None = None):
-    """``(position, pyopencl.Device)``: device ``index`` counted over all
-    platforms, or (``None``) the ``default_device``; ``None`` when pyopencl
-    or an OpenCL platform is missing."""
+def opencl_devices() -> list:
+    """Every OpenCL device over all platforms, in the order ``-device=K``
+    counts them, Intel's pip-installed CPU runtime among them (``_platforms``:
+    list devices through this rather than ``pyopencl.get_platforms()``, which,
+    called first, fixes the loader's list without it); empty without pyopencl
+    or a platform."""
     try:
         import pyopencl as cl
 
-        devices = [d for p in _platforms(cl) for d in p.get_devices()]
+        return [d for p in _platforms(cl) for d in p.get_devices()]
     except Exception:  # noqa: BLE001 - no pyopencl, no ICD, no platform: no device
-        return None
+        return []
+
+
+def opencl_device(index: int | None = None):
+    """``(position, pyopencl.Device)``: device ``index`` of ``opencl_devices()``,
+    or (``None``) the ``default_device``; ``None`` when there is none."""
+    devices = opencl_devices()
     if not devices:
         return None
     if index is not None:
