@@ -60,11 +60,13 @@ class OpenCLRuntime:
         except self.cl.Error as e:
             problem = compiler_problem(self.device)
             if problem is not None:  # the device's compiler fails on any kernel here
+                platform = self.device.platform.name
+                hint = (" (PoCL's pip build carries LLVM 14, which does not know CPUs newer "
+                        "than it: pip install intel-opencl-rt, or a PoCL built with a newer "
+                        "LLVM)" if "Portable Computing Language" in platform else "")
                 raise TargetUnavailableError(
                     f"target {self.target}: the OpenCL device {self.device.name.strip()!r} "
-                    f"({self.device.platform.name}) cannot compile for this machine: "
-                    f"{problem} (PoCL's pip build predates CPUs newer than its LLVM: "
-                    "pip install intel-opencl-rt, or a PoCL built with a newer LLVM)") from e
+                    f"({platform}) cannot compile for this machine: {problem}{hint}") from e
             # otherwise a bug of the printer, never of the user's kernel
             raise CodegenError(f"the OpenCL compiler refused the generated code of "
                                f"{lowered.program.name}: {e}", "", "", "compile") from e

@@ -427,6 +427,21 @@ def test_elementwise_f32_vectorises(kind):
         assert "llvm.loop.isvectorized" in cf.llvm_ir_unoptimized
 
 
+def test_vector_loop_is_not_unrolled_by_llvm():
+    """polyop's vector loop and its epilogue carry ``unroll.disable`` beside
+    ``isvectorized`` (``vectorized_metadata``): LLVM's runtime unrolling
+    (four copies and a remainder loop) cost more than it saved on short rows."""
+    cf = compile_function(saxpy("vector"))
+    ids = re.findall(r"!llvm\.loop (!\d+)", cf.llvm_ir_unoptimized)
+    assert ids
+    for loop_id in set(ids):
+        node = re.search(rf"^{loop_id} = distinct !{{(.*)}}$", cf.llvm_ir_unoptimized, re.M)
+        props = [re.search(rf"^{p} = !{{(.*)}}$", cf.llvm_ir_unoptimized, re.M).group(1)
+                 for p in node.group(1).split(", ")[1:]]
+        assert any("llvm.loop.isvectorized" in p for p in props)
+        assert any("llvm.loop.unroll.disable" in p for p in props)
+
+
 @pytest.mark.parametrize("bits, vty", [(128, "<4 x float>"), (256, "<8 x float>"),
                                        (512, "<16 x float>")])
 def test_vector_loop_is_explicit_vector_ir_of_the_width(bits, vty):
