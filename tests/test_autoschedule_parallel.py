@@ -374,29 +374,35 @@ def test_strips_of_unequal_work_are_narrow_or_two_a_core(threads):
     assert _forks(f, args) == 1
 
 
-@pytest.mark.parametrize("target, kept", [
+@pytest.mark.parametrize("target, wide_kept", [
     ("cpu -mtriple=x86_64-linux-gnu -mcpu=skylake-avx512 -num-cores=2", True),  # 15 of 32
     (ZEN3, False),  # 30 vectors of 4 doubles: more than half of 16 registers
     ("cpu -num-cores=2", None)])  # this machine, run: whichever it is
-def test_a_strip_accumulated_in_registers_across_the_reduction(threads, target, kept):
+def test_a_strip_accumulated_in_registers_across_the_reduction(threads, target, wide_kept):
     """trmm: each strip of B[i] gathers A[k, i] * B[k, strip] over k; it is
     kept in a buffer (registers) at i, loaded once and stored once, while the
-    rows B[k] are read in place; the result is CPython's on 1 and 2 threads
-    at sizes that leave partial strips."""
+    rows B[k] are read in place; the strips are two vectors wide (a one-row
+    micro-tile), many a core; one strip a core (120 columns) is kept only
+    where 15 vectors fit half the registers; the result is CPython's on 1 and
+    2 threads at sizes that leave partial strips."""
     trmm = BENCHES["trmm"].kernel  # PolyBench's: B = alpha * (B + A^T B), A unit lower
-    sch = polyop.auto_schedule(trmm, target, sizes={"m": 200, "n": 240})
-    strip = sch.explanation.knob("S0:parallel_strip").chosen
-    assert strip == 120  # one strip a core: every column does the same work
+    sizes = {"m": 200, "n": 240}
+    sch = polyop.auto_schedule(trmm, target, sizes=sizes)
     t = polyop.Target(target)
-    fits = strip // t.lanes("float64") <= t.vector_registers // 2
-    assert kept is None or kept == fits
+    lanes = t.lanes("float64")
+    strip = sch.explanation.knob("S0:parallel_strip").chosen
+    assert strip == max(2 * lanes, 8)  # two vectors, in whole 64-byte lines
     knob = sch.explanation.knob("S0:strip_accumulator")
-    assert knob.chosen == ("local" if fits else None) and knob.applied
-    assert ("B_local" in str(polyop.lower(sch))) == fits
-    off = polyop.auto_schedule(trmm, target, {"S0:strip_accumulator": None},
-                               sizes={"m": 200, "n": 240})
+    assert knob.chosen == "local" and knob.applied
+    assert "B_local" in str(polyop.lower(sch))
+    wide = polyop.auto_schedule(trmm, target, {"S0:parallel_strip": 120}, sizes=sizes)
+    fits = 120 // lanes <= t.vector_registers // 2
+    assert wide_kept is None or wide_kept == fits
+    assert wide.explanation.knob("S0:strip_accumulator").chosen == ("local" if fits else None)
+    assert ("B_local" in str(polyop.lower(wide))) == fits
+    off = polyop.auto_schedule(trmm, target, {"S0:strip_accumulator": None}, sizes=sizes)
     assert "B_local" not in str(polyop.lower(off))
-    if kept is not None:  # code for another CPU: not run here
+    if wide_kept is not None:  # code for another CPU: not run here
         return
     f = polyop.build(sch)
     rng = np.random.default_rng(4)

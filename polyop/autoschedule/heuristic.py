@@ -57,8 +57,9 @@ nest keeps what it had):
    (isl: coincident), when the target has more than one core; when isl
    flags none (its flags speak of its fused, shifted schedule), the band's
    outermost loop if the legality check allows it in the kernel's order;
-8. ``unroll``: a factor for the innermost loop (default none: LLVM unrolls
-   vector loops itself).
+8. ``unroll``: a factor for the innermost loop (default none: a vector
+   loop's iterations are independent and overlap on the core unrolled or
+   not; LLVM is told not to unroll it, ``polyop.codegen.llvm``).
 
 Every decision is a ``Knob`` (name ``"<statement>:<decision>"``, candidate
 values, the chosen one, why) so a tuner can re-run with others.
@@ -471,7 +472,8 @@ def _schedule_band(ctx: Context, lead: str, band, stmts) -> None:
 
     # -- unroll -----------------------------------------------------------------------------
     knob = ctx.decide(f"{lead}:unroll", [None, 2, 4, 8], None,
-                      "LLVM unrolls the vector loop itself")
+                      "none: the vector loop's iterations are independent and overlap on "
+                      "the core without it (and LLVM is told not to unroll that loop)")
     if knob.chosen is not None and len(inner_loops) >= 2:
         try:
             sch.unroll(inner_loops[-2], int(knob.chosen))
