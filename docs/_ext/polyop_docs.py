@@ -203,6 +203,9 @@ TABLES: dict[str, Callable[[dict[str, Any]], Tables]] = {
     "autoschedule_loadpre_znver4.json": _autoschedule,
     "autoschedule_refill_znver4.json": _autoschedule,
     "autoschedule_warm_znver4.json": _autoschedule,
+    "autoschedule_unrolled_znver5.json": _autoschedule,
+    "autoschedule_nounroll_znver5.json": _autoschedule,
+    "autoschedule_warm_znver5.json": _autoschedule,
 }
 
 
