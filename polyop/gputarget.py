@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import site
 import sys
 import tempfile
 import warnings
@@ -168,16 +169,19 @@ def _platforms(cl) -> list:
     """pyopencl's platforms, with the Intel CPU runtime of ``pip install
     intel-opencl-rt`` among them where it is installed.
 
-    That wheel puts ``libintelocl.so`` under ``sys.prefix/lib`` but its ICD
-    file names a path of the machine it was built on, so the OpenCL loader
-    cannot find it: the first call lists it in a vendors directory of its own
+    That wheel puts ``libintelocl.so`` under ``lib`` of the environment (or
+    of the user's base) but its ICD file names a path of the machine it was
+    built on, so the OpenCL loader cannot find it: the first call lists it
+    in a vendors directory of its own
     (``OCL_ICD_VENDORS``, unless the user set that) for as long as the loader
     reads it. PoCL's pip build (LLVM 14) fails on CPUs newer than its LLVM
     (Zen 5: ``unknown target CPU 'generic'``); Intel's runtime still runs there.
     """
     global _vendors_done
-    lib = Path(sys.prefix, "lib", "libintelocl.so")
-    if _vendors_done or "OCL_ICD_VENDORS" in os.environ or not lib.exists():
+    # the environment's prefix, or the user's (pip install --user)
+    lib = next((p for p in (Path(base, "lib", "libintelocl.so")
+                            for base in (sys.prefix, site.getuserbase())) if p.exists()), None)
+    if _vendors_done or "OCL_ICD_VENDORS" in os.environ or lib is None:
         return cl.get_platforms()
     _vendors_done = True
     with tempfile.TemporaryDirectory() as vendors:
