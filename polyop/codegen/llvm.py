@@ -454,7 +454,8 @@ class _FunctionBuilder(ExprLowering):
         runtime unrolling (four copies and a remainder loop) saved a little
         loop control and cost more on the short rows of PolyBench MEDIUM (Zen
         5, 1 thread: covariance 0.89 -> 0.67 ms, symm 0.56 -> 0.39, trmm 0.37
-        -> 0.22, jacobi-2d 2.75 -> 2.37, no kernel 5 % slower)."""
+        -> 0.22, jacobi-2d 2.75 -> 2.37; deriche, whose rows of 480 are the
+        longest there, lost 7-10 %, unrolled by two it lost 4 %)."""
         return _LoopID(self.module, [self._prop("llvm.loop.isvectorized",
                                                 ir.Constant(ir.IntType(32), 1)),
                                      self._prop("llvm.loop.unroll.disable")])
