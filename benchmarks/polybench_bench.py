@@ -104,8 +104,7 @@ def timed_call(fn, args: dict, order: list[str],
 def written_arrays(kernel) -> frozenset[str]:
     """The arrays some statement of ``kernel`` writes (its write access
     relations): the only ones a call can change."""
-    return frozenset(a.array for s in polyop.program.as_program(kernel).statements
-                     for a in s.writes)
+    return polyop.program.as_program(kernel).written_arrays()
 
 
 def machine_info() -> dict:

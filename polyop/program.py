@@ -187,6 +187,10 @@ class Program:
         """All write access relations (of one array, if named)."""
         return _accesses(self, "writes", array)
 
+    def written_arrays(self) -> frozenset[str]:
+        """The arrays some statement writes (the only ones a call can change)."""
+        return frozenset(a.array for s in self.statements for a in s.writes)
+
     def statement(self, name: str) -> Statement:
         for s in self.statements:
             if s.name == name:

@@ -81,7 +81,7 @@ def transposable(ctx, lead: str, var: str, work: int) -> tuple[list[str], bool, 
         rows, _ = access_affine(access.relation, len(stmt.iterators))
         return [row[k] for row in rows]
 
-    written = {a.array for s in program.statements for a in s.writes}
+    written = program.written_arrays()
     accesses = [(a, along(a)) for a in (*stmt.reads, *stmt.writes)
                 if program.arrays[a.array].ndim > 0]
     arrays: list[str] = []

@@ -191,7 +191,7 @@ class KernelTask(Task):
 
     def outputs(self, args: list) -> list[np.ndarray]:
         program = self.kernel.program
-        written = {a.array for s in program.statements for a in s.writes}
+        written = program.written_arrays()
         return [v for a, v in zip(program.arguments, args)
                 if a.kind == "array" and a.name in written]
 
