@@ -162,6 +162,8 @@ def opencl_facts(spec: str, opts: dict[str, str]) -> GpuFacts:
 #: a kernel every OpenCL C compiler builds: whether a device's compiler works here
 _PROBE = "__kernel void polyop_probe(__global float *a) { a[get_global_id(0)] *= 2.0f; }"
 _problems: dict[int, str | None] = {}
+#: the name of PoCL's OpenCL platform
+POCL_PLATFORM = "Portable Computing Language"
 _vendors_done = False
 
 
@@ -230,8 +232,8 @@ def default_device(devices: list, problem=compiler_problem) -> int:
     gpus = [k for k, d in enumerate(devices) if d.type & 4]  # CL_DEVICE_TYPE_GPU
     if gpus:
         return gpus[0]
-    pocl_first = sorted(range(len(devices)), key=lambda k: "Portable Computing Language"
-                        not in devices[k].platform.name)
+    pocl_first = sorted(range(len(devices)),
+                        key=lambda k: POCL_PLATFORM not in devices[k].platform.name)
     return next((k for k in pocl_first if problem(devices[k]) is None), 0)
 
 

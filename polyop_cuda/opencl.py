@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from polyop.errors import CodegenError, TargetUnavailableError
-from polyop.gputarget import compiler_problem, opencl_device
+from polyop.gputarget import POCL_PLATFORM, compiler_problem, opencl_device
 
 from .kernel_ir import GpuProgram, Kernel
 
@@ -63,7 +63,7 @@ class OpenCLRuntime:
                 platform = self.device.platform.name
                 hint = (" (PoCL's pip build carries LLVM 14, which does not know CPUs newer "
                         "than it: pip install intel-opencl-rt, or a PoCL built with a newer "
-                        "LLVM)" if "Portable Computing Language" in platform else "")
+                        "LLVM)" if POCL_PLATFORM in platform else "")
                 raise TargetUnavailableError(
                     f"target {self.target}: the OpenCL device {self.device.name.strip()!r} "
                     f"({platform}) cannot compile for this machine: {problem}{hint}") from e
